@@ -1,0 +1,36 @@
+# Two commands on a fresh machine:  make fit   /   make test
+# Both create the virtual environment (.venv, Python >= 3.12) if it is missing.
+PYTHON ?= python3.12
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: fit sample map report test lint bench results clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null || { \
+	  echo "error: '$(PYTHON)' is missing or older than 3.12; PyMC 6 needs Python >= 3.12." >&2; \
+	  echo "       With pyenv: 'pyenv install 3.12' (.python-version selects it), or run 'make PYTHON=/path/to/python3.12 ...'." >&2; \
+	  exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c 'import sys; assert sys.version_info >= (3, 12), sys.version'
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+# The main job: MAP + NUTS on the embedded toy dataset, results into results/
+fit: $(STAMP)
+	$(BIN)/diffuse-fit sample --out results --seed 1
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check model scripts tests
+	$(BIN)/ruff format --check model scripts tests
+
+bench: $(STAMP)
+	$(BIN)/python scripts/benchmark.py
+
+clean:
+	rm -rf $(VENV)

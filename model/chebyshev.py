@@ -1,0 +1,44 @@
+"""Chebyshev interpolation on an interval, NumPy only.
+
+Used to tabulate smooth per-bin functions of one parameter (log of the per-bin
+astrophysical sum as a function of the spectral index) so that evaluating them
+costs O(K) per bin, independent of the number of simulated events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def nodes(k: int, interval: tuple[float, float]) -> np.ndarray:
+    """The ``k`` Chebyshev points of the first kind mapped to ``interval``, increasing."""
+    a, b = interval
+    t = np.cos(np.pi * (np.arange(k)[::-1] + 0.5) / k)
+    return 0.5 * (a + b) + 0.5 * (b - a) * t
+
+
+def to_unit(x, interval: tuple[float, float]):
+    """Map ``x`` in ``interval`` to [-1, 1] (works on NumPy and pytensor values)."""
+    a, b = interval
+    return (2.0 * x - (a + b)) / (b - a)
+
+
+def fit(values: np.ndarray, interval: tuple[float, float]) -> np.ndarray:
+    """Coefficients (..., k) of the interpolant through ``values`` (..., k) at :func:`nodes`."""
+    k = values.shape[-1]
+    x = to_unit(nodes(k, interval), interval)
+    basis = np.polynomial.chebyshev.chebvander(x, k - 1)  # (k nodes, k terms)
+    return np.linalg.solve(basis, np.moveaxis(values, -1, 0)).T.reshape(values.shape)
+
+
+def basis(t, k: int, xp=np):
+    """[T_0(t), ..., T_{k-1}(t)] by the three-term recurrence; ``xp`` is numpy or pytensor.tensor."""
+    terms = [xp.ones_like(t), t]
+    for _ in range(2, k):
+        terms.append(2.0 * t * terms[-1] - terms[-2])
+    return xp.stack(terms[:k], axis=-1)
+
+
+def evaluate(coeffs: np.ndarray, x, interval: tuple[float, float]) -> np.ndarray:
+    """Value of the interpolants ``coeffs`` (n, k) at scalar ``x``: shape (n,)."""
+    return coeffs @ basis(to_unit(np.asarray(x, dtype=np.float64), interval), coeffs.shape[-1])

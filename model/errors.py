@@ -1,0 +1,29 @@
+"""The one exception type for bad input, with the file, field, row and value it concerns."""
+
+from __future__ import annotations
+
+
+class DataFormatError(ValueError):
+    """Input that cannot be used, described in one line.
+
+    Parameters
+    ----------
+    source : str
+        File name (or a label such as ``"<toy simulation>"``) the problem is in.
+    message : str
+        What is wrong, e.g. ``"value -3.0 is not > 0"``.
+    field, row, value
+        Where it is and what was found; any may be omitted.
+    """
+
+    def __init__(self, source, message, *, field=None, row=None, value=None):
+        self.source, self.field, self.row, self.value = str(source), field, row, value
+        where = [f"file '{self.source}'"]
+        if field is not None:
+            where.append(f"field '{field}'")
+        if row is not None:
+            where.append(f"events[{row}]")
+        text = ", ".join(where) + f": {message}"
+        if value is not None and repr(value) not in message:
+            text += f" (value {value!r})"
+        super().__init__(text)
