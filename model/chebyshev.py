@@ -19,7 +19,7 @@ def nodes(k: int, interval: tuple[float, float]) -> np.ndarray:
 
 def to_unit(x, interval: tuple[float, float]):
     """Map ``x`` in ``interval`` to [-1, 1] (works on NumPy and pytensor values)."""
-    a, b = interval
+    a, b = np.asarray(interval, dtype=np.float64)  # float64 constants also in pytensor graphs
     return (2.0 * x - (a + b)) / (b - a)
 
 
@@ -31,12 +31,24 @@ def fit(values: np.ndarray, interval: tuple[float, float]) -> np.ndarray:
     return np.linalg.solve(basis, np.moveaxis(values, -1, 0)).T.reshape(values.shape)
 
 
-def basis(t, k: int, xp=np):
-    """[T_0(t), ..., T_{k-1}(t)] by the three-term recurrence; ``xp`` is numpy or pytensor.tensor."""
-    terms = [xp.ones_like(t), t]
+def basis(t, k: int) -> np.ndarray:
+    """[T_0(t), ..., T_{k-1}(t)] by the three-term recurrence (NumPy)."""
+    terms = [np.ones_like(t), t]
     for _ in range(2, k):
         terms.append(2.0 * t * terms[-1] - terms[-2])
-    return xp.stack(terms[:k], axis=-1)
+    return np.stack(terms[:k], axis=-1)
+
+
+def basis_pt(t, k: int):
+    """Pytensor twin of :func:`basis` for a scalar ``t`` in [-1, 1]: ``T_n(t) = cos(n arccos t)``.
+
+    One elementwise expression instead of a k-step recurrence keeps the graph (and its
+    gradient and Hessian) small; the gradient is finite for |t| < 1, which the model's
+    interval transform guarantees.
+    """
+    import pytensor.tensor as pt
+
+    return pt.cos(np.arange(k, dtype=np.float64) * pt.arccos(t))
 
 
 def evaluate(coeffs: np.ndarray, x, interval: tuple[float, float]) -> np.ndarray:

@@ -86,10 +86,7 @@ def bin_dataset(
     )
     counts = binning.histogram(data_index)
     templates = build_templates(simulation, binning, components, bin_index=sim_index)
-    covered = np.zeros(binning.n_bins, dtype=bool)
-    for c in components:
-        covered |= binning.histogram(sim_index, simulation[c.weight_field]) > 0
-    empty = np.flatnonzero((counts > 0) & ~covered)
+    empty = np.flatnonzero((counts > 0) & ~templates.covered())
     if empty.size:
         b = int(empty[0])
         row = int(np.flatnonzero(data_index == b)[0])

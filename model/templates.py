@@ -135,6 +135,16 @@ class Templates:
             t.component.name: params[t.component.norm] * t.unit_counts(params) for t in self.tables
         }
 
+    def covered(self) -> np.ndarray:
+        """Bins (bool mask) where some component has positive expectation for some parameters."""
+        mask = np.zeros(self.binning.n_bins, dtype=bool)
+        for t in self.tables:
+            if isinstance(t, FlatTemplate):
+                mask |= t.per_bin > 0
+            else:
+                mask[t.active] = True
+        return mask
+
     @property
     def max_relative_error(self) -> float:
         """Worst interpolation error of the tables (0 for exact flat tables)."""

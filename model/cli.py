@@ -1,0 +1,79 @@
+"""``diffuse-fit``: the command line (a thin layer over :mod:`model.runs`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__, toy
+from .errors import DataFormatError
+from .inference import SamplerSettings
+from .priors import PriorError
+
+
+def _inputs_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("inputs (default: the embedded toy dataset)")
+    g.add_argument("--data", type=Path, help="observed events, workshop JSON format")
+    g.add_argument("--sim", type=Path, help="simulated events, workshop JSON format")
+    g.add_argument("--toy-seed", type=int, default=toy.DEFAULT_SEED,
+                   help=f"seed of the embedded toy dataset (default {toy.DEFAULT_SEED})")  # fmt: skip
+    g.add_argument("--no-cache", action="store_true",
+                   help="do not cache parsed simulation files (cache: $DIFFUSE_FIT_CACHE "
+                        "or ~/.cache/diffuse-fit)")  # fmt: skip
+    p.add_argument("--prior", default="flat",
+                   help="'flat' (MAP = maximum likelihood), 'default' (documented weakly "
+                        "informative priors), or a JSON file of per-parameter priors")  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
+    p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="diffuse-fit",
+        description="Bayesian binned-likelihood fit of the diffuse astrophysical neutrino flux.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_map = sub.add_parser("map", help="MAP fit (with flat priors: maximum likelihood)")
+    _inputs_arguments(p_map)
+    p_sample = sub.add_parser("sample", help="MAP, then NUTS posterior sampling")
+    _inputs_arguments(p_sample)
+    d = SamplerSettings()
+    p_sample.add_argument("--seed", type=int, default=d.seed, help="sampler seed")
+    p_sample.add_argument("--draws", type=int, default=d.draws, help="draws per chain")
+    p_sample.add_argument("--tune", type=int, default=d.tune, help="tuning steps per chain")
+    p_sample.add_argument("--chains", type=int, default=d.chains, help="number of chains")
+    p_sample.add_argument("--target-accept", type=float, default=d.target_accept,
+                          help="NUTS target acceptance rate")  # fmt: skip
+    p_sample.add_argument("--sampler", choices=["auto", "nutpie", "pymc"], default=d.sampler,
+                          help="NUTS implementation (auto: nutpie if installed)")  # fmt: skip
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    say = (lambda *a, **k: None) if args.quiet else print
+    from .inputs import load_inputs  # heavy imports after argument parsing
+    from .runs import run_map, run_sample
+
+    try:
+        inputs = load_inputs(args.data, args.sim, toy_seed=args.toy_seed,
+                             use_cache=not args.no_cache)  # fmt: skip
+        say(f"inputs: {inputs.description}")
+        if args.command == "map":
+            run_map(inputs, args.prior, args.out, say=say)
+        else:
+            settings = SamplerSettings(
+                draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+                target_accept=args.target_accept, sampler=args.sampler,
+            )  # fmt: skip
+            run_sample(inputs, args.prior, args.out, settings, progressbar=not args.quiet, say=say)
+    except (DataFormatError, PriorError) as exc:
+        print(f"diffuse-fit: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Where the events come from: workshop files, or the embedded toy dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import toy
+from .errors import DataFormatError
+from .events import EventTable
+from .workshop_format import default_cache_dir, read_data, read_simulation
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Observed and simulated events, and the truth if the data are simulated."""
+
+    data: EventTable
+    simulation: EventTable
+    truth: dict | None
+    description: str
+
+
+def load_inputs(
+    data_path=None, sim_path=None, *, toy_seed: int = toy.DEFAULT_SEED, use_cache: bool = True
+) -> Inputs:
+    """Read ``data_path`` and ``sim_path`` (workshop format), or make the toy dataset if neither."""
+    if data_path is None and sim_path is None:
+        ds = toy.generate(toy_seed)
+        return Inputs(ds.data, ds.simulation, ds.truth, f"embedded toy dataset (seed {toy_seed})")
+    if data_path is None or sim_path is None:
+        given, missing = ("--data", "--sim") if sim_path is None else ("--sim", "--data")
+        raise DataFormatError(
+            str(data_path or sim_path), f"{given} was given without {missing}; give both or neither"
+        )
+    cache = default_cache_dir() if use_cache else None
+    data = read_data(data_path)
+    simulation = read_simulation(sim_path, cache_dir=cache)
+    truth = data.meta.get("toy", {}).get("truth")
+    return Inputs(data, simulation, truth, f"data {data_path}, simulation {sim_path}")

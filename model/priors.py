@@ -1,0 +1,180 @@
+"""Priors on the fit parameters: named sets, JSON files, validation.
+
+Two named sets:
+
+``flat``
+    Improper flat priors ``HalfFlat`` on both normalizations (support [0, inf)) and
+    ``Uniform(1, 4)`` on the spectral index: the MAP is then the maximum-likelihood point
+    and equals the workshop's scipy fit.
+``default``
+    Weakly informative, physically motivated:
+
+    * ``atmos_norm ~ LogNormal(0, 0.5)``: median 1 (the nominal H3a + SIBYLL-2.3c flux),
+      a factor 1.65 at one sigma, wider than the ~30% spread of atmospheric flux models.
+    * ``astro_norm ~ LogNormal(log 5, 1)``: the six-neutrino flux at 100 TeV in units of
+      1e-18 GeV^-1 cm^-2 s^-1 sr^-1; median 5, 95% in [0.7, 35], covering the IceCube
+      measurements (HESE 7.5 yr: 6.4; through-going muons and cascades: 4-5).  Keeping
+      mass away from 0 also avoids the funnel where gamma is unconstrained.
+    * ``astro_gamma ~ Uniform(1, 4)``: from hard (Fermi acceleration, ~2) to the softest
+      fits (~3), within the range the weight tables cover.
+
+A JSON file overrides any of these, parameter by parameter, on top of ``default``::
+
+    {"astro_gamma": {"dist": "TruncatedNormal", "mu": 2.5, "sigma": 0.5, "lower": 1, "upper": 4}}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# dist name -> (required parameter names, optional parameter names)
+DISTRIBUTIONS = {
+    "HalfFlat": ((), ()),
+    "LogNormal": (("mu", "sigma"), ()),
+    "HalfNormal": (("sigma",), ()),
+    "Gamma": (("alpha", "beta"), ()),
+    "Exponential": (("lam",), ()),
+    "Uniform": (("lower", "upper"), ()),
+    "TruncatedNormal": (("mu", "sigma"), ("lower", "upper")),
+}
+POSITIVE = {"HalfFlat", "LogNormal", "HalfNormal", "Gamma", "Exponential"}
+
+
+class PriorError(ValueError):
+    """A prior specification that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior distribution: a PyMC distribution name and its parameters."""
+
+    dist: str
+    params: dict = field(default_factory=dict)
+
+    def support(self) -> tuple[float, float]:
+        """The interval the prior puts its mass on."""
+        if self.dist in POSITIVE:
+            return (0.0, math.inf)
+        return (self.params.get("lower", -math.inf), self.params.get("upper", math.inf))
+
+    def to_dict(self) -> dict:
+        return {"dist": self.dist, **self.params}
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"{self.dist}({args})"
+
+    def build(self, name: str, dims=None):
+        """Create the PyMC random variable (inside a model context)."""
+        import numpy as np
+        import pymc as pm
+
+        # float64 arrays: PyMC turns plain Python floats into float32 constants
+        params = {k: np.asarray(v, dtype=np.float64) for k, v in self.params.items()}
+        return getattr(pm, self.dist)(name, **params, dims=dims)
+
+
+PRIOR_SETS = {
+    "flat": {
+        "atmos_norm": Prior("HalfFlat"),
+        "astro_norm": Prior("HalfFlat"),
+        "astro_gamma": Prior("Uniform", {"lower": 1.0, "upper": 4.0}),
+    },
+    "default": {
+        "atmos_norm": Prior("LogNormal", {"mu": 0.0, "sigma": 0.5}),
+        "astro_norm": Prior("LogNormal", {"mu": math.log(5.0), "sigma": 1.0}),
+        "astro_gamma": Prior("Uniform", {"lower": 1.0, "upper": 4.0}),
+    },
+}
+
+
+def prior_from_dict(name: str, spec: dict, source: str) -> Prior:
+    """Validate one ``{"dist": ..., <params>}`` entry."""
+    if not isinstance(spec, dict) or "dist" not in spec:
+        raise PriorError(f"{source}: prior for '{name}' must be an object with a 'dist' key")
+    dist = spec["dist"]
+    if dist not in DISTRIBUTIONS:
+        raise PriorError(
+            f"{source}: prior for '{name}': unknown dist {dist!r} (known: {sorted(DISTRIBUTIONS)})"
+        )
+    required, optional = DISTRIBUTIONS[dist]
+    params = {k: v for k, v in spec.items() if k != "dist"}
+    missing = [k for k in required if k not in params]
+    extra = [k for k in params if k not in required + optional]
+    if missing or extra:
+        raise PriorError(
+            f"{source}: prior for '{name}': {dist} needs {list(required)}"
+            + (f" (optional {list(optional)})" if optional else "")
+            + f", got {sorted(params)}"
+        )
+    for k, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise PriorError(f"{source}: prior for '{name}': {k}={v!r} is not a finite number")
+    for k in ("sigma", "alpha", "beta", "lam"):
+        if k in params and params[k] <= 0:
+            raise PriorError(f"{source}: prior for '{name}': {k}={params[k]!r} must be > 0")
+    if "lower" in params and "upper" in params and params["lower"] >= params["upper"]:
+        raise PriorError(f"{source}: prior for '{name}': lower must be < upper")
+    return Prior(dist, {k: float(v) for k, v in params.items()})
+
+
+def _flat(low: float, high: float) -> Prior:
+    """Flat prior over an allowed interval (used for parameters a prior set does not name)."""
+    if math.isinf(high):
+        return Prior("HalfFlat")
+    return Prior("Uniform", {"lower": low, "upper": high})
+
+
+def resolve_priors(spec: str | Path | dict, supports: dict[str, tuple[float, float]]) -> dict:
+    """Priors for each parameter from a set name, a JSON file or a dict.
+
+    Parameters
+    ----------
+    spec : "flat", "default", path to a JSON file, or dict
+        Files and dicts override ``default`` per parameter.
+    supports : dict
+        Parameter -> interval its prior must stay inside (normalizations [0, inf),
+        spectral indices the tabulated range).
+    """
+    if isinstance(spec, dict):
+        source, overrides = "<priors>", spec
+    elif str(spec) in PRIOR_SETS:
+        source, overrides = str(spec), {}
+        base = PRIOR_SETS[str(spec)]
+    else:
+        path = Path(spec)
+        source = str(path)
+        try:
+            overrides = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise PriorError(
+                f"prior {source!r} is neither a prior set {sorted(PRIOR_SETS)} nor a file"
+            ) from None
+        except json.JSONDecodeError as exc:
+            raise PriorError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        if not isinstance(overrides, dict):
+            raise PriorError(f"{source}: must be a JSON object of parameter -> prior")
+    if overrides or isinstance(spec, dict):
+        base = PRIOR_SETS["default"]
+    unknown = sorted(set(overrides) - set(supports))
+    if unknown:
+        raise PriorError(f"{source}: unknown parameters {unknown} (known: {sorted(supports)})")
+    priors = {}
+    for name, (low, high) in supports.items():
+        prior = (
+            prior_from_dict(name, overrides[name], source)
+            if name in overrides
+            else base.get(name, _flat(low, high))
+        )
+        lo, hi = prior.support()
+        if lo < low or hi > high:
+            raise PriorError(
+                f"{source}: prior for '{name}' {prior} has support [{lo}, {hi}], "
+                f"outside the allowed [{low}, {high}]"
+                + (" (the range of the weight tables)" if math.isfinite(high) else "")
+            )
+        priors[name] = prior
+    return priors

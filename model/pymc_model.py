@@ -1,0 +1,117 @@
+"""The one place the PyMC model is built.
+
+    N_atmos, N_astro, gamma ~ priors
+    lam_b = N_atmos * A_b + N_astro * S_b(gamma)          (expected events in bin b)
+    k_b   ~ Poisson(lam_b)                                 (observed events in bin b)
+
+The Poisson observation is written out, ``k log lam - lam - lgamma(k + 1)`` (the workshop's
+log-likelihood; NumPy twin :func:`model.likelihood.poisson_log_likelihood`), as a
+``pm.CustomDist`` with Poisson random draws: ``pm.Poisson`` casts observations to
+integers, which would silently truncate the non-integer counts of Asimov datasets.
+For integer counts the two are identical (tested).
+
+``A_b`` and ``S_b`` are the precomputed tables of :mod:`model.templates`; ``log S_b`` is a
+Chebyshev series in gamma, so a log-density + gradient evaluation costs O(bins x nodes),
+independent of the number of simulated events.  :func:`model.templates.expected_counts`
+is the NumPy twin of :func:`expected_counts_pt`.  Only bins some component can populate
+enter the likelihood (the others have k = lam = 0 and contribute exactly 0).  Observed
+counts are ``pm.Data``: :func:`set_counts` swaps in a new dataset or pseudo-experiment
+without rebuilding the model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from . import chebyshev
+from .components import FlatComponent, parameter_names
+from .dataset import BinnedDataset
+from .errors import DataFormatError
+from .templates import FlatTemplate, PowerLawTemplate, Templates
+
+
+def parameter_supports(components) -> dict[str, tuple[float, float]]:
+    """Allowed range of each parameter: norms [0, inf), spectral indices the tabulated range."""
+    supports = {}
+    for c in components:
+        supports[c.norm] = (0.0, math.inf)
+        if not isinstance(c, FlatComponent):
+            supports[c.index] = tuple(map(float, c.index_range))
+    return {name: supports[name] for name in parameter_names(components)}
+
+
+def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
+    """Pytensor expression of one component's expected events per model bin at norm 1.
+
+    NumPy twin: ``table.unit_counts(params)[model_bins]``.
+    """
+    if isinstance(table, FlatTemplate):
+        return pt.as_tensor(table.per_bin[model_bins])
+    if isinstance(table, PowerLawTemplate):
+        c = table.component
+        t = chebyshev.to_unit(params[c.index], c.index_range)
+        log_s = pt.as_tensor(table.log_coeffs) @ chebyshev.basis_pt(t, table.n_nodes)
+        positions = np.searchsorted(model_bins, table.active)
+        if positions.size == model_bins.size:
+            return pt.exp(log_s)
+        return pt.zeros(model_bins.size)[positions].set(pt.exp(log_s))
+    raise TypeError(f"unknown table type {type(table).__name__}")
+
+
+def expected_counts_pt(templates: Templates, params: dict, model_bins: np.ndarray) -> dict:
+    """Expected events per model bin of each component (name -> pytensor vector)."""
+    return {
+        t.component.name: params[t.component.norm] * unit_counts_pt(t, params, model_bins)
+        for t in templates.tables
+    }
+
+
+def poisson_logp(value, mu):
+    """Poisson log-density ``k log(mu) - mu - lgamma(k + 1)`` for real ``k >= 0`` (0 log 0 = 0)."""
+    return pt.switch(pt.gt(value, 0), value * pt.log(mu), 0.0) - mu - pt.gammaln(value + 1.0)
+
+
+def _poisson_random(mu, rng=None, size=None):
+    return rng.poisson(mu, size=size)
+
+
+def build_model(binned: BinnedDataset, priors: dict) -> pm.Model:
+    """The PyMC model of ``binned`` with ``priors`` (parameter -> :class:`model.priors.Prior`).
+
+    Coordinates: ``bin`` (flat indices of the bins in the likelihood), ``component``.
+    Variables: one per parameter; ``n_expected`` (expected events per component, summed
+    over the likelihood's bins); ``observed`` (Poisson, observed ``counts``).
+    """
+    templates = binned.templates
+    model_bins = np.flatnonzero(templates.covered())
+    names = [t.component.name for t in templates.tables]
+    with pm.Model(coords={"bin": model_bins, "component": names}) as model:
+        counts = pm.Data("counts", binned.counts[model_bins], dims="bin")
+        params = {name: priors[name].build(name) for name in parameter_names(templates.components)}
+        per_component = expected_counts_pt(templates, params, model_bins)
+        pm.Deterministic(
+            "n_expected", pt.stack([lam.sum() for lam in per_component.values()]), dims="component"
+        )
+        expected = pt.add(*per_component.values())
+        pm.CustomDist(
+            "observed", expected, logp=poisson_logp, random=_poisson_random,
+            observed=counts, dims="bin", dtype="float64",
+        )  # fmt: skip
+    return model
+
+
+def set_counts(model: pm.Model, counts: np.ndarray, source: str = "<counts>") -> None:
+    """Replace the observed counts (all bins of the binning) without rebuilding the model."""
+    model_bins = np.asarray(model.coords["bin"])
+    counts = np.asarray(counts, dtype=np.float64)
+    outside = np.ones(counts.size, dtype=bool)
+    outside[model_bins] = False
+    if np.any(counts[outside] > 0):
+        b = int(np.flatnonzero(outside & (counts > 0))[0])
+        raise DataFormatError(source, f"observed events in bin {b}, where the simulation has none")
+    with model:
+        pm.set_data({"counts": counts[model_bins]})
