@@ -18,9 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-# The main job: MAP + NUTS on the embedded toy dataset, results into results/
+# The main job: MAP + NUTS on the embedded toy dataset (default priors), results into results/
 fit: $(STAMP)
-	$(BIN)/diffuse-fit sample --out results --seed 1
+	$(BIN)/diffuse-fit sample --prior default --seed 1 --out results
+
+# The committed reference runs: results/ (default priors) and results/flat/ (flat priors)
+results: fit
+	$(BIN)/diffuse-fit sample --prior flat --seed 1 --out results/flat
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

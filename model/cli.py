@@ -21,7 +21,7 @@ def _inputs_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-cache", action="store_true",
                    help="do not cache parsed simulation files (cache: $DIFFUSE_FIT_CACHE "
                         "or ~/.cache/diffuse-fit)")  # fmt: skip
-    p.add_argument("--prior", default="flat",
+    p.add_argument("--prior", default="default",
                    help="'flat' (MAP = maximum likelihood), 'default' (documented weakly "
                         "informative priors), or a JSON file of per-parameter priors")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder")

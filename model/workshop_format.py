@@ -63,6 +63,10 @@ _FIELD_CHECKS = {
 CACHE_ENV = "DIFFUSE_FIT_CACHE"
 
 
+_CHUNK = 1 << 24  # bytes of JSON parsed at a time
+_SEPARATORS_TO_SPACE = bytes.maketrans(b"[],", b"   ")
+
+
 class _NotFast(Exception):
     """The fast parser cannot vouch for this file; use the exact one."""
 
@@ -90,15 +94,31 @@ def _parse_fast(raw: bytes, source: str) -> tuple[dict, np.ndarray]:
         raise _NotFast
     mapping = _check_mapping(rest, source)
     n_cols = len(mapping)
-    body = raw[start + 1 : stop - 1]
-    # The structure alone ("[,,],[,,]") must be n_rows identical rows of n_cols values.
-    structure = body.translate(None, delete=b"0123456789.eE+- \t\r\n")
-    n_rows = structure.count(b"[")
-    row = b"[" + b"," * (n_cols - 1) + b"]"
-    if n_rows == 0 or structure != b",".join([row] * n_rows):
+    body_start, body_end = start + 1, stop - 1  # raw[body_start:body_end] holds the rows
+    n_rows = raw.count(b"[", body_start, body_end)
+    if n_rows == 0:
         raise _NotFast
-    values = np.fromstring(body.translate(bytes.maketrans(b"[],", b"   ")), sep=" ")
-    if values.size != n_rows * n_cols:
+    values = np.empty(n_rows * n_cols)
+    row = b"[" + b"," * (n_cols - 1) + b"]"
+    filled, pos = 0, body_start
+    while pos < body_end:  # chunks of whole rows: memory stays ~ file size + values
+        cut = raw.find(b"]", min(pos + _CHUNK, body_end - 1), body_end) + 1 or body_end
+        chunk = raw[pos:cut]
+        # the structure alone ("[,,],[,,]") must be identical rows of n_cols values
+        structure = chunk.translate(None, delete=b"0123456789.eE+- \t\r\n")
+        if pos > body_start:
+            if not structure.startswith(b","):
+                raise _NotFast
+            structure = structure[1:]
+        rows_here = structure.count(b"[")
+        if structure != b",".join([row] * rows_here):
+            raise _NotFast
+        parsed = np.fromstring(chunk.translate(_SEPARATORS_TO_SPACE), sep=" ")
+        if parsed.size != rows_here * n_cols or filled + parsed.size > values.size:
+            raise _NotFast
+        values[filled : filled + parsed.size] = parsed
+        filled, pos = filled + parsed.size, cut
+    if filled != values.size:
         raise _NotFast
     return rest, values.reshape(n_rows, n_cols)
 
@@ -214,26 +234,26 @@ def read_workshop_file(
     path = Path(path)
     source = str(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            sha = hashlib.file_digest(fh, "sha256").hexdigest()
     except FileNotFoundError:
         raise DataFormatError(source, "does not exist") from None
     except OSError as exc:
         raise DataFormatError(source, f"cannot be read ({exc.strerror})") from None
-    sha = hashlib.sha256(raw).hexdigest()
     cache = Path(cache_dir) / f"{sha}.npz" if cache_dir is not None else None
     if cache is not None and cache.exists():
         with np.load(cache, allow_pickle=False) as npz:
             columns = {k.removeprefix("col:"): npz[k] for k in npz.files if k.startswith("col:")}
             meta = json.loads(str(npz["meta"]))
     else:
+        raw = path.read_bytes()
         try:
             content, table = _parse_fast(raw, source)
         except _NotFast:
             content, table = _parse_exact(raw, source)
         del raw
-        columns = {
-            name: np.ascontiguousarray(table[:, i]) for name, i in content["mapping"].items()
-        }
+        # column views of the row-major table: no second copy of the events
+        columns = {name: table[:, i] for name, i in content["mapping"].items()}
         meta = {k: v for k, v in content.items() if k not in ("mapping", "events")}
         if cache is not None:
             with atomic_path(cache) as tmp:

@@ -1,0 +1,87 @@
+"""Benchmark of the PyMC model: build/compile, log-density + gradient cost vs simulation size,
+MAP and NUTS wall times, ESS per second.  Prints figures; asserts nothing.
+
+    .venv/bin/python scripts/benchmark.py [--sizes 1e4 1e5 1e6] [--draws 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+from model import reference_fit, toy
+from model.dataset import bin_dataset
+from model.inference import SamplerSettings, diagnostics, find_map, sample
+from model.priors import resolve_priors
+from model.pymc_model import build_model, parameter_supports
+
+SELECTED_FRACTION = 0.785  # toy events passing the 30 TeV selection
+
+
+def per_call(fn, *args, repeat=200):
+    fn(*args)
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn(*args)
+    return (time.perf_counter() - t0) / repeat
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=float, nargs="+", default=[1e4, 1e5, 1e6])
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--prior", default="flat")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+
+    print(f"{'sim events':>10s} {'tables s':>9s} {'build+compile s':>16s} "
+          f"{'logp+grad ms':>13s} {'exact numpy llh ms':>19s}")  # fmt: skip
+    for size in args.sizes:
+        ds = toy.generate(seed=1, n_simulated=int(size / SELECTED_FRACTION))
+        t0 = time.perf_counter()
+        binned = bin_dataset(ds.data, ds.simulation)
+        t_tables = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model = build_model(
+            binned, resolve_priors(args.prior, parameter_supports(binned.components))
+        )
+        logp_dlogp = model.logp_dlogp_function(ravel_inputs=True)
+        logp_dlogp.set_extra_values({})
+        x = np.array([np.log(1.0), np.log(6.0), 0.0])
+        logp_dlogp(x)
+        t_build = time.perf_counter() - t0
+        t_eval = per_call(logp_dlogp, x)
+
+        def exact(b=binned):
+            w = reference_fit.weight_event(b.simulation, 1.0, 6.0, 2.5)
+            lam = reference_fit.get_expectation(b.sim_bin_index, w, b.binning.n_bins)
+            return reference_fit.llh(b.counts, lam)
+
+        t_exact = per_call(exact, repeat=5 if size > 3e5 else 50)
+        print(f"{len(ds.simulation):10d} {t_tables:9.2f} {t_build:16.2f} "
+              f"{t_eval * 1e3:13.4f} {t_exact * 1e3:19.2f}")  # fmt: skip
+
+    ds = toy.generate()
+    binned = bin_dataset(ds.data, ds.simulation)
+    model = build_model(binned, resolve_priors(args.prior, parameter_supports(binned.components)))
+    t0 = time.perf_counter()
+    find_map(model)
+    first = time.perf_counter() - t0
+    result = find_map(model)
+    print(f"\nMAP (default toy data): {first:.2f} s first call, {result.wall_time_s:.2f} s again")
+    for sampler in ("nutpie", "pymc"):
+        settings = SamplerSettings(draws=args.draws, tune=1000, chains=4, seed=1, sampler=sampler)
+        t0 = time.perf_counter()
+        idata = sample(model, settings, progressbar=False)
+        wall = time.perf_counter() - t0
+        d = diagnostics(idata, list(result.values))
+        print(f"NUTS {sampler:6s} 4 x (1000 tune + {args.draws} draws): {wall:6.1f} s wall, "
+              f"divergences {d['divergences']}, max R-hat {d['max_r_hat']:.4f}, "
+              f"min bulk ESS {d['min_ess_bulk']:.0f}, ESS/s {d['min_ess_bulk'] / wall:.0f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
