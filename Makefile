@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: fit sample map report test lint bench results clean
+.PHONY: fit test lint bench results clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null || { \
@@ -22,9 +22,11 @@ $(STAMP): pyproject.toml
 fit: $(STAMP)
 	$(BIN)/diffuse-fit sample --prior default --seed 1 --out results
 
-# The committed reference runs: results/ (default priors) and results/flat/ (flat priors)
+# The committed reference runs with their reports: results/ (default priors), results/flat/
 results: fit
+	$(BIN)/diffuse-fit report --run results
 	$(BIN)/diffuse-fit sample --prior flat --seed 1 --out results/flat
+	$(BIN)/diffuse-fit report --run results/flat
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -48,7 +48,34 @@ def build_parser() -> argparse.ArgumentParser:
                           help="NUTS target acceptance rate")  # fmt: skip
     p_sample.add_argument("--sampler", choices=["auto", "nutpie", "pymc"], default=d.sampler,
                           help="NUTS implementation (auto: nutpie if installed)")  # fmt: skip
+    p_report = sub.add_parser("report", help="figures and report.md of a saved sample run")
+    p_report.add_argument("--run", type=Path, default=Path("results"),
+                          help="folder of a 'sample' run (default results)")  # fmt: skip
+    g = p_report.add_argument_group("inputs (default: those recorded in the run)")
+    g.add_argument("--data", type=Path, help="observed events, workshop JSON format")
+    g.add_argument("--sim", type=Path, help="simulated events, workshop JSON format")
+    p_report.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     return parser
+
+
+def _report(args, say) -> None:
+    import json
+
+    from .dataset import bin_dataset
+    from .inputs import load_inputs
+    from .report import make_report
+
+    summary_path = args.run / "summary.json"
+    if not summary_path.exists():
+        raise DataFormatError(str(args.run), "has no summary.json; run 'diffuse-fit sample' first")
+    spec = json.loads(summary_path.read_text())["provenance"].get("input_spec", {})
+    if args.data or args.sim:
+        inputs = load_inputs(args.data, args.sim)
+    elif "toy_seed" in spec:
+        inputs = load_inputs(toy_seed=spec["toy_seed"])
+    else:
+        inputs = load_inputs(spec.get("data"), spec.get("sim"))
+    make_report(args.run, bin_dataset(inputs.data, inputs.simulation), say=say)
 
 
 def main(argv=None) -> int:
@@ -58,6 +85,9 @@ def main(argv=None) -> int:
     from .runs import run_map, run_sample
 
     try:
+        if args.command == "report":
+            _report(args, say)
+            return 0
         inputs = load_inputs(args.data, args.sim, toy_seed=args.toy_seed,
                              use_cache=not args.no_cache)  # fmt: skip
         say(f"inputs: {inputs.description}")

@@ -18,6 +18,7 @@ class Inputs:
     simulation: EventTable
     truth: dict | None
     description: str
+    spec: dict  # how to load them again: {"toy_seed": N} or {"data": path, "sim": path}
 
 
 def load_inputs(
@@ -26,7 +27,8 @@ def load_inputs(
     """Read ``data_path`` and ``sim_path`` (workshop format), or make the toy dataset if neither."""
     if data_path is None and sim_path is None:
         ds = toy.generate(toy_seed)
-        return Inputs(ds.data, ds.simulation, ds.truth, f"embedded toy dataset (seed {toy_seed})")
+        return Inputs(ds.data, ds.simulation, ds.truth, f"embedded toy dataset (seed {toy_seed})",
+                      {"toy_seed": toy_seed})  # fmt: skip
     if data_path is None or sim_path is None:
         given, missing = ("--data", "--sim") if sim_path is None else ("--sim", "--data")
         raise DataFormatError(
@@ -36,4 +38,5 @@ def load_inputs(
     data = read_data(data_path)
     simulation = read_simulation(sim_path, cache_dir=cache)
     truth = data.meta.get("toy", {}).get("truth")
-    return Inputs(data, simulation, truth, f"data {data_path}, simulation {sim_path}")
+    return Inputs(data, simulation, truth, f"data {data_path}, simulation {sim_path}",
+                  {"data": str(data_path), "sim": str(sim_path)})  # fmt: skip

@@ -59,6 +59,7 @@ class Job:
     def provenance(self, **extra) -> dict:
         return record(
             inputs=self.inputs.description,
+            input_spec=self.inputs.spec,
             truth=self.inputs.truth,
             priors={k: p.to_dict() for k, p in self.priors.items()},
             prior_set=self.prior_spec,

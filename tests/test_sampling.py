@@ -30,15 +30,6 @@ def test_nuts_recovers_asimov_truth(binned):
     np.testing.assert_array_equal(idata.posterior["astro_gamma"], again.posterior["astro_gamma"])
 
 
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    code = main(["sample", "--draws", "300", "--tune", "300", "--chains", "2", "--seed", "5",
-                 "--out", str(out), "--quiet"])  # fmt: skip
-    assert code == 0
-    return out
-
-
 @pytest.mark.slow
 def test_sample_writes_readable_posterior(sample_run):
     idata = az.from_netcdf(sample_run / "posterior.nc")

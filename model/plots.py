@@ -1,0 +1,158 @@
+"""Figures of a fit: corner plot, observable projections, sampler and model checks.
+
+Every function returns a :class:`matplotlib.figure.Figure` (Agg backend, nothing shown).
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import corner  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from .binning import Binning  # noqa: E402
+from .posterior_predictive import Bands, poisson_interval, project  # noqa: E402
+
+LABELS = {
+    "atmos_norm": r"$N_\mathrm{atmos}$",
+    "astro_norm": r"$N_\mathrm{astro}$ [$10^{-18}$ GeV$^{-1}$ cm$^{-2}$ s$^{-1}$ sr$^{-1}$]",
+    "astro_gamma": r"$\gamma_\mathrm{astro}$",
+}
+SHORT = {
+    "atmos_norm": r"$N_\mathrm{atmos}$",
+    "astro_norm": r"$N_\mathrm{astro}$",
+    "astro_gamma": r"$\gamma_\mathrm{astro}$",
+}
+MARKERS = {  # name -> (colour, marker, legend label)
+    "map": ("tab:red", "s", "MAP"),
+    "workshop": ("tab:green", "x", "workshop scipy fit"),
+    "truth": ("black", "*", "truth (simulated)"),
+}
+COMPONENT_COLOURS = {"atmospheric": "tab:blue", "astrophysical": "tab:orange"}
+CREDIBLE_LEVELS = (0.68, 0.95)
+
+
+def corner_plot(posterior, names, points: dict) -> plt.Figure:
+    """1-D marginals and 68%/95% credible contours, with reference points marked.
+
+    ``points``: marker name ("map", "workshop", "truth") -> {parameter: value}; None skipped.
+    """
+    samples = np.column_stack([np.asarray(posterior[n]).reshape(-1) for n in names])
+    fig = corner.corner(
+        samples,
+        labels=[LABELS.get(n, n) for n in names],
+        levels=CREDIBLE_LEVELS,
+        plot_datapoints=False,
+        fill_contours=True,
+        smooth=1.0,
+        show_titles=True,
+        titles=[SHORT.get(n, n) for n in names],
+        title_quantiles=(0.16, 0.5, 0.84),
+        title_fmt=".3f",
+        label_kwargs={"fontsize": 11},
+        title_kwargs={"fontsize": 10},
+    )
+    fig.set_size_inches(8.5, 8.5)
+    handles = []
+    for key, values in points.items():
+        if not values:
+            continue
+        colour, marker, label = MARKERS[key]
+        xs = np.array([values[n] for n in names])
+        corner.overplot_lines(fig, xs, color=colour, lw=1.2, ls="--")
+        corner.overplot_points(fig, xs[None, :], color=colour, marker=marker, ms=9)
+        handles.append(Line2D([], [], color=colour, marker=marker, ls="--", label=label))
+    handles.append(Line2D([], [], color="k", lw=1, label="68% / 95% credible regions"))
+    fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.97, 0.97), fontsize=10,
+               frameon=False)  # fmt: skip
+    return fig
+
+
+def _axis_geometry(binning: Binning, axis: str):
+    """Bin edges to draw, whether to reverse the bin order, axis label, log scale."""
+    if axis == "energy":
+        return binning.energy_edges, False, "Reconstructed deposited energy [GeV]", True
+    if axis == "zenith":  # draw in cos(zenith), increasing: reverse the zenith order
+        return np.cos(binning.zenith_edges)[::-1], True, r"Reconstructed $\cos(\theta_z)$", False
+    return binning.topology_edges, False, "Topology", False
+
+
+def projection_plot(counts, bands: Bands, binning: Binning, axis: str) -> plt.Figure:
+    """Observed counts (Poisson 68% error bars) against the posterior-predictive expectation.
+
+    Bands are 68% / 95% credible intervals of the expected events; the posterior mean
+    expectation is the dashed line; component posterior means are outlined.
+    """
+    edges, reverse, xlabel, log = _axis_geometry(binning, axis)
+    order = slice(None, None, -1) if reverse else slice(None)
+    observed = project(np.asarray(counts, dtype=np.float64), binning, axis)[order]
+    fig, ax = plt.subplots(figsize=(8, 5.5), layout="constrained")
+    x = edges
+    ax.stairs(bands.band95[1][order], x, baseline=bands.band95[0][order], fill=True,
+              color="0.85", label="expectation, 95% credible")  # fmt: skip
+    ax.stairs(bands.band68[1][order], x, baseline=bands.band68[0][order], fill=True,
+              color="0.65", label="expectation, 68% credible")  # fmt: skip
+    ax.stairs(bands.mean[order], x, color="k", ls="--", lw=1.2, label="expectation, posterior mean")
+    for name, values in bands.components.items():
+        ax.stairs(values[order], x, color=COMPONENT_COLOURS.get(name), lw=1.8,
+                  label=f"{name} (posterior mean)")  # fmt: skip
+    centres = np.sqrt(x[1:] * x[:-1]) if log else 0.5 * (x[1:] + x[:-1])
+    lower, upper = poisson_interval(observed)
+    shown = observed > 0
+    ax.errorbar(centres[shown], observed[shown],
+                yerr=[observed[shown] - lower[shown], upper[shown] - observed[shown]],
+                fmt="o", color="k", ms=5, capsize=3, label="data (68% Poisson interval)")  # fmt: skip
+    ax.set_xlabel(xlabel, fontsize=12)
+    ax.set_ylabel("Events per bin", fontsize=12)
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(0.05, max(bands.band95[1].max(), observed.max()) * 8)
+    else:
+        ax.set_ylim(0, max(bands.band95[1].max(), observed.max()) * 1.45)
+    if axis == "topology":
+        ax.set_xticks(centres, ["cascade", "track"][: len(centres)])
+    ax.legend(fontsize=9, loc="upper right", ncols=2, frameon=False)
+    return fig
+
+
+def trace_rank_plot(idata, names) -> plt.Figure:
+    """Per parameter: traces of every chain (left) and rank histograms (right)."""
+    fig, axes = plt.subplots(len(names), 2, figsize=(10, 2.6 * len(names)), layout="constrained")
+    post = idata.posterior
+    n_chains = post.sizes["chain"]
+    for row, name in zip(axes, names, strict=True):
+        values = np.asarray(post[name])  # (chain, draw)
+        ranks = np.argsort(np.argsort(values.reshape(-1))).reshape(values.shape)
+        bins = np.linspace(0, values.size, 21)
+        for c in range(n_chains):
+            row[0].plot(values[c], lw=0.5, alpha=0.8, label=f"chain {c}")
+            row[1].stairs(np.histogram(ranks[c], bins=bins)[0], bins, baseline=None, lw=1.2)
+        row[1].axhline(values.shape[1] / 20, color="k", ls=":", lw=1, label="uniform")
+        row[0].set_ylabel(LABELS.get(name, name).split(" [")[0], fontsize=11)
+        row[0].set_xlabel("draw")
+        row[1].set_xlabel("rank of draw (all chains)")
+        row[1].set_ylabel("draws per bin")
+    axes[0][0].legend(fontsize=8, ncols=n_chains, loc="upper right", frameon=False)
+    axes[0][1].legend(fontsize=8, loc="lower right", frameon=False)
+    divergent = int(idata.sample_stats["diverging"].sum()) if "sample_stats" in idata else 0
+    fig.suptitle(f"Traces and rank plots ({n_chains} chains, {divergent} divergences)")
+    return fig
+
+
+def deviance_plot(check: dict) -> plt.Figure:
+    """Replicated vs observed Poisson deviance per posterior draw, with the p-value."""
+    fig, ax = plt.subplots(figsize=(6, 6), layout="constrained")
+    obs, rep = check["observed"], check["replicated"]
+    ax.scatter(obs, rep, s=6, alpha=0.4, color="tab:blue", label="posterior draws")
+    lo, hi = min(obs.min(), rep.min()), max(obs.max(), rep.max())
+    ax.plot([lo, hi], [lo, hi], color="k", lw=1, label="D(rep) = D(obs)")
+    ax.set_xlabel(r"Deviance of observed counts $D(k^\mathrm{obs}, \lambda)$", fontsize=11)
+    ax.set_ylabel(r"Deviance of replicated counts $D(k^\mathrm{rep}, \lambda)$", fontsize=11)
+    ax.set_title(f"Posterior-predictive check: p = {check['p_value']:.3f}")
+    ax.legend(loc="upper left", frameon=False)
+    return fig
