@@ -98,6 +98,28 @@ def effective_area_cm2(interaction: np.ndarray, energy, cos_zenith) -> np.ndarra
     return area * (energy / 1e5) ** AREA_SLOPE * earth
 
 
+def deposited_energy(energy, flavour, cc, y) -> np.ndarray:
+    """Deposited energy, GeV: fraction 1 (nue CC), y + 0.2 (1 - y) (numu CC), y + 0.7 (1 - y)
+    (nutau CC), y (NC); ``flavour`` indexes FLAVOURS, ``cc`` is a bool array."""
+    kept = np.select([cc & (flavour == 0), cc & (flavour == 1), cc & (flavour == 2)],
+                     [1.0, 0.2, 0.7], default=0.0)  # fmt: skip
+    return energy * (y + kept * (1.0 - y))
+
+
+def smeared_zenith(rng: np.random.Generator, cos_zenith, topology) -> np.ndarray:
+    """Reconstructed zenith, radians: the true direction scattered by a 2-D Gaussian of
+    ANGULAR_RESOLUTION_DEG (by topology) with a uniform azimuth around it."""
+    n = np.size(cos_zenith)
+    sigma = np.radians(
+        np.where(topology == 1, ANGULAR_RESOLUTION_DEG[1], ANGULAR_RESOLUTION_DEG[0])
+    )
+    opening = sigma * np.sqrt(-2.0 * np.log1p(-rng.random(n)))  # Rayleigh: 2-D Gaussian
+    azimuth = rng.uniform(0.0, 2.0 * np.pi, n)
+    sin_zenith = np.sqrt(1.0 - cos_zenith**2)
+    reco_cos = cos_zenith * np.cos(opening) + sin_zenith * np.sin(opening) * np.cos(azimuth)
+    return np.arccos(np.clip(reco_cos, -1.0, 1.0))
+
+
 def _simulate(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """Generate ``n`` interactions, reconstruct them, weight them; return selected columns."""
     lo, hi = E_RANGE_GEV
@@ -107,20 +129,12 @@ def _simulate(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     interaction = np.where(rng.random(n) < CC_PROBABILITY, 1, 2)  # 1 CC, 2 NC
     y = rng.beta(0.8, 2.4, n)
     cc = interaction == 1
-    kept = np.select([cc & (flavour == 0), cc & (flavour == 1), cc & (flavour == 2)],
-                     [1.0, 0.2, 0.7], default=0.0)  # fmt: skip
-    deposited = energy * (y + kept * (1.0 - y))
+    deposited = deposited_energy(energy, flavour, cc, y)
     track_probability = np.where(cc & (flavour == 1), 0.9, 0.02)
     topology = (rng.random(n) < track_probability).astype(np.float64)
     sigma_e = np.where(topology == 1, ENERGY_RESOLUTION[1], ENERGY_RESOLUTION[0])
     reco_energy = deposited * np.exp(sigma_e * rng.standard_normal(n))
-    sigma_a = np.radians(
-        np.where(topology == 1, ANGULAR_RESOLUTION_DEG[1], ANGULAR_RESOLUTION_DEG[0])
-    )
-    opening = sigma_a * np.sqrt(-2.0 * np.log1p(-rng.random(n)))  # Rayleigh: 2-D Gaussian
-    azimuth = rng.uniform(0.0, 2.0 * np.pi, n)
-    sin_zenith = np.sqrt(1.0 - cos_zenith**2)
-    reco_cos = cos_zenith * np.cos(opening) + sin_zenith * np.sin(opening) * np.cos(azimuth)
+    reco_zenith = smeared_zenith(rng, cos_zenith, topology)
 
     # expected events per generated event: A_eff * flux * T / (n * p_gen)
     inverse_density = energy * np.log(hi / lo) * 4.0 * np.pi * 3.0
@@ -145,7 +159,7 @@ def _simulate(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         "primaryEnergy": energy,
         "primaryZenith": np.arccos(cos_zenith),
         "topology": topology,
-        "zenith": np.arccos(np.clip(reco_cos, -1.0, 1.0)),
+        "zenith": reco_zenith,
         "conventionalWeight": exposure * conventional,
         "promptWeight": exposure * prompt,
     }

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from model import hese_release as hr
-from model import reference_fit, toy
+from model import hese_toy, reference_fit, toy
 from model.binning import Binning
 from model.components import WORKSHOP_COMPONENTS
 from model.dataset import bin_dataset
@@ -65,7 +65,7 @@ def test_real_events_double_cascade_choices(real_data):
 
 
 def test_real_events_convert_to_workshop_data(real_data):
-    sim = hr.make_toy_release(3, 2000).simulation
+    sim = hese_toy.make_toy_release(3, 2000).simulation
     sim_table = EventTable(sim, "<toy>", "0" * 64, {})
     for choice, expected in (("drop", [71, 27, 4]), ("cascade", [75, 27, 0])):
         _, data = hr.to_workshop(sim_table, real_data, choice)
@@ -82,7 +82,7 @@ def test_real_events_convert_to_workshop_data(real_data):
 
 @pytest.fixture(scope="module")
 def toy_release():
-    return hr.make_toy_release(seed=11, n=20_000)
+    return hese_toy.make_toy_release(seed=11, n=20_000)
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +125,8 @@ def test_release_folder_is_found_inside_a_clone(tmp_path, toy_release):
 
 
 def test_toy_release_is_deterministic_and_plausible(toy_release):
-    again = hr.make_toy_release(seed=11, n=20_000)
-    other = hr.make_toy_release(seed=12, n=20_000)
+    again = hese_toy.make_toy_release(seed=11, n=20_000)
+    other = hese_toy.make_toy_release(seed=12, n=20_000)
     for name, values in toy_release.simulation.items():
         np.testing.assert_array_equal(again.simulation[name], values)
     assert not np.array_equal(
