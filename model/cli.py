@@ -16,6 +16,12 @@ def _inputs_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("inputs (default: the embedded toy dataset)")
     g.add_argument("--data", type=Path, help="observed events, workshop JSON format")
     g.add_argument("--sim", type=Path, help="simulated events, workshop JSON format")
+    g.add_argument("--hese-release", type=Path, metavar="DIR",
+                   help="folder of a downloaded IceCube HESE 7.5-year release "
+                        "(HESE_data.json, HESE_mc_*.json)")  # fmt: skip
+    g.add_argument("--double-cascades", choices=["drop", "cascade"], default="drop",
+                   help="HESE release: drop double cascades (as the workshop binning does) "
+                        "or merge them with cascades")  # fmt: skip
     g.add_argument("--toy-seed", type=int, default=toy.DEFAULT_SEED,
                    help=f"seed of the embedded toy dataset (default {toy.DEFAULT_SEED})")  # fmt: skip
     g.add_argument("--no-cache", action="store_true",
@@ -24,6 +30,10 @@ def _inputs_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prior", default="default",
                    help="'flat' (MAP = maximum likelihood), 'default' (documented weakly "
                         "informative priors), or a JSON file of per-parameter priors")  # fmt: skip
+    p.add_argument("--components", choices=["workshop", "split"], default="workshop",
+                   help="workshop: atmospheric + astrophysical (3 parameters); split: "
+                        "conventional, prompt and muon normalizations apart (needs the "
+                        "fields conventionalWeight, promptWeight, muonWeight)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
 
@@ -64,18 +74,25 @@ def _report(args, say) -> None:
     from .dataset import bin_dataset
     from .inputs import load_inputs
     from .report import make_report
+    from .runs import COMPONENT_SETS
 
     summary_path = args.run / "summary.json"
     if not summary_path.exists():
         raise DataFormatError(str(args.run), "has no summary.json; run 'diffuse-fit sample' first")
-    spec = json.loads(summary_path.read_text())["provenance"].get("input_spec", {})
+    provenance = json.loads(summary_path.read_text())["provenance"]
+    spec = provenance.get("input_spec", {})
     if args.data or args.sim:
         inputs = load_inputs(args.data, args.sim)
     elif "toy_seed" in spec:
         inputs = load_inputs(toy_seed=spec["toy_seed"])
+    elif "hese_release" in spec:
+        inputs = load_inputs(hese_release=spec["hese_release"],
+                             double_cascades=spec["double_cascades"])  # fmt: skip
     else:
         inputs = load_inputs(spec.get("data"), spec.get("sim"))
-    make_report(args.run, bin_dataset(inputs.data, inputs.simulation), say=say)
+    components = COMPONENT_SETS[provenance.get("components", "workshop")]
+    binned = bin_dataset(inputs.data, inputs.simulation, components=components)
+    make_report(args.run, binned, say=say)
 
 
 def main(argv=None) -> int:
@@ -88,17 +105,21 @@ def main(argv=None) -> int:
         if args.command == "report":
             _report(args, say)
             return 0
-        inputs = load_inputs(args.data, args.sim, toy_seed=args.toy_seed,
-                             use_cache=not args.no_cache)  # fmt: skip
+        inputs = load_inputs(
+            args.data, args.sim, hese_release=args.hese_release,
+            double_cascades=args.double_cascades, toy_seed=args.toy_seed,
+            use_cache=not args.no_cache,
+        )  # fmt: skip
         say(f"inputs: {inputs.description}")
         if args.command == "map":
-            run_map(inputs, args.prior, args.out, say=say)
+            run_map(inputs, args.prior, args.out, components=args.components, say=say)
         else:
             settings = SamplerSettings(
                 draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                 target_accept=args.target_accept, sampler=args.sampler,
             )  # fmt: skip
-            run_sample(inputs, args.prior, args.out, settings, progressbar=not args.quiet, say=say)
+            run_sample(inputs, args.prior, args.out, settings, components=args.components,
+                       progressbar=not args.quiet, say=say)  # fmt: skip
     except (DataFormatError, PriorError) as exc:
         print(f"diffuse-fit: error: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import hese_release as hr
 from . import toy
 from .errors import DataFormatError
 from .events import EventTable
@@ -22,9 +23,20 @@ class Inputs:
 
 
 def load_inputs(
-    data_path=None, sim_path=None, *, toy_seed: int = toy.DEFAULT_SEED, use_cache: bool = True
+    data_path=None,
+    sim_path=None,
+    *,
+    hese_release=None,
+    double_cascades: str = "drop",
+    toy_seed: int = toy.DEFAULT_SEED,
+    use_cache: bool = True,
 ) -> Inputs:
-    """Read ``data_path`` and ``sim_path`` (workshop format), or make the toy dataset if neither."""
+    """Read ``data_path`` and ``sim_path`` (workshop format), or a downloaded HESE release
+    folder (converted to the workshop format), or make the toy dataset if none is given."""
+    if hese_release is not None:
+        if data_path is not None or sim_path is not None:
+            raise DataFormatError(str(hese_release), "give either --hese-release or --data/--sim")
+        return load_hese_release(hese_release, double_cascades)
     if data_path is None and sim_path is None:
         ds = toy.generate(toy_seed)
         return Inputs(ds.data, ds.simulation, ds.truth, f"embedded toy dataset (seed {toy_seed})",
@@ -40,3 +52,20 @@ def load_inputs(
     truth = data.meta.get("toy", {}).get("truth")
     return Inputs(data, simulation, truth, f"data {data_path}, simulation {sim_path}",
                   {"data": str(data_path), "sim": str(sim_path)})  # fmt: skip
+
+
+def load_hese_release(folder, double_cascades: str = "drop") -> Inputs:
+    """The HESE 7.5-year release in ``folder`` as workshop-format events."""
+    release_sim, release_data = hr.read_release(folder)
+    sim, data = hr.to_workshop(release_sim, release_data, double_cascades)
+    counts = hr.double_cascade_counts(release_data)
+    choice = counts[double_cascades]
+    other = "cascade" if double_cascades == "drop" else "drop"
+    description = (
+        f"HESE 7.5-year release {folder}: double cascades '{double_cascades}' "
+        f"({choice['in_bins']} of {choice['events']} data events in the bins, "
+        f"{choice['dropped_by_choice']} double cascades dropped by this choice; "
+        f"'{other}' would keep {counts[other]['in_bins']})"
+    )
+    spec = {"hese_release": str(folder), "double_cascades": double_cascades}
+    return Inputs(data, sim, None, description, spec)

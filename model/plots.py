@@ -21,11 +21,15 @@ LABELS = {
     "atmos_norm": r"$N_\mathrm{atmos}$",
     "astro_norm": r"$N_\mathrm{astro}$ [$10^{-18}$ GeV$^{-1}$ cm$^{-2}$ s$^{-1}$ sr$^{-1}$]",
     "astro_gamma": r"$\gamma_\mathrm{astro}$",
+    "prompt_norm": r"$N_\mathrm{prompt}$",
+    "muon_norm": r"$N_\mu$",
 }
 SHORT = {
     "atmos_norm": r"$N_\mathrm{atmos}$",
     "astro_norm": r"$N_\mathrm{astro}$",
     "astro_gamma": r"$\gamma_\mathrm{astro}$",
+    "prompt_norm": r"$N_\mathrm{prompt}$",
+    "muon_norm": r"$N_\mu$",
 }
 MARKERS = {  # name -> (colour, marker, legend label)
     "map": ("tab:red", "s", "MAP"),

@@ -17,6 +17,11 @@ Two named sets:
       mass away from 0 also avoids the funnel where gamma is unconstrained.
     * ``astro_gamma ~ Uniform(1, 4)``: from hard (Fermi acceleration, ~2) to the softest
       fits (~3), within the range the weight tables cover.
+    * with ``--components split`` also ``prompt_norm ~ LogNormal(0, 1)`` (prompt models
+      differ by factors of a few) and ``muon_norm ~ LogNormal(0, 0.5)`` (the muon
+      background's simulated normalization, uncertain by ~50%).
+
+Parameters a set does not name get a flat prior over their allowed range.
 
 A JSON file overrides any of these, parameter by parameter, on top of ``default``::
 
@@ -87,6 +92,8 @@ PRIOR_SETS = {
         "atmos_norm": Prior("LogNormal", {"mu": 0.0, "sigma": 0.5}),
         "astro_norm": Prior("LogNormal", {"mu": math.log(5.0), "sigma": 1.0}),
         "astro_gamma": Prior("Uniform", {"lower": 1.0, "upper": 4.0}),
+        "prompt_norm": Prior("LogNormal", {"mu": 0.0, "sigma": 1.0}),
+        "muon_norm": Prior("LogNormal", {"mu": 0.0, "sigma": 0.5}),
     },
 }
 

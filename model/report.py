@@ -99,8 +99,9 @@ def render_markdown(map_result, summary, binned: BinnedDataset, ppc: dict) -> st
     diag = summary["diagnostics"]
     verdict = ("**PASSED**: 0 divergences, R-hat <= 1.01, bulk ESS >= 400 for every parameter"
                if diag["passed"] else "**FAILED**: " + "; ".join(diag["problems"]))  # fmt: skip
+    ref = map_result["reference_fit"] or {}
     map_rows = [(n, f"{map_result[n]:.4f}", f"{map_result['errors'][n]:.4f}",
-                 f"{map_result['reference_fit'][n]:.4f}") for n in names]  # fmt: skip
+                 f"{ref[n]:.4f}" if n in ref else "-") for n in names]  # fmt: skip
     post_rows = [(n, *(f"{summary['parameters'][n][k]:.4g}" for k in
                   ("mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "r_hat"))) for n in names]  # fmt: skip
     priors = [(n, f"{p['dist']}(" + ", ".join(f"{k}={v:g}" for k, v in p.items() if k != "dist")
@@ -138,8 +139,8 @@ def render_markdown(map_result, summary, binned: BinnedDataset, ppc: dict) -> st
         "",
         _table(map_rows, ["parameter", "MAP", "error", "workshop scipy fit"]),
         "",
-        f"-LLH at the MAP: {map_result['neg_log_likelihood']:.6f} "
-        f"(workshop scipy fit: {map_result['reference_fit']['neg_log_likelihood']:.6f}).",
+        f"-LLH at the MAP: {map_result['neg_log_likelihood']:.6f}"
+        + (f" (workshop scipy fit: {ref['neg_log_likelihood']:.6f})." if ref else "."),
         "",
         "## Posterior",
         "",

@@ -20,13 +20,16 @@ from pathlib import Path
 
 from . import reference_fit
 from .atomic import write_json, write_netcdf, write_text
-from .components import parameter_names
+from .components import WORKSHOP_COMPONENTS, parameter_names
 from .dataset import BinnedDataset, bin_dataset
+from .hese_release import HESE_COMPONENTS_SPLIT
 from .inference import SamplerSettings, diagnostics, find_map, sample, summary_table
 from .inputs import Inputs
 from .priors import resolve_priors
 from .provenance import record
 from .pymc_model import build_model, parameter_supports
+
+COMPONENT_SETS = {"workshop": WORKSHOP_COMPONENTS, "split": HESE_COMPONENTS_SPLIT}
 
 
 @dataclass
@@ -38,19 +41,20 @@ class Job:
     priors: dict
     model: object
     prior_spec: str
+    components: str
     say: callable
 
     @classmethod
-    def prepare(cls, inputs: Inputs, prior_spec="flat", say=print) -> Job:
+    def prepare(cls, inputs: Inputs, prior_spec="flat", components="workshop", say=print) -> Job:
         t0 = time.perf_counter()
-        binned = bin_dataset(inputs.data, inputs.simulation)
+        binned = bin_dataset(inputs.data, inputs.simulation, components=COMPONENT_SETS[components])
         priors = resolve_priors(prior_spec, parameter_supports(binned.components))
         model = build_model(binned, priors)
         for line in binned.summary_lines():
             say(line)
         say(f"tables and model built in {time.perf_counter() - t0:.2f} s "
             f"(table accuracy {binned.templates.max_relative_error:.1e} relative)")  # fmt: skip
-        return cls(inputs, binned, priors, model, str(prior_spec), say)
+        return cls(inputs, binned, priors, model, str(prior_spec), components, say)
 
     @property
     def parameters(self) -> list[str]:
@@ -63,6 +67,7 @@ class Job:
             truth=self.inputs.truth,
             priors={k: p.to_dict() for k, p in self.priors.items()},
             prior_set=self.prior_spec,
+            components=self.components,
             **self.binned.provenance(),
             **extra,
         )
@@ -72,8 +77,11 @@ class Job:
         self.say("finding the MAP ...")
         result = find_map(self.model)
         b = self.binned
-        ref = reference_fit.fit(b.counts, b.simulation, b.sim_bin_index, b.binning.n_bins)
         names = list(result.values)
+        ref = None
+        if self.components == "workshop":  # the workshop fit knows only its 3 parameters
+            fit = reference_fit.fit(b.counts, b.simulation, b.sim_bin_index, b.binning.n_bins)
+            ref = {**fit.as_dict(), "neg_log_likelihood": fit.neg_log_likelihood}
         out = {
             **result.values,
             "neg_log_likelihood": result.neg_log_likelihood,
@@ -82,7 +90,7 @@ class Job:
             "converged": result.converged,
             "optimizer_message": result.message,
             "wall_time_s": result.wall_time_s,
-            "reference_fit": {**ref.as_dict(), "neg_log_likelihood": ref.neg_log_likelihood},
+            "reference_fit": ref,
             "parameter_order": names,
         }
         self.say(format_map(out))
@@ -91,18 +99,25 @@ class Job:
 
 def format_map(m: dict) -> str:
     """The MAP block as text."""
+    ref = m["reference_fit"] or {}
+
+    def workshop(key):
+        return (
+            f"   (workshop scipy fit {ref[key]:.{6 if key.startswith('neg') else 4}f})"
+            if ref
+            else ""
+        )
+
     lines = ["MAP (errors: sqrt of the inverse-Hessian diagonal):"]
     for name in m["parameter_order"]:
-        lines.append(f"  {name:12s} = {m[name]:10.4f} +- {m['errors'][name]:.4f}"
-                     f"   (workshop scipy fit {m['reference_fit'][name]:.4f})")  # fmt: skip
-    lines.append(f"  -LLH = {m['neg_log_likelihood']:.6f}"
-                 f"   (workshop scipy fit {m['reference_fit']['neg_log_likelihood']:.6f})")  # fmt: skip
+        lines.append(f"  {name:12s} = {m[name]:10.4f} +- {m['errors'][name]:.4f}{workshop(name)}")
+    lines.append(f"  -LLH = {m['neg_log_likelihood']:.6f}{workshop('neg_log_likelihood')}")
     return "\n".join(lines)
 
 
-def run_map(inputs: Inputs, prior_spec, out: Path, say=print) -> dict:
+def run_map(inputs: Inputs, prior_spec, out: Path, components="workshop", say=print) -> dict:
     """``diffuse-fit map``: write ``out/map.json``."""
-    job = Job.prepare(inputs, prior_spec, say)
+    job = Job.prepare(inputs, prior_spec, components, say)
     result = job.run_map()
     result["provenance"] = job.provenance()
     write_json(Path(out) / "map.json", result)
@@ -118,11 +133,17 @@ def _summary_dict(table, names) -> dict:
 
 
 def run_sample(
-    inputs: Inputs, prior_spec, out: Path, settings: SamplerSettings, progressbar=True, say=print
+    inputs: Inputs,
+    prior_spec,
+    out: Path,
+    settings: SamplerSettings,
+    components="workshop",
+    progressbar=True,
+    say=print,
 ) -> dict:
     """``diffuse-fit sample``: MAP, then NUTS; write map.json, posterior.nc, summary.json/.txt."""
     out = Path(out)
-    job = Job.prepare(inputs, prior_spec, say)
+    job = Job.prepare(inputs, prior_spec, components, say)
     map_result = job.run_map()
     sampler = settings.resolved_sampler()
     say(f"sampling: {settings.chains} chains x ({settings.tune} tune + {settings.draws} draws), "

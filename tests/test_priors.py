@@ -10,7 +10,7 @@ SUPPORTS = {"atmos_norm": (0.0, math.inf), "astro_norm": (0.0, math.inf), "astro
 
 def test_named_sets():
     assert resolve_priors("flat", SUPPORTS) == PRIOR_SETS["flat"]
-    assert resolve_priors("default", SUPPORTS) == PRIOR_SETS["default"]
+    assert resolve_priors("default", SUPPORTS) == {k: PRIOR_SETS["default"][k] for k in SUPPORTS}
     assert PRIOR_SETS["flat"]["astro_gamma"] == Prior("Uniform", {"lower": 1.0, "upper": 4.0})
 
 
