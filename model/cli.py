@@ -98,6 +98,10 @@ def _report(args, say) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     say = (lambda *a, **k: None) if args.quiet else print
+    if args.quiet:
+        import logging
+
+        logging.getLogger("pymc").setLevel(logging.ERROR)  # PyMC's "NUTS[...]" notices
     from .inputs import load_inputs  # heavy imports after argument parsing
     from .runs import run_map, run_sample
 
