@@ -58,6 +58,7 @@ from .binning import Binning
 from .components import ASTROPHYSICAL, FlatComponent
 from .errors import DataFormatError
 from .events import EventTable
+from .json_text import parse_json
 
 LIVETIME_S = 227708167.68  # s, the release's livetime (its HESE_fit.py)
 ASTRO_UNIT = 1.0e-18  # GeV^-1 cm^-2 s^-1 sr^-1, unit of the six-neutrino normalization
@@ -168,15 +169,7 @@ def _read_json_object(path: Path) -> tuple[dict, str]:
         raise DataFormatError(source, f"does not exist; {_FOLDER_HINT}") from None
     except OSError as exc:
         raise DataFormatError(source, f"cannot be read ({exc.strerror})") from None
-    try:
-        content = json.loads(raw)
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(source, f"is not a JSON text ({exc.reason})") from None
-    except json.JSONDecodeError as exc:
-        hint = " (the file looks truncated)" if exc.pos >= len(raw.rstrip()) else ""
-        raise DataFormatError(
-            source, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}{hint}"
-        ) from None
+    content = parse_json(raw, source)
     if not isinstance(content, dict):
         raise DataFormatError(
             source,

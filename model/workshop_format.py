@@ -33,6 +33,7 @@ import numpy as np
 from .atomic import atomic_path, write_text
 from .errors import DataFormatError
 from .events import EventTable
+from .json_text import parse_json
 
 DATA_FIELDS = ("energy", "topology", "zenith")
 SIMULATION_FIELDS = (
@@ -125,15 +126,7 @@ def _parse_fast(raw: bytes, source: str) -> tuple[dict, np.ndarray]:
 
 def _parse_exact(raw: bytes, source: str) -> tuple[dict, np.ndarray]:
     """Parse with :mod:`json` and check every row; errors name row, field and value."""
-    try:
-        content = json.loads(raw)
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(source, f"is not a JSON text ({exc.reason})") from None
-    except json.JSONDecodeError as exc:
-        hint = " (the file looks truncated)" if exc.pos >= len(raw.rstrip()) else ""
-        raise DataFormatError(
-            source, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}{hint}"
-        ) from None
+    content = parse_json(raw, source)
     if not isinstance(content, dict):
         raise DataFormatError(source, "top level must be a JSON object with 'mapping' and 'events'")
     mapping = _check_mapping(content, source)
