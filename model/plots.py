@@ -19,7 +19,7 @@ from .posterior_predictive import Bands, poisson_interval, project  # noqa: E402
 
 LABELS = {
     "atmos_norm": r"$N_\mathrm{atmos}$",
-    "astro_norm": r"$N_\mathrm{astro}$ [$10^{-18}$ GeV$^{-1}$ cm$^{-2}$ s$^{-1}$ sr$^{-1}$]",
+    "astro_norm": "$N_\\mathrm{astro}$\n[$10^{-18}$ GeV$^{-1}$ cm$^{-2}$ s$^{-1}$ sr$^{-1}$]",
     "astro_gamma": r"$\gamma_\mathrm{astro}$",
     "prompt_norm": r"$N_\mathrm{prompt}$",
     "muon_norm": r"$N_\mu$",
@@ -60,7 +60,7 @@ def corner_plot(posterior, names, points: dict) -> plt.Figure:
         label_kwargs={"fontsize": 11},
         title_kwargs={"fontsize": 10},
     )
-    fig.set_size_inches(8.5, 8.5)
+    fig.set_size_inches(2.8 * len(names) + 0.5, 2.8 * len(names) + 0.5)
     handles = []
     for key, values in points.items():
         if not values:
@@ -137,7 +137,7 @@ def trace_rank_plot(idata, names) -> plt.Figure:
             row[0].plot(values[c], lw=0.5, alpha=0.8, label=f"chain {c}")
             row[1].stairs(np.histogram(ranks[c], bins=bins)[0], bins, baseline=None, lw=1.2)
         row[1].axhline(values.shape[1] / 20, color="k", ls=":", lw=1, label="uniform")
-        row[0].set_ylabel(LABELS.get(name, name).split(" [")[0], fontsize=11)
+        row[0].set_ylabel(SHORT.get(name, name), fontsize=11)
         row[0].set_xlabel("draw")
         row[1].set_xlabel("rank of draw (all chains)")
         row[1].set_ylabel("draws per bin")
