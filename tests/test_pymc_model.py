@@ -6,7 +6,7 @@ import pytensor.tensor as pt
 import pytest
 
 from model import reference_fit
-from model.inference import find_map
+from model.inference import X0, MapFitter, find_map
 from model.priors import resolve_priors
 from model.pymc_model import build_model, expected_counts_pt, parameter_supports, set_counts
 from model.templates import expected_counts
@@ -17,6 +17,12 @@ NAMES = ("atmos_norm", "astro_norm", "astro_gamma")
 @pytest.fixture(scope="module")
 def flat_model(binned):
     return build_model(binned, resolve_priors("flat", parameter_supports(binned.components)))
+
+
+@pytest.fixture(scope="module")
+def fitter(flat_model):
+    """One compiled MAP fitter, reused for every dataset below (counts swapped by set_counts)."""
+    return MapFitter(flat_model)
 
 
 def _random_points(rng, n):
@@ -79,9 +85,10 @@ def _reference(binned, counts):
     return reference_fit.fit(counts, binned.simulation, binned.sim_bin_index, binned.binning.n_bins)
 
 
-def test_map_equals_reference_fit_on_default_data(binned, flat_model):
+def test_map_equals_reference_fit_on_default_data(binned, flat_model, fitter):
     set_counts(flat_model, binned.counts)
-    result, ref = find_map(flat_model), _reference(binned, binned.counts)
+    result, ref = fitter.fit(), _reference(binned, binned.counts)
+    assert result.converged
     np.testing.assert_allclose([result.values[n] for n in NAMES], ref.x, rtol=1e-4)
     assert result.neg_log_likelihood == pytest.approx(ref.neg_log_likelihood, abs=1e-6)
     # covariance: symmetric positive definite, errors of sensible size
@@ -94,16 +101,31 @@ def test_map_equals_reference_fit_on_default_data(binned, flat_model):
     [{"atmos_norm": 1.0, "astro_norm": 6.7, "astro_gamma": 3.0},
      {"atmos_norm": 1.5, "astro_norm": 2.0, "astro_gamma": 2.2}],
 )  # fmt: skip
-def test_map_equals_reference_fit_on_asimov_data(binned, flat_model, truth):
+def test_map_equals_reference_fit_on_asimov_data(binned, flat_model, fitter, truth):
     asimov = expected_counts(binned.templates, truth)
-    set_counts(flat_model, asimov)  # the same model, new observations
+    set_counts(flat_model, asimov)  # the same model and compiled fitter, new observations
     try:
-        result, ref = find_map(flat_model), _reference(binned, asimov)
+        result, ref = fitter.fit(), _reference(binned, asimov)
     finally:
         set_counts(flat_model, binned.counts)
     np.testing.assert_allclose([result.values[n] for n in NAMES], ref.x, rtol=1e-4)
     np.testing.assert_allclose(ref.x, list(truth.values()), rtol=1e-4)
     assert result.neg_log_likelihood == pytest.approx(ref.neg_log_likelihood, abs=1e-6)
+
+
+def test_fitter_agrees_with_pm_find_map(binned, flat_model, fitter):
+    import warnings
+
+    import pymc as pm
+
+    set_counts(flat_model, binned.counts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # find_MAP's notices about its future defaults
+        fm = pm.find_MAP(initvals=X0, return_inferencedata=True, jitter=False, progressbar=False,
+                         model=flat_model, options={"ftol": 1e-15, "gtol": 1e-10})  # fmt: skip
+    result = fitter.fit()
+    for name in NAMES:
+        assert result.values[name] == pytest.approx(float(fm.posterior[name].squeeze()), rel=1e-6)
 
 
 def test_bins_without_simulation_are_left_out_and_guarded(toy_dataset):
