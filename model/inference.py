@@ -126,7 +126,12 @@ class MapFitter:
             neg_log_likelihood=-float(loglike),
             covariance=covariance,
             converged=bool(result.success) or max_grad < GRADIENT_TOLERANCE,
-            message=f"{result.message} (max |gradient| {max_grad:.1e})",
+            message=(
+                f"{result.message} (max |gradient| {max_grad:.1e})"
+                if result.success or max_grad >= GRADIENT_TOLERANCE
+                else f"optimum reached at float precision (max |gradient| {max_grad:.1e}; "
+                f"L-BFGS-B line search stopped: {result.message.strip()})"
+            ),
             wall_time_s=time.perf_counter() - t0,
         )
 
