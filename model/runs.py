@@ -45,7 +45,7 @@ class Job:
     say: callable
 
     @classmethod
-    def prepare(cls, inputs: Inputs, prior_spec="flat", components="workshop", say=print) -> Job:
+    def prepare(cls, inputs: Inputs, prior_spec="default", components="workshop", say=print) -> Job:
         t0 = time.perf_counter()
         binned = bin_dataset(inputs.data, inputs.simulation, components=COMPONENT_SETS[components])
         priors = resolve_priors(prior_spec, parameter_supports(binned.components))
@@ -94,6 +94,9 @@ class Job:
             "parameter_order": names,
         }
         self.say(format_map(out))
+        if not result.converged:  # loud even with --quiet
+            print(f"WARNING: the MAP optimisation did not converge: {result.message}",
+                  file=sys.stderr)  # fmt: skip
         return out
 
 
