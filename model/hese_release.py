@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checks
 from .atomic import write_text
 from .binning import Binning
 from .components import ASTROPHYSICAL, FlatComponent
@@ -93,46 +94,34 @@ INTERACTION_CODES = {0: "atmospheric muon", 1: "CC", 2: "NC", 3: "Glashow resona
 DOUBLE_CASCADE_CHOICES = ("drop", "cascade")
 
 
-def _non_negative(v):
-    return v >= 0
-
-
-def _positive(v):
-    return v > 0
-
-
-def _zenith(v):
-    return (v >= 0) & (v <= np.pi)
-
-
 def _length(v):  # NaN means "no length"; anything else must be a finite length
     return np.isnan(v) | (np.isfinite(v) & (v >= 0))
 
 
+LENGTH = (_length, "is not a length in metres (>= 0, or NaN for none)")
 # field -> (test on a float64 array, what failing it means)
 _CHECKS = {
-    "recoDepositedEnergy": (_positive, "is not a positive energy in GeV"),
-    "primaryEnergy": (_positive, "is not a positive energy in GeV"),
-    "recoZenith": (_zenith, "is outside [0, pi] radians"),
-    "primaryZenith": (_zenith, "is outside [0, pi] radians"),
-    "recoLength": (_length, "is not a length in metres (>= 0, or NaN for none)"),
-    "trueLength": (_length, "is not a length in metres (>= 0, or NaN for none)"),
-    "recoMorphology": (
-        lambda v: np.isin(v, list(MORPHOLOGY_CODES)),
-        "is not a morphology code (0 cascade, 1 track, 2 double cascade)",
+    "recoDepositedEnergy": checks.POSITIVE_ENERGY,
+    "primaryEnergy": checks.POSITIVE_ENERGY,
+    "recoZenith": checks.ZENITH,
+    "primaryZenith": checks.ZENITH,
+    "recoLength": LENGTH,
+    "trueLength": LENGTH,
+    "recoMorphology": checks.one_of(
+        MORPHOLOGY_CODES, "a morphology code (0 cascade, 1 track, 2 double cascade)"
     ),
-    "interactionType": (
-        lambda v: np.isin(v, list(INTERACTION_CODES)),
-        "is not an interaction type (1 CC, 2 NC, 3 Glashow resonance, 0 atmospheric muon)",
+    "interactionType": checks.one_of(
+        INTERACTION_CODES,
+        "an interaction type (1 CC, 2 NC, 3 Glashow resonance, 0 atmospheric muon)",
     ),
     "primaryType": (lambda v: v == np.round(v), "is not a PDG particle code (an integer)"),
-    "weightOverFluxOverLivetime": (_non_negative, "is negative; weights must be >= 0"),
-    "muonWeightOverLivetime": (_non_negative, "is negative; weights must be >= 0"),
-    "pionFlux": (_non_negative, "is negative; fluxes must be >= 0"),
-    "kaonFlux": (_non_negative, "is negative; fluxes must be >= 0"),
-    "promptFlux": (_non_negative, "is negative; fluxes must be >= 0"),
-    "conventionalSelfVetoCorrection": (_non_negative, "is negative; passing fractions are >= 0"),
-    "promptSelfVetoCorrection": (_non_negative, "is negative; passing fractions are >= 0"),
+    "weightOverFluxOverLivetime": checks.non_negative("weights"),
+    "muonWeightOverLivetime": checks.non_negative("weights"),
+    "pionFlux": checks.non_negative("fluxes"),
+    "kaonFlux": checks.non_negative("fluxes"),
+    "promptFlux": checks.non_negative("fluxes"),
+    "conventionalSelfVetoCorrection": checks.non_negative("passing fractions"),
+    "promptSelfVetoCorrection": checks.non_negative("passing fractions"),
 }
 _NAN_ALLOWED = ("recoLength", "trueLength")
 _FOLDER_HINT = (
@@ -200,19 +189,7 @@ def _column(values, name: str, source: str) -> np.ndarray:
 def _check_values(columns: dict[str, np.ndarray], source: str) -> None:
     """Finite (NaN allowed for lengths) and physical; errors name field, row and value."""
     for name, values in columns.items():
-        finite = np.isfinite(values)
-        bad = np.flatnonzero(~(finite | np.isnan(values)) if name in _NAN_ALLOWED else ~finite)
-        if bad.size:
-            raise DataFormatError(
-                source, f"non-finite value {float(values[bad[0]])!r}", field=name, row=int(bad[0])
-            )
-        test, requirement = _CHECKS[name]
-        bad = np.flatnonzero(~test(values))
-        if bad.size:
-            value = float(values[bad[0]])
-            raise DataFormatError(
-                source, f"value {value!r} {requirement}", field=name, row=int(bad[0])
-            )
+        checks.check_column(values, name, source, _CHECKS[name], allow_nan=name in _NAN_ALLOWED)
 
 
 def _read_columns(path: Path, known: tuple[str, ...]) -> tuple[dict[str, np.ndarray], str]:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checks
 from .atomic import atomic_path, write_text
 from .errors import DataFormatError
 from .events import EventTable
@@ -49,15 +50,14 @@ TOPOLOGY_CODES = {0: "cascade", 1: "track", 2: "double cascade"}
 
 # field -> (test on a float64 array, what the test requires)
 _FIELD_CHECKS = {
-    "astroWeight": (lambda v: v >= 0, "is negative; weights must be >= 0"),
-    "atmoWeight": (lambda v: v >= 0, "is negative; weights must be >= 0"),
-    "energy": (lambda v: v > 0, "is not a positive energy in GeV"),
-    "primaryEnergy": (lambda v: v > 0, "is not a positive energy in GeV"),
-    "zenith": (lambda v: (v >= 0) & (v <= np.pi), "is outside [0, pi] radians"),
-    "primaryZenith": (lambda v: (v >= 0) & (v <= np.pi), "is outside [0, pi] radians"),
-    "topology": (
-        lambda v: np.isin(v, list(TOPOLOGY_CODES)),
-        "is not a topology code (0 cascade, 1 track, 2 double cascade)",
+    "astroWeight": checks.non_negative("weights"),
+    "atmoWeight": checks.non_negative("weights"),
+    "energy": checks.POSITIVE_ENERGY,
+    "primaryEnergy": checks.POSITIVE_ENERGY,
+    "zenith": checks.ZENITH,
+    "primaryZenith": checks.ZENITH,
+    "topology": checks.one_of(
+        TOPOLOGY_CODES, "a topology code (0 cascade, 1 track, 2 double cascade)"
     ),
 }
 
@@ -182,21 +182,7 @@ def validate_columns(
                 field=name,
             )
     for name in required:
-        values = columns[name]
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            raise DataFormatError(
-                source, f"non-finite value {values[bad[0]]!r}", field=name, row=int(bad[0])
-            )
-        check = _FIELD_CHECKS.get(name)
-        if check is not None:
-            test, requirement = check
-            bad = np.flatnonzero(~test(values))
-            if bad.size:
-                value = float(values[bad[0]])
-                raise DataFormatError(
-                    source, f"value {value!r} {requirement}", field=name, row=int(bad[0])
-                )
+        checks.check_column(columns[name], name, source, _FIELD_CHECKS.get(name))
 
 
 def read_workshop_file(
