@@ -69,30 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _report(args, say) -> None:
-    import json
-
     from .dataset import bin_dataset
-    from .inputs import load_inputs
-    from .report import make_report
+    from .inputs import inputs_from_spec, load_inputs
+    from .report import load_run, make_report
     from .runs import COMPONENT_SETS
 
-    summary_path = args.run / "summary.json"
-    if not summary_path.exists():
-        raise DataFormatError(str(args.run), "has no summary.json; run 'diffuse-fit sample' first")
-    provenance = json.loads(summary_path.read_text())["provenance"]
-    spec = provenance.get("input_spec", {})
+    run = load_run(args.run)
+    provenance = run[1]["provenance"]
     if args.data or args.sim:
         inputs = load_inputs(args.data, args.sim)
-    elif "toy_seed" in spec:
-        inputs = load_inputs(toy_seed=spec["toy_seed"])
-    elif "hese_release" in spec:
-        inputs = load_inputs(hese_release=spec["hese_release"],
-                             double_cascades=spec["double_cascades"])  # fmt: skip
     else:
-        inputs = load_inputs(spec.get("data"), spec.get("sim"))
+        inputs = inputs_from_spec(provenance.get("input_spec", {}))
     components = COMPONENT_SETS[provenance.get("components", "workshop")]
     binned = bin_dataset(inputs.data, inputs.simulation, components=components)
-    make_report(args.run, binned, say=say)
+    make_report(args.run, binned, loaded=run, say=say)
 
 
 def main(argv=None) -> int:

@@ -54,6 +54,16 @@ def load_inputs(
                   {"data": str(data_path), "sim": str(sim_path)})  # fmt: skip
 
 
+def inputs_from_spec(spec: dict) -> Inputs:
+    """Load inputs again from the ``spec`` a run recorded (:attr:`Inputs.spec`)."""
+    if "toy_seed" in spec:
+        return load_inputs(toy_seed=spec["toy_seed"])
+    if "hese_release" in spec:
+        return load_inputs(hese_release=spec["hese_release"],
+                           double_cascades=spec["double_cascades"])  # fmt: skip
+    return load_inputs(spec.get("data"), spec.get("sim"))
+
+
 def load_hese_release(folder, double_cascades: str = "drop") -> Inputs:
     """The HESE 7.5-year release in ``folder`` as workshop-format events."""
     release_sim, release_data = hr.read_release(folder)

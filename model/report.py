@@ -184,11 +184,14 @@ def render_markdown(map_result, summary, binned: BinnedDataset, ppc: dict) -> st
     return "\n".join(lines)
 
 
-def make_report(run: Path, binned: BinnedDataset, out: Path | None = None, say=print) -> Path:
-    """Write the figures and ``report.md`` of the run in ``run`` (into ``out``, default ``run``)."""
+def make_report(
+    run: Path, binned: BinnedDataset, out: Path | None = None, loaded=None, say=print
+) -> Path:
+    """Write the figures and ``report.md`` of the run in ``run`` (into ``out``, default ``run``);
+    ``loaded``: the run's files as :func:`load_run` returns them, if already read."""
     run = Path(run)
     out = Path(out) if out is not None else run
-    map_result, summary, idata = load_run(run)
+    map_result, summary, idata = loaded if loaded is not None else load_run(run)
     check_inputs_match(summary, binned, run)
     built = build_figures(map_result, summary, idata, binned)
     for name, fig in built["figures"].items():
