@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .atmospheric_flux import FLAVOURS, flux, table_provenance
+from .components import WORKSHOP_COMPONENTS, event_weights
 from .events import EventTable
 
 LIVETIME_S = 227708167.68  # s, the HESE 7.5-year livetime
@@ -166,15 +167,6 @@ def _simulate(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     return {k: v[selected] for k, v in columns.items()}
 
 
-def workshop_weights(columns, truth: dict) -> np.ndarray:
-    """Expected events per simulated event at ``truth`` (the workshop's reweighting)."""
-    tilt = (columns["primaryEnergy"] / 1e5) ** -(truth["astro_gamma"] - 2.5)
-    return (
-        truth["atmos_norm"] * columns["atmoWeight"]
-        + truth["astro_norm"] * columns["astroWeight"] * tilt
-    )
-
-
 def _digest(columns: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for name in sorted(columns):
@@ -204,7 +196,7 @@ def generate(
     )
     sim = _simulate(sim_stream, n_simulated)
     pool = _simulate(data_stream, n_simulated)
-    weights = workshop_weights(pool, truth)
+    weights = event_weights(pool, WORKSHOP_COMPONENTS, truth)  # the workshop's reweighting
     n_data = draw_stream.poisson(weights.sum())
     chosen = draw_stream.choice(weights.size, size=n_data, p=weights / weights.sum())
     data = {k: pool[k][chosen] for k in ("energy", "topology", "zenith")}
