@@ -6,10 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__, toy
-from .errors import DataFormatError
-from .inference import SamplerSettings
-from .priors import PriorError
+from model import __version__
+from model.errors import DataFormatError
+from model.inference.priors import PriorError
+from model.inference.settings import SamplerSettings
+from model.physics import toy
 
 
 def _inputs_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,10 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _report(args, say) -> None:
-    from .dataset import bin_dataset
-    from .inputs import inputs_from_spec, load_inputs
-    from .report import load_run, make_report
-    from .runs import COMPONENT_SETS
+    from model.binned.dataset import bin_dataset
+    from model.jobs.inputs import inputs_from_spec, load_inputs
+    from model.jobs.runs import COMPONENT_SETS
+    from model.report.document import load_run, make_report
 
     run = load_run(args.run)
     provenance = run[1]["provenance"]
@@ -92,8 +93,8 @@ def main(argv=None) -> int:
         import logging
 
         logging.getLogger("pymc").setLevel(logging.ERROR)  # PyMC's "NUTS[...]" notices
-    from .inputs import load_inputs  # heavy imports after argument parsing
-    from .runs import run_map, run_sample
+    from model.jobs.inputs import load_inputs  # heavy imports after argument parsing
+    from model.jobs.runs import run_map, run_sample
 
     try:
         if args.command == "report":

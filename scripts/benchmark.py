@@ -12,12 +12,15 @@ import warnings
 
 import numpy as np
 
-from model import reference_fit, toy
-from model.dataset import bin_dataset
-from model.inference import MapFitter, SamplerSettings, diagnostics, sample
-from model.priors import resolve_priors
-from model.pymc_model import build_model, parameter_supports, set_counts
-from model.templates import expected_counts
+from model.binned import reference_fit
+from model.binned.dataset import bin_dataset
+from model.binned.templates import expected_counts
+from model.inference.map_fit import MapFitter
+from model.inference.priors import resolve_priors
+from model.inference.pymc_model import build_model, parameter_supports, set_counts
+from model.inference.sampling import diagnostics, sample
+from model.inference.settings import SamplerSettings
+from model.physics import toy
 
 SELECTED_FRACTION = 0.785  # toy events passing the 30 TeV selection
 

@@ -14,14 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from model.binned.hese_selection import double_cascade_counts
 from model.errors import DataFormatError
-from model.hese_release import (
-    DOUBLE_CASCADE_CHOICES,
-    double_cascade_counts,
-    read_release,
-    to_workshop,
-)
-from model.workshop_format import write_workshop_file
+from model.io.hese_release import read_release
+from model.io.workshop_format import write_workshop_file
+from model.physics.hese_weights import DOUBLE_CASCADE_CHOICES, to_workshop
 
 
 def main(argv=None) -> int:

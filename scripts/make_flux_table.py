@@ -9,7 +9,7 @@ environment of its own::
     /tmp/nuflux-env/bin/pip install 'nuflux==2.0.7' 'numpy<2'
     /tmp/nuflux-env/bin/python scripts/make_flux_table.py
 
-It writes ``model/data/atmospheric_flux.npz``: log10 of the per-flavour
+It writes ``model/physics/data/atmospheric_flux.npz``: log10 of the per-flavour
 (neutrino + antineutrino) flux, GeV^-1 cm^-2 s^-1 sr^-1, for the conventional
 (H3a_SIBYLL23C) and prompt (H3a_SIBYLL23C_pr) models on a grid of
 log10(E / GeV) x cos(zenith).
@@ -20,7 +20,7 @@ from pathlib import Path
 import nuflux
 import numpy as np
 
-OUT = Path(__file__).resolve().parents[1] / "model" / "data" / "atmospheric_flux.npz"
+OUT = Path(__file__).resolve().parents[1] / "model" / "physics" / "data" / "atmospheric_flux.npz"
 LOG10_E = np.round(np.arange(3.0, 8.0001, 0.05), 4)  # 1 TeV .. 100 PeV
 COS_ZENITH = np.round(np.linspace(-1.0, 1.0, 41), 4)
 FLAVOURS = {

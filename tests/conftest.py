@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from model import toy
-from model.dataset import bin_dataset
+from model.binned.dataset import bin_dataset
+from model.physics import toy
 
 
 @pytest.fixture

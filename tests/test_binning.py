@@ -1,6 +1,6 @@
 import numpy as np
 
-from model.binning import OUTSIDE, Binning
+from model.binned.binning import OUTSIDE, Binning
 
 # The notebook's binning, transcribed verbatim (bin order topology -> zenith -> energy).
 energy_bins = np.logspace(np.log10(60.0e3), np.log10(1.0e7), 20 + 1)

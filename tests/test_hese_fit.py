@@ -5,15 +5,17 @@ import json
 import numpy as np
 import pytest
 
-from model import hese_release as hr
-from model import hese_toy, reference_fit
+from model.binned import reference_fit
+from model.binned.dataset import bin_dataset
+from model.binned.templates import expected_counts
 from model.cli import main
-from model.dataset import bin_dataset
-from model.inference import find_map
-from model.inputs import load_inputs
-from model.priors import resolve_priors
-from model.pymc_model import build_model, parameter_supports, set_counts
-from model.templates import expected_counts
+from model.inference.map_fit import find_map
+from model.inference.priors import resolve_priors
+from model.inference.pymc_model import build_model, parameter_supports, set_counts
+from model.io import hese_release as hr
+from model.jobs.inputs import load_inputs
+from model.physics import hese_toy
+from model.physics import hese_weights as hw
 
 NAMES = ["atmos_norm", "astro_norm", "astro_gamma"]
 
@@ -54,7 +56,7 @@ def test_pymc_map_recovers_asimov_truth_on_converted_release(release_folder):
 
 def test_split_components_fit_separate_normalizations(release_folder, tmp_path):
     inputs = load_inputs(hese_release=release_folder)
-    binned = bin_dataset(inputs.data, inputs.simulation, components=hr.HESE_COMPONENTS_SPLIT)
+    binned = bin_dataset(inputs.data, inputs.simulation, components=hw.HESE_COMPONENTS_SPLIT)
     priors = resolve_priors("flat", parameter_supports(binned.components))
     assert set(priors) == {"atmos_norm", "prompt_norm", "muon_norm", "astro_norm", "astro_gamma"}
     model = build_model(binned, priors)

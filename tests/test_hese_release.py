@@ -9,15 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import hese_release as hr
-from model import hese_toy, reference_fit, toy
-from model.binning import Binning
-from model.components import WORKSHOP_COMPONENTS
-from model.dataset import bin_dataset
+from model.binned import hese_selection as hs
+from model.binned import reference_fit
+from model.binned.binning import Binning
+from model.binned.dataset import bin_dataset
+from model.binned.templates import expected_counts
 from model.errors import DataFormatError
-from model.events import EventTable
-from model.templates import expected_counts
-from model.workshop_format import DATA_FIELDS, SIMULATION_FIELDS, read_data, read_simulation
+from model.io import hese_release as hr
+from model.io.events import EventTable
+from model.io.workshop_format import DATA_FIELDS, SIMULATION_FIELDS, read_data, read_simulation
+from model.physics import hese_toy, toy
+from model.physics import hese_weights as hw
+from model.physics.components import WORKSHOP_COMPONENTS
 
 SHARED = Path(__file__).parents[2] / "shared" / "hese7"
 LIVETIME = 227708167.68  # s
@@ -54,7 +57,7 @@ def test_real_events_double_cascade_choices(real_data):
     energy, morphology = real_data["recoDepositedEnergy"], real_data["recoMorphology"]
     in_range = (energy >= 6.0e4) & (energy < 1.0e7)  # the workshop's energy bins
     n_double_in_range = int(np.sum(in_range & (morphology == 2)))
-    counts = hr.double_cascade_counts(real_data)
+    counts = hs.double_cascade_counts(real_data)
     assert counts["drop"]["in_bins"] == int(np.sum(in_range & (morphology != 2)))
     assert counts["cascade"]["in_bins"] == int(np.sum(in_range)) == 60
     assert counts["drop"]["dropped_by_choice"] == n_double_in_range == 2
@@ -68,13 +71,13 @@ def test_real_events_convert_to_workshop_data(real_data):
     sim = hese_toy.make_toy_release(3, 2000).simulation
     sim_table = EventTable(sim, "<toy>", "0" * 64, {})
     for choice, expected in (("drop", [71, 27, 4]), ("cascade", [75, 27, 0])):
-        _, data = hr.to_workshop(sim_table, real_data, choice)
+        _, data = hw.to_workshop(sim_table, real_data, choice)
         assert data.fields == list(DATA_FIELDS)
         assert [int(np.sum(data["topology"] == t)) for t in (0, 1, 2)] == expected
         np.testing.assert_array_equal(data["energy"], real_data["recoDepositedEnergy"])
         np.testing.assert_array_equal(data["zenith"], real_data["recoZenith"])
         inside = Binning().bin_index(data["energy"], data["zenith"], data["topology"]) >= 0
-        assert int(inside.sum()) == hr.double_cascade_counts(real_data)[choice]["in_bins"]
+        assert int(inside.sum()) == hs.double_cascade_counts(real_data)[choice]["in_bins"]
 
 
 # --------------------------------------------------------------------------- a toy release
@@ -173,25 +176,25 @@ def _transcribed(sim, norm=1.0, gamma=2.5, dgamma=0.0):
 
 def test_component_expectations_match_the_formulas(release_dir):
     sim, _ = hr.read_release(release_dir)
-    assert hr.LIVETIME_S == LIVETIME == toy.LIVETIME_S
+    assert hw.LIVETIME_S == LIVETIME == toy.LIVETIME_S
     for norm, gamma, dgamma in ((1.0, 2.5, 0.0), (6.37, 2.87, 0.07), (2.0, 3.3, -0.1)):
         expected = _transcribed(sim, norm, gamma, dgamma)
         got = {
-            "astro": hr.astrophysical_expectation(sim, norm, gamma),
-            "conventional": hr.conventional_expectation(sim, dgamma=dgamma),
-            "prompt": hr.prompt_expectation(sim, dgamma=dgamma),
-            "muon": hr.muon_expectation(sim),
+            "astro": hw.astrophysical_expectation(sim, norm, gamma),
+            "conventional": hw.conventional_expectation(sim, dgamma=dgamma),
+            "prompt": hw.prompt_expectation(sim, dgamma=dgamma),
+            "muon": hw.muon_expectation(sim),
         }
         for name in expected:
             np.testing.assert_allclose(got[name], expected[name], rtol=1e-13, atol=0, err_msg=name)
     np.testing.assert_allclose(
-        hr.conventional_expectation(sim, norm=1.3), 1.3 * hr.conventional_expectation(sim)
+        hw.conventional_expectation(sim, norm=1.3), 1.3 * hw.conventional_expectation(sim)
     )
 
 
 def test_converted_weights_match_the_formulas(release_dir):
     release_sim, release_data = hr.read_release(release_dir)
-    sim, data = hr.to_workshop(release_sim, release_data)
+    sim, data = hw.to_workshop(release_sim, release_data)
     expected = _transcribed(release_sim)
     assert sim.fields == [*SIMULATION_FIELDS, "conventionalWeight", "promptWeight", "muonWeight"]
     for field, name in (("astroWeight", "astro"), ("conventionalWeight", "conventional"),
@@ -214,15 +217,15 @@ def test_converted_weights_match_the_formulas(release_dir):
 def test_double_cascade_choices_on_simulation_and_data(release_dir):
     release_sim, release_data = hr.read_release(release_dir)
     morphology = release_sim["recoMorphology"]
-    drop_sim, drop_data = hr.to_workshop(release_sim, release_data, "drop")
-    merge_sim, merge_data = hr.to_workshop(release_sim, release_data, "cascade")
+    drop_sim, drop_data = hw.to_workshop(release_sim, release_data, "drop")
+    merge_sim, merge_data = hw.to_workshop(release_sim, release_data, "cascade")
     np.testing.assert_array_equal(drop_sim["topology"], morphology)
     np.testing.assert_array_equal(merge_sim["topology"], np.where(morphology == 2, 0, morphology))
     assert drop_sim.sha256 != merge_sim.sha256
     # weights do not depend on the choice
     np.testing.assert_array_equal(drop_sim["atmoWeight"], merge_sim["atmoWeight"])
     binning = Binning()
-    counts = hr.double_cascade_counts(release_data, binning)
+    counts = hs.double_cascade_counts(release_data, binning)
     for choice, data in (("drop", drop_data), ("cascade", merge_data)):
         inside = binning.bin_index(data["energy"], data["zenith"], data["topology"]) >= 0
         assert counts[choice]["in_bins"] == int(inside.sum())
@@ -230,7 +233,7 @@ def test_double_cascade_choices_on_simulation_and_data(release_dir):
     gained = counts["cascade"]["in_bins"] - counts["drop"]["in_bins"]
     assert counts["drop"]["dropped_by_choice"] == gained
     with pytest.raises(ValueError, match="double_cascades"):
-        hr.to_workshop(release_sim, release_data, "keep")
+        hw.to_workshop(release_sim, release_data, "keep")
 
 
 # --------------------------------------------------------------------------- the converter CLI and the fit
@@ -254,7 +257,7 @@ def converted(release_dir, tmp_path_factory):
 
 def test_converted_files_read_back(converted, release_dir):
     sim, data = converted
-    expected_sim, expected_data = hr.to_workshop(*hr.read_release(release_dir))
+    expected_sim, expected_data = hw.to_workshop(*hr.read_release(release_dir))
     for table, expected in ((sim, expected_sim), (data, expected_data)):
         assert table.fields == expected.fields
         for name in expected.fields:
@@ -277,7 +280,7 @@ def test_asimov_fit_on_converted_release_recovers_truth(converted):
 
 def test_split_components(converted):
     sim, data = converted
-    split = bin_dataset(data, sim, components=hr.HESE_COMPONENTS_SPLIT)
+    split = bin_dataset(data, sim, components=hw.HESE_COMPONENTS_SPLIT)
     joint = bin_dataset(data, sim, components=WORKSHOP_COMPONENTS)
     astro = {"astro_norm": 5.0, "astro_gamma": 2.7}
     same = {"atmos_norm": 1.2, "prompt_norm": 1.2, "muon_norm": 1.2, **astro}

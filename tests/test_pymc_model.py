@@ -5,11 +5,16 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from model import reference_fit
-from model.inference import X0, MapFitter, find_map
-from model.priors import resolve_priors
-from model.pymc_model import build_model, expected_counts_pt, parameter_supports, set_counts
-from model.templates import expected_counts
+from model.binned import reference_fit
+from model.binned.templates import expected_counts
+from model.inference.map_fit import X0, MapFitter, find_map
+from model.inference.priors import resolve_priors
+from model.inference.pymc_model import (
+    build_model,
+    expected_counts_pt,
+    parameter_supports,
+    set_counts,
+)
 
 NAMES = ("atmos_norm", "astro_norm", "astro_gamma")
 
@@ -130,10 +135,10 @@ def test_fitter_agrees_with_pm_find_map(binned, flat_model, fitter):
 
 def test_bins_without_simulation_are_left_out_and_guarded(toy_dataset):
     """Energy bins up to 1e9 GeV: the top ones hold no simulated events."""
-    from model.binning import Binning
-    from model.dataset import bin_dataset
+    from model.binned.binning import Binning
+    from model.binned.dataset import bin_dataset
     from model.errors import DataFormatError
-    from model.events import EventTable
+    from model.io.events import EventTable
 
     binning = Binning(energy_edges=np.logspace(np.log10(6e4), 9, 25))
     binned = bin_dataset(toy_dataset.data, toy_dataset.simulation, binning)
@@ -154,7 +159,7 @@ def test_bins_without_simulation_are_left_out_and_guarded(toy_dataset):
 def test_observation_is_the_poisson_density(rng):
     import pymc as pm
 
-    from model.pymc_model import poisson_logp
+    from model.inference.pymc_model import poisson_logp
 
     k = rng.poisson(3.0, 50).astype(float)
     mu = rng.uniform(0.1, 10.0, 50)

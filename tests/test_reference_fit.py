@@ -1,8 +1,8 @@
 import numpy as np
 from scipy.special import gammaln
 
-from model import reference_fit
-from model.templates import expected_counts
+from model.binned import reference_fit
+from model.binned.templates import expected_counts
 
 from .test_binning import make_bin_masks
 
@@ -12,7 +12,7 @@ def test_llh_equals_notebook_mask_loop(toy_dataset, rng):
     bin_masks = make_bin_masks(sim["energy"], sim["zenith"], sim["topology"])
     data_masks = make_bin_masks(data["energy"], data["zenith"], data["topology"])
     k = np.sum(np.array(data_masks), axis=1)
-    from model.binning import Binning
+    from model.binned.binning import Binning
 
     index = Binning().bin_index(sim["energy"], sim["zenith"], sim["topology"])
     for _ in range(5):

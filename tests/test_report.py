@@ -8,9 +8,9 @@ import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.container import ErrorbarContainer
 
-from model import posterior_predictive as pp
 from model.cli import main
-from model.report import FIGURES, PPC_DRAWS, build_figures, load_run
+from model.report import predictive as pp
+from model.report.document import FIGURES, PPC_DRAWS, build_figures, load_run
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_report_command_writes_document(sample_run):
 
 
 def test_report_refuses_other_data(sample_run, tmp_path, capsys, toy_dataset):
-    from model.workshop_format import write_workshop_file
+    from model.io.workshop_format import write_workshop_file
 
     other = toy_dataset.data.select(np.arange(len(toy_dataset.data)) > 0)
     write_workshop_file(tmp_path / "d.json", other)

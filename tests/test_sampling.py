@@ -6,11 +6,12 @@ import arviz as az
 import numpy as np
 import pytest
 
+from model.binned.templates import expected_counts
 from model.cli import main
-from model.inference import SamplerSettings, sample, summary_table
-from model.priors import resolve_priors
-from model.pymc_model import build_model, parameter_supports, set_counts
-from model.templates import expected_counts
+from model.inference.priors import resolve_priors
+from model.inference.pymc_model import build_model, parameter_supports, set_counts
+from model.inference.sampling import sample, summary_table
+from model.inference.settings import SamplerSettings
 
 NAMES = ["atmos_norm", "astro_norm", "astro_gamma"]
 
@@ -69,7 +70,7 @@ def test_map_cli_writes_contract_keys(tmp_path, binned):
 
 
 def test_map_cli_on_files_equals_embedded(tmp_path, toy_dataset):
-    from model.workshop_format import write_workshop_file
+    from model.io.workshop_format import write_workshop_file
 
     write_workshop_file(tmp_path / "d.json", toy_dataset.data)
     write_workshop_file(tmp_path / "s.json", toy_dataset.simulation)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from model.errors import DataFormatError
-from model.events import EventTable
-from model.workshop_format import (
+from model.io.events import EventTable
+from model.io.workshop_format import (
     read_data,
     read_simulation,
     to_workshop_json,
@@ -176,7 +176,7 @@ def test_good_minimal_file_reads(tmp_path):
 
 
 def test_well_formed_file_takes_the_fast_path(sim_file, toy_dataset):
-    from model.workshop_format import _parse_exact, _parse_fast
+    from model.io.workshop_format import _parse_exact, _parse_fast
 
     raw = sim_file.read_bytes()
     fast_rest, fast = _parse_fast(raw, "sim")

@@ -14,11 +14,11 @@ import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import plots
-from . import posterior_predictive as pp
-from .atomic import atomic_path, write_json, write_text
-from .dataset import BinnedDataset
-from .errors import DataFormatError
+from model.binned.dataset import BinnedDataset
+from model.errors import DataFormatError
+from model.io.atomic import atomic_path, write_json, write_text
+from model.report import plots
+from model.report import predictive as pp
 
 FIGURES = ("corner", "spectrum_energy", "spectrum_zenith", "spectrum_topology", "trace_rank",
            "ppc_deviance")  # fmt: skip

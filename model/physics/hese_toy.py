@@ -10,14 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import toy
-from .atmospheric_flux import FLAVOURS, flux
-from .hese_release import (
-    DATA_FIELDS,
+from model.io.hese_release import DATA_FIELDS, OPTIONAL_SIMULATION_FIELDS, SIMULATION_FIELDS
+from model.physics import toy
+from model.physics.atmospheric_flux import FLAVOURS, flux
+from model.physics.hese_weights import (
     LIVETIME_S,
     N_SPECIES,
-    OPTIONAL_SIMULATION_FIELDS,
-    SIMULATION_FIELDS,
     astrophysical_expectation,
     conventional_expectation,
     muon_expectation,

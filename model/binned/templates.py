@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import chebyshev
-from .binning import Binning
-from .components import FlatComponent, PowerLawComponent, event_weights
-from .events import EventTable
+from model.binned import chebyshev
+from model.binned.binning import Binning
+from model.io.events import EventTable
+from model.physics.components import FlatComponent, PowerLawComponent, event_weights
 
 DEFAULT_TOLERANCE = 1e-11
 MAX_NODES = 64

@@ -18,16 +18,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import reference_fit
-from .atomic import write_json, write_netcdf, write_text
-from .components import WORKSHOP_COMPONENTS, parameter_names
-from .dataset import BinnedDataset, bin_dataset
-from .hese_release import HESE_COMPONENTS_SPLIT
-from .inference import SamplerSettings, diagnostics, find_map, sample, summary_table
-from .inputs import Inputs
-from .priors import resolve_priors
-from .provenance import record
-from .pymc_model import build_model, parameter_supports
+from model.binned import reference_fit
+from model.binned.dataset import BinnedDataset, bin_dataset
+from model.inference.map_fit import find_map
+from model.inference.priors import resolve_priors
+from model.inference.pymc_model import build_model, parameter_supports
+from model.inference.sampling import diagnostics, sample, summary_table
+from model.inference.settings import SamplerSettings
+from model.io.atomic import write_json, write_netcdf, write_text
+from model.jobs.inputs import Inputs
+from model.jobs.provenance import record
+from model.physics.components import WORKSHOP_COMPONENTS, parameter_names
+from model.physics.hese_weights import HESE_COMPONENTS_SPLIT
 
 COMPONENT_SETS = {"workshop": WORKSHOP_COMPONENTS, "split": HESE_COMPONENTS_SPLIT}
 

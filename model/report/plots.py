@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from .binning import Binning  # noqa: E402
-from .posterior_predictive import Bands, poisson_interval, project  # noqa: E402
+from model.binned.binning import Binning  # noqa: E402
+from model.report.predictive import Bands, poisson_interval, project  # noqa: E402
 
 LABELS = {
     "atmos_norm": r"$N_\mathrm{atmos}$",

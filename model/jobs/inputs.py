@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import hese_release as hr
-from . import toy
-from .errors import DataFormatError
-from .events import EventTable
-from .workshop_format import default_cache_dir, read_data, read_simulation
+from model.binned import hese_selection as hs
+from model.errors import DataFormatError
+from model.io import hese_release as hr
+from model.io.events import EventTable
+from model.io.workshop_format import default_cache_dir, read_data, read_simulation
+from model.physics import hese_weights as hw
+from model.physics import toy
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,8 @@ def inputs_from_spec(spec: dict) -> Inputs:
 def load_hese_release(folder, double_cascades: str = "drop") -> Inputs:
     """The HESE 7.5-year release in ``folder`` as workshop-format events."""
     release_sim, release_data = hr.read_release(folder)
-    sim, data = hr.to_workshop(release_sim, release_data, double_cascades)
-    counts = hr.double_cascade_counts(release_data)
+    sim, data = hw.to_workshop(release_sim, release_data, double_cascades)
+    counts = hs.double_cascade_counts(release_data)
     choice = counts[double_cascades]
     other = "cascade" if double_cascades == "drop" else "drop"
     description = (

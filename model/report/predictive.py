@@ -16,8 +16,8 @@ import numpy as np
 from scipy.special import xlogy
 from scipy.stats import chi2
 
-from .binning import Binning
-from .templates import Templates
+from model.binned.binning import Binning
+from model.binned.templates import Templates
 
 AXES = ("topology", "zenith", "energy")  # the order of Binning.shape
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .events import EventTable
+from model.io.events import EventTable
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+TOPOLOGY_CODES = {0: "cascade", 1: "track", 2: "double cascade"}
+"""Event topology codes of the workshop format (the HESE release's ``recoMorphology``)."""
+
 
 @dataclass(frozen=True)
 class EventTable:

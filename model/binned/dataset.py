@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .binning import Binning
-from .components import WORKSHOP_COMPONENTS
-from .errors import DataFormatError
-from .events import EventTable
-from .templates import Templates, build_templates
+from model.binned.binning import Binning
+from model.binned.templates import Templates, build_templates
+from model.errors import DataFormatError
+from model.io.events import EventTable
+from model.physics.components import WORKSHOP_COMPONENTS
 
 
 @dataclass(frozen=True)

@@ -50,11 +50,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .atmospheric_flux import FLAVOURS, flux, table_provenance
-from .components import WORKSHOP_COMPONENTS, event_weights
-from .events import EventTable
+from model.io.events import EventTable
+from model.physics.atmospheric_flux import FLAVOURS, flux, table_provenance
+from model.physics.components import WORKSHOP_COMPONENTS, event_weights
+from model.physics.constants import HESE_LIVETIME_S
 
-LIVETIME_S = 227708167.68  # s, the HESE 7.5-year livetime
+LIVETIME_S = HESE_LIVETIME_S  # s, the HESE 7.5-year livetime
 E_RANGE_GEV = (1.0e4, 1.0e8)
 CC_PROBABILITY = 0.7
 AREA_M2 = {"CC": 6.0, "NC": 1.9}  # at 100 TeV

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import DataFormatError
+from model.errors import DataFormatError
 
 POSITIVE_ENERGY = (lambda v: v > 0, "is not a positive energy in GeV")
 ZENITH = (lambda v: (v >= 0) & (v <= np.pi), "is outside [0, pi] radians")

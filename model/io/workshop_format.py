@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checks
-from .atomic import atomic_path, write_text
-from .errors import DataFormatError
-from .events import EventTable
-from .json_text import parse_json
+from model.errors import DataFormatError
+from model.io import checks
+from model.io.atomic import atomic_path, write_text
+from model.io.events import TOPOLOGY_CODES, EventTable
+from model.io.json_text import parse_json
 
 DATA_FIELDS = ("energy", "topology", "zenith")
 SIMULATION_FIELDS = (
@@ -46,7 +46,6 @@ SIMULATION_FIELDS = (
     "topology",
     "zenith",
 )
-TOPOLOGY_CODES = {0: "cascade", 1: "track", 2: "double cascade"}
 
 # field -> (test on a float64 array, what the test requires)
 _FIELD_CHECKS = {

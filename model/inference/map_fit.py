@@ -1,4 +1,4 @@
-"""MAP and NUTS on the model of :mod:`model.pymc_model`, with diagnostics.
+"""The MAP of the model of :mod:`model.inference.pymc_model`, compiled once, with its covariance.
 
 The MAP is found as ``pm.find_MAP`` finds it (L-BFGS-B in PyMC's unconstrained space,
 without the Jacobian, so the mode is that of the posterior density in the natural
@@ -10,12 +10,9 @@ Hessian of ``-log p`` in the natural parameters (as the workshop's ``hess_inv``)
 
 from __future__ import annotations
 
-import importlib.util
 import time
-import warnings
 from dataclasses import dataclass
 
-import arviz as az
 import numpy as np
 import pymc as pm
 import pytensor
@@ -24,14 +21,11 @@ import scipy.optimize
 from pymc.initial_point import make_initial_point_fn
 from pytensor.graph.replace import graph_replace
 
-X0 = {"atmos_norm": 1.0, "astro_norm": 6.0, "astro_gamma": 2.5}
+from model.binned import reference_fit
+
+X0 = dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))  # the workshop's start
 MAP_OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}
 GRADIENT_TOLERANCE = 1e-5  # max |d log p / d u| at an accepted optimum (u unconstrained)
-
-# Convergence requirements of a run (the issue's acceptance criteria)
-MAX_RHAT = 1.01
-MIN_ESS_BULK = 400
-MAX_DIVERGENCES = 0
 
 
 @dataclass(frozen=True)
@@ -160,71 +154,3 @@ def find_map(model: pm.Model, x0: dict | None = None) -> MapResult:
     """MAP of ``model`` from ``x0``, with covariance (compiles; reuse a :class:`MapFitter`
     to fit many datasets)."""
     return MapFitter(model).fit(x0)
-
-
-def nutpie_available() -> bool:
-    return importlib.util.find_spec("nutpie") is not None
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """NUTS settings: ``sampler`` "auto" takes nutpie when installed, else PyMC's NUTS."""
-
-    draws: int = 1000
-    tune: int = 1000
-    chains: int = 4
-    seed: int = 1
-    target_accept: float = 0.95
-    sampler: str = "auto"
-
-    def resolved_sampler(self) -> str:
-        if self.sampler == "auto":
-            return "nutpie" if nutpie_available() else "pymc"
-        return self.sampler
-
-    def to_dict(self) -> dict:
-        return {
-            "draws": self.draws, "tune": self.tune, "chains": self.chains, "seed": self.seed,
-            "target_accept": self.target_accept, "sampler": self.resolved_sampler(),
-        }  # fmt: skip
-
-
-def sample(model: pm.Model, settings: SamplerSettings, progressbar: bool = True):
-    """NUTS posterior of ``model`` as an ArviZ DataTree (seeded: reruns are identical)."""
-    sampler = settings.resolved_sampler()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # fork()/terminal notices, not results
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return pm.sample(
-            draws=settings.draws, tune=settings.tune, chains=settings.chains,
-            random_seed=settings.seed, nuts_sampler=sampler, progressbar=progressbar,
-            nuts={"target_accept": settings.target_accept}, model=model,
-            compute_convergence_checks=False,
-        )  # fmt: skip
-
-
-def summary_table(idata, var_names):
-    """ArviZ summary (mean, sd, 94% HDI, MCSE, ESS, R-hat) as a pandas DataFrame."""
-    return az.summary(idata, var_names=var_names, ci_kind="hdi", ci_prob=0.94, round_to="none")
-
-
-def diagnostics(idata, var_names) -> dict:
-    """Divergences, worst R-hat and bulk ESS, and whether the run meets the requirements."""
-    table = summary_table(idata, var_names)
-    divergences = int(idata.sample_stats["diverging"].sum())
-    worst_rhat = float(table["r_hat"].max())
-    min_ess = float(table["ess_bulk"].min())
-    problems = []
-    if divergences > MAX_DIVERGENCES:
-        problems.append(f"{divergences} divergent transitions (required: 0)")
-    if not worst_rhat <= MAX_RHAT:
-        problems.append(f"max R-hat {worst_rhat:.4f} > {MAX_RHAT}")
-    if not min_ess >= MIN_ESS_BULK:
-        problems.append(f"min bulk ESS {min_ess:.0f} < {MIN_ESS_BULK}")
-    return {
-        "divergences": divergences,
-        "max_r_hat": worst_rhat,
-        "min_ess_bulk": min_ess,
-        "passed": not problems,
-        "problems": problems,
-    }

@@ -27,11 +27,11 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from . import chebyshev
-from .components import FlatComponent, parameter_names
-from .dataset import BinnedDataset
-from .errors import DataFormatError
-from .templates import FlatTemplate, PowerLawTemplate, Templates
+from model.binned import chebyshev
+from model.binned.dataset import BinnedDataset
+from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
+from model.errors import DataFormatError
+from model.physics.components import FlatComponent, parameter_names
 
 
 def parameter_supports(components) -> dict[str, tuple[float, float]]:

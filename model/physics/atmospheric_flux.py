@@ -2,7 +2,7 @@
 and H3a_SIBYLL23C_pr (prompt).
 
 ``nuflux`` needs ``numpy<2`` and cannot share an environment with PyMC 6, so its fluxes
-are tabulated once by ``scripts/make_flux_table.py`` into ``model/data/atmospheric_flux.npz``
+are tabulated once by ``scripts/make_flux_table.py`` into ``model/physics/data/atmospheric_flux.npz``
 (log10 flux on a grid of log10(E/GeV) in [3, 8] x cos(zenith) in [-1, 1]) and
 interpolated here, bilinearly in (log10 E, cos zenith, log10 flux).
 """
@@ -21,7 +21,7 @@ TABLE = "atmospheric_flux.npz"
 
 @cache
 def _interpolators() -> dict[str, RegularGridInterpolator]:
-    with files("model.data").joinpath(TABLE).open("rb") as fh, np.load(fh) as table:
+    with files("model.physics.data").joinpath(TABLE).open("rb") as fh, np.load(fh) as table:
         grid = (table["log10_energy"], table["cos_zenith"])
         return {
             f"{component}_{flavour}": RegularGridInterpolator(grid, table[f"{component}_{flavour}"])
@@ -33,7 +33,7 @@ def _interpolators() -> dict[str, RegularGridInterpolator]:
 @cache
 def table_provenance() -> dict[str, str]:
     """The models and nuflux version the table was made with."""
-    with files("model.data").joinpath(TABLE).open("rb") as fh, np.load(fh) as table:
+    with files("model.physics.data").joinpath(TABLE).open("rb") as fh, np.load(fh) as table:
         return {
             "conventional": str(table["conventional_model"]),
             "prompt": str(table["prompt_model"]),

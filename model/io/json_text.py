@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .errors import DataFormatError
+from model.errors import DataFormatError
 
 
 def parse_json(raw: bytes, source: str):

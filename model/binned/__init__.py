@@ -1,0 +1,1 @@
+"""binned layer."""

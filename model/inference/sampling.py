@@ -1,0 +1,51 @@
+"""NUTS sampling of the model of :mod:`model.inference.pymc_model`, and its diagnostics."""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import pymc as pm
+
+from model.inference.settings import MAX_DIVERGENCES, MAX_RHAT, MIN_ESS_BULK, SamplerSettings
+
+
+def sample(model: pm.Model, settings: SamplerSettings, progressbar: bool = True):
+    """NUTS posterior of ``model`` as an ArviZ DataTree (seeded: reruns are identical)."""
+    sampler = settings.resolved_sampler()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # fork()/terminal notices, not results
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return pm.sample(
+            draws=settings.draws, tune=settings.tune, chains=settings.chains,
+            random_seed=settings.seed, nuts_sampler=sampler, progressbar=progressbar,
+            nuts={"target_accept": settings.target_accept}, model=model,
+            compute_convergence_checks=False,
+        )  # fmt: skip
+
+
+def summary_table(idata, var_names):
+    """ArviZ summary (mean, sd, 94% HDI, MCSE, ESS, R-hat) as a pandas DataFrame."""
+    return az.summary(idata, var_names=var_names, ci_kind="hdi", ci_prob=0.94, round_to="none")
+
+
+def diagnostics(idata, var_names) -> dict:
+    """Divergences, worst R-hat and bulk ESS, and whether the run meets the requirements."""
+    table = summary_table(idata, var_names)
+    divergences = int(idata.sample_stats["diverging"].sum())
+    worst_rhat = float(table["r_hat"].max())
+    min_ess = float(table["ess_bulk"].min())
+    problems = []
+    if divergences > MAX_DIVERGENCES:
+        problems.append(f"{divergences} divergent transitions (required: 0)")
+    if not worst_rhat <= MAX_RHAT:
+        problems.append(f"max R-hat {worst_rhat:.4f} > {MAX_RHAT}")
+    if not min_ess >= MIN_ESS_BULK:
+        problems.append(f"min bulk ESS {min_ess:.0f} < {MIN_ESS_BULK}")
+    return {
+        "divergences": divergences,
+        "max_r_hat": worst_rhat,
+        "min_ess_bulk": min_ess,
+        "passed": not problems,
+        "problems": problems,
+    }
