@@ -34,6 +34,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check model scripts tests
 	$(BIN)/ruff format --check model scripts tests
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python scripts/benchmark.py

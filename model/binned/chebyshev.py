@@ -39,18 +39,6 @@ def basis(t, k: int) -> np.ndarray:
     return np.stack(terms[:k], axis=-1)
 
 
-def basis_pt(t, k: int):
-    """Pytensor twin of :func:`basis` for a scalar ``t`` in [-1, 1]: ``T_n(t) = cos(n arccos t)``.
-
-    One elementwise expression instead of a k-step recurrence keeps the graph (and its
-    gradient and Hessian) small; the gradient is finite for |t| < 1, which the model's
-    interval transform guarantees.
-    """
-    import pytensor.tensor as pt
-
-    return pt.cos(np.arange(k, dtype=np.float64) * pt.arccos(t))
-
-
 def evaluate(coeffs: np.ndarray, x, interval: tuple[float, float]) -> np.ndarray:
     """Value of the interpolants ``coeffs`` (n, k) at scalar ``x``: shape (n,)."""
     return coeffs @ basis(to_unit(np.asarray(x, dtype=np.float64), interval), coeffs.shape[-1])

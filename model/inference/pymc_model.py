@@ -34,6 +34,16 @@ from model.errors import DataFormatError
 from model.physics.components import FlatComponent, parameter_names
 
 
+def chebyshev_basis(t, k: int):
+    """Pytensor twin of :func:`model.binned.chebyshev.basis` for a scalar ``t`` in [-1, 1]: ``T_n(t) = cos(n arccos t)``.
+
+    One elementwise expression instead of a k-step recurrence keeps the graph (and its
+    gradient and Hessian) small; the gradient is finite for |t| < 1, which the model's
+    interval transform guarantees.
+    """
+    return pt.cos(np.arange(k, dtype=np.float64) * pt.arccos(t))
+
+
 def parameter_supports(components) -> dict[str, tuple[float, float]]:
     """Allowed range of each parameter: norms [0, inf), spectral indices the tabulated range."""
     supports = {}
@@ -54,7 +64,7 @@ def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
     if isinstance(table, PowerLawTemplate):
         c = table.component
         t = chebyshev.to_unit(params[c.index], c.index_range)
-        log_s = pt.as_tensor(table.log_coeffs) @ chebyshev.basis_pt(t, table.n_nodes)
+        log_s = pt.as_tensor(table.log_coeffs) @ chebyshev_basis(t, table.n_nodes)
         positions = np.searchsorted(model_bins, table.active)
         if positions.size == model_bins.size:
             return pt.exp(log_s)
