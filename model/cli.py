@@ -10,7 +10,47 @@ from model import __version__
 from model.errors import DataFormatError
 from model.inference.priors import PriorError
 from model.inference.settings import SamplerSettings
-from model.physics import toy
+from model.physics.constants import TOY_SEED
+
+MAX_SEED = 2**32 - 1  # every sampler (nutpie, PyMC, NumPy) takes seeds in [0, 2**32)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors on one line (``diffuse-fit: error: ...``), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"diffuse-fit: error: {message} (see '{self.prog} --help')\n")
+
+
+def _integer(low: int, high: int | None = None, what: str = "an integer"):
+    """An argparse type: an integer in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"{text} is not {what} {bound}")
+        return value
+
+    return parse
+
+
+def _open_unit_interval(text: str) -> float:
+    """An argparse type: a float strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not strictly between 0 and 1")
+    return value
+
+
+SEED = _integer(0, MAX_SEED, "a seed")
+COUNT = _integer(1, what="a count")
 
 
 def _inputs_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,8 +63,8 @@ def _inputs_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--double-cascades", choices=["drop", "cascade"], default="drop",
                    help="HESE release: drop double cascades (as the workshop binning does) "
                         "or merge them with cascades")  # fmt: skip
-    g.add_argument("--toy-seed", type=int, default=toy.DEFAULT_SEED,
-                   help=f"seed of the embedded toy dataset (default {toy.DEFAULT_SEED})")  # fmt: skip
+    g.add_argument("--toy-seed", type=SEED, default=TOY_SEED,
+                   help=f"seed of the embedded toy dataset (default {TOY_SEED})")  # fmt: skip
     g.add_argument("--no-cache", action="store_true",
                    help="do not cache parsed simulation files (cache: $DIFFUSE_FIT_CACHE "
                         "or ~/.cache/diffuse-fit)")  # fmt: skip
@@ -40,7 +80,7 @@ def _inputs_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="diffuse-fit",
         description="Bayesian binned-likelihood fit of the diffuse astrophysical neutrino flux.",
     )
@@ -51,12 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_sample = sub.add_parser("sample", help="MAP, then NUTS posterior sampling")
     _inputs_arguments(p_sample)
     d = SamplerSettings()
-    p_sample.add_argument("--seed", type=int, default=d.seed, help="sampler seed")
-    p_sample.add_argument("--draws", type=int, default=d.draws, help="draws per chain")
-    p_sample.add_argument("--tune", type=int, default=d.tune, help="tuning steps per chain")
-    p_sample.add_argument("--chains", type=int, default=d.chains, help="number of chains")
-    p_sample.add_argument("--target-accept", type=float, default=d.target_accept,
-                          help="NUTS target acceptance rate")  # fmt: skip
+    p_sample.add_argument("--seed", type=SEED, default=d.seed,
+                          help=f"sampler seed, 0..{MAX_SEED}")  # fmt: skip
+    p_sample.add_argument("--draws", type=COUNT, default=d.draws, help="draws per chain (>= 1)")
+    p_sample.add_argument("--tune", type=_integer(0, what="a number of steps"), default=d.tune,
+                          help="tuning steps per chain (>= 0)")  # fmt: skip
+    p_sample.add_argument("--chains", type=COUNT, default=d.chains, help="number of chains (>= 1)")
+    p_sample.add_argument("--target-accept", type=_open_unit_interval, default=d.target_accept,
+                          help="NUTS target acceptance rate, in (0, 1)")  # fmt: skip
     p_sample.add_argument("--sampler", choices=["auto", "nutpie", "pymc"], default=d.sampler,
                           help="NUTS implementation (auto: nutpie if installed)")  # fmt: skip
     p_report = sub.add_parser("report", help="figures and report.md of a saved sample run")
@@ -87,7 +129,10 @@ def _report(args, say) -> None:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a one-line usage error (status 2)
+        return int(exc.code or 0)
     say = (lambda *a, **k: None) if args.quiet else print
     if args.quiet:
         import logging

@@ -8,3 +8,6 @@ ASTRO_PIVOT_GEV = 1.0e5
 
 REFERENCE_GAMMA = 2.5
 """Spectral index at which ``astroWeight`` is given (the workshop's convention)."""
+
+TOY_SEED = 20190614
+"""Seed of the embedded toy dataset (the workshop's date)."""

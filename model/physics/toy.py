@@ -53,7 +53,7 @@ import numpy as np
 from model.io.events import EventTable
 from model.physics.atmospheric_flux import FLAVOURS, flux, table_provenance
 from model.physics.components import WORKSHOP_COMPONENTS, event_weights
-from model.physics.constants import HESE_LIVETIME_S
+from model.physics.constants import HESE_LIVETIME_S, TOY_SEED
 
 LIVETIME_S = HESE_LIVETIME_S  # s, the HESE 7.5-year livetime
 E_RANGE_GEV = (1.0e4, 1.0e8)
@@ -66,7 +66,7 @@ PROMPT_VETO_E_GEV = 1.0e5
 SELECTION_E_GEV = 3.0e4
 ENERGY_RESOLUTION = {0: 0.10, 1: 0.25}  # log-normal sigma by topology
 ANGULAR_RESOLUTION_DEG = {0: 10.0, 1: 1.0}
-DEFAULT_SEED = 20190614  # the workshop's date
+DEFAULT_SEED = TOY_SEED  # the workshop's date
 DEFAULT_N_SIMULATED = 100_000
 DEFAULT_TRUTH = {"atmos_norm": 1.0, "astro_norm": 6.7, "astro_gamma": 3.0}
 SIMULATION_FIELDS = (

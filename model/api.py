@@ -1,0 +1,111 @@
+"""The Python API: the steps of a fit as functions, for scripts and notebooks.
+
+Every name here is importable from ``model`` itself (lazily: ``import model`` stays cheap)::
+
+    import model
+
+    inputs = model.load_inputs()                      # the embedded toy dataset
+    binned = model.bin_inputs(inputs)                 # counts and per-bin tables
+    pymc_model = model.build_model(binned, priors="flat")
+    best = model.fit_map(pymc_model)                  # MAP, covariance, -ln L
+    idata = model.sample(pymc_model, seed=1)          # NUTS posterior (ArviZ DataTree)
+    print(model.summary(idata))
+
+The jobs of the command line (which write a run folder) are :func:`run_map`,
+:func:`run_sample` and :func:`write_report`.
+"""
+
+from __future__ import annotations
+
+from model.binned.dataset import BinnedDataset, bin_dataset
+from model.jobs.inputs import Inputs, load_inputs
+from model.jobs.runs import COMPONENT_SETS
+
+__all__ = [
+    "Inputs",
+    "BinnedDataset",
+    "load_inputs",
+    "bin_inputs",
+    "build_model",
+    "fit_map",
+    "sample",
+    "summary",
+]
+
+
+def bin_inputs(inputs: Inputs, components: str = "workshop", binning=None) -> BinnedDataset:
+    """Bin the data and the simulation of ``inputs`` once and tabulate the per-bin weights.
+
+    Parameters
+    ----------
+    inputs : Inputs
+        From :func:`load_inputs`.
+    components : {"workshop", "split"}
+        ``workshop``: atmospheric + astrophysical (atmos_norm, astro_norm, astro_gamma);
+        ``split``: conventional, prompt and muon normalizations apart (needs the fields
+        ``conventionalWeight``, ``promptWeight``, ``muonWeight``).
+    binning : model.binned.binning.Binning, optional
+        Bin edges; the workshop's by default.
+    """
+    if components not in COMPONENT_SETS:
+        raise ValueError(f"components must be one of {sorted(COMPONENT_SETS)}, not {components!r}")
+    return bin_dataset(
+        inputs.data, inputs.simulation, binning=binning, components=COMPONENT_SETS[components]
+    )
+
+
+def build_model(binned: BinnedDataset, priors="default"):
+    """The PyMC model of ``binned`` (a ``pm.Model``).
+
+    ``priors``: ``"default"``, ``"flat"`` (MAP = maximum likelihood), a JSON file of
+    per-parameter priors, or a dict of the same form (see :mod:`model.inference.priors`).
+    """
+    from model.inference.priors import resolve_priors
+    from model.inference.pymc_model import build_model as _build
+    from model.inference.pymc_model import parameter_supports
+
+    return _build(binned, resolve_priors(priors, parameter_supports(binned.components)))
+
+
+def fit_map(pymc_model, x0: dict | None = None):
+    """The MAP of ``pymc_model`` from ``x0`` (default the workshop's start (1, 6, 2.5)).
+
+    Returns a :class:`model.inference.map_fit.MapResult`: ``values`` (natural units),
+    ``neg_log_likelihood`` (the workshop's -ln L with lgamma(k+1)), ``covariance`` (inverse
+    Hessian), ``errors``, ``converged``.  To refit many datasets with one compilation use
+    :class:`model.inference.map_fit.MapFitter`.
+    """
+    from model.inference.map_fit import find_map
+
+    return find_map(pymc_model, x0)
+
+
+def sample(
+    pymc_model,
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 1,
+    target_accept: float = 0.95,
+    sampler: str = "auto",
+    progressbar: bool = True,
+):
+    """NUTS posterior of ``pymc_model`` as an ArviZ DataTree (seeded: reruns are identical).
+
+    ``sampler``: ``"auto"`` (nutpie when installed), ``"nutpie"`` or ``"pymc"``.
+    """
+    from model.inference.sampling import sample as _sample
+    from model.inference.settings import SamplerSettings
+
+    settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
+    return _sample(pymc_model, settings, progressbar=progressbar)
+
+
+def summary(idata, var_names=None):
+    """ArviZ summary (mean, sd, 94% HDI, MCSE, ESS, R-hat) of the free parameters."""
+    from model.inference.sampling import summary_table
+
+    if var_names is None:
+        var_names = [n for n in idata.posterior.data_vars if idata.posterior[n].ndim == 2]
+    return summary_table(idata, list(var_names))

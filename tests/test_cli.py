@@ -1,0 +1,56 @@
+"""The command line's contract on bad arguments: exit status 2, one line on stderr, no work."""
+
+import subprocess
+import sys
+
+import pytest
+
+from model.cli import MAX_SEED, main
+
+BAD_ARGUMENTS = [
+    (["sample", "--draws", "0"], "--draws"),
+    (["sample", "--draws", "-5"], "--draws"),
+    (["sample", "--chains", "0"], "--chains"),
+    (["sample", "--tune", "-1"], "--tune"),
+    (["sample", "--seed", "-1"], "--seed"),
+    (["sample", "--seed", str(2**70)], "--seed"),
+    (["sample", "--seed", str(MAX_SEED + 1)], "--seed"),
+    (["sample", "--target-accept", "1.5"], "--target-accept"),
+    (["sample", "--target-accept", "0"], "--target-accept"),
+    (["sample", "--target-accept", "nan"], "--target-accept"),
+    (["map", "--toy-seed", "-3"], "--toy-seed"),
+    (["sample", "--draws", "ten"], "--draws"),
+    (["fit"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize(("argv", "named"), BAD_ARGUMENTS)
+def test_bad_arguments_exit_2_with_one_line(argv, named, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*argv, "--out", str(out)] if argv[0] != "fit" else argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("diffuse-fit: error:"), err
+    assert named in err
+    assert not out.exists()  # refused before any work
+
+
+def test_largest_seed_is_accepted():
+    from model.cli import build_parser
+
+    args = build_parser().parse_args(["sample", "--seed", str(MAX_SEED), "--target-accept", "0.9"])
+    assert args.seed == MAX_SEED and args.target_accept == 0.9
+
+
+def test_help_does_not_import_pymc():
+    """``diffuse-fit --help`` parses arguments without importing PyMC, pytensor or ArviZ."""
+    code = (
+        "import sys\n"
+        "from model.cli import main\n"
+        "assert main(['--help']) == 0\n"
+        "heavy = sorted(m for m in ('pymc', 'pytensor', 'arviz', 'numpy', 'scipy', 'matplotlib')"
+        " if m in sys.modules)\n"
+        "print(heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
