@@ -1,4 +1,4 @@
-"""A release-schema simulation through reader, converter and the PyMC MAP (issue 5)."""
+"""A release-schema simulation through reader, converter and the PyMC MAP."""
 
 import json
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-# Convergence requirements of a run
+# Convergence requirements of a run (0 divergences, R-hat <= 1.01, bulk ESS >= 400)
 MAX_RHAT = 1.01
 MIN_ESS_BULK = 400
 MAX_DIVERGENCES = 0
