@@ -87,18 +87,63 @@ def test_gradient_matches_finite_differences(binned, flat_model, rng):
 
 
 def _reference(binned, counts):
-    return reference_fit.fit(counts, binned.simulation, binned.sim_bin_index, binned.binning.n_bins)
+    fit = reference_fit.fit(counts, binned.simulation, binned.sim_bin_index, binned.binning.n_bins)
+    assert fit.converged, fit.message
+    return fit
+
+
+def _reference_errors(binned, x, h=1e-4):
+    """Errors from a central finite-difference Hessian of the reference -llh (steps h * x)."""
+
+    def nll(p):
+        w = reference_fit.weight_event(binned.simulation, *p)
+        lam = reference_fit.get_expectation(binned.sim_bin_index, w, binned.binning.n_bins)
+        return -reference_fit.llh(binned.counts, lam)
+
+    steps = h * np.asarray(x)
+    hess = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            ei, ej = np.eye(3)[i] * steps[i], np.eye(3)[j] * steps[j]
+            hess[i, j] = (nll(x + ei + ej) - nll(x + ei - ej) - nll(x - ei + ej)
+                          + nll(x - ei - ej)) / (4 * steps[i] * steps[j])  # fmt: skip
+    return np.sqrt(np.diag(np.linalg.inv(hess)))
 
 
 def test_map_equals_reference_fit_on_default_data(binned, flat_model, fitter):
     set_counts(flat_model, binned.counts)
     result, ref = fitter.fit(), _reference(binned, binned.counts)
-    assert result.converged
+    assert result.converged and result.problems == [] and result.unconstrained == []
     np.testing.assert_allclose([result.values[n] for n in NAMES], ref.x, rtol=1e-4)
     assert result.neg_log_likelihood == pytest.approx(ref.neg_log_likelihood, abs=1e-6)
-    # covariance: symmetric positive definite, errors of sensible size
+    # covariance: symmetric positive definite; errors = a finite-difference Hessian of the
+    # reference -llh (its truncation error ~h^2 ~ 1e-8 relative, noise ~1e-13 / h^2 ~ 1e-5)
     assert np.allclose(result.covariance, result.covariance.T)
     assert np.all(np.linalg.eigvalsh(result.covariance) > 0)
+    np.testing.assert_allclose(
+        [result.errors[n] for n in NAMES], _reference_errors(binned, ref.x), rtol=1e-3
+    )
+
+
+def test_map_start_is_the_workshop_x0(fitter):
+    """The MAP starts where the workshop's scipy fit does, (1, 6, 2.5), in natural units."""
+    assert X0 == dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))
+    assert tuple(X0.values()) == (1.0, 6.0, 2.5)
+    _, _, natural = fitter._logp_grad_natural(fitter.start(X0))
+    np.testing.assert_allclose(natural, reference_fit.X0, rtol=1e-14)
+
+
+def test_map_of_empty_counts_is_reported(binned, flat_model, fitter):
+    """No observed event (e.g. a pseudo-experiment swapped in by set_counts): the norms run
+    to 0, where log p is flat in them; the fit says so and gives no errors."""
+    set_counts(flat_model, np.zeros(binned.binning.n_bins))
+    try:
+        result = fitter.fit()
+    finally:
+        set_counts(flat_model, binned.counts)
+    assert result.values["atmos_norm"] < 1e-6 and result.values["astro_norm"] < 1e-6
+    assert {"atmos_norm", "astro_norm"} <= set(result.unconstrained)
+    assert result.problems and all(v is None for v in result.errors.values())
 
 
 @pytest.mark.parametrize(

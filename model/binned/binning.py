@@ -1,9 +1,19 @@
-"""Binning in reconstructed energy x zenith x topology, the workshop's way.
+"""Binning in reconstructed energy x zenith x topology, the workshop's bins.
 
 Bins are numbered topology-major, then zenith, then energy (the order of the
 workshop's ``make_bin_masks`` loops): ``flat = (t * n_zenith + z) * n_energy + e``.
-Edges follow ``np.digitize`` semantics: bin i holds ``edges[i] <= x < edges[i+1]``;
-a value equal to the last edge, or outside the edges, is outside the binning.
+
+Energy and zenith follow :func:`numpy.histogram`'s convention: the edges are the
+stated values exactly (the workshop binning's outer edges are 6e4 and 1e7 GeV and
+0 and pi rad, not ``np.logspace``'s 60000.00000000003), bin i holds
+``edges[i] <= x < edges[i+1]`` except the last, which is closed,
+``edges[-2] <= x <= edges[-1]``.  Values outside ``[edges[0], edges[-1]]`` and NaN
+are outside the binning.  Topology is categorical: a list of codes, one bin per code
+(default 0 cascade, 1 track); any other code (2, double cascade) is outside.
+
+The notebook bins with ``np.digitize``, which differs only for values exactly on the
+outer edges: it leaves 6e4 GeV (below its first edge 60000.00000000003), 1e7 GeV and
+zenith pi outside (``tests/test_binning.py`` asserts that these are the only differences).
 Events are binned once into one integer index per event (``-1`` outside),
 never into a list of boolean masks.
 """
@@ -18,60 +28,90 @@ OUTSIDE = -1
 
 
 def workshop_energy_edges(n: int = 20, low: float = 60.0e3, high: float = 1.0e7) -> np.ndarray:
-    """``n`` log-spaced reconstructed-energy bins from ``low`` to ``high``, GeV."""
-    return np.logspace(np.log10(low), np.log10(high), n + 1)
+    """``n`` log-spaced reconstructed-energy bins from ``low`` to ``high``, GeV.
+
+    The interior edges are the notebook's ``np.logspace`` values; the end points are
+    set to ``low`` and ``high`` exactly.
+    """
+    edges = np.logspace(np.log10(low), np.log10(high), n + 1)
+    edges[0], edges[-1] = low, high
+    return edges
 
 
 def workshop_zenith_edges(n: int = 10) -> np.ndarray:
-    """``n`` zenith bins uniform in cos(zenith), edges in radians increasing 0..pi."""
-    return np.arccos(np.linspace(-1, 1, n + 1))[::-1]
+    """``n`` zenith bins uniform in cos(zenith), edges in radians increasing, 0 and pi exactly."""
+    edges = np.arccos(np.linspace(-1, 1, n + 1))[::-1]
+    edges[0], edges[-1] = 0.0, np.pi
+    return edges
 
 
-def workshop_topology_edges(n: int = 2) -> np.ndarray:
-    """Topology bins [0,1), [1,2), ...: with n=2, cascades and tracks; code 2 falls outside."""
-    return np.linspace(0, n, n + 1)
+WORKSHOP_TOPOLOGY_CODES = (0, 1)
+"""Topology codes binned by the workshop: 0 cascade, 1 track (2, double cascade, is left out)."""
+
+
+def _histogram_bins(x, edges: np.ndarray) -> np.ndarray:
+    """Bin of each ``x`` by :func:`numpy.histogram`'s rule (last bin closed), -1 outside or NaN."""
+    x = np.asarray(x, dtype=np.float64)
+    n = edges.size - 1
+    i = np.searchsorted(edges, x, side="right") - 1
+    i = np.where(x == edges[-1], n - 1, i)
+    return np.where((i >= 0) & (i < n), i, OUTSIDE)
 
 
 @dataclass(frozen=True)
 class Binning:
-    """Bin edges of the three observables.
+    """Bin edges of energy and zenith, and the binned topology codes.
 
     Attributes
     ----------
     energy_edges : ndarray
-        Reconstructed deposited energy, GeV, increasing.
+        Reconstructed deposited energy, GeV, strictly increasing.
     zenith_edges : ndarray
-        Reconstructed zenith, radians, increasing.
-    topology_edges : ndarray
-        Topology code edges, increasing (0 cascade, 1 track, 2 double cascade).
+        Reconstructed zenith, radians, strictly increasing.
+    topology_codes : ndarray of int
+        Topology codes with a bin each, in bin order (0 cascade, 1 track, 2 double cascade).
     """
 
     energy_edges: np.ndarray = field(default_factory=workshop_energy_edges)
     zenith_edges: np.ndarray = field(default_factory=workshop_zenith_edges)
-    topology_edges: np.ndarray = field(default_factory=workshop_topology_edges)
+    topology_codes: np.ndarray = field(default_factory=lambda: np.array(WORKSHOP_TOPOLOGY_CODES))
 
     def __post_init__(self):
-        for name in ("energy_edges", "zenith_edges", "topology_edges"):
+        for name in ("energy_edges", "zenith_edges"):
             edges = np.asarray(getattr(self, name), dtype=np.float64)
             if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
                 raise ValueError(f"Binning.{name} must be >= 2 strictly increasing values")
             if not np.all(np.isfinite(edges)):
                 raise ValueError(f"Binning.{name} must be finite")
             object.__setattr__(self, name, edges)
+        codes = np.asarray(self.topology_codes)
+        if (
+            codes.ndim != 1
+            or codes.size < 1
+            or not np.all(np.isfinite(codes))
+            or not np.all(codes == np.round(codes))
+            or np.unique(codes).size != codes.size
+        ):
+            raise ValueError("Binning.topology_codes must be >= 1 distinct integer codes")
+        object.__setattr__(self, "topology_codes", codes.astype(np.int64))
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """(n_topology, n_zenith, n_energy)."""
-        return (
-            self.topology_edges.size - 1,
-            self.zenith_edges.size - 1,
-            self.energy_edges.size - 1,
-        )
+        return (self.topology_codes.size, self.zenith_edges.size - 1, self.energy_edges.size - 1)
 
     @property
     def n_bins(self) -> int:
         t, z, e = self.shape
         return t * z * e
+
+    @property
+    def topology_edges(self) -> np.ndarray:
+        """Axis positions for drawing the topology bins: bin i spans [i, i + 1).
+
+        Not used to bin events (topology is categorical: :attr:`topology_codes`).
+        """
+        return np.arange(self.topology_codes.size + 1, dtype=np.float64)
 
     def bin_index(self, energy, zenith, topology) -> np.ndarray:
         """Flat bin index of each event, ``OUTSIDE`` (-1) where any observable is outside.
@@ -82,11 +122,14 @@ class Binning:
         zenith : array_like, radians
         topology : array_like, topology codes
         """
-        n_t, n_z, n_e = self.shape
-        t = np.digitize(topology, self.topology_edges) - 1
-        z = np.digitize(zenith, self.zenith_edges) - 1
-        e = np.digitize(energy, self.energy_edges) - 1
-        inside = (t >= 0) & (t < n_t) & (z >= 0) & (z < n_z) & (e >= 0) & (e < n_e)
+        _, n_z, n_e = self.shape
+        topology = np.asarray(topology, dtype=np.float64)
+        t = np.full(topology.shape, OUTSIDE, dtype=np.int64)
+        for i, code in enumerate(self.topology_codes):
+            t[topology == code] = i
+        z = _histogram_bins(zenith, self.zenith_edges)
+        e = _histogram_bins(energy, self.energy_edges)
+        inside = (t >= 0) & (z >= 0) & (e >= 0)
         return np.where(inside, (t * n_z + z) * n_e + e, OUTSIDE)
 
     def histogram(self, index: np.ndarray, weights=None) -> np.ndarray:
@@ -95,14 +138,11 @@ class Binning:
         w = None if weights is None else np.asarray(weights)[inside]
         return np.bincount(index[inside], weights=w, minlength=self.n_bins).astype(np.float64)
 
-    def unflatten(self, per_bin: np.ndarray) -> np.ndarray:
-        """Reshape a flat per-bin array to (topology, zenith, energy)."""
-        return np.asarray(per_bin).reshape(self.shape)
-
     def to_dict(self) -> dict:
-        """Edges as lists (provenance)."""
+        """Edges, codes and the edge convention, as lists and text (provenance)."""
         return {
             "energy_edges_GeV": self.energy_edges.tolist(),
             "zenith_edges_rad": self.zenith_edges.tolist(),
-            "topology_edges": self.topology_edges.tolist(),
+            "topology_codes": self.topology_codes.tolist(),
+            "edge_convention": "numpy.histogram: [e_i, e_i+1), last bin closed",
         }

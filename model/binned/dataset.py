@@ -76,14 +76,21 @@ def bin_dataset(
 ) -> BinnedDataset:
     """Bin data and simulation once and precompute the per-bin tables.
 
-    Raises :class:`DataFormatError` if observed events fall in a bin where no simulated
-    event has weight (the likelihood would be -inf for every parameter value).
+    Raises :class:`DataFormatError` (one line, naming the file) where the fit could only
+    return its start values or -inf:
+
+    * no observed event inside the bins (an empty likelihood);
+    * no simulated event inside the bins, or a component whose weight field is 0 for
+      every simulated event inside the bins (its parameters would be unconstrained);
+    * an observed event in a bin where no simulated event has weight (the likelihood
+      would be -inf for every parameter value).
     """
     binning = binning or Binning()
     data_index = binning.bin_index(data["energy"], data["zenith"], data["topology"])
     sim_index = binning.bin_index(
         simulation["energy"], simulation["zenith"], simulation["topology"]
     )
+    _check_not_empty(data, simulation, binning, data_index, sim_index, components)
     counts = binning.histogram(data_index)
     templates = build_templates(simulation, binning, components, bin_index=sim_index)
     empty = np.flatnonzero((counts > 0) & ~templates.covered())
@@ -106,3 +113,43 @@ def bin_dataset(
         n_data_outside=int(np.sum(data_index < 0)),
         n_sim_outside=int(np.sum(sim_index < 0)),
     )
+
+
+def _describe_bins(binning: Binning) -> str:
+    e, z = binning.energy_edges, binning.zenith_edges
+    return (
+        f"reconstructed energy {e[0]:.6g}..{e[-1]:.6g} GeV, zenith {z[0]:.6g}..{z[-1]:.6g} rad, "
+        f"topology codes {binning.topology_codes.tolist()}"
+    )
+
+
+def _check_not_empty(data, simulation, binning, data_index, sim_index, components) -> None:
+    """Refuse inputs whose fit would leave parameters unconstrained (see :func:`bin_dataset`)."""
+    if not np.any(data_index >= 0):
+        raise DataFormatError(
+            data.source,
+            f"empty likelihood: none of the {len(data)} data events falls inside the bins "
+            f"({_describe_bins(binning)}); there is nothing to fit",
+        )
+    inside = sim_index >= 0
+    n_inside = int(inside.sum())
+    if n_inside == 0:
+        raise DataFormatError(
+            simulation.source,
+            f"none of the {len(simulation)} simulated events falls inside the bins "
+            f"({_describe_bins(binning)}); no expectation to fit",
+        )
+    for c in components:
+        weights = simulation[c.weight_field]
+        if not np.any(weights[inside] != 0):
+            where = (
+                f"all {len(simulation)} simulated events"
+                if not np.any(weights != 0)
+                else f"every one of the {n_inside} simulated events inside the bins"
+            )
+            raise DataFormatError(
+                simulation.source,
+                f"component '{c.name}' has weight 0 for {where}, so it predicts no events "
+                f"and leaves {', '.join(c.parameters)} unconstrained",
+                field=c.weight_field,
+            )

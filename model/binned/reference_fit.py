@@ -5,7 +5,10 @@ none of the package's tables or components: it reweights every simulated event
 (``weight_event``), sums them per bin (``get_expectation``), evaluates the notebook's
 Poisson ``llh`` and minimises ``-llh`` with ``scipy.optimize.minimize`` from
 x0 = (1, 6, 2.5).  The notebook's 400 boolean masks are replaced by one bin index
-per event (the same bins: see ``tests/test_binning.py``).
+per event, which the caller passes in (:meth:`model.binned.binning.Binning.bin_index`,
+the same index the PyMC model's tables are built from, so both fits see the same
+bins).  It equals the notebook's masks except for values exactly on the outer edges
+(60 TeV, 10 PeV, zenith pi), which the notebook leaves outside (``tests/test_binning.py``).
 """
 
 from __future__ import annotations
@@ -46,11 +49,27 @@ def llh(data, expectation):
 
 @dataclass(frozen=True)
 class ReferenceFit:
-    """Result of :func:`fit`: best-fit values, -LLH, and SciPy's result object."""
+    """Result of :func:`fit`.
+
+    Attributes
+    ----------
+    x : ndarray
+        (atmos_norm, astro_norm, astro_gamma) where the optimizer stopped: the best fit
+        if ``converged``, otherwise not to be used as one.
+    neg_log_likelihood : float
+        ``-llh`` at ``x``.
+    result : scipy.optimize.OptimizeResult
+    converged : bool
+        Whether L-BFGS-B reported success.
+    message : str
+        The optimizer's message (with "did not converge" when it failed).
+    """
 
     x: np.ndarray
     neg_log_likelihood: float
     result: scipy.optimize.OptimizeResult
+    converged: bool
+    message: str
 
     def as_dict(self) -> dict[str, float]:
         return dict(zip(PARAMETERS, map(float, self.x), strict=True))
@@ -60,7 +79,9 @@ def fit(data_counts, simulation, sim_bin_index, n_bins, x0=X0) -> ReferenceFit:
     """Maximise the workshop likelihood over (atmos_norm, astro_norm, astro_gamma).
 
     L-BFGS-B within bounds (norms >= 0, 1 <= gamma <= 4) with the analytic gradient
-    and tight tolerances, so the optimum is found to ~1e-8 relative.
+    and tight tolerances, so the optimum is found to ~1e-8 relative.  Does not raise when
+    the optimizer fails (e.g. one absurd weight of 1e300 makes its line search stop at
+    the start): the result then has ``converged`` False and says why in ``message``.
     """
     data_counts = np.asarray(data_counts, dtype=np.float64)
     log_e = np.log(simulation["primaryEnergy"] / 1.0e5)
@@ -83,6 +104,11 @@ def fit(data_counts, simulation, sim_bin_index, n_bins, x0=X0) -> ReferenceFit:
         neg_llh_and_grad, np.asarray(x0, dtype=np.float64), jac=True, method="L-BFGS-B",
         bounds=BOUNDS, options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000},
     )  # fmt: skip
+    message = str(result.message).strip()
     if not result.success:
-        raise RuntimeError(f"reference fit did not converge: {result.message}")
-    return ReferenceFit(result.x, float(result.fun), result)
+        message = (
+            f"reference fit did not converge after {result.nit} iterations: "
+            f"L-BFGS-B stopped with {message or 'no message'!r} "
+            f"(max |gradient| {float(np.max(np.abs(result.jac))):.1e})"
+        )
+    return ReferenceFit(result.x, float(result.fun), result, bool(result.success), message)

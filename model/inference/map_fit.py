@@ -6,12 +6,15 @@ parameters), started at the workshop's x0 = (1, 6, 2.5), by :class:`MapFitter`, 
 compiles once and refits new counts in milliseconds (tests check it against
 ``pm.find_MAP`` and the workshop's scipy fit).  Its uncertainties are the inverse
 Hessian of ``-log p`` in the natural parameters (as the workshop's ``hess_inv``).
+A fit that did not move from the start, stopped away from an optimum, or whose Hessian
+leaves parameters unconstrained says so in :attr:`MapResult.problems` (and gives no
+errors for the parameters concerned) instead of passing for a converged fit.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pymc as pm
@@ -26,11 +29,12 @@ from model.binned import reference_fit
 X0 = dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))  # the workshop's start
 MAP_OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}
 GRADIENT_TOLERANCE = 1e-5  # max |d log p / d u| at an accepted optimum (u unconstrained)
+CURVATURE_TOLERANCE = 1e-10  # smallest accepted eigenvalue of the scaled -Hessian (diagonal 1)
 
 
 @dataclass(frozen=True)
 class MapResult:
-    """MAP point and its curvature.
+    """MAP point, its curvature, and what is wrong with it (if anything).
 
     Attributes
     ----------
@@ -39,10 +43,21 @@ class MapResult:
     neg_log_likelihood : float
         ``-sum_b [k_b log lam_b - lam_b - lgamma(k_b + 1)]`` at the MAP (no prior terms).
     covariance : ndarray (n, n)
-        Inverse Hessian of ``-log p(theta | data)`` in the natural parameters.
+        Inverse Hessian of ``-log p(theta | data)`` in the natural parameters (NaN where
+        the Hessian cannot be inverted).
     converged : bool
+        The optimizer moved from the start and stopped where the gradient vanishes
+        (max ``|d log p / d u|`` below ``GRADIENT_TOLERANCE``, u unconstrained).
     message : str
+        The optimizer's stopping message and the largest gradient component.
     wall_time_s : float
+        Seconds for the optimisation and the Hessian.
+    problems : list of str
+        What is wrong, one sentence each: no convergence, no move from the start, a
+        Hessian that is not negative definite, a covariance diagonal that is not finite
+        and positive.  Empty for a usable fit.
+    unconstrained : list of str
+        Parameters the curvature leaves unconstrained (named in ``problems``).
     """
 
     values: dict
@@ -51,13 +66,22 @@ class MapResult:
     converged: bool
     message: str
     wall_time_s: float
+    problems: list[str] = field(default_factory=list)
+    unconstrained: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> dict:
-        """One-sigma errors from the covariance diagonal (NaN where it is not positive)."""
+        """One-sigma errors, sqrt of the covariance diagonal (units of each parameter).
+
+        ``None`` (JSON null), never NaN, for a parameter in ``unconstrained``, one whose
+        covariance diagonal is not finite and positive, and for every parameter when the
+        fit did not converge (the curvature away from an optimum is no error).
+        """
         diag = np.diag(self.covariance)
         return {
-            k: float(np.sqrt(d)) if d > 0 else float("nan")
+            k: float(np.sqrt(d))
+            if self.converged and k not in self.unconstrained and np.isfinite(d) and d > 0
+            else None
             for k, d in zip(self.values, diag, strict=True)
         }
 
@@ -73,7 +97,7 @@ class MapFitter:
     is that of the density in the natural parameters) by L-BFGS-B in PyMC's unconstrained
     space, as ``pm.find_MAP`` does, but the log-density, its gradient, the back-transform
     and the natural-parameter Hessian are compiled in ``__init__`` only: after
-    :func:`model.pymc_model.set_counts` a new dataset or pseudo-experiment costs one
+    :func:`model.inference.pymc_model.set_counts` a new dataset or pseudo-experiment costs one
     optimisation (milliseconds), not a recompilation (seconds).
     """
 
@@ -102,32 +126,109 @@ class MapFitter:
             logp, grad, _ = self._logp_grad_natural(u)
             return -float(logp), -np.asarray(grad)
 
+        u0 = self.start(x0 or X0)
         result = scipy.optimize.minimize(
-            negative, self.start(x0 or X0), jac=True, method="L-BFGS-B", options=MAP_OPTIONS
+            negative, u0, jac=True, method="L-BFGS-B", options=MAP_OPTIONS
         )
         _, grad, natural = self._logp_grad_natural(result.x)
         values = dict(zip(self.names, map(float, natural), strict=True))
         # L-BFGS-B may stop "ABNORMAL" at the float precision floor of tight tolerances:
         # an optimum is where the gradient vanishes
         max_grad = float(np.max(np.abs(grad)))
+        small_gradient = bool(np.isfinite(max_grad) and max_grad < GRADIENT_TOLERANCE)
+        moved = bool(np.max(np.abs(result.x - u0)) > 1e-12)
+        problems = []
+        if not moved:
+            problems.append(
+                "the optimizer did not move from the start values "
+                + ", ".join(f"{n}={v:g}" for n, v in values.items())
+            )
+        if not (result.success or small_gradient):
+            problems.append(
+                f"the optimizer stopped away from an optimum (max |gradient| {max_grad:.1e} "
+                f">= {GRADIENT_TOLERANCE:g}): {result.message.strip()}"
+            )
         _, hessian, loglike = self._curvature(np.array([values[n] for n in self.names]))
-        try:
-            covariance = np.linalg.inv(-hessian)
-        except np.linalg.LinAlgError:
-            covariance = np.full_like(hessian, np.nan)
+        covariance, curvature_problems, unconstrained = _covariance(self.names, hessian)
+        problems += curvature_problems
         return MapResult(
             values=values,
             neg_log_likelihood=-float(loglike),
             covariance=covariance,
-            converged=bool(result.success) or max_grad < GRADIENT_TOLERANCE,
+            converged=moved and (bool(result.success) or small_gradient),
             message=(
                 f"{result.message} (max |gradient| {max_grad:.1e})"
-                if result.success or max_grad >= GRADIENT_TOLERANCE
+                if result.success or not small_gradient
                 else f"optimum reached at float precision (max |gradient| {max_grad:.1e}; "
                 f"L-BFGS-B line search stopped: {result.message.strip()})"
             ),
             wall_time_s=time.perf_counter() - t0,
+            problems=problems,
+            unconstrained=unconstrained,
         )
+
+
+def _covariance(names: list[str], hessian: np.ndarray) -> tuple[np.ndarray, list[str], list[str]]:
+    """Covariance ``inv(-hessian)``, the problems of the curvature, the unconstrained parameters.
+
+    ``-hessian`` must be positive definite.  A parameter with no (or upward) curvature of
+    ``log p`` is unconstrained, and so is any parameter coupled to it by a cross term (the
+    Hessian is then indefinite).  The rest of ``-hessian`` is scaled to unit diagonal and an
+    eigenvalue below ``CURVATURE_TOLERANCE`` names the parameters of its eigenvector (a
+    combination the data and priors do not constrain).  The covariance is the inverse of
+    the constrained parameters' block when it is decoupled from the unconstrained ones
+    (NaN elsewhere), else all NaN; its diagonal must be finite and positive.
+    """
+    curvature = -np.asarray(hessian, dtype=np.float64)
+    names = list(names)
+    problems: list[str] = []
+    flagged = np.zeros(len(names), dtype=bool)
+
+    def flag(mask, text):
+        problems.append(text.format(", ".join(n for n, m in zip(names, mask, strict=True) if m)))
+        flagged[mask] = True
+
+    finite = np.all(np.isfinite(curvature), axis=1) & np.all(np.isfinite(curvature), axis=0)
+    if not np.all(finite):
+        flag(~finite, "the Hessian of log p is not finite in {}")
+        return np.full_like(curvature, np.nan), problems, _names(names, flagged)
+    diag = np.diag(curvature)
+    uncurved = ~(diag > 0)
+    if np.any(uncurved):
+        flag(uncurved, "log p has no curvature (or curves upwards) in {}: unconstrained by the "
+                       "data and priors")  # fmt: skip
+        tiny = 1e-12 * np.max(np.abs(curvature))
+        coupled = ~uncurved & np.any(np.abs(curvature[uncurved]) > tiny, axis=0)
+        if np.any(coupled):
+            flag(coupled, "the Hessian of log p is indefinite: {} coupled to an "
+                          "unconstrained parameter")  # fmt: skip
+    rest = ~flagged
+    if np.any(rest):
+        scale = np.sqrt(diag[rest])
+        block = curvature[np.ix_(rest, rest)] / np.outer(scale, scale)
+        eigenvalues, vectors = np.linalg.eigh(block)
+        weak = eigenvalues < CURVATURE_TOLERANCE
+        if np.any(weak):
+            involved = np.zeros(len(names), dtype=bool)
+            involved[rest] = np.max(np.abs(vectors[:, weak]), axis=1) > 0.1
+            flag(involved, "the Hessian of log p is not negative definite (smallest "
+                           f"eigenvalue of the scaled -Hessian {eigenvalues.min():.1e}): "
+                           "a combination of {} is unconstrained")  # fmt: skip
+    covariance = np.full_like(curvature, np.nan)
+    rest = ~flagged
+    if np.any(rest) and not np.any(curvature[np.ix_(rest, flagged)]):
+        try:
+            covariance[np.ix_(rest, rest)] = np.linalg.inv(curvature[np.ix_(rest, rest)])
+        except np.linalg.LinAlgError:
+            pass
+    bad = rest & ~(np.isfinite(np.diag(covariance)) & (np.diag(covariance) > 0))
+    if np.any(bad):
+        flag(bad, "the covariance (inverse -Hessian) diagonal is not finite and positive for {}")
+    return covariance, problems, _names(names, flagged)
+
+
+def _names(names: list[str], mask: np.ndarray) -> list[str]:
+    return [n for n, m in zip(names, mask, strict=True) if m]
 
 
 def _natural_logp_functions(model: pm.Model):

@@ -5,14 +5,14 @@
     k_b   ~ Poisson(lam_b)                                 (observed events in bin b)
 
 The Poisson observation is written out, ``k log lam - lam - lgamma(k + 1)`` (the workshop's
-log-likelihood; NumPy twin :func:`model.likelihood.poisson_log_likelihood`), as a
+log-likelihood; NumPy twin, summed over bins, :func:`model.binned.reference_fit.llh`), as a
 ``pm.CustomDist`` with Poisson random draws: ``pm.Poisson`` casts observations to
 integers, which would silently truncate the non-integer counts of Asimov datasets.
 For integer counts the two are identical (tested).
 
-``A_b`` and ``S_b`` are the precomputed tables of :mod:`model.templates`; ``log S_b`` is a
+``A_b`` and ``S_b`` are the precomputed tables of :mod:`model.binned.templates`; ``log S_b`` is a
 Chebyshev series in gamma, so a log-density + gradient evaluation costs O(bins x nodes),
-independent of the number of simulated events.  :func:`model.templates.expected_counts`
+independent of the number of simulated events.  :func:`model.binned.templates.expected_counts`
 is the NumPy twin of :func:`expected_counts_pt`.  Only bins some component can populate
 enter the likelihood (the others have k = lam = 0 and contribute exactly 0).  Observed
 counts are ``pm.Data``: :func:`set_counts` swaps in a new dataset or pseudo-experiment
@@ -90,7 +90,7 @@ def _poisson_random(mu, rng=None, size=None):
 
 
 def build_model(binned: BinnedDataset, priors: dict) -> pm.Model:
-    """The PyMC model of ``binned`` with ``priors`` (parameter -> :class:`model.priors.Prior`).
+    """The PyMC model of ``binned`` with ``priors`` (parameter -> :class:`model.inference.priors.Prior`).
 
     Coordinates: ``bin`` (flat indices of the bins in the likelihood), ``component``.
     Variables: one per parameter; ``n_expected`` (expected events per component, summed

@@ -1,0 +1,155 @@
+"""Degenerate inputs: refused with one line at binning time, or reported by the fits.
+
+Before, an all-zero component, data all outside the bins or one absurd weight gave
+exit 0, "converged", the optimizer's start values and NaN errors.
+"""
+
+import numpy as np
+import pytest
+
+from model.binned import reference_fit
+from model.binned.binning import Binning
+from model.binned.dataset import BinnedDataset, bin_dataset
+from model.binned.templates import build_templates
+from model.errors import DataFormatError
+from model.inference.map_fit import X0, MapFitter
+from model.inference.priors import resolve_priors
+from model.inference.pymc_model import build_model, parameter_supports
+from model.io.events import EventTable
+from model.physics.components import WORKSHOP_COMPONENTS
+
+NAMES = ("atmos_norm", "astro_norm", "astro_gamma")
+
+
+def _with(table: EventTable, source: str, **columns) -> EventTable:
+    return EventTable({**table.columns, **columns}, source)
+
+
+def _zero_inside(sim: EventTable, field: str) -> np.ndarray:
+    """``field`` set to 0 for the simulated events inside the bins, kept outside."""
+    index = Binning().bin_index(sim["energy"], sim["zenith"], sim["topology"])
+    return np.where(index >= 0, 0.0, sim[field])
+
+
+def _unchecked(data: EventTable, sim: EventTable) -> BinnedDataset:
+    """What bin_dataset built before its checks: a dataset a fit can be run on."""
+    b = Binning()
+    data_index = b.bin_index(data["energy"], data["zenith"], data["topology"])
+    sim_index = b.bin_index(sim["energy"], sim["zenith"], sim["topology"])
+    templates = build_templates(sim, b, WORKSHOP_COMPONENTS, bin_index=sim_index)
+    return BinnedDataset(b.histogram(data_index), templates, sim_index, data, sim, 0, 0)
+
+
+def _map(binned: BinnedDataset):
+    priors = resolve_priors("flat", parameter_supports(binned.components))
+    return MapFitter(build_model(binned, priors)).fit()
+
+
+# --- refused by bin_dataset ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "everywhere", "parameters"),
+    [("astroWeight", True, "astro_norm, astro_gamma"), ("astroWeight", False, "astro_norm, astro_gamma"),
+     ("atmoWeight", True, "atmos_norm"), ("atmoWeight", False, "atmos_norm")],
+)  # fmt: skip
+def test_component_without_weight_in_the_bins_is_refused(
+    toy_dataset, field, everywhere, parameters
+):
+    sim = toy_dataset.simulation
+    zeroed = np.zeros(len(sim)) if everywhere else _zero_inside(sim, field)
+    assert everywhere or np.any(zeroed != 0)  # weight left outside the bins: still refused
+    with pytest.raises(DataFormatError) as info:
+        bin_dataset(toy_dataset.data, _with(sim, "zero_sim.json", **{field: zeroed}))
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith(f"file 'zero_sim.json', field '{field}': ")
+    assert f"leaves {parameters} unconstrained" in text
+    assert (f"all {len(sim)} simulated events" if everywhere else "inside the bins") in text
+
+
+def test_data_all_outside_the_bins_is_refused(toy_dataset):
+    data = toy_dataset.data
+    below = _with(data, "low_data.json", energy=np.full(len(data), 5.0e4))  # below 60 TeV
+    with pytest.raises(DataFormatError, match=r"^file 'low_data.json': empty likelihood: "
+                       rf"none of the {len(data)} data events falls inside the bins "):  # fmt: skip
+        bin_dataset(below, toy_dataset.simulation)
+    doubles = _with(data, "dc_data.json", topology=np.full(len(data), 2.0))  # double cascades
+    with pytest.raises(DataFormatError, match="empty likelihood"):
+        bin_dataset(doubles, toy_dataset.simulation)
+
+
+def test_simulation_all_outside_the_bins_is_refused(toy_dataset):
+    sim = toy_dataset.simulation
+    above = _with(sim, "high_sim.json", energy=np.full(len(sim), 2.0e7))
+    with pytest.raises(
+        DataFormatError, match=f"none of the {len(sim)} simulated events falls inside"
+    ):
+        bin_dataset(toy_dataset.data, above)
+
+
+def test_command_line_exits_with_the_message(toy_dataset, tmp_path, capsys):
+    from model.cli import main
+    from model.io.workshop_format import write_workshop_file
+
+    sim = toy_dataset.simulation
+    write_workshop_file(tmp_path / "sim.json", _with(sim, "x", astroWeight=np.zeros(len(sim))))
+    write_workshop_file(tmp_path / "data.json", toy_dataset.data)
+    code = main(["map", "--data", str(tmp_path / "data.json"), "--sim", str(tmp_path / "sim.json"),
+                 "--out", str(tmp_path / "out"), "--quiet", "--no-cache"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and not (tmp_path / "out" / "map.json").exists()
+    assert "sim.json" in err and "'astroWeight'" in err and "astro_norm, astro_gamma" in err
+
+
+# --- reported by the MAP (datasets built without the checks) ---------------------------
+
+
+def test_map_names_parameters_a_zero_component_leaves_free(toy_dataset):
+    """No astrophysical weight: atmos_norm is the closed-form Poisson MLE sum k / sum A with
+    error a / sqrt(sum k); astro_norm and astro_gamma stay at the start and are named."""
+    sim = toy_dataset.simulation
+    binned = _unchecked(toy_dataset.data, _with(sim, "s", astroWeight=np.zeros(len(sim))))
+    result = _map(binned)
+    a_per_bin = binned.templates.tables[0].per_bin
+    n = binned.counts.sum()
+    mle = n / a_per_bin.sum()
+    assert result.values["atmos_norm"] == pytest.approx(mle, rel=1e-7)
+    assert result.errors["atmos_norm"] == pytest.approx(mle / np.sqrt(n), rel=1e-6)
+    assert result.unconstrained == ["astro_norm", "astro_gamma"]
+    assert result.errors["astro_norm"] is None and result.errors["astro_gamma"] is None
+    assert len(result.problems) == 1 and "astro_norm, astro_gamma" in result.problems[0]
+    # the reference fit agrees on the constrained parameter
+    ref = reference_fit.fit(binned.counts, binned.simulation, binned.sim_bin_index, 400)
+    assert ref.x[0] == pytest.approx(mle, rel=1e-7)
+
+
+def test_map_names_atmos_norm_without_atmospheric_weight(toy_dataset):
+    sim = toy_dataset.simulation
+    binned = _unchecked(toy_dataset.data, _with(sim, "s", atmoWeight=np.zeros(len(sim))))
+    result = _map(binned)
+    ref = reference_fit.fit(binned.counts, binned.simulation, binned.sim_bin_index, 400)
+    assert result.unconstrained == ["atmos_norm"] and "atmos_norm" in result.problems[0]
+    assert result.errors["atmos_norm"] is None
+    assert all(isinstance(result.errors[n], float) for n in NAMES[1:])
+    np.testing.assert_allclose([result.values[n] for n in NAMES[1:]], ref.x[1:], rtol=1e-5)
+
+
+def test_map_with_one_absurd_weight_does_not_pretend(toy_dataset, binned):
+    """atmoWeight 1e300 for one simulated event inside the bins: its bin's expectation is
+    1e300 at any atmos_norm the optimizer can step to, the gradient 1e300; L-BFGS-B stops
+    at the start.  The MAP says so (converged False, problems), with no errors; the
+    reference fit does not raise either."""
+    sim = binned.simulation
+    weights = sim["atmoWeight"].copy()
+    weights[np.flatnonzero(binned.sim_bin_index >= 0)[0]] = 1e300
+    absurd = _with(sim, "absurd.json", atmoWeight=weights)
+    dataset = bin_dataset(toy_dataset.data, absurd)  # finite, positive: not a format error
+    result = _map(dataset)
+    assert not result.converged
+    assert result.values == X0
+    assert result.problems[0].startswith("the optimizer did not move from the start values")
+    assert any("1.0e+300" in p for p in result.problems)
+    assert all(v is None for v in result.errors.values())
+    ref = reference_fit.fit(dataset.counts, absurd, dataset.sim_bin_index, 400)
+    assert not ref.converged and "did not converge" in ref.message
