@@ -131,7 +131,7 @@ def workshop_topology(morphology, double_cascades: str = "drop") -> np.ndarray:
     """Workshop topology codes from release morphologies (0 -> 0, 1 -> 1, 2 -> 2 or 0).
 
     ``"drop"`` keeps double cascades as code 2, which the workshop binning's topology
-    edges [0, 1, 2) leave outside the bins; ``"cascade"`` merges them into cascades (0).
+    codes (0, 1) leave outside the bins; ``"cascade"`` merges them into cascades (0).
     """
     if double_cascades not in DOUBLE_CASCADE_CHOICES:
         raise ValueError(
