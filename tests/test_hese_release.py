@@ -455,7 +455,16 @@ STRUCTURE = {
                                "HESE_mc_truth.json"]),
     "huge_integer": ("HESE_mc_flux.json",
                      lambda p: p.write_text(p.read_text().replace("1e-09", "1" + "0" * 400)),
-                     ["field 'muonWeightOverLivetime'", "events[2]", "non-finite"]),
+                     ["field 'muonWeightOverLivetime'", "events[2]", "10000000...0000 (401 digits)",
+                      "beyond the float range"]),
+    "duplicate_key": ("HESE_mc_truth.json",
+                      lambda p: p.write_text(p.read_text().replace("{", '{"primaryType": [], ', 1)),
+                      ["'primaryType' twice"]),
+    "huge_integer_text": ("HESE_data.json",
+                          lambda p: p.write_text(p.read_text().replace("[0, 2]", "[0, 2" + "0" * 5000 + "]")),
+                          ["is not usable JSON", "4300"]),
+    "deep_nesting": ("HESE_data.json", lambda p: p.write_text("[" * 100000 + "]" * 100000),
+                     ["nested too deeply"]),
 }  # fmt: skip
 
 
@@ -489,3 +498,35 @@ def test_missing_folder(tmp_path):
     message = str(info.value)
     assert str(tmp_path / "nowhere") in message and "is not a folder" in message
     assert "HESE_mc_flux.json" in message and "HESE-7-year-data-release" in message
+
+
+def test_zenith_printed_rounded_above_pi_is_pi(tmp_path):
+    data = copy.deepcopy(GOOD_DATA)
+    data["recoZenith"] = [1.0, 3.142]
+    sim = copy.deepcopy(GOOD_SIM)
+    sim["primaryZenith"][2] = 3.1416
+    hr.write_release_folder(tmp_path, sim, data)
+    sim_table, data_table = hr.read_release(tmp_path)
+    assert data_table["recoZenith"].tolist() == [1.0, np.pi] and data_table.clamped == {
+        "recoZenith": 1
+    }
+    assert sim_table["primaryZenith"][2] == np.pi and sim_table.clamped == {"primaryZenith": 1}
+    for table in (sim_table, data_table):
+        assert table.loaded_from == "json (exact parser)"
+        digest = hashlib.sha256()
+        for name in table.fields:
+            digest.update(f"{name} {len(table)}\n".encode())
+            digest.update(table[name].astype("<f8").tobytes())
+        assert table.columns_sha256 == digest.hexdigest()
+    data["recoZenith"] = [1.0, 3.15]  # clearly outside: an error as before
+    hr.write_release_folder(tmp_path, None, data)
+    with pytest.raises(DataFormatError, match=r"events\[1\]: value 3.15 is outside"):
+        hr.read_release_data(tmp_path)
+
+
+def test_folder_in_place_of_a_file(tmp_path):
+    _good_release(tmp_path)
+    (tmp_path / "HESE_mc_flux.json").unlink()
+    (tmp_path / "HESE_mc_flux.json").mkdir()
+    with pytest.raises(DataFormatError, match=r"HESE_mc_flux.json': cannot be read \(Is a dir"):
+        hr.read_release_simulation(tmp_path)

@@ -49,3 +49,32 @@ def test_not_json(tmp_path):
     path.write_text("{")
     with pytest.raises(PriorError, match="not valid JSON"):
         resolve_priors(path, SUPPORTS)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"astro_gamma": {"dist": "Uniform", "lower": 1, "upper": 4\xff}}', "not UTF-8"),
+        ("\ufeff{}".encode("utf-16"), "not UTF-8"),
+        (b'{"astro_gamma": {"dist": "Uniform", "dist": "HalfFlat"}}', "'dist' twice"),
+        (b"[" * 100000, "nested too deeply"),
+        (b'{"astro_norm": {"dist": "HalfNormal", "sigma": 1' + b"0" * 5000 + b"}}", "4300"),
+        (b'{"astro_norm": {"dist": "HalfNormal", "sigma": 1' + b"0" * 400 + b"}}", "finite"),
+        (b'{"astro_norm": {"dist": ["HalfNormal"], "sigma": 1}}', "unknown dist"),
+        (b"[1, 2]", "must be a JSON object"),
+    ],
+)
+def test_unreadable_prior_files_are_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "p.json"
+    path.write_bytes(content)
+    with pytest.raises(PriorError) as info:
+        resolve_priors(path, SUPPORTS)
+    text = str(info.value)
+    assert message in text and str(path) in text and "\n" not in text and len(text) < 300, text
+
+
+def test_prior_folder_is_a_one_line_error(tmp_path):
+    with pytest.raises(PriorError, match="is a folder"):
+        resolve_priors(tmp_path, SUPPORTS)
+    with pytest.raises(PriorError, match="neither a prior set"):
+        resolve_priors(tmp_path / "missing.json", SUPPORTS)

@@ -30,10 +30,12 @@ A JSON file overrides any of these, parameter by parameter, on top of ``default`
 
 from __future__ import annotations
 
-import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from model.io.json_text import describe_json_error, loads_strict
 
 # dist name -> (required parameter names, optional parameter names)
 DISTRIBUTIONS = {
@@ -103,7 +105,7 @@ def prior_from_dict(name: str, spec: dict, source: str) -> Prior:
     if not isinstance(spec, dict) or "dist" not in spec:
         raise PriorError(f"{source}: prior for '{name}' must be an object with a 'dist' key")
     dist = spec["dist"]
-    if dist not in DISTRIBUTIONS:
+    if not isinstance(dist, str) or dist not in DISTRIBUTIONS:
         raise PriorError(
             f"{source}: prior for '{name}': unknown dist {dist!r} (known: {sorted(DISTRIBUTIONS)})"
         )
@@ -118,14 +120,48 @@ def prior_from_dict(name: str, spec: dict, source: str) -> Prior:
             + f", got {sorted(params)}"
         )
     for k, v in params.items():
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise PriorError(f"{source}: prior for '{name}': {k}={v!r} is not a finite number")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not _finite(v):
+            shown = repr(v) if len(repr(v)) <= 40 else f"{repr(v)[:20]}... ({len(repr(v))} chars)"
+            raise PriorError(f"{source}: prior for '{name}': {k}={shown} is not a finite number")
     for k in ("sigma", "alpha", "beta", "lam"):
         if k in params and params[k] <= 0:
             raise PriorError(f"{source}: prior for '{name}': {k}={params[k]!r} must be > 0")
     if "lower" in params and "upper" in params and params["lower"] >= params["upper"]:
         raise PriorError(f"{source}: prior for '{name}': lower must be < upper")
     return Prior(dist, {k: float(v) for k, v in params.items()})
+
+
+def read_prior_file(path: str | Path) -> dict:
+    """The JSON object of a prior file (UTF-8; no key twice); :class:`PriorError` in one
+    line for a missing, unreadable, non-UTF-8 or non-JSON file, or one that is not an
+    object."""
+    source = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise PriorError(
+            f"prior {source!r} is neither a prior set {sorted(PRIOR_SETS)} nor a file"
+        ) from None
+    except IsADirectoryError:
+        raise PriorError(f"{source}: is a folder, not a prior file (JSON)") from None
+    except OSError as exc:
+        raise PriorError(f"{source}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise PriorError(
+            f"{source}: is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    try:
+        overrides = loads_strict(text)
+    except (ValueError, RecursionError) as exc:  # also JSONDecodeError, DuplicateKeyError
+        raise PriorError(f"{source}: {describe_json_error(exc, text)[0]}") from None
+    if not isinstance(overrides, dict):
+        raise PriorError(f"{source}: must be a JSON object of parameter -> prior")
+    return overrides
+
+
+def _finite(number: int | float) -> bool:
+    """Finite and within the float range (an integer of 400 digits is not)."""
+    return math.isfinite(number) if isinstance(number, float) else abs(number) <= sys.float_info.max
 
 
 def _flat(low: float, high: float) -> Prior:
@@ -152,18 +188,7 @@ def resolve_priors(spec: str | Path | dict, supports: dict[str, tuple[float, flo
         source, overrides = str(spec), {}
         base = PRIOR_SETS[str(spec)]
     else:
-        path = Path(spec)
-        source = str(path)
-        try:
-            overrides = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise PriorError(
-                f"prior {source!r} is neither a prior set {sorted(PRIOR_SETS)} nor a file"
-            ) from None
-        except json.JSONDecodeError as exc:
-            raise PriorError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
-        if not isinstance(overrides, dict):
-            raise PriorError(f"{source}: must be a JSON object of parameter -> prior")
+        source, overrides = str(spec), read_prior_file(spec)
     if overrides or isinstance(spec, dict):
         base = PRIOR_SETS["default"]
     unknown = sorted(set(overrides) - set(supports))

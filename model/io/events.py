@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,12 +26,23 @@ class EventTable:
         SHA-256 of the file's bytes (provenance).
     meta : dict
         Any other top-level JSON keys of the file (e.g. the toy truth), kept as read.
+    loaded_from : str or None
+        How the columns were obtained (provenance): ``"json (fast path)"``,
+        ``"json (exact parser)"`` or ``"cache <path> (verified)"``; ``None`` if not read.
+    columns_sha256 : str or None
+        :func:`columns_digest` of the columns as loaded (after clamping), or ``None``.
+    clamped : dict[str, int]
+        Field -> number of values printed rounded just outside a closed physical range
+        (e.g. a zenith ``3.142``) that were set to the range's bound; empty if none.
     """
 
     columns: dict[str, np.ndarray]
     source: str
     sha256: str | None = None
     meta: dict = field(default_factory=dict)
+    loaded_from: str | None = None
+    columns_sha256: str | None = None
+    clamped: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
         lengths = {name: len(col) for name, col in self.columns.items()}
@@ -51,7 +63,20 @@ class EventTable:
         return list(self.columns)
 
     def select(self, mask: np.ndarray) -> EventTable:
-        """The events where ``mask`` is true, same source and meta."""
+        """The events where ``mask`` is true, same source, meta and provenance (the
+        ``columns_sha256`` of the selection is recomputed)."""
+        columns = {k: v[mask] for k, v in self.columns.items()}
+        digest = columns_digest(columns) if self.columns_sha256 is not None else None
         return EventTable(
-            {k: v[mask] for k, v in self.columns.items()}, self.source, self.sha256, self.meta
+            columns, self.source, self.sha256, self.meta, self.loaded_from, digest, self.clamped
         )
+
+
+def columns_digest(columns: dict[str, np.ndarray]) -> str:
+    """SHA-256 of named float64 columns: for each, in order, the UTF-8 line
+    ``"<name> <n_values>\\n"`` then the values as little-endian float64 bytes."""
+    digest = hashlib.sha256()
+    for name, values in columns.items():
+        digest.update(f"{name} {len(values)}\n".encode())
+        digest.update(np.ascontiguousarray(values, dtype="<f8").data)
+    return digest.hexdigest()

@@ -19,6 +19,8 @@ there is none, i.e. for events not reconstructed as double cascades), ``recoMorp
 The reader checks every value: numbers only, finite (lengths may be NaN), energies > 0,
 zeniths in [0, pi], known morphology and interaction codes, integer PDG codes, weights,
 fluxes and passing fractions >= 0 (passing fractions above 1 are accepted as given).
+A zenith printed rounded just beyond pi (``3.142``) is pi: it is set to pi and counted in
+``EventTable.clamped`` (see :mod:`model.io.checks`).  An object with a key twice is refused.
 Fields it does not know are ignored; ``trueLength`` and ``interactionType`` are optional.
 
 The weighting of these events and their conversion to the workshop format are in
@@ -38,7 +40,7 @@ import numpy as np
 from model.errors import DataFormatError
 from model.io import checks
 from model.io.atomic import write_text
-from model.io.events import TOPOLOGY_CODES, EventTable
+from model.io.events import TOPOLOGY_CODES, EventTable, columns_digest
 from model.io.json_text import parse_json
 
 DATA_FILE = "HESE_data.json"
@@ -95,6 +97,7 @@ _CHECKS = {
     "promptSelfVetoCorrection": checks.non_negative("passing fractions"),
 }
 _NAN_ALLOWED = ("recoLength", "trueLength")
+LOADED_FROM = "json (exact parser)"  # EventTable.loaded_from: the files are parsed by json
 _FOLDER_HINT = (
     f"a release folder holds {', '.join(ALL_FILES)} "
     "(resources/data of icecube/HESE-7-year-data-release)"
@@ -153,18 +156,28 @@ def _column(values, name: str, source: str) -> np.ndarray:
     except OverflowError:  # an integer beyond float range
         row = next(i for i, v in enumerate(values) if abs(v) > sys.float_info.max)
         raise DataFormatError(
-            source, f"non-finite value {values[row]!r}", field=name, row=row
+            source,
+            f"integer {checks.short_integer(values[row])} is beyond the float range",
+            field=name,
+            row=row,
         ) from None
 
 
-def _check_values(columns: dict[str, np.ndarray], source: str) -> None:
-    """Finite (NaN allowed for lengths) and physical; errors name field, row and value."""
-    for name, values in columns.items():
-        checks.check_column(values, name, source, _CHECKS[name], allow_nan=name in _NAN_ALLOWED)
+def _check_values(columns: dict[str, np.ndarray], source: str) -> dict[str, int]:
+    """Finite (NaN allowed for lengths) and physical; errors name field, row and value.
+    Returns field -> number of values set to a bound they were printed rounded beyond."""
+    counts = {
+        name: checks.check_column(values, name, source, _CHECKS[name], name in _NAN_ALLOWED)
+        for name, values in columns.items()
+    }
+    return {name: n for name, n in counts.items() if n}
 
 
-def _read_columns(path: Path, known: tuple[str, ...]) -> tuple[dict[str, np.ndarray], str]:
-    """The ``known`` fields present in one file, as checked float64 columns; and its SHA-256."""
+def _read_columns(
+    path: Path, known: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], str, dict[str, int]]:
+    """The ``known`` fields present in one file, as checked float64 columns; its SHA-256;
+    and field -> number of values set to a range bound (see :mod:`model.io.checks`)."""
     content, sha = _read_json_object(path)
     source = str(path)
     # pop each list as it is converted, so a large file is not held twice
@@ -181,8 +194,7 @@ def _read_columns(path: Path, known: tuple[str, ...]) -> tuple[dict[str, np.ndar
                 )
         if n == 0:
             raise DataFormatError(source, "has no events", field=first)
-    _check_values(columns, source)
-    return columns, sha
+    return columns, sha, _check_values(columns, source)
 
 
 def _missing(source: str, name: str, found, where: str) -> DataFormatError:
@@ -205,11 +217,13 @@ def read_release_data(path: str | os.PathLike) -> EventTable:
     path = Path(path)
     if path.is_dir() or not path.suffix:
         path = release_folder(path) / DATA_FILE
-    columns, sha = _read_columns(path, DATA_FIELDS)
+    columns, sha, clamped = _read_columns(path, DATA_FIELDS)
     for name in DATA_FIELDS:
         if name not in columns:
             raise _missing(str(path), name, columns, "its known fields")
-    return EventTable(columns, str(path), sha, {"hese_release": {"file": DATA_FILE}})
+    columns = {name: columns[name] for name in DATA_FIELDS}
+    meta = {"hese_release": {"file": DATA_FILE}}
+    return EventTable(columns, str(path), sha, meta, LOADED_FROM, columns_digest(columns), clamped)
 
 
 def read_release_simulation(folder: str | os.PathLike) -> EventTable:
@@ -232,9 +246,10 @@ def read_release_simulation(folder: str | os.PathLike) -> EventTable:
     origin: dict[str, str] = {}  # field -> file it was read from
     hashes: dict[str, str] = {}
     n_events: dict[str, int] = {}
+    clamped: dict[str, int] = {}
     for name in SIMULATION_FILES:
         path = folder / name
-        file_columns, hashes[name] = _read_columns(path, known)
+        file_columns, hashes[name], file_clamped = _read_columns(path, known)
         if file_columns:
             n_events[name] = len(next(iter(file_columns.values())))
             first = next(iter(n_events))
@@ -249,8 +264,10 @@ def read_release_simulation(folder: str | os.PathLike) -> EventTable:
                 raise DataFormatError(
                     str(path), f"differs from the same field in {origin[field]}", field=field
                 )
-            columns.setdefault(field, values)
-            origin.setdefault(field, name)
+            if field not in columns:
+                columns[field], origin[field] = values, name
+                if field in file_clamped:
+                    clamped[field] = file_clamped[field]
     for name in SIMULATION_FIELDS:
         if name not in columns:
             home = next(f for f, fields in SIMULATION_FILES.items() if name in fields)
@@ -259,7 +276,9 @@ def read_release_simulation(folder: str | os.PathLike) -> EventTable:
     ordered = {name: columns[name] for name in known if name in columns}
     digest = hashlib.sha256("".join(f"{f} {h}\n" for f, h in hashes.items()).encode())
     source = str(folder / "HESE_mc_{truth,observable,flux}.json")
-    return EventTable(ordered, source, digest.hexdigest(), {"hese_release": {"files": hashes}})
+    meta = {"hese_release": {"files": hashes}}
+    return EventTable(ordered, source, digest.hexdigest(), meta, LOADED_FROM,
+                      columns_digest(ordered), clamped)  # fmt: skip
 
 
 def read_release(folder: str | os.PathLike) -> tuple[EventTable, EventTable]:

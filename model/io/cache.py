@@ -1,0 +1,168 @@
+"""A verified cache of parsed event files: ``<cache dir>/<sha256>.v<FORMAT>.npz``.
+
+An entry holds the parsed columns (float64, as parsed, before any range checks), the
+file's other top-level keys and a record ``info``: format version, SHA-256 of the source
+file, number of rows, field names and :func:`~model.io.events.columns_digest` of the
+columns.  Loading checks all of these, then asks the reader to compare a sample of rows
+with an exact parse of the source's bytes (:func:`spot_check_rows`), so that an entry
+with other numbers under the file's hash is caught.  A missing entry is built; a bad one
+(unreadable, truncated, not matching) gets one warning line on stderr and is rebuilt --
+the cache can only cost time, never change what is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+
+from model.io.atomic import atomic_path
+from model.io.events import columns_digest
+from model.io.json_text import loads_strict
+
+CACHE_ENV = "DIFFUSE_FIT_CACHE"
+FORMAT = 2  # bump when the parsers or the entry layout change: old entries are ignored
+SAMPLE_ROWS = 200  # random rows compared with the source on each load (plus first and last)
+
+
+class CacheMismatch(Exception):
+    """A cache entry does not describe the file it is filed under."""
+
+
+def default_cache_dir() -> Path:
+    """Folder for parsed-file caches: ``$DIFFUSE_FIT_CACHE``, or the user's cache folder
+    (``platformdirs.user_cache_dir("diffuse-fit")``, e.g. ``~/.cache/diffuse-fit``)."""
+    return Path(os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir("diffuse-fit"))
+
+
+def entry_path(cache_dir: str | os.PathLike, sha256: str) -> Path:
+    """Where the entry of the file with this SHA-256 lives."""
+    return Path(cache_dir) / f"{sha256}.v{FORMAT}.npz"
+
+
+def warn(message: str) -> None:
+    """One line on stderr."""
+    print(f"diffuse-fit: warning: {message}", file=sys.stderr)
+
+
+def store(path: Path, sha256: str, meta: dict, columns: dict[str, np.ndarray], digest: str):
+    """Write an entry atomically; a failure (read-only folder, full disk) is a warning."""
+    info = {"format": FORMAT, "source_sha256": sha256, "rows": len(next(iter(columns.values()))),
+            "fields": list(columns), "columns_sha256": digest}  # fmt: skip
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, info=np.array(json.dumps(info)), meta=np.array(json.dumps(meta)),
+                         **{f"col:{k}": v for k, v in columns.items()})  # fmt: skip
+    except OSError as exc:
+        warn(f"cannot write the cache {path} ({exc.strerror or exc}); continuing without it")
+
+
+def _read(path: Path, sha256: str) -> tuple[dict, dict[str, np.ndarray], str]:
+    """The entry's (meta, columns, digest) if it is consistent; else :class:`CacheMismatch`."""
+    with np.load(path, allow_pickle=False) as npz:
+        info = json.loads(str(npz["info"][()]))
+        meta = json.loads(str(npz["meta"][()]))
+        if not isinstance(info, dict) or info.get("format") != FORMAT:
+            raise CacheMismatch("written by another version")
+        if info.get("source_sha256") != sha256:
+            raise CacheMismatch("filed under another file's hash")
+        fields = info.get("fields")
+        if not isinstance(fields, list) or not fields or not isinstance(meta, dict):
+            raise CacheMismatch("has no field list")
+        if sorted(npz.files) != sorted(["info", "meta", *(f"col:{f}" for f in fields)]):
+            raise CacheMismatch("holds other arrays than its field list")
+        columns = {f: npz[f"col:{f}"] for f in fields}
+    for name, values in columns.items():
+        if values.dtype != np.float64 or values.shape != (info.get("rows"),):
+            raise CacheMismatch(f"column {name!r} is not {info.get('rows')} float64 values")
+    digest = columns_digest(columns)
+    if digest != info.get("columns_sha256"):
+        raise CacheMismatch("its columns do not match their recorded digest")
+    return meta, columns, digest
+
+
+def load(
+    path: Path, sha256: str, verify: Callable[[dict, dict[str, np.ndarray]], str | None]
+) -> tuple[dict, dict[str, np.ndarray], str] | None:
+    """``(meta, columns, columns digest)`` of a verified entry, or ``None`` to rebuild it.
+
+    ``verify(meta, columns)`` compares the entry with the source and returns what differs
+    (or ``None``).  Any problem is one warning line on stderr, never an exception.
+    """
+    if not path.is_file():
+        return None
+    try:
+        meta, columns, digest = _read(path, sha256)
+        problem = verify(meta, columns)
+        if problem is not None:
+            raise CacheMismatch(problem)
+    except CacheMismatch as exc:
+        warn(f"cache {path} {exc}; rebuilding it from the source file")
+        return None
+    except Exception as exc:  # a damaged file: zip, npy or JSON errors of any kind
+        reason = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+        warn(f"cache {path} is unreadable ({reason}); rebuilding it from the source file")
+        return None
+    return meta, columns, digest
+
+
+def _row_starts(raw: bytes, start: int, stop: int, n_rows: int, rng) -> dict[int, int]:
+    """Row index -> offset of its ``[``: every row of a small file, else the first, the
+    last and the rows after :data:`SAMPLE_ROWS` random offsets (``rng`` unseeded by
+    default, so which rows are compared cannot be foreseen)."""
+    pos = raw.find(b"[", start, stop)
+    starts = {0: pos}
+    if n_rows <= SAMPLE_ROWS + 2:
+        for row in range(1, n_rows):
+            pos = raw.find(b"[", pos + 1, stop)
+            starts[row] = pos
+        return starts
+    rng = rng if rng is not None else np.random.default_rng()
+    row = 0
+    for offset in np.sort(rng.integers(start, stop, SAMPLE_ROWS)):
+        following = raw.find(b"[", max(int(offset), pos), stop)
+        if following < 0:
+            break
+        row, pos = row + raw.count(b"[", pos, following), following
+        starts[row] = pos
+    starts[n_rows - 1] = raw.rfind(b"[", start, stop)
+    return starts
+
+
+def spot_check_rows(
+    raw: bytes,
+    body: tuple[int, int],
+    n_rows: int,
+    table_rows: Callable[[np.ndarray], np.ndarray],
+    rng: np.random.Generator | None = None,
+) -> str | None:
+    """Compare sampled rows of ``raw[body[0]:body[1]]`` (the text of ``n_rows`` flat rows
+    ``[..],[..]``, one ``[`` per row) parsed by :mod:`json` with ``table_rows(indices)``
+    (float64, shape (k, n_cols)), bit for bit.  Returns what differs, or ``None``."""
+    start, stop = body
+    if raw.count(b"[", start, stop) != n_rows or n_rows == 0:
+        return f"has {n_rows} rows, the source another number"
+    starts = _row_starts(raw, start, stop, n_rows, rng)
+    indices = np.array(sorted(starts))
+    cached = table_rows(indices)
+    for k, index in enumerate(indices):
+        pos = starts[int(index)]
+        try:
+            values = loads_strict(raw[pos : raw.find(b"]", pos, stop) + 1])
+            if any(type(v) not in (int, float) for v in values):
+                raise TypeError("not a row of numbers")
+            parsed = np.array(values, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError, RecursionError):
+            return f"cannot be compared with row {index} of the source"
+        if (
+            parsed.shape != cached[k].shape
+            or (parsed.view(np.uint64) != cached[k].view(np.uint64)).any()
+        ):
+            return f"differs from the source in row {index}"
+    return None
