@@ -27,3 +27,7 @@ class DataFormatError(ValueError):
         if value is not None and repr(value) not in message:
             text += f" (value {value!r})"
         super().__init__(text)
+
+
+class RunInterrupted(Exception):
+    """A run stopped by the user (Ctrl-C / SIGINT) before its results were swapped in."""

@@ -1,22 +1,24 @@
 """Report figures and document, checked on their content."""
 
-import json
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.container import ErrorbarContainer
 
-from model.cli import main
+from model.errors import DataFormatError
+from model.io.run_folder import read_run, write_run
+from model.jobs.report_job import read_posterior, run_report
 from model.report import predictive as pp
-from model.report.document import FIGURES, PPC_DRAWS, build_figures, load_run
+from model.report.document import PPC_DRAWS, build_figures
 
 
 @pytest.fixture(scope="module")
-def built(sample_run, binned):
-    map_result, summary, idata = load_run(sample_run)
-    out = build_figures(map_result, summary, idata, binned)
+def built(sample_run):
+    run = read_run(sample_run)
+    map_result, summary = run.json("map.json"), run.json("summary.json")
+    idata, record = read_posterior(run)
+    out = build_figures(map_result, summary, idata, record)
     yield out, map_result, summary
     for fig in out["figures"].values():
         plt.close(fig)
@@ -85,11 +87,17 @@ def test_spectrum_plots(built, binned, axis):
     assert "atmospheric (posterior mean)" in labels and "expectation, 95% credible" in labels
 
 
-def test_diagnostic_figures(built, sample_run):
+def test_diagnostic_figures(built):
     out, _, summary = built
-    trace = out["figures"]["trace_rank"]
-    assert len(trace.axes) == 6
-    assert len(trace.axes[0].lines) == 2  # one trace per chain
+    trace = out["figures"]["trace"]
+    assert len(trace.axes) == 3
+    assert all(len(ax.lines) == 2 for ax in trace.axes)  # one trace per chain
+    rank = out["figures"]["rank"]
+    assert len(rank.axes) == 3
+    for ax in rank.axes:
+        assert len(ax.lines) == 2  # one rank ECDF per chain
+        band = ax.collections[0].get_paths()[0].vertices[:, 1]  # the simultaneous band
+        assert 0.01 < band.max() < 0.5 and -0.5 < band.min() < -0.01
     dev = out["figures"]["ppc_deviance"]
     points = [c for c in dev.axes[0].collections if isinstance(c, PathCollection)]
     assert len(points[0].get_offsets()) == min(PPC_DRAWS, 600)
@@ -97,25 +105,84 @@ def test_diagnostic_figures(built, sample_run):
     assert 0.0 <= out["ppc"]["p_value"] <= 1.0
 
 
-def test_report_command_writes_document(sample_run):
-    assert main(["report", "--run", str(sample_run), "--quiet"]) == 0
-    text = (sample_run / "report.md").read_text()
-    for name in FIGURES:
-        assert f"]({name}.png)" in text
-        assert (sample_run / f"{name}.png").stat().st_size > 10_000
-        assert (sample_run / f"{name}.pdf").exists()
+def test_fit_record_reproduces_tables(sample_run, binned):
+    """The record stored with the posterior gives the same expectations as the inputs' tables."""
+    _, record = read_posterior(read_run(sample_run))
+    np.testing.assert_array_equal(record.counts, binned.counts)
+    variables, attrs = pp.record_variables(binned.counts, binned.templates)
+    again = pp.record_from_variables({k: v[1] for k, v in variables.items()}, attrs, "<test>")
+    for gamma in (1.0, 2.2, 3.7, 4.0):
+        point = {"atmos_norm": 0.7, "astro_norm": 5.0, "astro_gamma": gamma}
+        theirs = binned.templates.component_counts(point)
+        exact = again.templates.component_counts(point)  # in memory: bit for bit
+        stored = record.templates.component_counts(point)  # the run's own tables
+        for name in theirs:
+            np.testing.assert_array_equal(exact[name], theirs[name])
+            np.testing.assert_allclose(stored[name], theirs[name], rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def reported(sample_run, tmp_path_factory):
+    """The report of a copy of the sample run, made with the inputs unavailable."""
+    import shutil
+
+    run = tmp_path_factory.mktemp("reported") / "run"
+    shutil.copytree(sample_run, run)
+    with pytest.MonkeyPatch.context() as mp:  # the report must not read the inputs
+        from model.jobs import inputs
+        from model.physics import toy
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("the report reloaded the inputs")
+
+        mp.setattr(inputs, "load_inputs", refuse)
+        mp.setattr(toy, "generate", refuse)
+        path = run_report(run, say=lambda *a: None)
+    assert path == run / "report.md"
+    return run
+
+
+def test_report_writes_document(reported):
+    text = (reported / "report.md").read_text()
+    figures = [
+        line[line.index("](") + 2 : -5] for line in text.splitlines() if line.startswith("![")
+    ]
+    assert set(figures) == {"corner", "spectrum_energy", "spectrum_zenith", "spectrum_topology",
+                            "trace", "rank", "ppc_deviance"}  # fmt: skip
+    run = read_run(reported)  # the report is part of the run: listed and verified
+    for name in figures:
+        assert len(run.contents[f"{name}.png"]) > 10_000 and f"{name}.pdf" in run.contents
     for section in ("## Data set", "## Priors", "## MAP", "## Posterior", "Diagnostics:"):
         assert section in text
-    summary = json.loads((sample_run / "summary.json").read_text())
+    summary = run.json("summary.json")
     assert f"{summary['parameters']['astro_gamma']['mean']:.4g}" in text
+    assert "120 inside the 400 bins" in text
+    assert run.json("ppc.json")["draws"] == PPC_DRAWS
 
 
-def test_report_refuses_other_data(sample_run, tmp_path, capsys, toy_dataset):
-    from model.io.workshop_format import write_workshop_file
+def test_report_again_replaces_report(reported):
+    before = read_run(reported)
+    run_report(reported, say=lambda *a: None)
+    after = read_run(reported)
+    assert set(after.contents) == set(before.contents)
+    for name in ("map.json", "summary.json", "posterior.nc", "summary.txt", "report.md"):
+        assert after.contents[name] == before.contents[name]
 
-    other = toy_dataset.data.select(np.arange(len(toy_dataset.data)) > 0)
-    write_workshop_file(tmp_path / "d.json", other)
-    write_workshop_file(tmp_path / "s.json", toy_dataset.simulation)
-    code = main(["report", "--run", str(sample_run), "--data", str(tmp_path / "d.json"),
-                 "--sim", str(tmp_path / "s.json")])  # fmt: skip
-    assert code == 2 and "differs from the data" in capsys.readouterr().err
+
+def test_report_of_damaged_posterior_is_one_line_error(sample_run, tmp_path):
+    good = read_run(sample_run)
+    for label, data in (("truncated", good.contents["posterior.nc"][:5000]),
+                        ("garbage", b"not a netcdf file" * 10)):  # fmt: skip
+        out = tmp_path / label
+        with write_run(out, "sample") as stage:  # a consistent manifest around a bad file
+            for name in ("map.json", "summary.json", "summary.txt"):
+                stage.write_bytes(name, good.contents[name])
+            stage.write_bytes("posterior.nc", data)
+        with pytest.raises(
+            DataFormatError, match="posterior.nc': is not a readable posterior"
+        ) as e:
+            run_report(out, say=lambda *a: None)
+        assert "\n" not in str(e.value)
+    (tmp_path / "truncated" / "map.json").write_text("{}")  # changed after the run
+    with pytest.raises(DataFormatError, match="differs from the run's manifest"):
+        run_report(tmp_path / "truncated")

@@ -1,6 +1,9 @@
 """NUTS: recovers an Asimov truth; runs through the CLI write readable, complete files."""
 
 import json
+import signal
+import threading
+import time
 
 import arviz as az
 import numpy as np
@@ -8,10 +11,13 @@ import pytest
 
 from model.binned.templates import expected_counts
 from model.cli import main
+from model.errors import RunInterrupted
 from model.inference.priors import resolve_priors
 from model.inference.pymc_model import build_model, parameter_supports, set_counts
 from model.inference.sampling import sample, summary_table
 from model.inference.settings import SamplerSettings
+from model.io.run_folder import read_run
+from model.jobs import runs
 
 NAMES = ["atmos_norm", "astro_norm", "astro_gamma"]
 
@@ -37,11 +43,16 @@ def test_sample_writes_readable_posterior(sample_run):
     for name in NAMES:
         assert idata.posterior[name].shape == (2, 300)
     assert idata.attrs["diffuse_fit_seed"] == 5
+    record = idata["constant_data"]  # what the report needs: counts, binning, tables
+    assert record.attrs["diffuse_fit_record_version"] == 1
+    assert {"counts", "atmospheric__per_bin", "astrophysical__log_coeffs"} <= set(record.data_vars)
+    assert read_run(sample_run).kind == "sample"  # manifest and hashes verified
 
 
 @pytest.mark.slow
 def test_sample_summary_json(sample_run):
     summary = json.loads((sample_run / "summary.json").read_text())
+    assert summary["format"] == "diffuse-fit-run" and summary["format_version"] == 1
     for name in NAMES:
         entry = summary["parameters"][name]
         assert set(entry) >= {"mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk"}
@@ -56,6 +67,8 @@ def test_sample_summary_json(sample_run):
     prov = summary["provenance"]
     assert prov["sampler"]["seed"] == 5 and prov["versions"]["pymc"]
     assert len(prov["data"]["sha256"]) == 64 and prov["truth"]["astro_gamma"] == 3.0
+    assert {"loaded_from", "columns_sha256", "clamped"} <= set(prov["simulation"])
+    assert prov["parameters"] == NAMES and prov["component_definitions"][1]["index_range"]
     assert (sample_run / "summary.txt").read_text().count("astro_gamma") == 1
 
 
@@ -66,7 +79,10 @@ def test_map_cli_writes_contract_keys(tmp_path, binned):
         assert key in result
     assert np.array(result["covariance"]).shape == (3, 3)
     assert result["astro_gamma"] == pytest.approx(result["reference_fit"]["astro_gamma"], rel=1e-4)
-    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporaries
+    assert result["format"] == "diffuse-fit-run" and result["format_version"] == 1
+    assert read_run(tmp_path).kind == "map"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.json", "run.json"]
+    assert not list(tmp_path.parent.glob(f".{tmp_path.name}.*"))  # no staging left
 
 
 def test_map_cli_on_files_equals_embedded(tmp_path, toy_dataset):
@@ -98,3 +114,79 @@ def test_cli_bad_input_is_one_line_error(tmp_path, capsys, make_args, expected):
     assert code == 2
     assert len(err.splitlines()) == 1 and expected in err and err.startswith("diffuse-fit: error:")
     assert not (tmp_path / "o" / "map.json").exists()
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def previous_run(tmp_path, toy_dataset):
+    """A run folder holding a MAP run, and the inputs to run again."""
+    from model.jobs.inputs import load_inputs
+
+    inputs = load_inputs()
+    out = tmp_path / "run"
+    runs.run_map(inputs, "flat", out, say=lambda *a: None)
+    return inputs, out, _snapshot(out)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_sampling_keeps_previous_run(previous_run, monkeypatch):
+    """SIGINT while NUTS runs (nutpie swallows the KeyboardInterrupt and returns partial
+    draws): the run stops promptly, raises RunInterrupted, writes nothing."""
+    inputs, out, before = previous_run
+    real_sample, sent = runs.sample, []
+
+    def sample_then_interrupt(*args, **kwargs):
+        def interrupt():
+            sent.append(time.perf_counter())
+            signal.raise_signal(signal.SIGINT)
+
+        threading.Timer(1.5, interrupt).start()
+        return real_sample(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "sample", sample_then_interrupt)
+    settings = runs.SamplerSettings(draws=10_000_000, tune=1000, chains=2, seed=1)
+    with pytest.raises(RunInterrupted, match="nothing was written"):
+        runs.run_sample(inputs, "flat", out, settings, progressbar=False, say=lambda *a: None)
+    assert sent and time.perf_counter() - sent[0] < 20  # prompt, not after 10^7 draws
+    assert _snapshot(out) == before and read_run(out).kind == "map"
+    assert not list(out.parent.glob(".run.*"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["swallowed", "short"])
+def test_interrupt_swallowed_by_sampler_is_detected(previous_run, monkeypatch, how):
+    """Samplers catch KeyboardInterrupt and return what they have (nutpie, PyMC): a SIGINT
+    they swallowed, or fewer draws than asked, is an interrupted run: nothing is written."""
+    inputs, out, before = previous_run
+    real_sample = runs.sample
+
+    def like_nutpie(model, settings, progressbar=True):
+        draws = settings.draws if how == "swallowed" else settings.draws // 2
+        idata = real_sample(model, runs.SamplerSettings(draws=draws, tune=20, chains=1), False)
+        if how == "swallowed":
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt:
+                pass  # what nutpie.sample does: abort and return the partial trace
+        return idata
+
+    monkeypatch.setattr(runs, "sample", like_nutpie)
+    settings = runs.SamplerSettings(draws=40, tune=20, chains=1)
+    with pytest.raises(RunInterrupted):
+        runs.run_sample(inputs, "flat", out, settings, progressbar=False, say=lambda *a: None)
+    assert _snapshot(out) == before
+
+
+@pytest.mark.slow
+def test_sample_with_report_is_one_run(previous_run):
+    inputs, out, _ = previous_run
+    settings = runs.SamplerSettings(draws=100, tune=100, chains=2, seed=2)
+    runs.run_sample(inputs, "flat", out, settings, progressbar=False, say=lambda *a: None,
+                    report=True)  # fmt: skip
+    run = read_run(out)
+    assert {"report.md", "rank.png", "corner.pdf", "ppc.json", "posterior.nc"} <= set(run.contents)
+    assert "## Posterior" in run.contents["report.md"].decode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -37,9 +38,27 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def finite_json(obj):
+    """``obj`` with NaN and +-inf replaced by None and NumPy scalars/arrays made plain Python."""
+    if isinstance(obj, dict):
+        return {str(k): finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_json(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, str):  # NumPy scalars and arrays
+        return finite_json(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def json_text(obj) -> str:
+    """Indented, strictly valid JSON (non-finite numbers written as null)."""
+    return json.dumps(finite_json(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Write ``obj`` as indented JSON to ``path`` atomically (NaN/inf as null)."""
+    write_text(path, json_text(obj))
 
 
 def write_netcdf(path: str | os.PathLike, tree) -> None:

@@ -7,7 +7,8 @@ import importlib.metadata
 import platform
 import sys
 
-PACKAGES = ("diffuse-fit", "numpy", "scipy", "pymc", "pytensor", "arviz", "nutpie", "matplotlib")
+PACKAGES = ("diffuse-fit", "numpy", "scipy", "pymc", "pytensor", "arviz", "arviz-plots", "nutpie",
+            "matplotlib", "xarray", "h5netcdf")  # fmt: skip
 
 
 def versions() -> dict[str, str | None]:
@@ -29,3 +30,10 @@ def record(**extra) -> dict:
         "versions": versions(),
         **extra,
     }
+
+
+def event_table_record(table) -> dict:
+    """Where an event table was read from and what it holds, beyond its source and hash:
+    ``loaded_from`` (file or cache), ``columns_sha256``, ``clamped`` (field -> values
+    clamped on reading); None where the table does not record it."""
+    return {key: getattr(table, key, None) for key in ("loaded_from", "columns_sha256", "clamped")}

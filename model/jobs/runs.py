@@ -1,6 +1,7 @@
-"""The jobs behind the command line: MAP fit and posterior sampling, written to a folder.
+"""The jobs behind the command line: MAP fit and posterior sampling, written to a run folder.
 
-Files written (atomically) into ``out``:
+A run folder is written as one consistent set of files (:mod:`model.io.run_folder`: staged,
+then swapped in; ``run.json`` lists every file with its SHA-256).  Files:
 
 * ``map.json`` -- MAP values, ``neg_log_likelihood`` (the workshop's -LLH with lgamma(k+1)),
   ``covariance`` (inverse Hessian, parameter order as the keys), errors, the workshop
@@ -8,28 +9,38 @@ Files written (atomically) into ``out``:
 * ``posterior.nc`` -- the NUTS posterior (ArviZ DataTree, NetCDF);
 * ``summary.json`` -- per parameter mean, sd, hdi_3%, hdi_97%, r_hat, ess_bulk, ess_tail;
   divergences and the convergence verdict; MAP; priors; sampler settings; provenance;
-* ``summary.txt`` -- the ArviZ summary table as text.
+* ``summary.txt`` -- the ArviZ summary table as text;
+* with a report (``report=True`` or ``diffuse-fit report``): figures, ``ppc.json``, ``report.md``.
+
+Ctrl-C (SIGINT) stops a run promptly and raises :class:`model.errors.RunInterrupted`; the
+folder keeps its previous run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from model.binned import reference_fit
 from model.binned.dataset import BinnedDataset, bin_dataset
+from model.errors import RunInterrupted
 from model.inference.map_fit import find_map
 from model.inference.priors import resolve_priors
 from model.inference.pymc_model import build_model, parameter_supports
 from model.inference.sampling import diagnostics, sample, summary_table
 from model.inference.settings import SamplerSettings
-from model.io.atomic import write_json, write_netcdf, write_text
+from model.io.run_folder import check_output_folder, write_run
 from model.jobs.inputs import Inputs
-from model.jobs.provenance import record
+from model.jobs.provenance import event_table_record, record
+from model.jobs.report_job import attach_record
 from model.physics.components import WORKSHOP_COMPONENTS, parameter_names
 from model.physics.hese_weights import HESE_COMPONENTS_SPLIT
+from model.report.document import write_report
 
 COMPONENT_SETS = {"workshop": WORKSHOP_COMPONENTS, "split": HESE_COMPONENTS_SPLIT}
 
@@ -63,6 +74,11 @@ class Job:
         return list(parameter_names(self.binned.components))
 
     def provenance(self, **extra) -> dict:
+        """What was fitted: inputs (files, hashes, how they were read), binning, components,
+        parameters, priors; with versions and time (:func:`record`)."""
+        binned = self.binned.provenance()
+        for key, table in (("data", self.inputs.data), ("simulation", self.inputs.simulation)):
+            binned[key] = {**binned[key], **event_table_record(table)}
         return record(
             inputs=self.inputs.description,
             input_spec=self.inputs.spec,
@@ -70,7 +86,9 @@ class Job:
             priors={k: p.to_dict() for k, p in self.priors.items()},
             prior_set=self.prior_spec,
             components=self.components,
-            **self.binned.provenance(),
+            component_definitions=[asdict(c) for c in self.binned.components],
+            parameters=self.parameters,
+            **binned,
             **extra,
         )
 
@@ -120,13 +138,41 @@ def format_map(m: dict) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def interruptible(out: Path):
+    """Turn Ctrl-C (SIGINT) into :class:`RunInterrupted`, also where a sampler swallows the
+    KeyboardInterrupt and returns partial draws: yields a list that records each SIGINT."""
+    seen: list[int] = []
+
+    def on_sigint(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
+    try:
+        yield seen
+    except KeyboardInterrupt:
+        raise RunInterrupted(interrupted_message(out)) from None
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+
+
+def interrupted_message(out: Path) -> str:
+    return f"interrupted: nothing was written, '{out}' keeps what it held before"
+
+
 def run_map(inputs: Inputs, prior_spec, out: Path, components="workshop", say=print) -> dict:
-    """``diffuse-fit map``: write ``out/map.json``."""
-    job = Job.prepare(inputs, prior_spec, components, say)
-    result = job.run_map()
-    result["provenance"] = job.provenance()
-    write_json(Path(out) / "map.json", result)
-    say(f"wrote {Path(out) / 'map.json'}")
+    """``diffuse-fit map``: write the run folder ``out`` (``map.json``, ``run.json``)."""
+    out = check_output_folder(out)
+    with interruptible(out):
+        job = Job.prepare(inputs, prior_spec, components, say)
+        result = job.run_map()
+        result["provenance"] = job.provenance()
+        with write_run(out, "map") as stage:
+            stage.write_json("map.json", result)
+    say(f"wrote {out / 'map.json'}")
     return result
 
 
@@ -145,24 +191,55 @@ def run_sample(
     components="workshop",
     progressbar=True,
     say=print,
+    report=False,
 ) -> dict:
-    """``diffuse-fit sample``: MAP, then NUTS; write map.json, posterior.nc, summary.json/.txt."""
-    out = Path(out)
-    job = Job.prepare(inputs, prior_spec, components, say)
-    map_result = job.run_map()
-    sampler = settings.resolved_sampler()
-    say(f"sampling: {settings.chains} chains x ({settings.tune} tune + {settings.draws} draws), "
-        f"NUTS by {sampler}, seed {settings.seed} ...")  # fmt: skip
-    t0 = time.perf_counter()
-    idata = sample(job.model, settings, progressbar=progressbar)
-    sampling_s = time.perf_counter() - t0
+    """``diffuse-fit sample``: MAP, then NUTS; write the run folder ``out`` (map.json,
+    posterior.nc with the fit record, summary.json/.txt; with ``report``, the report too)."""
+    out = check_output_folder(out)
+    with interruptible(out) as interrupts:
+        job = Job.prepare(inputs, prior_spec, components, say)
+        map_result = job.run_map()
+        sampler = settings.resolved_sampler()
+        say(f"sampling: {settings.chains} chains x ({settings.tune} tune + {settings.draws} "
+            f"draws), NUTS by {sampler}, seed {settings.seed} ...")  # fmt: skip
+        t0 = time.perf_counter()
+        idata = sample(job.model, settings, progressbar=progressbar)
+        sampling_s = time.perf_counter() - t0
+        if interrupts or idata.posterior.sizes["draw"] < settings.draws:  # partial draws
+            raise RunInterrupted(interrupted_message(out))
+        summary, text = _summarise(job, idata, map_result, settings, sampling_s)
+        with write_run(out, "sample") as stage:
+            stage.write_json("map.json", map_result)
+            stage.write_with("posterior.nc", lambda path: idata.to_netcdf(path, engine="h5netcdf"))
+            stage.write_text("summary.txt", text + "\n")
+            stage.write_json("summary.json", summary)
+            if report:
+                write_report(stage, map_result, summary, idata, job.binned)
+    diag = summary["diagnostics"]
+    say(text)
+    say(f"sampling took {sampling_s:.1f} s; divergences {diag['divergences']}, "
+        f"max R-hat {diag['max_r_hat']:.4f}, min bulk ESS {diag['min_ess_bulk']:.0f}")  # fmt: skip
+    if not diag["passed"]:  # loud even with --quiet
+        print("!" * 78 + "\nWARNING: CONVERGENCE REQUIREMENTS NOT MET: "
+              + "; ".join(diag["problems"]) + "\nDo not trust these posteriors; rerun with more "
+              "tuning or a higher --target-accept.\n" + "!" * 78, file=sys.stderr)  # fmt: skip
+    say(f"wrote the run folder {out} (map.json, posterior.nc, summary.json, summary.txt"
+        f"{', report.md and figures' if report else ''})")  # fmt: skip
+    return summary
+
+
+def _summarise(job: Job, idata, map_result: dict, settings, sampling_s: float):
+    """``summary.json`` content and the summary table as text; stores the provenance in
+    ``map_result`` and the fit record in ``idata``."""
     names = job.parameters
     table = summary_table(idata, names)
     diag = diagnostics(idata, names)
     provenance = job.provenance(sampler=settings.to_dict())
-    idata.attrs.update({"diffuse_fit_seed": settings.seed, "data_sha256": str(inputs.data.sha256),
-                        "simulation_sha256": str(inputs.simulation.sha256),
+    idata.attrs.update({"diffuse_fit_seed": settings.seed,
+                        "data_sha256": str(job.inputs.data.sha256),
+                        "simulation_sha256": str(job.inputs.simulation.sha256),
                         "prior_set": job.prior_spec})  # fmt: skip
+    attach_record(idata, job.binned.counts, job.binned.templates)
     summary = {
         "parameters": _summary_dict(table, names),
         "divergences": diag["divergences"],
@@ -174,18 +251,4 @@ def run_sample(
         "provenance": provenance,
     }
     map_result["provenance"] = provenance
-    text = table.to_string(float_format=lambda v: f"{v:.4g}")
-    write_json(out / "map.json", map_result)
-    write_netcdf(out / "posterior.nc", idata)
-    write_text(out / "summary.txt", text + "\n")
-    write_json(out / "summary.json", summary)
-    say(text)
-    say(f"sampling took {sampling_s:.1f} s; divergences {diag['divergences']}, "
-        f"max R-hat {diag['max_r_hat']:.4f}, min bulk ESS {diag['min_ess_bulk']:.0f}")  # fmt: skip
-    if not diag["passed"]:  # loud even with --quiet
-        print("!" * 78 + "\nWARNING: CONVERGENCE REQUIREMENTS NOT MET: "
-              + "; ".join(diag["problems"]) + "\nDo not trust these posteriors; rerun with more "
-              "tuning or a higher --target-accept.\n" + "!" * 78, file=sys.stderr)  # fmt: skip
-    say(f"wrote {out / 'map.json'}, {out / 'posterior.nc'}, {out / 'summary.json'}, "
-        f"{out / 'summary.txt'}")  # fmt: skip
-    return summary
+    return summary, table.to_string(float_format=lambda v: f"{v:.4g}")

@@ -1,72 +1,39 @@
-"""Turn a saved run (map.json, posterior.nc, summary.json) into figures and ``report.md``.
+"""The report of a run: figures and ``report.md``, written into the run's folder.
 
-Figures (PNG for the document, PDF for papers) are written beside the run's files:
-``corner``, ``spectrum_energy``, ``spectrum_zenith``, ``spectrum_topology``, ``trace_rank``,
-``ppc_deviance``.
+Figures (PNG for the document, PDF for papers): ``corner``, ``spectrum_energy``,
+``spectrum_zenith``, ``spectrum_topology``, ``trace``, ``rank``, ``ppc_deviance``; with
+``ppc.json`` and ``report.md``.  Everything comes from the run itself (its JSON files and the
+posterior with its fit record, :class:`model.report.predictive.FitRecord`).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
 
-from model.binned.dataset import BinnedDataset
-from model.errors import DataFormatError
-from model.io.atomic import atomic_path, write_json, write_text
+from model.io.run_folder import Stage
 from model.report import plots
 from model.report import predictive as pp
 
-FIGURES = ("corner", "spectrum_energy", "spectrum_zenith", "spectrum_topology", "trace_rank",
-           "ppc_deviance")  # fmt: skip
 PPC_DRAWS = 1000
 
 
-def load_run(run: Path) -> tuple[dict, dict, object]:
-    """``map.json``, ``summary.json`` and the posterior of a run folder."""
-    run = Path(run)
-    files = {name: run / name for name in ("map.json", "summary.json", "posterior.nc")}
-    missing = [str(p) for p in files.values() if not p.exists()]
-    if missing:
-        raise DataFormatError(str(run), f"is not a complete run folder: missing {missing} "
-                              "(make one with 'diffuse-fit sample --out DIR')")  # fmt: skip
-    return (json.loads(files["map.json"].read_text()),
-            json.loads(files["summary.json"].read_text()),
-            az.from_netcdf(files["posterior.nc"]))  # fmt: skip
-
-
-def check_inputs_match(summary: dict, binned: BinnedDataset, run: Path) -> None:
-    """Refuse to report a run against other data or simulation than it was fitted to."""
-    prov = summary["provenance"]
-    for key, table in (("data", binned.data), ("simulation", binned.simulation)):
-        if prov[key]["sha256"] != table.sha256:
-            raise DataFormatError(
-                table.source, f"differs from the {key} of run '{run}' (sha256 "
-                f"{table.sha256[:12]}... vs {prov[key]['sha256'][:12]}...)", field=key,
-            )  # fmt: skip
-
-
-def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
-    """Save ``fig`` as ``stem.png`` and ``stem.pdf`` atomically; close it."""
-    paths = []
+def save_figure(stage: Stage, fig: plt.Figure, name: str) -> None:
+    """Add ``fig`` to the run as ``name.png`` and ``name.pdf``; close it."""
     for fmt in ("png", "pdf"):
-        path = stem.with_suffix(f".{fmt}")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=130)
-        paths.append(path)
+        stage.write_with(f"{name}.{fmt}", lambda path, f=fmt: fig.savefig(path, format=f, dpi=130))
     plt.close(fig)
-    return paths
 
 
-def build_figures(map_result, summary, idata, binned: BinnedDataset, seed: int = 0) -> dict:
-    """All report figures (name -> Figure) and the posterior-predictive numbers."""
+def build_figures(map_result, summary, idata, record: pp.FitRecord, seed: int = 0) -> dict:
+    """All report figures (name -> Figure) and the posterior-predictive numbers.
+
+    ``record``: observed counts and per-bin tables (a :class:`FitRecord` or a
+    :class:`~model.binned.dataset.BinnedDataset`)."""
     names = list(summary["parameters"])
     rng = np.random.default_rng(seed)
     draws = pp.posterior_draws(idata.posterior, names, PPC_DRAWS, rng)
-    components = pp.component_expectations(binned.templates, draws)
+    components = pp.component_expectations(record.templates, draws)
     truth = summary["provenance"].get("truth")
     points = {
         "map": {n: map_result[n] for n in names},
@@ -76,12 +43,13 @@ def build_figures(map_result, summary, idata, binned: BinnedDataset, seed: int =
     figures = {"corner": plots.corner_plot(idata.posterior, names, points)}
     bands = {}
     for axis in ("energy", "zenith", "topology"):
-        bands[axis] = pp.predictive_bands(components, binned.binning, axis)
+        bands[axis] = pp.predictive_bands(components, record.binning, axis)
         figures[f"spectrum_{axis}"] = plots.projection_plot(
-            binned.counts, bands[axis], binned.binning, axis
+            record.counts, bands[axis], record.binning, axis
         )
-    figures["trace_rank"] = plots.trace_rank_plot(idata, names)
-    check = pp.deviance_check(binned.counts, components, rng)
+    figures["trace"] = plots.trace_plot(idata, names)
+    figures["rank"] = plots.rank_plot(idata, names)
+    check = pp.deviance_check(record.counts, components, rng)
     figures["ppc_deviance"] = plots.deviance_plot(check)
     return {"figures": figures, "bands": bands, "ppc": check, "points": points}
 
@@ -92,7 +60,17 @@ def _table(rows, header) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(map_result, summary, binned: BinnedDataset, ppc: dict) -> str:
+def _dataset_lines(prov: dict, counts) -> list[str]:
+    d, s = prov["data"], prov["simulation"]
+    return [
+        f"data: {d['source']}: {d['n_events']} events, {int(np.sum(counts))} inside the "
+        f"{np.size(counts)} bins, {d['n_outside_bins']} outside",
+        f"simulation: {s['source']}: {s['n_events']} events, {s['n_outside_bins']} outside "
+        "the bins",
+    ]
+
+
+def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str:
     """The report text (figures linked as PNG, PDFs beside them)."""
     prov = summary["provenance"]
     names = list(summary["parameters"])
@@ -117,9 +95,9 @@ def render_markdown(map_result, summary, binned: BinnedDataset, ppc: dict) -> st
         "## Data set",
         "",
         f"- Inputs: {prov['inputs']}.",
-        *[f"- {line}." for line in binned.summary_lines()],
-        f"- Binning: {binned.binning.shape[2]} energy x {binned.binning.shape[1]} cos(zenith) x "
-        f"{binned.binning.shape[0]} topology bins; weight tables accurate to "
+        *[f"- {line}." for line in _dataset_lines(prov, record.counts)],
+        f"- Binning: {record.binning.shape[2]} energy x {record.binning.shape[1]} cos(zenith) x "
+        f"{record.binning.shape[0]} topology bins; weight tables accurate to "
         f"{prov['template_max_relative_error']:.1e} (relative).",
         f"- Data sha256 `{prov['data']['sha256'][:16]}...`, simulation sha256 "
         f"`{prov['simulation']['sha256'][:16]}...`.",
@@ -174,7 +152,9 @@ def render_markdown(map_result, summary, binned: BinnedDataset, ppc: dict) -> st
         "",
         "Sampler diagnostics:",
         "",
-        "![trace and rank](trace_rank.png)",
+        "![traces](trace.png)",
+        "",
+        "![rank ECDFs](rank.png)",
         "",
         "![posterior-predictive check](ppc_deviance.png)",
         "",
@@ -184,21 +164,12 @@ def render_markdown(map_result, summary, binned: BinnedDataset, ppc: dict) -> st
     return "\n".join(lines)
 
 
-def make_report(
-    run: Path, binned: BinnedDataset, out: Path | None = None, loaded=None, say=print
-) -> Path:
-    """Write the figures and ``report.md`` of the run in ``run`` (into ``out``, default ``run``);
-    ``loaded``: the run's files as :func:`load_run` returns them, if already read."""
-    run = Path(run)
-    out = Path(out) if out is not None else run
-    map_result, summary, idata = loaded if loaded is not None else load_run(run)
-    check_inputs_match(summary, binned, run)
-    built = build_figures(map_result, summary, idata, binned)
+def write_report(stage: Stage, map_result, summary, idata, record: pp.FitRecord) -> list[str]:
+    """Add the figures, ``ppc.json`` and ``report.md`` of the run to ``stage``; their names."""
+    first = len(stage.names)
+    built = build_figures(map_result, summary, idata, record)
     for name, fig in built["figures"].items():
-        save_figure(fig, out / name)
-    write_json(out / "ppc.json", {"deviance_p_value": built["ppc"]["p_value"],
-                                  "draws": PPC_DRAWS})  # fmt: skip
-    path = out / "report.md"
-    write_text(path, render_markdown(map_result, summary, binned, built["ppc"]))
-    say(f"wrote {path} and {len(built['figures'])} figures (PNG + PDF) in {out}")
-    return path
+        save_figure(stage, fig, name)
+    stage.write_json("ppc.json", {"deviance_p_value": built["ppc"]["p_value"], "draws": PPC_DRAWS})
+    stage.write_text("report.md", render_markdown(map_result, summary, record, built["ppc"]))
+    return stage.names[first:]

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import arviz_plots  # noqa: E402
 import corner  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -38,6 +39,7 @@ MARKERS = {  # name -> (colour, marker, legend label)
 }
 COMPONENT_COLOURS = {"atmospheric": "tab:blue", "astrophysical": "tab:orange"}
 CREDIBLE_LEVELS = (0.68, 0.95)
+RANK_BAND = 0.95
 
 
 def corner_plot(posterior, names, points: dict) -> plt.Figure:
@@ -124,27 +126,43 @@ def projection_plot(counts, bands: Bands, binning: Binning, axis: str) -> plt.Fi
     return fig
 
 
-def trace_rank_plot(idata, names) -> plt.Figure:
-    """Per parameter: traces of every chain (left) and rank histograms (right)."""
-    fig, axes = plt.subplots(len(names), 2, figsize=(10, 2.6 * len(names)), layout="constrained")
+def trace_plot(idata, names) -> plt.Figure:
+    """Per parameter, the draws of every chain in order."""
+    fig, axes = plt.subplots(len(names), 1, figsize=(9, 2.2 * len(names)), layout="constrained",
+                             squeeze=False)  # fmt: skip
     post = idata.posterior
     n_chains = post.sizes["chain"]
-    for row, name in zip(axes, names, strict=True):
+    for ax, name in zip(axes[:, 0], names, strict=True):
         values = np.asarray(post[name])  # (chain, draw)
-        ranks = np.argsort(np.argsort(values.reshape(-1))).reshape(values.shape)
-        bins = np.linspace(0, values.size, 21)
         for c in range(n_chains):
-            row[0].plot(values[c], lw=0.5, alpha=0.8, label=f"chain {c}")
-            row[1].stairs(np.histogram(ranks[c], bins=bins)[0], bins, baseline=None, lw=1.2)
-        row[1].axhline(values.shape[1] / 20, color="k", ls=":", lw=1, label="uniform")
-        row[0].set_ylabel(SHORT.get(name, name), fontsize=11)
-        row[0].set_xlabel("draw")
-        row[1].set_xlabel("rank of draw (all chains)")
-        row[1].set_ylabel("draws per bin")
-    axes[0][0].legend(fontsize=8, ncols=n_chains, loc="upper right", frameon=False)
-    axes[0][1].legend(fontsize=8, loc="lower right", frameon=False)
+            ax.plot(values[c], lw=0.5, alpha=0.8, label=f"chain {c}")
+        ax.set_ylabel(SHORT.get(name, name), fontsize=11)
+    axes[-1, 0].set_xlabel("draw")
+    axes[0, 0].legend(fontsize=8, ncols=n_chains, loc="upper right", frameon=False)
     divergent = int(idata.sample_stats["diverging"].sum()) if "sample_stats" in idata else 0
-    fig.suptitle(f"Traces and rank plots ({n_chains} chains, {divergent} divergences)")
+    fig.suptitle(f"Traces ({n_chains} chains, {divergent} divergences)")
+    return fig
+
+
+def rank_plot(idata, names) -> plt.Figure:
+    """Per parameter, the ECDF of each chain's fractional ranks minus the uniform CDF, inside
+    the simultaneous ``RANK_BAND`` envelope expected if all chains sample the same posterior
+    (arviz-plots' ``plot_rank``).
+
+    With exactly 2 chains arviz-stats' multi-chain envelope degenerates to [0, 1] (arviz-stats
+    1.3); the single-chain simultaneous band (slightly wider) is drawn instead."""
+    two_chains = idata.posterior.sizes["chain"] == 2
+    pc = arviz_plots.plot_rank(
+        idata, var_names=list(names), method="envelope", envelope_prob=RANK_BAND,
+        backend="matplotlib", col_wrap=1, visuals={"remove_axis": False},
+        stats={"ecdf_pit": {"n_chains": 1}} if two_chains else None,
+        figure_kwargs={"figsize": (8, 2.4 * len(names)), "layout": "constrained"},
+    )  # fmt: skip
+    fig = pc.viz["figure"].item()
+    for ax, name in zip(fig.axes, names, strict=True):
+        ax.set_title(SHORT.get(name, name), fontsize=11)
+        ax.set_ylabel("ECDF - uniform")
+    fig.suptitle(f"Rank ECDFs per chain, {RANK_BAND:.0%} simultaneous band (grey)")
     return fig
 
 

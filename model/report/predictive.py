@@ -10,14 +10,17 @@ p-value is ``P(D(k^rep, lam) >= D(k^obs, lam))``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from scipy.special import xlogy
 from scipy.stats import chi2
 
 from model.binned.binning import Binning
-from model.binned.templates import Templates
+from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
+from model.errors import DataFormatError
+from model.physics.components import FlatComponent, PowerLawComponent
 
 AXES = ("topology", "zenith", "energy")  # the order of Binning.shape
 
@@ -101,3 +104,87 @@ def deviance_check(counts, components: dict, rng) -> dict:
     observed = deviance(np.broadcast_to(counts, lam.shape), lam)
     rep = deviance(replicated, lam)
     return {"observed": observed, "replicated": rep, "p_value": float(np.mean(rep >= observed))}
+
+
+# ----------------------------------------------------------------------------- the fit record
+# What the report needs of a fit, stored with its posterior: observed counts, bin edges and the
+# per-bin tables of every component (flat sums; Chebyshev coefficients of log S_b and their
+# interval), so that posterior-predictive expectations need neither the data nor the simulation.
+
+RECORD_VERSION = 1
+_KINDS = {"flat": FlatComponent, "power_law": PowerLawComponent}
+
+
+@dataclass(frozen=True)
+class FitRecord:
+    """Observed counts and per-bin tables of a fit (what :func:`build_figures` needs)."""
+
+    counts: np.ndarray
+    templates: Templates
+
+    @property
+    def binning(self) -> Binning:
+        return self.templates.binning
+
+
+def record_variables(counts, templates: Templates) -> tuple[dict, dict]:
+    """The record as variables ``name -> (dims, array)`` and attributes (JSON text)."""
+    variables = {"counts": (("all_bin",), np.asarray(counts, dtype=np.float64))}
+    for f in fields(Binning):  # edges (and topology codes), whatever the Binning holds
+        variables[f"binning__{f.name}"] = ((f"{f.name}__index",),
+                                           np.asarray(getattr(templates.binning, f.name)))  # fmt: skip
+    described = []
+    for t in templates.tables:
+        c = t.component
+        if isinstance(t, FlatTemplate):
+            described.append({"kind": "flat", **asdict(c)})
+            variables[f"{c.name}__per_bin"] = (("all_bin",), t.per_bin)
+        else:
+            described.append({"kind": "power_law", **asdict(c),
+                              "max_relative_error": t.max_relative_error})  # fmt: skip
+            dims = (f"{c.name}__active_bin", f"{c.name}__node")
+            variables[f"{c.name}__active"] = (dims[:1], np.asarray(t.active, dtype=np.int64))
+            variables[f"{c.name}__log_coeffs"] = (dims, t.log_coeffs)
+    attrs = {"diffuse_fit_record_version": RECORD_VERSION, "components": json.dumps(described)}
+    return variables, attrs
+
+
+def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
+    """Inverse of :func:`record_variables` (``arrays``: name -> ndarray), checked: a
+    :class:`DataFormatError` naming ``source`` if anything is missing or inconsistent."""
+    if attrs.get("diffuse_fit_record_version") != RECORD_VERSION:
+        raise DataFormatError(source, "holds no fit record this version can read (made by an "
+                              "older diffuse-fit? run 'diffuse-fit sample' again)")  # fmt: skip
+    try:
+        binning = Binning(**{f.name: np.asarray(arrays[f"binning__{f.name}"])
+                             for f in fields(Binning)})  # fmt: skip
+        counts = np.asarray(arrays["counts"], dtype=np.float64)
+        components, tables = [], []
+        for d in json.loads(attrs["components"]):
+            cls = _KINDS[d.pop("kind")]
+            error = d.pop("max_relative_error", 0.0)
+            if "index_range" in d:
+                d["index_range"] = tuple(d["index_range"])
+            c = cls(**d)
+            if cls is FlatComponent:
+                table = FlatTemplate(c, np.asarray(arrays[f"{c.name}__per_bin"], dtype=np.float64))
+            else:
+                active = np.asarray(arrays[f"{c.name}__active"], dtype=np.int64)
+                coeffs = np.asarray(arrays[f"{c.name}__log_coeffs"], dtype=np.float64)
+                if (
+                    coeffs.ndim != 2
+                    or len(coeffs) != len(active)
+                    or np.any(active < 0)
+                    or np.any(active >= binning.n_bins)
+                ):
+                    raise ValueError(f"inconsistent table of {c.name}")
+                table = PowerLawTemplate(c, binning.n_bins, active, coeffs, float(error))
+            components.append(c)
+            tables.append(table)
+        if counts.shape != (binning.n_bins,) or any(
+            isinstance(t, FlatTemplate) and t.per_bin.shape != counts.shape for t in tables
+        ):
+            raise ValueError("per-bin arrays do not match the binning")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataFormatError(source, f"has a damaged fit record ({exc})") from None
+    return FitRecord(counts, Templates(binning, tuple(components), tuple(tables)))
