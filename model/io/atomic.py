@@ -59,9 +59,3 @@ def json_text(obj) -> str:
 def write_json(path: str | os.PathLike, obj) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically (NaN/inf as null)."""
     write_text(path, json_text(obj))
-
-
-def write_netcdf(path: str | os.PathLike, tree) -> None:
-    """Write an ArviZ/xarray DataTree to NetCDF atomically."""
-    with atomic_path(path) as tmp:
-        tree.to_netcdf(tmp, engine="h5netcdf")

@@ -224,7 +224,7 @@ def write_run(out, kind: str, *, replaces: str | None = None, extra: dict | None
     """
     if kind not in KINDS:
         raise ValueError(f"unknown run kind {kind!r}")
-    out = check_output_folder(out).absolute()
+    out = check_output_folder(out).resolve()  # a link: write where it points
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(out)
     token = f"{os.getpid()}-{secrets.token_hex(4)}"
