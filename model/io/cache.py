@@ -65,7 +65,7 @@ def store(path: Path, sha256: str, meta: dict, columns: dict[str, np.ndarray], d
 
 def _read(path: Path, sha256: str) -> tuple[dict, dict[str, np.ndarray], str]:
     """The entry's (meta, columns, digest) if it is consistent; else :class:`CacheMismatch`."""
-    with np.load(path, allow_pickle=False) as npz:
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
         info = json.loads(str(npz["info"][()]))
         meta = json.loads(str(npz["meta"][()]))
         if not isinstance(info, dict) or info.get("format") != FORMAT:

@@ -1,0 +1,180 @@
+"""The parsed-file cache is verified on every load and rebuilt, never trusted blindly."""
+
+import json
+
+import numpy as np
+import pytest
+
+from model.io import cache
+from model.io.events import columns_digest
+from model.io.workshop_format import read_simulation, to_workshop_json, write_workshop_file
+
+
+@pytest.fixture(scope="module")
+def small_sim(toy_dataset):
+    """The toy simulation's first 600 events (more than a sample's SAMPLE_ROWS + 2)."""
+    sim = toy_dataset.simulation
+    return sim.select(np.arange(len(sim)) < 600)
+
+
+@pytest.fixture
+def sim_file(tmp_path, small_sim):
+    path = tmp_path / "sim.json"
+    write_workshop_file(path, small_sim)
+    return path
+
+
+def _json_columns(path):
+    content = json.loads(path.read_text())
+    events = np.array(content["events"], dtype=np.float64)
+    return {name: events[:, i] for name, i in content["mapping"].items()}
+
+
+def _load_with_warning(path, cache_dir, capsys, expect_warning):
+    table = read_simulation(path, cache_dir=cache_dir)
+    err = capsys.readouterr().err
+    if expect_warning:
+        assert err.count("\n") == 1 and "rebuilding it from the source file" in err, err
+    else:
+        assert err == ""
+    for name, values in _json_columns(path).items():  # always what the JSON says
+        assert table[name].tobytes() == values.tobytes(), name
+    return table, err
+
+
+def _entry(cache_dir):
+    (entry,) = cache_dir.glob("*.npz")
+    return entry
+
+
+def _rewrite(entry, change):
+    """Rewrite the entry's arrays through ``change(arrays)``, keeping it a valid .npz."""
+    with np.load(entry) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    change(arrays)
+    with open(entry, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _consistent(arrays):
+    """Re-record the digest of changed columns, as a careful forger would."""
+    info = json.loads(str(arrays["info"]))
+    columns = {f: arrays[f"col:{f}"] for f in info["fields"]}
+    info["columns_sha256"] = columns_digest(columns)
+    arrays["info"] = np.array(json.dumps(info))
+
+
+def _scale_all(arrays):
+    arrays["col:atmoWeight"] = arrays["col:atmoWeight"] * 2
+    _consistent(arrays)
+
+
+def _change_last_row(arrays):
+    arrays["col:energy"] = arrays["col:energy"].copy()
+    arrays["col:energy"][-1] *= 1 + 1e-15
+    _consistent(arrays)
+
+
+FORGERIES = {
+    "other_numbers_same_digest": _scale_all,
+    "last_row_changed_same_digest": _change_last_row,
+    "digest_not_matching": lambda a: a.update({"col:energy": a["col:energy"] + 1}),
+    "other_hash": lambda a: a.update(info=np.array(str(a["info"]).replace('"source_sha256": "',
+                                                                          '"source_sha256": "0'))),
+    "other_meta": lambda a: a.update(meta=np.array(json.dumps({"toy": {"truth": {}}}))),
+    "column_missing": lambda a: a.pop("col:zenith"),
+    "rows_shortened": lambda a: [a.update({k: v[:-1]}) for k, v in list(a.items())
+                                 if k.startswith("col:")],
+    "column_as_int": lambda a: a.update({"col:topology": a["col:topology"].astype(np.int64)}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(FORGERIES))
+def test_forged_entries_are_caught_and_rebuilt(tmp_path, sim_file, capsys, case):
+    cache_dir = tmp_path / "cache"
+    first, _ = _load_with_warning(sim_file, cache_dir, capsys, expect_warning=False)
+    entry = _entry(cache_dir)
+    _rewrite(entry, FORGERIES[case])
+    second, err = _load_with_warning(sim_file, cache_dir, capsys, expect_warning=True)
+    assert str(entry) in err
+    assert second.loaded_from == "json (fast path)"
+    assert second.columns_sha256 == first.columns_sha256
+    third, _ = _load_with_warning(sim_file, cache_dir, capsys, expect_warning=False)
+    assert third.loaded_from == f"cache {entry} (verified)"  # rebuilt, and good again
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b[: len(b) // 2],  # truncated
+        lambda b: b[:100],
+        lambda b: b"",
+        lambda b: b"garbage, not a zip file at all",
+        lambda b: b[:2000] + bytes(500) + b[2500:],  # zeroed in the middle
+    ],
+)
+def test_damaged_entries_are_rebuilt(tmp_path, sim_file, capsys, damage):
+    cache_dir = tmp_path / "cache"
+    _load_with_warning(sim_file, cache_dir, capsys, expect_warning=False)
+    entry = _entry(cache_dir)
+    entry.write_bytes(damage(entry.read_bytes()))
+    table, _ = _load_with_warning(sim_file, cache_dir, capsys, expect_warning=True)
+    assert table.loaded_from == "json (fast path)"
+
+
+def test_entry_records_what_it_holds(tmp_path, sim_file):
+    table = read_simulation(sim_file, cache_dir=tmp_path)
+    entry = cache.entry_path(tmp_path, table.sha256)
+    assert entry.name == f"{table.sha256}.v{cache.FORMAT}.npz"
+    with np.load(entry) as npz:
+        info = json.loads(str(npz["info"]))
+    assert info == {"format": cache.FORMAT, "source_sha256": table.sha256, "rows": len(table),
+                    "fields": table.fields, "columns_sha256": table.columns_sha256}  # fmt: skip
+
+
+def test_large_file_rows_are_sampled(tmp_path, small_sim, capsys):
+    """Beyond SAMPLE_ROWS + 2 rows only a sample is compared; the last row always is."""
+    assert len(small_sim) > 2 * cache.SAMPLE_ROWS
+    path = tmp_path / "sim.json"
+    path.write_text(to_workshop_json(small_sim))
+    _load_with_warning(path, tmp_path / "c", capsys, expect_warning=False)
+    entry = _entry(tmp_path / "c")
+    _rewrite(entry, _change_last_row)
+    _load_with_warning(path, tmp_path / "c", capsys, expect_warning=True)
+
+
+def test_sampled_rows():
+    rng = np.random.default_rng(1)
+    raw = b"[" + b",".join(b"[%d,%d]" % (i, -i) for i in range(10_000)) + b"]"
+    rows = np.column_stack([np.arange(10_000.0), 0 - np.arange(10_000.0)])
+    seen = []
+
+    def table_rows(indices):
+        seen.extend(indices.tolist())
+        return rows[indices]
+
+    assert cache.spot_check_rows(raw, (1, len(raw) - 1), 10_000, table_rows, rng) is None
+    assert seen[0] == 0 and seen[-1] == 9999 and 150 < len(seen) <= cache.SAMPLE_ROWS + 2
+    assert len(set(seen)) == len(seen)
+    bad = rows.copy()
+    bad[seen[1]] += 1  # the same rows are drawn again with the same generator
+    message = cache.spot_check_rows(raw, (1, len(raw) - 1), 10_000, lambda i: bad[i],
+                                    np.random.default_rng(1))  # fmt: skip
+    assert message == f"differs from the source in row {seen[1]}"
+
+
+def test_unwritable_cache_folder_is_a_warning(tmp_path, sim_file, capsys):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    table = read_simulation(sim_file, cache_dir=blocker)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write the cache" in err and table.loaded_from
+
+
+def test_default_cache_dir(monkeypatch, tmp_path):
+    import platformdirs
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    assert cache.default_cache_dir() == tmp_path
+    monkeypatch.delenv(cache.CACHE_ENV)
+    assert str(cache.default_cache_dir()) == platformdirs.user_cache_dir("diffuse-fit")
