@@ -18,15 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-# The main job: MAP + NUTS on the embedded toy dataset (default priors), results into results/
+# The main job: MAP + NUTS + report on the embedded toy dataset (default priors): results/default/
 fit: $(STAMP)
-	$(BIN)/diffuse-fit sample --prior default --seed 1 --out results
+	$(BIN)/diffuse-fit sample --prior default --seed 1 --report --out results/default
 
-# The committed reference runs with their reports: results/ (default priors), results/flat/
+# The committed reference runs: results/default/ (default priors) and results/flat/ (flat priors)
 results: fit
-	$(BIN)/diffuse-fit report --run results
-	$(BIN)/diffuse-fit sample --prior flat --seed 1 --out results/flat
-	$(BIN)/diffuse-fit report --run results/flat
+	$(BIN)/diffuse-fit sample --prior flat --seed 1 --report --out results/flat
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 from model import __version__
-from model.errors import DataFormatError
+from model.errors import DataFormatError, FitFailed, RunInterrupted
 from model.inference.priors import PriorError
 from model.inference.settings import SamplerSettings
 from model.physics.constants import TOY_SEED
 
+DEFAULT_OUT = Path("results/run")
 MAX_SEED = 2**32 - 1  # every sampler (nutpie, PyMC, NumPy) takes seeds in [0, 2**32)
 
 
@@ -75,7 +76,8 @@ def _inputs_arguments(p: argparse.ArgumentParser) -> None:
                    help="workshop: atmospheric + astrophysical (3 parameters); split: "
                         "conventional, prompt and muon normalizations apart (needs the "
                         "fields conventionalWeight, promptWeight, muonWeight)")  # fmt: skip
-    p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help=f"run folder to write (default {DEFAULT_OUT}); replaces an earlier run there")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
 
 
@@ -101,34 +103,48 @@ def build_parser() -> argparse.ArgumentParser:
                           help="NUTS target acceptance rate, in (0, 1)")  # fmt: skip
     p_sample.add_argument("--sampler", choices=["auto", "nutpie", "pymc"], default=d.sampler,
                           help="NUTS implementation (auto: nutpie if installed)")  # fmt: skip
+    p_sample.add_argument("--report", action="store_true",
+                          help="also write the report (figures, report.md) into the run folder")  # fmt: skip
     p_report = sub.add_parser("report", help="figures and report.md of a saved sample run")
-    p_report.add_argument("--run", type=Path, default=Path("results"),
-                          help="folder of a 'sample' run (default results)")  # fmt: skip
-    g = p_report.add_argument_group("inputs (default: those recorded in the run)")
-    g.add_argument("--data", type=Path, help="observed events, workshop JSON format")
-    g.add_argument("--sim", type=Path, help="simulated events, workshop JSON format")
+    p_report.add_argument("--run", type=Path, default=DEFAULT_OUT,
+                          help=f"folder of a 'sample' run (default {DEFAULT_OUT})")  # fmt: skip
     p_report.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     return parser
 
 
-def _report(args, say) -> None:
-    from model.binned.dataset import bin_dataset
-    from model.jobs.inputs import inputs_from_spec, load_inputs
-    from model.jobs.runs import COMPONENT_SETS
-    from model.report.document import load_run, make_report
+def _run(args, say) -> None:
+    """The subcommand's job (heavy imports only here, after the arguments are checked)."""
+    if args.command == "report":  # reads only the run folder; imports no PyMC
+        from model.jobs.report_job import run_report
 
-    run = load_run(args.run)
-    provenance = run[1]["provenance"]
-    if args.data or args.sim:
-        inputs = load_inputs(args.data, args.sim)
-    else:
-        inputs = inputs_from_spec(provenance.get("input_spec", {}))
-    components = COMPONENT_SETS[provenance.get("components", "workshop")]
-    binned = bin_dataset(inputs.data, inputs.simulation, components=components)
-    make_report(args.run, binned, loaded=run, say=say)
+        run_report(args.run, say=say)
+        return
+    from model.io.run_folder import check_output_folder
+
+    check_output_folder(args.out)  # before any work
+    from model.jobs.inputs import load_inputs
+    from model.jobs.runs import run_map, run_sample
+
+    inputs = load_inputs(
+        args.data, args.sim, hese_release=args.hese_release,
+        double_cascades=args.double_cascades, toy_seed=args.toy_seed,
+        use_cache=not args.no_cache,
+    )  # fmt: skip
+    say(f"inputs: {inputs.description}")
+    if args.command == "map":
+        run_map(inputs, args.prior, args.out, components=args.components, say=say)
+        return
+    settings = SamplerSettings(
+        draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+        target_accept=args.target_accept, sampler=args.sampler,
+    )  # fmt: skip
+    run_sample(inputs, args.prior, args.out, settings, components=args.components,
+               progressbar=not args.quiet, say=say, report=args.report)  # fmt: skip
 
 
 def main(argv=None) -> int:
+    """``diffuse-fit``; returns the exit status: 0 done, 2 bad input or arguments or a failed
+    fit (one line on stderr, earlier results kept), 130 interrupted (earlier results kept)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a one-line usage error (status 2)
@@ -138,31 +154,19 @@ def main(argv=None) -> int:
         import logging
 
         logging.getLogger("pymc").setLevel(logging.ERROR)  # PyMC's "NUTS[...]" notices
-    from model.jobs.inputs import load_inputs  # heavy imports after argument parsing
-    from model.jobs.runs import run_map, run_sample
-
     try:
-        if args.command == "report":
-            _report(args, say)
-            return 0
-        inputs = load_inputs(
-            args.data, args.sim, hese_release=args.hese_release,
-            double_cascades=args.double_cascades, toy_seed=args.toy_seed,
-            use_cache=not args.no_cache,
-        )  # fmt: skip
-        say(f"inputs: {inputs.description}")
-        if args.command == "map":
-            run_map(inputs, args.prior, args.out, components=args.components, say=say)
-        else:
-            settings = SamplerSettings(
-                draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-                target_accept=args.target_accept, sampler=args.sampler,
-            )  # fmt: skip
-            run_sample(inputs, args.prior, args.out, settings, components=args.components,
-                       progressbar=not args.quiet, say=say)  # fmt: skip
-    except (DataFormatError, PriorError) as exc:
+        _run(args, say)
+    except (DataFormatError, PriorError, FitFailed) as exc:
         print(f"diffuse-fit: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, permissions, ... while writing
+        where = f" '{exc.filename}'" if exc.filename else ""
+        print(f"diffuse-fit: error: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except (RunInterrupted, KeyboardInterrupt) as exc:
+        message = str(exc) or "interrupted: nothing was written, earlier results are kept"
+        print(f"diffuse-fit: {message}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -31,3 +31,7 @@ class DataFormatError(ValueError):
 
 class RunInterrupted(Exception):
     """A run stopped by the user (Ctrl-C / SIGINT) before its results were swapped in."""
+
+
+class FitFailed(Exception):
+    """A fit that did not converge: nothing is written, the message says why (one line)."""

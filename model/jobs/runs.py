@@ -28,7 +28,7 @@ from pathlib import Path
 
 from model.binned import reference_fit
 from model.binned.dataset import BinnedDataset, bin_dataset
-from model.errors import RunInterrupted
+from model.errors import FitFailed, RunInterrupted
 from model.inference.map_fit import find_map
 from model.inference.priors import resolve_priors
 from model.inference.pymc_model import build_model, parameter_supports
@@ -101,22 +101,31 @@ class Job:
         ref = None
         if self.components == "workshop":  # the workshop fit knows only its 3 parameters
             fit = reference_fit.fit(b.counts, b.simulation, b.sim_bin_index, b.binning.n_bins)
-            ref = {**fit.as_dict(), "neg_log_likelihood": fit.neg_log_likelihood}
+            ref = {**fit.as_dict(), "neg_log_likelihood": fit.neg_log_likelihood,
+                   "converged": fit.converged, "message": fit.message}  # fmt: skip
+            if not fit.converged:  # loud even with --quiet
+                print(f"WARNING: the workshop's scipy fit: {fit.message}", file=sys.stderr)
         out = {
             **result.values,
             "neg_log_likelihood": result.neg_log_likelihood,
             "covariance": result.covariance.tolist(),
             "errors": result.errors,
             "converged": result.converged,
+            "problems": result.problems,
+            "unconstrained": result.unconstrained,
             "optimizer_message": result.message,
             "wall_time_s": result.wall_time_s,
             "reference_fit": ref,
             "parameter_order": names,
         }
+        if not result.converged:
+            raise FitFailed(
+                "the MAP fit failed, nothing was written: " + "; ".join(result.problems)
+                + " (check the inputs: weights, energies and counts)"
+            )  # fmt: skip
         self.say(format_map(out))
-        if not result.converged:  # loud even with --quiet
-            print(f"WARNING: the MAP optimisation did not converge: {result.message}",
-                  file=sys.stderr)  # fmt: skip
+        for problem in result.problems:  # loud even with --quiet
+            print(f"WARNING: MAP: {problem}", file=sys.stderr)
         return out
 
 
@@ -125,15 +134,18 @@ def format_map(m: dict) -> str:
     ref = m["reference_fit"] or {}
 
     def workshop(key):
-        return (
-            f"   (workshop scipy fit {ref[key]:.{6 if key.startswith('neg') else 4}f})"
-            if ref
-            else ""
-        )
+        if not ref:
+            return ""
+        failed = "" if ref.get("converged", True) else ", did not converge"
+        return f"   (workshop scipy fit {ref[key]:.{6 if key.startswith('neg') else 4}f}{failed})"
+
+    def error(name):
+        value = m["errors"][name]
+        return "(unconstrained)" if value is None else f"+- {value:.4f}"
 
     lines = ["MAP (errors: sqrt of the inverse-Hessian diagonal):"]
     for name in m["parameter_order"]:
-        lines.append(f"  {name:12s} = {m[name]:10.4f} +- {m['errors'][name]:.4f}{workshop(name)}")
+        lines.append(f"  {name:12s} = {m[name]:10.4f} {error(name)}{workshop(name)}")
     lines.append(f"  -LLH = {m['neg_log_likelihood']:.6f}{workshop('neg_log_likelihood')}")
     return "\n".join(lines)
 
@@ -244,7 +256,10 @@ def _summarise(job: Job, idata, map_result: dict, settings, sampling_s: float):
         "parameters": _summary_dict(table, names),
         "divergences": diag["divergences"],
         "diagnostics": diag,
-        "map": {k: map_result[k] for k in [*names, "neg_log_likelihood", "covariance", "errors"]},
+        "map": {
+            k: map_result[k]
+            for k in [*names, "neg_log_likelihood", "covariance", "errors", "problems"]
+        },  # fmt: skip
         "reference_fit": map_result["reference_fit"],
         "wall_times_s": {"map": map_result["wall_time_s"], "sampling": sampling_s},
         "ess_bulk_per_second": float(diag["min_ess_bulk"] / sampling_s),
