@@ -109,6 +109,10 @@ _SIGNS = bytes([_PLUS, _MINUS])
 _NUMBER_OR_SPACE = bytes.maketrans(b"0123456789.eE+-\t\n\r", b"nnnnnnnnnnnnnnn   ")
 
 
+FAST_PATH = "json (fast path)"  # EventTable.loaded_from of the two parsers
+EXACT_PARSER = "json (exact parser)"
+
+
 class _NotFast(Exception):
     """The fast parser cannot vouch for this file; use the exact one."""
 
@@ -322,14 +326,14 @@ def _parse(raw: bytes, sha: str, source: str, cache_file: Path | None):
             return *verified[:2], f"cache {cache_file} (verified)", verified[2]
     try:
         content, table = _parse_fast(raw, source)
-        how = "json (fast path)"
+        how = FAST_PATH
     except _NotFast:
         content, table = _parse_exact(raw, source)
-        how = "json (exact parser)"
+        how = EXACT_PARSER
     # column views of the row-major table: no second copy of the events
     columns = {name: table[:, i] for name, i in content["mapping"].items()}
     meta, digest = _meta_of(content), columns_digest(columns)
-    if cache_file is not None and len(table) and (how.endswith("path)") or _events_span(raw)):
+    if cache_file is not None and len(table) and (how == FAST_PATH or _events_span(raw)):
         cache.store(cache_file, sha, meta, columns, digest)
     return meta, columns, how, digest
 
