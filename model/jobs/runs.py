@@ -96,6 +96,11 @@ class Job:
         """MAP + the workshop's scipy fit; returns the ``map.json`` content."""
         self.say("finding the MAP ...")
         result = find_map(self.model)
+        if not result.converged:
+            raise FitFailed(
+                "the MAP fit failed, nothing was written: " + "; ".join(result.problems)
+                + " (check the inputs: weights, energies and counts)"
+            )  # fmt: skip
         b = self.binned
         names = list(result.values)
         ref = None
@@ -118,11 +123,6 @@ class Job:
             "reference_fit": ref,
             "parameter_order": names,
         }
-        if not result.converged:
-            raise FitFailed(
-                "the MAP fit failed, nothing was written: " + "; ".join(result.problems)
-                + " (check the inputs: weights, energies and counts)"
-            )  # fmt: skip
         self.say(format_map(out))
         for problem in result.problems:  # loud even with --quiet
             print(f"WARNING: MAP: {problem}", file=sys.stderr)
