@@ -15,6 +15,9 @@ _API = (
     "fit_map",
     "sample",
     "summary",
+    "run_map",
+    "run_sample",
+    "write_report",
 )
 
 __all__ = ["__version__", *_API]

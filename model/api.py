@@ -11,8 +11,11 @@ Every name here is importable from ``model`` itself (lazily: ``import model`` st
     idata = model.sample(pymc_model, seed=1)          # NUTS posterior (ArviZ DataTree)
     print(model.summary(idata))
 
-The jobs of the command line (which write a run folder) are :func:`run_map`,
-:func:`run_sample` and :func:`write_report`.
+The jobs of the command line, which write a run folder (``run.json``, ``map.json``,
+``posterior.nc``, ``summary.json``, figures, ``report.md``; see :mod:`model.io.run_folder`),
+are :func:`run_map`, :func:`run_sample` and :func:`write_report`::
+
+    model.run_sample(inputs, "results/mine", priors="default", seed=1, report=True)
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ __all__ = [
     "fit_map",
     "sample",
     "summary",
+    "run_map",
+    "run_sample",
+    "write_report",
 ]
 
 
@@ -109,3 +115,47 @@ def summary(idata, var_names=None):
     if var_names is None:
         var_names = [n for n in idata.posterior.data_vars if idata.posterior[n].ndim == 2]
     return summary_table(idata, list(var_names))
+
+
+def run_map(inputs: Inputs, out, priors="default", components: str = "workshop", say=print):
+    """``diffuse-fit map``: the MAP (and the workshop's scipy fit) into the run folder ``out``;
+    returns the ``map.json`` content."""
+    from model.jobs.runs import run_map as _run_map
+
+    return _run_map(inputs, priors, out, components=components, say=say)
+
+
+def run_sample(
+    inputs: Inputs,
+    out,
+    priors="default",
+    components: str = "workshop",
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 1,
+    target_accept: float = 0.95,
+    sampler: str = "auto",
+    report: bool = True,
+    progressbar: bool = True,
+    say=print,
+):
+    """``diffuse-fit sample``: MAP, NUTS and (with ``report``) the report, into the run
+    folder ``out``; returns the ``summary.json`` content."""
+    from model.inference.settings import SamplerSettings
+    from model.jobs.runs import run_sample as _run_sample
+
+    settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
+    return _run_sample(
+        inputs, priors, out, settings, components=components, progressbar=progressbar,
+        say=say, report=report,
+    )  # fmt: skip
+
+
+def write_report(run_dir, say=print):
+    """``diffuse-fit report``: figures and ``report.md`` of the sample run in ``run_dir``
+    (reads only the run folder); returns the path of ``report.md``."""
+    from model.jobs.report_job import run_report
+
+    return run_report(run_dir, say=say)

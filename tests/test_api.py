@@ -28,3 +28,15 @@ def test_api_rejects_unknown_components():
 def test_unknown_attribute_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'fitt_map'"):
         model.fitt_map  # noqa: B018
+
+
+def test_api_run_map_writes_a_verified_run_folder(tmp_path):
+    from model.io.run_folder import read_run
+
+    inputs = model.load_inputs()
+    result = model.run_map(inputs, tmp_path / "run", priors="flat", say=lambda *a: None)
+    run = read_run(tmp_path / "run")
+    assert run.kind == "map"
+    written = run.json("map.json")
+    for name in ("atmos_norm", "astro_norm", "astro_gamma"):
+        assert written[name] == pytest.approx(result["reference_fit"][name], rel=1e-6)
