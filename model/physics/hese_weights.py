@@ -29,7 +29,7 @@ import hashlib
 
 import numpy as np
 
-from model.io.events import EventTable
+from model.io.events import EventTable, columns_digest
 from model.physics.components import ASTROPHYSICAL, FlatComponent
 from model.physics.constants import ASTRO_PIVOT_GEV, HESE_LIVETIME_S, REFERENCE_GAMMA
 
@@ -190,6 +190,10 @@ def to_workshop(
         origin.update(table.meta.get("hese_release", {}))
         meta = {"hese_release": {**origin, **common}}
         sha = hashlib.sha256(f"{table.sha256} to_workshop {double_cascades}".encode())
-        return EventTable(columns, table.source, sha.hexdigest(), meta)
+        return EventTable(
+            columns, table.source, sha.hexdigest(), meta,
+            loaded_from=f"{table.loaded_from}, converted to the workshop format",
+            columns_sha256=columns_digest(columns), clamped=dict(table.clamped),
+        )  # fmt: skip
 
     return converted(release_sim, sim_columns), converted(release_data, data_columns)

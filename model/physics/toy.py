@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.io.events import EventTable
+from model.io.events import EventTable, columns_digest
 from model.physics.atmospheric_flux import FLAVOURS, flux, table_provenance
 from model.physics.components import WORKSHOP_COMPONENTS, event_weights
 from model.physics.constants import HESE_LIVETIME_S, TOY_SEED
@@ -212,8 +212,22 @@ def generate(
         }
     }
     return ToyDataset(
-        simulation=EventTable(sim, f"<toy simulation seed={seed}>", _digest(sim), meta),
-        data=EventTable(data, f"<toy data seed={seed}>", _digest(data), meta),
+        simulation=EventTable(
+            sim,
+            f"<toy simulation seed={seed}>",
+            _digest(sim),
+            meta,
+            "generated (model.physics.toy)",
+            columns_digest(sim),
+        ),
+        data=EventTable(
+            data,
+            f"<toy data seed={seed}>",
+            _digest(data),
+            meta,
+            "generated (model.physics.toy)",
+            columns_digest(data),
+        ),
         truth=truth,
         seed=seed,
     )
