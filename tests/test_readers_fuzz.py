@@ -25,6 +25,7 @@ from model.io import cache
 from model.io import hese_release as hr
 from model.io import workshop_format as wf
 from model.io.events import columns_digest
+from model.io.fast_rows import NotFast
 from model.io.json_text import loads_strict
 
 FUZZ = settings(
@@ -174,7 +175,7 @@ def check_fast_path(raw: bytes) -> None:
     """The fast path alone: declines, or agrees with json bit for bit."""
     try:
         rest, values = wf._parse_fast(raw, "f")
-    except wf._NotFast:
+    except NotFast:
         return
     except DataFormatError:  # a bad mapping: the exact parser says so too
         with pytest.raises(DataFormatError):

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from model.errors import DataFormatError
-from model.io import checks
+from model.io import checks, fast_rows
 from model.io import workshop_format as wf
 from model.io.cache import FORMAT
 from model.io.events import EventTable
+from model.io.fast_rows import NotFast
 from model.io.workshop_format import (
     read_data,
     read_simulation,
@@ -201,7 +202,7 @@ HEAD = '{"mapping": {"energy": 0, "zenith": 1, "topology": 2}, "events": '
 def _fast_or_none(text: str):
     try:
         return wf._parse_fast(text.encode(), "f")
-    except wf._NotFast:
+    except NotFast:
         return None
 
 
@@ -274,7 +275,7 @@ def test_fast_path_in_small_chunks_with_trailing_space(monkeypatch, toy_dataset)
     raw = text.encode()
     exact = wf._parse_exact(raw, "f")[1]
     for chunk in (1, 7, 64, 1000):
-        monkeypatch.setattr(wf, "_CHUNK", chunk)
+        monkeypatch.setattr(fast_rows, "_CHUNK", chunk)
         assert wf._parse_fast(raw, "f")[1].tobytes() == exact.tobytes()
 
 
