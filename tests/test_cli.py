@@ -54,3 +54,21 @@ def test_help_does_not_import_pymc():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_report_does_not_import_pymc(sample_run, tmp_path):
+    """``diffuse-fit report`` reads the run folder alone and never loads PyMC or pytensor."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(sample_run, run)
+    code = (
+        "import sys\n"
+        "from model.cli import main\n"
+        f"assert main(['report', '--run', {str(run)!r}, '--quiet']) == 0\n"
+        "print(sorted(m for m in ('pymc', 'pytensor', 'nutpie') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert (run / "report.md").exists()
