@@ -153,7 +153,8 @@ def main(argv=None) -> int:
     if args.quiet:
         import logging
 
-        logging.getLogger("pymc").setLevel(logging.ERROR)  # PyMC's "NUTS[...]" notices
+        # PyMC's "NUTS[...]" notices (its import resets the "pymc" logger; this child stays)
+        logging.getLogger("pymc.sampling").setLevel(logging.ERROR)
     try:
         _run(args, say)
     except (DataFormatError, PriorError, FitFailed) as exc:
