@@ -80,6 +80,25 @@ class PowerLawTemplate:
         )
         return out
 
+    def unit_counts_derivatives(self, params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``S_b``, ``dS_b/d index`` and ``d2S_b/d index2`` at ``params[index]`` (n_bins each).
+
+        Exact derivatives of the tabulated interpolant: with ``L = log S`` a Chebyshev
+        series in ``t = (2 index - (a + b)) / (b - a)``, ``S' = S L'`` and
+        ``S'' = S (L'' + L'^2)``, ``L'`` and ``L''`` from the differentiated series.
+        """
+        s = self.unit_counts(params)
+        interval = self.component.index_range
+        scale = 2.0 / (interval[1] - interval[0])  # dt / d index
+        gamma = params[self.component.index]
+        d1 = np.polynomial.chebyshev.chebder(self.log_coeffs, m=1, scl=scale, axis=1)
+        d2 = np.polynomial.chebyshev.chebder(self.log_coeffs, m=2, scl=scale, axis=1)
+        dlog = np.zeros(self.n_bins)
+        d2log = np.zeros(self.n_bins)
+        dlog[self.active] = chebyshev.evaluate(d1, gamma, interval)
+        d2log[self.active] = chebyshev.evaluate(d2, gamma, interval)
+        return s, s * dlog, s * (d2log + dlog**2)
+
 
 def _exact_power_law_sums(bin_index, weights, log_energy, gammas, reference_index, n_bins):
     """Exact ``S_b(gamma)`` for each gamma: array (len(gammas), n_bins)."""

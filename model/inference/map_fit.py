@@ -25,6 +25,7 @@ from pymc.initial_point import make_initial_point_fn
 from pytensor.graph.replace import graph_replace
 
 from model.binned import reference_fit
+from model.inference.pymc_model import numpy_twin
 
 X0 = dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))  # the workshop's start
 MAP_OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}
@@ -95,8 +96,9 @@ class MapFitter:
 
     Optimises ``log p(theta | k)`` (without the Jacobian of PyMC's transforms, so the mode
     is that of the density in the natural parameters) by L-BFGS-B in PyMC's unconstrained
-    space, as ``pm.find_MAP`` does, but the log-density, its gradient, the back-transform
-    and the natural-parameter Hessian are compiled in ``__init__`` only: after
+    space, as ``pm.find_MAP`` does, but the log-density, its gradient and the back-transform
+    are compiled in ``__init__`` only, and the natural-parameter Hessian is the model's exact
+    NumPy twin (:class:`model.inference.pymc_model.NumpyTwin`, no compilation): after
     :func:`model.inference.pymc_model.set_counts` a new dataset or pseudo-experiment costs one
     optimisation (milliseconds), not a recompilation (seconds).
     """
@@ -110,7 +112,7 @@ class MapFitter:
         natural = pt.stack(model.replace_rvs_by_values(model.free_RVs))
         natural = graph_replace(natural, unconstrained, strict=False)
         self._logp_grad_natural = pytensor.function([u], [logp, pytensor.grad(logp, u), natural])
-        self._curvature = _natural_logp_functions(model)
+        self._twin = numpy_twin(model)  # exact Hessian in NumPy: nothing more to compile
 
     def start(self, x0: dict) -> np.ndarray:
         """Unconstrained coordinates of the natural start values ``x0``."""
@@ -148,7 +150,7 @@ class MapFitter:
                 f"the optimizer stopped away from an optimum (max |gradient| {max_grad:.1e} "
                 f">= {GRADIENT_TOLERANCE:g}): {result.message.strip()}"
             )
-        _, hessian, loglike = self._curvature(np.array([values[n] for n in self.names]))
+        loglike, hessian = self._twin.curvature(self.model, values)
         covariance, curvature_problems, unconstrained = _covariance(self.names, hessian)
         problems += curvature_problems
         return MapResult(
@@ -229,26 +231,6 @@ def _covariance(names: list[str], hessian: np.ndarray) -> tuple[np.ndarray, list
 
 def _names(names: list[str], mask: np.ndarray) -> list[str]:
     return [n for n, m in zip(names, mask, strict=True) if m]
-
-
-def _natural_logp_functions(model: pm.Model):
-    """Compiled ``log p`` (jacobian-free), its Hessian, and ``log L``, of a vector of
-    natural parameter values (the free variables in model order)."""
-    theta = pt.vector("theta")
-    replacements = {}
-    for i, rv in enumerate(model.free_RVs):
-        value = model.rvs_to_values[rv]
-        transform = model.rvs_to_transforms.get(rv)
-        natural = theta[i]
-        replacements[value] = (
-            transform.forward(natural, *rv.owner.inputs) if transform is not None else natural
-        )
-    logp = graph_replace(model.logp(jacobian=False), replacements, strict=False)
-    loglike = graph_replace(model.logp(vars=model.observed_RVs), replacements, strict=False)
-    gradient = pytensor.grad(logp, theta)
-    n = len(model.free_RVs)
-    hessian = pt.stack([pytensor.grad(gradient[i], theta) for i in range(n)])  # small n: no scan
-    return pytensor.function([theta], [logp, hessian, loglike])
 
 
 def find_map(model: pm.Model, x0: dict | None = None) -> MapResult:

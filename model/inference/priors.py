@@ -74,6 +74,24 @@ class Prior:
         args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
         return f"{self.dist}({args})"
 
+    def log_density_curvature(self, x: float) -> float:
+        """``d2 log p(x) / dx2`` of the prior at ``x`` inside its support (NumPy twin of the
+        PyMC distribution's log-density; constants and shape play no part).
+
+        HalfFlat, Uniform, Exponential: 0; HalfNormal, TruncatedNormal: ``-1/sigma^2``;
+        LogNormal: ``(1 - (1 - (ln x - mu)) / sigma^2) / x^2``; Gamma: ``-(alpha - 1) / x^2``.
+        """
+        p = self.params
+        if self.dist in ("HalfFlat", "Uniform", "Exponential"):
+            return 0.0
+        if self.dist in ("HalfNormal", "TruncatedNormal"):
+            return -1.0 / p["sigma"] ** 2
+        if self.dist == "LogNormal":
+            return (1.0 - (1.0 - (math.log(x) - p["mu"])) / p["sigma"] ** 2) / x**2
+        if self.dist == "Gamma":
+            return -(p["alpha"] - 1.0) / x**2
+        raise ValueError(f"no curvature for prior {self.dist}")
+
     def build(self, name: str, dims=None):
         """Create the PyMC random variable (inside a model context)."""
         import numpy as np

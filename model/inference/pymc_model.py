@@ -22,12 +22,15 @@ without rebuilding the model.
 from __future__ import annotations
 
 import math
+import weakref
+from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
 from model.binned import chebyshev
+from model.binned.curvature import loglike_derivatives
 from model.binned.dataset import BinnedDataset
 from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 from model.errors import DataFormatError
@@ -111,7 +114,44 @@ def build_model(binned: BinnedDataset, priors: dict) -> pm.Model:
             "observed", expected, logp=poisson_logp, random=_poisson_random,
             observed=counts, dims="bin", dtype="float64",
         )  # fmt: skip
+    _TWINS[model] = NumpyTwin(templates, dict(priors), model_bins)
     return model
+
+
+@dataclass(frozen=True)
+class NumpyTwin:
+    """The NumPy twin of a model built by :func:`build_model`: its tables, priors and bins,
+    for exact derivatives without compiling (:meth:`curvature`)."""
+
+    templates: Templates
+    priors: dict
+    bins: np.ndarray
+
+    def curvature(self, model: pm.Model, values: dict) -> tuple[float, np.ndarray]:
+        """``(ln L, Hessian of log p)`` at ``values`` for the model's current counts: the
+        Poisson log-likelihood and the Hessian of the jacobian-free log posterior in the
+        natural parameters (free-variable order), from
+        :func:`model.binned.curvature.loglike_derivatives` and the priors' curvature."""
+        names = [rv.name for rv in model.free_RVs]
+        counts = np.zeros(self.templates.binning.n_bins)
+        counts[self.bins] = model["counts"].get_value()
+        loglike, _, hessian = loglike_derivatives(self.templates, counts, values, names, self.bins)
+        for i, name in enumerate(names):
+            hessian[i, i] += self.priors[name].log_density_curvature(values[name])
+        return loglike, hessian
+
+
+_TWINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def numpy_twin(model: pm.Model) -> NumpyTwin:
+    """The :class:`NumpyTwin` of a model made by :func:`build_model`."""
+    try:
+        return _TWINS[model]
+    except (KeyError, TypeError):
+        raise ValueError(
+            "this model was not made by model.inference.pymc_model.build_model"
+        ) from None
 
 
 def set_counts(model: pm.Model, counts: np.ndarray, source: str = "<counts>") -> None:
