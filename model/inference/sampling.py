@@ -29,9 +29,11 @@ def summary_table(idata, var_names):
     return az.summary(idata, var_names=var_names, ci_kind="hdi", ci_prob=0.94, round_to="none")
 
 
-def diagnostics(idata, var_names) -> dict:
-    """Divergences, worst R-hat and bulk ESS, and whether the run meets the requirements."""
-    table = summary_table(idata, var_names)
+def diagnostics(idata, var_names, table=None) -> dict:
+    """Divergences, worst R-hat and bulk ESS, and whether the run meets the requirements
+    (``table``: the :func:`summary_table` of ``idata`` if already computed)."""
+    if table is None:
+        table = summary_table(idata, var_names)
     divergences = int(idata.sample_stats["diverging"].sum())
     worst_rhat = float(table["r_hat"].max())
     min_ess = float(table["ess_bulk"].min())

@@ -32,15 +32,21 @@ from model.errors import FitFailed, RunInterrupted
 from model.inference.map_fit import find_map
 from model.inference.priors import resolve_priors
 from model.inference.pymc_model import build_model, parameter_supports
-from model.inference.sampling import diagnostics, sample, summary_table
 from model.inference.settings import SamplerSettings
 from model.io.run_folder import check_output_folder, write_run
 from model.jobs.inputs import Inputs
 from model.jobs.provenance import event_table_record, record
-from model.jobs.report_job import attach_record
 from model.physics.components import WORKSHOP_COMPONENTS, parameter_names
 from model.physics.hese_weights import HESE_COMPONENTS_SPLIT
-from model.report.document import write_report
+
+
+def sample(model, settings: SamplerSettings, progressbar: bool = True):
+    """NUTS (:func:`model.inference.sampling.sample`); ArviZ is imported on first use, so
+    that ``diffuse-fit map`` does not pay for it."""
+    from model.inference.sampling import sample as nuts
+
+    return nuts(model, settings, progressbar=progressbar)
+
 
 COMPONENT_SETS = {"workshop": WORKSHOP_COMPONENTS, "split": HESE_COMPONENTS_SPLIT}
 
@@ -226,6 +232,8 @@ def run_sample(
             stage.write_text("summary.txt", text + "\n")
             stage.write_json("summary.json", summary)
             if report:
+                from model.report.document import write_report
+
                 write_report(stage, map_result, summary, idata, job.binned)
     diag = summary["diagnostics"]
     say(text)
@@ -243,9 +251,12 @@ def run_sample(
 def _summarise(job: Job, idata, map_result: dict, settings, sampling_s: float):
     """``summary.json`` content and the summary table as text; stores the provenance in
     ``map_result`` and the fit record in ``idata``."""
+    from model.inference.sampling import diagnostics, summary_table
+    from model.jobs.report_job import attach_record
+
     names = job.parameters
     table = summary_table(idata, names)
-    diag = diagnostics(idata, names)
+    diag = diagnostics(idata, names, table=table)  # the summary is computed once
     provenance = job.provenance(sampler=settings.to_dict())
     idata.attrs.update({"diffuse_fit_seed": settings.seed,
                         "data_sha256": str(job.inputs.data.sha256),
