@@ -22,7 +22,6 @@ without rebuilding the model.
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,7 +113,7 @@ def build_model(binned: BinnedDataset, priors: dict) -> pm.Model:
             "observed", expected, logp=poisson_logp, random=_poisson_random,
             observed=counts, dims="bin", dtype="float64",
         )  # fmt: skip
-    _TWINS[model] = NumpyTwin(templates, dict(priors), model_bins)
+    model.diffuse_fit_twin = NumpyTwin(templates, dict(priors), model_bins)  # see numpy_twin
     return model
 
 
@@ -141,17 +140,14 @@ class NumpyTwin:
         return loglike, hessian
 
 
-_TWINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def numpy_twin(model: pm.Model) -> NumpyTwin:
-    """The :class:`NumpyTwin` of a model made by :func:`build_model`."""
-    try:
-        return _TWINS[model]
-    except (KeyError, TypeError):
-        raise ValueError(
-            "this model was not made by model.inference.pymc_model.build_model"
-        ) from None
+    """The :class:`NumpyTwin` of a model made by :func:`build_model` (kept on the model
+    object: a registry with weak references would run callbacks during garbage collection,
+    where a Ctrl-C cannot be handled)."""
+    twin = getattr(model, "diffuse_fit_twin", None)
+    if not isinstance(twin, NumpyTwin):
+        raise ValueError("this model was not made by model.inference.pymc_model.build_model")
+    return twin
 
 
 def set_counts(model: pm.Model, counts: np.ndarray, source: str = "<counts>") -> None:
