@@ -113,12 +113,21 @@ class MapFitter:
         natural = graph_replace(natural, unconstrained, strict=False)
         self._logp_grad_natural = pytensor.function([u], [logp, pytensor.grad(logp, u), natural])
         self._twin = numpy_twin(model)  # exact Hessian in NumPy: nothing more to compile
+        self._starts: dict[tuple, np.ndarray] = {}
 
     def start(self, x0: dict) -> np.ndarray:
-        """Unconstrained coordinates of the natural start values ``x0``."""
-        overrides = {k: np.float64(v) for k, v in x0.items() if k in self.names}
-        point = make_initial_point_fn(model=self.model, overrides=overrides, jitter_rvs=set())(0)
-        return np.array([point[v.name] for v in self.model.value_vars], dtype=np.float64)
+        """Unconstrained coordinates of the natural start values ``x0`` (computed once per
+        ``x0``: PyMC builds a function for it, which would cost more than a refit)."""
+        overrides = {k: float(v) for k, v in x0.items() if k in self.names}
+        key = tuple(sorted(overrides.items()))
+        if key not in self._starts:
+            point = make_initial_point_fn(
+                model=self.model, overrides={k: np.float64(v) for k, v in key}, jitter_rvs=set()
+            )(0)
+            self._starts[key] = np.array(
+                [point[v.name] for v in self.model.value_vars], dtype=np.float64
+            )
+        return self._starts[key].copy()
 
     def fit(self, x0: dict | None = None) -> MapResult:
         """MAP from ``x0`` (default the workshop's (1, 6, 2.5)) for the model's current counts."""
