@@ -35,7 +35,9 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet 'emcee>=3.1'
 	$(BIN)/python scripts/benchmark.py
+	$(BIN)/python scripts/benchmark_vs_emcee.py
 
 clean:
 	rm -rf $(VENV)
