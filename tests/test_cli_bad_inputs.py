@@ -203,6 +203,7 @@ def test_rounded_zenith_is_clamped_not_refused(files, tmp_path, capsys):
     path.write_text(to_workshop_json(table))
     out = tmp_path / "run"
     argv = ["map", "--data", str(path), "--sim", str(files / "sim.json"), "--no-cache"]
-    assert main([*argv, "--prior", "default", "--out", str(out), "--quiet"]) == 0
+    assert main([*argv, "--prior", "default", "--out", str(out)]) == 0
     provenance = json.loads((out / "map.json").read_text())["provenance"]
     assert provenance["data"]["clamped"] == {"zenith": 1}
+    assert "set to its boundary: 1 zenith" in capsys.readouterr().out

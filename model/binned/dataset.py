@@ -58,14 +58,23 @@ class BinnedDataset:
         }  # fmt: skip
 
     def summary_lines(self) -> list[str]:
-        """Human-readable description of the dataset."""
+        """Human-readable description of the dataset (with the values set to a range
+        boundary because they were printed rounded just outside it, if any)."""
         return [
             f"data: {self.data.source}: {len(self.data)} events, "
             f"{int(self.counts.sum())} inside the {self.binning.n_bins} bins, "
-            f"{self.n_data_outside} outside",
+            f"{self.n_data_outside} outside{_clamped(self.data)}",
             f"simulation: {self.simulation.source}: {len(self.simulation)} events, "
-            f"{self.n_sim_outside} outside the bins",
+            f"{self.n_sim_outside} outside the bins{_clamped(self.simulation)}",
         ]
+
+
+def _clamped(table: EventTable) -> str:
+    counts = getattr(table, "clamped", None) or {}
+    if not counts:
+        return ""
+    fields = ", ".join(f"{n} {field}" for field, n in counts.items())
+    return f"; rounded just outside their range, set to its boundary: {fields}"
 
 
 def bin_dataset(
