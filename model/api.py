@@ -20,23 +20,12 @@ are :func:`run_map`, :func:`run_sample` and :func:`write_report`::
 
 from __future__ import annotations
 
+from model import _API
 from model.binned.dataset import BinnedDataset, bin_dataset
-from model.jobs.inputs import Inputs, load_inputs
+from model.jobs.inputs import Inputs, load_inputs  # noqa: F401 (re-exported)
 from model.jobs.runs import COMPONENT_SETS
 
-__all__ = [
-    "Inputs",
-    "BinnedDataset",
-    "load_inputs",
-    "bin_inputs",
-    "build_model",
-    "fit_map",
-    "sample",
-    "summary",
-    "run_map",
-    "run_sample",
-    "write_report",
-]
+__all__ = list(_API)  # the names ``model`` exposes (one list, in model/__init__.py)
 
 
 def bin_inputs(inputs: Inputs, components: str = "workshop", binning=None) -> BinnedDataset:

@@ -40,3 +40,9 @@ def test_api_run_map_writes_a_verified_run_folder(tmp_path):
     written = run.json("map.json")
     for name in ("atmos_norm", "astro_norm", "astro_gamma"):
         assert written[name] == pytest.approx(result["reference_fit"][name], rel=1e-6)
+
+
+def test_every_api_name_resolves():
+    """Each name ``model`` advertises is importable from it (``model/__init__.py``'s list)."""
+    for name in model.__all__:
+        assert getattr(model, name) is not None, name
