@@ -47,15 +47,13 @@ class BinnedDataset:
         return self.templates.components
 
     def provenance(self) -> dict:
-        """Files, hashes and event counts, for results files."""
+        """Files, hashes, how they were read, what was fitted, event counts; for results files."""
         return {
-            "data": {"source": self.data.source, "sha256": self.data.sha256,
-                     "n_events": len(self.data), "n_outside_bins": self.n_data_outside},
-            "simulation": {"source": self.simulation.source, "sha256": self.simulation.sha256,
-                           "n_events": len(self.simulation), "n_outside_bins": self.n_sim_outside},
+            "data": _table_record(self.data, self.n_data_outside),
+            "simulation": _table_record(self.simulation, self.n_sim_outside),
             "binning": self.binning.to_dict(),
             "template_max_relative_error": self.templates.max_relative_error,
-        }  # fmt: skip
+        }
 
     def summary_lines(self) -> list[str]:
         """Human-readable description of the dataset (with the values set to a range
@@ -69,11 +67,20 @@ class BinnedDataset:
         ]
 
 
+def _table_record(table: EventTable, n_outside: int) -> dict:
+    """Source, hash, how the table was read (``loaded_from``), a digest of the columns that
+    were fitted, values clamped on reading, event counts."""
+    return {
+        "source": table.source, "sha256": table.sha256, "loaded_from": table.loaded_from,
+        "columns_sha256": table.columns_sha256, "clamped": table.clamped,
+        "n_events": len(table), "n_outside_bins": n_outside,
+    }  # fmt: skip
+
+
 def _clamped(table: EventTable) -> str:
-    counts = getattr(table, "clamped", None) or {}
-    if not counts:
+    if not table.clamped:
         return ""
-    fields = ", ".join(f"{n} {field}" for field, n in counts.items())
+    fields = ", ".join(f"{n} {field}" for field, n in table.clamped.items())
     return f"; rounded just outside their range, set to its boundary: {fields}"
 
 

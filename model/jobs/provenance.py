@@ -30,10 +30,3 @@ def record(**extra) -> dict:
         "versions": versions(),
         **extra,
     }
-
-
-def event_table_record(table) -> dict:
-    """Where an event table was read from and what it holds, beyond its source and hash:
-    ``loaded_from`` (file or cache), ``columns_sha256``, ``clamped`` (field -> values
-    clamped on reading); None where the table does not record it."""
-    return {key: getattr(table, key, None) for key in ("loaded_from", "columns_sha256", "clamped")}

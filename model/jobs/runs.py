@@ -35,7 +35,7 @@ from model.inference.pymc_model import build_model, parameter_supports
 from model.inference.settings import SamplerSettings
 from model.io.run_folder import check_output_folder, write_run
 from model.jobs.inputs import Inputs
-from model.jobs.provenance import event_table_record, record
+from model.jobs.provenance import record
 from model.physics.components import WORKSHOP_COMPONENTS, parameter_names
 from model.physics.hese_weights import HESE_COMPONENTS_SPLIT
 
@@ -82,9 +82,6 @@ class Job:
     def provenance(self, **extra) -> dict:
         """What was fitted: inputs (files, hashes, how they were read), binning, components,
         parameters, priors; with versions and time (:func:`record`)."""
-        binned = self.binned.provenance()
-        for key, table in (("data", self.inputs.data), ("simulation", self.inputs.simulation)):
-            binned[key] = {**binned[key], **event_table_record(table)}
         return record(
             inputs=self.inputs.description,
             input_spec=self.inputs.spec,
@@ -94,7 +91,7 @@ class Job:
             components=self.components,
             component_definitions=[asdict(c) for c in self.binned.components],
             parameters=self.parameters,
-            **binned,
+            **self.binned.provenance(),
             **extra,
         )
 
