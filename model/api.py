@@ -22,10 +22,14 @@ from __future__ import annotations
 
 from model import _API
 from model.binned.dataset import BinnedDataset, bin_dataset
+from model.inference.settings import SamplerSettings
 from model.jobs.inputs import Inputs, load_inputs  # noqa: F401 (re-exported)
 from model.jobs.runs import COMPONENT_SETS
 
 __all__ = list(_API)  # the names ``model`` exposes (one list, in model/__init__.py)
+
+
+_NUTS = SamplerSettings()  # the sampler defaults, stated once (model.inference.settings)
 
 
 def bin_inputs(inputs: Inputs, components: str = "workshop", binning=None) -> BinnedDataset:
@@ -78,12 +82,12 @@ def fit_map(pymc_model, x0: dict | None = None):
 def sample(
     pymc_model,
     *,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    seed: int = 1,
-    target_accept: float = 0.95,
-    sampler: str = "auto",
+    draws: int = _NUTS.draws,
+    tune: int = _NUTS.tune,
+    chains: int = _NUTS.chains,
+    seed: int = _NUTS.seed,
+    target_accept: float = _NUTS.target_accept,
+    sampler: str = _NUTS.sampler,
     progressbar: bool = True,
 ):
     """NUTS posterior of ``pymc_model`` as an ArviZ DataTree (seeded: reruns are identical).
@@ -91,7 +95,6 @@ def sample(
     ``sampler``: ``"auto"`` (nutpie when installed), ``"nutpie"`` or ``"pymc"``.
     """
     from model.inference.sampling import sample as _sample
-    from model.inference.settings import SamplerSettings
 
     settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
     return _sample(pymc_model, settings, progressbar=progressbar)
@@ -120,19 +123,18 @@ def run_sample(
     priors="default",
     components: str = "workshop",
     *,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    seed: int = 1,
-    target_accept: float = 0.95,
-    sampler: str = "auto",
+    draws: int = _NUTS.draws,
+    tune: int = _NUTS.tune,
+    chains: int = _NUTS.chains,
+    seed: int = _NUTS.seed,
+    target_accept: float = _NUTS.target_accept,
+    sampler: str = _NUTS.sampler,
     report: bool = True,
     progressbar: bool = True,
     say=print,
 ):
     """``diffuse-fit sample``: MAP, NUTS and (with ``report``) the report, into the run
     folder ``out``; returns the ``summary.json`` content."""
-    from model.inference.settings import SamplerSettings
     from model.jobs.runs import run_sample as _run_sample
 
     settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
