@@ -56,15 +56,22 @@ class BinnedDataset:
         }
 
     def summary_lines(self) -> list[str]:
-        """Human-readable description of the dataset (with the values set to a range
-        boundary because they were printed rounded just outside it, if any)."""
-        return [
-            f"data: {self.data.source}: {len(self.data)} events, "
-            f"{int(self.counts.sum())} inside the {self.binning.n_bins} bins, "
-            f"{self.n_data_outside} outside{_clamped(self.data)}",
-            f"simulation: {self.simulation.source}: {len(self.simulation)} events, "
-            f"{self.n_sim_outside} outside the bins{_clamped(self.simulation)}",
-        ]
+        """Human-readable description of the dataset (:func:`describe`)."""
+        return describe(self.provenance(), self.counts)
+
+
+def describe(provenance: dict, counts: np.ndarray) -> list[str]:
+    """The dataset in two lines, from its :meth:`BinnedDataset.provenance` and the observed
+    counts per bin (so a saved run describes itself the same way): events inside and
+    outside the bins, and values set to a range boundary because they were printed rounded
+    just outside it."""
+    d, s = provenance["data"], provenance["simulation"]
+    return [
+        f"data: {d['source']}: {d['n_events']} events, {int(np.sum(counts))} inside the "
+        f"{np.size(counts)} bins, {d['n_outside_bins']} outside{_clamped(d)}",
+        f"simulation: {s['source']}: {s['n_events']} events, {s['n_outside_bins']} outside "
+        f"the bins{_clamped(s)}",
+    ]
 
 
 def _table_record(table: EventTable, n_outside: int) -> dict:
@@ -77,10 +84,11 @@ def _table_record(table: EventTable, n_outside: int) -> dict:
     }  # fmt: skip
 
 
-def _clamped(table: EventTable) -> str:
-    if not table.clamped:
+def _clamped(record: dict) -> str:
+    clamped = record.get("clamped")  # absent from runs written before it was recorded
+    if not clamped:
         return ""
-    fields = ", ".join(f"{n} {field}" for field, n in table.clamped.items())
+    fields = ", ".join(f"{n} {field}" for field, n in clamped.items())
     return f"; rounded just outside their range, set to its boundary: {fields}"
 
 

@@ -196,7 +196,7 @@ def _covariance(names: list[str], hessian: np.ndarray) -> tuple[np.ndarray, list
     flagged = np.zeros(len(names), dtype=bool)
 
     def flag(mask, text):
-        problems.append(text.format(", ".join(n for n, m in zip(names, mask, strict=True) if m)))
+        problems.append(text.format(", ".join(_names(names, mask))))
         flagged[mask] = True
 
     finite = np.all(np.isfinite(curvature), axis=1) & np.all(np.isfinite(curvature), axis=0)

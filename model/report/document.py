@@ -11,6 +11,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from model.binned.dataset import describe
 from model.io.run_folder import Stage
 from model.report import plots
 from model.report import predictive as pp
@@ -60,16 +61,6 @@ def _table(rows, header) -> str:
     return "\n".join(lines)
 
 
-def _dataset_lines(prov: dict, counts) -> list[str]:
-    d, s = prov["data"], prov["simulation"]
-    return [
-        f"data: {d['source']}: {d['n_events']} events, {int(np.sum(counts))} inside the "
-        f"{np.size(counts)} bins, {d['n_outside_bins']} outside",
-        f"simulation: {s['source']}: {s['n_events']} events, {s['n_outside_bins']} outside "
-        "the bins",
-    ]
-
-
 def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str:
     """The report text (figures linked as PNG, PDFs beside them)."""
     prov = summary["provenance"]
@@ -95,7 +86,7 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
         "## Data set",
         "",
         f"- Inputs: {prov['inputs']}.",
-        *[f"- {line}." for line in _dataset_lines(prov, record.counts)],
+        *[f"- {line}." for line in describe(prov, record.counts)],
         f"- Binning: {record.binning.shape[2]} energy x {record.binning.shape[1]} cos(zenith) x "
         f"{record.binning.shape[0]} topology bins; weight tables accurate to "
         f"{prov['template_max_relative_error']:.1e} (relative).",
