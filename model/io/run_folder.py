@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import datetime
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -55,11 +56,8 @@ def stamp(obj: dict) -> dict:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 # ----------------------------------------------------------------------------- checks
@@ -145,11 +143,7 @@ class Stage:
 
 
 def _siblings(out: Path, tag: str) -> list[Path]:
-    return list(out.parent.glob(f".{glob_escape(out.name)}.{tag}-*"))
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
+    return list(out.parent.glob(f".{glob.escape(out.name)}.{tag}-*"))
 
 
 def _remove_stale(out: Path) -> None:
