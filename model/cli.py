@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from model import __version__
-from model.errors import DataFormatError, FitFailed, RunInterrupted
+from model.errors import DataFormatError, FitFailed, RunInterrupted, UsageError
 from model.inference.priors import PriorError
 from model.inference.settings import SamplerSettings
 from model.physics.constants import TOY_SEED
@@ -54,7 +54,7 @@ SEED = _integer(0, MAX_SEED, "a seed")
 COUNT = _integer(1, what="a count")
 
 
-def _inputs_arguments(p: argparse.ArgumentParser) -> None:
+def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default") -> None:
     g = p.add_argument_group("inputs (default: the embedded toy dataset)")
     g.add_argument("--data", type=Path, help="observed events, workshop JSON format")
     g.add_argument("--sim", type=Path, help="simulated events, workshop JSON format")
@@ -69,9 +69,10 @@ def _inputs_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-cache", action="store_true",
                    help="do not cache parsed simulation files (cache: $DIFFUSE_FIT_CACHE "
                         "or ~/.cache/diffuse-fit)")  # fmt: skip
-    p.add_argument("--prior", default="default",
+    p.add_argument("--prior", default=prior_default,
                    help="'flat' (MAP = maximum likelihood), 'default' (documented weakly "
-                        "informative priors), or a JSON file of per-parameter priors")  # fmt: skip
+                        "informative priors), or a JSON file of per-parameter priors "
+                        f"(default '{prior_default}')")  # fmt: skip
     p.add_argument("--components", choices=["workshop", "split"], default="workshop",
                    help="workshop: atmospheric + astrophysical (3 parameters); split: "
                         "conventional, prompt and muon normalizations apart (needs the "
@@ -105,11 +106,86 @@ def build_parser() -> argparse.ArgumentParser:
                           help="NUTS implementation (auto: nutpie if installed)")  # fmt: skip
     p_sample.add_argument("--report", action="store_true",
                           help="also write the report (figures, report.md) into the run folder")  # fmt: skip
+    _many_fit_parsers(sub, d)
     p_report = sub.add_parser("report", help="figures and report.md of a saved sample run")
     p_report.add_argument("--run", type=Path, default=DEFAULT_OUT,
                           help=f"folder of a 'sample' run (default {DEFAULT_OUT})")  # fmt: skip
     p_report.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     return parser
+
+
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where the fits run (Dask)")
+    g.add_argument("--workers", type=COUNT, default=None,
+                   help="local cluster: worker processes (default: one per core)")  # fmt: skip
+    g.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="address of a running Dask scheduler (e.g. tcp://host:8786, or one "
+                        "started by dask-jobqueue) instead of a local cluster")  # fmt: skip
+
+
+def _sampler_arguments(p, d: SamplerSettings) -> None:
+    p.add_argument("--draws", type=COUNT, default=d.draws, help="NUTS draws per chain (>= 1)")
+    p.add_argument("--tune", type=_integer(0, what="a number of steps"), default=d.tune,
+                   help="NUTS tuning steps per chain (>= 0)")  # fmt: skip
+    p.add_argument("--chains", type=COUNT, default=d.chains, help="NUTS chains (>= 1)")
+    p.add_argument("--target-accept", type=_open_unit_interval, default=d.target_accept,
+                   help="NUTS target acceptance rate, in (0, 1)")  # fmt: skip
+
+
+def _many_fit_parsers(sub, d: SamplerSettings) -> None:
+    p_scan = sub.add_parser("scan", help="profile-likelihood scan over one or two parameters")
+    _inputs_arguments(p_scan, prior_default="flat")
+    p_scan.add_argument("--param", action="append", required=True, metavar="NAME=START:STOP:NUM",
+                        help="scanned parameter and its grid numpy.linspace(START, STOP, NUM); "
+                             "once or twice")  # fmt: skip
+    p_scan.add_argument("--run", type=Path, default=None, metavar="DIR",
+                        help="a 'sample' run on the same inputs: overlay its credible regions")  # fmt: skip
+    _cluster_arguments(p_scan)
+    p_toys = sub.add_parser("toys", help="pseudo-experiments at a truth: pulls and coverage")
+    _inputs_arguments(p_toys, prior_default="flat")
+    p_toys.add_argument("--truth", default="", metavar="NAME=VALUE,...",
+                        help="true parameter values (default: the toy dataset's truth)")  # fmt: skip
+    p_toys.add_argument("--n", type=COUNT, required=True, help="number of pseudo-experiments")
+    p_toys.add_argument("--seed", type=SEED, required=True, help=f"seed, 0..{MAX_SEED}")
+    p_toys.add_argument("--nuts", action="store_true",
+                        help="also sample each posterior (credible-interval coverage)")  # fmt: skip
+    _sampler_arguments(p_toys, d)
+    _cluster_arguments(p_toys)
+    from_sbc = SamplerSettings(draws=500, tune=500)  # keep in step with model.jobs.sbc
+    p_sbc = sub.add_parser("sbc", help="simulation-based calibration of the posterior (NUTS)")
+    _inputs_arguments(p_sbc)
+    p_sbc.add_argument("--n", type=COUNT, required=True, help="number of calibration fits")
+    p_sbc.add_argument("--seed", type=SEED, required=True, help=f"seed, 0..{MAX_SEED}")
+    p_sbc.add_argument("--draws-per-fit", type=COUNT, default=99,
+                       help="posterior draws (thinned) each true value is ranked among")  # fmt: skip
+    _sampler_arguments(p_sbc, from_sbc)
+    _cluster_arguments(p_sbc)
+
+
+def _run_many(args, inputs, say) -> None:
+    from model.jobs.distributed import ClusterOptions
+
+    cluster = ClusterOptions(scheduler=args.scheduler, workers=args.workers)
+    common = dict(components=args.components, cluster=cluster, say=say,
+                  progressbar=not args.quiet)  # fmt: skip
+    if args.command == "scan":
+        from model.jobs.scan import parse_param, run_scan
+
+        params = [parse_param(text) for text in args.param]
+        run_scan(inputs, args.prior, args.out, params, posterior_run=args.run, **common)
+        return
+    settings = SamplerSettings(draws=args.draws, tune=args.tune, chains=args.chains,
+                               target_accept=args.target_accept, sampler="nutpie")  # fmt: skip
+    if args.command == "toys":
+        from model.jobs.toys import run_toys
+
+        run_toys(inputs, args.prior, args.out, args.truth, args.n, args.seed, nuts=args.nuts,
+                 settings=settings, **common)  # fmt: skip
+        return
+    from model.jobs.sbc import run_sbc
+
+    run_sbc(inputs, args.prior, args.out, args.n, args.seed, settings=settings,
+            draws_per_fit=args.draws_per_fit, **common)  # fmt: skip
 
 
 def _run(args, say) -> None:
@@ -131,6 +207,9 @@ def _run(args, say) -> None:
         use_cache=not args.no_cache,
     )  # fmt: skip
     say(f"inputs: {inputs.description}")
+    if args.command in ("scan", "toys", "sbc"):
+        _run_many(args, inputs, say)
+        return
     if args.command == "map":
         run_map(inputs, args.prior, args.out, components=args.components, say=say)
         return
@@ -157,7 +236,7 @@ def main(argv=None) -> int:
         logging.getLogger("pymc.sampling").setLevel(logging.ERROR)
     try:
         _run(args, say)
-    except (DataFormatError, PriorError, FitFailed) as exc:
+    except (DataFormatError, PriorError, FitFailed, UsageError) as exc:
         print(f"diffuse-fit: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # disk full, permissions, ... while writing

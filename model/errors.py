@@ -35,3 +35,8 @@ class RunInterrupted(Exception):
 
 class FitFailed(Exception):
     """A fit that did not converge: nothing is written, the message says why (one line)."""
+
+
+class UsageError(ValueError):
+    """Options that cannot be used together or values outside what a command accepts
+    (one line, naming the option and value)."""

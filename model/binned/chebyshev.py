@@ -33,6 +33,14 @@ def fit(values: np.ndarray, interval: tuple[float, float]) -> np.ndarray:
 
 def basis(t, k: int) -> np.ndarray:
     """[T_0(t), ..., T_{k-1}(t)] by the three-term recurrence (NumPy)."""
+    if np.ndim(t) == 0:  # the common case (a fit): plain floats, no array per term
+        t = float(t)
+        out = np.empty(k)
+        previous, current = 1.0, t
+        for n in range(k):
+            out[n] = previous
+            previous, current = current, 2.0 * t * current - previous
+        return out
     terms = [np.ones_like(t), t]
     for _ in range(2, k):
         terms.append(2.0 * t * terms[-1] - terms[-2])
@@ -40,5 +48,5 @@ def basis(t, k: int) -> np.ndarray:
 
 
 def evaluate(coeffs: np.ndarray, x, interval: tuple[float, float]) -> np.ndarray:
-    """Value of the interpolants ``coeffs`` (n, k) at scalar ``x``: shape (n,)."""
+    """Value of the interpolants ``coeffs`` (..., n, k) at scalar ``x``: shape (..., n)."""
     return coeffs @ basis(to_unit(np.asarray(x, dtype=np.float64), interval), coeffs.shape[-1])

@@ -16,6 +16,7 @@ from the events; the PyMC model evaluates the same tables as pytensor expression
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,17 +88,27 @@ class PowerLawTemplate:
         series in ``t = (2 index - (a + b)) / (b - a)``, ``S' = S L'`` and
         ``S'' = S (L'' + L'^2)``, ``L'`` and ``L''`` from the differentiated series.
         """
-        s = self.unit_counts(params)
+        gamma = params[self.component.index]
+        self.unit_counts(params)  # checks the range
+        log_s, dlog_a, d2log_a = chebyshev.evaluate(
+            self._log_and_derivative_coeffs, gamma, self.component.index_range
+        )
+        s, dlog, d2log = np.zeros(self.n_bins), np.zeros(self.n_bins), np.zeros(self.n_bins)
+        s[self.active], dlog[self.active], d2log[self.active] = np.exp(log_s), dlog_a, d2log_a
+        return s, s * dlog, s * (d2log + dlog**2)
+
+    @functools.cached_property
+    def _log_and_derivative_coeffs(self) -> np.ndarray:
+        """Chebyshev coefficients of ``log S``, ``d log S / d index`` and ``d2 log S /
+        d index2``, shape (3, len(active), K) (computed once per table: a fit evaluates
+        them thousands of times, with one basis evaluation and one product)."""
         interval = self.component.index_range
         scale = 2.0 / (interval[1] - interval[0])  # dt / d index
-        gamma = params[self.component.index]
         d1 = np.polynomial.chebyshev.chebder(self.log_coeffs, m=1, scl=scale, axis=1)
         d2 = np.polynomial.chebyshev.chebder(self.log_coeffs, m=2, scl=scale, axis=1)
-        dlog = np.zeros(self.n_bins)
-        d2log = np.zeros(self.n_bins)
-        dlog[self.active] = chebyshev.evaluate(d1, gamma, interval)
-        d2log[self.active] = chebyshev.evaluate(d2, gamma, interval)
-        return s, s * dlog, s * (d2log + dlog**2)
+        out = np.zeros((3, *self.log_coeffs.shape))
+        out[0], out[1, :, : d1.shape[1]], out[2, :, : d2.shape[1]] = self.log_coeffs, d1, d2
+        return out
 
 
 def _exact_power_law_sums(bin_index, weights, log_energy, gammas, reference_index, n_bins):

@@ -25,12 +25,12 @@ from pymc.initial_point import make_initial_point_fn
 from pytensor.graph.replace import graph_replace
 
 from model.binned import reference_fit
+from model.inference.profile import GRADIENT_TOLERANCE
+from model.inference.profile import covariance_from_hessian as _covariance
 from model.inference.pymc_model import numpy_twin
 
 X0 = dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))  # the workshop's start
 MAP_OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}
-GRADIENT_TOLERANCE = 1e-5  # max |d log p / d u| at an accepted optimum (u unconstrained)
-CURVATURE_TOLERANCE = 1e-10  # smallest accepted eigenvalue of the scaled -Hessian (diagonal 1)
 
 
 @dataclass(frozen=True)
@@ -177,69 +177,6 @@ class MapFitter:
             problems=problems,
             unconstrained=unconstrained,
         )
-
-
-def _covariance(names: list[str], hessian: np.ndarray) -> tuple[np.ndarray, list[str], list[str]]:
-    """Covariance ``inv(-hessian)``, the problems of the curvature, the unconstrained parameters.
-
-    ``-hessian`` must be positive definite.  A parameter with no (or upward) curvature of
-    ``log p`` is unconstrained, and so is any parameter coupled to it by a cross term (the
-    Hessian is then indefinite).  The rest of ``-hessian`` is scaled to unit diagonal and an
-    eigenvalue below ``CURVATURE_TOLERANCE`` names the parameters of its eigenvector (a
-    combination the data and priors do not constrain).  The covariance is the inverse of
-    the constrained parameters' block when it is decoupled from the unconstrained ones
-    (NaN elsewhere), else all NaN; its diagonal must be finite and positive.
-    """
-    curvature = -np.asarray(hessian, dtype=np.float64)
-    names = list(names)
-    problems: list[str] = []
-    flagged = np.zeros(len(names), dtype=bool)
-
-    def flag(mask, text):
-        problems.append(text.format(", ".join(_names(names, mask))))
-        flagged[mask] = True
-
-    finite = np.all(np.isfinite(curvature), axis=1) & np.all(np.isfinite(curvature), axis=0)
-    if not np.all(finite):
-        flag(~finite, "the Hessian of log p is not finite in {}")
-        return np.full_like(curvature, np.nan), problems, _names(names, flagged)
-    diag = np.diag(curvature)
-    uncurved = ~(diag > 0)
-    if np.any(uncurved):
-        flag(uncurved, "log p has no curvature (or curves upwards) in {}: unconstrained by the "
-                       "data and priors")  # fmt: skip
-        tiny = 1e-12 * np.max(np.abs(curvature))
-        coupled = ~uncurved & np.any(np.abs(curvature[uncurved]) > tiny, axis=0)
-        if np.any(coupled):
-            flag(coupled, "the Hessian of log p is indefinite: {} coupled to an "
-                          "unconstrained parameter")  # fmt: skip
-    rest = ~flagged
-    if np.any(rest):
-        scale = np.sqrt(diag[rest])
-        block = curvature[np.ix_(rest, rest)] / np.outer(scale, scale)
-        eigenvalues, vectors = np.linalg.eigh(block)
-        weak = eigenvalues < CURVATURE_TOLERANCE
-        if np.any(weak):
-            involved = np.zeros(len(names), dtype=bool)
-            involved[rest] = np.max(np.abs(vectors[:, weak]), axis=1) > 0.1
-            flag(involved, "the Hessian of log p is not negative definite (smallest "
-                           f"eigenvalue of the scaled -Hessian {eigenvalues.min():.1e}): "
-                           "a combination of {} is unconstrained")  # fmt: skip
-    covariance = np.full_like(curvature, np.nan)
-    rest = ~flagged
-    if np.any(rest) and not np.any(curvature[np.ix_(rest, flagged)]):
-        try:
-            covariance[np.ix_(rest, rest)] = np.linalg.inv(curvature[np.ix_(rest, rest)])
-        except np.linalg.LinAlgError:
-            pass
-    bad = rest & ~(np.isfinite(np.diag(covariance)) & (np.diag(covariance) > 0))
-    if np.any(bad):
-        flag(bad, "the covariance (inverse -Hessian) diagonal is not finite and positive for {}")
-    return covariance, problems, _names(names, flagged)
-
-
-def _names(names: list[str], mask: np.ndarray) -> list[str]:
-    return [n for n, m in zip(names, mask, strict=True) if m]
 
 
 def find_map(model: pm.Model, x0: dict | None = None) -> MapResult:

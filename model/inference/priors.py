@@ -30,12 +30,15 @@ A JSON file overrides any of these, parameter by parameter, on top of ``default`
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.io.json_text import describe_json_error, loads_strict
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 # dist name -> (required parameter names, optional parameter names)
 DISTRIBUTIONS = {
@@ -91,6 +94,104 @@ class Prior:
         if self.dist == "Gamma":
             return -(p["alpha"] - 1.0) / x**2
         raise ValueError(f"no curvature for prior {self.dist}")
+
+    def log_density(self, x: float) -> float:
+        """``log p(x)`` of the prior, normalised as PyMC's log-density (NumPy twin, tested
+        against PyMC); ``-inf`` outside the support; 0 for ``HalfFlat`` on ``[0, inf)``."""
+        p, x = self.params, float(x)
+        lo, hi = self.support()
+        if not lo <= x <= hi:
+            return -math.inf
+        match self.dist:
+            case "HalfFlat":
+                return 0.0
+            case "Uniform":
+                return -math.log(hi - lo)
+            case "Exponential":
+                return math.log(p["lam"]) - p["lam"] * x
+            case "Gamma":
+                a, b = p["alpha"], p["beta"]
+                return a * math.log(b) - math.lgamma(a) + (a - 1.0) * math.log(x) - b * x
+        if self.dist == "LogNormal":
+            if x == 0.0:
+                return -math.inf
+            z = (math.log(x) - p["mu"]) / p["sigma"]
+            return -math.log(x) - math.log(p["sigma"]) - _HALF_LOG_2PI - 0.5 * z * z
+        z = (x - p["mu"]) / p["sigma"]
+        normal = -math.log(p["sigma"]) - _HALF_LOG_2PI - 0.5 * z * z
+        if self.dist == "HalfNormal":
+            return normal + math.log(2.0)
+        return normal - self._truncation_log_mass  # TruncatedNormal
+
+    @functools.cached_property
+    def _truncation_log_mass(self) -> float:
+        """``log(Phi(b) - Phi(a))`` of a TruncatedNormal (a, b its standardised bounds)."""
+        from scipy.special import ndtr
+
+        p = self.params
+        lo, hi = self.support()
+        a, b = (lo - p["mu"]) / p["sigma"], (hi - p["mu"]) / p["sigma"]
+        return math.log(float(ndtr(b) - ndtr(a)))
+
+    def log_density_gradient(self, x: float) -> float:
+        """``d log p(x) / dx`` inside the support (NumPy twin; see :meth:`log_density_curvature`).
+
+        HalfFlat, Uniform: 0; Exponential: ``-lam``; HalfNormal: ``-x/sigma^2``;
+        TruncatedNormal: ``-(x - mu)/sigma^2``; LogNormal: ``-(1 + (ln x - mu)/sigma^2)/x``;
+        Gamma: ``(alpha - 1)/x - beta``.
+        """
+        p = self.params
+        if self.dist in ("HalfFlat", "Uniform"):
+            return 0.0
+        if self.dist == "Exponential":
+            return -p["lam"]
+        if self.dist == "HalfNormal":
+            return -x / p["sigma"] ** 2
+        if self.dist == "TruncatedNormal":
+            return -(x - p["mu"]) / p["sigma"] ** 2
+        if self.dist == "LogNormal":
+            return -(1.0 + (math.log(x) - p["mu"]) / p["sigma"] ** 2) / x
+        if self.dist == "Gamma":
+            return (p["alpha"] - 1.0) / x - p["beta"]
+        raise ValueError(f"no gradient for prior {self.dist}")
+
+    @property
+    def proper(self) -> bool:
+        """Whether the prior is a probability distribution (``HalfFlat`` is not)."""
+        return self.dist != "HalfFlat"
+
+    def draw(self, rng, size=None):
+        """Random draws from the prior (NumPy generator ``rng``); improper priors cannot be
+        drawn from (:class:`PriorError`)."""
+        if not self.proper:
+            raise PriorError(f"cannot draw from the improper prior {self} (give a proper prior)")
+        p = self.params
+        if self.dist == "TruncatedNormal":
+            from scipy import stats
+
+            lo, hi = self.support()
+            a, b = (lo - p["mu"]) / p["sigma"], (hi - p["mu"]) / p["sigma"]
+            dist = stats.truncnorm(a, b, loc=p["mu"], scale=p["sigma"])
+            return dist.rvs(size=size, random_state=rng)
+        return self._scipy().rvs(size=size, random_state=rng)
+
+    def _scipy(self):
+        """The frozen ``scipy.stats`` distribution of the prior (parameterised as PyMC's)."""
+        from scipy import stats
+
+        p = self.params
+        match self.dist:
+            case "LogNormal":
+                return stats.lognorm(s=p["sigma"], scale=math.exp(p["mu"]))
+            case "HalfNormal":
+                return stats.halfnorm(scale=p["sigma"])
+            case "Gamma":
+                return stats.gamma(a=p["alpha"], scale=1.0 / p["beta"])
+            case "Exponential":
+                return stats.expon(scale=1.0 / p["lam"])
+            case "Uniform":
+                return stats.uniform(loc=p["lower"], scale=p["upper"] - p["lower"])
+        raise ValueError(f"no scipy distribution for prior {self.dist}")
 
     def build(self, name: str, dims=None):
         """Create the PyMC random variable (inside a model context)."""

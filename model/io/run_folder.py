@@ -39,6 +39,9 @@ MANIFEST = "run.json"
 KINDS = {  # run kind -> files it must have
     "map": ("map.json",),
     "sample": ("map.json", "summary.json", "summary.txt", "posterior.nc"),
+    "scan": ("scan.json",),
+    "toys": ("toys.nc", "coverage.json"),
+    "sbc": ("sbc.json",),
 }
 # Files of run folders written before the manifest existed (may be replaced by a new run)
 _LEGACY = re.compile(

@@ -1,0 +1,408 @@
+"""Profile likelihood in NumPy: fits with some parameters fixed, profile intervals, scans.
+
+The objective is the model's log-density in the natural parameters without the Jacobian
+of PyMC's transforms (what :class:`model.inference.map_fit.MapFitter` maximises)::
+
+    log p(theta | k) = ln L(theta) + sum_i log pi_i(theta_i),
+    ln L = sum_b k_b ln lam_b - lam_b - lgamma(k_b + 1)
+
+with ``lam_b`` from the per-bin tables and ``ln L``, its gradient and Hessian from
+:func:`model.binned.curvature.loglike_derivatives` (exact, microseconds), and the priors'
+log-densities from :class:`model.inference.priors.Prior` (NumPy twins of PyMC's).  With
+flat priors ``log p`` is ``ln L`` up to a constant, the fit is the maximum-likelihood fit
+and ``ts = -2 (log p(theta) - log p(best))`` is the profile-likelihood test statistic;
+a non-flat prior adds its log-density (a penalised profile).
+
+Parameters are optimised, as PyMC does, in unconstrained coordinates: ``x = lo + e^u``
+on ``[lo, inf)``, ``x = lo + (hi - lo) / (1 + e^-u)`` on ``[lo, hi]`` (the prior's
+support), by L-BFGS-B.  Nothing is compiled: a :class:`ProfileFitter` is cheap to build
+and to ship to Dask workers (its tables are a few kB per bin).  ``tests/test_profile.py``
+checks the fit against :class:`MapFitter` and an independent SciPy fit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.optimize
+
+from model.binned.curvature import loglike_derivatives
+from model.binned.templates import Templates, expected_counts
+
+OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}
+GRADIENT_TOLERANCE = 1e-5  # max |d log p / d u| at an accepted optimum (u unconstrained)
+CURVATURE_TOLERANCE = 1e-10  # smallest accepted eigenvalue of the scaled -Hessian (diagonal 1)
+_U_LIMIT = 700.0  # |u| beyond which exp(u) overflows
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One fit of the free parameters (the fixed ones held at their values).
+
+    Attributes
+    ----------
+    values : dict
+        Every parameter -> value (natural units), fixed and fitted.
+    log_posterior : float
+        ``log p(theta | k)`` (log-likelihood plus the priors' log-densities).
+    neg_log_likelihood : float
+        ``-ln L`` (no prior terms), with ``lgamma(k + 1)``.
+    converged : bool
+        The gradient in the free parameters vanishes (max ``|d log p / d u|`` below
+        ``GRADIENT_TOLERANCE``) or the optimizer reports success.
+    message : str
+    gradient : ndarray
+        ``d log p / d theta`` in the natural parameters (all, in fitter order).
+    hessian : ndarray
+        ``d2 log p / d theta2`` in the natural parameters (all, in fitter order).
+    """
+
+    values: dict
+    log_posterior: float
+    neg_log_likelihood: float
+    converged: bool
+    message: str
+    gradient: np.ndarray = field(repr=False)
+    hessian: np.ndarray = field(repr=False)
+
+
+class _Transform:
+    """Natural <-> unconstrained coordinates of one parameter with support ``[lo, hi]``."""
+
+    def __init__(self, lo: float, hi: float):
+        self.lo, self.hi = float(lo), float(hi)
+
+    def to_natural(self, u: float) -> float:
+        u = min(max(u, -_U_LIMIT), _U_LIMIT)
+        if math.isinf(self.lo) and math.isinf(self.hi):
+            return u
+        if math.isinf(self.hi):
+            return self.lo + math.exp(u)
+        if math.isinf(self.lo):
+            return self.hi - math.exp(u)
+        return self.lo + (self.hi - self.lo) / (1.0 + math.exp(-u))
+
+    def derivative(self, x: float) -> float:
+        """``dx/du`` at ``x``."""
+        if math.isinf(self.lo) and math.isinf(self.hi):
+            return 1.0
+        if math.isinf(self.hi):
+            return x - self.lo
+        if math.isinf(self.lo):
+            return -(self.hi - x)
+        return (x - self.lo) * (self.hi - x) / (self.hi - self.lo)
+
+    def second_derivative(self, x: float) -> float:
+        """``d2x/du2`` at ``x``."""
+        if math.isinf(self.lo) and math.isinf(self.hi):
+            return 0.0
+        if math.isinf(self.hi) or math.isinf(self.lo):
+            return self.derivative(x)
+        return self.derivative(x) * (self.hi + self.lo - 2.0 * x) / (self.hi - self.lo)
+
+    def to_unconstrained(self, x: float) -> float:
+        """``u`` of ``x``; points on a boundary go just inside (float precision)."""
+        if math.isinf(self.lo) and math.isinf(self.hi):
+            return x
+        if math.isinf(self.hi):
+            return math.log(max(x - self.lo, 1e-300))
+        if math.isinf(self.lo):
+            return math.log(max(self.hi - x, 1e-300))
+        span = self.hi - self.lo
+        p = min(max((x - self.lo) / span, 1e-15), 1.0 - 1e-15)
+        return math.log(p) - math.log1p(-p)
+
+
+class ProfileFitter:
+    """Maximise ``log p(theta | k)`` over the free parameters, any of them held fixed.
+
+    Parameters
+    ----------
+    templates : Templates
+        Per-bin tables of the simulation.
+    priors : dict
+        Parameter -> :class:`model.inference.priors.Prior` (one per parameter, in the
+        model's parameter order).
+    bins : ndarray of int, optional
+        The likelihood's bins (default: every bin some component populates).
+    """
+
+    def __init__(self, templates: Templates, priors: dict, bins: np.ndarray | None = None):
+        self.templates = templates
+        self.priors = dict(priors)
+        self.names = list(self.priors)
+        self.bins = np.flatnonzero(templates.covered()) if bins is None else np.asarray(bins)
+        self.transforms = {n: _Transform(*p.support()) for n, p in self.priors.items()}
+
+    # -- the objective -------------------------------------------------------------------
+    def log_posterior(
+        self, counts: np.ndarray, values: dict
+    ) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """``(log p, gradient, Hessian, ln L)`` at ``values`` in the natural parameters
+        (fitter order); ``counts`` per bin of the whole binning."""
+        loglike, grad, hess = loglike_derivatives(
+            self.templates, counts, values, self.names, self.bins
+        )
+        logp = loglike
+        for i, name in enumerate(self.names):
+            prior, x = self.priors[name], values[name]
+            logp += prior.log_density(x)
+            grad[i] += prior.log_density_gradient(x)
+            hess[i, i] += prior.log_density_curvature(x)
+        return logp, grad, hess, loglike
+
+    def expected(self, values: dict) -> np.ndarray:
+        """Expected events per bin of the whole binning at ``values``."""
+        return expected_counts(self.templates, values)
+
+    # -- fits ------------------------------------------------------------------------------
+    def fit(self, counts: np.ndarray, fixed: dict | None = None, x0: dict | None = None) -> Fit:
+        """Best fit of the parameters not in ``fixed`` for ``counts``, from ``x0``
+        (natural values; default: the middle of each support, or 1 for a norm).
+
+        Newton's method on the exact Hessian in the unconstrained coordinates (a handful of
+        steps, with backtracking and a Levenberg shift where the Hessian is not negative
+        definite); where it does not converge, L-BFGS-B as :class:`MapFitter` uses.
+        """
+        fixed = {k: float(v) for k, v in (fixed or {}).items()}
+        unknown = set(fixed) - set(self.names)
+        if unknown:
+            raise ValueError(f"unknown parameters {sorted(unknown)} (known: {self.names})")
+        free = [n for n in self.names if n not in fixed]
+        index = [self.names.index(n) for n in free]
+        transforms = [self.transforms[n] for n in free]
+        start = {**self.default_start(), **(x0 or {})}
+        counts = np.asarray(counts, dtype=np.float64)
+
+        def point(u) -> dict:
+            values = dict(fixed)
+            for name, t, ui in zip(free, transforms, u, strict=True):
+                values[name] = t.to_natural(float(ui))
+            return values
+
+        def evaluate(u):
+            """``(log p, gradient, Hessian)`` in ``u`` and the natural-parameter results."""
+            values = point(u)
+            logp, grad, hess, loglike = self.log_posterior(counts, values)
+            x = np.array([values[n] for n in free])
+            d1 = np.array([t.derivative(xi) for t, xi in zip(transforms, x, strict=True)])
+            d2 = np.array([t.second_derivative(xi) for t, xi in zip(transforms, x, strict=True)])
+            g = grad[index]
+            grad_u = g * d1
+            hess_u = hess[np.ix_(index, index)] * np.outer(d1, d1) + np.diag(g * d2)
+            return logp, grad_u, hess_u, (values, grad, hess, loglike)
+
+        u = np.array([t.to_unconstrained(start[n]) for n, t in zip(free, transforms, strict=True)])
+        state = evaluate(u)
+        converged, message = self._newton(evaluate, u, state)
+        if converged is None:  # Newton failed: L-BFGS-B from the start
+
+            def negative(v):
+                logp, grad_u, _, _ = evaluate(v)
+                if not np.isfinite(logp):
+                    return 1e300, np.zeros(len(free))
+                return -logp, -grad_u
+
+            result = scipy.optimize.minimize(
+                negative, u, jac=True, method="L-BFGS-B", options=OPTIONS
+            )
+            u = result.x
+            converged, message = bool(result.success), str(result.message).strip()
+        else:
+            u = converged[1]
+            converged, message = True, message
+        logp, grad_u, _, (values, grad, hess, loglike) = evaluate(u)
+        max_grad = float(np.max(np.abs(grad_u))) if free else 0.0
+        ok = bool(np.isfinite(logp) and (converged or max_grad < GRADIENT_TOLERANCE))
+        ordered = {n: values[n] for n in self.names}
+        return Fit(ordered, float(logp), -float(loglike), ok,
+                   f"{message} (max |gradient| {max_grad:.1e})", grad, hess)  # fmt: skip
+
+    @staticmethod
+    def _newton(evaluate, u: np.ndarray, state, max_steps: int = 100):
+        """Damped Newton ascent from ``u``; ``((True, u), message)`` at an optimum (max
+        ``|gradient|`` below 1e-9 relative, or no further improvement at float precision
+        with a small gradient), ``(None, message)`` where it gives up."""
+        if u.size == 0:
+            return (True, u), "nothing to fit"
+        logp, grad, hess, _ = state
+        if not np.isfinite(logp):
+            return None, "not finite at the start"
+        for step_number in range(max_steps):
+            scale = max(1.0, abs(logp))
+            if np.max(np.abs(grad)) < 1e-9 * scale:
+                return (True, u), f"Newton converged in {step_number} steps"
+            shift = 0.0
+            for _ in range(30):  # Levenberg shift until -hess + shift is positive definite
+                try:
+                    chol = np.linalg.cholesky(-hess + shift * np.eye(u.size))
+                    break
+                except np.linalg.LinAlgError:
+                    shift = max(2.0 * shift, 1e-8 * (np.max(np.abs(hess)) + 1.0))
+            else:
+                return None, "Hessian cannot be regularised"
+            step = np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
+            length = 1.0
+            for _ in range(40):  # backtracking until log p increases (Armijo)
+                trial = u + length * step
+                if np.max(np.abs(trial)) < 40:  # e^40: far beyond any physical norm
+                    new = evaluate(trial)
+                    if np.isfinite(new[0]) and new[0] >= logp + 1e-4 * length * (grad @ step):
+                        break
+                length *= 0.5
+            else:
+                if np.max(np.abs(grad)) < GRADIENT_TOLERANCE:
+                    return (True, u), "Newton: optimum at float precision"
+                return None, "Newton line search failed"
+            u = trial
+            logp, grad, hess, _ = new
+        return None, "Newton did not converge"
+
+    def default_start(self) -> dict:
+        start = {}
+        for name, t in self.transforms.items():
+            if math.isfinite(t.lo) and math.isfinite(t.hi):
+                start[name] = 0.5 * (t.lo + t.hi)
+            elif math.isfinite(t.lo):
+                start[name] = t.lo + 1.0
+            else:
+                start[name] = 0.0 if math.isinf(t.hi) else t.hi - 1.0
+        return start
+
+    def covariance(self, best: Fit) -> tuple[np.ndarray, list[str], list[str]]:
+        """``(covariance, problems, unconstrained)`` from the Hessian at ``best``
+        (:func:`covariance_from_hessian`)."""
+        return covariance_from_hessian(self.names, best.hessian)
+
+    def interval(self, counts: np.ndarray, best: Fit, name: str, threshold: float = 1.0,
+                 xtol: float = 1e-8) -> tuple[float, float]:  # fmt: skip
+        """Profile interval of ``name``: where ``ts(x) = -2 (log p_profile(x) - log p(best))
+        <= threshold`` (1.0: 68.27% for one parameter, Wilks).
+
+        Each end is the root of ``h(x) = ts(x) - threshold`` found by Newton's method with
+        ``h'(x) = -2 d log p / d x`` at the profiled point (the other parameters at their
+        conditional optimum, so their derivatives vanish), safeguarded by bisection inside
+        the bracket found so far; to ``|h| < 1e-9`` or a bracket narrower than ``xtol``
+        (relative).  An end that reaches the support's boundary with ``ts`` still below the
+        threshold is that boundary (``+-inf`` on an unbounded side never reached).
+        """
+        counts = np.asarray(counts, dtype=np.float64)
+        i = self.names.index(name)
+        x_best = best.values[name]
+        curvature = -best.hessian[i, i]
+        scale = 1.0 / math.sqrt(curvature) if curvature > 0 else 0.1 * (abs(x_best) + 0.1)
+        t = self.transforms[name]
+        return tuple(
+            float(
+                self._interval_end(counts, best, name, i, direction, bound, scale, threshold, xtol)
+            )
+            for direction, bound in ((-1.0, t.lo), (1.0, t.hi))
+        )
+
+    def _interval_end(self, counts, best, name, i, direction, bound, scale, threshold, xtol):
+        x_best = best.values[name]
+        others = {k: v for k, v in best.values.items() if k != name}
+        tol = xtol * max(1.0, abs(x_best))
+        edge = bound - direction * 1e-12 * max(1.0, abs(bound)) if math.isfinite(bound) else None
+
+        def h(x):
+            fit = self.fit(counts, fixed={name: x}, x0=others)
+            others.update({k: fit.values[k] for k in others})
+            return (-2.0 * (fit.log_posterior - best.log_posterior) - threshold,
+                    -2.0 * fit.gradient[i])  # fmt: skip
+
+        inside, outside = x_best, None  # h < 0 at inside, h > 0 at outside
+        x = x_best + direction * scale
+        for _ in range(200):
+            if edge is not None and (x - edge) * direction > 0:
+                x = edge
+            value, slope = h(x)
+            if abs(value) < 1e-9:
+                return x
+            if value > 0:
+                outside = x
+            else:
+                inside = x
+                if edge is not None and x == edge:
+                    return bound  # ts stays below the threshold up to the boundary
+            if outside is not None and abs(outside - inside) < tol:
+                return 0.5 * (inside + outside)
+            newton = x - value / slope if slope * direction > 0 else None
+            if outside is None:  # still looking for the far side of the root
+                far = x + direction * max(abs(x - x_best), scale)  # at least double
+                x = newton if newton is not None and (newton - far) * direction <= 0 else far
+                x = x if (x - inside) * direction > 0 else far
+                if not math.isfinite(x) or abs(x - x_best) > 1e12 * max(1.0, scale):
+                    return direction * math.inf
+            elif newton is not None and min(inside, outside) < newton < max(inside, outside):
+                x = newton
+            else:
+                x = 0.5 * (inside + outside)
+        raise RuntimeError(f"profile interval of {name}: no convergence in 200 steps")
+
+
+def covariance_from_hessian(
+    names: list[str], hessian: np.ndarray
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Covariance ``inv(-hessian)``, the problems of the curvature, the unconstrained parameters.
+
+    ``-hessian`` must be positive definite.  A parameter with no (or upward) curvature of
+    ``log p`` is unconstrained, and so is any parameter coupled to it by a cross term (the
+    Hessian is then indefinite).  The rest of ``-hessian`` is scaled to unit diagonal and an
+    eigenvalue below ``CURVATURE_TOLERANCE`` names the parameters of its eigenvector (a
+    combination the data and priors do not constrain).  The covariance is the inverse of
+    the constrained parameters' block when it is decoupled from the unconstrained ones
+    (NaN elsewhere), else all NaN; its diagonal must be finite and positive.
+    """
+    curvature = -np.asarray(hessian, dtype=np.float64)
+    names = list(names)
+    problems: list[str] = []
+    flagged = np.zeros(len(names), dtype=bool)
+
+    def flag(mask, text):
+        problems.append(text.format(", ".join(_names(names, mask))))
+        flagged[mask] = True
+
+    finite = np.all(np.isfinite(curvature), axis=1) & np.all(np.isfinite(curvature), axis=0)
+    if not np.all(finite):
+        flag(~finite, "the Hessian of log p is not finite in {}")
+        return np.full_like(curvature, np.nan), problems, _names(names, flagged)
+    diag = np.diag(curvature)
+    uncurved = ~(diag > 0)
+    if np.any(uncurved):
+        flag(uncurved, "log p has no curvature (or curves upwards) in {}: unconstrained by the "
+                       "data and priors")  # fmt: skip
+        tiny = 1e-12 * np.max(np.abs(curvature))
+        coupled = ~uncurved & np.any(np.abs(curvature[uncurved]) > tiny, axis=0)
+        if np.any(coupled):
+            flag(coupled, "the Hessian of log p is indefinite: {} coupled to an "
+                          "unconstrained parameter")  # fmt: skip
+    rest = ~flagged
+    if np.any(rest):
+        scale = np.sqrt(diag[rest])
+        block = curvature[np.ix_(rest, rest)] / np.outer(scale, scale)
+        eigenvalues, vectors = np.linalg.eigh(block)
+        weak = eigenvalues < CURVATURE_TOLERANCE
+        if np.any(weak):
+            involved = np.zeros(len(names), dtype=bool)
+            involved[rest] = np.max(np.abs(vectors[:, weak]), axis=1) > 0.1
+            flag(involved, "the Hessian of log p is not negative definite (smallest "
+                           f"eigenvalue of the scaled -Hessian {eigenvalues.min():.1e}): "
+                           "a combination of {} is unconstrained")  # fmt: skip
+    covariance = np.full_like(curvature, np.nan)
+    rest = ~flagged
+    if np.any(rest) and not np.any(curvature[np.ix_(rest, flagged)]):
+        try:
+            covariance[np.ix_(rest, rest)] = np.linalg.inv(curvature[np.ix_(rest, rest)])
+        except np.linalg.LinAlgError:
+            pass
+    bad = rest & ~(np.isfinite(np.diag(covariance)) & (np.diag(covariance) > 0))
+    if np.any(bad):
+        flag(bad, "the covariance (inverse -Hessian) diagonal is not finite and positive for {}")
+    return covariance, problems, _names(names, flagged)
+
+
+def _names(names: list[str], mask: np.ndarray) -> list[str]:
+    return [n for n, m in zip(names, mask, strict=True) if m]

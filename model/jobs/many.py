@@ -1,0 +1,111 @@
+"""What the many-fit commands (scan, toys, sbc) share: tables, priors, context, best fit."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from model.binned import reference_fit
+from model.binned.dataset import BinnedDataset, bin_dataset
+from model.errors import FitFailed, UsageError
+from model.inference.priors import resolve_priors
+from model.inference.profile import Fit, ProfileFitter
+from model.inference.pymc_model import parameter_supports
+from model.io.journal import config_digest
+from model.jobs.inputs import Inputs
+from model.jobs.provenance import record
+from model.jobs.tasks import FitContext
+from model.physics.components import WORKSHOP_COMPONENTS
+from model.physics.hese_weights import HESE_COMPONENTS_SPLIT
+
+COMPONENT_SETS = {"workshop": WORKSHOP_COMPONENTS, "split": HESE_COMPONENTS_SPLIT}
+START = dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))  # the workshop's x0
+
+
+@dataclass
+class Prepared:
+    """Inputs binned, priors resolved, the NumPy fitter and the global best fit."""
+
+    inputs: Inputs
+    binned: BinnedDataset
+    priors: dict
+    prior_spec: str
+    components: str
+    profile: ProfileFitter
+    best: Fit
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.priors)
+
+    @classmethod
+    def load(cls, inputs: Inputs, prior_spec="flat", components="workshop", say=print):
+        t0 = time.perf_counter()
+        binned = bin_dataset(inputs.data, inputs.simulation, components=COMPONENT_SETS[components])
+        priors = resolve_priors(prior_spec, parameter_supports(binned.components))
+        for line in binned.summary_lines():
+            say(line)
+        profile = ProfileFitter(binned.templates, priors)
+        start = {**profile.default_start(), **START}
+        best = profile.fit(binned.counts, x0={k: v for k, v in start.items() if k in priors})
+        if not best.converged:
+            raise FitFailed(f"the best fit of the data failed: {best.message}")
+        say(f"tables built and best fit found in {time.perf_counter() - t0:.2f} s: "
+            + ", ".join(f"{k}={v:.4g}" for k, v in best.values.items())
+            + f", -lnL={best.neg_log_likelihood:.6f}")  # fmt: skip
+        return cls(inputs, binned, priors, str(prior_spec), components, profile, best)
+
+    def config(self, **extra) -> dict:
+        """What results depend on (the journal's key): inputs' hashes, binning, components,
+        priors, and ``extra``."""
+        return {
+            "data_sha256": self.inputs.data.sha256,
+            "simulation_sha256": self.inputs.simulation.sha256,
+            "binning": self.binned.binning.to_dict(),
+            "components": [asdict(c) for c in self.binned.components],
+            "priors": {k: p.to_dict() for k, p in self.priors.items()},
+            **extra,
+        }
+
+    def context(self, config: dict, **extra) -> FitContext:
+        return FitContext(key=config_digest(config), templates=self.binned.templates,
+                          counts=np.asarray(self.binned.counts, dtype=np.float64),
+                          priors=self.priors, start=dict(self.best.values), **extra)  # fmt: skip
+
+    def provenance(self, **extra) -> dict:
+        return record(
+            inputs=self.inputs.description, input_spec=self.inputs.spec,
+            truth=self.inputs.truth, priors={k: p.to_dict() for k, p in self.priors.items()},
+            prior_set=self.prior_spec, components=self.components, parameters=self.names,
+            **self.binned.provenance(), **extra,
+        )  # fmt: skip
+
+
+def parse_assignments(text: str, names: list[str], what: str) -> dict:
+    """``NAME=VALUE,NAME=VALUE`` -> dict, every name known and every value finite."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise UsageError(f"{what}: {part!r} is not NAME=VALUE")
+        if name not in names:
+            raise UsageError(f"{what}: unknown parameter {name!r} (known: {', '.join(names)})")
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"{what}: {name}={value!r} is not a number") from None
+        if not np.isfinite(number):
+            raise UsageError(f"{what}: {name}={value} is not finite")
+        out[name] = number
+    return out
+
+
+def check_inside(values: dict, priors: dict, what: str) -> None:
+    """Refuse values outside their prior's support (one line, naming the parameter)."""
+    for name, value in values.items():
+        lo, hi = priors[name].support()
+        if not lo <= value <= hi:
+            raise UsageError(f"{what}: {name}={value:g} is outside its prior's support "
+                             f"[{lo:g}, {hi:g}] ({priors[name]})")  # fmt: skip

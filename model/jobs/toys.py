@@ -1,0 +1,195 @@
+"""``diffuse-fit toys``: pseudo-experiments at a truth, fitted; pulls and coverage.
+
+Each pseudo-experiment draws Poisson counts per bin at the truth (seeded per experiment,
+:func:`model.jobs.tasks.task_seed`), finds the MAP with its Hessian errors and the 68.27%
+profile-likelihood interval of every parameter (:class:`model.inference.profile.ProfileFitter`),
+and with ``nuts`` samples the posterior (nutpie, compiled once per worker).  Experiments are
+tasks on Dask, stored as they complete (:mod:`model.jobs.distributed`).
+
+Run folder: ``toys.nc`` (one entry per experiment: seed, MAP, Hessian errors, -ln L,
+profile intervals, posterior quantiles), ``coverage.json`` (the fraction of experiments
+whose interval contains the truth, per parameter and interval kind, with its binomial
+standard error), and the figures ``pulls`` and ``coverage`` (PNG and PDF).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from model.errors import UsageError
+from model.inference.settings import SamplerSettings
+from model.io.journal import Journal, journal_folder
+from model.io.run_folder import check_output_folder, write_run
+from model.jobs.distributed import ClusterOptions, run_tasks
+from model.jobs.inputs import Inputs
+from model.jobs.many import Prepared, check_inside, parse_assignments
+from model.jobs.runs import interruptible
+from model.jobs.tasks import QUANTILES, toy
+
+NOMINAL = 0.6827
+
+
+def run_toys(
+    inputs: Inputs, prior_spec, out: Path, truth: dict | str, n: int, seed: int, nuts: bool = False,
+    settings: SamplerSettings | None = None, components="workshop",
+    cluster: ClusterOptions | None = None, say=print, progressbar=True,
+) -> dict:  # fmt: skip
+    """``n`` pseudo-experiments at ``truth``; writes the run folder ``out``; returns
+    ``coverage.json``."""
+    out = check_output_folder(out)
+    cluster = cluster or ClusterOptions()
+    settings = settings or SamplerSettings()
+    with interruptible(out):
+        prepared = Prepared.load(inputs, prior_spec, components, say)
+        truth = resolve_truth(truth, prepared)
+        sampler = _sampler_dict(settings) if nuts else {}
+        config = prepared.config(kind="toys", truth=truth, seed=seed, nuts=nuts, sampler=sampler)
+        journal = Journal(journal_folder(out), config)
+        tasks = {f"toy-{i:06d}": {"index": i, "seed": seed, "truth": truth, "nuts": nuts}
+                 for i in range(n)}  # fmt: skip
+        t0 = time.perf_counter()
+        results = run_tasks(toy, prepared.context(config, sampler=sampler), tasks, journal,
+                            cluster, "toys", say, progressbar)  # fmt: skip
+        wall = time.perf_counter() - t0
+        rows = [results[k] for k in tasks]
+        dataset = to_dataset(rows, prepared.names, truth, nuts)
+        coverage = coverage_of(dataset, truth, nuts)
+        coverage.update(truth=truth, seed=seed, wall_time_s=wall, prior_set=prepared.prior_spec,
+                        provenance=prepared.provenance(journal=str(journal.folder),
+                                                       sampler=sampler or None))  # fmt: skip
+        dataset.attrs.update(truth=json.dumps(truth), seed=seed,
+                             provenance=json.dumps(coverage["provenance"], default=str))  # fmt: skip
+        with write_run(out, "toys") as stage:
+            stage.write_with("toys.nc", lambda p: dataset.to_netcdf(p, engine="h5netcdf"))
+            stage.write_json("coverage.json", coverage)
+            _figures(stage, dataset, coverage, truth)
+    say(format_coverage(coverage))
+    say(f"wrote the run folder {out} (toys.nc, coverage.json, pulls and coverage figures)")
+    return coverage
+
+
+def resolve_truth(truth: dict | str, prepared: Prepared) -> dict:
+    """Every parameter's true value: given (a dict, or ``NAME=VALUE,...`` text), else the
+    inputs' recorded truth (toy data)."""
+    if isinstance(truth, str):
+        truth = parse_assignments(truth, prepared.names, "--truth")
+    known = prepared.inputs.truth or {}
+    full = {n: truth.get(n, known.get(n)) for n in prepared.names}
+    missing = [n for n, v in full.items() if v is None]
+    if missing:
+        raise UsageError(f"--truth: no value for {', '.join(missing)} "
+                         "(give NAME=VALUE for every parameter)")  # fmt: skip
+    full = {n: float(v) for n, v in full.items()}
+    check_inside(full, prepared.priors, "--truth")
+    return full
+
+
+def _sampler_dict(settings: SamplerSettings) -> dict:
+    d = settings.to_dict()
+    return {k: d[k] for k in ("draws", "tune", "chains", "target_accept")}
+
+
+def to_dataset(rows: list[dict], names: list[str], truth: dict, nuts: bool):
+    """The experiments as an ``xarray.Dataset`` (dims ``toy``, ``parameter``, ``bound``,
+    ``quantile``); missing values (no error, no interval) are NaN."""
+    import xarray as xr
+
+    def table(key):
+        return np.array([[_nan(r[key][n]) for n in names] for r in rows], dtype=np.float64)
+
+    profile = np.array([[[_nan(v) for v in r["profile_68"][n]] for n in names] for r in rows])
+    data = {
+        "seed": ("toy", np.array([r["seed"] for r in rows], dtype=np.int64)),
+        "n_observed": ("toy", np.array([r["n_observed"] for r in rows])),
+        "map": (("toy", "parameter"), table("map")),
+        "hessian_error": (("toy", "parameter"), table("hessian_error")),
+        "profile_68": (("toy", "parameter", "bound"), profile.reshape(len(rows), len(names), 2)),
+        "neg_log_likelihood": ("toy", np.array([r["neg_log_likelihood"] for r in rows])),
+        "converged": ("toy", np.array([r["converged"] for r in rows], dtype=bool)),
+        "truth": ("parameter", np.array([truth[n] for n in names])),
+    }
+    coords = {"toy": np.array([r["index"] for r in rows]), "parameter": names,
+              "bound": ["lower", "upper"]}  # fmt: skip
+    if nuts:
+        data["posterior_quantiles"] = (
+            ("toy", "parameter", "quantile"),
+            np.array([[r["posterior_quantiles"][n] for n in names] for r in rows]),
+        )
+        data["divergences"] = ("toy", np.array([r["divergences"] for r in rows]))
+        data["max_r_hat"] = ("toy", np.array([r["max_r_hat"] for r in rows]))
+        data["min_ess_bulk"] = ("toy", np.array([r["min_ess_bulk"] for r in rows]))
+        coords["quantile"] = list(QUANTILES)
+    return xr.Dataset(data, coords=coords)
+
+
+def _nan(value):
+    return np.nan if value is None else float(value)
+
+
+def coverage_of(ds, truth: dict, nuts: bool) -> dict:
+    """Fraction of experiments whose 68% interval contains the truth, per parameter and
+    kind (``hessian_68``: MAP +- Hessian error; ``profile_68``; ``credible_68``: the
+    posterior's 16%-84% quantiles), with binomial standard errors.  An experiment without
+    an interval (fit not converged, Hessian not invertible) counts as not covering."""
+    n = ds.sizes["toy"]
+    out = {"n": int(n), "nominal": NOMINAL, "parameters": {}, "standard_errors": {},
+           "n_not_converged": int((~ds["converged"]).sum())}  # fmt: skip
+    for name in ds["parameter"].values.tolist():
+        x = ds.sel(parameter=name)
+        t = truth[name]
+        fractions = {
+            "hessian_68": _fraction(np.abs(x["map"] - t) <= x["hessian_error"]),
+            "profile_68": _fraction(
+                (x["profile_68"].sel(bound="lower") <= t)
+                & (t <= x["profile_68"].sel(bound="upper"))
+            ),  # fmt: skip
+        }
+        if nuts:
+            q = x["posterior_quantiles"]
+            fractions["credible_68"] = _fraction(
+                (q.sel(quantile=0.16) <= t) & (t <= q.sel(quantile=0.84))
+            )
+        out["parameters"][name] = fractions
+        out["standard_errors"][name] = {k: math.sqrt(f * (1 - f) / n) for k, f in fractions.items()}
+    return out
+
+
+def _fraction(mask) -> float:
+    return float(np.mean(np.asarray(mask, dtype=bool)))  # NaN comparisons are False
+
+
+def format_coverage(coverage: dict) -> str:
+    kinds = list(next(iter(coverage["parameters"].values())))
+    lines = [f"coverage of 68.27% intervals in {coverage['n']} pseudo-experiments "
+             f"(+- binomial standard error):", f"  {'parameter':12s} " + " ".join(f"{k:>16s}" for k in kinds)]  # fmt: skip
+    for name, fractions in coverage["parameters"].items():
+        errors = coverage["standard_errors"][name]
+        lines.append(
+            f"  {name:12s} " + " ".join(f"{fractions[k]:9.3f} +- {errors[k]:.3f}" for k in kinds)
+        )
+    if coverage["n_not_converged"]:
+        lines.append(
+            f"  ({coverage['n_not_converged']} fits did not converge; counted as not covering)"
+        )
+    return "\n".join(lines)
+
+
+def _figures(stage, ds, coverage: dict, truth: dict) -> None:
+    import matplotlib.pyplot as plt
+
+    from model.report.many_plots import coverage_figure, pull_figure
+
+    pulls = {n: ((ds["map"].sel(parameter=n) - truth[n]) / ds["hessian_error"].sel(parameter=n)).values
+             for n in ds["parameter"].values.tolist()}  # fmt: skip
+    for stem, fig in (("pulls", pull_figure(pulls)),
+                      ("coverage", coverage_figure(coverage, coverage["n"]))):  # fmt: skip
+        for ext in ("png", "pdf"):
+            stage.write_with(
+                f"{stem}.{ext}", lambda p, e=ext, f=fig: f.savefig(p, format=e, dpi=150)
+            )
+        plt.close(fig)
