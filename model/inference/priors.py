@@ -117,7 +117,7 @@ class Prior:
                 return -math.inf
             z = (math.log(x) - p["mu"]) / p["sigma"]
             return -math.log(x) - math.log(p["sigma"]) - _HALF_LOG_2PI - 0.5 * z * z
-        z = (x - p["mu"]) / p["sigma"]
+        z = (x - p.get("mu", 0.0)) / p["sigma"]  # HalfNormal: mu = 0
         normal = -math.log(p["sigma"]) - _HALF_LOG_2PI - 0.5 * z * z
         if self.dist == "HalfNormal":
             return normal + math.log(2.0)
