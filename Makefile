@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: fit test lint bench results clean
+.PHONY: fit test lint bench results many clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null || { \
@@ -26,6 +26,15 @@ fit: $(STAMP)
 results: fit
 	$(BIN)/diffuse-fit sample --prior flat --seed 1 --report --out results/flat
 
+# The many-fit results on the embedded toy dataset: results/scan, results/toys, results/sbc
+# (journals beside them make a rerun compute only what is missing)
+many: $(STAMP)
+	$(BIN)/diffuse-fit scan --prior flat --param astro_gamma=2.4:4.0:61 --param astro_norm=3:15:41 \
+	  --run results/flat --out results/scan
+	$(BIN)/diffuse-fit toys --prior flat --n 1000 --seed 1 --out results/toys
+	$(BIN)/diffuse-fit toys --prior flat --n 300 --seed 2 --nuts --out results/toys_nuts
+	$(BIN)/diffuse-fit sbc --prior default --n 500 --seed 1 --out results/sbc
+
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
@@ -38,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet 'emcee>=3.1'
 	$(BIN)/python scripts/benchmark.py
 	$(BIN)/python scripts/benchmark_vs_emcee.py
+	$(BIN)/python scripts/benchmark_many.py
 
 clean:
 	rm -rf $(VENV)

@@ -21,7 +21,6 @@ without rebuilding the model.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +32,10 @@ from model.binned.curvature import loglike_derivatives
 from model.binned.dataset import BinnedDataset
 from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 from model.errors import DataFormatError
-from model.physics.components import FlatComponent, parameter_names
+from model.physics.components import (
+    parameter_names,
+    parameter_supports,  # noqa: F401 (re-exported)
+)
 
 
 def chebyshev_basis(t, k: int):
@@ -44,16 +46,6 @@ def chebyshev_basis(t, k: int):
     interval transform guarantees.
     """
     return pt.cos(np.arange(k, dtype=np.float64) * pt.arccos(t))
-
-
-def parameter_supports(components) -> dict[str, tuple[float, float]]:
-    """Allowed range of each parameter: norms [0, inf), spectral indices the tabulated range."""
-    supports = {}
-    for c in components:
-        supports[c.norm] = (0.0, math.inf)
-        if not isinstance(c, FlatComponent):
-            supports[c.index] = tuple(map(float, c.index_range))
-    return {name: supports[name] for name in parameter_names(components)}
 
 
 def unit_counts_pt(table, params: dict, model_bins: np.ndarray):

@@ -12,15 +12,12 @@ from model.binned.dataset import BinnedDataset, bin_dataset
 from model.errors import FitFailed, UsageError
 from model.inference.priors import resolve_priors
 from model.inference.profile import Fit, ProfileFitter
-from model.inference.pymc_model import parameter_supports
 from model.io.journal import config_digest
-from model.jobs.inputs import Inputs
+from model.jobs.inputs import COMPONENT_SETS, Inputs
 from model.jobs.provenance import record
 from model.jobs.tasks import FitContext
-from model.physics.components import WORKSHOP_COMPONENTS
-from model.physics.hese_weights import HESE_COMPONENTS_SPLIT
+from model.physics.components import parameter_supports
 
-COMPONENT_SETS = {"workshop": WORKSHOP_COMPONENTS, "split": HESE_COMPONENTS_SPLIT}
 START = dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))  # the workshop's x0
 
 

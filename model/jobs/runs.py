@@ -18,10 +18,7 @@ folder keeps its previous run.
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,10 +31,10 @@ from model.inference.priors import resolve_priors
 from model.inference.pymc_model import build_model, parameter_supports
 from model.inference.settings import SamplerSettings
 from model.io.run_folder import check_output_folder, write_run
-from model.jobs.inputs import Inputs
+from model.jobs.inputs import COMPONENT_SETS, Inputs
+from model.jobs.interrupt import interrupted_message, interruptible
 from model.jobs.provenance import record
-from model.physics.components import WORKSHOP_COMPONENTS, parameter_names
-from model.physics.hese_weights import HESE_COMPONENTS_SPLIT
+from model.physics.components import parameter_names
 
 
 def sample(model, settings: SamplerSettings, progressbar: bool = True):
@@ -46,9 +43,6 @@ def sample(model, settings: SamplerSettings, progressbar: bool = True):
     from model.inference.sampling import sample as nuts
 
     return nuts(model, settings, progressbar=progressbar)
-
-
-COMPONENT_SETS = {"workshop": WORKSHOP_COMPONENTS, "split": HESE_COMPONENTS_SPLIT}
 
 
 @dataclass
@@ -151,31 +145,6 @@ def format_map(m: dict) -> str:
         lines.append(f"  {name:12s} = {m[name]:10.4f} {error(name)}{workshop(name)}")
     lines.append(f"  -LLH = {m['neg_log_likelihood']:.6f}{workshop('neg_log_likelihood')}")
     return "\n".join(lines)
-
-
-@contextlib.contextmanager
-def interruptible(out: Path):
-    """Turn Ctrl-C (SIGINT) into :class:`RunInterrupted`, also where a sampler swallows the
-    KeyboardInterrupt and returns partial draws: yields a list that records each SIGINT."""
-    seen: list[int] = []
-
-    def on_sigint(signum, frame):
-        seen.append(signum)
-        raise KeyboardInterrupt
-
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
-    try:
-        yield seen
-    except KeyboardInterrupt:
-        raise RunInterrupted(interrupted_message(out)) from None
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, previous)
-
-
-def interrupted_message(out: Path) -> str:
-    return f"interrupted: nothing was written, '{out}' keeps what it held before"
 
 
 def run_map(inputs: Inputs, prior_spec, out: Path, components="workshop", say=print) -> dict:

@@ -24,8 +24,8 @@ from model.io.journal import Journal, journal_folder
 from model.io.run_folder import check_output_folder, write_run
 from model.jobs.distributed import ClusterOptions, run_tasks
 from model.jobs.inputs import Inputs
+from model.jobs.interrupt import interruptible
 from model.jobs.many import Prepared
-from model.jobs.runs import interruptible
 from model.jobs.tasks import sbc_fit
 
 SBC_SETTINGS = SamplerSettings(draws=500, tune=500, chains=4)  # 2000 draws, thinned to 100

@@ -25,8 +25,8 @@ from model.io.journal import Journal, journal_folder
 from model.io.run_folder import check_output_folder, read_run, write_run
 from model.jobs.distributed import ClusterOptions, run_tasks
 from model.jobs.inputs import Inputs
+from model.jobs.interrupt import interruptible
 from model.jobs.many import Prepared, check_inside
-from model.jobs.runs import interruptible
 from model.jobs.tasks import scan_points
 
 LEVELS = (0.6827, 0.9545)  # 1 and 2 sigma

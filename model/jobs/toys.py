@@ -27,8 +27,8 @@ from model.io.journal import Journal, journal_folder
 from model.io.run_folder import check_output_folder, write_run
 from model.jobs.distributed import ClusterOptions, run_tasks
 from model.jobs.inputs import Inputs
+from model.jobs.interrupt import interruptible
 from model.jobs.many import Prepared, check_inside, parse_assignments
-from model.jobs.runs import interruptible
 from model.jobs.tasks import QUANTILES, toy
 
 NOMINAL = 0.6827

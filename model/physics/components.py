@@ -14,6 +14,7 @@ of components; new parameters are new names.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,6 +85,16 @@ def parameter_names(components) -> tuple[str, ...]:
     for component in components:
         names += [p for p in component.parameters if p not in names]
     return tuple(names)
+
+
+def parameter_supports(components) -> dict[str, tuple[float, float]]:
+    """Allowed range of each parameter: norms [0, inf), spectral indices the tabulated range."""
+    supports = {}
+    for c in components:
+        supports[c.norm] = (0.0, math.inf)
+        if not isinstance(c, FlatComponent):
+            supports[c.index] = tuple(map(float, c.index_range))
+    return {name: supports[name] for name in parameter_names(components)}
 
 
 def event_weights(events: EventTable, components, params: dict) -> np.ndarray:
