@@ -53,24 +53,27 @@ def bin_inputs(inputs: Inputs, components: str = "workshop", binning=None) -> Bi
     )
 
 
-def build_model(binned: BinnedDataset, priors="default"):
+def build_model(binned: BinnedDataset, priors="default", likelihood: str = "poisson"):
     """The PyMC model of ``binned`` (a ``pm.Model``).
 
     ``priors``: ``"default"``, ``"flat"`` (MAP = maximum likelihood), a JSON file of
     per-parameter priors, or a dict of the same form (see :mod:`model.inference.priors`).
+    ``likelihood``: ``"poisson"`` (the workshop's) or ``"say"`` (the finite-simulation
+    likelihood of arXiv:1901.04645; see the README's "Likelihood").
     """
     from model.inference.priors import resolve_priors
     from model.inference.pymc_model import build_model as _build
     from model.inference.pymc_model import parameter_supports
 
-    return _build(binned, resolve_priors(priors, parameter_supports(binned.components)))
+    priors = resolve_priors(priors, parameter_supports(binned.components))
+    return _build(binned, priors, likelihood=likelihood)
 
 
 def fit_map(pymc_model, x0: dict | None = None):
     """The MAP of ``pymc_model`` from ``x0`` (default the workshop's start (1, 6, 2.5)).
 
     Returns a :class:`model.inference.map_fit.MapResult`: ``values`` (natural units),
-    ``neg_log_likelihood`` (the workshop's -ln L with lgamma(k+1)), ``covariance`` (inverse
+    ``neg_log_likelihood`` (-ln L of the model's likelihood, with lgamma(k+1)), ``covariance`` (inverse
     Hessian), ``errors``, ``converged``.  To refit many datasets with one compilation use
     :class:`model.inference.map_fit.MapFitter`.
     """
@@ -109,12 +112,15 @@ def summary(idata, var_names=None):
     return summary_table(idata, list(var_names))
 
 
-def run_map(inputs: Inputs, out, priors="default", components: str = "workshop", say=print):
-    """``diffuse-fit map``: the MAP (and the workshop's scipy fit) into the run folder ``out``;
-    returns the ``map.json`` content."""
+def run_map(
+    inputs: Inputs, out, priors="default", components: str = "workshop", say=print,
+    likelihood: str = "poisson",
+):  # fmt: skip
+    """``diffuse-fit map``: the MAP (and, for the Poisson likelihood, the workshop's scipy
+    fit) into the run folder ``out``; returns the ``map.json`` content."""
     from model.jobs.runs import run_map as _run_map
 
-    return _run_map(inputs, priors, out, components=components, say=say)
+    return _run_map(inputs, priors, out, components=components, say=say, likelihood=likelihood)
 
 
 def run_sample(
@@ -132,15 +138,17 @@ def run_sample(
     report: bool = True,
     progressbar: bool = True,
     say=print,
+    likelihood: str = "poisson",
 ):
     """``diffuse-fit sample``: MAP, NUTS and (with ``report``) the report, into the run
-    folder ``out``; returns the ``summary.json`` content."""
+    folder ``out``; returns the ``summary.json`` content.  ``likelihood``: ``"poisson"`` or
+    ``"say"``."""
     from model.jobs.runs import run_sample as _run_sample
 
     settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
     return _run_sample(
         inputs, priors, out, settings, components=components, progressbar=progressbar,
-        say=say, report=report,
+        say=say, report=report, likelihood=likelihood,
     )  # fmt: skip
 
 

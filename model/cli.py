@@ -77,6 +77,10 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
                    help="workshop: atmospheric + astrophysical (3 parameters); split: "
                         "conventional, prompt and muon normalizations apart (needs the "
                         "fields conventionalWeight, promptWeight, muonWeight)")  # fmt: skip
+    p.add_argument("--likelihood", choices=["poisson", "say"], default="poisson",
+                   help="poisson: the workshop's (the simulation's per-bin sums taken as exact); "
+                        "say: accounts for the simulation's finite statistics (Arguelles, "
+                        "Schneider, Yuan 2019, arXiv:1901.04645)")  # fmt: skip
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help=f"run folder to write (default {DEFAULT_OUT}); replaces an earlier run there")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
@@ -211,14 +215,16 @@ def _run(args, say) -> None:
         _run_many(args, inputs, say)
         return
     if args.command == "map":
-        run_map(inputs, args.prior, args.out, components=args.components, say=say)
+        run_map(inputs, args.prior, args.out, components=args.components, say=say,
+                likelihood=args.likelihood)  # fmt: skip
         return
     settings = SamplerSettings(
         draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
         target_accept=args.target_accept, sampler=args.sampler,
     )  # fmt: skip
     run_sample(inputs, args.prior, args.out, settings, components=args.components,
-               progressbar=not args.quiet, say=say, report=args.report)  # fmt: skip
+               progressbar=not args.quiet, say=say, report=args.report,
+               likelihood=args.likelihood)  # fmt: skip
 
 
 def main(argv=None) -> int:

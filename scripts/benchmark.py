@@ -1,5 +1,6 @@
-"""Benchmark of the PyMC model: build/compile, log-density + gradient cost vs simulation size,
-MAP and NUTS wall times, ESS per second.  Prints figures; asserts nothing.
+"""Benchmark of the PyMC model: build/compile, log-density + gradient cost vs simulation size
+(Poisson and SAY likelihoods), MAP and NUTS wall times, ESS per second.  Prints figures;
+asserts nothing.
 
     .venv/bin/python scripts/benchmark.py [--sizes 1e4 1e5 1e6] [--draws 1000]
 """
@@ -34,6 +35,14 @@ def per_call(fn, *args, repeat=200):
     return (time.perf_counter() - t0) / repeat
 
 
+def compiled_logp_dlogp(model, x):
+    """The model's compiled log-density + gradient in the unconstrained space, called once."""
+    logp_dlogp = model.logp_dlogp_function(ravel_inputs=True)
+    logp_dlogp.set_extra_values({})
+    logp_dlogp(x)
+    return logp_dlogp
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[1e4, 1e5, 1e6])
@@ -43,22 +52,24 @@ def main() -> None:
     warnings.simplefilter("ignore")
 
     print(f"{'sim events':>10s} {'tables s':>9s} {'build+compile s':>16s} "
-          f"{'logp+grad ms':>13s} {'exact numpy llh ms':>19s}")  # fmt: skip
+          f"{'logp+grad ms':>13s} {'exact numpy llh ms':>19s} {'SAY s2 tables s':>16s} "
+          f"{'SAY logp+grad ms':>17s}")  # fmt: skip
     for size in args.sizes:
         ds = toy.generate(seed=1, n_simulated=int(size / SELECTED_FRACTION))
         t0 = time.perf_counter()
         binned = bin_dataset(ds.data, ds.simulation)
         t_tables = time.perf_counter() - t0
         t0 = time.perf_counter()
-        model = build_model(
-            binned, resolve_priors(args.prior, parameter_supports(binned.components))
-        )
-        logp_dlogp = model.logp_dlogp_function(ravel_inputs=True)
-        logp_dlogp.set_extra_values({})
+        priors = resolve_priors(args.prior, parameter_supports(binned.components))
         x = np.array([np.log(1.0), np.log(6.0), 0.0])
-        logp_dlogp(x)
+        logp_dlogp = compiled_logp_dlogp(build_model(binned, priors), x)
         t_build = time.perf_counter() - t0
         t_eval = per_call(logp_dlogp, x)
+        t0 = time.perf_counter()
+        say_binned = binned.with_variance()
+        t_say_tables = time.perf_counter() - t0
+        say_logp_dlogp = compiled_logp_dlogp(build_model(say_binned, priors, "say"), x)
+        t_say_eval = per_call(say_logp_dlogp, x)
 
         def exact(b=binned):
             w = reference_fit.weight_event(b.simulation, 1.0, 6.0, 2.5)
@@ -67,7 +78,8 @@ def main() -> None:
 
         t_exact = per_call(exact, repeat=5 if size > 3e5 else 50)
         print(f"{len(ds.simulation):10d} {t_tables:9.2f} {t_build:16.2f} "
-              f"{t_eval * 1e3:13.4f} {t_exact * 1e3:19.2f}")  # fmt: skip
+              f"{t_eval * 1e3:13.4f} {t_exact * 1e3:19.2f} {t_say_tables:16.2f} "
+              f"{t_say_eval * 1e3:17.4f}")  # fmt: skip
 
     ds = toy.generate()
     binned = bin_dataset(ds.data, ds.simulation)

@@ -42,10 +42,30 @@ def loglike_derivatives(
         The likelihood's bins (where some component predicts events).
     """
     position = {name: i for i, name in enumerate(names)}
-    n = len(names)
     k = np.asarray(counts, dtype=np.float64)[bins]
-    jac = np.zeros((bins.size, n))  # d lam_b / d theta_i
-    second = []  # (i, j, d2 lam_b / d theta_i d theta_j) for the non-zero pairs
+    lam, jac, second = expectation_derivatives(templates, params, position, bins)
+    # absurd inputs (weights ~1e300) overflow to inf/NaN here: the MAP reports that Hessian
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.where(lam > 0, k / lam, np.where(k > 0, np.inf, 0.0))
+        weight = np.where(lam > 0, k / lam**2, np.where(k > 0, np.inf, 0.0))
+        loglike = float(np.sum(xlogy(k, lam) - lam - gammaln(k + 1.0)))
+        residual = ratio - 1.0
+        gradient = jac.T @ residual
+        hessian = -(jac.T * weight) @ jac
+        for i, j, d2lam in second:
+            hessian[i, j] += residual @ d2lam
+    return loglike, gradient, hessian
+
+
+def expectation_derivatives(
+    templates: Templates, params: dict, position: dict, bins: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list]:
+    """Expected events per bin ``lam_b`` (len(bins),), its Jacobian ``d lam_b / d theta_i``
+    (len(bins), n) and its non-zero second derivatives as ``(i, j, d2 lam_b / d theta_i
+    d theta_j)`` entries (both orders of each off-diagonal pair), at ``params``;
+    ``position``: parameter name -> i."""
+    jac = np.zeros((bins.size, len(position)))
+    second = []
     lam = np.zeros(bins.size)
     for table in templates.tables:
         c = table.component
@@ -60,14 +80,4 @@ def loglike_derivatives(
             jac[:, j] += norm * d1
             second += [(i, j, d1), (j, i, d1), (j, j, norm * d2)]
         lam += norm * unit
-    # absurd inputs (weights ~1e300) overflow to inf/NaN here: the MAP reports that Hessian
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = np.where(lam > 0, k / lam, np.where(k > 0, np.inf, 0.0))
-        weight = np.where(lam > 0, k / lam**2, np.where(k > 0, np.inf, 0.0))
-        loglike = float(np.sum(xlogy(k, lam) - lam - gammaln(k + 1.0)))
-        residual = ratio - 1.0
-        gradient = jac.T @ residual
-        hessian = -(jac.T * weight) @ jac
-        for i, j, d2lam in second:
-            hessian[i, j] += residual @ d2lam
-    return loglike, gradient, hessian
+    return lam, jac, second

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from model.binned.binning import Binning
 from model.binned.templates import Templates, build_templates
+from model.binned.variance import build_variance_tables
 from model.errors import DataFormatError
 from model.io.events import EventTable
 from model.physics.components import WORKSHOP_COMPONENTS
@@ -46,14 +47,27 @@ class BinnedDataset:
     def components(self) -> tuple:
         return self.templates.components
 
+    def with_variance(self) -> BinnedDataset:
+        """This dataset with the tables of squared weights that the SAY likelihood needs
+        (``templates.variance``, :mod:`model.binned.variance`); itself if it has them."""
+        if self.templates.variance is not None:
+            return self
+        variance = build_variance_tables(
+            self.simulation, self.sim_bin_index, self.binning.n_bins, self.components
+        )
+        return replace(self, templates=replace(self.templates, variance=variance))
+
     def provenance(self) -> dict:
         """Files, hashes, how they were read, what was fitted, event counts; for results files."""
-        return {
+        out = {
             "data": _table_record(self.data, self.n_data_outside),
             "simulation": _table_record(self.simulation, self.n_sim_outside),
             "binning": self.binning.to_dict(),
             "template_max_relative_error": self.templates.max_relative_error,
         }
+        if self.templates.variance is not None:
+            out["variance_table_max_relative_error"] = self.templates.variance.max_relative_error
+        return out
 
     def summary_lines(self) -> list[str]:
         """Human-readable description of the dataset (:func:`describe`)."""
@@ -97,8 +111,10 @@ def bin_dataset(
     simulation: EventTable,
     binning: Binning | None = None,
     components=WORKSHOP_COMPONENTS,
+    variance: bool = False,
 ) -> BinnedDataset:
-    """Bin data and simulation once and precompute the per-bin tables.
+    """Bin data and simulation once and precompute the per-bin tables (with ``variance``,
+    also the tables of squared weights of the SAY likelihood: :meth:`BinnedDataset.with_variance`).
 
     Raises :class:`DataFormatError` (one line, naming the file) where the fit could only
     return its start values or -inf:
@@ -128,7 +144,7 @@ def bin_dataset(
             f"simulation '{simulation.source}' predicts no events; the fit would be impossible",
             row=row,
         )
-    return BinnedDataset(
+    binned = BinnedDataset(
         counts=counts,
         templates=templates,
         sim_bin_index=sim_index,
@@ -137,6 +153,7 @@ def bin_dataset(
         n_data_outside=int(np.sum(data_index < 0)),
         n_sim_outside=int(np.sum(sim_index < 0)),
     )
+    return binned.with_variance() if variance else binned
 
 
 def _describe_bins(binning: Binning) -> str:

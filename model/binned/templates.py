@@ -69,46 +69,70 @@ class PowerLawTemplate:
 
     def unit_counts(self, params: dict) -> np.ndarray:
         """``S_b`` at ``params[index]``: expected events per bin at norm 1."""
-        gamma = params[self.component.index]
-        low, high = self.component.index_range
-        if not low <= gamma <= high:
-            raise ValueError(
-                f"{self.component.index}={gamma} is outside the tabulated range [{low}, {high}]"
-            )
-        out = np.zeros(self.n_bins)
-        out[self.active] = np.exp(
-            chebyshev.evaluate(self.log_coeffs, gamma, self.component.index_range)
-        )
-        return out
+        c = self.component
+        return log_table_values(self.log_coeffs, self.active, self.n_bins, c.index_range,
+                                params[c.index], c.index)  # fmt: skip
 
     def unit_counts_derivatives(self, params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``S_b``, ``dS_b/d index`` and ``d2S_b/d index2`` at ``params[index]`` (n_bins each).
-
-        Exact derivatives of the tabulated interpolant: with ``L = log S`` a Chebyshev
-        series in ``t = (2 index - (a + b)) / (b - a)``, ``S' = S L'`` and
-        ``S'' = S (L'' + L'^2)``, ``L'`` and ``L''`` from the differentiated series.
-        """
-        gamma = params[self.component.index]
-        self.unit_counts(params)  # checks the range
-        log_s, dlog_a, d2log_a = chebyshev.evaluate(
-            self._log_and_derivative_coeffs, gamma, self.component.index_range
-        )
-        s, dlog, d2log = np.zeros(self.n_bins), np.zeros(self.n_bins), np.zeros(self.n_bins)
-        s[self.active], dlog[self.active], d2log[self.active] = np.exp(log_s), dlog_a, d2log_a
-        return s, s * dlog, s * (d2log + dlog**2)
+        """``S_b``, ``dS_b/d index`` and ``d2S_b/d index2`` at ``params[index]`` (n_bins each);
+        :func:`log_table_derivatives`."""
+        c = self.component
+        return log_table_derivatives(self.log_coeffs, self.active, self.n_bins, c.index_range,
+                                     params[c.index], c.index, self.derivative_stack)  # fmt: skip
 
     @functools.cached_property
-    def _log_and_derivative_coeffs(self) -> np.ndarray:
-        """Chebyshev coefficients of ``log S``, ``d log S / d index`` and ``d2 log S /
-        d index2``, shape (3, len(active), K) (computed once per table: a fit evaluates
-        them thousands of times, with one basis evaluation and one product)."""
-        interval = self.component.index_range
-        scale = 2.0 / (interval[1] - interval[0])  # dt / d index
-        d1 = np.polynomial.chebyshev.chebder(self.log_coeffs, m=1, scl=scale, axis=1)
-        d2 = np.polynomial.chebyshev.chebder(self.log_coeffs, m=2, scl=scale, axis=1)
-        out = np.zeros((3, *self.log_coeffs.shape))
-        out[0], out[1, :, : d1.shape[1]], out[2, :, : d2.shape[1]] = self.log_coeffs, d1, d2
-        return out
+    def derivative_stack(self) -> np.ndarray:
+        """:func:`log_derivative_stack` of the table (computed once: a fit evaluates the
+        derivatives thousands of times)."""
+        return log_derivative_stack(self.log_coeffs, self.component.index_range)
+
+    def __getstate__(self) -> dict:
+        """Pickle without the cached :attr:`derivative_stack` (rebuilt on use)."""
+        return {k: v for k, v in self.__dict__.items() if k != "derivative_stack"}
+
+
+def log_table_values(log_coeffs, active, n_bins, interval, x, name="index") -> np.ndarray:
+    """``exp`` of the Chebyshev series ``log_coeffs`` (len(active), K) at ``x`` on the
+    ``active`` bins, 0 elsewhere: shape (n_bins,).  ``x`` must lie inside ``interval``
+    (``name`` is the parameter's name, for the error)."""
+    _check_inside(interval, x, name)
+    out = np.zeros(n_bins)
+    out[active] = np.exp(chebyshev.evaluate(log_coeffs, x, interval))
+    return out
+
+
+def _check_inside(interval, x, name) -> None:
+    low, high = interval
+    if not low <= x <= high:
+        raise ValueError(f"{name}={x} is outside the tabulated range [{low}, {high}]")
+
+
+def log_derivative_stack(log_coeffs, interval) -> np.ndarray:
+    """Chebyshev coefficients of ``L``, ``dL/dx`` and ``d2L/dx2``, shape (3, len(active), K),
+    for one basis evaluation and one product per point (:func:`log_table_derivatives`)."""
+    scale = 2.0 / (interval[1] - interval[0])  # dt / dx
+    d1 = np.polynomial.chebyshev.chebder(log_coeffs, m=1, scl=scale, axis=1)
+    d2 = np.polynomial.chebyshev.chebder(log_coeffs, m=2, scl=scale, axis=1)
+    out = np.zeros((3, *np.shape(log_coeffs)))
+    out[0], out[1, :, : d1.shape[1]], out[2, :, : d2.shape[1]] = log_coeffs, d1, d2
+    return out
+
+
+def log_table_derivatives(log_coeffs, active, n_bins, interval, x, name="index", stack=None):
+    """``S``, ``dS/dx`` and ``d2S/dx2`` (n_bins each) of ``S = exp(L)``, ``L`` the Chebyshev
+    series of :func:`log_table_values`.
+
+    Exact derivatives of the tabulated interpolant: with ``L`` a Chebyshev series in
+    ``t = (2 x - (a + b)) / (b - a)``, ``S' = S L'`` and ``S'' = S (L'' + L'^2)``, ``L'`` and
+    ``L''`` from the differentiated series (``stack``: :func:`log_derivative_stack` of
+    ``log_coeffs``, computed here if not given).
+    """
+    _check_inside(interval, x, name)
+    stack = log_derivative_stack(log_coeffs, interval) if stack is None else stack
+    log_s, dlog_a, d2log_a = chebyshev.evaluate(stack, x, interval)
+    s, dlog, d2log = np.zeros(n_bins), np.zeros(n_bins), np.zeros(n_bins)
+    s[active], dlog[active], d2log[active] = np.exp(log_s), dlog_a, d2log_a
+    return s, s * dlog, s * (d2log + dlog**2)
 
 
 def _exact_power_law_sums(bin_index, weights, log_energy, gammas, reference_index, n_bins):
@@ -123,6 +147,50 @@ def _exact_power_law_sums(bin_index, weights, log_energy, gammas, reference_inde
     )
 
 
+def tabulate_log_sums(bin_index, weights, log_energy, reference_index, interval, n_bins,
+                      tolerance=DEFAULT_TOLERANCE, max_nodes=MAX_NODES):  # fmt: skip
+    """Chebyshev table of ``log S_b(x)``, ``S_b(x) = sum_{i in b} w_i exp(-(x - x0) y_i)``.
+
+    Parameters
+    ----------
+    bin_index : ndarray of int, (n_events,)
+        Bin of each event (-1 outside).
+    weights : ndarray, (n_events,)
+        ``w_i >= 0`` (expected events, or products of them).
+    log_energy : ndarray, (n_events,)
+        ``y_i`` (for a power law ``ln(E_true / pivot)``, dimensionless).
+    reference_index : float
+        ``x0``, where the weights hold as given.
+    interval : (float, float)
+        Range of ``x`` tabulated.
+
+    max_nodes : int
+        Most nodes tried.
+
+    Returns
+    -------
+    active, log_coeffs, max_relative_error
+        Bins with ``S_b > 0``; the coefficients (len(active), K) with the fewest nodes
+        K = 8, 12, ..., ``max_nodes`` meeting ``tolerance`` (relative, on a dense check grid); the error reached.
+    """
+    args = (bin_index, weights, log_energy)
+    inside = bin_index >= 0
+    active = np.flatnonzero(
+        np.bincount(bin_index[inside], weights=weights[inside], minlength=n_bins) > 0
+    )
+    check = np.linspace(*interval, CHECK_POINTS)
+    exact_check = _exact_power_law_sums(*args, check, reference_index, n_bins)[:, active]
+    for k in range(8, max_nodes + 1, 4):
+        at_nodes = _exact_power_law_sums(*args, chebyshev.nodes(k, interval), reference_index,
+                                         n_bins)  # fmt: skip
+        coeffs = chebyshev.fit(np.log(at_nodes[:, active].T), interval)
+        interp = np.exp(np.stack([chebyshev.evaluate(coeffs, g, interval) for g in check]))
+        error = float(np.max(np.abs(interp / exact_check - 1.0), initial=0.0))
+        if error <= tolerance:
+            break
+    return active, coeffs, error
+
+
 def build_power_law_template(
     component: PowerLawComponent,
     events: EventTable,
@@ -131,33 +199,27 @@ def build_power_law_template(
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> PowerLawTemplate:
     """Tabulate ``log S_b`` with the fewest Chebyshev nodes (8, 12, 16, ...) meeting ``tolerance``."""
-    weights = events[component.weight_field]
-    log_energy = component.log_energy(events)
-    args = (bin_index, weights, log_energy)
-    ref, interval = component.reference_index, component.index_range
-    active = np.flatnonzero(
-        np.bincount(bin_index[bin_index >= 0], weights=weights[bin_index >= 0], minlength=n_bins)
-        > 0
-    )
-    check = np.linspace(*interval, CHECK_POINTS)
-    exact_check = _exact_power_law_sums(*args, check, ref, n_bins)[:, active]
-    for k in range(8, MAX_NODES + 1, 4):
-        at_nodes = _exact_power_law_sums(*args, chebyshev.nodes(k, interval), ref, n_bins)
-        coeffs = chebyshev.fit(np.log(at_nodes[:, active].T), interval)
-        interp = np.exp(np.stack([chebyshev.evaluate(coeffs, g, interval) for g in check]))
-        error = float(np.max(np.abs(interp / exact_check - 1.0), initial=0.0))
-        if error <= tolerance:
-            break
+    active, coeffs, error = tabulate_log_sums(
+        bin_index, events[component.weight_field], component.log_energy(events),
+        component.reference_index, component.index_range, n_bins, tolerance,
+    )  # fmt: skip
     return PowerLawTemplate(component, n_bins, active, coeffs, error)
 
 
 @dataclass(frozen=True)
 class Templates:
-    """Per-bin tables of every component, for one simulation and binning."""
+    """Per-bin tables of every component, for one simulation and binning.
+
+    ``variance``: the per-bin sums of squared weights
+    (:class:`model.binned.variance.VarianceTables`) that the SAY likelihood needs, or
+    ``None`` (the Poisson likelihood does without; see
+    :meth:`model.binned.dataset.BinnedDataset.with_variance`).
+    """
 
     binning: Binning
     components: tuple
     tables: tuple  # one FlatTemplate / PowerLawTemplate per component, same order
+    variance: object = None  # VarianceTables | None
 
     def component_counts(self, params: dict) -> dict[str, np.ndarray]:
         """Expected events per bin of each component at ``params`` (name -> (n_bins,))."""

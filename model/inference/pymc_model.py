@@ -3,12 +3,21 @@
     N_atmos, N_astro, gamma ~ priors
     lam_b = N_atmos * A_b + N_astro * S_b(gamma)          (expected events in bin b)
     k_b   ~ Poisson(lam_b)                                 (observed events in bin b)
+          or SAY(lam_b, s2_b(theta))                       (likelihood="say")
 
 The Poisson observation is written out, ``k log lam - lam - lgamma(k + 1)`` (the workshop's
 log-likelihood; NumPy twin, summed over bins, :func:`model.binned.reference_fit.llh`), as a
 ``pm.CustomDist`` with Poisson random draws: ``pm.Poisson`` casts observations to
 integers, which would silently truncate the non-integer counts of Asimov datasets.
 For integer counts the two are identical (tested).
+
+With ``likelihood="say"`` the observation's log-density is instead the SAY likelihood of
+Argüelles, Schneider and Yuan (arXiv:1901.04645), which accounts for the simulation's finite
+statistics through the per-bin sum of squared weights ``s2_b(theta)`` (tables of
+:mod:`model.binned.variance`): :func:`say_logp`, NumPy twin
+:func:`model.binned.say.say_loglike`.  Its random draws stay ``Poisson(mu_b)``: given the
+expectation, an experiment's counts are Poisson; the SAY density is the likelihood of that
+expectation when it is only known from a finite simulation, not a model of new data.
 
 ``A_b`` and ``S_b`` are the precomputed tables of :mod:`model.binned.templates`; ``log S_b`` is a
 Chebyshev series in gamma, so a log-density + gradient evaluation costs O(bins x nodes),
@@ -30,12 +39,16 @@ import pytensor.tensor as pt
 from model.binned import chebyshev
 from model.binned.curvature import loglike_derivatives
 from model.binned.dataset import BinnedDataset
+from model.binned.say import say_loglike_derivatives
 from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
+from model.binned.variance import SmoothPair, VarianceTables
 from model.errors import DataFormatError
 from model.physics.components import (
     parameter_names,
     parameter_supports,  # noqa: F401 (re-exported)
 )
+
+LIKELIHOODS = {"poisson": loglike_derivatives, "say": say_loglike_derivatives}  # -> NumPy twin
 
 
 def chebyshev_basis(t, k: int):
@@ -57,13 +70,21 @@ def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
         return pt.as_tensor(table.per_bin[model_bins])
     if isinstance(table, PowerLawTemplate):
         c = table.component
-        t = chebyshev.to_unit(params[c.index], c.index_range)
-        log_s = pt.as_tensor(table.log_coeffs) @ chebyshev_basis(t, table.n_nodes)
-        positions = np.searchsorted(model_bins, table.active)
-        if positions.size == model_bins.size:
-            return pt.exp(log_s)
-        return pt.zeros(model_bins.size)[positions].set(pt.exp(log_s))
+        return log_table_pt(table.log_coeffs, table.active, params[c.index], c.index_range,
+                            model_bins)  # fmt: skip
     raise TypeError(f"unknown table type {type(table).__name__}")
+
+
+def log_table_pt(log_coeffs, active, x, interval, model_bins: np.ndarray):
+    """Pytensor expression of ``exp`` of a Chebyshev table of logs at ``x`` on the model bins
+    (0 off the table's ``active`` bins); NumPy twin
+    :func:`model.binned.templates.log_table_values` (``[model_bins]``)."""
+    t = chebyshev.to_unit(x, interval)
+    log_s = pt.as_tensor(log_coeffs) @ chebyshev_basis(t, log_coeffs.shape[1])
+    positions = np.searchsorted(model_bins, active)
+    if positions.size == model_bins.size:
+        return pt.exp(log_s)
+    return pt.zeros(model_bins.size)[positions].set(pt.exp(log_s))
 
 
 def expected_counts_pt(templates: Templates, params: dict, model_bins: np.ndarray) -> dict:
@@ -72,6 +93,47 @@ def expected_counts_pt(templates: Templates, params: dict, model_bins: np.ndarra
         t.component.name: params[t.component.norm] * unit_counts_pt(t, params, model_bins)
         for t in templates.tables
     }
+
+
+def sum_of_squares_pt(variance: VarianceTables, params: dict, model_bins: np.ndarray):
+    """Pytensor expression of ``s2_b`` on the model bins (expected events squared); NumPy twin
+    ``variance.sum_of_squares(params)[model_bins]``."""
+    terms = []
+    for p in variance.pairs:
+        if isinstance(p, SmoothPair):
+            table = log_table_pt(p.log_coeffs, p.active, params[p.index], p.index_range,
+                                 model_bins)  # fmt: skip
+        else:
+            table = pt.as_tensor(p.per_bin[model_bins])
+        terms.append(p.factor * params[p.norms[0]] * params[p.norms[1]] * table)
+    return pt.add(*terms)
+
+
+def say_logp(value, mu, s2):
+    """SAY log-density of ``k = value`` given ``mu`` and ``s2`` per bin (arXiv:1901.04645):
+    ``alpha ln(beta) + lnGamma(k + alpha) - lnGamma(k + 1) - (k + alpha) ln(1 + beta) -
+    lnGamma(alpha)``, ``alpha = mu^2 / s2 + 1``, ``beta = mu / s2``, evaluated as its NumPy
+    twin :func:`model.binned.say.say_loglike` does; :func:`poisson_logp` where ``s2 = 0``.
+
+    Both branches are computed with safe arguments so that neither puts NaN into the other's
+    gradient."""
+    positive = pt.gt(s2, 0)
+    safe_s2 = pt.switch(positive, s2, 1.0)
+    safe_mu = pt.switch(positive, mu, 1.0)
+    alpha = safe_mu**2 / safe_s2 + 1.0
+    beta = safe_mu / safe_s2
+    say = (
+        -alpha * pt.log1p(1.0 / beta)
+        - value * pt.log1p(beta)
+        + pt.gammaln(value + alpha)
+        - pt.gammaln(alpha)
+        - pt.gammaln(value + 1.0)
+    )
+    return pt.switch(positive, say, poisson_logp(value, mu))
+
+
+def _say_random(mu, s2, rng=None, size=None):
+    return rng.poisson(mu, size=size)  # new data given the expectation: Poisson (module doc)
 
 
 def poisson_logp(value, mu):
@@ -83,13 +145,19 @@ def _poisson_random(mu, rng=None, size=None):
     return rng.poisson(mu, size=size)
 
 
-def build_model(binned: BinnedDataset, priors: dict) -> pm.Model:
+def build_model(binned: BinnedDataset, priors: dict, likelihood: str = "poisson") -> pm.Model:
     """The PyMC model of ``binned`` with ``priors`` (parameter -> :class:`model.inference.priors.Prior`).
 
     Coordinates: ``bin`` (flat indices of the bins in the likelihood), ``component``.
     Variables: one per parameter; ``n_expected`` (expected events per component, summed
-    over the likelihood's bins); ``observed`` (Poisson, observed ``counts``).
+    over the likelihood's bins); ``observed`` (observed ``counts``; density Poisson or, with
+    ``likelihood="say"``, SAY, which needs the tables of squared weights: built here from
+    ``binned``'s simulation unless ``binned.templates.variance`` holds them).
     """
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {sorted(LIKELIHOODS)}, not {likelihood!r}")
+    if likelihood == "say":
+        binned = binned.with_variance()
     templates = binned.templates
     model_bins = np.flatnonzero(templates.covered())
     names = [t.component.name for t in templates.tables]
@@ -101,11 +169,16 @@ def build_model(binned: BinnedDataset, priors: dict) -> pm.Model:
             "n_expected", pt.stack([lam.sum() for lam in per_component.values()]), dims="component"
         )
         expected = pt.add(*per_component.values())
+        if likelihood == "say":
+            s2 = sum_of_squares_pt(templates.variance, params, model_bins)
+            dist_params, logp, random = (expected, s2), say_logp, _say_random
+        else:
+            dist_params, logp, random = (expected,), poisson_logp, _poisson_random
         pm.CustomDist(
-            "observed", expected, logp=poisson_logp, random=_poisson_random,
+            "observed", *dist_params, logp=logp, random=random,
             observed=counts, dims="bin", dtype="float64",
         )  # fmt: skip
-    model.diffuse_fit_twin = NumpyTwin(templates, dict(priors), model_bins)  # see numpy_twin
+    model.diffuse_fit_twin = NumpyTwin(templates, dict(priors), model_bins, likelihood)
     return model
 
 
@@ -117,16 +190,19 @@ class NumpyTwin:
     templates: Templates
     priors: dict
     bins: np.ndarray
+    likelihood: str = "poisson"
 
     def curvature(self, model: pm.Model, values: dict) -> tuple[float, np.ndarray]:
         """``(ln L, Hessian of log p)`` at ``values`` for the model's current counts: the
-        Poisson log-likelihood and the Hessian of the jacobian-free log posterior in the
-        natural parameters (free-variable order), from
-        :func:`model.binned.curvature.loglike_derivatives` and the priors' curvature."""
+        log-likelihood (Poisson or SAY, with lnGamma(k + 1)) and the Hessian of the
+        jacobian-free log posterior in the natural parameters (free-variable order), from
+        :func:`model.binned.curvature.loglike_derivatives` or
+        :func:`model.binned.say.say_loglike_derivatives` and the priors' curvature."""
         names = [rv.name for rv in model.free_RVs]
         counts = np.zeros(self.templates.binning.n_bins)
         counts[self.bins] = model["counts"].get_value()
-        loglike, _, hessian = loglike_derivatives(self.templates, counts, values, names, self.bins)
+        derivatives = LIKELIHOODS[self.likelihood]
+        loglike, _, hessian = derivatives(self.templates, counts, values, names, self.bins)
         for i, name in enumerate(names):
             hessian[i, i] += self.priors[name].log_density_curvature(values[name])
         return loglike, hessian

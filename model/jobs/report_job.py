@@ -22,9 +22,10 @@ from model.report.document import write_report
 RECORD_GROUP = "constant_data"
 
 
-def attach_record(tree, counts, templates) -> None:
-    """Store the fit record (counts, binning, per-bin tables) in ``tree``'s constant_data."""
-    variables, attrs = pp.record_variables(counts, templates)
+def attach_record(tree, counts, templates, likelihood="poisson") -> None:
+    """Store the fit record (counts, binning, per-bin tables, likelihood; with SAY its tables
+    of squared weights) in ``tree``'s constant_data."""
+    variables, attrs = pp.record_variables(counts, templates, likelihood)
     tree[RECORD_GROUP] = xr.DataTree(xr.Dataset(variables, attrs=attrs))
 
 

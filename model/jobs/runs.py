@@ -3,9 +3,11 @@
 A run folder is written as one consistent set of files (:mod:`model.io.run_folder`: staged,
 then swapped in; ``run.json`` lists every file with its SHA-256).  Files:
 
-* ``map.json`` -- MAP values, ``neg_log_likelihood`` (the workshop's -LLH with lgamma(k+1)),
+* ``map.json`` -- MAP values, ``neg_log_likelihood`` (-ln L with lgamma(k+1): the workshop's
+  Poisson -LLH, or with ``likelihood="say"`` -sum_b ln L_b of the SAY likelihood),
   ``covariance`` (inverse Hessian, parameter order as the keys), errors, the workshop
-  scipy fit on the same data, priors, provenance;
+  scipy fit on the same data (Poisson, so recorded for the Poisson likelihood only; null
+  with SAY), priors, provenance (with ``likelihood``);
 * ``posterior.nc`` -- the NUTS posterior (ArviZ DataTree, NetCDF);
 * ``summary.json`` -- per parameter mean, sd, hdi_3%, hdi_97%, r_hat, ess_bulk, ess_tail;
   divergences and the convergence verdict; MAP; priors; sampler settings; provenance;
@@ -56,18 +58,23 @@ class Job:
     prior_spec: str
     components: str
     say: callable
+    likelihood: str = "poisson"
 
     @classmethod
-    def prepare(cls, inputs: Inputs, prior_spec="default", components="workshop", say=print) -> Job:
+    def prepare(
+        cls, inputs: Inputs, prior_spec="default", components="workshop", say=print,
+        likelihood="poisson",
+    ) -> Job:  # fmt: skip
         t0 = time.perf_counter()
-        binned = bin_dataset(inputs.data, inputs.simulation, components=COMPONENT_SETS[components])
+        binned = bin_dataset(inputs.data, inputs.simulation, components=COMPONENT_SETS[components],
+                             variance=likelihood == "say")  # fmt: skip
         priors = resolve_priors(prior_spec, parameter_supports(binned.components))
-        model = build_model(binned, priors)
+        model = build_model(binned, priors, likelihood=likelihood)
         for line in binned.summary_lines():
             say(line)
         say(f"tables and model built in {time.perf_counter() - t0:.2f} s "
             f"(table accuracy {binned.templates.max_relative_error:.1e} relative)")  # fmt: skip
-        return cls(inputs, binned, priors, model, str(prior_spec), components, say)
+        return cls(inputs, binned, priors, model, str(prior_spec), components, say, likelihood)
 
     @property
     def parameters(self) -> list[str]:
@@ -75,7 +82,7 @@ class Job:
 
     def provenance(self, **extra) -> dict:
         """What was fitted: inputs (files, hashes, how they were read), binning, components,
-        parameters, priors; with versions and time (:func:`record`)."""
+        parameters, priors, likelihood; with versions and time (:func:`record`)."""
         return record(
             inputs=self.inputs.description,
             input_spec=self.inputs.spec,
@@ -85,12 +92,14 @@ class Job:
             components=self.components,
             component_definitions=[asdict(c) for c in self.binned.components],
             parameters=self.parameters,
+            likelihood=self.likelihood,
             **self.binned.provenance(),
             **extra,
         )
 
     def run_map(self) -> dict:
-        """MAP + the workshop's scipy fit; returns the ``map.json`` content."""
+        """MAP + the workshop's scipy fit (a Poisson fit: for the Poisson likelihood only);
+        returns the ``map.json`` content."""
         self.say("finding the MAP ...")
         result = find_map(self.model)
         if not result.converged:
@@ -101,7 +110,8 @@ class Job:
         b = self.binned
         names = list(result.values)
         ref = None
-        if self.components == "workshop":  # the workshop fit knows only its 3 parameters
+        # the workshop fit knows only its 3 parameters and the Poisson likelihood
+        if self.components == "workshop" and self.likelihood == "poisson":
             fit = reference_fit.fit(b.counts, b.simulation, b.sim_bin_index, b.binning.n_bins)
             ref = {**fit.as_dict(), "neg_log_likelihood": fit.neg_log_likelihood,
                    "converged": fit.converged, "message": fit.message}  # fmt: skip
@@ -119,6 +129,7 @@ class Job:
             "wall_time_s": result.wall_time_s,
             "reference_fit": ref,
             "parameter_order": names,
+            "likelihood": self.likelihood,
         }
         self.say(format_map(out))
         for problem in result.problems:  # loud even with --quiet
@@ -143,15 +154,19 @@ def format_map(m: dict) -> str:
     lines = ["MAP (errors: sqrt of the inverse-Hessian diagonal):"]
     for name in m["parameter_order"]:
         lines.append(f"  {name:12s} = {m[name]:10.4f} {error(name)}{workshop(name)}")
-    lines.append(f"  -LLH = {m['neg_log_likelihood']:.6f}{workshop('neg_log_likelihood')}")
+    which = {"say": " (SAY)"}.get(m.get("likelihood"), "")
+    lines.append(f"  -LLH{which} = {m['neg_log_likelihood']:.6f}{workshop('neg_log_likelihood')}")
     return "\n".join(lines)
 
 
-def run_map(inputs: Inputs, prior_spec, out: Path, components="workshop", say=print) -> dict:
-    """``diffuse-fit map``: write the run folder ``out`` (``map.json``, ``run.json``)."""
+def run_map(
+    inputs: Inputs, prior_spec, out: Path, components="workshop", say=print, likelihood="poisson"
+) -> dict:
+    """``diffuse-fit map``: write the run folder ``out`` (``map.json``, ``run.json``);
+    ``likelihood``: "poisson" or "say"."""
     out = check_output_folder(out)
     with interruptible(out):
-        job = Job.prepare(inputs, prior_spec, components, say)
+        job = Job.prepare(inputs, prior_spec, components, say, likelihood)
         result = job.run_map()
         result["provenance"] = job.provenance()
         with write_run(out, "map") as stage:
@@ -176,12 +191,14 @@ def run_sample(
     progressbar=True,
     say=print,
     report=False,
+    likelihood="poisson",
 ) -> dict:
     """``diffuse-fit sample``: MAP, then NUTS; write the run folder ``out`` (map.json,
-    posterior.nc with the fit record, summary.json/.txt; with ``report``, the report too)."""
+    posterior.nc with the fit record, summary.json/.txt; with ``report``, the report too);
+    ``likelihood``: "poisson" or "say"."""
     out = check_output_folder(out)
     with interruptible(out) as interrupts:
-        job = Job.prepare(inputs, prior_spec, components, say)
+        job = Job.prepare(inputs, prior_spec, components, say, likelihood)
         map_result = job.run_map()
         sampler = settings.resolved_sampler()
         say(f"sampling: {settings.chains} chains x ({settings.tune} tune + {settings.draws} "
@@ -228,7 +245,7 @@ def _summarise(job: Job, idata, map_result: dict, settings, sampling_s: float):
                         "data_sha256": str(job.inputs.data.sha256),
                         "simulation_sha256": str(job.inputs.simulation.sha256),
                         "prior_set": job.prior_spec})  # fmt: skip
-    attach_record(idata, job.binned.counts, job.binned.templates)
+    attach_record(idata, job.binned.counts, job.binned.templates, job.likelihood)
     summary = {
         "parameters": _summary_dict(table, names),
         "divergences": diag["divergences"],

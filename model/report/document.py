@@ -50,7 +50,10 @@ def build_figures(map_result, summary, idata, record: pp.FitRecord, seed: int = 
         )
     figures["trace"] = plots.trace_plot(idata, names)
     figures["rank"] = plots.rank_plot(idata, names)
-    check = pp.deviance_check(record.counts, components, rng)
+    # the likelihood of the fit (recorded in its provenance): SAY needs its own discrepancy
+    say = summary["provenance"].get("likelihood", "poisson") == "say"
+    s2 = pp.sum_of_squares(record.templates, draws) if say else None
+    check = pp.deviance_check(record.counts, components, rng, s2=s2)
     figures["ppc_deviance"] = plots.deviance_plot(check)
     return {"figures": figures, "bands": bands, "ppc": check, "points": points}
 
@@ -76,6 +79,7 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
     priors = [(n, f"{p['dist']}(" + ", ".join(f"{k}={v:g}" for k, v in p.items() if k != "dist")
                + ")") for n, p in prov["priors"].items()]  # fmt: skip
     sampler = prov["sampler"]
+    statistic = {"say": "SAY discrepancy"}.get(prov.get("likelihood"), "Poisson deviance")
     truth = prov.get("truth")
     lines = [
         "# Diffuse-fit report",
@@ -108,7 +112,8 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
         "",
         _table(map_rows, ["parameter", "MAP", "error", "workshop scipy fit"]),
         "",
-        f"-LLH at the MAP: {map_result['neg_log_likelihood']:.6f}"
+        f"-LLH ({prov.get('likelihood', 'poisson')} likelihood) at the MAP: "
+        f"{map_result['neg_log_likelihood']:.6f}"
         + (f" (workshop scipy fit: {ref['neg_log_likelihood']:.6f})." if ref else "."),
         "",
         "## Posterior",
@@ -122,7 +127,7 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
         f"Diagnostics: {verdict} (divergences {diag['divergences']}, max R-hat "
         f"{diag['max_r_hat']:.4f}, min bulk ESS {diag['min_ess_bulk']:.0f}).",
         "",
-        f"Posterior-predictive check: Poisson deviance p-value {ppc['p_value']:.3f} "
+        f"Posterior-predictive check: {statistic} p-value {ppc['p_value']:.3f} "
         f"({PPC_DRAWS} draws; values near 0 flag a model that does not describe the data).",
         "",
         "## Figures",

@@ -5,7 +5,11 @@ For each posterior draw s the per-bin expectation of each component is
 replicated counts are ``k_b^rep,s ~ Poisson(sum_c lam_{c,b}^s)``.  Projections sum bins
 over the other observables.  The discrepancy statistic is the Poisson deviance
 ``D(k, lam) = 2 sum_b [lam_b - k_b + k_b log(k_b / lam_b)]``; its posterior-predictive
-p-value is ``P(D(k^rep, lam) >= D(k^obs, lam))``.
+p-value is ``P(D(k^rep, lam) >= D(k^obs, lam))``.  For a fit with the SAY likelihood
+(arXiv:1901.04645) the discrepancy is its twin
+``D_SAY(k, mu, s2) = 2 sum_b [ln Pois(k_b | k_b) - ln L_SAY(k_b | mu_b, s2_b)]``
+(equal to the Poisson deviance where ``s2_b = 0``), with ``s2_b`` the per-bin sum of
+squared weights at the draw; replicated counts stay Poisson, as the model's own draws.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import json
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
-from scipy.special import xlogy
+from scipy.special import gammaln, xlogy
 from scipy.stats import chi2
 
 from model.binned.binning import Binning
+from model.binned.say import say_loglike
 from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
+from model.binned.variance import FlatPair, SmoothPair, VarianceTables
 from model.errors import DataFormatError
 from model.physics.components import FlatComponent, PowerLawComponent
 
@@ -97,12 +103,32 @@ def deviance(k, lam) -> np.ndarray:
     return 2.0 * np.sum(lam - k + xlogy(k, k) - xlogy(k, safe), axis=-1)
 
 
-def deviance_check(counts, components: dict, rng) -> dict:
-    """Observed and replicated deviances per draw, and the posterior-predictive p-value."""
+def say_deviance(k, mu, s2) -> np.ndarray:
+    """SAY discrepancy ``2 sum_b [ln Pois(k_b | k_b) - ln L_SAY(k_b | mu_b, s2_b)]`` over the
+    last axis (the Poisson :func:`deviance` where ``s2 = 0``)."""
+    k = np.asarray(k, dtype=np.float64)
+    saturated = xlogy(k, k) - k - gammaln(k + 1.0)
+    return 2.0 * np.sum(saturated - say_loglike(k, mu, s2), axis=-1)
+
+
+def sum_of_squares(templates: Templates, draws: dict) -> np.ndarray:
+    """Per-bin sum of squared weights ``s2_b`` for each draw: (n_draws, n_bins)."""
+    n = len(next(iter(draws.values())))
+    return np.stack([templates.variance.sum_of_squares({k: float(v[s]) for k, v in draws.items()})
+                     for s in range(n)])  # fmt: skip
+
+
+def deviance_check(counts, components: dict, rng, s2=None) -> dict:
+    """Observed and replicated deviances per draw, and the posterior-predictive p-value;
+    with ``s2`` (n_draws, n_bins), the SAY discrepancy (:func:`say_deviance`)."""
     lam = sum(components.values())
     replicated = rng.poisson(lam)
-    observed = deviance(np.broadcast_to(counts, lam.shape), lam)
-    rep = deviance(replicated, lam)
+    if s2 is None:
+        observed = deviance(np.broadcast_to(counts, lam.shape), lam)
+        rep = deviance(replicated, lam)
+    else:
+        observed = say_deviance(np.broadcast_to(counts, lam.shape), lam, s2)
+        rep = say_deviance(replicated, lam, s2)
     return {"observed": observed, "replicated": rep, "p_value": float(np.mean(rep >= observed))}
 
 
@@ -117,18 +143,21 @@ _KINDS = {"flat": FlatComponent, "power_law": PowerLawComponent}
 
 @dataclass(frozen=True)
 class FitRecord:
-    """Observed counts and per-bin tables of a fit (what :func:`build_figures` needs)."""
+    """Observed counts and per-bin tables of a fit (what :func:`build_figures` needs);
+    ``likelihood`` "poisson" or "say" (then ``templates.variance`` holds its tables)."""
 
     counts: np.ndarray
     templates: Templates
+    likelihood: str = "poisson"
 
     @property
     def binning(self) -> Binning:
         return self.templates.binning
 
 
-def record_variables(counts, templates: Templates) -> tuple[dict, dict]:
-    """The record as variables ``name -> (dims, array)`` and attributes (JSON text)."""
+def record_variables(counts, templates: Templates, likelihood="poisson") -> tuple[dict, dict]:
+    """The record as variables ``name -> (dims, array)`` and attributes (JSON text); with
+    ``likelihood="say"`` also the tables of squared weights (``templates.variance``)."""
     variables = {"counts": (("all_bin",), np.asarray(counts, dtype=np.float64))}
     for f in fields(Binning):  # edges (and topology codes), whatever the Binning holds
         variables[f"binning__{f.name}"] = ((f"{f.name}__index",),
@@ -145,8 +174,49 @@ def record_variables(counts, templates: Templates) -> tuple[dict, dict]:
             dims = (f"{c.name}__active_bin", f"{c.name}__node")
             variables[f"{c.name}__active"] = (dims[:1], np.asarray(t.active, dtype=np.int64))
             variables[f"{c.name}__log_coeffs"] = (dims, t.log_coeffs)
-    attrs = {"diffuse_fit_record_version": RECORD_VERSION, "components": json.dumps(described)}
+    attrs = {"diffuse_fit_record_version": RECORD_VERSION, "components": json.dumps(described),
+             "likelihood": likelihood}  # fmt: skip
+    if likelihood == "say":
+        pairs = []
+        for j, p in enumerate(templates.variance.pairs):
+            entry = {"norms": list(p.norms), "factor": p.factor}
+            if isinstance(p, SmoothPair):
+                entry |= {"index": p.index, "index_range": list(p.index_range),
+                          "max_relative_error": p.max_relative_error}  # fmt: skip
+                dims = (f"s2_{j}__active_bin", f"s2_{j}__node")
+                variables[f"s2_{j}__active"] = (dims[:1], np.asarray(p.active, dtype=np.int64))
+                variables[f"s2_{j}__log_coeffs"] = (dims, p.log_coeffs)
+            else:
+                variables[f"s2_{j}__per_bin"] = (("all_bin",), p.per_bin)
+            pairs.append(entry)
+        attrs["variance_pairs"] = json.dumps(pairs)
     return variables, attrs
+
+
+def _variance_from_variables(arrays: dict, attrs: dict, n_bins: int) -> VarianceTables:
+    """The SAY tables of a record (inverse of the ``likelihood="say"`` part of
+    :func:`record_variables`); ``KeyError``/``ValueError`` if damaged."""
+    pairs = []
+    for j, d in enumerate(json.loads(attrs["variance_pairs"])):
+        norms, factor = tuple(d["norms"]), float(d["factor"])
+        if "index" in d:
+            active = np.asarray(arrays[f"s2_{j}__active"], dtype=np.int64)
+            coeffs = np.asarray(arrays[f"s2_{j}__log_coeffs"], dtype=np.float64)
+            if (
+                coeffs.ndim != 2
+                or len(coeffs) != len(active)
+                or np.any(active < 0)
+                or np.any(active >= n_bins)
+            ):
+                raise ValueError(f"inconsistent table of squared weights {j}")
+            pairs.append(SmoothPair(norms, factor, d["index"], tuple(d["index_range"]), n_bins,
+                                    active, coeffs, float(d["max_relative_error"])))  # fmt: skip
+        else:
+            per_bin = np.asarray(arrays[f"s2_{j}__per_bin"], dtype=np.float64)
+            if per_bin.shape != (n_bins,):
+                raise ValueError(f"inconsistent table of squared weights {j}")
+            pairs.append(FlatPair(norms, factor, per_bin))
+    return VarianceTables(tuple(pairs))
 
 
 def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
@@ -185,6 +255,13 @@ def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
             isinstance(t, FlatTemplate) and t.per_bin.shape != counts.shape for t in tables
         ):
             raise ValueError("per-bin arrays do not match the binning")
+        likelihood = str(attrs.get("likelihood", "poisson"))  # absent: recorded before SAY
+        if likelihood not in ("poisson", "say"):
+            raise ValueError(f"unknown likelihood {likelihood!r}")
+        variance = (
+            _variance_from_variables(arrays, attrs, binning.n_bins) if likelihood == "say" else None
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataFormatError(source, f"has a damaged fit record ({exc})") from None
-    return FitRecord(counts, Templates(binning, tuple(components), tuple(tables)))
+    templates = Templates(binning, tuple(components), tuple(tables), variance)
+    return FitRecord(counts, templates, likelihood)

@@ -1,0 +1,193 @@
+"""Per-bin sums of squared simulated weights, ``s2_b(theta)``, for the SAY likelihood (NumPy).
+
+With each simulated event's weight at the parameters ``w_i = sum_c n_c u_ci`` (``n_c`` the
+norm of component ``c``, ``u_ci`` its weight at norm 1: the nominal weight of a flat
+component, ``w_ci (E_true,i / pivot)^-(gamma - reference_index)`` of a power law),
+
+    s2_b = sum_{i in b} w_i^2 = sum_{c <= d} f_cd n_c n_d P_cd,b,
+    P_cd,b = sum_{i in b} u_ci u_di,   f_cd = 1 (c = d) or 2 (c != d)
+
+(expected events squared).  One table per pair of components: exact per-bin sums when
+both are flat, else a smooth positive function of the one spectral index involved, whose
+log is tabulated on Chebyshev nodes exactly as the astrophysical sum is
+(:func:`model.binned.templates.tabulate_log_sums`, same accuracy rule).  For the workshop
+components: ``a^2 sum wA^2 + 2 a n sum wA wS f + n^2 sum wS^2 f^2``.  Evaluating costs
+O(bins x nodes), independent of the number of simulated events.
+
+Two power laws with *different* spectral-index parameters would need a two-dimensional
+table; they are refused (no component set of this package has them).  A power law's
+square varies twice as fast in the index as the power law itself, so its table may need
+up to ``MAX_NODES`` = 128 nodes (the component tables stop at 64).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.binned.templates import (
+    DEFAULT_TOLERANCE,
+    log_derivative_stack,
+    log_table_derivatives,
+    log_table_values,
+    tabulate_log_sums,
+)
+from model.io.events import EventTable
+from model.physics.components import FlatComponent, PowerLawComponent, event_weights
+
+MAX_NODES = 128
+
+
+@dataclass(frozen=True)
+class FlatPair:
+    """``P_cd,b`` of two flat components: exact per-bin sums of ``u_ci u_di``, (n_bins,)."""
+
+    norms: tuple[str, str]
+    factor: float
+    per_bin: np.ndarray
+
+    def values(self, params: dict) -> np.ndarray:
+        return self.per_bin
+
+    def derivatives(self, params: dict):
+        """``P``, ``dP/d index``, ``d2P/d index2`` (no index: zeros)."""
+        zero = np.zeros_like(self.per_bin)
+        return self.per_bin, zero, zero
+
+
+@dataclass(frozen=True)
+class SmoothPair:
+    """``P_cd,b(index)``: Chebyshev table of its log on the ``active`` bins (0 elsewhere)."""
+
+    norms: tuple[str, str]
+    factor: float
+    index: str
+    index_range: tuple[float, float]
+    n_bins: int
+    active: np.ndarray
+    log_coeffs: np.ndarray
+    max_relative_error: float
+
+    def values(self, params: dict) -> np.ndarray:
+        return log_table_values(self.log_coeffs, self.active, self.n_bins, self.index_range,
+                                params[self.index], self.index)  # fmt: skip
+
+    def derivatives(self, params: dict):
+        """``P``, ``dP/d index``, ``d2P/d index2`` (n_bins each), exact for the table."""
+        return log_table_derivatives(self.log_coeffs, self.active, self.n_bins, self.index_range,
+                                     params[self.index], self.index, self.derivative_stack)  # fmt: skip
+
+    @functools.cached_property
+    def derivative_stack(self) -> np.ndarray:
+        """:func:`log_derivative_stack` of the table, computed once."""
+        return log_derivative_stack(self.log_coeffs, self.index_range)
+
+    def __getstate__(self) -> dict:
+        """Pickle without the cached :attr:`derivative_stack` (rebuilt on use)."""
+        return {k: v for k, v in self.__dict__.items() if k != "derivative_stack"}
+
+
+@dataclass(frozen=True)
+class VarianceTables:
+    """Every pair's table (:class:`FlatPair` / :class:`SmoothPair`); ``s2_b`` at parameters."""
+
+    pairs: tuple
+
+    @property
+    def max_relative_error(self) -> float:
+        """Worst interpolation error of the smooth tables (0 if all are exact)."""
+        return max((getattr(p, "max_relative_error", 0.0) for p in self.pairs), default=0.0)
+
+    def sum_of_squares(self, params: dict) -> np.ndarray:
+        """``s2_b = sum_{i in b} w_i(params)^2`` (expected events squared), (n_bins,)."""
+        return sum(
+            p.factor * params[p.norms[0]] * params[p.norms[1]] * p.values(params)
+            for p in self.pairs
+        )
+
+    def derivatives(self, params: dict, position: dict, bins: np.ndarray):
+        """``s2_b`` (len(bins),), its Jacobian (len(bins), n) and its non-zero second
+        derivatives as ``(i, j, d2 s2_b / d theta_i d theta_j)`` entries (both orders of each
+        off-diagonal pair); ``position``: parameter name -> i."""
+        s2 = np.zeros(bins.size)
+        jac = np.zeros((bins.size, len(position)))
+        second = []
+        for p in self.pairs:
+            value, d1, d2 = (a[bins] for a in p.derivatives(params))
+            f, (c, d) = p.factor, p.norms
+            nc, nd = params[c], params[d]
+            ic, id_ = position[c], position[d]
+            s2 += f * nc * nd * value
+            jac[:, ic] += f * nd * value
+            jac[:, id_] += f * nc * value
+            second += [(ic, id_, f * value), (id_, ic, f * value)]
+            if isinstance(p, SmoothPair):
+                ig = position[p.index]
+                jac[:, ig] += f * nc * nd * d1
+                second += [(ic, ig, f * nd * d1), (ig, ic, f * nd * d1),
+                           (id_, ig, f * nc * d1), (ig, id_, f * nc * d1),
+                           (ig, ig, f * nc * nd * d2)]  # fmt: skip
+        return s2, jac, second
+
+
+def _unit_weights(component, events: EventTable):
+    """``(w, y, reference, index, range)``: nominal weights and, for a power law, ln(E/pivot)."""
+    w = np.asarray(events[component.weight_field], dtype=np.float64)
+    if isinstance(component, FlatComponent):
+        return w, None, None, None, None
+    if isinstance(component, PowerLawComponent):
+        return (w, component.log_energy(events), component.reference_index, component.index,
+                tuple(map(float, component.index_range)))  # fmt: skip
+    raise TypeError(f"unknown component type {type(component).__name__}")
+
+
+def build_variance_tables(
+    simulation: EventTable,
+    bin_index: np.ndarray,
+    n_bins: int,
+    components,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> VarianceTables:
+    """The table of every pair ``c <= d`` of ``components`` (order as given)."""
+    units = [_unit_weights(c, simulation) for c in components]
+    inside = bin_index >= 0
+    pairs = []
+    for i, ci in enumerate(components):
+        for j in range(i, len(components)):
+            cj = components[j]
+            norms, factor = (ci.norm, cj.norm), 1.0 if i == j else 2.0
+            (wi, yi, ri, gi, rangei), (wj, yj, rj, gj, rangej) = units[i], units[j]
+            if yi is None and yj is None:
+                per_bin = np.bincount(
+                    bin_index[inside], weights=(wi * wj)[inside], minlength=n_bins
+                )
+                pairs.append(FlatPair(norms, factor, per_bin))
+                continue
+            if yi is None or yj is None:  # flat x power law: the power law's tilt alone
+                _, y, ref, index, interval = units[j] if yi is None else units[i]
+                weights = wi * wj
+            elif gi == gj and rangei == rangej:
+                # exp(-(g - ri) yi - (g - rj) yj) = exp(-(ri - rj) yj) exp(-(g - ri)(yi + yj))
+                weights, y = wi * wj * np.exp(-(ri - rj) * yj), yi + yj
+                ref, index, interval = ri, gi, rangei
+            else:
+                raise ValueError(
+                    f"the SAY likelihood's tables for power laws '{ci.name}' and '{cj.name}' "
+                    "with different spectral indices (or index ranges) are not implemented"
+                )
+            active, coeffs, error = tabulate_log_sums(
+                bin_index, weights, y, ref, interval, n_bins, tolerance, MAX_NODES
+            )
+            pairs.append(SmoothPair(norms, factor, index, interval, n_bins, active, coeffs, error))
+    return VarianceTables(tuple(pairs))
+
+
+def sum_of_squares_exact(
+    simulation: EventTable, bin_index: np.ndarray, n_bins: int, components, params: dict
+) -> np.ndarray:
+    """``s2_b`` by the exact per-event sum (the reference for the tables)."""
+    inside = bin_index >= 0
+    w = event_weights(simulation, components, params)[inside]
+    return np.bincount(bin_index[inside], weights=w * w, minlength=n_bins)
