@@ -171,7 +171,7 @@ def _run_many(args, inputs, say) -> None:
 
     cluster = ClusterOptions(scheduler=args.scheduler, workers=args.workers)
     common = dict(components=args.components, cluster=cluster, say=say,
-                  progressbar=not args.quiet)  # fmt: skip
+                  progressbar=not args.quiet, likelihood=args.likelihood)  # fmt: skip
     if args.command == "scan":
         from model.jobs.scan import parse_param, run_scan
 

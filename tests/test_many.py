@@ -202,3 +202,30 @@ def test_killed_ensemble_resumes_with_only_the_missing_experiments(tmp_path):
     assert all(p.stat().st_mtime_ns == t for p, t in stored.items())
     ds = xr.load_dataset(out / "toys.nc", engine="h5netcdf")
     assert ds.sizes["toy"] == 300
+
+
+def test_scan_with_say_minimum_is_the_say_map(tmp_path):
+    """--likelihood reaches the many-fit commands: a SAY scan's best fit is map --likelihood say's."""
+    assert (
+        main(
+            [
+                "map",
+                "--likelihood",
+                "say",
+                "--prior",
+                "flat",
+                "--out",
+                str(tmp_path / "m"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert main(["scan", "--likelihood", "say", "--param", "astro_gamma=2.6:3.8:4", "--workers", "1",
+                 "--out", str(tmp_path / "s"), "--quiet"]) == 0  # fmt: skip
+    best = json.loads((tmp_path / "m" / "map.json").read_text())
+    scan = json.loads((tmp_path / "s" / "scan.json").read_text())
+    assert scan["provenance"]["likelihood"] == "say"
+    assert scan["best_neg_log_likelihood"] == pytest.approx(best["neg_log_likelihood"], abs=1e-6)
+    for name, value in scan["best"].items():
+        assert value == pytest.approx(best[name], rel=1e-5)

@@ -4,10 +4,10 @@ The objective is the model's log-density in the natural parameters without the J
 of PyMC's transforms (what :class:`model.inference.map_fit.MapFitter` maximises)::
 
     log p(theta | k) = ln L(theta) + sum_i log pi_i(theta_i),
-    ln L = sum_b k_b ln lam_b - lam_b - lgamma(k_b + 1)
+    ln L = sum_b k_b ln lam_b - lam_b - lgamma(k_b + 1)      (or SAY's ln L)
 
 with ``lam_b`` from the per-bin tables and ``ln L``, its gradient and Hessian from
-:func:`model.binned.curvature.loglike_derivatives` (exact, microseconds), and the priors'
+:mod:`model.binned.likelihoods` (exact, microseconds), and the priors'
 log-densities from :class:`model.inference.priors.Prior` (NumPy twins of PyMC's).  With
 flat priors ``log p`` is ``ln L`` up to a constant, the fit is the maximum-likelihood fit
 and ``ts = -2 (log p(theta) - log p(best))`` is the profile-likelihood test statistic;
@@ -15,7 +15,7 @@ a non-flat prior adds its log-density (a penalised profile).
 
 Parameters are optimised, as PyMC does, in unconstrained coordinates: ``x = lo + e^u``
 on ``[lo, inf)``, ``x = lo + (hi - lo) / (1 + e^-u)`` on ``[lo, hi]`` (the prior's
-support), by L-BFGS-B.  Nothing is compiled: a :class:`ProfileFitter` is cheap to build
+support), by Newton's method on the exact Hessian (L-BFGS-B where it fails).  Nothing is compiled: a :class:`ProfileFitter` is cheap to build
 and to ship to Dask workers (its tables are a few kB per bin).  ``tests/test_profile.py``
 checks the fit against :class:`MapFitter` and an independent SciPy fit.
 """
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.optimize
 
-from model.binned.curvature import loglike_derivatives
+from model.binned.likelihoods import LIKELIHOODS
 from model.binned.templates import Templates, expected_counts
 
 OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}
@@ -127,9 +127,16 @@ class ProfileFitter:
         model's parameter order).
     bins : ndarray of int, optional
         The likelihood's bins (default: every bin some component populates).
+    likelihood : "poisson" or "say"
+        :data:`model.binned.likelihoods.LIKELIHOODS` (SAY needs ``templates.variance``).
     """
 
-    def __init__(self, templates: Templates, priors: dict, bins: np.ndarray | None = None):
+    def __init__(self, templates: Templates, priors: dict, bins: np.ndarray | None = None,
+                 likelihood: str = "poisson"):  # fmt: skip
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {sorted(LIKELIHOODS)}, not {likelihood!r}")
+        self.likelihood = likelihood
+        self._loglike = LIKELIHOODS[likelihood]
         self.templates = templates
         self.priors = dict(priors)
         self.names = list(self.priors)
@@ -142,9 +149,7 @@ class ProfileFitter:
     ) -> tuple[float, np.ndarray, np.ndarray, float]:
         """``(log p, gradient, Hessian, ln L)`` at ``values`` in the natural parameters
         (fitter order); ``counts`` per bin of the whole binning."""
-        loglike, grad, hess = loglike_derivatives(
-            self.templates, counts, values, self.names, self.bins
-        )
+        loglike, grad, hess = self._loglike(self.templates, counts, values, self.names, self.bins)
         logp = loglike
         for i, name in enumerate(self.names):
             prior, x = self.priors[name], values[name]

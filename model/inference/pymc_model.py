@@ -37,9 +37,8 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from model.binned import chebyshev
-from model.binned.curvature import loglike_derivatives
 from model.binned.dataset import BinnedDataset
-from model.binned.say import say_loglike_derivatives
+from model.binned.likelihoods import LIKELIHOODS  # name -> NumPy twin
 from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 from model.binned.variance import SmoothPair, VarianceTables
 from model.errors import DataFormatError
@@ -47,8 +46,6 @@ from model.physics.components import (
     parameter_names,
     parameter_supports,  # noqa: F401 (re-exported)
 )
-
-LIKELIHOODS = {"poisson": loglike_derivatives, "say": say_loglike_derivatives}  # -> NumPy twin
 
 
 def chebyshev_basis(t, k: int):

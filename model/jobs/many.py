@@ -32,19 +32,22 @@ class Prepared:
     components: str
     profile: ProfileFitter
     best: Fit
+    likelihood: str = "poisson"
 
     @property
     def names(self) -> list[str]:
         return list(self.priors)
 
     @classmethod
-    def load(cls, inputs: Inputs, prior_spec="flat", components="workshop", say=print):
+    def load(cls, inputs: Inputs, prior_spec="flat", components="workshop", say=print,
+             likelihood="poisson"):  # fmt: skip
         t0 = time.perf_counter()
-        binned = bin_dataset(inputs.data, inputs.simulation, components=COMPONENT_SETS[components])
+        binned = bin_dataset(inputs.data, inputs.simulation, components=COMPONENT_SETS[components],
+                             variance=likelihood == "say")  # fmt: skip
         priors = resolve_priors(prior_spec, parameter_supports(binned.components))
         for line in binned.summary_lines():
             say(line)
-        profile = ProfileFitter(binned.templates, priors)
+        profile = ProfileFitter(binned.templates, priors, likelihood=likelihood)
         start = {**profile.default_start(), **START}
         best = profile.fit(binned.counts, x0={k: v for k, v in start.items() if k in priors})
         if not best.converged:
@@ -52,7 +55,7 @@ class Prepared:
         say(f"tables built and best fit found in {time.perf_counter() - t0:.2f} s: "
             + ", ".join(f"{k}={v:.4g}" for k, v in best.values.items())
             + f", -lnL={best.neg_log_likelihood:.6f}")  # fmt: skip
-        return cls(inputs, binned, priors, str(prior_spec), components, profile, best)
+        return cls(inputs, binned, priors, str(prior_spec), components, profile, best, likelihood)
 
     def config(self, **extra) -> dict:
         """What results depend on (the journal's key): inputs' hashes, binning, components,
@@ -63,19 +66,22 @@ class Prepared:
             "binning": self.binned.binning.to_dict(),
             "components": [asdict(c) for c in self.binned.components],
             "priors": {k: p.to_dict() for k, p in self.priors.items()},
+            "likelihood": self.likelihood,
             **extra,
         }
 
     def context(self, config: dict, **extra) -> FitContext:
         return FitContext(key=config_digest(config), templates=self.binned.templates,
                           counts=np.asarray(self.binned.counts, dtype=np.float64),
-                          priors=self.priors, start=dict(self.best.values), **extra)  # fmt: skip
+                          priors=self.priors, start=dict(self.best.values),
+                          likelihood=self.likelihood, **extra)  # fmt: skip
 
     def provenance(self, **extra) -> dict:
         return record(
             inputs=self.inputs.description, input_spec=self.inputs.spec,
             truth=self.inputs.truth, priors={k: p.to_dict() for k, p in self.priors.items()},
             prior_set=self.prior_spec, components=self.components, parameters=self.names,
+            likelihood=self.likelihood,
             **self.binned.provenance(), **extra,
         )  # fmt: skip
 

@@ -43,6 +43,7 @@ class FitContext:
     counts: np.ndarray
     priors: dict
     start: dict
+    likelihood: str = "poisson"  # or "say" (templates.variance needed)
     sampler: dict = field(default_factory=dict)  # SamplerSettings fields, for NUTS tasks
     draws_per_fit: int = 0  # SBC: posterior draws kept per fit (thinned)
 
@@ -59,12 +60,12 @@ def fitter(context: FitContext, kind: str = "profile"):
     cache_key = (context.key, kind)
     if cache_key not in _CACHE:
         if kind == "profile":
-            built = ProfileFitter(context.templates, context.priors)
+            built = ProfileFitter(context.templates, context.priors, likelihood=context.likelihood)
         else:
             from model.inference.nuts_fitter import NutsFitter
             from model.inference.pymc_model import build_model
 
-            built = NutsFitter(build_model(context, context.priors))
+            built = NutsFitter(build_model(context, context.priors, likelihood=context.likelihood))
         _CACHE[cache_key] = (built, f"{os.getpid()}-{next(_SERIAL)}")
     return _CACHE[cache_key]
 
