@@ -153,6 +153,10 @@ def _many_fit_parsers(sub, d: SamplerSettings) -> None:
     p_toys.add_argument("--seed", type=SEED, required=True, help=f"seed, 0..{MAX_SEED}")
     p_toys.add_argument("--nuts", action="store_true",
                         help="also sample each posterior (credible-interval coverage)")  # fmt: skip
+    p_toys.add_argument("--resample-sim", type=COUNT, default=0, metavar="N",
+                        help="fit each pseudo-experiment with a fresh simulation of N events "
+                             "drawn from the given one (weights scaled up): the coverage then "
+                             "includes the simulation's finite statistics")  # fmt: skip
     _sampler_arguments(p_toys, d)
     _cluster_arguments(p_toys)
     from_sbc = SamplerSettings(draws=500, tune=500)  # keep in step with model.jobs.sbc
@@ -184,7 +188,7 @@ def _run_many(args, inputs, say) -> None:
         from model.jobs.toys import run_toys
 
         run_toys(inputs, args.prior, args.out, args.truth, args.n, args.seed, nuts=args.nuts,
-                 settings=settings, **common)  # fmt: skip
+                 settings=settings, resample=args.resample_sim, **common)  # fmt: skip
         return
     from model.jobs.sbc import run_sbc
 

@@ -229,3 +229,42 @@ def test_scan_with_say_minimum_is_the_say_map(tmp_path):
     assert scan["best_neg_log_likelihood"] == pytest.approx(best["neg_log_likelihood"], abs=1e-6)
     for name, value in scan["best"].items():
         assert value == pytest.approx(best[name], rel=1e-5)
+
+
+def test_resampled_simulation_is_an_independent_per_event_sum(binned, inputs):
+    """--resample-sim: the fit's tables are those of N events drawn without replacement
+    from the simulation, weights scaled by n_total / N (checked by the workshop's
+    per-event weighting of the same events)."""
+    from model.binned import reference_fit
+    from model.jobs.many import Prepared
+    from model.jobs.tasks import resampled_fitter
+    from model.jobs.toys import _resample_context
+
+    prepared = Prepared.load(inputs, "flat", say=lambda *a: None)
+    context = prepared.context({"test": 1}, **_resample_context(prepared, 10_000))
+    fitter = resampled_fitter(context, 10_000, np.random.default_rng(3))
+    sim = binned.simulation
+    mask = np.zeros(len(sim), dtype=bool)
+    mask[np.random.default_rng(3).choice(len(sim), size=10_000, replace=False)] = True
+    truth = inputs.truth
+    weights = reference_fit.weight_event(
+        sim.select(mask), *(truth[n] for n in reference_fit.PARAMETERS)
+    )
+    expected = reference_fit.get_expectation(
+        binned.sim_bin_index[mask], weights * len(sim) / 10_000, 400
+    )
+    np.testing.assert_allclose(fitter.expected(truth), expected, rtol=1e-9, atol=1e-12)
+    assert abs(expected.sum() - prepared.profile.expected(truth).sum()) < 0.1 * expected.sum()
+
+
+def test_resampled_toys_count_impossible_fits_as_not_covering(inputs, tmp_path):
+    """With 3000 simulated events most pseudo-experiments see events in bins the resampled
+    simulation leaves empty: those cannot be fitted and are counted, never hidden."""
+    coverage = run_toys(
+        inputs, "flat", tmp_path / "r", "", 6, 5, resample=3000, cluster=ONE, **QUIET
+    )
+    ds = xr.load_dataset(tmp_path / "r" / "toys.nc", engine="h5netcdf")
+    impossible = ~ds["converged"].values
+    assert coverage["n_not_converged"] == int(impossible.sum()) > 0
+    assert np.all(np.isnan(ds["map"].values[impossible]))
+    assert coverage["resample_simulation"] == 3000

@@ -14,6 +14,7 @@ pseudo-experiment can be redone alone.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -21,8 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.binned.templates import Templates
+from model.binned.templates import Templates, build_templates
+from model.binned.variance import build_variance_tables
 from model.inference.profile import ProfileFitter, covariance_from_hessian
+from model.io.events import EventTable
 
 QUANTILES = (0.025, 0.16, 0.5, 0.84, 0.975)
 _CACHE: dict[tuple, object] = {}  # (context key, kind) -> built once per worker process
@@ -46,6 +49,8 @@ class FitContext:
     likelihood: str = "poisson"  # or "say" (templates.variance needed)
     sampler: dict = field(default_factory=dict)  # SamplerSettings fields, for NUTS tasks
     draws_per_fit: int = 0  # SBC: posterior draws kept per fit (thinned)
+    simulation: EventTable | None = None  # toys --resample-sim: the events (fitted fields)
+    sim_bin_index: np.ndarray | None = None  # bin of each of those events (-1 outside)
 
 
 def task_seed(seed: int, index: int) -> int:
@@ -153,16 +158,55 @@ def posterior_summary(context: FitContext, counts: np.ndarray, seed: int) -> tup
 def toy(context: FitContext, key: str, args: dict) -> dict:
     """Pseudo-experiment ``args["index"]`` at ``args["truth"]``: Poisson counts per bin,
     MAP with Hessian errors and profile intervals, and (``args["nuts"]``) posterior
-    quantiles."""
+    quantiles.
+
+    With ``args["resample"] = N`` the counts are drawn from the whole simulation's
+    expectation at the truth, but fitted with tables of a fresh simulation of ``N`` events
+    drawn from it without replacement (weights scaled by ``n_total / N``): the experiment
+    then also carries the finite statistics of an ``N``-event simulation.
+    """
     seed = task_seed(args["seed"], args["index"])
+    rng = np.random.default_rng(seed)
     profile, fitter_id = fitter(context)
-    counts = poisson_counts(context, args["truth"], np.random.default_rng(seed))
+    counts = poisson_counts(context, args["truth"], rng)
     out = {"index": args["index"], "seed": seed, "n_observed": float(counts.sum()),
-           **map_summary(profile, counts, context.start, intervals=True),
            "worker_fitter": fitter_id}  # fmt: skip
+    if args.get("resample"):
+        profile = resampled_fitter(context, args["resample"], rng)
+        empty = (counts > 0) & ~profile.templates.covered()
+        if np.any(empty):  # no expectation where events were seen: no fit is possible
+            return {**out, **_impossible(profile.names, int(empty.sum()))}
+    out.update(map_summary(profile, counts, context.start, intervals=True))
     if args.get("nuts"):
         out.update(posterior_summary(context, counts, seed)[0])
     return out
+
+
+def resampled_fitter(context: FitContext, size: int, rng) -> ProfileFitter:
+    """A :class:`ProfileFitter` on ``size`` events drawn without replacement from the
+    context's simulation, their weights scaled by ``n_total / size``."""
+    sim, templates = context.simulation, context.templates
+    pick = np.sort(rng.choice(len(sim), size=size, replace=False))
+    scale = len(sim) / size
+    columns = {name: values[pick] for name, values in sim.columns.items()}
+    for component in templates.components:
+        columns[component.weight_field] = columns[component.weight_field] * scale
+    sub = EventTable(columns, f"{sim.source} (resampled: {size} events)")
+    index = context.sim_bin_index[pick]
+    tables = build_templates(sub, templates.binning, templates.components, bin_index=index)
+    if context.likelihood == "say":
+        variance = build_variance_tables(sub, index, templates.binning.n_bins, templates.components)
+        tables = dataclasses.replace(tables, variance=variance)
+    return ProfileFitter(tables, context.priors, likelihood=context.likelihood)
+
+
+def _impossible(names: list[str], n_bins: int) -> dict:
+    """A pseudo-experiment that cannot be fitted (no expected events where some were seen)."""
+    none = dict.fromkeys(names)
+    return {"map": {n: math.nan for n in names}, "hessian_error": none, "neg_log_likelihood": math.nan,
+            "log_posterior": math.nan, "converged": False,
+            "problems": [f"observed events in {n_bins} bins where the resampled simulation has none"],
+            "profile_68": {n: [None, None] for n in names}}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- calibration

@@ -38,28 +38,39 @@ def run_toys(
     inputs: Inputs, prior_spec, out: Path, truth: dict | str, n: int, seed: int, nuts: bool = False,
     settings: SamplerSettings | None = None, components="workshop",
     cluster: ClusterOptions | None = None, say=print, progressbar=True, likelihood="poisson",
+    resample: int = 0,
 ) -> dict:  # fmt: skip
     """``n`` pseudo-experiments at ``truth``; writes the run folder ``out``; returns
-    ``coverage.json``."""
+    ``coverage.json``.  ``resample``: fit each with a fresh simulation of that many events
+    drawn from the inputs' (:func:`model.jobs.tasks.toy`), 0 for the whole simulation."""
     out = check_output_folder(out)
     cluster = cluster or ClusterOptions()
     settings = settings or SamplerSettings()
     with interruptible(out):
         prepared = Prepared.load(inputs, prior_spec, components, say, likelihood)
         truth = resolve_truth(truth, prepared)
+        if resample and nuts:
+            raise UsageError("--resample-sim cannot be combined with --nuts (one compiled "
+                             "model per worker, not per pseudo-experiment)")  # fmt: skip
+        n_sim = len(prepared.inputs.simulation)
+        if resample and not 1 <= resample < n_sim:
+            raise UsageError(f"--resample-sim {resample}: must be below the simulation's "
+                             f"{n_sim} events")  # fmt: skip
         sampler = _sampler_dict(settings) if nuts else {}
-        config = prepared.config(kind="toys", truth=truth, seed=seed, nuts=nuts, sampler=sampler)
+        extra = {"resample_simulation": resample} if resample else {}
+        config = prepared.config(kind="toys", truth=truth, seed=seed, nuts=nuts, sampler=sampler,
+                                 **extra)  # fmt: skip
         journal = Journal(journal_folder(out), config)
-        tasks = {f"toy-{i:06d}": {"index": i, "seed": seed, "truth": truth, "nuts": nuts}
-                 for i in range(n)}  # fmt: skip
+        tasks = {f"toy-{i:06d}": {"index": i, "seed": seed, "truth": truth, "nuts": nuts,
+                                  "resample": resample} for i in range(n)}  # fmt: skip
         t0 = time.perf_counter()
-        results = run_tasks(toy, prepared.context(config, sampler=sampler), tasks, journal,
-                            cluster, "toys", say, progressbar)  # fmt: skip
+        context = prepared.context(config, sampler=sampler, **_resample_context(prepared, resample))
+        results = run_tasks(toy, context, tasks, journal, cluster, "toys", say, progressbar)
         wall = time.perf_counter() - t0
         rows = [results[k] for k in tasks]
         dataset = to_dataset(rows, prepared.names, truth, nuts)
         coverage = coverage_of(dataset, truth, nuts)
-        coverage.update(truth=truth, seed=seed, wall_time_s=wall, prior_set=prepared.prior_spec,
+        coverage.update(truth=truth, seed=seed, likelihood=likelihood, resample_simulation=resample, wall_time_s=wall, prior_set=prepared.prior_spec,
                         provenance=prepared.provenance(journal=str(journal.folder),
                                                        sampler=sampler or None))  # fmt: skip
         dataset.attrs.update(truth=json.dumps(truth), seed=seed,
@@ -87,6 +98,20 @@ def resolve_truth(truth: dict | str, prepared: Prepared) -> dict:
     full = {n: float(v) for n, v in full.items()}
     check_inside(full, prepared.priors, "--truth")
     return full
+
+
+def _resample_context(prepared: Prepared, resample: int) -> dict:
+    """The simulation's fitted fields and bins, shipped to the workers for ``--resample-sim``."""
+    if not resample:
+        return {}
+    from model.io.events import EventTable
+
+    sim, b = prepared.inputs.simulation, prepared.binned
+    fields = {"energy", "zenith", "topology"}
+    for c in b.components:
+        fields |= {c.weight_field} | ({c.energy_field} if hasattr(c, "energy_field") else set())
+    columns = {k: sim[k] for k in sim.fields if k in fields}
+    return {"simulation": EventTable(columns, sim.source), "sim_bin_index": b.sim_bin_index}
 
 
 def _sampler_dict(settings: SamplerSettings) -> dict:
