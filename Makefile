@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: fit test lint bench results many clean
+.PHONY: fit test lint bench results many finite-sim clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null || { \
@@ -34,6 +34,16 @@ many: $(STAMP)
 	$(BIN)/diffuse-fit toys --prior flat --n 1000 --seed 1 --out results/toys
 	$(BIN)/diffuse-fit toys --prior flat --n 300 --seed 2 --nuts --out results/toys_nuts
 	$(BIN)/diffuse-fit sbc --prior default --n 500 --seed 1 --out results/sbc
+	$(MAKE) finite-sim
+
+# Poisson vs SAY coverage when each fit sees only a 10,000-event simulation: results/finite_sim
+finite-sim: $(STAMP)
+	$(BIN)/diffuse-fit toys --prior flat --n 500 --seed 3 --resample-sim 10000 --likelihood poisson \
+	  --out results/finite_sim/poisson
+	$(BIN)/diffuse-fit toys --prior flat --n 500 --seed 3 --resample-sim 10000 --likelihood say \
+	  --out results/finite_sim/say
+	$(BIN)/python scripts/compare_coverage.py results/finite_sim/poisson results/finite_sim/say \
+	  --out results/finite_sim/coverage_poisson_vs_say
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

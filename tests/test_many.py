@@ -268,3 +268,20 @@ def test_resampled_toys_count_impossible_fits_as_not_covering(inputs, tmp_path):
     assert coverage["n_not_converged"] == int(impossible.sum()) > 0
     assert np.all(np.isnan(ds["map"].values[impossible]))
     assert coverage["resample_simulation"] == 3000
+
+
+def test_toys_run_on_an_existing_dask_cluster(inputs, toys_run, tmp_path):
+    """--scheduler ADDRESS: the same pseudo-experiments on a cluster started elsewhere."""
+    from dask.distributed import LocalCluster
+
+    _, first = toys_run
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address="127.0.0.1:0") as cluster:  # fmt: skip
+        said = []
+        run_toys(inputs, "flat", tmp_path / "remote", "", 3, 7,
+                 cluster=ClusterOptions(scheduler=cluster.scheduler_address),
+                 say=said.append, progressbar=False)  # fmt: skip
+    assert any(line.startswith(f"dask: scheduler {cluster.scheduler_address}") for line in said)
+    here = xr.load_dataset(tmp_path / "remote" / "toys.nc", engine="h5netcdf")
+    before = xr.load_dataset(first / "toys.nc", engine="h5netcdf")
+    np.testing.assert_allclose(here["map"].values, before["map"].values[:3], rtol=1e-12)
