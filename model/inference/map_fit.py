@@ -1,9 +1,9 @@
-"""The MAP of the model of :mod:`model.inference.pymc_model`, compiled once, with its covariance.
+"""The MAP of the model of :mod:`model.inference.pymc_model`, with its covariance.
 
 The MAP is found as ``pm.find_MAP`` finds it (L-BFGS-B in PyMC's unconstrained space,
 without the Jacobian, so the mode is that of the posterior density in the natural
 parameters), started at the workshop's x0 = (1, 6, 2.5), by :class:`MapFitter`, which
-compiles once and refits new counts in milliseconds (tests check it against
+compiles nothing (the model's exact NumPy twin) and refits new counts in milliseconds (tests check it against
 ``pm.find_MAP`` and the workshop's scipy fit).  Its uncertainties are the inverse
 Hessian of ``-log p`` in the natural parameters (as the workshop's ``hess_inv``).
 A fit that did not move from the start, stopped away from an optimum, or whose Hessian
@@ -18,14 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pymc as pm
-import pytensor
-import pytensor.tensor as pt
 import scipy.optimize
-from pymc.initial_point import make_initial_point_fn
-from pytensor.graph.replace import graph_replace
 
 from model.binned import reference_fit
-from model.inference.profile import GRADIENT_TOLERANCE
+from model.inference.profile import GRADIENT_TOLERANCE, ProfileFitter
 from model.inference.profile import covariance_from_hessian as _covariance
 from model.inference.pymc_model import numpy_twin
 
@@ -92,56 +88,65 @@ def free_parameter_names(model: pm.Model) -> list[str]:
 
 
 class MapFitter:
-    """The MAP of a model, compiled once and refitted for every new set of counts.
+    """The MAP of a model, refitted for every new set of counts without compiling anything.
 
     Optimises ``log p(theta | k)`` (without the Jacobian of PyMC's transforms, so the mode
     is that of the density in the natural parameters) by L-BFGS-B in PyMC's unconstrained
-    space, as ``pm.find_MAP`` does, but the log-density, its gradient and the back-transform
-    are compiled in ``__init__`` only, and the natural-parameter Hessian is the model's exact
-    NumPy twin (:class:`model.inference.pymc_model.NumpyTwin`, no compilation): after
-    :func:`model.inference.pymc_model.set_counts` a new dataset or pseudo-experiment costs one
-    optimisation (milliseconds), not a recompilation (seconds).
+    coordinates (log for norms, logit for bounded indices), as ``pm.find_MAP`` does.  The
+    log-density, its gradient and the natural-parameter Hessian are the model's exact NumPy
+    twin (:class:`model.inference.pymc_model.NumpyTwin`, the objective of
+    :class:`model.inference.profile.ProfileFitter`; tests check it equals PyMC's compiled
+    ``logp`` and ``dlogp``), so building a fitter costs nothing and, after
+    :func:`model.inference.pymc_model.set_counts`, a new dataset or pseudo-experiment costs
+    one optimisation (milliseconds).
     """
 
     def __init__(self, model: pm.Model):
         self.model = model
         self.names = free_parameter_names(model)
-        u = pt.vector("u")
-        unconstrained = {v: u[i] for i, v in enumerate(model.value_vars)}
-        logp = graph_replace(model.logp(jacobian=False), unconstrained, strict=False)
-        natural = pt.stack(model.replace_rvs_by_values(model.free_RVs))
-        natural = graph_replace(natural, unconstrained, strict=False)
-        self._logp_grad_natural = pytensor.function([u], [logp, pytensor.grad(logp, u), natural])
-        self._twin = numpy_twin(model)  # exact Hessian in NumPy: nothing more to compile
-        self._starts: dict[tuple, np.ndarray] = {}
+        self._twin = numpy_twin(model)
+        priors = {n: self._twin.priors[n] for n in self.names}
+        self._objective = ProfileFitter(self._twin.templates, priors, self._twin.bins,
+                                        likelihood=self._twin.likelihood)  # fmt: skip
+        self._transforms = [self._objective.transforms[n] for n in self.names]
 
     def start(self, x0: dict) -> np.ndarray:
-        """Unconstrained coordinates of the natural start values ``x0`` (computed once per
-        ``x0``: PyMC builds a function for it, which would cost more than a refit)."""
-        overrides = {k: float(v) for k, v in x0.items() if k in self.names}
-        key = tuple(sorted(overrides.items()))
-        if key not in self._starts:
-            point = make_initial_point_fn(
-                model=self.model, overrides={k: np.float64(v) for k, v in key}, jitter_rvs=set()
-            )(0)
-            self._starts[key] = np.array(
-                [point[v.name] for v in self.model.value_vars], dtype=np.float64
-            )
-        return self._starts[key].copy()
+        """Unconstrained coordinates of the natural start values ``x0`` (parameters it does
+        not name start at the middle of their prior's support, or 1 for a norm)."""
+        values = {**self._objective.default_start(), **x0}
+        return np.array([t.to_unconstrained(float(values[n]))
+                         for n, t in zip(self.names, self._transforms, strict=True)])  # fmt: skip
+
+    def natural(self, u: np.ndarray) -> np.ndarray:
+        """Natural parameter values of the unconstrained coordinates ``u``."""
+        return np.array([t.to_natural(float(x)) for t, x in zip(self._transforms, u, strict=True)])
+
+    def _logp_grad_natural(self, u: np.ndarray, counts: np.ndarray):
+        """``log p``, its gradient in ``u`` and the natural values at ``u``."""
+        natural = self.natural(u)
+        if not np.all(np.isfinite(natural)):  # a step to NaN: as a compiled graph gives it
+            return np.nan, np.full(natural.size, np.nan), natural
+        values = dict(zip(self.names, natural, strict=True))
+        logp, grad, _, _ = self._objective.log_posterior(counts, values)
+        derivative = [t.derivative(x) for t, x in zip(self._transforms, natural, strict=True)]
+        return logp, grad * np.asarray(derivative), natural
 
     def fit(self, x0: dict | None = None) -> MapResult:
         """MAP from ``x0`` (default the workshop's (1, 6, 2.5)) for the model's current counts."""
         t0 = time.perf_counter()
+        counts = self._twin.full_counts(self.model)
 
         def negative(u):
-            logp, grad, _ = self._logp_grad_natural(u)
+            with np.errstate(over="ignore", invalid="ignore"):  # absurd inputs: reported below
+                logp, grad, _ = self._logp_grad_natural(u, counts)
             return -float(logp), -np.asarray(grad)
 
         u0 = self.start(x0 or X0)
         result = scipy.optimize.minimize(
             negative, u0, jac=True, method="L-BFGS-B", options=MAP_OPTIONS
         )
-        _, grad, natural = self._logp_grad_natural(result.x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            _, grad, natural = self._logp_grad_natural(result.x, counts)
         values = dict(zip(self.names, map(float, natural), strict=True))
         # L-BFGS-B may stop "ABNORMAL" at the float precision floor of tight tolerances:
         # an optimum is where the gradient vanishes

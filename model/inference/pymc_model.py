@@ -189,6 +189,13 @@ class NumpyTwin:
     bins: np.ndarray
     likelihood: str = "poisson"
 
+    def full_counts(self, model: pm.Model) -> np.ndarray:
+        """The model's current observed counts on every bin of the binning (0 outside the
+        likelihood's bins)."""
+        counts = np.zeros(self.templates.binning.n_bins)
+        counts[self.bins] = model["counts"].get_value()
+        return counts
+
     def curvature(self, model: pm.Model, values: dict) -> tuple[float, np.ndarray]:
         """``(ln L, Hessian of log p)`` at ``values`` for the model's current counts: the
         log-likelihood (Poisson or SAY, with lnGamma(k + 1)) and the Hessian of the
@@ -196,8 +203,7 @@ class NumpyTwin:
         :func:`model.binned.curvature.loglike_derivatives` or
         :func:`model.binned.say.say_loglike_derivatives` and the priors' curvature."""
         names = [rv.name for rv in model.free_RVs]
-        counts = np.zeros(self.templates.binning.n_bins)
-        counts[self.bins] = model["counts"].get_value()
+        counts = self.full_counts(model)
         derivatives = LIKELIHOODS[self.likelihood]
         loglike, _, hessian = derivatives(self.templates, counts, values, names, self.bins)
         for i, name in enumerate(names):
