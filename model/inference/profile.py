@@ -66,6 +66,7 @@ class Fit:
     message: str
     gradient: np.ndarray = field(repr=False)
     hessian: np.ndarray = field(repr=False)
+    method: str = "newton"  # what found it: "newton", or "l-bfgs-b" where Newton failed
 
 
 class _Transform:
@@ -190,7 +191,16 @@ class ProfileFitter:
         def evaluate(u):
             """``(log p, gradient, Hessian)`` in ``u`` and the natural-parameter results."""
             values = point(u)
-            logp, grad, hess, loglike = self.log_posterior(counts, values)
+            if not all(math.isfinite(v) for v in values.values()):  # a step to NaN
+                nan = np.full(len(self.names), np.nan)
+                return (
+                    -math.inf,
+                    nan[index],
+                    np.full((len(free),) * 2, np.nan),
+                    (values, nan, np.full((len(self.names),) * 2, np.nan), -math.inf),
+                )
+            with np.errstate(over="ignore", invalid="ignore"):  # absurd inputs: not converged
+                logp, grad, hess, loglike = self.log_posterior(counts, values)
             x = np.array([values[n] for n in free])
             d1 = np.array([t.derivative(xi) for t, xi in zip(transforms, x, strict=True)])
             d2 = np.array([t.second_derivative(xi) for t, xi in zip(transforms, x, strict=True)])
@@ -215,7 +225,9 @@ class ProfileFitter:
             )
             u = result.x
             converged, message = bool(result.success), str(result.message).strip()
+            method = "l-bfgs-b"
         else:
+            method = "newton"
             u = converged[1]
             converged, message = True, message
         logp, grad_u, _, (values, grad, hess, loglike) = evaluate(u)
@@ -223,7 +235,7 @@ class ProfileFitter:
         ok = bool(np.isfinite(logp) and (converged or max_grad < GRADIENT_TOLERANCE))
         ordered = {n: values[n] for n in self.names}
         return Fit(ordered, float(logp), -float(loglike), ok,
-                   f"{message} (max |gradient| {max_grad:.1e})", grad, hess)  # fmt: skip
+                   f"{message} (max |gradient| {max_grad:.1e})", grad, hess, method)  # fmt: skip
 
     @staticmethod
     def _newton(evaluate, u: np.ndarray, state, max_steps: int = 100):
