@@ -354,3 +354,69 @@ def build_nuisance_variance(simulation: EventTable, bin_index: np.ndarray, n_bin
                 multiplier = 1.0 if q is p else 2.0
                 products.append(Product(multiplier, p.term.factors + q.term.factors, table))
     return NuisanceVariance(tuple(products))
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def products_to_record(prefix: str, products, n_bins: int) -> tuple[dict, list]:
+    """Arrays ``name -> (dims, array)`` and a JSON-able description of ``products``
+    (inverse: :func:`products_from_record`), for a run's fit record."""
+    variables, described = {}, []
+    for j, p in enumerate(products):
+        t, name = p.table, f"{prefix}{j}"
+        entry = {"multiplier": p.multiplier, "factors": [list(f) for f in p.factors],
+                 "variables": list(t.variables), "linear": [list(a) for a in t.linear]}  # fmt: skip
+        if t.per_bin is not None:
+            variables[f"{name}__per_bin"] = (("all_bin",), t.per_bin)
+        else:
+            entry |= {"interval": list(t.interval), "max_relative_error": t.max_relative_error}
+            dims = (f"{name}__active_bin", f"{name}__node")
+            variables[f"{name}__active"] = (dims[:1], np.asarray(t.active, dtype=np.int64))
+            variables[f"{name}__log_coeffs"] = (dims, t.log_coeffs)
+        described.append(entry)
+    return variables, described
+
+
+def products_from_record(prefix: str, described: list, arrays: dict, n_bins: int) -> tuple:
+    """Inverse of :func:`products_to_record`; ``KeyError``/``ValueError`` if damaged."""
+    products = []
+    for j, d in enumerate(described):
+        name = f"{prefix}{j}"
+        common = (tuple(d["variables"]), tuple((str(n), float(a)) for n, a in d["linear"]), n_bins)
+        if "interval" in d:
+            active = np.asarray(arrays[f"{name}__active"], dtype=np.int64)
+            coeffs = np.asarray(arrays[f"{name}__log_coeffs"], dtype=np.float64)
+            if (
+                coeffs.ndim != 2
+                or len(coeffs) != len(active)
+                or np.any(active < 0)
+                or np.any(active >= n_bins)
+            ):
+                raise ValueError(f"inconsistent table {name}")
+            table = LogTable(*common, None, tuple(d["interval"]), active, coeffs,
+                             float(d["max_relative_error"]))  # fmt: skip
+        else:
+            per_bin = np.asarray(arrays[f"{name}__per_bin"], dtype=np.float64)
+            if per_bin.shape != (n_bins,):
+                raise ValueError(f"inconsistent table {name}")
+            table = LogTable(*common, per_bin=per_bin)
+        factors = tuple((str(p), float(a), float(b)) for p, a, b in d["factors"])
+        products.append(Product(float(d["multiplier"]), factors, table))
+    return tuple(products)
+
+
+def component_from_dict(d: dict) -> NuisanceComponent:
+    """A :class:`NuisanceComponent` from its ``dataclasses.asdict``."""
+    terms = tuple(
+        Term(
+            **{
+                **t,
+                "factors": tuple(tuple(f) for f in t["factors"]),
+                "index_range": tuple(t["index_range"]),
+            }
+        )  # fmt: skip
+        for t in d["terms"]
+    )
+    supports = tuple((n, tuple(r)) for n, r in d["linear_supports"])
+    return NuisanceComponent(d["name"], d["norm"], terms, supports)
