@@ -39,7 +39,7 @@ def bin_inputs(inputs: Inputs, components: str = "workshop", binning=None) -> Bi
     ----------
     inputs : Inputs
         From :func:`load_inputs`.
-    components : {"workshop", "split"}
+    components : {"workshop", "split", "hese"}
         ``workshop``: atmospheric + astrophysical (atmos_norm, astro_norm, astro_gamma);
         ``split``: conventional, prompt and muon normalizations apart (needs the fields
         ``conventionalWeight``, ``promptWeight``, ``muonWeight``).

@@ -71,12 +71,14 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
                         "or ~/.cache/diffuse-fit)")  # fmt: skip
     p.add_argument("--prior", default=prior_default,
                    help="'flat' (MAP = maximum likelihood), 'default' (documented weakly "
-                        "informative priors), or a JSON file of per-parameter priors "
+                        "informative priors), 'hese' (the HESE release's priors), or a JSON file of per-parameter priors "
                         f"(default '{prior_default}')")  # fmt: skip
-    p.add_argument("--components", choices=["workshop", "split"], default="workshop",
+    p.add_argument("--components", choices=["workshop", "split", "hese"], default="workshop",
                    help="workshop: atmospheric + astrophysical (3 parameters); split: "
                         "conventional, prompt and muon normalizations apart (needs the "
-                        "fields conventionalWeight, promptWeight, muonWeight)")  # fmt: skip
+                        "fields conventionalWeight, promptWeight, muonWeight); hese: split plus "
+                        "the release's cr_delta_gamma, kpi_ratio, nunubar_ratio (needs also "
+                        "pionWeight, kaonWeight, primaryType)")  # fmt: skip
     p.add_argument("--likelihood", choices=["poisson", "say"], default="poisson",
                    help="poisson: the workshop's (the simulation's per-bin sums taken as exact); "
                         "say: accounts for the simulation's finite statistics (Arguelles, "

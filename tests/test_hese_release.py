@@ -196,7 +196,8 @@ def test_converted_weights_match_the_formulas(release_dir):
     release_sim, release_data = hr.read_release(release_dir)
     sim, data = hw.to_workshop(release_sim, release_data)
     expected = _transcribed(release_sim)
-    assert sim.fields == [*SIMULATION_FIELDS, "conventionalWeight", "promptWeight", "muonWeight"]
+    assert sim.fields == [*SIMULATION_FIELDS, "conventionalWeight", "promptWeight", "muonWeight",
+                          "pionWeight", "kaonWeight", "primaryType"]  # fmt: skip
     for field, name in (("astroWeight", "astro"), ("conventionalWeight", "conventional"),
                         ("promptWeight", "prompt"), ("muonWeight", "muon")):  # fmt: skip
         np.testing.assert_allclose(sim[field], expected[name], rtol=1e-13, atol=0, err_msg=field)

@@ -68,6 +68,10 @@ def expectation_derivatives(
     second = []
     lam = np.zeros(bins.size)
     for table in templates.tables:
+        if hasattr(table, "expectation_derivatives"):  # model.binned.nuisance_tables
+            value, d1, d2 = table.expectation_derivatives(params, position, bins)
+            lam, jac, second = lam + value, jac + d1, second + d2
+            continue
         c = table.component
         norm = params[c.norm]
         if isinstance(table, FlatTemplate):

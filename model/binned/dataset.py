@@ -11,7 +11,7 @@ from model.binned.templates import Templates, build_templates
 from model.binned.variance import build_variance_tables
 from model.errors import DataFormatError
 from model.io.events import EventTable
-from model.physics.components import WORKSHOP_COMPONENTS
+from model.physics.components import WORKSHOP_COMPONENTS, input_fields, weight_fields
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,15 @@ def _check_not_empty(data, simulation, binning, data_index, sim_index, component
             f"({_describe_bins(binning)}); no expectation to fit",
         )
     for c in components:
-        weights = simulation[c.weight_field]
+        for name in input_fields(c):
+            if name not in simulation:
+                raise DataFormatError(
+                    simulation.source,
+                    f"component '{c.name}' needs this field (have {sorted(simulation.fields)})",
+                    field=name,
+                )
+    for c, field in [(comp, f) for comp in components for f in weight_fields(comp)]:
+        weights = simulation[field]
         if not np.any(weights[inside] != 0):
             where = (
                 f"all {len(simulation)} simulated events"
@@ -192,5 +200,5 @@ def _check_not_empty(data, simulation, binning, data_index, sim_index, component
                 simulation.source,
                 f"component '{c.name}' has weight 0 for {where}, so it predicts no events "
                 f"and leaves {', '.join(c.parameters)} unconstrained",
-                field=c.weight_field,
+                field=field,
             )

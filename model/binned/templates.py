@@ -263,6 +263,12 @@ def build_templates(
             tables.append(
                 build_power_law_template(c, simulation, bin_index, binning.n_bins, tolerance)
             )
+        elif hasattr(c, "terms"):  # with nuisance parameters (model.physics.nuisance)
+            from model.binned.nuisance_tables import build_nuisance_template
+
+            tables.append(
+                build_nuisance_template(c, simulation, bin_index, binning.n_bins, tolerance)
+            )
         else:
             raise TypeError(f"unknown component type {type(c).__name__}")
     return Templates(binning, tuple(components), tuple(tables))

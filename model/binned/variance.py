@@ -150,7 +150,12 @@ def build_variance_tables(
     components,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> VarianceTables:
-    """The table of every pair ``c <= d`` of ``components`` (order as given)."""
+    """The table of every pair ``c <= d`` of ``components`` (order as given); for components
+    with nuisance parameters :func:`model.binned.nuisance_tables.build_nuisance_variance`."""
+    if any(hasattr(c, "terms") for c in components):
+        from model.binned.nuisance_tables import build_nuisance_variance
+
+        return build_nuisance_variance(simulation, bin_index, n_bins, components, tolerance)
     units = [_unit_weights(c, simulation) for c in components]
     inside = bin_index >= 0
     pairs = []

@@ -21,6 +21,23 @@ Two named sets:
       differ by factors of a few) and ``muon_norm ~ LogNormal(0, 0.5)`` (the muon
       background's simulated normalization, uncertain by ~50%).
 
+``hese``
+    The priors of the HESE 7.5-year release (``HESE_fit.py``, the list ``priors``, lines
+    177-189: Gaussian ``(mean, sigma)`` within hard bounds, or flat):
+
+    * ``atmos_norm`` (the release's ``conv_norm``) ~ N(1, 0.4) on [0, inf);
+    * ``prompt_norm`` flat on [0, inf); ``astro_norm`` flat on [0, inf);
+    * ``muon_norm`` ~ N(1, 0.5) on [0, inf);
+    * ``astro_gamma`` flat (unbounded in the release; here Uniform(1, 4), the tables' range);
+    * ``cr_delta_gamma`` ~ N(-0.05, 0.05) (unbounded in the release; here truncated to
+      [-0.55, 0.45], +-10 sigma, the tables' range);
+    * ``kpi_ratio`` ~ N(1, 0.1) on [0, inf); ``nunubar_ratio`` ~ N(1, 0.1) on [0, 2].
+
+    The release adds the untruncated Gaussian log-density inside the bounds; a
+    TruncatedNormal differs from it by a constant only, so the fit is the same.  The
+    release's detector parameters (``epsilon_dom``, ``epsilon_head_on``,
+    ``anisotropy_scale``) are not modelled here.
+
 Parameters a set does not name get a flat prior over their allowed range.
 
 A JSON file overrides any of these, parameter by parameter, on top of ``default``::
@@ -215,6 +232,20 @@ PRIOR_SETS = {
         "astro_gamma": Prior("Uniform", {"lower": 1.0, "upper": 4.0}),
         "prompt_norm": Prior("LogNormal", {"mu": 0.0, "sigma": 1.0}),
         "muon_norm": Prior("LogNormal", {"mu": 0.0, "sigma": 0.5}),
+    },
+    "hese": {  # the release's HESE_fit.py `priors` (module doc)
+        "atmos_norm": Prior("TruncatedNormal", {"mu": 1.0, "sigma": 0.4, "lower": 0.0}),
+        "prompt_norm": Prior("HalfFlat"),
+        "muon_norm": Prior("TruncatedNormal", {"mu": 1.0, "sigma": 0.5, "lower": 0.0}),
+        "astro_norm": Prior("HalfFlat"),
+        "astro_gamma": Prior("Uniform", {"lower": 1.0, "upper": 4.0}),
+        "cr_delta_gamma": Prior(
+            "TruncatedNormal", {"mu": -0.05, "sigma": 0.05, "lower": -0.55, "upper": 0.45}
+        ),
+        "kpi_ratio": Prior("TruncatedNormal", {"mu": 1.0, "sigma": 0.1, "lower": 0.0}),
+        "nunubar_ratio": Prior(
+            "TruncatedNormal", {"mu": 1.0, "sigma": 0.1, "lower": 0.0, "upper": 2.0}
+        ),
     },
 }
 

@@ -69,6 +69,10 @@ def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
         c = table.component
         return log_table_pt(table.log_coeffs, table.active, params[c.index], c.index_range,
                             model_bins)  # fmt: skip
+    if hasattr(table, "products"):  # with nuisance parameters
+        from model.inference.nuisance_pt import products_pt
+
+        return products_pt(table.products, params, model_bins)
     raise TypeError(f"unknown table type {type(table).__name__}")
 
 
@@ -95,6 +99,10 @@ def expected_counts_pt(templates: Templates, params: dict, model_bins: np.ndarra
 def sum_of_squares_pt(variance: VarianceTables, params: dict, model_bins: np.ndarray):
     """Pytensor expression of ``s2_b`` on the model bins (expected events squared); NumPy twin
     ``variance.sum_of_squares(params)[model_bins]``."""
+    if hasattr(variance, "products"):  # with nuisance parameters
+        from model.inference.nuisance_pt import products_pt
+
+        return products_pt(variance.products, params, model_bins)
     terms = []
     for p in variance.pairs:
         if isinstance(p, SmoothPair):

@@ -12,6 +12,12 @@ Units: ``energy`` (reconstructed deposited energy) and ``primaryEnergy`` (true
 neutrino energy) in GeV; ``zenith`` (reconstructed) and ``primaryZenith`` in
 radians; ``atmoWeight`` / ``astroWeight`` in expected events for the file's
 livetime at the nominal flux; ``topology`` 0 cascade, 1 track, 2 double cascade.
+Optional simulation fields read by component sets other than the workshop's:
+``conventionalWeight``, ``promptWeight``, ``muonWeight`` (expected events at nominal,
+``--components split`` and ``hese``); ``pionWeight``, ``kaonWeight`` (conventional expected
+events from pion and kaon decays, summing to ``conventionalWeight``) and ``primaryType``
+(PDG code: > 0 neutrino, < 0 antineutrino) for ``--components hese``
+(:mod:`model.physics.nuisance`).
 
 Parsing: the events of a large file (the workshop's simulation is ~200 MB) are
 parsed by NumPy straight from the file's bytes, about 2-3x the file's size in

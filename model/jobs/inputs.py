@@ -12,9 +12,13 @@ from model.io.workshop_format import default_cache_dir, read_data, read_simulati
 from model.physics import hese_weights as hw
 from model.physics import toy
 from model.physics.components import WORKSHOP_COMPONENTS
-from model.physics.hese_weights import HESE_COMPONENTS_SPLIT
+from model.physics.hese_weights import HESE_COMPONENTS_NUISANCE, HESE_COMPONENTS_SPLIT
 
-COMPONENT_SETS = {"workshop": WORKSHOP_COMPONENTS, "split": HESE_COMPONENTS_SPLIT}
+COMPONENT_SETS = {
+    "workshop": WORKSHOP_COMPONENTS,
+    "split": HESE_COMPONENTS_SPLIT,
+    "hese": HESE_COMPONENTS_NUISANCE,
+}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from model.binned.templates import Templates, build_templates
 from model.binned.variance import build_variance_tables
 from model.inference.profile import ProfileFitter, covariance_from_hessian
 from model.io.events import EventTable
+from model.physics.components import weight_fields
 
 QUANTILES = (0.025, 0.16, 0.5, 0.84, 0.975)
 _CACHE: dict[tuple, object] = {}  # (context key, kind) -> built once per worker process
@@ -189,8 +190,8 @@ def resampled_fitter(context: FitContext, size: int, rng) -> ProfileFitter:
     pick = np.sort(rng.choice(len(sim), size=size, replace=False))
     scale = len(sim) / size
     columns = {name: values[pick] for name, values in sim.columns.items()}
-    for component in templates.components:
-        columns[component.weight_field] = columns[component.weight_field] * scale
+    for name in {f for component in templates.components for f in weight_fields(component)}:
+        columns[name] = columns[name] * scale
     sub = EventTable(columns, f"{sim.source} (resampled: {size} events)")
     index = context.sim_bin_index[pick]
     tables = build_templates(sub, templates.binning, templates.components, bin_index=index)

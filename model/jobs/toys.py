@@ -30,6 +30,7 @@ from model.jobs.inputs import Inputs
 from model.jobs.interrupt import interruptible
 from model.jobs.many import Prepared, check_inside, parse_assignments
 from model.jobs.tasks import QUANTILES, toy
+from model.physics.components import input_fields
 
 NOMINAL = 0.6827
 
@@ -109,7 +110,7 @@ def _resample_context(prepared: Prepared, resample: int) -> dict:
     sim, b = prepared.inputs.simulation, prepared.binned
     fields = {"energy", "zenith", "topology"}
     for c in b.components:
-        fields |= {c.weight_field} | ({c.energy_field} if hasattr(c, "energy_field") else set())
+        fields |= set(input_fields(c))
     columns = {k: sim[k] for k in sim.fields if k in fields}
     return {"simulation": EventTable(columns, sim.source), "sim_bin_index": b.sim_bin_index}
 

@@ -92,9 +92,28 @@ def parameter_supports(components) -> dict[str, tuple[float, float]]:
     supports = {}
     for c in components:
         supports[c.norm] = (0.0, math.inf)
-        if not isinstance(c, FlatComponent):
+        if hasattr(c, "supports"):  # model.physics.nuisance.NuisanceComponent
+            supports.update(c.supports())
+        elif not isinstance(c, FlatComponent):
             supports[c.index] = tuple(map(float, c.index_range))
     return {name: supports[name] for name in parameter_names(components)}
+
+
+def weight_fields(component) -> tuple[str, ...]:
+    """The simulation fields holding ``component``'s nominal weights."""
+    if hasattr(component, "weight_fields"):
+        return component.weight_fields
+    return (component.weight_field,)
+
+
+def input_fields(component) -> tuple[str, ...]:
+    """Every simulation field ``component`` reads (weights, true energy, particle type)."""
+    if hasattr(component, "input_fields"):
+        return component.input_fields
+    return (
+        component.weight_field,
+        *([component.energy_field] if hasattr(component, "energy_field") else []),
+    )
 
 
 def event_weights(events: EventTable, components, params: dict) -> np.ndarray:

@@ -14,9 +14,9 @@ its own ``primaryType``, and multiplying by that species' flux gives its expecte
 events.  The release's ``astro_norm`` is the six-neutrino flux (three flavours, nu and
 nubar) at 100 TeV in units of 1e-18 GeV^-1 cm^-2 s^-1 sr^-1, so one species carries
 ``norm / 6`` -- the release's own ``weighter.flux_spl`` multiplies by ``1e-18 / 6``.
-The release's fit also has nu/nubar-ratio, kaon/pion-ratio and detector-systematics
-nuisance parameters (all at their nominal 1 or 0 here) and a likelihood for the
-simulation's statistics (SAY); neither is part of the workshop model.
+The release's fit also has nu/nubar-ratio, kaon/pion-ratio and cosmic-ray-slope nuisance
+parameters (:data:`HESE_COMPONENTS_NUISANCE`, :mod:`model.physics.nuisance`) and
+detector-systematics ones (DOM efficiency, hole ice, ice anisotropy: not available here).
 
 :func:`to_workshop` turns a release (read by :mod:`model.io.hese_release`) into the
 workshop's format (see its docstring for how ``astro_norm`` and the double cascades carry
@@ -32,6 +32,7 @@ import numpy as np
 from model.io.events import EventTable, columns_digest
 from model.physics.components import ASTROPHYSICAL, FlatComponent
 from model.physics.constants import ASTRO_PIVOT_GEV, HESE_LIVETIME_S, REFERENCE_GAMMA
+from model.physics.nuisance import conventional_with_nuisances, prompt_with_nuisances
 
 LIVETIME_S = HESE_LIVETIME_S  # s, the release's livetime (its HESE_fit.py)
 ASTRO_UNIT = 1.0e-18  # GeV^-1 cm^-2 s^-1 sr^-1, unit of the six-neutrino normalization
@@ -90,6 +91,14 @@ def conventional_expectation(
     )
 
 
+def conventional_parts(sim, livetime: float = LIVETIME_S) -> tuple[np.ndarray, np.ndarray]:
+    """Nominal conventional expected events of each simulated event from pion and from kaon
+    decays: ``weightOverFluxOverLivetime * pionFlux (kaonFlux) * conventionalSelfVetoCorrection
+    * livetime`` (their sum is :func:`conventional_expectation` at nominal)."""
+    common = sim["weightOverFluxOverLivetime"] * sim["conventionalSelfVetoCorrection"] * livetime
+    return common * sim["pionFlux"], common * sim["kaonFlux"]
+
+
 def prompt_expectation(
     sim, norm: float = 1.0, dgamma: float = 0.0, livetime: float = LIVETIME_S
 ) -> np.ndarray:
@@ -127,6 +136,20 @@ with ``prompt_norm = muon_norm = atmos_norm`` the expectation equals the worksho
 """
 
 
+HESE_COMPONENTS_NUISANCE = (
+    conventional_with_nuisances(CONVENTIONAL_PIVOT_GEV),
+    prompt_with_nuisances(PROMPT_PIVOT_GEV),
+    MUON,
+    ASTROPHYSICAL,
+)
+"""The release's components with its atmospheric nuisance parameters
+(:mod:`model.physics.nuisance`): conventional (``atmos_norm``, ``cr_delta_gamma``,
+``kpi_ratio``, ``nunubar_ratio``; fields ``pionWeight``, ``kaonWeight``, ``primaryType``),
+prompt (``prompt_norm``, ``cr_delta_gamma``, ``nunubar_ratio``; ``promptWeight``), muons
+(``muon_norm``) and the astrophysical power law.  At ``kpi_ratio = nunubar_ratio = 1``,
+``cr_delta_gamma = 0`` it equals :data:`HESE_COMPONENTS_SPLIT`."""
+
+
 def workshop_topology(morphology, double_cascades: str = "drop") -> np.ndarray:
     """Workshop topology codes from release morphologies (0 -> 0, 1 -> 1, 2 -> 2 or 0).
 
@@ -150,7 +173,9 @@ def to_workshop(
     from recoMorphology (:func:`workshop_topology`), ``primaryEnergy`` / ``primaryZenith``
     as in the release; ``atmoWeight`` = conventional + prompt + muon expectation at
     nominal (norms 1, dgamma 0), kept separately as ``conventionalWeight``,
-    ``promptWeight`` and ``muonWeight`` (for :data:`HESE_COMPONENTS_SPLIT`);
+    ``promptWeight`` and ``muonWeight`` (for :data:`HESE_COMPONENTS_SPLIT`), the
+    conventional split by parent as ``pionWeight`` and ``kaonWeight`` (:func:`conventional_parts`)
+    and the PDG ``primaryType`` (for :data:`HESE_COMPONENTS_NUISANCE`);
     ``astroWeight`` = astrophysical expectation at norm 1 and gamma 2.5.  So the
     workshop's ``astro_norm`` is the release's six-neutrino normalization at 100 TeV
     in units of 1e-18 GeV^-1 cm^-2 s^-1 sr^-1, and ``astro_gamma`` its spectral index.
@@ -160,6 +185,7 @@ def to_workshop(
     bins them separately and keeps only those with recoLength in [10, 1000] m).
     """
     conventional = conventional_expectation(release_sim)
+    pion, kaon = conventional_parts(release_sim)
     prompt = prompt_expectation(release_sim)
     muon = muon_expectation(release_sim)
     sim_columns = {
@@ -173,6 +199,9 @@ def to_workshop(
         "conventionalWeight": conventional,
         "promptWeight": prompt,
         "muonWeight": muon,
+        "pionWeight": pion,
+        "kaonWeight": kaon,
+        "primaryType": release_sim["primaryType"],
     }
     data_columns = {
         "energy": release_data["recoDepositedEnergy"],

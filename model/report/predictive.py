@@ -21,6 +21,7 @@ import numpy as np
 from scipy.special import gammaln, xlogy
 from scipy.stats import chi2
 
+from model.binned import nuisance_tables as nt
 from model.binned.binning import Binning
 from model.binned.say import say_loglike
 from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
@@ -168,6 +169,10 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
         if isinstance(t, FlatTemplate):
             described.append({"kind": "flat", **asdict(c)})
             variables[f"{c.name}__per_bin"] = (("all_bin",), t.per_bin)
+        elif isinstance(t, nt.NuisanceTemplate):
+            arrays, products = nt.products_to_record(f"{c.name}__", t.products, t.n_bins)
+            described.append({"kind": "nuisance", **asdict(c), "products": products})
+            variables |= arrays
         else:
             described.append({"kind": "power_law", **asdict(c),
                               "max_relative_error": t.max_relative_error})  # fmt: skip
@@ -176,7 +181,12 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
             variables[f"{c.name}__log_coeffs"] = (dims, t.log_coeffs)
     attrs = {"diffuse_fit_record_version": RECORD_VERSION, "components": json.dumps(described),
              "likelihood": likelihood}  # fmt: skip
-    if likelihood == "say":
+    if likelihood == "say" and isinstance(templates.variance, nt.NuisanceVariance):
+        n_bins = templates.binning.n_bins
+        arrays, products = nt.products_to_record("s2_", templates.variance.products, n_bins)
+        variables |= arrays
+        attrs["variance_products"] = json.dumps(products)
+    elif likelihood == "say":
         pairs = []
         for j, p in enumerate(templates.variance.pairs):
             entry = {"norms": list(p.norms), "factor": p.factor}
@@ -196,6 +206,9 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
 def _variance_from_variables(arrays: dict, attrs: dict, n_bins: int) -> VarianceTables:
     """The SAY tables of a record (inverse of the ``likelihood="say"`` part of
     :func:`record_variables`); ``KeyError``/``ValueError`` if damaged."""
+    if "variance_products" in attrs:
+        described = json.loads(attrs["variance_products"])
+        return nt.NuisanceVariance(nt.products_from_record("s2_", described, arrays, n_bins))
     pairs = []
     for j, d in enumerate(json.loads(attrs["variance_pairs"])):
         norms, factor = tuple(d["norms"]), float(d["factor"])
@@ -231,6 +244,13 @@ def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
         counts = np.asarray(arrays["counts"], dtype=np.float64)
         components, tables = [], []
         for d in json.loads(attrs["components"]):
+            if d["kind"] == "nuisance":
+                c = nt.component_from_dict(d)
+                products = nt.products_from_record(f"{c.name}__", d["products"], arrays,
+                                                   binning.n_bins)  # fmt: skip
+                components.append(c)
+                tables.append(nt.NuisanceTemplate(c, binning.n_bins, products))
+                continue
             cls = _KINDS[d.pop("kind")]
             error = d.pop("max_relative_error", 0.0)
             if "index_range" in d:

@@ -1,0 +1,422 @@
+"""Per-bin tables of components with nuisance parameters, and of their squared weights (NumPy).
+
+A component of :mod:`model.physics.nuisance` is a sum of terms, each
+``c_t(theta) * u_ti * exp(-(x_t - x0_t) y_ti)`` (``c_t`` a product of affine factors of
+linear parameters such as ``kpi_ratio`` and ``nunubar_ratio``, ``x_t`` a spectral parameter
+such as ``cr_delta_gamma``, ``y_ti = ln(E_i / pivot_t)``).  Its per-bin sum is therefore
+
+    lam_b = sum_t c_t(theta) S_tb(x_t),   S_tb(x) = sum_{i in b} u_ti exp(-(x - x0_t) y_ti):
+
+a *separable* form -- one-dimensional tables in the spectral parameter, combined with
+polynomials in the linear ones -- rather than a 2-D table: the linear parameters enter each
+event's weight linearly, so their dependence factors out of the sum exactly.  ``log S_tb`` is a
+Chebyshev series exactly as the astrophysical table (:func:`model.binned.templates.tabulate_log_sums`).
+
+The SAY likelihood's ``s2_b = sum_i w_i^2`` is the double sum over pairs of terms
+(all components', the plain flat and power-law ones included as one-term components):
+
+    s2_b = sum_{t <= t'} f_tt' c_t c_t' P_tt',b,   P_tt',b = sum_{i in b} u_ti u_t'i
+           exp(-(x_t - x0_t) y_ti - (x_t' - x0_t') y_t'i),
+
+``f`` = 1 (t = t') or 2.  When both terms are tilted and use the same true energy
+(``y_t'i = y_ti + delta``, ``delta = ln(pivot_t / pivot_t')``) the exponent is
+``-(x_t + x_t' - x0_t - x0_t') y_ti - (x_t' - x0_t') delta``: a 1-D table in the SUM
+``x_t + x_t'`` (e.g. ``astro_gamma + cr_delta_gamma``) times ``exp(-delta x_t')``.  So also the
+pairs of two different spectral parameters need no 2-D table.  Pairs whose events never
+overlap (neutrinos x antineutrinos, muons x neutrinos) are left out.  Every table costs
+O(bins x nodes) per evaluation, independent of the number of simulated events.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.binned.templates import (
+    DEFAULT_TOLERANCE,
+    log_derivative_stack,
+    log_table_derivatives,
+    log_table_values,
+    tabulate_log_sums,
+)
+from model.errors import DataFormatError
+from model.io.events import EventTable
+from model.physics.components import FlatComponent, PowerLawComponent
+from model.physics.nuisance import SIGN_FIELD, NuisanceComponent, Term
+
+MAX_NODES = 128  # as the squared-weight tables of model.binned.variance
+
+
+@dataclass(frozen=True)
+class LogTable:
+    """``P_b(theta) = exp(sum_k a_k theta_k) S_b(s)``, ``s = sum of params[variables]``.
+
+    ``S_b`` is exact (``per_bin``) when there are no variables, else ``exp`` of a Chebyshev
+    series (``log_coeffs`` on the ``active`` bins, over ``interval`` of ``s``).
+    """
+
+    variables: tuple
+    linear: tuple  # ((name, a), ...)
+    n_bins: int
+    per_bin: np.ndarray | None = None
+    interval: tuple = (0.0, 0.0)
+    active: np.ndarray | None = None
+    log_coeffs: np.ndarray | None = None
+    max_relative_error: float = 0.0
+
+    @property
+    def covered(self) -> np.ndarray:
+        """Bins where the table is positive (bool mask)."""
+        if self.per_bin is not None:
+            return self.per_bin > 0
+        mask = np.zeros(self.n_bins, dtype=bool)
+        mask[self.active] = True
+        return mask
+
+    def _argument(self, params: dict) -> float:
+        return float(sum(params[v] for v in self.variables))
+
+    def _prefactor(self, params: dict) -> float:
+        return math.exp(sum(a * params[name] for name, a in self.linear))
+
+    def values(self, params: dict) -> np.ndarray:
+        """``P_b`` at ``params``, (n_bins,)."""
+        if self.per_bin is not None:
+            return self._prefactor(params) * self.per_bin
+        s = log_table_values(self.log_coeffs, self.active, self.n_bins, self.interval,
+                             self._argument(params), "+".join(self.variables))  # fmt: skip
+        return self._prefactor(params) * s
+
+    @functools.cached_property
+    def derivative_stack(self) -> np.ndarray:
+        return log_derivative_stack(self.log_coeffs, self.interval)
+
+    def __getstate__(self) -> dict:
+        """Pickle without the cached :attr:`derivative_stack` (rebuilt on use)."""
+        return {k: v for k, v in self.__dict__.items() if k != "derivative_stack"}
+
+    def derivatives(self, params: dict, position: dict, bins: np.ndarray):
+        """``P`` (len(bins),), its gradient (len(bins), n) and Hessian (len(bins), n, n) in
+        the parameters of ``position`` (name -> i); exact for the table."""
+        n = len(position)
+        if self.per_bin is not None:
+            s0 = self.per_bin[bins]
+            s1 = s2 = np.zeros_like(s0)
+        else:
+            s0, s1, s2 = (v[bins] for v in log_table_derivatives(
+                self.log_coeffs, self.active, self.n_bins, self.interval,
+                self._argument(params), "+".join(self.variables), self.derivative_stack))  # fmt: skip
+        a, c = np.zeros(n), np.zeros(n)
+        for v in self.variables:
+            c[position[v]] += 1.0
+        for name, coef in self.linear:
+            a[position[name]] += coef
+        e = self._prefactor(params)
+        value = e * s0
+        grad = e * (np.outer(s0, a) + np.outer(s1, c))
+        hess = e * (s0[:, None, None] * np.outer(a, a)
+                    + s1[:, None, None] * (np.outer(a, c) + np.outer(c, a))
+                    + s2[:, None, None] * np.outer(c, c))  # fmt: skip
+        return value, grad, hess
+
+
+@dataclass(frozen=True)
+class Product:
+    """``multiplier * prod_k (a_k + b_k params[p_k]) * table``."""
+
+    multiplier: float
+    factors: tuple
+    table: LogTable
+
+
+def coefficient_derivatives(factors, params: dict, position: dict):
+    """``f = prod_k (a_k + b_k theta_{p_k})``, its gradient (n,) and Hessian (n, n)."""
+    n = len(position)
+    values = [a + b * params[p] for p, a, b in factors]
+    grad, hess = np.zeros(n), np.zeros((n, n))
+    for k, (pk, _, bk) in enumerate(factors):
+        rest = math.prod(v for m, v in enumerate(values) if m != k)
+        grad[position[pk]] += bk * rest
+        for m, (pm, _, bm) in enumerate(factors):
+            if m != k:
+                others = math.prod(v for q, v in enumerate(values) if q not in (k, m))
+                hess[position[pk], position[pm]] += bk * bm * others
+    return math.prod(values), grad, hess
+
+
+def products_values(products, params: dict) -> np.ndarray:
+    """``sum_p multiplier_p f_p(theta) P_p(theta)`` per bin."""
+    return sum(
+        p.multiplier
+        * math.prod(a + b * params[n] for n, a, b in p.factors)
+        * p.table.values(params)
+        for p in products
+    )
+
+
+def products_derivatives(products, params: dict, position: dict, bins: np.ndarray):
+    """Value (len(bins),), Jacobian (len(bins), n) and second derivatives as
+    ``(i, j, d2 / d theta_i d theta_j)`` entries (both orders) of :func:`products_values`."""
+    n = len(position)
+    value, jac, hess = np.zeros(bins.size), np.zeros((bins.size, n)), np.zeros((bins.size, n, n))
+    for p in products:
+        f, fg, fh = coefficient_derivatives(p.factors, params, position)
+        v, g, h = p.table.derivatives(params, position, bins)
+        m = p.multiplier
+        value += m * f * v
+        jac += m * (np.outer(v, fg) + f * g)
+        hess += m * (v[:, None, None] * fh + fg[None, :, None] * g[:, None, :]
+                     + g[:, :, None] * fg[None, None, :] + f * h)  # fmt: skip
+    second = [(i, j, hess[:, i, j]) for i in range(n) for j in range(n) if np.any(hess[:, i, j])]
+    return value, jac, second
+
+
+# ----------------------------------------------------------------------------- components
+
+
+@dataclass(frozen=True)
+class NuisanceTemplate:
+    """Per-bin tables of a :class:`NuisanceComponent` at norm 1 (``products``: one per term)."""
+
+    component: NuisanceComponent
+    n_bins: int
+    products: tuple
+
+    @property
+    def active(self) -> np.ndarray:
+        mask = np.zeros(self.n_bins, dtype=bool)
+        for p in self.products:
+            mask |= p.table.covered
+        return np.flatnonzero(mask)
+
+    @property
+    def max_relative_error(self) -> float:
+        return max((p.table.max_relative_error for p in self.products), default=0.0)
+
+    def unit_counts(self, params: dict) -> np.ndarray:
+        """Expected events per bin at norm 1."""
+        return products_values(self.products, params) if self.products else np.zeros(self.n_bins)
+
+    def expectation_derivatives(self, params: dict, position: dict, bins: np.ndarray):
+        """``norm * unit_counts``: value, Jacobian, second-derivative entries on ``bins``."""
+        norm = ((self.component.norm, 0.0, 1.0),)
+        full = [Product(p.multiplier, norm + p.factors, p.table) for p in self.products]
+        return products_derivatives(full, params, position, bins)
+
+
+def component_terms(component) -> tuple[Term, ...]:
+    """The terms of any component, each with the component's norm as its first factor."""
+    norm = ((component.norm, 0.0, 1.0),)
+    if isinstance(component, NuisanceComponent):
+        return tuple(
+            Term(
+                t.weight_field,
+                norm + t.factors,
+                t.sign,
+                t.index,
+                t.energy_field,
+                t.pivot,
+                t.reference_index,
+                tuple(t.index_range),
+            )  # fmt: skip
+            for t in component.terms
+        )
+    if isinstance(component, FlatComponent):
+        return (Term(component.weight_field, norm),)
+    if isinstance(component, PowerLawComponent):
+        return (Term(component.weight_field, norm, 0, component.index, component.energy_field,
+                     component.pivot, component.reference_index,
+                     tuple(map(float, component.index_range))),)  # fmt: skip
+    raise TypeError(f"unknown component type {type(component).__name__}")
+
+
+def check_fields(simulation: EventTable, components) -> None:
+    """Every field the nuisance components read is present, and no event they weight has
+    ``primaryType`` 0 (neither neutrino nor antineutrino); :class:`DataFormatError` if not."""
+    for c in components:
+        if not isinstance(c, NuisanceComponent):
+            continue
+        for name in c.input_fields:
+            if name not in simulation:
+                raise DataFormatError(
+                    simulation.source,
+                    f"component '{c.name}' needs this field (have {sorted(simulation.fields)})",
+                    field=name,
+                )
+        code = np.asarray(simulation[SIGN_FIELD]) if SIGN_FIELD in c.input_fields else None
+        for t in c.terms:
+            if t.sign and np.any((code == 0) & (simulation[t.weight_field] != 0)):
+                row = int(np.flatnonzero((code == 0) & (simulation[t.weight_field] != 0))[0])
+                raise DataFormatError(
+                    simulation.source,
+                    f"primaryType 0 (neither neutrino nor antineutrino) for an event with "
+                    f"{t.weight_field} > 0; the nu/nubar ratio cannot weight it",
+                    field=SIGN_FIELD, row=row,
+                )  # fmt: skip
+
+
+def _table(bin_index, weights, terms, n_bins, tolerance, max_nodes) -> LogTable | None:
+    """The :class:`LogTable` of ``sum_{i in b} weights_i * tilts of terms`` (one or two terms
+    of the same events), or None if it is 0 in every bin."""
+    inside = bin_index >= 0
+    if not np.any(weights[inside] != 0):
+        return None
+    tilted = [t for t in terms if t.index is not None]
+    if not tilted:
+        per_bin = np.bincount(bin_index[inside], weights=weights[inside], minlength=n_bins)
+        return LogTable((), (), n_bins, per_bin=per_bin)
+    first = tilted[0]
+    y, reference, (low, high) = first.log_energy_of, first.reference_index, first.index_range
+    linear = ()
+    if len(tilted) == 2:
+        second = tilted[1]
+        if second.energy_field != first.energy_field:
+            raise ValueError(
+                f"tilts in different energy fields ({first.energy_field}, "
+                f"{second.energy_field}) cannot share a table"
+            )
+        delta = math.log(first.pivot / second.pivot)
+        weights = weights * math.exp(second.reference_index * delta)
+        reference += second.reference_index
+        low, high = low + second.index_range[0], high + second.index_range[1]
+        linear = ((second.index, -delta),) if delta != 0.0 else ()
+    active, coeffs, error = tabulate_log_sums(
+        bin_index, weights, y, reference, (low, high), n_bins, tolerance, max_nodes
+    )
+    return LogTable(tuple(t.index for t in tilted), linear, n_bins, None, (low, high), active,
+                    coeffs, error)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A term with its unit weights and log energies on the simulation."""
+
+    term: Term
+    weights: np.ndarray
+    log_energy_of: np.ndarray | None
+
+    def __getattr__(self, name):
+        return getattr(self.term, name)
+
+
+def _prepare(terms, simulation: EventTable) -> list[_Prepared]:
+    return [
+        _Prepared(t, t.unit_weights(simulation), t.log_energy(simulation) if t.index else None)
+        for t in terms
+    ]
+
+
+def build_nuisance_template(component: NuisanceComponent, simulation: EventTable,
+                            bin_index: np.ndarray, n_bins: int,
+                            tolerance: float = DEFAULT_TOLERANCE) -> NuisanceTemplate:  # fmt: skip
+    """One table per term of ``component`` (terms without events in the bins left out)."""
+    check_fields(simulation, (component,))
+    products = []
+    for p in _prepare(component.terms, simulation):
+        table = _table(bin_index, p.weights, [p], n_bins, tolerance, MAX_NODES)
+        if table is not None:
+            products.append(Product(1.0, p.term.factors, table))
+    return NuisanceTemplate(component, n_bins, tuple(products))
+
+
+@dataclass(frozen=True)
+class NuisanceVariance:
+    """``s2_b(theta)`` as a sum of :class:`Product` s over pairs of terms (module doc)."""
+
+    products: tuple
+
+    @property
+    def max_relative_error(self) -> float:
+        return max((p.table.max_relative_error for p in self.products), default=0.0)
+
+    def sum_of_squares(self, params: dict) -> np.ndarray:
+        """``s2_b = sum_{i in b} w_i(params)^2`` (expected events squared), (n_bins,)."""
+        return products_values(self.products, params)
+
+    def derivatives(self, params: dict, position: dict, bins: np.ndarray):
+        """As :meth:`model.binned.variance.VarianceTables.derivatives`."""
+        return products_derivatives(self.products, params, position, bins)
+
+
+def build_nuisance_variance(simulation: EventTable, bin_index: np.ndarray, n_bins: int,
+                            components, tolerance: float = DEFAULT_TOLERANCE) -> NuisanceVariance:  # fmt: skip
+    """The tables of every pair of terms of ``components`` whose events overlap."""
+    check_fields(simulation, components)
+    prepared = _prepare([t for c in components for t in component_terms(c)], simulation)
+    products = []
+    for i, p in enumerate(prepared):
+        for q in prepared[i:]:
+            table = _table(bin_index, p.weights * q.weights, [p, q], n_bins, tolerance, MAX_NODES)
+            if table is not None:
+                multiplier = 1.0 if q is p else 2.0
+                products.append(Product(multiplier, p.term.factors + q.term.factors, table))
+    return NuisanceVariance(tuple(products))
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def products_to_record(prefix: str, products, n_bins: int) -> tuple[dict, list]:
+    """Arrays ``name -> (dims, array)`` and a JSON-able description of ``products``
+    (inverse: :func:`products_from_record`), for a run's fit record."""
+    variables, described = {}, []
+    for j, p in enumerate(products):
+        t, name = p.table, f"{prefix}{j}"
+        entry = {"multiplier": p.multiplier, "factors": [list(f) for f in p.factors],
+                 "variables": list(t.variables), "linear": [list(a) for a in t.linear]}  # fmt: skip
+        if t.per_bin is not None:
+            variables[f"{name}__per_bin"] = (("all_bin",), t.per_bin)
+        else:
+            entry |= {"interval": list(t.interval), "max_relative_error": t.max_relative_error}
+            dims = (f"{name}__active_bin", f"{name}__node")
+            variables[f"{name}__active"] = (dims[:1], np.asarray(t.active, dtype=np.int64))
+            variables[f"{name}__log_coeffs"] = (dims, t.log_coeffs)
+        described.append(entry)
+    return variables, described
+
+
+def products_from_record(prefix: str, described: list, arrays: dict, n_bins: int) -> tuple:
+    """Inverse of :func:`products_to_record`; ``KeyError``/``ValueError`` if damaged."""
+    products = []
+    for j, d in enumerate(described):
+        name = f"{prefix}{j}"
+        common = (tuple(d["variables"]), tuple((str(n), float(a)) for n, a in d["linear"]), n_bins)
+        if "interval" in d:
+            active = np.asarray(arrays[f"{name}__active"], dtype=np.int64)
+            coeffs = np.asarray(arrays[f"{name}__log_coeffs"], dtype=np.float64)
+            if (
+                coeffs.ndim != 2
+                or len(coeffs) != len(active)
+                or np.any(active < 0)
+                or np.any(active >= n_bins)
+            ):
+                raise ValueError(f"inconsistent table {name}")
+            table = LogTable(*common, None, tuple(d["interval"]), active, coeffs,
+                             float(d["max_relative_error"]))  # fmt: skip
+        else:
+            per_bin = np.asarray(arrays[f"{name}__per_bin"], dtype=np.float64)
+            if per_bin.shape != (n_bins,):
+                raise ValueError(f"inconsistent table {name}")
+            table = LogTable(*common, per_bin=per_bin)
+        factors = tuple((str(p), float(a), float(b)) for p, a, b in d["factors"])
+        products.append(Product(float(d["multiplier"]), factors, table))
+    return tuple(products)
+
+
+def component_from_dict(d: dict) -> NuisanceComponent:
+    """A :class:`NuisanceComponent` from its ``dataclasses.asdict``."""
+    terms = tuple(
+        Term(
+            **{
+                **t,
+                "factors": tuple(tuple(f) for f in t["factors"]),
+                "index_range": tuple(t["index_range"]),
+            }
+        )  # fmt: skip
+        for t in d["terms"]
+    )
+    supports = tuple((n, tuple(r)) for n, r in d["linear_supports"])
+    return NuisanceComponent(d["name"], d["norm"], terms, supports)

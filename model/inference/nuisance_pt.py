@@ -1,0 +1,37 @@
+"""Pytensor expressions of the nuisance-parameter tables (:mod:`model.binned.nuisance_tables`).
+
+NumPy twins: :meth:`model.binned.nuisance_tables.NuisanceTemplate.unit_counts` and
+:meth:`model.binned.nuisance_tables.NuisanceVariance.sum_of_squares` (``[model_bins]``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor.tensor as pt
+
+from model.binned.nuisance_tables import LogTable
+
+
+def log_table_pt(table: LogTable, params: dict, model_bins: np.ndarray):
+    """``exp(sum_k a_k theta_k) S_b(sum of the variables)`` on the model bins."""
+    from model.inference.pymc_model import log_table_pt as chebyshev_table_pt
+
+    if table.per_bin is not None:
+        values = pt.as_tensor(table.per_bin[model_bins])
+    else:
+        s = pt.add(*(params[v] for v in table.variables))
+        values = chebyshev_table_pt(table.log_coeffs, table.active, s, table.interval, model_bins)
+    if table.linear:
+        values = values * pt.exp(pt.add(*(a * params[name] for name, a in table.linear)))
+    return values
+
+
+def products_pt(products, params: dict, model_bins: np.ndarray):
+    """``sum_p multiplier_p prod_k (a_k + b_k theta_k) P_p`` on the model bins."""
+    terms = []
+    for p in products:
+        coefficient = p.multiplier
+        for name, a, b in p.factors:
+            coefficient = coefficient * (a + b * params[name])
+        terms.append(coefficient * log_table_pt(p.table, params, model_bins))
+    return pt.add(*terms) if terms else pt.zeros(model_bins.size)
