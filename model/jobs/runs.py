@@ -28,15 +28,15 @@ from pathlib import Path
 from model.binned import reference_fit
 from model.binned.dataset import BinnedDataset, bin_dataset
 from model.errors import FitFailed, RunInterrupted
-from model.inference.map_fit import find_map
+from model.inference.map_core import fit_map
 from model.inference.priors import resolve_priors
-from model.inference.pymc_model import build_model, parameter_supports
+from model.inference.profile import ProfileFitter
 from model.inference.settings import SamplerSettings
 from model.io.run_folder import check_output_folder, write_run
 from model.jobs.inputs import COMPONENT_SETS, Inputs
 from model.jobs.interrupt import interrupted_message, interruptible
 from model.jobs.provenance import record
-from model.physics.components import parameter_names
+from model.physics.components import parameter_names, parameter_supports
 
 
 def sample(model, settings: SamplerSettings, progressbar: bool = True):
@@ -49,7 +49,8 @@ def sample(model, settings: SamplerSettings, progressbar: bool = True):
 
 @dataclass
 class Job:
-    """A prepared fit: inputs binned, priors resolved, model built."""
+    """A prepared fit: inputs binned, priors resolved, the PyMC model built (``model``; None
+    for a job that needs only the MAP, which is NumPy: :mod:`model.inference.map_core`)."""
 
     inputs: Inputs
     binned: BinnedDataset
@@ -63,16 +64,20 @@ class Job:
     @classmethod
     def prepare(
         cls, inputs: Inputs, prior_spec="default", components="workshop", say=print,
-        likelihood="poisson",
+        likelihood="poisson", build=True,
     ) -> Job:  # fmt: skip
         t0 = time.perf_counter()
         binned = bin_dataset(inputs.data, inputs.simulation, components=COMPONENT_SETS[components],
                              variance=likelihood == "say")  # fmt: skip
         priors = resolve_priors(prior_spec, parameter_supports(binned.components))
-        model = build_model(binned, priors, likelihood=likelihood)
+        model = None
+        if build:  # PyMC is imported only for jobs that sample
+            from model.inference.pymc_model import build_model
+
+            model = build_model(binned, priors, likelihood=likelihood)
         for line in binned.summary_lines():
             say(line)
-        say(f"tables and model built in {time.perf_counter() - t0:.2f} s "
+        say(f"tables{' and model' if build else ''} built in {time.perf_counter() - t0:.2f} s "
             f"(table accuracy {binned.templates.max_relative_error:.1e} relative)")  # fmt: skip
         return cls(inputs, binned, priors, model, str(prior_spec), components, say, likelihood)
 
@@ -101,7 +106,8 @@ class Job:
         """MAP + the workshop's scipy fit (a Poisson fit: for the Poisson likelihood only);
         returns the ``map.json`` content."""
         self.say("finding the MAP ...")
-        result = find_map(self.model)
+        profile = ProfileFitter(self.binned.templates, self.priors, likelihood=self.likelihood)
+        result = fit_map(profile, self.binned.counts)
         if not result.converged:
             raise FitFailed(
                 "the MAP fit failed, nothing was written: " + "; ".join(result.problems)
@@ -166,7 +172,7 @@ def run_map(
     ``likelihood``: "poisson" or "say"."""
     out = check_output_folder(out)
     with interruptible(out):
-        job = Job.prepare(inputs, prior_spec, components, say, likelihood)
+        job = Job.prepare(inputs, prior_spec, components, say, likelihood, build=False)
         result = job.run_map()
         result["provenance"] = job.provenance()
         with write_run(out, "map") as stage:

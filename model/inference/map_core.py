@@ -1,0 +1,180 @@
+"""The MAP in NumPy: the optimisation, its covariance and what is wrong with it.
+
+The MAP is the maximum of ``log p(theta | k)`` without the Jacobian of PyMC's transforms
+(the mode of the posterior density in the natural parameters, as ``pm.find_MAP`` finds
+it), in PyMC's unconstrained coordinates: Newton's method on the exact Hessian of the tables
+where it converges, else L-BFGS-B, started at the workshop's x0 = (1, 6, 2.5).  The objective
+is :class:`model.inference.profile.ProfileFitter`'s (the NumPy twin of the PyMC model's
+log-density, tested equal to it), so nothing is compiled and PyMC is not imported:
+``diffuse-fit map`` runs on this alone, and :class:`model.inference.map_fit.MapFitter`
+wraps it for a PyMC model.  The uncertainties are the inverse Hessian of ``-log p`` in the
+natural parameters (as the workshop's ``hess_inv``).  A fit that did not move from the
+start, stopped away from an optimum, or whose Hessian leaves parameters unconstrained says
+so in :attr:`MapResult.problems` (and gives no errors for the parameters concerned).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.optimize
+
+from model.binned import reference_fit
+from model.inference.profile import GRADIENT_TOLERANCE, ProfileFitter
+from model.inference.profile import covariance_from_hessian as _covariance
+
+X0 = dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))  # the workshop's start
+MAP_OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}
+
+
+@dataclass(frozen=True)
+class MapResult:
+    """MAP point, its curvature, and what is wrong with it (if anything).
+
+    Attributes
+    ----------
+    values : dict
+        Parameter -> MAP value (natural units: norms dimensionless, gamma).
+    neg_log_likelihood : float
+        ``-sum_b [k_b log lam_b - lam_b - lgamma(k_b + 1)]`` at the MAP (no prior terms).
+    covariance : ndarray (n, n)
+        Inverse Hessian of ``-log p(theta | data)`` in the natural parameters (NaN where
+        the Hessian cannot be inverted).
+    converged : bool
+        The optimizer moved from the start and stopped where the gradient vanishes
+        (max ``|d log p / d u|`` below ``GRADIENT_TOLERANCE``, u unconstrained).
+    message : str
+        The optimizer's stopping message and the largest gradient component.
+    wall_time_s : float
+        Seconds for the optimisation and the Hessian.
+    problems : list of str
+        What is wrong, one sentence each: no convergence, no move from the start, a
+        Hessian that is not negative definite, a covariance diagonal that is not finite
+        and positive.  Empty for a usable fit.
+    unconstrained : list of str
+        Parameters the curvature leaves unconstrained (named in ``problems``).
+    """
+
+    values: dict
+    neg_log_likelihood: float
+    covariance: np.ndarray
+    converged: bool
+    message: str
+    wall_time_s: float
+    problems: list[str] = field(default_factory=list)
+    unconstrained: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> dict:
+        """One-sigma errors, sqrt of the covariance diagonal (units of each parameter).
+
+        ``None`` (JSON null), never NaN, for a parameter in ``unconstrained``, one whose
+        covariance diagonal is not finite and positive, and for every parameter when the
+        fit did not converge (the curvature away from an optimum is no error).
+        """
+        diag = np.diag(self.covariance)
+        return {
+            k: float(np.sqrt(d))
+            if self.converged and k not in self.unconstrained and np.isfinite(d) and d > 0
+            else None
+            for k, d in zip(self.values, diag, strict=True)
+        }
+
+
+def start(profile: ProfileFitter, x0: dict) -> np.ndarray:
+    """Unconstrained coordinates of the natural start values ``x0`` (parameters it does
+    not name start at the middle of their prior's support, or 1 for a norm)."""
+    values = {**profile.default_start(), **x0}
+    return np.array(
+        [profile.transforms[n].to_unconstrained(float(values[n])) for n in profile.names]
+    )
+
+
+def natural(profile: ProfileFitter, u: np.ndarray) -> np.ndarray:
+    """Natural parameter values of the unconstrained coordinates ``u``."""
+    return np.array(
+        [profile.transforms[n].to_natural(float(x)) for n, x in zip(profile.names, u, strict=True)]
+    )
+
+
+def _logp_grad_natural(profile: ProfileFitter, u: np.ndarray, counts: np.ndarray):
+    """``log p``, its gradient in ``u`` and the natural values at ``u``."""
+    x = natural(profile, u)
+    if not np.all(np.isfinite(x)):  # a step to NaN: as a compiled graph gives it
+        return np.nan, np.full(x.size, np.nan), x
+    values = dict(zip(profile.names, x, strict=True))
+    logp, grad, _, _ = profile.log_posterior(counts, values)
+    derivative = [
+        profile.transforms[n].derivative(v) for n, v in zip(profile.names, x, strict=True)
+    ]
+    return logp, grad * np.asarray(derivative), x
+
+
+def _newton(profile: ProfileFitter, counts: np.ndarray, x0: dict):
+    """The optimum by Newton's method on the exact Hessian (milliseconds), as an
+    ``OptimizeResult``; ``None`` where Newton does not converge (L-BFGS-B then, as
+    ``pm.find_MAP``)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        best = profile.fit(counts, x0=x0)
+    if best.method != "newton" or not best.converged:
+        return None
+    u = np.array([profile.transforms[n].to_unconstrained(best.values[n]) for n in profile.names])
+    return scipy.optimize.OptimizeResult(x=u, success=True, message=best.message.split(" (")[0])
+
+
+def fit_map(profile: ProfileFitter, counts: np.ndarray, x0: dict | None = None) -> MapResult:
+    """MAP from ``x0`` (default the workshop's (1, 6, 2.5)) of ``counts`` (observed events per
+    bin of the whole binning) under ``profile``'s tables, priors and likelihood."""
+    t0 = time.perf_counter()
+    counts = np.asarray(counts, dtype=np.float64)
+
+    def negative(u):
+        with np.errstate(over="ignore", invalid="ignore"):  # absurd inputs: reported below
+            logp, grad, _ = _logp_grad_natural(profile, u, counts)
+        return -float(logp), -np.asarray(grad)
+
+    u0 = start(profile, x0 or X0)
+    newton = _newton(profile, counts, x0 or X0)
+    result = newton or scipy.optimize.minimize(
+        negative, u0, jac=True, method="L-BFGS-B", options=MAP_OPTIONS
+    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        _, grad, x = _logp_grad_natural(profile, result.x, counts)
+    values = dict(zip(profile.names, map(float, x), strict=True))
+    # L-BFGS-B may stop "ABNORMAL" at the float precision floor of tight tolerances:
+    # an optimum is where the gradient vanishes
+    max_grad = float(np.max(np.abs(grad)))
+    small_gradient = bool(np.isfinite(max_grad) and max_grad < GRADIENT_TOLERANCE)
+    moved = bool(np.max(np.abs(result.x - u0)) > 1e-12)
+    problems = []
+    if not moved:
+        problems.append(
+            "the optimizer did not move from the start values "
+            + ", ".join(f"{n}={v:g}" for n, v in values.items())
+        )
+    if not (result.success or small_gradient):
+        problems.append(
+            f"the optimizer stopped away from an optimum (max |gradient| {max_grad:.1e} "
+            f">= {GRADIENT_TOLERANCE:g}): {result.message.strip()}"
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        _, _, hessian, loglike = profile.log_posterior(counts, values)
+    covariance, curvature_problems, unconstrained = _covariance(profile.names, hessian)
+    problems += curvature_problems
+    return MapResult(
+        values=values,
+        neg_log_likelihood=-float(loglike),
+        covariance=covariance,
+        converged=moved and (bool(result.success) or small_gradient),
+        message=(
+            f"{result.message} (max |gradient| {max_grad:.1e})"
+            if result.success or not small_gradient
+            else f"optimum reached at float precision (max |gradient| {max_grad:.1e}; "
+            f"L-BFGS-B line search stopped: {result.message.strip()})"
+        ),
+        wall_time_s=time.perf_counter() - t0,
+        problems=problems,
+        unconstrained=unconstrained,
+    )
