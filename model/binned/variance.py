@@ -151,6 +151,12 @@ def build_variance_tables(
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> VarianceTables:
     """The table of every pair ``c <= d`` of ``components`` (order as given)."""
+    for c in components:
+        if not isinstance(c, FlatComponent | PowerLawComponent):
+            raise ValueError(
+                f"the SAY likelihood supports only the single power law (--astro-model spl), "
+                f"not the '{getattr(c, 'model', type(c).__name__)}' spectrum of '{c.name}'"
+            )
     units = [_unit_weights(c, simulation) for c in components]
     inside = bin_index >= 0
     pairs = []

@@ -20,6 +20,14 @@ Two named sets:
     * with ``--components split`` also ``prompt_norm ~ LogNormal(0, 1)`` (prompt models
       differ by factors of a few) and ``muon_norm ~ LogNormal(0, 0.5)`` (the muon
       background's simulated normalization, uncertain by ~50%).
+    * with ``--astro-model`` (:mod:`model.physics.spectra`; ``astro_norm`` keeps its prior):
+      ``logparabola``: ``astro_alpha ~ Uniform(1, 4)`` (as gamma), ``astro_beta ~
+      TruncatedNormal(0, 0.2, -0.2, 0.5)`` (curvature per unit ln E; 0 is the single
+      power law); ``broken``: ``astro_gamma1``, ``astro_gamma2 ~ Uniform(1, 4)``,
+      ``astro_log10_ebreak ~ Uniform(4.5, 7)`` (log10 of E_break/GeV, 30 TeV to 10 PeV,
+      where the simulated events are); ``cutoff``: ``astro_gamma ~ Uniform(1, 4)``,
+      ``astro_log10_ecut ~ Uniform(5, 8)`` (log10 of E_cut/GeV, 100 TeV to 100 PeV).
+      ``flat`` gives every shape parameter a flat prior over its tabulated range.
 
 Parameters a set does not name get a flat prior over their allowed range.
 
@@ -215,6 +223,15 @@ PRIOR_SETS = {
         "astro_gamma": Prior("Uniform", {"lower": 1.0, "upper": 4.0}),
         "prompt_norm": Prior("LogNormal", {"mu": 0.0, "sigma": 1.0}),
         "muon_norm": Prior("LogNormal", {"mu": 0.0, "sigma": 0.5}),
+        # spectral models other than the single power law (--astro-model)
+        "astro_alpha": Prior("Uniform", {"lower": 1.0, "upper": 4.0}),
+        "astro_beta": Prior(
+            "TruncatedNormal", {"mu": 0.0, "sigma": 0.2, "lower": -0.2, "upper": 0.5}
+        ),
+        "astro_gamma1": Prior("Uniform", {"lower": 1.0, "upper": 4.0}),
+        "astro_gamma2": Prior("Uniform", {"lower": 1.0, "upper": 4.0}),
+        "astro_log10_ebreak": Prior("Uniform", {"lower": 4.5, "upper": 7.0}),
+        "astro_log10_ecut": Prior("Uniform", {"lower": 5.0, "upper": 8.0}),
     },
 }
 

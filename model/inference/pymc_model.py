@@ -20,7 +20,9 @@ expectation, an experiment's counts are Poisson; the SAY density is the likeliho
 expectation when it is only known from a finite simulation, not a model of new data.
 
 ``A_b`` and ``S_b`` are the precomputed tables of :mod:`model.binned.templates`; ``log S_b`` is a
-Chebyshev series in gamma, so a log-density + gradient evaluation costs O(bins x nodes),
+Chebyshev series in gamma (for the spectral models of :mod:`model.physics.spectra` a
+tensor-product series in their shape parameters, or the exact per-event segment sum where
+no table reaches the accuracy: :mod:`model.binned.spectral_tables`), so a log-density + gradient evaluation costs O(bins x nodes),
 independent of the number of simulated events.  :func:`model.binned.templates.expected_counts`
 is the NumPy twin of :func:`expected_counts_pt`.  Only bins some component can populate
 enter the likelihood (the others have k = lam = 0 and contribute exactly 0).  Observed
@@ -39,6 +41,7 @@ import pytensor.tensor as pt
 from model.binned import chebyshev
 from model.binned.dataset import BinnedDataset
 from model.binned.likelihoods import LIKELIHOODS  # name -> NumPy twin
+from model.binned.spectral_tables import SpectralEventSum, SpectralTable
 from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 from model.binned.variance import SmoothPair, VarianceTables
 from model.errors import DataFormatError
@@ -69,6 +72,10 @@ def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
         c = table.component
         return log_table_pt(table.log_coeffs, table.active, params[c.index], c.index_range,
                             model_bins)  # fmt: skip
+    if isinstance(table, SpectralTable):
+        return spectral_table_pt(table, params, model_bins)
+    if isinstance(table, SpectralEventSum):
+        return spectral_event_sum_pt(table, params, model_bins)
     raise TypeError(f"unknown table type {type(table).__name__}")
 
 
@@ -82,6 +89,28 @@ def log_table_pt(log_coeffs, active, x, interval, model_bins: np.ndarray):
     if positions.size == model_bins.size:
         return pt.exp(log_s)
     return pt.zeros(model_bins.size)[positions].set(pt.exp(log_s))
+
+
+def spectral_table_pt(table: SpectralTable, params: dict, model_bins: np.ndarray):
+    """Pytensor expression of a tensor-product Chebyshev table of ``log S_b`` over the shape
+    parameters, exponentiated, on the model bins; NumPy twin ``table.unit_counts(params)``."""
+    c = table.component
+    log_s = pt.as_tensor(table.log_coeffs)
+    for a in reversed(range(len(c.shape))):  # contract the last axis first
+        t = chebyshev.to_unit(params[c.shape[a]], c.shape_ranges[a])
+        log_s = pt.tensordot(log_s, chebyshev_basis(t, table.log_coeffs.shape[1 + a]), axes=1)
+    positions = np.searchsorted(model_bins, table.active)
+    return pt.zeros(model_bins.size)[positions].set(pt.exp(log_s))
+
+
+def spectral_event_sum_pt(table: SpectralEventSum, params: dict, model_bins: np.ndarray):
+    """Pytensor expression of the exact per-event sum ``S_b = sum_{i in b} w_i exp(f(x_i))``
+    (a segment sum, O(events) per evaluation); NumPy twin ``table.unit_counts(params)``."""
+    c = table.component
+    f = c.log_tilt(pt.as_tensor(table.log_energy), [params[name] for name in c.shape], xp=pt)
+    weights = pt.as_tensor(table.weight) * pt.exp(f)
+    positions = np.searchsorted(model_bins, table.event_bin)
+    return pt.zeros(model_bins.size)[positions].inc(weights)
 
 
 def expected_counts_pt(templates: Templates, params: dict, model_bins: np.ndarray) -> dict:
