@@ -37,7 +37,7 @@ NOMINAL = 0.6827
 def run_toys(
     inputs: Inputs, prior_spec, out: Path, truth: dict | str, n: int, seed: int, nuts: bool = False,
     settings: SamplerSettings | None = None, components="workshop",
-    cluster: ClusterOptions | None = None, say=print, progressbar=True, likelihood="poisson",
+    cluster: ClusterOptions | None = None, say=print, progressbar=True, likelihood="poisson", astro_model="spl",
 ) -> dict:  # fmt: skip
     """``n`` pseudo-experiments at ``truth``; writes the run folder ``out``; returns
     ``coverage.json``."""
@@ -45,7 +45,7 @@ def run_toys(
     cluster = cluster or ClusterOptions()
     settings = settings or SamplerSettings()
     with interruptible(out):
-        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood)
+        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood, astro_model)
         truth = resolve_truth(truth, prepared)
         sampler = _sampler_dict(settings) if nuts else {}
         config = prepared.config(kind="toys", truth=truth, seed=seed, nuts=nuts, sampler=sampler)
