@@ -35,6 +35,7 @@ from model.binned import chebyshev
 START_NODES = 8
 MAX_NODES = 96
 CHECK_POINTS = 33
+BREAK_STEP = 0.01  # log10(E_break/GeV): step of the broken law's curvature in E_break
 _CHUNK = 96  # parameter points per exact-sum batch (memory: events x chunk floats)
 
 
@@ -250,10 +251,27 @@ class SpectralEventSum:
 
     def unit_counts_derivatives(self, params: dict):
         """``S_b``, ``dS_b/ds_a`` (d, n_bins), ``d2S_b/ds_a ds_c`` (d, d, n_bins) from the
-        per-event derivatives (:meth:`SpectralComponent.log_tilt_derivatives`, for
-        ``broken`` the derivatives almost everywhere)."""
+        exact per-event derivatives (:meth:`SpectralComponent.log_tilt_derivatives`).
+
+        ``broken``: ``dS_b/d log10 E_break`` is exact but steps wherever ``E_break`` crosses
+        a simulated energy, so its derivative (a sum of delta functions) is replaced by the
+        central difference of that exact gradient over +-:data:`BREAK_STEP` in
+        log10(E_break/GeV) (one-sided at the range's ends): the curvature averaged over
+        the events near the break, what a Gaussian approximation of the likelihood needs.
+        Every other entry is exact."""
         values = [float(params[s]) for s in self.component.shape]
         _check_inside(self.component, values)
+        s, grad, hess = self._derivatives(values)
+        if not self.component.smooth:
+            low, high = self.component.shape_ranges[-1]
+            up = min(values[-1] + BREAK_STEP, high)
+            down = max(values[-1] - BREAK_STEP, low)
+            g_up = self._derivatives([*values[:-1], up])[1][-1]
+            g_down = self._derivatives([*values[:-1], down])[1][-1]
+            hess[-1, -1] = (g_up - g_down) / (up - down)
+        return s, grad, hess
+
+    def _derivatives(self, values):
         f, d1, d2 = self.component.log_tilt_derivatives(self.log_energy, values)
         v = self.weight * np.exp(f)
         d = len(values)

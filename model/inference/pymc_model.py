@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 
 from model.binned import chebyshev
@@ -95,7 +96,7 @@ def spectral_table_pt(table: SpectralTable, params: dict, model_bins: np.ndarray
     """Pytensor expression of a tensor-product Chebyshev table of ``log S_b`` over the shape
     parameters, exponentiated, on the model bins; NumPy twin ``table.unit_counts(params)``."""
     c = table.component
-    log_s = pt.as_tensor(table.log_coeffs)
+    log_s = pytensor.shared(table.log_coeffs)  # large: an input, not a numba global
     for a in reversed(range(len(c.shape))):  # contract the last axis first
         t = chebyshev.to_unit(params[c.shape[a]], c.shape_ranges[a])
         log_s = pt.tensordot(log_s, chebyshev_basis(t, table.log_coeffs.shape[1 + a]), axes=1)
@@ -107,8 +108,9 @@ def spectral_event_sum_pt(table: SpectralEventSum, params: dict, model_bins: np.
     """Pytensor expression of the exact per-event sum ``S_b = sum_{i in b} w_i exp(f(x_i))``
     (a segment sum, O(events) per evaluation); NumPy twin ``table.unit_counts(params)``."""
     c = table.component
-    f = c.log_tilt(pt.as_tensor(table.log_energy), [params[name] for name in c.shape], xp=pt)
-    weights = pt.as_tensor(table.weight) * pt.exp(f)
+    # large arrays as shared inputs, not constants (numba cannot cache large globals)
+    f = c.log_tilt(pytensor.shared(table.log_energy), [params[name] for name in c.shape], xp=pt)
+    weights = pytensor.shared(table.weight) * pt.exp(f)
     positions = np.searchsorted(model_bins, table.event_bin)
     return pt.zeros(model_bins.size)[positions].inc(weights)
 
