@@ -173,7 +173,7 @@ def test_gradient_and_hessian_match_finite_differences(spectral, model, rng):
             # gradient by differences over +-1e-7 (rounding ~1e-5 each): 1e-2
             h, n = 0.01, "astro_log10_ebreak"
 
-            def slope(u, e=1e-7):
+            def slope(u, e=1e-7, p=p, n=n):
                 return (llh(p | {n: u + e}) - llh(p | {n: u - e})) / (2 * e)
 
             second = (slope(p[n] + h) - slope(p[n] - h)) / (2 * h)
@@ -281,3 +281,19 @@ def test_nuts_has_no_divergences(spectral, model):
     settings = SamplerSettings(draws=1000, tune=1000, chains=4, seed=11, target_accept=0.95)
     idata = sample(build_model(binned, priors), settings, progressbar=False)
     assert int(idata.sample_stats["diverging"].sum()) == 0
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_fit_record_round_trip(spectral, model, rng):
+    """The report's fit record rebuilds the same expectation (exact equality) for every model."""
+    from model.report.predictive import record_from_variables, record_variables
+
+    binned = spectral[model]
+    variables, attrs = record_variables(binned.counts, binned.templates)
+    arrays = {name: np.asarray(array) for name, (_, array) in variables.items()}
+    record = record_from_variables(arrays, attrs, "<record>")
+    for _ in range(3):
+        p = random_point(rng, model)
+        np.testing.assert_array_equal(
+            expected_counts(record.templates, p), expected_counts(binned.templates, p)
+        )
