@@ -65,6 +65,9 @@ class BinnedDataset:
             "binning": self.binning.to_dict(),
             "template_max_relative_error": self.templates.max_relative_error,
         }
+        notes = self.templates.exact_sum_notes()
+        if notes:  # components evaluated by the exact per-event sum, and why
+            out["exact_sums"] = notes
         if self.templates.variance is not None:
             out["variance_table_max_relative_error"] = self.templates.variance.max_relative_error
         return out

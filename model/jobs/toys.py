@@ -37,7 +37,8 @@ NOMINAL = 0.6827
 def run_toys(
     inputs: Inputs, prior_spec, out: Path, truth: dict | str, n: int, seed: int, nuts: bool = False,
     settings: SamplerSettings | None = None, components="workshop",
-    cluster: ClusterOptions | None = None, say=print, progressbar=True, likelihood="poisson", astro_model="spl",
+    cluster: ClusterOptions | None = None, say=print, progressbar=True, likelihood="poisson",
+    astro_model="spl",
 ) -> dict:  # fmt: skip
     """``n`` pseudo-experiments at ``truth``; writes the run folder ``out``; returns
     ``coverage.json``."""
