@@ -82,32 +82,47 @@ def random_point(rng, model):
 
 @pytest.fixture(scope="module")
 def spectral(toy_dataset):
-    """name -> binned dataset with that astrophysical spectrum (tables built once)."""
-    return {
+    """name -> binned dataset with that astrophysical spectrum (the default evaluation: the
+    exact per-event sum for the toy simulation), and "<name>-table" -> the same with the
+    tensor table (logparabola, cutoff)."""
+    out = {
         m: bin_dataset(
             toy_dataset.data, toy_dataset.simulation, components=component_set("workshop", m)
         )
         for m in ("spl", *MODELS)
     }
+    for m in ("logparabola", "cutoff"):
+        out[f"{m}-table"] = bin_dataset(
+            toy_dataset.data, toy_dataset.simulation, components=component_set("workshop", m),
+            spectral_method="table",
+        )  # fmt: skip
+    return out
+
+
+EVALUATIONS = [*MODELS, "logparabola-table", "cutoff-table"]  # keys of ``spectral``
 
 
 def test_tables_reach_the_accuracy_or_fall_back_to_the_exact_sum(spectral):
     """logparabola and cutoff: tensor tables within 1e-11 on their check grid; broken:
-    the exact per-event sum, with the reason recorded."""
+    the exact per-event sum, with the reason recorded; by default (a simulation of fewer
+    than 500k events) the exact sum for all, with the reason."""
     for m in ("logparabola", "cutoff"):
-        table = spectral[m].templates.tables[1]
+        table = spectral[f"{m}-table"].templates.tables[1]
         assert isinstance(table, SpectralTable)
         assert table.max_relative_error <= 1e-11
+        assert isinstance(spectral[m].templates.tables[1], SpectralEventSum)
+        assert "cost less" in spectral[m].templates.exact_sum_notes()[0]
     broken = spectral["broken"].templates.tables[1]
     assert isinstance(broken, SpectralEventSum)
     assert "not smooth" in spectral["broken"].templates.exact_sum_notes()[0]
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_numpy_twin_matches_per_event_sum(spectral, model, rng):
+@pytest.mark.parametrize("key", EVALUATIONS)
+def test_numpy_twin_matches_per_event_sum(spectral, key, rng):
     """Expected events per bin from the tables (or exact sums) equal the per-event formula
     at random points (off the check grid): 1e-10 relative (tables tested to 1e-11 on the grid)."""
-    binned = spectral[model]
+    model = key.removesuffix("-table")
+    binned = spectral[key]
     for _ in range(25):
         p = random_point(rng, model)
         reference = reference_expectation(binned, model, p)
@@ -115,9 +130,10 @@ def test_numpy_twin_matches_per_event_sum(spectral, model, rng):
         np.testing.assert_allclose(got, reference, rtol=1e-10, atol=1e-300)
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_pytensor_twin_matches_numpy(spectral, model, rng):
-    binned = spectral[model]
+@pytest.mark.parametrize("key", EVALUATIONS)
+def test_pytensor_twin_matches_numpy(spectral, key, rng):
+    model = key.removesuffix("-table")
+    binned = spectral[key]
     names = parameter_names(binned.components)
     symbols = {n: pt.scalar(n, dtype="float64") for n in names}
     bins = np.flatnonzero(binned.templates.covered())
@@ -130,11 +146,12 @@ def test_pytensor_twin_matches_numpy(spectral, model, rng):
         )
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_gradient_and_hessian_match_finite_differences(spectral, model, rng):
+@pytest.mark.parametrize("key", EVALUATIONS)
+def test_gradient_and_hessian_match_finite_differences(spectral, key, rng):
     """The exact NumPy gradient and Hessian against central differences of the reference
     log-likelihood (per-event formula): 1e-5 relative (truncation ~h^2, noise ~1e-13/h)."""
-    binned = spectral[model]
+    model = key.removesuffix("-table")
+    binned = spectral[key]
     names = list(parameter_names(binned.components))
     bins = np.flatnonzero(binned.templates.covered())
     for _ in range(3):
@@ -191,6 +208,7 @@ def test_single_power_law_is_a_special_case(spectral, rng):
         spl = base | {"astro_gamma": gamma}
         cases = {
             "logparabola": base | {"astro_alpha": gamma, "astro_beta": 0.0},
+            "logparabola-table": base | {"astro_alpha": gamma, "astro_beta": 0.0},
             "broken": base
             | {
                 "astro_gamma1": gamma,
@@ -229,12 +247,13 @@ KINKED_MAP = pytest.mark.xfail(
 
 
 @pytest.mark.parametrize(
-    "model", ["logparabola", "cutoff", pytest.param("broken", marks=KINKED_MAP)]
+    "key", ["logparabola", "cutoff", "cutoff-table", pytest.param("broken", marks=KINKED_MAP)]
 )
-def test_map_matches_independent_scipy_fit(spectral, model):
+def test_map_matches_independent_scipy_fit(spectral, key):
     """Flat priors: the MAP (PyMC graph + exact NumPy Hessian) equals a SciPy fit of the
     per-event formula to 1e-4 relative, -ln L to 1e-6 absolute."""
-    binned = spectral[model]
+    model = key.removesuffix("-table")
+    binned = spectral[key]
     supports = parameter_supports(binned.components)
     names = list(supports)
     fitter = MapFitter(build_model(binned, resolve_priors("flat", supports)))
@@ -275,20 +294,22 @@ def test_journal_config_names_the_model(toy_dataset):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_nuts_has_no_divergences(spectral, model):
-    """Default priors, 4 chains x (1000 + 1000), nutpie: 0 divergences on the toy dataset."""
+    """Default priors, 2 chains x (500 + 500) as the other NUTS tests, nutpie: 0 divergences
+    on the toy dataset."""
     binned = spectral[model]
     priors = resolve_priors("default", parameter_supports(binned.components))
-    settings = SamplerSettings(draws=1000, tune=1000, chains=4, seed=11, target_accept=0.95)
+    settings = SamplerSettings(draws=500, tune=500, chains=2, seed=11)
     idata = sample(build_model(binned, priors), settings, progressbar=False)
     assert int(idata.sample_stats["diverging"].sum()) == 0
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_fit_record_round_trip(spectral, model, rng):
+@pytest.mark.parametrize("key", EVALUATIONS)
+def test_fit_record_round_trip(spectral, key, rng):
     """The report's fit record rebuilds the same expectation (exact equality) for every model."""
+    model = key.removesuffix("-table")
     from model.report.predictive import record_from_variables, record_variables
 
-    binned = spectral[model]
+    binned = spectral[key]
     variables, attrs = record_variables(binned.counts, binned.templates)
     arrays = {name: np.asarray(array) for name, (_, array) in variables.items()}
     record = record_from_variables(arrays, attrs, "<record>")

@@ -115,8 +115,10 @@ def bin_dataset(
     binning: Binning | None = None,
     components=WORKSHOP_COMPONENTS,
     variance: bool = False,
+    spectral_method: str = "auto",
 ) -> BinnedDataset:
-    """Bin data and simulation once and precompute the per-bin tables (with ``variance``,
+    """Bin data and simulation once and precompute the per-bin tables (``spectral_method``:
+    how a spectral component's sums are evaluated, :func:`model.binned.templates.build_templates`; with ``variance``,
     also the tables of squared weights of the SAY likelihood: :meth:`BinnedDataset.with_variance`).
 
     Raises :class:`DataFormatError` (one line, naming the file) where the fit could only
@@ -135,7 +137,8 @@ def bin_dataset(
     )
     _check_not_empty(data, simulation, binning, data_index, sim_index, components)
     counts = binning.histogram(data_index)
-    templates = build_templates(simulation, binning, components, bin_index=sim_index)
+    templates = build_templates(simulation, binning, components, bin_index=sim_index,
+                                spectral_method=spectral_method)  # fmt: skip
     empty = np.flatnonzero((counts > 0) & ~templates.covered())
     if empty.size:
         b = int(empty[0])

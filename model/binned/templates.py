@@ -261,8 +261,11 @@ def build_templates(
     components,
     tolerance: float = DEFAULT_TOLERANCE,
     bin_index: np.ndarray | None = None,
+    spectral_method: str = "auto",
 ) -> Templates:
-    """Sum the simulation into per-bin tables, one per component."""
+    """Sum the simulation into per-bin tables, one per component (``spectral_method``:
+    "auto", "table" or "exact", for spectral components only:
+    :func:`model.binned.spectral_tables.build_spectral_template`)."""
     if bin_index is None:
         bin_index = binning.bin_index(
             simulation["energy"], simulation["zenith"], simulation["topology"]
@@ -277,7 +280,9 @@ def build_templates(
             )
         elif isinstance(c, SpectralComponent):
             tables.append(
-                build_spectral_template(c, simulation, bin_index, binning.n_bins, tolerance)
+                build_spectral_template(
+                    c, simulation, bin_index, binning.n_bins, tolerance, spectral_method
+                )  # fmt: skip
             )
         else:
             raise TypeError(f"unknown component type {type(c).__name__}")

@@ -94,12 +94,19 @@ def log_table_pt(log_coeffs, active, x, interval, model_bins: np.ndarray):
 
 def spectral_table_pt(table: SpectralTable, params: dict, model_bins: np.ndarray):
     """Pytensor expression of a tensor-product Chebyshev table of ``log S_b`` over the shape
-    parameters, exponentiated, on the model bins; NumPy twin ``table.unit_counts(params)``."""
+    parameters, exponentiated, on the model bins; NumPy twin ``table.unit_counts(params)``.
+
+    The coefficients (n, K_1, ..., K_d) are contracted one axis at a time, last first, as
+    matrix-vector products of a 2-D view (``(n K_1 ... K_{a-1}, K_a) @ T_a``): their
+    gradients are matrix-vector products too, no (n, K_1, ..., K_d) temporaries."""
     c = table.component
-    log_s = pytensor.shared(table.log_coeffs)  # large: an input, not a numba global
+    shape = table.log_coeffs.shape
+    log_s = pytensor.shared(table.log_coeffs.reshape(-1, shape[-1]))  # an input, not a global
     for a in reversed(range(len(c.shape))):  # contract the last axis first
         t = chebyshev.to_unit(params[c.shape[a]], c.shape_ranges[a])
-        log_s = pt.tensordot(log_s, chebyshev_basis(t, table.log_coeffs.shape[1 + a]), axes=1)
+        log_s = pt.dot(log_s, chebyshev_basis(t, shape[1 + a]))  # (prod(shape[:1 + a]),)
+        if a > 0:
+            log_s = log_s.reshape((-1, shape[a]))
     positions = np.searchsorted(model_bins, table.active)
     return pt.zeros(model_bins.size)[positions].set(pt.exp(log_s))
 
