@@ -23,8 +23,7 @@ from __future__ import annotations
 from model import _API
 from model.binned.dataset import BinnedDataset, bin_dataset
 from model.inference.settings import SamplerSettings
-from model.jobs.inputs import Inputs, load_inputs  # noqa: F401 (re-exported)
-from model.jobs.runs import COMPONENT_SETS
+from model.jobs.inputs import Inputs, component_set, load_inputs  # noqa: F401 (re-exported)
 
 __all__ = list(_API)  # the names ``model`` exposes (one list, in model/__init__.py)
 
@@ -32,7 +31,9 @@ __all__ = list(_API)  # the names ``model`` exposes (one list, in model/__init__
 _NUTS = SamplerSettings()  # the sampler defaults, stated once (model.inference.settings)
 
 
-def bin_inputs(inputs: Inputs, components: str = "workshop", binning=None) -> BinnedDataset:
+def bin_inputs(
+    inputs: Inputs, components: str = "workshop", binning=None, astro_model: str = "spl"
+) -> BinnedDataset:
     """Bin the data and the simulation of ``inputs`` once and tabulate the per-bin weights.
 
     Parameters
@@ -45,12 +46,11 @@ def bin_inputs(inputs: Inputs, components: str = "workshop", binning=None) -> Bi
         ``conventionalWeight``, ``promptWeight``, ``muonWeight``).
     binning : model.binned.binning.Binning, optional
         Bin edges; the workshop's by default.
+    astro_model : {"spl", "logparabola", "broken", "cutoff"}
+        The astrophysical spectrum (:mod:`model.physics.spectra`; README "Spectral models").
     """
-    if components not in COMPONENT_SETS:
-        raise ValueError(f"components must be one of {sorted(COMPONENT_SETS)}, not {components!r}")
-    return bin_dataset(
-        inputs.data, inputs.simulation, binning=binning, components=COMPONENT_SETS[components]
-    )
+    return bin_dataset(inputs.data, inputs.simulation, binning=binning,
+                       components=component_set(components, astro_model))  # fmt: skip
 
 
 def build_model(binned: BinnedDataset, priors="default", likelihood: str = "poisson"):
@@ -114,13 +114,15 @@ def summary(idata, var_names=None):
 
 def run_map(
     inputs: Inputs, out, priors="default", components: str = "workshop", say=print,
-    likelihood: str = "poisson",
+    likelihood: str = "poisson", astro_model: str = "spl",
 ):  # fmt: skip
-    """``diffuse-fit map``: the MAP (and, for the Poisson likelihood, the workshop's scipy
-    fit) into the run folder ``out``; returns the ``map.json`` content."""
+    """``diffuse-fit map``: the MAP (and, for the Poisson likelihood and the single power
+    law, the workshop's scipy fit) into the run folder ``out``; returns the ``map.json``
+    content.  ``astro_model``: the astrophysical spectrum (:mod:`model.physics.spectra`)."""
     from model.jobs.runs import run_map as _run_map
 
-    return _run_map(inputs, priors, out, components=components, say=say, likelihood=likelihood)
+    return _run_map(inputs, priors, out, components=components, say=say, likelihood=likelihood,
+                    astro_model=astro_model)  # fmt: skip
 
 
 def run_sample(
@@ -139,16 +141,17 @@ def run_sample(
     progressbar: bool = True,
     say=print,
     likelihood: str = "poisson",
+    astro_model: str = "spl",
 ):
     """``diffuse-fit sample``: MAP, NUTS and (with ``report``) the report, into the run
     folder ``out``; returns the ``summary.json`` content.  ``likelihood``: ``"poisson"`` or
-    ``"say"``."""
+    ``"say"``; ``astro_model``: the astrophysical spectrum."""
     from model.jobs.runs import run_sample as _run_sample
 
     settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
     return _run_sample(
         inputs, priors, out, settings, components=components, progressbar=progressbar,
-        say=say, report=report, likelihood=likelihood,
+        say=say, report=report, likelihood=likelihood, astro_model=astro_model,
     )  # fmt: skip
 
 

@@ -79,6 +79,11 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
                         "fields conventionalWeight, promptWeight, muonWeight); hese: split plus "
                         "the release's cr_delta_gamma, kpi_ratio, nunubar_ratio (needs also "
                         "pionWeight, kaonWeight, primaryType)")  # fmt: skip
+    p.add_argument("--astro-model", choices=["spl", "logparabola", "broken", "cutoff"],
+                   default="spl",
+                   help="astrophysical spectrum: spl (power law, gamma), logparabola (alpha, "
+                        "beta), broken (gamma1, gamma2, log10 E_break/GeV), cutoff (gamma, "
+                        "log10 E_cut/GeV); see the README's 'Spectral models'")  # fmt: skip
     p.add_argument("--likelihood", choices=["poisson", "say"], default="poisson",
                    help="poisson: the workshop's (the simulation's per-bin sums taken as exact); "
                         "say: accounts for the simulation's finite statistics (Arguelles, "
@@ -177,7 +182,8 @@ def _run_many(args, inputs, say) -> None:
 
     cluster = ClusterOptions(scheduler=args.scheduler, workers=args.workers)
     common = dict(components=args.components, cluster=cluster, say=say,
-                  progressbar=not args.quiet, likelihood=args.likelihood)  # fmt: skip
+                  progressbar=not args.quiet, likelihood=args.likelihood,
+                  astro_model=args.astro_model)  # fmt: skip
     if args.command == "scan":
         from model.jobs.scan import parse_param, run_scan
 
@@ -208,7 +214,9 @@ def _run(args, say) -> None:
     from model.io.run_folder import check_output_folder
 
     check_output_folder(args.out)  # before any work
-    from model.jobs.inputs import load_inputs
+    from model.jobs.inputs import component_set, load_inputs
+
+    component_set(args.components, args.astro_model, args.likelihood)  # refuse bad pairs early
     from model.jobs.runs import run_map, run_sample
 
     inputs = load_inputs(
@@ -222,7 +230,7 @@ def _run(args, say) -> None:
         return
     if args.command == "map":
         run_map(inputs, args.prior, args.out, components=args.components, say=say,
-                likelihood=args.likelihood)  # fmt: skip
+                likelihood=args.likelihood, astro_model=args.astro_model)  # fmt: skip
         return
     settings = SamplerSettings(
         draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
@@ -230,7 +238,7 @@ def _run(args, say) -> None:
     )  # fmt: skip
     run_sample(inputs, args.prior, args.out, settings, components=args.components,
                progressbar=not args.quiet, say=say, report=args.report,
-               likelihood=args.likelihood)  # fmt: skip
+               likelihood=args.likelihood, astro_model=args.astro_model)  # fmt: skip
 
 
 def main(argv=None) -> int:

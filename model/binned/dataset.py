@@ -65,6 +65,9 @@ class BinnedDataset:
             "binning": self.binning.to_dict(),
             "template_max_relative_error": self.templates.max_relative_error,
         }
+        notes = self.templates.exact_sum_notes()
+        if notes:  # components evaluated by the exact per-event sum, and why
+            out["exact_sums"] = notes
         if self.templates.variance is not None:
             out["variance_table_max_relative_error"] = self.templates.variance.max_relative_error
         return out
@@ -112,8 +115,10 @@ def bin_dataset(
     binning: Binning | None = None,
     components=WORKSHOP_COMPONENTS,
     variance: bool = False,
+    spectral_method: str = "auto",
 ) -> BinnedDataset:
-    """Bin data and simulation once and precompute the per-bin tables (with ``variance``,
+    """Bin data and simulation once and precompute the per-bin tables (``spectral_method``:
+    how a spectral component's sums are evaluated, :func:`model.binned.templates.build_templates`; with ``variance``,
     also the tables of squared weights of the SAY likelihood: :meth:`BinnedDataset.with_variance`).
 
     Raises :class:`DataFormatError` (one line, naming the file) where the fit could only
@@ -132,7 +137,8 @@ def bin_dataset(
     )
     _check_not_empty(data, simulation, binning, data_index, sim_index, components)
     counts = binning.histogram(data_index)
-    templates = build_templates(simulation, binning, components, bin_index=sim_index)
+    templates = build_templates(simulation, binning, components, bin_index=sim_index,
+                                spectral_method=spectral_method)  # fmt: skip
     empty = np.flatnonzero((counts > 0) & ~templates.covered())
     if empty.size:
         b = int(empty[0])

@@ -9,6 +9,10 @@ For each component the simulation is summed into the bins once:
   K is raised until the interpolant matches the exact sum to ``tolerance`` (relative)
   on a dense check grid, and the accuracy reached is recorded.
 
+A :class:`model.physics.spectra.SpectralComponent` (two or three shape parameters) gets a
+tensor-product table of the same kind, or the exact per-event sum where no table meets the
+tolerance (:mod:`model.binned.spectral_tables`).
+
 Expected events per bin: ``lam_b = sum_c norm_c * T_c,b(shape parameters)``.
 :func:`expected_counts` evaluates it from the tables, :func:`expected_counts_exact`
 from the events; the PyMC model evaluates the same tables as pytensor expressions.
@@ -23,8 +27,10 @@ import numpy as np
 
 from model.binned import chebyshev
 from model.binned.binning import Binning
+from model.binned.spectral_tables import build_spectral_template
 from model.io.events import EventTable
 from model.physics.components import FlatComponent, PowerLawComponent, event_weights
+from model.physics.spectra import SpectralComponent
 
 DEFAULT_TOLERANCE = 1e-11
 MAX_NODES = 64
@@ -218,7 +224,7 @@ class Templates:
 
     binning: Binning
     components: tuple
-    tables: tuple  # one FlatTemplate / PowerLawTemplate per component, same order
+    tables: tuple  # one FlatTemplate / PowerLawTemplate / SpectralTable / SpectralEventSum each
     variance: object = None  # VarianceTables | None
 
     def component_counts(self, params: dict) -> dict[str, np.ndarray]:
@@ -237,6 +243,12 @@ class Templates:
                 mask[t.active] = True
         return mask
 
+    def exact_sum_notes(self) -> list[str]:
+        """One line per component evaluated by the exact per-event sum instead of a table,
+        with the reason (:class:`model.binned.spectral_tables.SpectralEventSum`)."""
+        return [f"{t.component.name}: exact per-event sum, no table ({t.reason})"
+                for t in self.tables if hasattr(t, "reason")]  # fmt: skip
+
     @property
     def max_relative_error(self) -> float:
         """Worst interpolation error of the tables (0 for exact flat tables)."""
@@ -249,8 +261,11 @@ def build_templates(
     components,
     tolerance: float = DEFAULT_TOLERANCE,
     bin_index: np.ndarray | None = None,
+    spectral_method: str = "auto",
 ) -> Templates:
-    """Sum the simulation into per-bin tables, one per component."""
+    """Sum the simulation into per-bin tables, one per component (``spectral_method``:
+    "auto", "table" or "exact", for spectral components only:
+    :func:`model.binned.spectral_tables.build_spectral_template`)."""
     if bin_index is None:
         bin_index = binning.bin_index(
             simulation["energy"], simulation["zenith"], simulation["topology"]
@@ -268,6 +283,12 @@ def build_templates(
 
             tables.append(
                 build_nuisance_template(c, simulation, bin_index, binning.n_bins, tolerance)
+            )
+        elif isinstance(c, SpectralComponent):
+            tables.append(
+                build_spectral_template(
+                    c, simulation, bin_index, binning.n_bins, tolerance, spectral_method
+                )  # fmt: skip
             )
         else:
             raise TypeError(f"unknown component type {type(c).__name__}")

@@ -156,6 +156,12 @@ def build_variance_tables(
         from model.binned.nuisance_tables import build_nuisance_variance
 
         return build_nuisance_variance(simulation, bin_index, n_bins, components, tolerance)
+    for c in components:
+        if not isinstance(c, FlatComponent | PowerLawComponent):
+            raise ValueError(
+                f"the SAY likelihood supports only the single power law (--astro-model spl), "
+                f"not the '{getattr(c, 'model', type(c).__name__)}' spectrum of '{c.name}'"
+            )
     units = [_unit_weights(c, simulation) for c in components]
     inside = bin_index >= 0
     pairs = []

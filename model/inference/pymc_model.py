@@ -20,7 +20,9 @@ expectation, an experiment's counts are Poisson; the SAY density is the likeliho
 expectation when it is only known from a finite simulation, not a model of new data.
 
 ``A_b`` and ``S_b`` are the precomputed tables of :mod:`model.binned.templates`; ``log S_b`` is a
-Chebyshev series in gamma, so a log-density + gradient evaluation costs O(bins x nodes),
+Chebyshev series in gamma (for the spectral models of :mod:`model.physics.spectra` a
+tensor-product series in their shape parameters, or the exact per-event segment sum where
+no table reaches the accuracy: :mod:`model.binned.spectral_tables`), so a log-density + gradient evaluation costs O(bins x nodes),
 independent of the number of simulated events.  :func:`model.binned.templates.expected_counts`
 is the NumPy twin of :func:`expected_counts_pt`.  Only bins some component can populate
 enter the likelihood (the others have k = lam = 0 and contribute exactly 0).  Observed
@@ -34,11 +36,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 
 from model.binned import chebyshev
 from model.binned.dataset import BinnedDataset
 from model.binned.likelihoods import LIKELIHOODS  # name -> NumPy twin
+from model.binned.spectral_tables import SpectralEventSum, SpectralTable
 from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 from model.binned.variance import SmoothPair, VarianceTables
 from model.errors import DataFormatError
@@ -73,6 +77,10 @@ def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
         from model.inference.nuisance_pt import products_pt
 
         return products_pt(table.products, params, model_bins)
+    if isinstance(table, SpectralTable):
+        return spectral_table_pt(table, params, model_bins)
+    if isinstance(table, SpectralEventSum):
+        return spectral_event_sum_pt(table, params, model_bins)
     raise TypeError(f"unknown table type {type(table).__name__}")
 
 
@@ -86,6 +94,36 @@ def log_table_pt(log_coeffs, active, x, interval, model_bins: np.ndarray):
     if positions.size == model_bins.size:
         return pt.exp(log_s)
     return pt.zeros(model_bins.size)[positions].set(pt.exp(log_s))
+
+
+def spectral_table_pt(table: SpectralTable, params: dict, model_bins: np.ndarray):
+    """Pytensor expression of a tensor-product Chebyshev table of ``log S_b`` over the shape
+    parameters, exponentiated, on the model bins; NumPy twin ``table.unit_counts(params)``.
+
+    The coefficients (n, K_1, ..., K_d) are contracted one axis at a time, last first, as
+    matrix-vector products of a 2-D view (``(n K_1 ... K_{a-1}, K_a) @ T_a``): their
+    gradients are matrix-vector products too, no (n, K_1, ..., K_d) temporaries."""
+    c = table.component
+    shape = table.log_coeffs.shape
+    log_s = pytensor.shared(table.log_coeffs.reshape(-1, shape[-1]))  # an input, not a global
+    for a in reversed(range(len(c.shape))):  # contract the last axis first
+        t = chebyshev.to_unit(params[c.shape[a]], c.shape_ranges[a])
+        log_s = pt.dot(log_s, chebyshev_basis(t, shape[1 + a]))  # (prod(shape[:1 + a]),)
+        if a > 0:
+            log_s = log_s.reshape((-1, shape[a]))
+    positions = np.searchsorted(model_bins, table.active)
+    return pt.zeros(model_bins.size)[positions].set(pt.exp(log_s))
+
+
+def spectral_event_sum_pt(table: SpectralEventSum, params: dict, model_bins: np.ndarray):
+    """Pytensor expression of the exact per-event sum ``S_b = sum_{i in b} w_i exp(f(x_i))``
+    (a segment sum, O(events) per evaluation); NumPy twin ``table.unit_counts(params)``."""
+    c = table.component
+    # large arrays as shared inputs, not constants (numba cannot cache large globals)
+    f = c.log_tilt(pytensor.shared(table.log_energy), [params[name] for name in c.shape], xp=pt)
+    weights = pytensor.shared(table.weight) * pt.exp(f)
+    positions = np.searchsorted(model_bins, table.event_bin)
+    return pt.zeros(model_bins.size)[positions].inc(weights)
 
 
 def expected_counts_pt(templates: Templates, params: dict, model_bins: np.ndarray) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from model.binned import hese_selection as hs
-from model.errors import DataFormatError
+from model.errors import DataFormatError, UsageError
 from model.io import hese_release as hr
 from model.io.events import EventTable
 from model.io.workshop_format import default_cache_dir, read_data, read_simulation
@@ -13,12 +13,28 @@ from model.physics import hese_weights as hw
 from model.physics import toy
 from model.physics.components import WORKSHOP_COMPONENTS
 from model.physics.hese_weights import HESE_COMPONENTS_NUISANCE, HESE_COMPONENTS_SPLIT
+from model.physics.spectra import ASTRO_MODELS, with_astro_model
 
 COMPONENT_SETS = {
     "workshop": WORKSHOP_COMPONENTS,
     "split": HESE_COMPONENTS_SPLIT,
     "hese": HESE_COMPONENTS_NUISANCE,
 }
+
+
+def component_set(components: str = "workshop", astro_model: str = "spl",
+                  likelihood: str = "poisson") -> tuple:  # fmt: skip
+    """The components of the set ``components`` with the astrophysical spectrum
+    ``astro_model`` (:mod:`model.physics.spectra`); :class:`UsageError` in one line for an
+    unknown name or a combination that is not implemented (SAY with a spectrum other than
+    the single power law)."""
+    if components not in COMPONENT_SETS:
+        raise UsageError(f"components must be one of {sorted(COMPONENT_SETS)}, not {components!r}")
+    if astro_model not in ASTRO_MODELS:
+        raise UsageError(f"astro model must be one of {list(ASTRO_MODELS)}, not {astro_model!r}")
+    if likelihood == "say" and astro_model != "spl":
+        raise UsageError(f"--likelihood say supports only --astro-model spl, not {astro_model!r}")
+    return with_astro_model(COMPONENT_SETS[components], astro_model)
 
 
 @dataclass(frozen=True)

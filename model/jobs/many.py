@@ -13,7 +13,7 @@ from model.errors import FitFailed, UsageError
 from model.inference.priors import resolve_priors
 from model.inference.profile import Fit, ProfileFitter
 from model.io.journal import config_digest
-from model.jobs.inputs import COMPONENT_SETS, Inputs
+from model.jobs.inputs import Inputs, component_set
 from model.jobs.provenance import record
 from model.jobs.tasks import FitContext
 from model.physics.components import parameter_supports
@@ -33,6 +33,7 @@ class Prepared:
     profile: ProfileFitter
     best: Fit
     likelihood: str = "poisson"
+    astro_model: str = "spl"
 
     @property
     def names(self) -> list[str]:
@@ -40,12 +41,13 @@ class Prepared:
 
     @classmethod
     def load(cls, inputs: Inputs, prior_spec="flat", components="workshop", say=print,
-             likelihood="poisson"):  # fmt: skip
+             likelihood="poisson", astro_model="spl"):  # fmt: skip
         t0 = time.perf_counter()
-        binned = bin_dataset(inputs.data, inputs.simulation, components=COMPONENT_SETS[components],
+        chosen = component_set(components, astro_model, likelihood)
+        binned = bin_dataset(inputs.data, inputs.simulation, components=chosen,
                              variance=likelihood == "say")  # fmt: skip
         priors = resolve_priors(prior_spec, parameter_supports(binned.components))
-        for line in binned.summary_lines():
+        for line in [*binned.summary_lines(), *binned.templates.exact_sum_notes()]:
             say(line)
         profile = ProfileFitter(binned.templates, priors, likelihood=likelihood)
         start = {**profile.default_start(), **START}
@@ -55,12 +57,16 @@ class Prepared:
         say(f"tables built and best fit found in {time.perf_counter() - t0:.2f} s: "
             + ", ".join(f"{k}={v:.4g}" for k, v in best.values.items())
             + f", -lnL={best.neg_log_likelihood:.6f}")  # fmt: skip
-        return cls(inputs, binned, priors, str(prior_spec), components, profile, best, likelihood)
+        return cls(inputs, binned, priors, str(prior_spec), components, profile, best, likelihood,
+                   astro_model)  # fmt: skip
 
     def config(self, **extra) -> dict:
         """What results depend on (the journal's key): inputs' hashes, binning, components,
-        priors, and ``extra``."""
+        priors, the astrophysical spectrum (named only if not ``spl``, so that journals of
+        earlier single-power-law runs still resume), and ``extra``."""
+        spectrum = {} if self.astro_model == "spl" else {"astro_model": self.astro_model}
         return {
+            **spectrum,
             "data_sha256": self.inputs.data.sha256,
             "simulation_sha256": self.inputs.simulation.sha256,
             "binning": self.binned.binning.to_dict(),
@@ -80,7 +86,8 @@ class Prepared:
         return record(
             inputs=self.inputs.description, input_spec=self.inputs.spec,
             truth=self.inputs.truth, priors={k: p.to_dict() for k, p in self.priors.items()},
-            prior_set=self.prior_spec, components=self.components, parameters=self.names,
+            prior_set=self.prior_spec, components=self.components, astro_model=self.astro_model,
+            parameters=self.names,
             likelihood=self.likelihood,
             **self.binned.provenance(), **extra,
         )  # fmt: skip

@@ -33,7 +33,7 @@ from model.inference.priors import resolve_priors
 from model.inference.profile import ProfileFitter
 from model.inference.settings import SamplerSettings
 from model.io.run_folder import check_output_folder, write_run
-from model.jobs.inputs import COMPONENT_SETS, Inputs
+from model.jobs.inputs import COMPONENT_SETS, Inputs, component_set  # noqa: F401 (re-exported)
 from model.jobs.interrupt import interrupted_message, interruptible
 from model.jobs.provenance import record
 from model.physics.components import parameter_names, parameter_supports
@@ -60,14 +60,16 @@ class Job:
     components: str
     say: callable
     likelihood: str = "poisson"
+    astro_model: str = "spl"
 
     @classmethod
     def prepare(
         cls, inputs: Inputs, prior_spec="default", components="workshop", say=print,
-        likelihood="poisson", build=True,
+        likelihood="poisson", astro_model="spl", build=True,
     ) -> Job:  # fmt: skip
         t0 = time.perf_counter()
-        binned = bin_dataset(inputs.data, inputs.simulation, components=COMPONENT_SETS[components],
+        chosen = component_set(components, astro_model, likelihood)
+        binned = bin_dataset(inputs.data, inputs.simulation, components=chosen,
                              variance=likelihood == "say")  # fmt: skip
         priors = resolve_priors(prior_spec, parameter_supports(binned.components))
         model = None
@@ -79,7 +81,10 @@ class Job:
             say(line)
         say(f"tables{' and model' if build else ''} built in {time.perf_counter() - t0:.2f} s "
             f"(table accuracy {binned.templates.max_relative_error:.1e} relative)")  # fmt: skip
-        return cls(inputs, binned, priors, model, str(prior_spec), components, say, likelihood)
+        for line in binned.templates.exact_sum_notes():
+            say(line)
+        return cls(inputs, binned, priors, model, str(prior_spec), components, say, likelihood,
+                   astro_model)  # fmt: skip
 
     @property
     def parameters(self) -> list[str]:
@@ -95,6 +100,7 @@ class Job:
             priors={k: p.to_dict() for k, p in self.priors.items()},
             prior_set=self.prior_spec,
             components=self.components,
+            astro_model=self.astro_model,
             component_definitions=[asdict(c) for c in self.binned.components],
             parameters=self.parameters,
             likelihood=self.likelihood,
@@ -117,7 +123,11 @@ class Job:
         names = list(result.values)
         ref = None
         # the workshop fit knows only its 3 parameters and the Poisson likelihood
-        if self.components == "workshop" and self.likelihood == "poisson":
+        if (
+            self.components == "workshop"
+            and self.likelihood == "poisson"
+            and (self.astro_model == "spl")
+        ):
             fit = reference_fit.fit(b.counts, b.simulation, b.sim_bin_index, b.binning.n_bins)
             ref = {**fit.as_dict(), "neg_log_likelihood": fit.neg_log_likelihood,
                    "converged": fit.converged, "message": fit.message}  # fmt: skip
@@ -166,13 +176,20 @@ def format_map(m: dict) -> str:
 
 
 def run_map(
-    inputs: Inputs, prior_spec, out: Path, components="workshop", say=print, likelihood="poisson"
+    inputs: Inputs,
+    prior_spec,
+    out: Path,
+    components="workshop",
+    say=print,
+    likelihood="poisson",
+    astro_model="spl",
 ) -> dict:
     """``diffuse-fit map``: write the run folder ``out`` (``map.json``, ``run.json``);
-    ``likelihood``: "poisson" or "say"."""
+    ``likelihood``: "poisson" or "say"; ``astro_model``: the astrophysical spectrum
+    (:data:`model.physics.spectra.ASTRO_MODELS`)."""
     out = check_output_folder(out)
     with interruptible(out):
-        job = Job.prepare(inputs, prior_spec, components, say, likelihood, build=False)
+        job = Job.prepare(inputs, prior_spec, components, say, likelihood, astro_model, build=False)
         result = job.run_map()
         result["provenance"] = job.provenance()
         with write_run(out, "map") as stage:
@@ -198,13 +215,14 @@ def run_sample(
     say=print,
     report=False,
     likelihood="poisson",
+    astro_model="spl",
 ) -> dict:
     """``diffuse-fit sample``: MAP, then NUTS; write the run folder ``out`` (map.json,
     posterior.nc with the fit record, summary.json/.txt; with ``report``, the report too);
-    ``likelihood``: "poisson" or "say"."""
+    ``likelihood``: "poisson" or "say"; ``astro_model``: the astrophysical spectrum."""
     out = check_output_folder(out)
     with interruptible(out) as interrupts:
-        job = Job.prepare(inputs, prior_spec, components, say, likelihood)
+        job = Job.prepare(inputs, prior_spec, components, say, likelihood, astro_model)
         map_result = job.run_map()
         sampler = settings.resolved_sampler()
         say(f"sampling: {settings.chains} chains x ({settings.tune} tune + {settings.draws} "

@@ -53,13 +53,13 @@ def parse_param(text: str) -> tuple[str, float, float, int]:
 def run_scan(
     inputs: Inputs, prior_spec, out: Path, params: list[tuple], components="workshop",
     cluster: ClusterOptions | None = None, posterior_run: Path | None = None,
-    say=print, progressbar=True, likelihood="poisson",
+    say=print, progressbar=True, likelihood="poisson", astro_model="spl",
 ) -> dict:  # fmt: skip
     """Profile-likelihood scan; writes the run folder ``out``; returns ``scan.json``."""
     out = check_output_folder(out)
     cluster = cluster or ClusterOptions()
     with interruptible(out):
-        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood)
+        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood, astro_model)
         names = [p[0] for p in params]
         if not 1 <= len(params) <= 2 or len(set(names)) != len(names):
             raise UsageError("scan: give one or two different --param")

@@ -40,6 +40,7 @@ def run_toys(
     settings: SamplerSettings | None = None, components="workshop",
     cluster: ClusterOptions | None = None, say=print, progressbar=True, likelihood="poisson",
     resample: int = 0,
+    astro_model="spl",
 ) -> dict:  # fmt: skip
     """``n`` pseudo-experiments at ``truth``; writes the run folder ``out``; returns
     ``coverage.json``.  ``resample``: fit each with a fresh simulation of that many events
@@ -48,7 +49,7 @@ def run_toys(
     cluster = cluster or ClusterOptions()
     settings = settings or SamplerSettings()
     with interruptible(out):
-        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood)
+        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood, astro_model)
         truth = resolve_truth(truth, prepared)
         if resample and nuts:
             raise UsageError("--resample-sim cannot be combined with --nuts (one compiled "

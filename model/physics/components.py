@@ -88,14 +88,18 @@ def parameter_names(components) -> tuple[str, ...]:
 
 
 def parameter_supports(components) -> dict[str, tuple[float, float]]:
-    """Allowed range of each parameter: norms [0, inf), spectral indices the tabulated range."""
+    """Allowed range of each parameter: norms [0, inf), spectral shape parameters the
+    tabulated range."""
     supports = {}
     for c in components:
         supports[c.norm] = (0.0, math.inf)
         if hasattr(c, "supports"):  # model.physics.nuisance.NuisanceComponent
             supports.update(c.supports())
-        elif not isinstance(c, FlatComponent):
+        elif isinstance(c, PowerLawComponent):
             supports[c.index] = tuple(map(float, c.index_range))
+        elif not isinstance(c, FlatComponent):  # model.physics.spectra.SpectralComponent
+            for name, interval in zip(c.shape, c.shape_ranges, strict=True):
+                supports[name] = tuple(map(float, interval))
     return {name: supports[name] for name in parameter_names(components)}
 
 

@@ -24,10 +24,12 @@ from scipy.stats import chi2
 from model.binned import nuisance_tables as nt
 from model.binned.binning import Binning
 from model.binned.say import say_loglike
+from model.binned.spectral_tables import SpectralEventSum, SpectralTable
 from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 from model.binned.variance import FlatPair, SmoothPair, VarianceTables
 from model.errors import DataFormatError
 from model.physics.components import FlatComponent, PowerLawComponent
+from model.physics.spectra import SpectralComponent
 
 AXES = ("topology", "zenith", "energy")  # the order of Binning.shape
 
@@ -139,7 +141,10 @@ def deviance_check(counts, components: dict, rng, s2=None) -> dict:
 # interval), so that posterior-predictive expectations need neither the data nor the simulation.
 
 RECORD_VERSION = 1
-_KINDS = {"flat": FlatComponent, "power_law": PowerLawComponent}
+_KINDS = {
+    "flat": FlatComponent, "power_law": PowerLawComponent,
+    "spectral_table": SpectralComponent, "spectral_events": SpectralComponent,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,18 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
             arrays, products = nt.products_to_record(f"{c.name}__", t.products, t.n_bins)
             described.append({"kind": "nuisance", **asdict(c), "products": products})
             variables |= arrays
+        elif isinstance(t, SpectralTable):  # tensor table: one node axis per shape parameter
+            described.append({"kind": "spectral_table", **asdict(c),
+                              "max_relative_error": t.max_relative_error})  # fmt: skip
+            dims = (f"{c.name}__active_bin",) + tuple(f"{c.name}__node_{a}" for a in c.shape)
+            variables[f"{c.name}__active"] = (dims[:1], np.asarray(t.active, dtype=np.int64))
+            variables[f"{c.name}__log_coeffs"] = (dims, t.log_coeffs)
+        elif isinstance(t, SpectralEventSum):  # the exact sum: the simulated events it needs
+            described.append({"kind": "spectral_events", **asdict(c), "reason": t.reason})
+            dims = (f"{c.name}__active_bin",)
+            variables[f"{c.name}__active"] = (dims, np.asarray(t.active, dtype=np.int64))
+            for name in ("event_bin", "weight", "log_energy"):
+                variables[f"{c.name}__{name}"] = ((f"{c.name}__event",), getattr(t, name))
         else:
             described.append({"kind": "power_law", **asdict(c),
                               "max_relative_error": t.max_relative_error})  # fmt: skip
@@ -232,6 +249,26 @@ def _variance_from_variables(arrays: dict, attrs: dict, n_bins: int) -> Variance
     return VarianceTables(tuple(pairs))
 
 
+def _spectral_from_variables(arrays, kind, c, n_bins, error, reason):
+    """A spectral component's table or exact sum from a record; ``ValueError`` if damaged."""
+    active = np.asarray(arrays[f"{c.name}__active"], dtype=np.int64)
+    if np.any(active < 0) or np.any(active >= n_bins):
+        raise ValueError(f"inconsistent table of {c.name}")
+    if kind == "spectral_table":
+        coeffs = np.asarray(arrays[f"{c.name}__log_coeffs"], dtype=np.float64)
+        if coeffs.ndim != 1 + len(c.shape) or len(coeffs) != len(active):
+            raise ValueError(f"inconsistent table of {c.name}")
+        return SpectralTable(c, n_bins, active, coeffs, float(error))
+    event_bin = np.asarray(arrays[f"{c.name}__event_bin"], dtype=np.int64)
+    weight = np.asarray(arrays[f"{c.name}__weight"], dtype=np.float64)
+    log_energy = np.asarray(arrays[f"{c.name}__log_energy"], dtype=np.float64)
+    if not (event_bin.shape == weight.shape == log_energy.shape) or not np.all(
+        np.isin(event_bin, active)
+    ):
+        raise ValueError(f"inconsistent events of {c.name}")
+    return SpectralEventSum(c, n_bins, active, event_bin, weight, log_energy, str(reason))
+
+
 def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
     """Inverse of :func:`record_variables` (``arrays``: name -> ndarray), checked: a
     :class:`DataFormatError` naming ``source`` if anything is missing or inconsistent."""
@@ -251,12 +288,19 @@ def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
                 components.append(c)
                 tables.append(nt.NuisanceTemplate(c, binning.n_bins, products))
                 continue
-            cls = _KINDS[d.pop("kind")]
+            kind = d.pop("kind")
+            cls = _KINDS[kind]
             error = d.pop("max_relative_error", 0.0)
+            reason = d.pop("reason", "")
             if "index_range" in d:
                 d["index_range"] = tuple(d["index_range"])
+            if cls is SpectralComponent:
+                d["shape"] = tuple(d["shape"])
+                d["shape_ranges"] = tuple(tuple(r) for r in d["shape_ranges"])
             c = cls(**d)
-            if cls is FlatComponent:
+            if cls is SpectralComponent:
+                table = _spectral_from_variables(arrays, kind, c, binning.n_bins, error, reason)
+            elif cls is FlatComponent:
                 table = FlatTemplate(c, np.asarray(arrays[f"{c.name}__per_bin"], dtype=np.float64))
             else:
                 active = np.asarray(arrays[f"{c.name}__active"], dtype=np.int64)

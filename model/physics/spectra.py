@@ -1,0 +1,168 @@
+"""Spectral models of the astrophysical flux beyond the single power law (NumPy, exact).
+
+Every model keeps the normalization parameter ``astro_norm`` (``phi``, the six-neutrino flux
+in units of 1e-18 GeV^-1 cm^-2 s^-1 sr^-1, as for the single power law) and reweights each
+simulated event from the simulation's reference power law ``(E / pivot)^-2.5`` by
+``exp(f(x; shape))``, ``x = ln(E_true / pivot)``, pivot 100 TeV:
+
+* ``spl`` (today's :class:`model.physics.components.PowerLawComponent`):
+  ``phi (E / 100 TeV)^-gamma``;
+* ``logparabola``: ``phi (E / 100 TeV)^-(alpha + beta ln(E / 100 TeV))``, so
+  ``f = -(alpha - 2.5) x - beta x^2`` (``beta = 0`` is the single power law);
+* ``broken``: index ``gamma1`` below ``E_break``, ``gamma2`` above, continuous at
+  ``E_break`` and equal to ``phi`` at 100 TeV:
+  ``f = -(gamma1 - 2.5) x - (gamma2 - gamma1) (max(x, x_b) - max(0, x_b))``,
+  ``x_b = ln(E_break / pivot)``, ``E_break = 10^astro_log10_ebreak`` GeV
+  (``gamma1 = gamma2`` is the single power law);
+* ``cutoff``: ``phi (E / 100 TeV)^-gamma exp(-E / E_cut)``, so
+  ``f = -(gamma - 2.5) x - E / E_cut``, ``E_cut = 10^astro_log10_ecut`` GeV.
+
+:meth:`SpectralComponent.log_tilt` takes an array namespace (``numpy`` here; the PyMC model
+passes ``pytensor.tensor``, whose functions have the same names) so that the per-event
+formula is written once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.io.events import EventTable
+from model.physics.components import PowerLawComponent
+
+LN10 = math.log(10.0)
+ASTRO_MODELS = ("spl", "logparabola", "broken", "cutoff")
+
+# model -> (shape parameter names, their allowed (tabulated) ranges)
+SHAPES = {
+    "logparabola": (("astro_alpha", "astro_beta"), ((1.0, 4.0), (-0.2, 0.5))),
+    "broken": (
+        ("astro_gamma1", "astro_gamma2", "astro_log10_ebreak"),
+        ((1.0, 4.0), (1.0, 4.0), (4.5, 7.0)),
+    ),
+    "cutoff": (("astro_gamma", "astro_log10_ecut"), ((1.0, 4.0), (5.0, 8.0))),
+}
+
+
+@dataclass(frozen=True)
+class SpectralComponent:
+    """Expected events ``norm * w * exp(f(x; shape))``, ``x = ln(E_true / pivot)``.
+
+    ``weight_field`` is the expected events at ``norm = 1`` for the reference power law
+    ``(E / pivot)^-reference_index``; ``energy_field`` the true neutrino energy in GeV;
+    ``pivot`` in GeV; ``model`` one of ``logparabola``, ``broken``, ``cutoff`` (module
+    docstring); ``shape`` its parameter names and ``shape_ranges`` their allowed ranges.
+    """
+
+    name: str
+    weight_field: str
+    energy_field: str
+    norm: str
+    model: str
+    shape: tuple[str, ...]
+    shape_ranges: tuple[tuple[float, float], ...]
+    pivot: float = 1.0e5  # GeV
+    reference_index: float = 2.5
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        return (self.norm, *self.shape)
+
+    @property
+    def smooth(self) -> bool:
+        """Whether ``f`` is analytic in the shape parameters (``broken`` has a kink in
+        ``E_break`` at every simulated event's energy)."""
+        return self.model != "broken"
+
+    def log_energy(self, events: EventTable) -> np.ndarray:
+        """ln(E_true / pivot) of each event."""
+        return np.log(events[self.energy_field] / self.pivot)
+
+    def log_tilt(self, x, values, xp=np):
+        """``f(x; shape)`` (module docstring); ``values`` the shape parameters in
+        :attr:`shape` order (scalars or arrays broadcasting against ``x``); ``xp`` the
+        array namespace (``numpy`` or ``pytensor.tensor``)."""
+        r = self.reference_index
+        if self.model == "logparabola":
+            alpha, beta = values
+            return -(alpha - r) * x - beta * x * x
+        if self.model == "cutoff":
+            gamma, log10_ecut = values
+            return -(gamma - r) * x - xp.exp(x + math.log(self.pivot) - LN10 * log10_ecut)
+        if self.model == "broken":
+            g1, g2, log10_eb = values
+            xb = LN10 * log10_eb - math.log(self.pivot)
+            return -(g1 - r) * x - (g2 - g1) * (xp.maximum(x, xb) - xp.maximum(0.0, xb))
+        raise ValueError(f"unknown spectral model {self.model!r}")
+
+    def log_tilt_factor(self, x, axis: int, value):
+        """``f_a(x; s_a)`` of the models whose ``f`` is a sum of one term per shape
+        parameter (``logparabola``, ``cutoff``; NumPy): ``f = f_0 + f_1``."""
+        r = self.reference_index
+        if axis == 0:
+            return -(value - r) * x
+        if self.model == "logparabola":
+            return -value * x * x
+        if self.model == "cutoff":
+            return -np.exp(x + math.log(self.pivot) - LN10 * value)
+        raise ValueError(f"the {self.model} model does not separate in its shape parameters")
+
+    def log_tilt_derivatives(self, x: np.ndarray, values) -> tuple:
+        """``f``, ``df/ds_a`` (n_shape, n) and ``d2f/ds_a ds_b`` (n_shape, n_shape, n) per
+        event (NumPy).  ``broken``: the derivatives almost everywhere (``df/d log10 E_break``
+        jumps where ``E_break`` crosses a simulated energy; its derivative there, a delta
+        function, is left out)."""
+        x = np.asarray(x, dtype=np.float64)
+        f = self.log_tilt(x, values)
+        d = len(self.shape)
+        d1, d2 = np.zeros((d, x.size)), np.zeros((d, d, x.size))
+        if self.model == "logparabola":
+            d1[0], d1[1] = -x, -x * x
+        elif self.model == "cutoff":
+            q = np.exp(x + math.log(self.pivot) - LN10 * values[1])  # E / E_cut
+            d1[0], d1[1] = -x, LN10 * q
+            d2[1, 1] = -(LN10**2) * q
+        else:  # broken
+            g1, g2, log10_eb = values
+            xb = LN10 * log10_eb - math.log(self.pivot)
+            above = np.maximum(x, xb) - max(0.0, xb)
+            step = (x < xb).astype(np.float64) - float(xb > 0.0)
+            d1[0], d1[1], d1[2] = -x + above, -above, -(g2 - g1) * LN10 * step
+            d2[0, 2] = d2[2, 0] = LN10 * step
+            d2[1, 2] = d2[2, 1] = -LN10 * step
+        return f, d1, d2
+
+    def event_weights(self, events: EventTable, params: dict) -> np.ndarray:
+        """Expected events of each simulated event at ``params``."""
+        values = [params[s] for s in self.shape]
+        tilt = np.exp(self.log_tilt(self.log_energy(events), values))
+        return params[self.norm] * events[self.weight_field] * tilt
+
+
+def spectral_component(
+    power_law: PowerLawComponent, model: str
+) -> PowerLawComponent | SpectralComponent:
+    """The astrophysical component ``power_law`` with the spectrum ``model`` (same weight,
+    energy and norm fields; ``spl`` returns it unchanged)."""
+    if model not in ASTRO_MODELS:
+        raise ValueError(f"astro model must be one of {list(ASTRO_MODELS)}, not {model!r}")
+    if model == "spl":
+        return power_law
+    shape, ranges = SHAPES[model]
+    return SpectralComponent(
+        power_law.name, power_law.weight_field, power_law.energy_field, power_law.norm,
+        model, shape, ranges, power_law.pivot, power_law.reference_index,
+    )  # fmt: skip
+
+
+def with_astro_model(components, model: str) -> tuple:
+    """``components`` with every power law named ``astrophysical`` given the spectrum
+    ``model`` (:func:`spectral_component`)."""
+    return tuple(
+        spectral_component(c, model)
+        if isinstance(c, PowerLawComponent) and c.name == "astrophysical"
+        else c
+        for c in components
+    )
