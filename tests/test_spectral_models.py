@@ -239,19 +239,11 @@ def _scipy_fit(binned, model, names, supports, x0):
     return best.x, best.fun
 
 
-KINKED_MAP = pytest.mark.xfail(
-    reason="broken: ln L has a kink in E_break at every simulated energy, so its maximum "
-    "has no zero gradient and the MAP's convergence check fails (known limitation)",
-    strict=True,
-)
-
-
-@pytest.mark.parametrize(
-    "key", ["logparabola", "cutoff", "cutoff-table", pytest.param("broken", marks=KINKED_MAP)]
-)
+@pytest.mark.parametrize("key", ["logparabola", "cutoff", "cutoff-table", "broken"])
 def test_map_matches_independent_scipy_fit(spectral, key):
     """Flat priors: the MAP (PyMC graph + exact NumPy Hessian) equals a SciPy fit of the
-    per-event formula to 1e-4 relative, -ln L to 1e-6 absolute."""
+    per-event formula to 1e-4 relative, -ln L to 1e-6 absolute.  For ``broken`` the maximum
+    sits on a kink in E_break; Newton's steps on the exact Hessian reach it."""
     model = key.removesuffix("-table")
     binned = spectral[key]
     supports = parameter_supports(binned.components)
