@@ -182,7 +182,7 @@ def test_killed_ensemble_resumes_with_only_the_missing_experiments(tmp_path):
     """SIGKILL the whole command mid-run; the rerun keeps every stored experiment (not
     recomputed: the files are untouched) and computes the rest."""
     out = tmp_path / "toys"
-    argv = [sys.executable, "-m", "model.cli", "toys", "--n", "300", "--seed", "4",
+    argv = [sys.executable, "-m", "model.cli", "toys", "--n", "150", "--seed", "4",
             "--workers", "1", "--out", str(out), "--quiet"]  # fmt: skip
     process = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)  # fmt: skip
@@ -193,15 +193,15 @@ def test_killed_ensemble_resumes_with_only_the_missing_experiments(tmp_path):
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     stored = {p: p.stat().st_mtime_ns for p in journal.glob("*/toy-*.json")}
-    assert 5 <= len(stored) < 300
+    assert 5 <= len(stored) < 150
     assert not out.exists()  # nothing half-written
     result = subprocess.run(argv[:-1], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert f"{len(stored)} already done" in result.stdout
-    assert f"{300 - len(stored)} to compute" in result.stdout
+    assert f"{150 - len(stored)} to compute" in result.stdout
     assert all(p.stat().st_mtime_ns == t for p, t in stored.items())
     ds = xr.load_dataset(out / "toys.nc", engine="h5netcdf")
-    assert ds.sizes["toy"] == 300
+    assert ds.sizes["toy"] == 150
 
 
 def test_scan_with_say_minimum_is_the_say_map(tmp_path):
