@@ -111,11 +111,8 @@ def format_sbc(sbc: dict) -> str:
 
 
 def _figure(stage, sbc: dict) -> None:
-    import matplotlib.pyplot as plt
-
+    from model.report.figures import save_figure
     from model.report.many_plots import sbc_figure
 
-    fig = sbc_figure({k: np.array(v) for k, v in sbc["ranks"].items()}, sbc["draws_per_fit"])
-    for ext in ("png", "pdf"):
-        stage.write_with(f"sbc.{ext}", lambda p, e=ext: fig.savefig(p, format=e, dpi=150))
-    plt.close(fig)
+    ranks = {k: np.array(v) for k, v in sbc["ranks"].items()}
+    save_figure(stage, sbc_figure(ranks, sbc["draws_per_fit"]), "sbc", dpi=150)

@@ -156,14 +156,10 @@ def _posterior_of(run_dir: Path, prepared: Prepared, names: list[str]) -> dict:
 
 
 def _figure(stage, scan: dict, posterior) -> None:
-    import matplotlib.pyplot as plt
-
+    from model.report.figures import save_figure
     from model.report.many_plots import scan_figure
 
-    fig = scan_figure(scan, posterior)
-    for ext in ("png", "pdf"):
-        stage.write_with(f"scan.{ext}", lambda p, e=ext: fig.savefig(p, format=e, dpi=150))
-    plt.close(fig)
+    save_figure(stage, scan_figure(scan, posterior), "scan", dpi=150)
 
 
 def _say_summary(scan: dict, say) -> None:

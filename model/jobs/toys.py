@@ -207,16 +207,10 @@ def format_coverage(coverage: dict) -> str:
 
 
 def _figures(stage, ds, coverage: dict, truth: dict) -> None:
-    import matplotlib.pyplot as plt
-
+    from model.report.figures import save_figure
     from model.report.many_plots import coverage_figure, pull_figure
 
     pulls = {n: ((ds["map"].sel(parameter=n) - truth[n]) / ds["hessian_error"].sel(parameter=n)).values
              for n in ds["parameter"].values.tolist()}  # fmt: skip
-    for stem, fig in (("pulls", pull_figure(pulls)),
-                      ("coverage", coverage_figure(coverage, coverage["n"]))):  # fmt: skip
-        for ext in ("png", "pdf"):
-            stage.write_with(
-                f"{stem}.{ext}", lambda p, e=ext, f=fig: f.savefig(p, format=e, dpi=150)
-            )
-        plt.close(fig)
+    save_figure(stage, pull_figure(pulls), "pulls", dpi=150)
+    save_figure(stage, coverage_figure(coverage, coverage["n"]), "coverage", dpi=150)

@@ -8,22 +8,15 @@ posterior with its fit record, :class:`model.report.predictive.FitRecord`).
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from model.binned.dataset import describe
 from model.io.run_folder import Stage
 from model.report import plots
 from model.report import predictive as pp
+from model.report.figures import save_figure
 
 PPC_DRAWS = 1000
-
-
-def save_figure(stage: Stage, fig: plt.Figure, name: str) -> None:
-    """Add ``fig`` to the run as ``name.png`` and ``name.pdf``; close it."""
-    for fmt in ("png", "pdf"):
-        stage.write_with(f"{name}.{fmt}", lambda path, f=fmt: fig.savefig(path, format=f, dpi=130))
-    plt.close(fig)
 
 
 def build_figures(map_result, summary, idata, record: pp.FitRecord, seed: int = 0) -> dict:
