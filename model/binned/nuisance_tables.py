@@ -40,6 +40,7 @@ from model.binned.templates import (
     log_derivative_stack,
     log_table_derivatives,
     log_table_values,
+    read_log_table,
     tabulate_log_sums,
 )
 from model.errors import DataFormatError
@@ -385,15 +386,7 @@ def products_from_record(prefix: str, described: list, arrays: dict, n_bins: int
         name = f"{prefix}{j}"
         common = (tuple(d["variables"]), tuple((str(n), float(a)) for n, a in d["linear"]), n_bins)
         if "interval" in d:
-            active = np.asarray(arrays[f"{name}__active"], dtype=np.int64)
-            coeffs = np.asarray(arrays[f"{name}__log_coeffs"], dtype=np.float64)
-            if (
-                coeffs.ndim != 2
-                or len(coeffs) != len(active)
-                or np.any(active < 0)
-                or np.any(active >= n_bins)
-            ):
-                raise ValueError(f"inconsistent table {name}")
+            active, coeffs = read_log_table(arrays, name, n_bins, f"table {name}")
             table = LogTable(*common, None, tuple(d["interval"]), active, coeffs,
                              float(d["max_relative_error"]))  # fmt: skip
         else:

@@ -97,6 +97,23 @@ class PowerLawTemplate:
         return {k: v for k, v in self.__dict__.items() if k != "derivative_stack"}
 
 
+def read_log_table(arrays: dict, prefix: str, n_bins: int, what: str) -> tuple:
+    """``(active, log_coeffs)`` of a log table stored as ``<prefix>__active`` and
+    ``<prefix>__log_coeffs`` in ``arrays`` (a run's fit record); ``ValueError``
+    ("inconsistent <what>") unless the coefficients are (len(active), K) and the bins lie in
+    ``0..n_bins-1``, ``KeyError`` if missing."""
+    active = np.asarray(arrays[f"{prefix}__active"], dtype=np.int64)
+    coeffs = np.asarray(arrays[f"{prefix}__log_coeffs"], dtype=np.float64)
+    if (
+        coeffs.ndim != 2
+        or len(coeffs) != len(active)
+        or np.any(active < 0)
+        or np.any(active >= n_bins)
+    ):
+        raise ValueError(f"inconsistent {what}")
+    return active, coeffs
+
+
 def log_table_values(log_coeffs, active, n_bins, interval, x, name="index") -> np.ndarray:
     """``exp`` of the Chebyshev series ``log_coeffs`` (len(active), K) at ``x`` on the
     ``active`` bins, 0 elsewhere: shape (n_bins,).  ``x`` must lie inside ``interval``

@@ -25,7 +25,7 @@ from model.binned import nuisance_tables as nt
 from model.binned.binning import Binning
 from model.binned.say import say_loglike
 from model.binned.spectral_tables import SpectralEventSum, SpectralTable
-from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
+from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates, read_log_table
 from model.binned.variance import FlatPair, SmoothPair, VarianceTables
 from model.errors import DataFormatError
 from model.physics.components import FlatComponent, PowerLawComponent
@@ -230,15 +230,8 @@ def _variance_from_variables(arrays: dict, attrs: dict, n_bins: int) -> Variance
     for j, d in enumerate(json.loads(attrs["variance_pairs"])):
         norms, factor = tuple(d["norms"]), float(d["factor"])
         if "index" in d:
-            active = np.asarray(arrays[f"s2_{j}__active"], dtype=np.int64)
-            coeffs = np.asarray(arrays[f"s2_{j}__log_coeffs"], dtype=np.float64)
-            if (
-                coeffs.ndim != 2
-                or len(coeffs) != len(active)
-                or np.any(active < 0)
-                or np.any(active >= n_bins)
-            ):
-                raise ValueError(f"inconsistent table of squared weights {j}")
+            active, coeffs = read_log_table(arrays, f"s2_{j}", n_bins,
+                                            f"table of squared weights {j}")  # fmt: skip
             pairs.append(SmoothPair(norms, factor, d["index"], tuple(d["index_range"]), n_bins,
                                     active, coeffs, float(d["max_relative_error"])))  # fmt: skip
         else:
@@ -303,15 +296,8 @@ def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
             elif cls is FlatComponent:
                 table = FlatTemplate(c, np.asarray(arrays[f"{c.name}__per_bin"], dtype=np.float64))
             else:
-                active = np.asarray(arrays[f"{c.name}__active"], dtype=np.int64)
-                coeffs = np.asarray(arrays[f"{c.name}__log_coeffs"], dtype=np.float64)
-                if (
-                    coeffs.ndim != 2
-                    or len(coeffs) != len(active)
-                    or np.any(active < 0)
-                    or np.any(active >= binning.n_bins)
-                ):
-                    raise ValueError(f"inconsistent table of {c.name}")
+                active, coeffs = read_log_table(arrays, c.name, binning.n_bins,
+                                                f"table of {c.name}")  # fmt: skip
                 table = PowerLawTemplate(c, binning.n_bins, active, coeffs, float(error))
             components.append(c)
             tables.append(table)
