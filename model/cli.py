@@ -107,12 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = SamplerSettings()
     p_sample.add_argument("--seed", type=SEED, default=d.seed,
                           help=f"sampler seed, 0..{MAX_SEED}")  # fmt: skip
-    p_sample.add_argument("--draws", type=COUNT, default=d.draws, help="draws per chain (>= 1)")
-    p_sample.add_argument("--tune", type=_integer(0, what="a number of steps"), default=d.tune,
-                          help="tuning steps per chain (>= 0)")  # fmt: skip
-    p_sample.add_argument("--chains", type=COUNT, default=d.chains, help="number of chains (>= 1)")
-    p_sample.add_argument("--target-accept", type=_open_unit_interval, default=d.target_accept,
-                          help="NUTS target acceptance rate, in (0, 1)")  # fmt: skip
+    _sampler_arguments(p_sample, d)
     p_sample.add_argument("--sampler", choices=["auto", "nutpie", "pymc"], default=d.sampler,
                           help="NUTS implementation (auto: nutpie if installed)")  # fmt: skip
     p_sample.add_argument("--report", action="store_true",

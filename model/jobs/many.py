@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from model.binned import reference_fit
 from model.binned.dataset import BinnedDataset, bin_dataset
 from model.errors import FitFailed, UsageError
+from model.inference.map_core import X0
 from model.inference.priors import resolve_priors
 from model.inference.profile import Fit, ProfileFitter
 from model.io.journal import config_digest
@@ -17,8 +17,6 @@ from model.jobs.inputs import Inputs, component_set
 from model.jobs.provenance import record
 from model.jobs.tasks import FitContext
 from model.physics.components import parameter_supports
-
-START = dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))  # the workshop's x0
 
 
 @dataclass
@@ -50,8 +48,7 @@ class Prepared:
         for line in [*binned.summary_lines(), *binned.templates.exact_sum_notes()]:
             say(line)
         profile = ProfileFitter(binned.templates, priors, likelihood=likelihood)
-        start = {**profile.default_start(), **START}
-        best = profile.fit(binned.counts, x0={k: v for k, v in start.items() if k in priors})
+        best = profile.fit(binned.counts, x0=X0)  # the workshop's start
         if not best.converged:
             raise FitFailed(f"the best fit of the data failed: {best.message}")
         say(f"tables built and best fit found in {time.perf_counter() - t0:.2f} s: "
