@@ -226,6 +226,7 @@ def test_scan_with_say_minimum_is_the_say_map(tmp_path):
     best = json.loads((tmp_path / "m" / "map.json").read_text())
     scan = json.loads((tmp_path / "s" / "scan.json").read_text())
     assert scan["provenance"]["likelihood"] == "say"
+    assert scan["provenance"]["journal"].startswith(".s.journal/")  # no path of this machine
     assert scan["best_neg_log_likelihood"] == pytest.approx(best["neg_log_likelihood"], abs=1e-6)
     for name, value in scan["best"].items():
         assert value == pytest.approx(best[name], rel=1e-5)

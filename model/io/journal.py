@@ -55,6 +55,12 @@ class Journal:
         if not (self.folder / "config.json").exists():
             write_json(self.folder / "config.json", config)
 
+    @property
+    def name(self) -> str:
+        """Where the journal is, relative to the folder holding the run folder
+        (``.<name>.journal/<digest>``): what results record, never a path of this machine."""
+        return f"{self.folder.parent.name}/{self.folder.name}"
+
     def _path(self, key: str) -> Path:
         if not _KEY.fullmatch(key):
             raise ValueError(f"bad task key {key!r}")

@@ -91,7 +91,7 @@ def run_sbc(
             "seed": seed,
             "prior_set": prepared.prior_spec,
             "wall_time_s": time.perf_counter() - t0,
-            "provenance": prepared.provenance(journal=str(journal.folder)),
+            "provenance": prepared.provenance(journal=journal.name),
         }
         with write_run(out, "sbc") as stage:
             stage.write_json("sbc.json", sbc)

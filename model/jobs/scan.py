@@ -81,7 +81,7 @@ def run_scan(
         )  # fmt: skip
         scan = assemble(prepared, names, grid, results)
         scan["wall_time_s"] = time.perf_counter() - t0
-        scan["provenance"] = prepared.provenance(journal=str(journal.folder))
+        scan["provenance"] = prepared.provenance(journal=journal.name)
         with write_run(out, "scan") as stage:
             stage.write_json("scan.json", scan)
             _figure(stage, scan, posterior)

@@ -73,7 +73,7 @@ def run_toys(
         dataset = to_dataset(rows, prepared.names, truth, nuts)
         coverage = coverage_of(dataset, truth, nuts)
         coverage.update(truth=truth, seed=seed, likelihood=likelihood, resample_simulation=resample, wall_time_s=wall, prior_set=prepared.prior_spec,
-                        provenance=prepared.provenance(journal=str(journal.folder),
+                        provenance=prepared.provenance(journal=journal.name,
                                                        sampler=sampler or None))  # fmt: skip
         dataset.attrs.update(truth=json.dumps(truth), seed=seed,
                              provenance=json.dumps(coverage["provenance"], default=str))  # fmt: skip
