@@ -12,6 +12,8 @@ from model.inference.priors import PriorError
 from model.inference.settings import SamplerSettings
 from model.physics.constants import TOY_SEED
 
+TOY_DATASETS = ("default", "broken")  # keep in step with model.physics.toy.TOY_DATASETS
+
 DEFAULT_OUT = Path("results/run")
 MAX_SEED = 2**32 - 1  # every sampler (nutpie, PyMC, NumPy) takes seeds in [0, 2**32)
 
@@ -64,6 +66,10 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
     g.add_argument("--double-cascades", choices=["drop", "cascade"], default="drop",
                    help="HESE release: drop double cascades (as the workshop binning does) "
                         "or merge them with cascades")  # fmt: skip
+    g.add_argument("--toy", choices=list(TOY_DATASETS), default="default",
+                   help="which embedded toy dataset: default (single power law, the workshop's "
+                        "best fit) or broken (a broken power law, the demonstration of "
+                        "'compare'); both share one simulation")  # fmt: skip
     g.add_argument("--toy-seed", type=SEED, default=TOY_SEED,
                    help=f"seed of the embedded toy dataset (default {TOY_SEED})")  # fmt: skip
     g.add_argument("--no-cache", action="store_true",
@@ -217,7 +223,7 @@ def _run(args, say) -> None:
     inputs = load_inputs(
         args.data, args.sim, hese_release=args.hese_release,
         double_cascades=args.double_cascades, toy_seed=args.toy_seed,
-        use_cache=not args.no_cache,
+        use_cache=not args.no_cache, toy_name=args.toy,
     )  # fmt: skip
     say(f"inputs: {inputs.description}")
     if args.command in ("scan", "toys", "sbc"):

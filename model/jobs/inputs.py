@@ -56,17 +56,28 @@ def load_inputs(
     double_cascades: str = "drop",
     toy_seed: int = toy.DEFAULT_SEED,
     use_cache: bool = True,
+    toy_name: str = "default",
 ) -> Inputs:
     """Read ``data_path`` and ``sim_path`` (workshop format), or a downloaded HESE release
-    folder (converted to the workshop format), or make the toy dataset if none is given."""
+    folder (converted to the workshop format), or make the toy dataset ``toy_name``
+    (:data:`model.physics.toy.TOY_DATASETS`) if none is given."""
     if hese_release is not None:
         if data_path is not None or sim_path is not None:
             raise DataFormatError(str(hese_release), "give either --hese-release or --data/--sim")
         return load_hese_release(hese_release, double_cascades)
+    if toy_name not in toy.TOY_DATASETS:
+        raise UsageError(f"toy dataset must be one of {list(toy.TOY_DATASETS)}, not {toy_name!r}")
+    if toy_name != "default" and (data_path is not None or sim_path is not None):
+        raise DataFormatError(str(data_path or sim_path), f"give either --toy {toy_name} or --data/--sim")
     if data_path is None and sim_path is None:
-        ds = toy.generate(toy_seed)
-        return Inputs(ds.data, ds.simulation, ds.truth, f"embedded toy dataset (seed {toy_seed})",
-                      {"toy_seed": toy_seed})  # fmt: skip
+        astro_model, truth = toy.TOY_DATASETS[toy_name]
+        ds = toy.generate(toy_seed, truth=truth, astro_model=astro_model)
+        if toy_name == "default":  # the spec of runs made before there was a second toy
+            return Inputs(ds.data, ds.simulation, ds.truth,
+                          f"embedded toy dataset (seed {toy_seed})", {"toy_seed": toy_seed})  # fmt: skip
+        description = f"embedded toy dataset '{toy_name}' ({astro_model} spectrum, seed {toy_seed})"
+        return Inputs(ds.data, ds.simulation, ds.truth, description,
+                      {"toy_seed": toy_seed, "toy": toy_name})  # fmt: skip
     if data_path is None or sim_path is None:
         given, missing = ("--data", "--sim") if sim_path is None else ("--sim", "--data")
         raise DataFormatError(
@@ -83,7 +94,7 @@ def load_inputs(
 def inputs_from_spec(spec: dict) -> Inputs:
     """Load inputs again from the ``spec`` a run recorded (:attr:`Inputs.spec`)."""
     if "toy_seed" in spec:
-        return load_inputs(toy_seed=spec["toy_seed"])
+        return load_inputs(toy_seed=spec["toy_seed"], toy_name=spec.get("toy", "default"))
     if "hese_release" in spec:
         return load_inputs(hese_release=spec["hese_release"],
                            double_cascades=spec["double_cascades"])  # fmt: skip

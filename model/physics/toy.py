@@ -54,6 +54,7 @@ from model.io.events import EventTable, columns_digest
 from model.physics.atmospheric_flux import FLAVOURS, flux, table_provenance
 from model.physics.components import WORKSHOP_COMPONENTS, event_weights
 from model.physics.constants import HESE_LIVETIME_S, TOY_SEED
+from model.physics.spectra import with_astro_model
 
 LIVETIME_S = HESE_LIVETIME_S  # s, the HESE 7.5-year livetime
 E_RANGE_GEV = (1.0e4, 1.0e8)
@@ -69,6 +70,12 @@ ANGULAR_RESOLUTION_DEG = {0: 10.0, 1: 1.0}
 DEFAULT_SEED = TOY_SEED  # the workshop's date
 DEFAULT_N_SIMULATED = 100_000
 DEFAULT_TRUTH = {"atmos_norm": 1.0, "astro_norm": 6.7, "astro_gamma": 3.0}
+# The demonstration of `diffuse-fit compare` (README "Spectral models"): a pronounced break at
+# 250 TeV, inside the binning's 60 TeV - 10 PeV, hard below and soft above.
+BROKEN_TRUTH = {"atmos_norm": 1.0, "astro_norm": 8.0, "astro_gamma1": 1.5, "astro_gamma2": 3.5,
+                "astro_log10_ebreak": 5.4}  # fmt: skip
+# name -> (astrophysical spectrum of the pseudo-data, its truth); the simulation is shared
+TOY_DATASETS = {"default": ("spl", DEFAULT_TRUTH), "broken": ("broken", BROKEN_TRUTH)}
 SIMULATION_FIELDS = (
     "astroWeight", "atmoWeight", "energy", "primaryEnergy", "primaryZenith", "topology", "zenith",
     "conventionalWeight", "promptWeight",
@@ -177,7 +184,10 @@ def _digest(columns: dict[str, np.ndarray]) -> str:
 
 
 def generate(
-    seed: int = DEFAULT_SEED, n_simulated: int = DEFAULT_N_SIMULATED, truth: dict | None = None
+    seed: int = DEFAULT_SEED,
+    n_simulated: int = DEFAULT_N_SIMULATED,
+    truth: dict | None = None,
+    astro_model: str = "spl",
 ) -> ToyDataset:
     """Make the toy simulation and pseudo-data; the same seed gives the same bytes.
 
@@ -188,16 +198,25 @@ def generate(
     n_simulated : int
         Generated interactions for the simulation (before the 30 TeV selection).
     truth : dict, optional
-        ``atmos_norm``, ``astro_norm``, ``astro_gamma`` of the pseudo-data
-        (default: the workshop's best fit, :data:`DEFAULT_TRUTH`).
+        The pseudo-data's parameters: ``atmos_norm``, ``astro_norm`` and the shape
+        parameters of ``astro_model`` (default: the workshop's best fit,
+        :data:`DEFAULT_TRUTH`, for ``spl``; :data:`BROKEN_TRUTH` for ``broken``).
+    astro_model : str
+        The astrophysical spectrum of the pseudo-data (:mod:`model.physics.spectra`); the
+        simulation is the same for every model.
     """
-    truth = dict(DEFAULT_TRUTH if truth is None else truth)
+    if truth is None:
+        truth = {m: t for m, t in TOY_DATASETS.values()}.get(astro_model)
+    if truth is None:
+        raise ValueError(f"no default truth for the astro model {astro_model!r}; give one")
+    truth = dict(truth)
     sim_stream, data_stream, draw_stream = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
     )
     sim = _simulate(sim_stream, n_simulated)
     pool = _simulate(data_stream, n_simulated)
-    weights = event_weights(pool, WORKSHOP_COMPONENTS, truth)  # the workshop's reweighting
+    components = with_astro_model(WORKSHOP_COMPONENTS, astro_model)
+    weights = event_weights(pool, components, truth)  # the workshop's reweighting
     n_data = draw_stream.poisson(weights.sum())
     chosen = draw_stream.choice(weights.size, size=n_data, p=weights / weights.sum())
     data = {k: pool[k][chosen] for k in ("energy", "topology", "zenith")}
@@ -207,6 +226,7 @@ def generate(
             "seed": seed,
             "n_simulated": n_simulated,
             "truth": truth,
+            "astro_model": astro_model,
             "livetime_s": LIVETIME_S,
             "atmospheric_flux": table_provenance(),
         }
