@@ -1,0 +1,161 @@
+"""The unfolded astrophysical spectrum: posterior bands of ``E^2 dN/dE`` against energy, and one
+figure comparing the spectral models.
+
+:func:`flux_band` returns plain arrays (save them as JSON with ``.tolist()``);
+:func:`spectrum_figure` returns a :class:`matplotlib.figure.Figure` (Agg backend, nothing
+shown) that the caller saves with :func:`model.report.figures.save_figure`.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from model.physics.flux import e2_flux  # noqa: E402
+
+QUANTILES = (0.025, 0.16, 0.5, 0.84, 0.975)
+MODEL_LABELS = {
+    "spl": "single power law",
+    "logparabola": "log-parabola",
+    "broken": "broken power law",
+    "cutoff": "power law with cutoff",
+}
+MODEL_COLOURS = {
+    "spl": "tab:blue",
+    "logparabola": "tab:orange",
+    "broken": "tab:green",
+    "cutoff": "tab:purple",
+}
+OUTSIDE_ALPHA = 0.35  # opacity factor of everything outside the sensitive energy range
+X_LABEL = "E [GeV]"
+Y_LABEL = "E² dΦ/dE [GeV cm⁻² s⁻¹ sr⁻¹]"
+TINY = np.finfo(np.float64).tiny
+
+
+def flux_band(component, posterior_draws: dict[str, np.ndarray], energies,
+              quantiles=QUANTILES) -> dict:  # fmt: skip
+    """Posterior quantiles of ``E^2 dN/dE`` at each energy.
+
+    Parameters
+    ----------
+    component : PowerLawComponent or SpectralComponent
+        The astrophysical component of the model fitted.
+    posterior_draws : dict
+        Parameter name -> posterior draws (any shape, e.g. (chain, draw); ravelled) of every
+        parameter of ``component`` (see :func:`model.physics.flux.e2_flux`).
+    energies : array
+        Neutrino energies in GeV, shape (n_energies,).
+    quantiles : sequence of float
+        Probabilities in [0, 1].
+
+    Returns
+    -------
+    dict
+        ``energies`` (n_energies,) GeV; ``quantiles`` (n_q,); ``e2_flux`` (n_q, n_energies),
+        the ``quantiles`` of ``E^2 dN/dE`` over draws in GeV cm^-2 s^-1 sr^-1 (all flavours,
+        nu + nubar), taken separately at each energy (``np.quantile``, linear interpolation);
+        ``n_draws``.
+    """
+    energies = np.asarray(energies, dtype=np.float64).reshape(-1)
+    q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
+    flux = e2_flux(component, posterior_draws, energies)
+    if not np.all(np.isfinite(flux)):
+        raise ValueError("non-finite flux at some draws (non-finite posterior draws?)")
+    return {
+        "energies": energies,
+        "quantiles": q,
+        "e2_flux": np.quantile(flux, q, axis=0),
+        "n_draws": flux.shape[0],
+    }
+
+
+def _at(band: dict, p: float) -> np.ndarray:
+    """The band's quantile ``p`` curve."""
+    hit = np.flatnonzero(np.isclose(band["quantiles"], p, rtol=0, atol=1e-9))
+    if hit.size == 0:
+        raise ValueError(f"the band has no {p} quantile (has {list(band['quantiles'])})")
+    return np.asarray(band["e2_flux"])[hit[0]]
+
+
+def _split(energies, curves, lo, hi):
+    """Pieces (below, inside, above) of the curves on ``[E_min, lo]``, ``[lo, hi]``,
+    ``[hi, E_max]``, the boundaries added by interpolation in log-log."""
+    log_e = np.log(energies)
+    pieces = []
+    for a, b in ((energies[0], lo), (lo, hi), (hi, energies[-1])):
+        a, b = max(a, energies[0]), min(b, energies[-1])
+        if not a < b:
+            pieces.append(None)
+            continue
+        inside = (energies > a) & (energies < b)
+        e = np.r_[a, energies[inside], b]
+        ys = [np.exp(np.interp(np.log(e), log_e, np.log(c))) for c in curves]
+        pieces.append((e, ys))
+    return pieces
+
+
+def spectrum_figure(bands: dict[str, dict], ranges: dict[str, tuple[float, float]]) -> plt.Figure:
+    """``E^2 dN/dE`` of every spectral model on one log-log figure.
+
+    Per model (its own colour): the 68% band (quantiles 0.16-0.84) filled, the 95% band
+    (0.025-0.975) lighter with an outline, and the median line; inside the model's sensitive
+    energy range ``ranges[model] = (lo, hi)`` GeV (:func:`model.physics.flux.
+    sensitive_energy_range`) drawn solid, outside it faded with dashed lines (a model missing
+    from ``ranges`` is drawn solid everywhere).  ``bands``: model name -> :func:`flux_band`
+    (with those five quantiles).  One legend entry per model, in ``bands``
+    order, and a key to the line styles.
+    """
+    if not bands:
+        raise ValueError("no spectra to plot")
+    fig, ax = plt.subplots(figsize=(7.5, 5.2), layout="constrained")
+    entries, shown = [], []
+    for i, (name, band) in enumerate(bands.items()):
+        colour = MODEL_COLOURS.get(name, f"C{i}")
+        energies = np.asarray(band["energies"], dtype=np.float64)
+        # a flux that underflows to 0 (far above a cutoff) is drawn at the smallest float
+        curves = [np.maximum(_at(band, p), TINY) for p in (0.025, 0.16, 0.5, 0.84, 0.975)]
+        lo, hi = ranges.get(name, (energies[0], energies[-1]))
+        for j, piece in enumerate(_split(energies, curves, lo, hi)):
+            if piece is None:
+                continue
+            e, (y95lo, y68lo, med, y68hi, y95hi) = piece
+            fade, ls = (1.0, "-") if j == 1 else (OUTSIDE_ALPHA, "--")
+            ax.fill_between(e, y95lo, y95hi, color=colour, alpha=0.15 * fade, lw=0)
+            for y in (y95lo, y95hi):
+                ax.plot(e, y, color=colour, lw=0.7, ls=ls, alpha=0.7 * fade)
+            ax.fill_between(e, y68lo, y68hi, color=colour, alpha=0.4 * fade, lw=0)
+            ax.plot(e, med, color=colour, lw=1.8, ls=ls, alpha=fade)
+            if j == 1:
+                shown.append(np.r_[y95lo, y95hi])
+        entries.append((Patch(facecolor=colour, alpha=0.5, edgecolor=colour),
+                        MODEL_LABELS.get(name, name)))  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(min(b["energies"][0] for b in bands.values()), max(b["energies"][-1] for b in bands.values()))  # fmt: skip
+    values = np.concatenate(shown) if shown else np.empty(0)
+    values = values[values > TINY]
+    if values.size:
+        ax.set_ylim(values.min() / 3, values.max() * 3)
+    ax.set_xlabel(X_LABEL, fontsize=12)
+    ax.set_ylabel(Y_LABEL, fontsize=12)
+    ax.set_title("Astrophysical flux, all flavours (ν + ν̄): posterior per spectral model", fontsize=11)  # fmt: skip
+    key = ax.legend(
+        handles=[
+            Line2D([], [], color="0.3", lw=1.8, label="median"),
+            Patch(color="0.3", alpha=0.4, lw=0, label="68% credible"),
+            Patch(facecolor="0.3", alpha=0.15, edgecolor="0.3", label="95% credible"),
+            Line2D([], [], color="0.3", lw=1.8, ls="--", alpha=OUTSIDE_ALPHA,
+                   label="outside the sensitive energy range"),
+        ],
+        fontsize=8, loc="lower left", frameon=False,
+    )  # fmt: skip
+    ax.add_artist(key)
+    ax.legend(*zip(*entries, strict=True), fontsize=9, loc="upper right", frameon=False)
+    ax.grid(True, which="major", alpha=0.3)
+    return fig
