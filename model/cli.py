@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_sample.add_argument("--report", action="store_true",
                           help="also write the report (figures, report.md) into the run folder")  # fmt: skip
     _many_fit_parsers(sub, d)
+    _compare_parser(sub, d)
     p_report = sub.add_parser("report", help="figures and report.md of a saved sample run")
     p_report.add_argument("--run", type=Path, default=DEFAULT_OUT,
                           help=f"folder of a 'sample' run (default {DEFAULT_OUT})")  # fmt: skip
@@ -178,6 +179,49 @@ def _many_fit_parsers(sub, d: SamplerSettings) -> None:
     _cluster_arguments(p_sbc)
 
 
+def _compare_parser(sub, d: SamplerSettings) -> None:
+    p = sub.add_parser("compare", help="fit several astrophysical spectra and compare them "
+                       "(LOO, SMC evidence, Bayes factors, likelihood-ratio tests)")  # fmt: skip
+    _inputs_arguments(p)
+    p.add_argument("--models", default="spl,logparabola,broken", metavar="M1,M2,...",
+                   help="spectral models to compare, at least two of spl, logparabola, broken, "
+                        "cutoff (default spl,logparabola,broken)")  # fmt: skip
+    p.add_argument("--seed", type=SEED, default=d.seed, help=f"seed of every random step, 0..{MAX_SEED}")
+    _sampler_arguments(p, d)
+    p.add_argument("--smc-runs", type=_integer(0, what="a number of runs"), default=4,
+                   help="independent SMC runs per model for the evidence (their spread is its "
+                        "error; 0: no evidence)")  # fmt: skip
+    p.add_argument("--smc-draws", type=_integer(10, what="a number of draws"), default=2000,
+                   help="particles per SMC run")  # fmt: skip
+    p.add_argument("--lrt-toys", type=_integer(0, what="a number of pseudo-experiments"),
+                   default=500,
+                   help="pseudo-experiments under spl per likelihood-ratio test (0: none)")  # fmt: skip
+    _cluster_arguments(p)
+
+
+def _check_compare(args) -> None:
+    from model.jobs.compare import parse_models
+
+    if args.likelihood != "poisson":
+        raise UsageError("compare supports only --likelihood poisson (SAY is for spl only)")
+    if args.astro_model != "spl":
+        raise UsageError("compare fits the models of --models; --astro-model does not apply")
+    parse_models(args.models)
+
+
+def _run_compare(args, inputs, say) -> None:
+    from model.jobs.compare import run_compare
+    from model.jobs.distributed import ClusterOptions
+
+    settings = SamplerSettings(draws=args.draws, tune=args.tune, chains=args.chains,
+                               target_accept=args.target_accept, seed=args.seed)  # fmt: skip
+    run_compare(inputs, args.prior, args.out, args.models, seed=args.seed, settings=settings,
+                components=args.components, smc_runs=args.smc_runs, smc_draws=args.smc_draws,
+                lrt_toys=args.lrt_toys,
+                cluster=ClusterOptions(scheduler=args.scheduler, workers=args.workers),
+                say=say, progressbar=not args.quiet)  # fmt: skip
+
+
 def _run_many(args, inputs, say) -> None:
     from model.jobs.distributed import ClusterOptions
 
@@ -215,6 +259,8 @@ def _run(args, say) -> None:
     from model.io.run_folder import check_output_folder
 
     check_output_folder(args.out)  # before any work
+    if args.command == "compare":
+        _check_compare(args)
     from model.jobs.inputs import component_set, load_inputs
 
     component_set(args.components, args.astro_model, args.likelihood)  # refuse bad pairs early
@@ -228,6 +274,9 @@ def _run(args, say) -> None:
     say(f"inputs: {inputs.description}")
     if args.command in ("scan", "toys", "sbc"):
         _run_many(args, inputs, say)
+        return
+    if args.command == "compare":
+        _run_compare(args, inputs, say)
         return
     if args.command == "map":
         run_map(inputs, args.prior, args.out, components=args.components, say=say,

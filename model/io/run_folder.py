@@ -40,6 +40,7 @@ KINDS = {  # run kind -> files it must have
     "map": ("map.json",),
     "sample": ("map.json", "summary.json", "summary.txt", "posterior.nc"),
     "scan": ("scan.json",),
+    "compare": ("compare.json", "compare.md"),
     "toys": ("toys.nc", "coverage.json"),
     "sbc": ("sbc.json",),
 }

@@ -52,6 +52,8 @@ class FitContext:
     draws_per_fit: int = 0  # SBC: posterior draws kept per fit (thinned)
     simulation: EventTable | None = None  # toys --resample-sim: the events (fitted fields)
     sim_bin_index: np.ndarray | None = None  # bin of each of those events (-1 outside)
+    # compare's likelihood-ratio tests: alternative model -> (templates, priors, start)
+    alternatives: dict = field(default_factory=dict)
 
 
 def task_seed(seed: int, index: int) -> int:
@@ -65,7 +67,10 @@ def fitter(context: FitContext, kind: str = "profile"):
     that reuses it."""
     cache_key = (context.key, kind)
     if cache_key not in _CACHE:
-        if kind == "profile":
+        if kind.startswith("alternative:"):
+            templates, priors, _ = context.alternatives[kind.partition(":")[2]]
+            built = ProfileFitter(templates, priors, likelihood=context.likelihood)
+        elif kind == "profile":
             built = ProfileFitter(context.templates, context.priors, likelihood=context.likelihood)
         else:
             from model.inference.nuts_fitter import NutsFitter
@@ -208,6 +213,39 @@ def _impossible(names: list[str], n_bins: int) -> dict:
             "log_posterior": math.nan, "converged": False,
             "problems": [f"observed events in {n_bins} bins where the resampled simulation has none"],
             "profile_68": {n: [None, None] for n in names}}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- model comparison
+
+
+def lrt_toy(context: FitContext, key: str, args: dict) -> dict:
+    """Pseudo-experiment ``args["index"]`` under the null model (the context's) at
+    ``args["truth"]``: the best fit of the null and of every nesting alternative
+    (``context.alternatives``), and the likelihood-ratio statistic of each,
+    ``ts = 2 (-ln L_null - (-ln L_alt))``.  Each alternative starts from the better of its
+    fit to the data and the null's fit placed inside it
+    (:func:`model.physics.spectra.spl_inside`), so that its maximum is not below the null's
+    (``ts`` of a few 1e-9 below 0 from the fits' tolerance is set to 0)."""
+    from model.physics.spectra import spl_inside
+
+    seed = task_seed(args["seed"], args["index"])
+    rng = np.random.default_rng(seed)
+    null, fitter_id = fitter(context)
+    counts = poisson_counts(context, args["truth"], rng)
+    best = null.fit(counts, x0=context.start)
+    out = {"index": args["index"], "seed": seed, "n_observed": float(counts.sum()),
+           "null_neg_log_likelihood": best.neg_log_likelihood, "converged": best.converged,
+           "ts": {}, "alternative_neg_log_likelihood": {}, "worker_fitter": fitter_id}  # fmt: skip
+    for name, (_, _, start) in context.alternatives.items():
+        alternative, _ = fitter(context, f"alternative:{name}")
+        fits = [alternative.fit(counts, x0={**start, **spl_inside(name, best.values)}),
+                alternative.fit(counts, x0=start)]  # fmt: skip
+        fit = max(fits, key=lambda f: (f.converged, f.log_posterior))
+        ts = 2.0 * (best.neg_log_likelihood - fit.neg_log_likelihood)
+        out["ts"][name] = max(ts, 0.0) if ts > -1e-6 else ts  # a larger negative: a failed fit
+        out["alternative_neg_log_likelihood"][name] = fit.neg_log_likelihood
+        out["converged"] = out["converged"] and fit.converged
+    return out
 
 
 # ----------------------------------------------------------------------------- calibration

@@ -166,3 +166,19 @@ def with_astro_model(components, model: str) -> tuple:
         else c
         for c in components
     )
+
+
+# model -> how it contains the single power law: its shape parameters as functions of
+# gamma (the free ones keep any value): beta = 0, gamma1 = gamma2 (E_break then arbitrary)
+NESTS_SPL = {
+    "logparabola": lambda gamma: {"astro_alpha": gamma, "astro_beta": 0.0},
+    "broken": lambda gamma: {"astro_gamma1": gamma, "astro_gamma2": gamma},
+}
+
+
+def spl_inside(model: str, spl_values: dict) -> dict:
+    """The parameters of ``model`` (a key of :data:`NESTS_SPL`) that give the same
+    expectation as the single power law ``spl_values`` (other shape parameters, e.g.
+    ``astro_log10_ebreak``, are left out: any value does)."""
+    shape = NESTS_SPL[model](spl_values["astro_gamma"])
+    return {**{k: v for k, v in spl_values.items() if k != "astro_gamma"}, **shape}

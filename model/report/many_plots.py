@@ -423,3 +423,30 @@ def sbc_figure(ranks: dict[str, np.ndarray], draws_per_fit: int) -> plt.Figure:
     axes[-1, 1].set_xlabel("rank")
     fig.suptitle(f"Simulation-based calibration ({draws_per_fit} posterior draws per fit)", fontsize=11)  # fmt: skip
     return fig
+
+
+def lrt_figure(tests: list[dict]) -> plt.Figure:
+    """Likelihood-ratio tests of nested spectral models: per test the distribution of the
+    statistic in the pseudo-experiments under the null (``toys_ts``), the chi-square density
+    with ``extra_parameters`` degrees of freedom for orientation, and the observed ``ts``
+    with its p-value (the ``compare`` job's ``likelihood_ratio_tests`` entries)."""
+    fig, axes = _grid(len(tests), width=4.6, height=3.6)
+    for ax, t in zip(axes, tests, strict=False):
+        ts = np.asarray(t["toys_ts"], dtype=np.float64)
+        ts = ts[np.isfinite(ts) & (ts >= 0)]
+        top = max(float(np.max(ts, initial=1.0)), t["ts"]) * 1.1
+        edges = np.linspace(0.0, top, 41)
+        ax.hist(ts, bins=edges, density=True, histtype="stepfilled", color="0.75",
+                label=f"{ts.size} pseudo-experiments (null: spl)")  # fmt: skip
+        x = np.linspace(edges[1] / 4, top, 300)
+        ax.plot(x, stats.chi2.pdf(x, t["extra_parameters"]), color=WILKS_COLOUR, lw=1.2,
+                label=f"$\\chi^2_{{{t['extra_parameters']}}}$ (for orientation)")  # fmt: skip
+        bound = "<" if t.get("p_value_is_bound") else "="
+        ax.axvline(t["ts"], color="tab:red", lw=1.8,
+                   label=f"observed ts = {t['ts']:.2f}, p {bound} {t['p_value']:.2g}")  # fmt: skip
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$ts = 2\,(\ln L_\mathrm{alt} - \ln L_\mathrm{spl})$")
+        ax.set_ylabel("density")
+        ax.set_title(f"spl vs {t['alternative']}")
+        ax.legend(fontsize=8, frameon=False)
+    return fig

@@ -1,0 +1,394 @@
+"""``diffuse-fit compare``: is the astrophysical spectrum a single power law?
+
+Every model of ``models`` (:data:`model.physics.spectra.ASTRO_MODELS`) is fitted to the
+same binned data with the same priors (``prior_spec``), and compared four ways:
+
+* **MAP and -ln L at the best fit** (:func:`model.inference.map_core.fit_map`);
+* **PSIS-LOO over bins** (ArviZ): leave-one-bin-out predictive accuracy from the NUTS
+  posterior, with its standard error; the point-wise log-likelihood of bin ``b`` at draw
+  ``s`` is ``k_b ln mu_b - mu_b - ln Gamma(k_b + 1)``, computed with the NumPy tables, over the
+  bins some component populates; ArviZ's ``compare`` ranks the models;
+* **the evidence** ``ln Z`` by SMC (:func:`model.inference.evidence.log_evidence`, several
+  independent runs; needs proper priors) and the **Bayes factors** between every pair;
+* **likelihood-ratio tests** of every nested pair (``spl`` inside ``logparabola``,
+  beta = 0, and inside ``broken``, gamma1 = gamma2): ``ts = 2 (max ln L_alt - max ln
+  L_spl)`` with flat priors (maximum likelihood), its p-value from pseudo-experiments
+  generated under the single power law at its maximum-likelihood fit
+  (:func:`model.jobs.tasks.lrt_toy` on Dask, journaled), ``p = (1 + #{ts_toy >= ts}) /
+  (1 + n)``; and, for orientation only, the chi-square p-value with the number of extra
+  parameters as degrees of freedom (Wilks' theorem does not hold here: the break energy is
+  undefined under the null).
+
+Run folder: ``compare.json``, ``compare.md`` (the table), ``posterior_<model>.nc`` (NUTS
+posterior with its ``log_likelihood`` group), the figures ``spectrum`` (E^2 dN/dE band of
+every model), ``corner_<model>`` and ``lrt`` (the statistic's distribution under the null).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model.errors import RunInterrupted, UsageError
+from model.inference.settings import SamplerSettings
+from model.io.journal import Journal, journal_folder
+from model.io.run_folder import check_output_folder, write_run
+from model.jobs.distributed import ClusterOptions, run_tasks
+from model.jobs.inputs import Inputs
+from model.jobs.interrupt import interrupted_message, interruptible
+from model.jobs.many import Prepared
+from model.jobs.runs import Job, sample
+from model.jobs.tasks import lrt_toy, task_seed
+from model.physics.spectra import ASTRO_MODELS, NESTS_SPL
+
+ENERGIES_GEV = np.geomspace(1.0e4, 1.0e7, 121)  # where the spectrum bands are evaluated
+
+
+@dataclass
+class ModelResult:
+    """One model's fits: the prepared job, its MAP record, NUTS posterior, evidence."""
+
+    name: str
+    job: Job
+    map_result: dict
+    idata: object
+    diagnostics: dict
+    evidence: object | None
+    evidence_problem: str | None
+
+
+def parse_models(text: str | list) -> list[str]:
+    """``spl,logparabola`` -> the list; each a known model, once, at least two."""
+    names = [m.strip() for m in text.split(",")] if isinstance(text, str) else list(text)
+    names = [m for m in names if m]
+    unknown = [m for m in names if m not in ASTRO_MODELS]
+    if unknown:
+        raise UsageError(f"--models: unknown model {unknown[0]!r} (known: {', '.join(ASTRO_MODELS)})")
+    if len(set(names)) != len(names) or len(names) < 2:
+        raise UsageError(f"--models: give at least two different models, not {','.join(names)!r}")
+    return names
+
+
+def nested_pairs(models: list[str]) -> list[tuple[str, str]]:
+    """(null, alternative) pairs of ``models`` where the null is a special case."""
+    return [("spl", m) for m in models if m in NESTS_SPL and "spl" in models]
+
+
+def run_compare(
+    inputs: Inputs, prior_spec, out: Path, models, *, seed: int = 1,
+    settings: SamplerSettings | None = None, components="workshop", smc_runs: int = 4,
+    smc_draws: int = 2000, lrt_toys: int = 500, cluster: ClusterOptions | None = None,
+    say=print, progressbar=True,
+) -> dict:  # fmt: skip
+    """Fit and compare ``models``; write the run folder ``out``; return ``compare.json``.
+
+    ``settings``: NUTS settings (its seed is replaced by ``seed``); ``smc_runs`` x
+    ``smc_draws``: the SMC evidence runs (``smc_runs = 0``: no evidence); ``lrt_toys``:
+    pseudo-experiments per likelihood-ratio test (0: none).
+    """
+    models = parse_models(models)
+    out = check_output_folder(out)
+    settings = SamplerSettings(**{**(settings or SamplerSettings()).to_dict(), "seed": seed})
+    if smc_runs == 1:
+        raise UsageError("--smc-runs: give at least 2 runs (their spread is the error), or 0")
+    t0 = time.perf_counter()
+    with interruptible(out) as interrupts:
+        results = []
+        for i, name in enumerate(models):
+            say(f"--- model {name} ---")
+            results.append(_fit_model(inputs, prior_spec, components, name, settings,
+                                      smc_runs, smc_draws, task_seed(seed, i), say, progressbar))  # fmt: skip
+            if interrupts:
+                raise RunInterrupted(interrupted_message(out))
+        loo = _loo(results)
+        lrt = _likelihood_ratio_tests(inputs, components, models, lrt_toys, seed, out,
+                                      cluster or ClusterOptions(), say, progressbar)  # fmt: skip
+        table = _assemble(results, loo, lrt, prior_spec, settings, smc_runs, smc_draws, seed)
+        table["wall_time_s"] = time.perf_counter() - t0
+        bands, ranges = _spectra(results)
+        for r in results:
+            table["models"][r.name]["sensitive_energy_range_gev"] = list(ranges[r.name])
+        with write_run(out, "compare") as stage:
+            stage.write_json("compare.json", table)
+            stage.write_text("compare.md", format_table(table) + "\n")
+            for r in results:
+                stage.write_with(f"posterior_{r.name}.nc",
+                                 lambda p, r=r: r.idata.to_netcdf(p, engine="h5netcdf"))  # fmt: skip
+            _figures(stage, results, bands, ranges, lrt, inputs.truth)
+    say(format_table(table))
+    say(f"wrote the run folder {out} (compare.json, compare.md, posteriors, figures)")
+    return table
+
+
+# ----------------------------------------------------------------------------- per model
+
+
+def _fit_model(inputs, prior_spec, components, name, settings, smc_runs, smc_draws, seed, say,
+               progressbar) -> ModelResult:  # fmt: skip
+    from model.inference.sampling import diagnostics
+
+    job = Job.prepare(inputs, prior_spec, components, say, "poisson", name)
+    map_result = job.run_map()
+    say(f"sampling {name}: {settings.chains} chains x ({settings.tune} + {settings.draws}), "
+        f"seed {settings.seed} ...")  # fmt: skip
+    idata = sample(job.model, settings, progressbar=progressbar)
+    diag = diagnostics(idata, job.parameters)
+    _attach_log_likelihood(idata, job)
+    evidence, problem = None, None
+    if smc_runs:
+        from model.inference.evidence import check_proper, log_evidence
+
+        try:
+            check_proper(job.model)
+        except UsageError as exc:
+            problem = str(exc)
+            say(f"no evidence for {name}: {problem}")
+        else:
+            say(f"SMC evidence of {name}: {smc_runs} runs x {smc_draws} draws, seed {seed} ...")
+            evidence = log_evidence(job.model, runs=smc_runs, draws=smc_draws, seed=seed,
+                                    progressbar=progressbar)  # fmt: skip
+    return ModelResult(name, job, map_result, idata, diag, evidence, problem)
+
+
+def pointwise_log_likelihood(job: Job, posterior) -> tuple[np.ndarray, np.ndarray]:
+    """``(bins, log L)``: the bins some component populates and the Poisson log-likelihood
+    of each at every posterior draw, shape (chain, draw, bin) (NumPy tables)."""
+    from scipy.special import gammaln
+
+    from model.binned.templates import expected_counts
+
+    templates = job.binned.templates
+    bins = np.flatnonzero(templates.covered())
+    counts = np.asarray(job.binned.counts, dtype=np.float64)[bins]
+    names = job.parameters
+    values = {n: np.asarray(posterior[n].values, dtype=np.float64) for n in names}
+    n_chain, n_draw = values[names[0]].shape
+    out = np.empty((n_chain, n_draw, bins.size))
+    for c in range(n_chain):
+        for d in range(n_draw):
+            mu = expected_counts(templates, {n: float(values[n][c, d]) for n in names})[bins]
+            out[c, d] = counts * np.log(mu) - mu - gammaln(counts + 1.0)
+    return bins, out
+
+
+def _attach_log_likelihood(idata, job: Job) -> None:
+    import xarray as xr
+
+    bins, loglike = pointwise_log_likelihood(job, idata.posterior)
+    idata["log_likelihood"] = xr.Dataset(
+        {"counts": (("chain", "draw", "bin"), loglike)},
+        coords={"chain": idata.posterior["chain"].values, "draw": idata.posterior["draw"].values,
+                "bin": bins},  # fmt: skip
+    )
+
+
+def _loo(results: list[ModelResult]) -> dict:
+    import warnings
+
+    import arviz as az
+
+    per_model = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Pareto-k notices: recorded below
+        for r in results:
+            loo = az.loo(r.idata, var_name="counts")
+            k = np.asarray(loo.pareto_k).reshape(-1)
+            per_model[r.name] = {"elpd": float(loo.elpd), "se": float(loo.se), "p_loo": float(loo.p),
+                                 "n_bins": int(loo.n_data_points), "max_pareto_k": float(np.max(k)),
+                                 "n_pareto_k_above_0.7": int(np.sum(k > 0.7))}  # fmt: skip
+        ranked = az.compare({r.name: r.idata for r in results}, var_name="counts")
+    comparison = [{"model": str(m), "rank": int(row["rank"]), "elpd_diff": float(row["elpd_diff"]),
+                   "dse": float(row["dse"]), "weight": float(row["weight"])}
+                  for m, row in ranked.iterrows()]  # fmt: skip
+    return {"models": per_model, "ranking": comparison}
+
+
+# ----------------------------------------------------------------------------- LRT
+
+
+def _likelihood_ratio_tests(inputs, components, models, n_toys, seed, out, cluster, say,
+                            progressbar) -> list[dict]:  # fmt: skip
+    pairs = nested_pairs(models)
+    if not pairs:
+        return []
+    silent = lambda *a, **k: None  # noqa: E731 (the tables were described above)
+    null = Prepared.load(inputs, "flat", components, silent, "poisson", "spl")
+    alternatives = {alt: Prepared.load(inputs, "flat", components, silent, "poisson", alt)
+                    for _, alt in pairs}  # fmt: skip
+    observed = {alt: max(0.0, 2.0 * (null.best.neg_log_likelihood - p.best.neg_log_likelihood))
+                for alt, p in alternatives.items()}  # fmt: skip
+    truth = dict(null.best.values)
+    rows = {alt: [] for alt in alternatives}
+    if n_toys:
+        config = null.config(kind="compare-lrt", truth=truth, seed=seed,
+                             alternatives={a: p.config() for a, p in alternatives.items()})  # fmt: skip
+        journal = Journal(journal_folder(out), config)
+        context = null.context(config, alternatives={
+            a: (p.binned.templates, p.priors, dict(p.best.values)) for a, p in alternatives.items()
+        })  # fmt: skip
+        tasks = {f"lrt-{i:06d}": {"index": i, "seed": seed, "truth": truth} for i in range(n_toys)}
+        say(f"likelihood-ratio tests of spl against {', '.join(alternatives)}: {n_toys} "
+            "pseudo-experiments under spl at its maximum-likelihood fit")  # fmt: skip
+        done = run_tasks(lrt_toy, context, tasks, journal, cluster, "lrt", say, progressbar)
+        for k in tasks:
+            for alt in alternatives:
+                rows[alt].append(done[k]["ts"][alt])
+        journal_name = journal.name
+    else:
+        journal_name = None
+    tests = []
+    for alt, p in alternatives.items():
+        ts = np.asarray(rows[alt], dtype=np.float64)
+        extra = len(p.names) - len(null.names)
+        test = {"null": "spl", "alternative": alt, "ts": observed[alt],
+                "null_max_likelihood": truth, "alternative_max_likelihood": dict(p.best.values),
+                "null_neg_log_likelihood": null.best.neg_log_likelihood,
+                "alternative_neg_log_likelihood": p.best.neg_log_likelihood,
+                "extra_parameters": extra, "p_value_chi2": _chi2_sf(observed[alt], extra),
+                "n_toys": int(ts.size), "toys_ts": ts.tolist(), "journal": journal_name}  # fmt: skip
+        if ts.size:
+            valid = ts[np.isfinite(ts) & (ts >= 0)]
+            at_least = int(np.sum(valid >= observed[alt]))
+            test.update(n_failed=int(ts.size - valid.size), n_at_least=at_least,
+                        p_value=(1 + at_least) / (1 + valid.size),
+                        p_value_is_bound=at_least == 0)  # fmt: skip
+        else:
+            test.update(n_failed=0, n_at_least=None, p_value=None, p_value_is_bound=False)
+        tests.append(test)
+    return tests
+
+
+def _chi2_sf(ts: float, dof: int) -> float:
+    from scipy.stats import chi2
+
+    return float(chi2.sf(ts, dof))
+
+
+def p_to_sigma(p: float) -> float:
+    """One-sided Gaussian significance of a p-value."""
+    from scipy.stats import norm
+
+    return float(norm.isf(p))
+
+
+# ----------------------------------------------------------------------------- assembly
+
+
+def _assemble(results, loo, lrt, prior_spec, settings, smc_runs, smc_draws, seed) -> dict:
+    from model.inference.evidence import bayes_factor
+
+    models = {}
+    for r in results:
+        m = r.map_result
+        names = m["parameter_order"]
+        models[r.name] = {
+            "parameters": names,
+            "map": {n: m[n] for n in names},
+            "map_errors": m["errors"],
+            "neg_log_likelihood": m["neg_log_likelihood"],
+            "map_problems": m["problems"],
+            "posterior": {n: _quantiles(r.idata.posterior[n].values) for n in names},
+            "nuts": r.diagnostics,
+            "loo": loo["models"][r.name],
+            "evidence": r.evidence.to_dict() if r.evidence is not None else None,
+            "evidence_problem": r.evidence_problem,
+        }
+    factors = []
+    with_z = [r for r in results if r.evidence is not None]
+    for i, a in enumerate(with_z):
+        for b in with_z[i + 1 :]:
+            factors.append({"model": b.name, "versus": a.name, **bayes_factor(b.evidence, a.evidence)})
+    first = results[0]
+    return {
+        "models": models,
+        "loo_ranking": loo["ranking"],
+        "bayes_factors": factors,
+        "likelihood_ratio_tests": lrt,
+        "settings": {"prior_set": str(prior_spec), "seed": seed, "nuts": settings.to_dict(),
+                     "smc_runs": smc_runs, "smc_draws": smc_draws},  # fmt: skip
+        "provenance": first.job.provenance(models=[r.name for r in results],
+                                           sampler=settings.to_dict()),  # fmt: skip
+    }
+
+
+def _quantiles(values) -> dict:
+    q = np.quantile(np.asarray(values).reshape(-1), [0.025, 0.16, 0.5, 0.84, 0.975])
+    return dict(zip(("q2.5", "q16", "q50", "q84", "q97.5"), map(float, q), strict=True))
+
+
+def format_table(table: dict) -> str:
+    """The comparison as a Markdown table (and the tests below it)."""
+    lines = ["| model | parameters (MAP) | -ln L | elpd LOO (se) | ln Z (spread) | NUTS |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, m in table["models"].items():
+        values = ", ".join(f"{k}={v:.3g}" for k, v in m["map"].items())
+        loo = m["loo"]
+        z = m["evidence"]
+        evidence = f"{z['log_z']:.2f} ({z['spread']:.2f})" if z else "n/a (improper prior)"
+        nuts = m["nuts"]
+        ok = "ok" if nuts["passed"] else "NOT CONVERGED"
+        lines.append(f"| {name} | {values} | {m['neg_log_likelihood']:.3f} | "
+                     f"{loo['elpd']:.2f} ({loo['se']:.2f}) | {evidence} | "
+                     f"{ok}, {nuts['divergences']} div. |")  # fmt: skip
+    lines += ["", "LOO ranking (ArviZ compare): "
+              + "; ".join(f"{r['model']} {r['elpd_diff']:+.2f} +- {r['dse']:.2f}"
+                          for r in table["loo_ranking"])]  # fmt: skip
+    for f in table["bayes_factors"]:
+        lines.append(f"Bayes factor {f['model']} vs {f['versus']}: ln B = {f['log_bf']:+.2f} "
+                     f"+- {f['standard_error']:.2f} (B = {math.exp(min(f['log_bf'], 700)):.3g})")  # fmt: skip
+    for t in table["likelihood_ratio_tests"]:
+        if t["p_value"] is None:
+            p = "no pseudo-experiments"
+        else:
+            bound = "<" if t["p_value_is_bound"] else "="
+            sigma = p_to_sigma(t["p_value"])
+            more = " or more" if bound == "<" else ""
+            p = (f"p {bound} {t['p_value']:.3g} from {t['n_toys']} pseudo-experiments"
+                 + (f" ({sigma:.1f} sigma{more})" if sigma > 0 else ""))  # fmt: skip
+        lines.append(f"LRT spl vs {t['alternative']}: ts = {t['ts']:.2f}, {p}; "
+                     f"chi2({t['extra_parameters']}) would say p = {t['p_value_chi2']:.2g}")  # fmt: skip
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _spectra(results) -> tuple[dict, dict]:
+    from model.physics.flux import astrophysical_component, sensitive_energy_range
+    from model.report.spectrum import flux_band
+
+    bands, ranges = {}, {}
+    for r in results:
+        binned = r.job.binned
+        component = astrophysical_component(binned.components)
+        draws = {n: r.idata.posterior[n].values for n in component.parameters}
+        bands[r.name] = flux_band(component, draws, ENERGIES_GEV)
+        best = {n: r.map_result[n] for n in r.map_result["parameter_order"]}
+        weights = component.event_weights(binned.simulation, best)
+        energy = binned.simulation[component.energy_field]
+        ranges[r.name] = tuple(
+            map(float, sensitive_energy_range(weights, energy, binned.sim_bin_index >= 0))
+        )
+    return bands, ranges
+
+
+def _figures(stage, results, bands, ranges, lrt, truth) -> None:
+    from model.report.figures import save_figure
+    from model.report.many_plots import lrt_figure
+    from model.report.plots import corner_plot
+    from model.report.spectrum import spectrum_figure
+
+    save_figure(stage, spectrum_figure(bands, ranges), "spectrum", dpi=150)
+    for r in results:
+        names = r.job.parameters
+        points = {"map": {n: r.map_result[n] for n in names}}
+        if truth and all(n in truth for n in names):
+            points["truth"] = truth
+        save_figure(stage, corner_plot(r.idata.posterior, names, points), f"corner_{r.name}", dpi=110)
+    tested = [t for t in lrt if t["n_toys"]]
+    if tested:
+        save_figure(stage, lrt_figure(tested), "lrt", dpi=150)
