@@ -186,7 +186,9 @@ def _compare_parser(sub, d: SamplerSettings) -> None:
     p.add_argument("--models", default="spl,logparabola,broken", metavar="M1,M2,...",
                    help="spectral models to compare, at least two of spl, logparabola, broken, "
                         "cutoff (default spl,logparabola,broken)")  # fmt: skip
-    p.add_argument("--seed", type=SEED, default=d.seed, help=f"seed of every random step, 0..{MAX_SEED}")
+    p.add_argument(
+        "--seed", type=SEED, default=d.seed, help=f"seed of every random step, 0..{MAX_SEED}"
+    )
     _sampler_arguments(p, d)
     p.add_argument("--smc-runs", type=_integer(0, what="a number of runs"), default=4,
                    help="independent SMC runs per model for the evidence (their spread is its "

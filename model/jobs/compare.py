@@ -67,7 +67,9 @@ def parse_models(text: str | list) -> list[str]:
     names = [m for m in names if m]
     unknown = [m for m in names if m not in ASTRO_MODELS]
     if unknown:
-        raise UsageError(f"--models: unknown model {unknown[0]!r} (known: {', '.join(ASTRO_MODELS)})")
+        raise UsageError(
+            f"--models: unknown model {unknown[0]!r} (known: {', '.join(ASTRO_MODELS)})"
+        )
     if len(set(names)) != len(names) or len(names) < 2:
         raise UsageError(f"--models: give at least two different models, not {','.join(names)!r}")
     return names
@@ -181,8 +183,11 @@ def _attach_log_likelihood(idata, job: Job) -> None:
     bins, loglike = pointwise_log_likelihood(job, idata.posterior)
     idata["log_likelihood"] = xr.Dataset(
         {"counts": (("chain", "draw", "bin"), loglike)},
-        coords={"chain": idata.posterior["chain"].values, "draw": idata.posterior["draw"].values,
-                "bin": bins},  # fmt: skip
+        coords={
+            "chain": idata.posterior["chain"].values,
+            "draw": idata.posterior["draw"].values,
+            "bin": bins,
+        },  # fmt: skip
     )
 
 
@@ -301,17 +306,25 @@ def _assemble(results, loo, lrt, prior_spec, settings, smc_runs, smc_draws, seed
     with_z = [r for r in results if r.evidence is not None]
     for i, a in enumerate(with_z):
         for b in with_z[i + 1 :]:
-            factors.append({"model": b.name, "versus": a.name, **bayes_factor(b.evidence, a.evidence)})
+            factors.append(
+                {"model": b.name, "versus": a.name, **bayes_factor(b.evidence, a.evidence)}
+            )
     first = results[0]
     return {
         "models": models,
         "loo_ranking": loo["ranking"],
         "bayes_factors": factors,
         "likelihood_ratio_tests": lrt,
-        "settings": {"prior_set": str(prior_spec), "seed": seed, "nuts": settings.to_dict(),
-                     "smc_runs": smc_runs, "smc_draws": smc_draws},  # fmt: skip
-        "provenance": first.job.provenance(models=[r.name for r in results],
-                                           sampler=settings.to_dict()),  # fmt: skip
+        "settings": {
+            "prior_set": str(prior_spec),
+            "seed": seed,
+            "nuts": settings.to_dict(),
+            "smc_runs": smc_runs,
+            "smc_draws": smc_draws,
+        },  # fmt: skip
+        "provenance": first.job.provenance(
+            models=[r.name for r in results], sampler=settings.to_dict()
+        ),  # fmt: skip
     }
 
 
@@ -388,7 +401,9 @@ def _figures(stage, results, bands, ranges, lrt, truth) -> None:
         points = {"map": {n: r.map_result[n] for n in names}}
         if truth and all(n in truth for n in names):
             points["truth"] = truth
-        save_figure(stage, corner_plot(r.idata.posterior, names, points), f"corner_{r.name}", dpi=110)
+        save_figure(
+            stage, corner_plot(r.idata.posterior, names, points), f"corner_{r.name}", dpi=110
+        )
     tested = [t for t in lrt if t["n_toys"]]
     if tested:
         save_figure(stage, lrt_figure(tested), "lrt", dpi=150)

@@ -68,7 +68,9 @@ def load_inputs(
     if toy_name not in toy.TOY_DATASETS:
         raise UsageError(f"toy dataset must be one of {list(toy.TOY_DATASETS)}, not {toy_name!r}")
     if toy_name != "default" and (data_path is not None or sim_path is not None):
-        raise DataFormatError(str(data_path or sim_path), f"give either --toy {toy_name} or --data/--sim")
+        raise DataFormatError(
+            str(data_path or sim_path), f"give either --toy {toy_name} or --data/--sim"
+        )
     if data_path is None and sim_path is None:
         astro_model, truth = toy.TOY_DATASETS[toy_name]
         ds = toy.generate(toy_seed, truth=truth, astro_model=astro_model)
