@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: fit test lint bench results many finite-sim clean
+.PHONY: fit test lint bench results many finite-sim compare clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null || { \
@@ -44,6 +44,12 @@ finite-sim: $(STAMP)
 	  --out results/finite_sim/say
 	$(BIN)/python scripts/compare_coverage.py results/finite_sim/poisson results/finite_sim/say \
 	  --out results/finite_sim/coverage_poisson_vs_say
+
+# Is the astrophysical spectrum a single power law? spl vs logparabola vs broken on the default
+# toy (a single power law) and on the broken-power-law toy: results/compare_default, compare_broken
+compare: $(STAMP)
+	$(BIN)/diffuse-fit compare --seed 1 --out results/compare_default
+	$(BIN)/diffuse-fit compare --toy broken --seed 1 --out results/compare_broken
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -279,16 +279,33 @@ class SpectralEventSum:
         f, d1, d2 = self.component.log_tilt_derivatives(self.log_energy, values)
         v = self.weight * np.exp(f)
         d = len(values)
-
-        def per_bin(a):
-            return np.bincount(self.event_bin, weights=a, minlength=self.n_bins)
-
-        grad = np.stack([per_bin(v * d1[a]) for a in range(d)])
+        pairs = [(a, c) for a in range(d) for c in range(a, d)]
+        rows = np.empty((1 + d + len(pairs), self.event_bin.size))  # per event
+        rows[0] = v
+        rows[1 : 1 + d] = v * d1
+        for m, (a, c) in enumerate(pairs, start=1 + d):
+            rows[m] = v * (d2[a, c] + d1[a] * d1[c])
+        sums = self._per_bin(rows)  # (1 + d + pairs, n_bins): one pass over the events
         hess = np.empty((d, d, self.n_bins))
-        for a in range(d):
-            for c in range(a, d):
-                hess[a, c] = hess[c, a] = per_bin(v * (d2[a, c] + d1[a] * d1[c]))
-        return per_bin(v), grad, hess
+        for m, (a, c) in enumerate(pairs, start=1 + d):
+            hess[a, c] = hess[c, a] = sums[m]
+        return sums[0], sums[1 : 1 + d], hess
+
+    def _per_bin(self, rows: np.ndarray) -> np.ndarray:
+        """Per-bin sums (m, n_bins) of per-event ``rows`` (m, n_events): ``np.add.reduceat``
+        along the events, which are sorted by bin (:func:`_sorted_events`); ``np.bincount``
+        per row if they are not."""
+        b = self.event_bin
+        out = np.zeros((rows.shape[0], self.n_bins))
+        if b.size == 0:
+            return out
+        if np.all(b[1:] >= b[:-1]):
+            starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+            out[:, b[starts]] = np.add.reduceat(rows, starts, axis=1)
+            return out
+        for m in range(rows.shape[0]):
+            out[m] = np.bincount(b, weights=rows[m], minlength=self.n_bins)
+        return out
 
 
 def _next_nodes(coeffs: np.ndarray, k: tuple, tolerance: float) -> tuple:

@@ -212,7 +212,9 @@ class ProfileFitter:
         u = np.array([t.to_unconstrained(start[n]) for n, t in zip(free, transforms, strict=True)])
         state = evaluate(u)
         converged, message = self._newton(evaluate, u, state)
-        if converged is None:  # Newton failed: L-BFGS-B from the start
+        if converged is not None and not converged[0]:  # stalled (a kink): polish from there
+            u, converged = converged[1], None
+        if converged is None:  # Newton failed: L-BFGS-B from the start (or the stall)
 
             def negative(v):
                 logp, grad_u, _, _ = evaluate(v)
@@ -238,19 +240,25 @@ class ProfileFitter:
                    f"{message} (max |gradient| {max_grad:.1e})", grad, hess, method)  # fmt: skip
 
     @staticmethod
-    def _newton(evaluate, u: np.ndarray, state, max_steps: int = 100):
+    def _newton(evaluate, u: np.ndarray, state, max_steps: int = 100, stall_steps: int = 5):
         """Damped Newton ascent from ``u``; ``((True, u), message)`` at an optimum (max
         ``|gradient|`` below 1e-9 relative, or no further improvement at float precision
-        with a small gradient), ``(None, message)`` where it gives up."""
+        with a small gradient); ``((False, u), message)`` where ``log p`` has not risen by
+        more than 1e-12 relative in ``stall_steps`` steps but the gradient is not small (the
+        maximum on a kink of the broken power law's likelihood in E_break: the caller
+        polishes from ``u``); ``(None, message)`` where it gives up."""
         if u.size == 0:
             return (True, u), "nothing to fit"
         logp, grad, hess, _ = state
         if not np.isfinite(logp):
             return None, "not finite at the start"
+        stalled = 0
         for step_number in range(max_steps):
             scale = max(1.0, abs(logp))
             if np.max(np.abs(grad)) < 1e-9 * scale:
                 return (True, u), f"Newton converged in {step_number} steps"
+            if stalled >= stall_steps:
+                return (False, u), f"Newton stalled after {step_number} steps"
             shift = 0.0
             for _ in range(30):  # Levenberg shift until -hess + shift is positive definite
                 try:
@@ -273,6 +281,7 @@ class ProfileFitter:
                 if np.max(np.abs(grad)) < GRADIENT_TOLERANCE:
                     return (True, u), "Newton: optimum at float precision"
                 return None, "Newton line search failed"
+            stalled = stalled + 1 if new[0] - logp <= 1e-12 * scale else 0
             u = trial
             logp, grad, hess, _ = new
         return None, "Newton did not converge"

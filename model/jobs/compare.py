@@ -42,7 +42,7 @@ from model.jobs.inputs import Inputs
 from model.jobs.interrupt import interrupted_message, interruptible
 from model.jobs.many import Prepared
 from model.jobs.runs import Job, sample
-from model.jobs.tasks import lrt_toy, task_seed
+from model.jobs.tasks import alternative_fit, lrt_toy, task_seed
 from model.physics.spectra import ASTRO_MODELS, NESTS_SPL
 
 ENERGIES_GEV = np.geomspace(1.0e4, 1.0e7, 121)  # where the spectrum bands are evaluated
@@ -224,8 +224,11 @@ def _likelihood_ratio_tests(inputs, components, models, n_toys, seed, out, clust
     null = Prepared.load(inputs, "flat", components, silent, "poisson", "spl")
     alternatives = {alt: Prepared.load(inputs, "flat", components, silent, "poisson", alt)
                     for _, alt in pairs}  # fmt: skip
-    observed = {alt: max(0.0, 2.0 * (null.best.neg_log_likelihood - p.best.neg_log_likelihood))
-                for alt, p in alternatives.items()}  # fmt: skip
+    fits = {alt: alternative_fit(p.profile, alt, null.binned.counts, null.best.values,
+                                 dict(p.best.values))
+            for alt, p in alternatives.items()}  # fmt: skip
+    observed = {alt: max(0.0, 2.0 * (null.best.neg_log_likelihood - f.neg_log_likelihood))
+                for alt, f in fits.items()}  # fmt: skip
     truth = dict(null.best.values)
     rows = {alt: [] for alt in alternatives}
     if n_toys:
@@ -250,9 +253,9 @@ def _likelihood_ratio_tests(inputs, components, models, n_toys, seed, out, clust
         ts = np.asarray(rows[alt], dtype=np.float64)
         extra = len(p.names) - len(null.names)
         test = {"null": "spl", "alternative": alt, "ts": observed[alt],
-                "null_max_likelihood": truth, "alternative_max_likelihood": dict(p.best.values),
+                "null_max_likelihood": truth, "alternative_max_likelihood": dict(fits[alt].values),
                 "null_neg_log_likelihood": null.best.neg_log_likelihood,
-                "alternative_neg_log_likelihood": p.best.neg_log_likelihood,
+                "alternative_neg_log_likelihood": fits[alt].neg_log_likelihood,
                 "extra_parameters": extra, "p_value_chi2": _chi2_sf(observed[alt], extra),
                 "n_toys": int(ts.size), "toys_ts": ts.tolist(), "journal": journal_name}  # fmt: skip
         if ts.size:

@@ -226,8 +226,6 @@ def lrt_toy(context: FitContext, key: str, args: dict) -> dict:
     fit to the data and the null's fit placed inside it
     (:func:`model.physics.spectra.spl_inside`), so that its maximum is not below the null's
     (``ts`` of a few 1e-9 below 0 from the fits' tolerance is set to 0)."""
-    from model.physics.spectra import spl_inside
-
     seed = task_seed(args["seed"], args["index"])
     rng = np.random.default_rng(seed)
     null, fitter_id = fitter(context)
@@ -238,14 +236,24 @@ def lrt_toy(context: FitContext, key: str, args: dict) -> dict:
            "ts": {}, "alternative_neg_log_likelihood": {}, "worker_fitter": fitter_id}  # fmt: skip
     for name, (_, _, start) in context.alternatives.items():
         alternative, _ = fitter(context, f"alternative:{name}")
-        fits = [alternative.fit(counts, x0={**start, **spl_inside(name, best.values)}),
-                alternative.fit(counts, x0=start)]  # fmt: skip
-        fit = max(fits, key=lambda f: (f.converged, f.log_posterior))
+        fit = alternative_fit(alternative, name, counts, best.values, start)
         ts = 2.0 * (best.neg_log_likelihood - fit.neg_log_likelihood)
         out["ts"][name] = max(ts, 0.0) if ts > -1e-6 else ts  # a larger negative: a failed fit
         out["alternative_neg_log_likelihood"][name] = fit.neg_log_likelihood
         out["converged"] = out["converged"] and fit.converged
     return out
+
+
+def alternative_fit(alternative: ProfileFitter, name: str, counts, null_values: dict, start: dict):
+    """The better (converged first, then higher log p) of two fits of the nesting model
+    ``name`` to ``counts``: from the null's best fit ``null_values`` placed inside it, and
+    from ``start`` (its fit to the data: the broken power law's likelihood has several
+    maxima in E_break).  The same for the data and for every pseudo-experiment."""
+    from model.physics.spectra import spl_inside
+
+    fits = [alternative.fit(counts, x0={**start, **spl_inside(name, null_values)}),
+            alternative.fit(counts, x0=start)]  # fmt: skip
+    return max(fits, key=lambda f: (f.converged, f.log_posterior))
 
 
 # ----------------------------------------------------------------------------- calibration
