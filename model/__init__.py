@@ -17,6 +17,7 @@ _API = (
     "summary",
     "run_map",
     "run_sample",
+    "run_compare",
     "write_report",
 )
 

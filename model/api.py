@@ -155,6 +155,33 @@ def run_sample(
     )  # fmt: skip
 
 
+def run_compare(
+    inputs: Inputs,
+    out,
+    models=("spl", "logparabola", "broken"),
+    priors="default",
+    *,
+    seed: int = _NUTS.seed,
+    smc_runs: int = 4,
+    smc_draws: int = 2000,
+    lrt_toys: int = 500,
+    progressbar: bool = True,
+    say=print,
+    **nuts,
+):
+    """``diffuse-fit compare``: fit every astrophysical spectrum of ``models`` and compare
+    them (MAP, -ln L, PSIS-LOO over bins, SMC evidence and Bayes factors, likelihood-ratio
+    tests of nested pairs from ``lrt_toys`` pseudo-experiments on a local Dask cluster) into
+    the run folder ``out``; returns the ``compare.json`` content.  ``nuts``: ``draws``,
+    ``tune``, ``chains``, ``target_accept`` (README "Model comparison")."""
+    from model.jobs.compare import run_compare as _run_compare
+
+    settings = SamplerSettings(**{**_NUTS.to_dict(), **nuts, "seed": seed})
+    return _run_compare(inputs, priors, out, list(models), seed=seed, settings=settings,
+                        smc_runs=smc_runs, smc_draws=smc_draws, lrt_toys=lrt_toys,
+                        say=say, progressbar=progressbar)  # fmt: skip
+
+
 def write_report(run_dir, say=print):
     """``diffuse-fit report``: figures and ``report.md`` of the sample run in ``run_dir``
     (reads only the run folder); returns the path of ``report.md``."""

@@ -244,9 +244,10 @@ class ProfileFitter:
         """Damped Newton ascent from ``u``; ``((True, u), message)`` at an optimum (max
         ``|gradient|`` below 1e-9 relative, or no further improvement at float precision
         with a small gradient); ``((False, u), message)`` where ``log p`` has not risen by
-        more than 1e-12 relative in ``stall_steps`` steps but the gradient is not small (the
-        maximum on a kink of the broken power law's likelihood in E_break: the caller
-        polishes from ``u``); ``(None, message)`` where it gives up."""
+        more than 1e-10 relative in ``stall_steps`` steps, or no step of 2^-19 of Newton's
+        rises, or after ``max_steps``, but the gradient is not small (the maximum on a kink of the broken power
+        law's likelihood in E_break: the caller polishes from ``u``, the best point so far);
+        ``(None, message)`` where it gives up."""
         if u.size == 0:
             return (True, u), "nothing to fit"
         logp, grad, hess, _ = state
@@ -270,7 +271,7 @@ class ProfileFitter:
                 return None, "Hessian cannot be regularised"
             step = np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
             length = 1.0
-            for _ in range(40):  # backtracking until log p increases (Armijo)
+            for _ in range(20):  # backtracking until log p increases (Armijo)
                 trial = u + length * step
                 if np.max(np.abs(trial)) < 40:  # e^40: far beyond any physical norm
                     new = evaluate(trial)
@@ -280,11 +281,11 @@ class ProfileFitter:
             else:
                 if np.max(np.abs(grad)) < GRADIENT_TOLERANCE:
                     return (True, u), "Newton: optimum at float precision"
-                return None, "Newton line search failed"
-            stalled = stalled + 1 if new[0] - logp <= 1e-12 * scale else 0
+                return (False, u), "Newton line search failed"
+            stalled = stalled + 1 if new[0] - logp <= 1e-10 * scale else 0
             u = trial
             logp, grad, hess, _ = new
-        return None, "Newton did not converge"
+        return (False, u), "Newton did not converge"
 
     def default_start(self) -> dict:
         start = {}

@@ -245,15 +245,17 @@ def lrt_toy(context: FitContext, key: str, args: dict) -> dict:
 
 
 def alternative_fit(alternative: ProfileFitter, name: str, counts, null_values: dict, start: dict):
-    """The better (converged first, then higher log p) of two fits of the nesting model
-    ``name`` to ``counts``: from the null's best fit ``null_values`` placed inside it, and
-    from ``start`` (its fit to the data: the broken power law's likelihood has several
-    maxima in E_break).  The same for the data and for every pseudo-experiment."""
+    """The better (higher log p) of two fits of the nesting model ``name`` to ``counts``:
+    from the null's best fit ``null_values`` placed inside it, and from ``start`` (its fit
+    to the data: the broken power law's likelihood has several maxima in E_break).  The
+    same for the data and for every pseudo-experiment.  Higher log p wins even over a fit
+    flagged converged: the broken law's maximum often sits on a kink in E_break, where the
+    gradient does not vanish and L-BFGS-B's line search ends "abnormally"."""
     from model.physics.spectra import spl_inside
 
     fits = [alternative.fit(counts, x0={**start, **spl_inside(name, null_values)}),
             alternative.fit(counts, x0=start)]  # fmt: skip
-    return max(fits, key=lambda f: (f.converged, f.log_posterior))
+    return max(fits, key=lambda f: f.log_posterior if math.isfinite(f.log_posterior) else -math.inf)
 
 
 # ----------------------------------------------------------------------------- calibration
