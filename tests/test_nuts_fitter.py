@@ -208,3 +208,22 @@ def test_nuts_fitter_refuses_unknown_sampler(binned):
     model = build_model(binned, resolve_priors("flat", parameter_supports(binned.components)))
     with pytest.raises(ValueError, match="sampler must be one of"):
         nuts_fitter.NutsFitter(model, sampler="pymc")
+
+
+@pytest.mark.parametrize("broken", ["internals", "signature"])
+def test_cached_compile_falls_back_to_nutpie(binned, monkeypatch, broken):
+    """A nutpie without the internals the cached compilation uses, or whose cfuncs take
+    other arguments, compiles by nutpie.compile_pymc_model (with a warning), never with
+    cfuncs nuts-rs would call wrongly."""
+    from model.inference import nutpie_cached
+
+    if broken == "internals":
+        monkeypatch.setattr(nutpie_cached, "cached_compile_available", lambda: False)
+    else:
+        real = nutpie_cached._signature
+        monkeypatch.setattr(nutpie_cached, "_signature",
+                            lambda name: real("expand_cfunc" if name == "logp_cfunc" else name))  # fmt: skip
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda model, backend: ("nutpie", backend))
+    model = build_model(binned, resolve_priors("flat", parameter_supports(binned.components)))
+    with pytest.warns(RuntimeWarning, match="nutpie.compile_pymc_model compiles instead"):
+        assert nutpie_cached.compile_cached(model) == ("nutpie", "numba")

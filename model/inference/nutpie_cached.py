@@ -78,6 +78,8 @@ def cached_compile_available() -> bool:
     try:
         from nutpie.compile_pymc import (  # noqa: F401
             CompiledPyMCModel,
+            _make_c_expand_func,
+            _make_c_logp_func,
             _make_functions,
             _prepare_dims_and_coords,
             _wrap_with_lock,
@@ -122,6 +124,14 @@ def compile_cached(model):
             shared_data[key] = np.array(var.get_value(), order="C", copy=True)
             shared_data[key].flags.writeable = False
     user_data = make_user_data(shared_var_keys, shared_data)
+    if not _same_signatures(n_dim, n_expanded, logp_fn_pt, expand_fn_pt, user_data,
+                            shared_var_keys, shared_data):  # fmt: skip
+        import nutpie
+
+        warnings.warn("this nutpie calls its cfuncs with other arguments than the cached "
+                      "compilation's: nutpie.compile_pymc_model compiles instead",
+                      RuntimeWarning, stacklevel=2)  # fmt: skip
+        return nutpie.compile_pymc_model(model, backend="numba")
     logp_cfunc = _cfunc(
         _LOGP_SOURCE, "logp_cfunc", logp_fn_pt, shared_var_keys, shared_data, user_data,
         n_dim=n_dim,
@@ -148,6 +158,19 @@ def compile_cached(model):
         expand_func=expand_fn_pt,
         reparameterized_names=reparam,
     )
+
+
+def _same_signatures(n_dim, n_expanded, logp_fn_pt, expand_fn_pt, user_data, keys, data):
+    """Whether nutpie's own cfuncs have the signatures of ours (nutpie builds them lazily:
+    nothing is compiled here)."""
+    from nutpie.compile_pymc import _make_c_expand_func, _make_c_logp_func
+
+    logp_keys = [keys[var] for var in logp_fn_pt.get_shared()]
+    expand_keys = [keys[var] for var in expand_fn_pt.get_shared()]
+    _, logp_sig = _make_c_logp_func(n_dim, logp_fn_pt.vm.jit_fn, user_data, logp_keys, data)
+    _, expand_sig = _make_c_expand_func(n_dim, n_expanded, expand_fn_pt.vm.jit_fn, user_data,
+                                        expand_keys, data)  # fmt: skip
+    return logp_sig == _signature("logp_cfunc") and expand_sig == _signature("expand_cfunc")
 
 
 def _word(dtype: np.dtype, path: list[str]) -> int:
