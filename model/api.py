@@ -95,7 +95,9 @@ def sample(
 ):
     """NUTS posterior of ``pymc_model`` as an ArviZ DataTree (seeded: reruns are identical).
 
-    ``sampler``: ``"auto"`` (nutpie when installed), ``"nutpie"`` or ``"pymc"``.
+    ``sampler``: ``"auto"`` (nutpie when installed), ``"nutpie"`` (numba functions from
+    pytensor's disk cache), ``"nutpie-numba"`` (the same draws, compiled afresh by
+    ``nutpie.compile_pymc_model``) or ``"pymc"``.
     """
     from model.inference.sampling import sample as _sample
 

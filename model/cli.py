@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_sample.add_argument("--seed", type=SEED, default=d.seed,
                           help=f"sampler seed, 0..{MAX_SEED}")  # fmt: skip
     _sampler_arguments(p_sample, d)
-    p_sample.add_argument("--sampler", choices=["auto", "nutpie", "pymc"], default=d.sampler,
+    p_sample.add_argument("--sampler", choices=["auto", "nutpie", "nutpie-numba", "pymc"], default=d.sampler,
                           help="NUTS implementation (auto: nutpie if installed)")  # fmt: skip
     p_sample.add_argument("--report", action="store_true",
                           help="also write the report (figures, report.md) into the run folder")  # fmt: skip

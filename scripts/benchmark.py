@@ -1,13 +1,21 @@
 """Benchmark of the PyMC model: build/compile, log-density + gradient cost vs simulation size
-(Poisson and SAY likelihoods), MAP and NUTS wall times, ESS per second.  Prints figures;
-asserts nothing.
+(Poisson and SAY likelihoods), MAP and NUTS wall times, ESS per second; NUTS compilation by
+sampler ("nutpie": numba cfuncs from pytensor's disk cache, "nutpie-numba": nutpie's own
+compilation); with ``--cli N``, the whole ``diffuse-fit sample`` job (default arguments) run N
+times in fresh processes: wall time (min and max) and peak memory.  Prints figures; asserts
+nothing.  The machine's other load shows in every time: repeat, and read the minimum.
 
-    .venv/bin/python scripts/benchmark.py [--sizes 1e4 1e5 1e6] [--draws 1000]
+    .venv/bin/python scripts/benchmark.py [--sizes 1e4 1e5 1e6] [--draws 1000] [--cli 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 
@@ -48,8 +56,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=float, nargs="+", default=[1e4, 1e5, 1e6])
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--prior", default="flat")
+    parser.add_argument("--cli", type=int, default=0, metavar="N",
+                        help="also time N runs of the whole 'diffuse-fit sample' job")  # fmt: skip
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    if args.cli:
+        cli_job(args.cli)
 
     print(f"{'sim events':>10s} {'tables s':>9s} {'build+compile s':>16s} "
           f"{'logp+grad ms':>13s} {'exact numpy llh ms':>19s} {'SAY s2 tables s':>16s} "
@@ -98,28 +110,50 @@ def main() -> None:
     set_counts(model, binned.counts)
     print(f"\nMAP (default toy data): {first:.2f} s with compilation; "
           f"{refit * 1e3:.1f} ms per pseudo-experiment refit")  # fmt: skip
-    fitter_nuts = NutsFitter(model)  # compiled once
-    settings = SamplerSettings(draws=args.draws, tune=1000, chains=4, seed=1, sampler="nutpie")
-    times, divergences = [], []
-    for _ in range(5):  # pseudo-experiments: new counts, same compiled sampler
-        set_counts(model, rng.poisson(lam))
+    for sampler in ("nutpie", "nutpie-numba"):
         t0 = time.perf_counter()
-        idata = fitter_nuts.sample(settings)
-        times.append(time.perf_counter() - t0)
-        divergences.append(int(idata.sample_stats["diverging"].sum()))
-    set_counts(model, binned.counts)
-    print(f"NUTS refit with the compiled NutsFitter, 4 x (1000 tune + {args.draws} draws): "
-          f"median {np.median(times):.2f} s over 5 pseudo-experiments, "
-          f"divergences {divergences}")  # fmt: skip
-    for sampler in ("nutpie", "pymc"):
+        fitter_nuts = NutsFitter(model, sampler=sampler)  # compiled once
+        compile_s = time.perf_counter() - t0
+        settings = SamplerSettings(draws=args.draws, tune=1000, chains=4, seed=1, sampler=sampler)
+        times, divergences = [], []
+        for _ in range(5):  # pseudo-experiments: new counts, same compiled sampler
+            set_counts(model, rng.poisson(lam))
+            t0 = time.perf_counter()
+            idata = fitter_nuts.sample(settings)
+            times.append(time.perf_counter() - t0)
+            divergences.append(int(idata.sample_stats["diverging"].sum()))
+        set_counts(model, binned.counts)
+        print(f"NUTS {sampler:12s} NutsFitter: compilation {compile_s:5.2f} s; refit 4 x (1000 tune "
+              f"+ {args.draws} draws) median {np.median(times):.2f} s over 5 pseudo-experiments, "
+              f"divergences {divergences}")  # fmt: skip
+    for sampler in ("nutpie", "nutpie-numba", "pymc"):
         settings = SamplerSettings(draws=args.draws, tune=1000, chains=4, seed=1, sampler=sampler)
         t0 = time.perf_counter()
         idata = sample(model, settings, progressbar=False)
         wall = time.perf_counter() - t0
         d = diagnostics(idata, list(result.values))
-        print(f"NUTS {sampler:6s} 4 x (1000 tune + {args.draws} draws): {wall:6.1f} s wall, "
-              f"divergences {d['divergences']}, max R-hat {d['max_r_hat']:.4f}, "
-              f"min bulk ESS {d['min_ess_bulk']:.0f}, ESS/s {d['min_ess_bulk'] / wall:.0f}")  # fmt: skip
+        print(f"NUTS {sampler:12s} 4 x (1000 tune + {args.draws} draws), compilation included: "
+              f"{wall:6.1f} s wall, divergences {d['divergences']}, max R-hat "
+              f"{d['max_r_hat']:.4f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
+              f"ESS/s {d['min_ess_bulk'] / wall:.0f}")  # fmt: skip
+
+
+def cli_job(n: int) -> None:
+    """``diffuse-fit sample`` with its default arguments on the embedded toy dataset, ``n``
+    times in fresh processes (the first may fill the compilation caches): wall times and the
+    peak resident memory of the processes."""
+    walls = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(n):
+            out = os.path.join(tmp, f"run{i}")
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "model.cli", "sample", "--out", out, "--quiet"],
+                           check=True)  # fmt: skip
+            walls.append(time.perf_counter() - t0)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"diffuse-fit sample (defaults), {n} runs: wall min {min(walls):.2f} s, max "
+          f"{max(walls):.2f} s ({', '.join(f'{w:.2f}' for w in walls)}); peak memory "
+          f"{peak_mb:.0f} MB\n")  # fmt: skip
 
 
 if __name__ == "__main__":

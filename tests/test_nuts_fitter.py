@@ -1,5 +1,7 @@
 """The compile-once NUTS fitter: same posterior as pm.sample, refits without compiling."""
 
+from dataclasses import replace
+
 import numpy as np
 import nutpie
 import pytest
@@ -69,3 +71,159 @@ def test_map_refit_equals_fresh_map(binned):
     for name in NAMES:
         assert refit.values[name] == pytest.approx(fresh.values[name], rel=1e-10)
     np.testing.assert_allclose(refit.covariance, fresh.covariance, rtol=1e-10)
+
+
+# ------------------------------------------------- the cached compilation (sampler "nutpie")
+
+
+def cfunc_logp(compiled, x):
+    """``(logp, gradient, status)`` from the compiled model's logp cfunc, called as nuts-rs
+    calls it (pointers to the point, the outputs and the user-data record)."""
+    import ctypes
+
+    n = compiled.n_dim
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    grad, logp = np.zeros(n), np.zeros(())
+    as_ptr = ctypes.POINTER(ctypes.c_double)
+    status = compiled.compiled_logp_func.ctypes(
+        n, x.ctypes.data_as(as_ptr), grad.ctypes.data_as(as_ptr), logp.ctypes.data_as(as_ptr),
+        ctypes.c_void_p(compiled.user_data.ctypes.data),
+    )  # fmt: skip
+    return float(logp), grad, status
+
+
+def reference_logp(model, compiled, x):
+    """The model's log density (with the transforms' jacobians) and gradient at the
+    unconstrained point ``x``, by pytensor's Python backend (no numba, no cache)."""
+    names, slices, shapes = compiled.shape_info
+    point = {n: x[s].reshape(shape) for n, s, shape in zip(names, slices, shapes, strict=False)
+             if n in {v.name for v in model.value_vars}}  # fmt: skip
+    logp = model.compile_logp(mode="FAST_COMPILE")(point)
+    grad = model.compile_dlogp(mode="FAST_COMPILE")(point)
+    return logp, grad
+
+
+def spectral_binned(toy_dataset, astro_model, likelihood="poisson", method=None):
+    from model.binned.dataset import bin_dataset
+    from model.jobs.inputs import component_set
+
+    return bin_dataset(
+        toy_dataset.data, toy_dataset.simulation, variance=likelihood == "say",
+        components=component_set("workshop", astro_model, likelihood),
+        **({"spectral_method": method} if method else {}),
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("astro_model", "likelihood", "method"),
+    [("spl", "poisson", None), ("spl", "say", None), ("cutoff", "poisson", None),
+     ("logparabola", "poisson", "table")],
+)  # fmt: skip
+def test_cached_cfunc_is_the_model_density(toy_dataset, astro_model, likelihood, method):
+    """The cached logp cfunc returns the model's log density and gradient, for models with
+    one shared input (counts), several (the exact per-event sum) or a 2-D one (a tensor
+    table), and reads new counts through ``with_data``; a second compilation of the same
+    model loads both cfuncs from the cache."""
+    from model.inference import nutpie_cached
+
+    binned = spectral_binned(toy_dataset, astro_model, likelihood, method)
+    priors = resolve_priors("default", parameter_supports(binned.components))
+    model = build_model(binned, priors, likelihood=likelihood)
+    compiled = nutpie_cached.compile_cached(model)
+    rng = np.random.default_rng(3)
+    for counts in (None, rng.poisson(model["counts"].get_value() + 1.0)):
+        if counts is not None:
+            compiled = compiled.with_data(counts=counts.astype(np.float64))
+            model["counts"].set_value(counts.astype(np.float64))
+        for x in (compiled.initial_point_func(1), compiled.initial_point_func(2)):
+            logp, grad, status = cfunc_logp(compiled, x)
+            want_logp, want_grad = reference_logp(model, compiled, x)
+            assert status == 0
+            assert logp == pytest.approx(want_logp, rel=1e-9, abs=1e-9)
+            np.testing.assert_allclose(grad, want_grad, rtol=1e-8, atol=1e-8)
+    again = nutpie_cached.compile_cached(model)
+    assert again.compiled_logp_func.cache_hits == 1
+    assert again.compiled_expand_func.cache_hits == 1
+
+
+@pytest.mark.slow
+def test_cached_route_draws_equal_nutpie_numba(binned):
+    """Sampler "nutpie" (cached cfuncs) and "nutpie-numba" (nutpie.compile_pymc_model): the
+    same draws and sampler statistics for the same seed; another seed gives posterior means
+    within 4 Monte Carlo standard errors; a rerun with the same seed is bit-identical."""
+    from model.inference.sampling import summary_table
+
+    model = build_model(binned, resolve_priors("default", parameter_supports(binned.components)))
+    settings = SamplerSettings(draws=500, tune=500, chains=2, seed=11, sampler="nutpie")
+    new = sample(model, settings, progressbar=False)
+    old = sample(model, replace(settings, sampler="nutpie-numba"), progressbar=False)
+    again = sample(model, settings, progressbar=False)
+    for name in [*NAMES, "n_expected"]:
+        np.testing.assert_array_equal(new.posterior[name], old.posterior[name])
+        np.testing.assert_array_equal(new.posterior[name], again.posterior[name])
+    assert set(new.sample_stats.data_vars) == set(old.sample_stats.data_vars)
+    for stat in ("diverging", "n_steps", "step_size", "logp", "energy"):
+        np.testing.assert_array_equal(new.sample_stats[stat], old.sample_stats[stat])
+    other = sample(model, replace(settings, seed=12), progressbar=False)
+    a, b = summary_table(new, NAMES), summary_table(other, NAMES)
+    for name in NAMES:
+        assert not np.array_equal(new.posterior[name], other.posterior[name])
+        mcse = np.hypot(a.loc[name, "mcse_mean"], b.loc[name, "mcse_mean"])
+        assert abs(a.loc[name, "mean"] - b.loc[name, "mean"]) < 4 * mcse, (a, b)
+
+
+@pytest.mark.slow
+def test_cached_refit_does_not_compile(binned, monkeypatch):
+    """NutsFitter with sampler "nutpie": compiled once (cached cfuncs, never
+    nutpie.compile_pymc_model); a refit after set_counts equals a fresh fitter's fit."""
+    from model.inference import nutpie_cached
+
+    compilations = []
+    real_cached = nutpie_cached.compile_cached
+    monkeypatch.setattr(nutpie_cached, "compile_cached",
+                        lambda *a, **k: compilations.append("cached") or real_cached(*a, **k))  # fmt: skip
+    monkeypatch.setattr(nutpie, "compile_pymc_model",
+                        lambda *a, **k: pytest.fail("nutpie.compile_pymc_model was called"))  # fmt: skip
+    priors = resolve_priors("default", parameter_supports(binned.components))
+    model = build_model(binned, priors)
+    fitter = nuts_fitter.NutsFitter(model, sampler="nutpie")
+    first = posterior(fitter.sample(SETTINGS))
+    asimov = expected_counts(
+        binned.templates, {"atmos_norm": 1.0, "astro_norm": 6.7, "astro_gamma": 3.0}
+    )
+    set_counts(model, asimov)
+    refit = posterior(fitter.sample(SETTINGS))
+    assert compilations == ["cached"] and fitter.n_compilations == 1
+    fresh_model = build_model(binned, priors)
+    set_counts(fresh_model, asimov)
+    fresh = posterior(nuts_fitter.NutsFitter(fresh_model, sampler="nutpie").sample(SETTINGS))
+    assert compilations == ["cached", "cached"]
+    for name in NAMES:
+        np.testing.assert_array_equal(refit[name], fresh[name])
+        assert not np.array_equal(refit[name], first[name])
+
+
+def test_nuts_fitter_refuses_unknown_sampler(binned):
+    model = build_model(binned, resolve_priors("flat", parameter_supports(binned.components)))
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        nuts_fitter.NutsFitter(model, sampler="pymc")
+
+
+@pytest.mark.parametrize("broken", ["internals", "signature"])
+def test_cached_compile_falls_back_to_nutpie(binned, monkeypatch, broken):
+    """A nutpie without the internals the cached compilation uses, or whose cfuncs take
+    other arguments, compiles by nutpie.compile_pymc_model (with a warning), never with
+    cfuncs nuts-rs would call wrongly."""
+    from model.inference import nutpie_cached
+
+    if broken == "internals":
+        monkeypatch.setattr(nutpie_cached, "cached_compile_available", lambda: False)
+    else:
+        real = nutpie_cached._signature
+        monkeypatch.setattr(nutpie_cached, "_signature",
+                            lambda name: real("expand_cfunc" if name == "logp_cfunc" else name))  # fmt: skip
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda model, backend: ("nutpie", backend))
+    model = build_model(binned, resolve_priors("flat", parameter_supports(binned.components)))
+    with pytest.warns(RuntimeWarning, match="nutpie.compile_pymc_model compiles instead"):
+        assert nutpie_cached.compile_cached(model) == ("nutpie", "numba")

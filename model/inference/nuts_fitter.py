@@ -6,6 +6,12 @@ compiles in ``__init__`` only: after :func:`model.inference.pymc_model.set_count
 pseudo-experiment or another dataset with the same binning and simulation is sampled
 without recompiling (``compiled.with_data``).  With the same seed and counts its posterior
 is bit-identical to :func:`model.inference.sampling.sample` with nutpie (tested).
+
+Two ways to compile (``sampler``): ``"nutpie-numba"`` is ``nutpie.compile_pymc_model``
+(numba compiles its two cfuncs afresh in every process, ~10 s); ``"nutpie"`` is
+:func:`model.inference.nutpie_cached.compile_cached`, the same compiled model with the
+cfuncs loaded from pytensor's on-disk numba cache (~1 s once the cache is warm).  The
+draws are bit-identical (tested).
 """
 
 from __future__ import annotations
@@ -18,7 +24,10 @@ import pymc as pm
 from pymc.backends.arviz import patch_nutpie_idata
 from pymc.util import get_random_generator
 
+from model.inference import nutpie_cached
 from model.inference.settings import SamplerSettings
+
+NUTPIE_SAMPLERS = ("nutpie", "nutpie-numba")
 
 
 def nutpie_seed(seed: int, chains: int) -> int:
@@ -27,32 +36,44 @@ def nutpie_seed(seed: int, chains: int) -> int:
 
 
 class NutsFitter:
-    """nutpie's NUTS for ``model``, compiled once (``n_compilations`` counts it)."""
+    """nutpie's NUTS for ``model``, compiled once (``n_compilations`` counts it) by
+    ``sampler``: "nutpie-numba" (``nutpie.compile_pymc_model``) or "nutpie" (cached cfuncs,
+    :mod:`model.inference.nutpie_cached`)."""
 
-    def __init__(self, model: pm.Model):
+    def __init__(self, model: pm.Model, sampler: str = "nutpie-numba"):
         import nutpie
 
+        if sampler not in NUTPIE_SAMPLERS:
+            raise ValueError(f"sampler must be one of {NUTPIE_SAMPLERS}, not {sampler!r}")
         self.model = model
+        self.sampler = sampler
         self.n_compilations = 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            self._compiled = nutpie.compile_pymc_model(model, backend="numba")
+            if sampler == "nutpie":
+                self._compiled = nutpie_cached.compile_cached(model)
+            else:
+                self._compiled = nutpie.compile_pymc_model(model, backend="numba")
         self.n_compilations += 1
 
     def sample(self, settings: SamplerSettings, progressbar: bool = False):
-        """NUTS posterior (ArviZ DataTree) for the model's current counts."""
+        """NUTS posterior (ArviZ DataTree) for the model's current counts; ``progressbar``:
+        PyMC's progress bar, as ``pm.sample`` shows it."""
         import nutpie
+        from pymc.progress_bar import NutpieProgressBarManager
 
         counts = np.asarray(self.model["counts"].get_value())
         compiled = self._compiled.with_data(counts=counts)
+        progress = NutpieProgressBarManager(chains=settings.chains, draws=settings.draws,
+                                            progressbar=progressbar)  # fmt: skip
         t0 = time.time()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), progress:
             warnings.simplefilter("ignore", UserWarning)  # fork()/terminal notices
             warnings.simplefilter("ignore", RuntimeWarning)
             idata = nutpie.sample(
                 compiled, draws=settings.draws, tune=max(settings.tune, 1),
                 chains=settings.chains, seed=nutpie_seed(settings.seed, settings.chains),
-                save_warmup=False, progress_bar=progressbar,
+                save_warmup=False, progress_bar=False, progress_callback=progress.update,
                 target_accept=settings.target_accept,
             )  # fmt: skip
         patch_nutpie_idata(idata, self.model, sampling_time=time.time() - t0)

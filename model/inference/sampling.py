@@ -9,18 +9,29 @@ import pymc as pm
 
 from model.inference.settings import MAX_DIVERGENCES, MAX_RHAT, MIN_ESS_BULK, SamplerSettings
 
+PYMC_SAMPLER_NAMES = {"nutpie-numba": "nutpie"}  # our sampler name -> pm.sample's
+
 
 def sample(model: pm.Model, settings: SamplerSettings, progressbar: bool = True):
-    """NUTS posterior of ``model`` as an ArviZ DataTree (seeded: reruns are identical)."""
+    """NUTS posterior of ``model`` as an ArviZ DataTree (seeded: reruns are identical).
+
+    ``settings.sampler`` "nutpie" (the default when nutpie is installed) compiles with
+    cached cfuncs (:class:`model.inference.nuts_fitter.NutsFitter`), "nutpie-numba" is
+    ``pm.sample(nuts_sampler="nutpie")`` (nutpie's own numba compilation): same draws;
+    "pymc" is PyMC's NUTS."""
     sampler = settings.resolved_sampler()
+    if sampler == "nutpie":
+        from model.inference.nuts_fitter import NutsFitter
+
+        return NutsFitter(model, sampler="nutpie").sample(settings, progressbar=progressbar)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # fork()/terminal notices, not results
         warnings.simplefilter("ignore", RuntimeWarning)
         return pm.sample(
             draws=settings.draws, tune=settings.tune, chains=settings.chains,
-            random_seed=settings.seed, nuts_sampler=sampler, progressbar=progressbar,
-            nuts={"target_accept": settings.target_accept}, model=model,
-            compute_convergence_checks=False,
+            random_seed=settings.seed, nuts_sampler=PYMC_SAMPLER_NAMES.get(sampler, sampler),
+            progressbar=progressbar, nuts={"target_accept": settings.target_accept},
+            model=model, compute_convergence_checks=False,
         )  # fmt: skip
 
 

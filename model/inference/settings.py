@@ -17,7 +17,11 @@ def nutpie_available() -> bool:
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """NUTS settings: ``sampler`` "auto" takes nutpie when installed, else PyMC's NUTS."""
+    """NUTS settings: ``sampler`` "auto" takes nutpie when installed, else PyMC's NUTS.
+
+    Samplers: "nutpie" (nutpie's NUTS, its numba functions loaded from pytensor's disk
+    cache), "nutpie-numba" (the same NUTS and draws, compiled afresh by
+    ``nutpie.compile_pymc_model``: ~10 s more), "pymc" (PyMC's NUTS)."""
 
     draws: int = 1000
     tune: int = 1000
