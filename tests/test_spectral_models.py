@@ -130,6 +130,31 @@ def test_numpy_twin_matches_per_event_sum(spectral, key, rng):
         np.testing.assert_allclose(got, reference, rtol=1e-10, atol=1e-300)
 
 
+@pytest.mark.parametrize("model", ["logparabola", "broken"])
+def test_exact_sum_derivatives_do_not_depend_on_the_event_order(spectral, model, rng):
+    """The per-bin sums of the exact per-event derivatives (one ``np.add.reduceat`` pass
+    over events sorted by bin) equal those of the same events shuffled (``np.bincount``
+    per quantity), and the first derivatives equal central differences of ``S_b``."""
+    import dataclasses
+
+    table = spectral[model].templates.tables[1]
+    order = rng.permutation(table.event_bin.size)
+    shuffled = dataclasses.replace(table, event_bin=table.event_bin[order],
+                                   weight=table.weight[order], log_energy=table.log_energy[order])  # fmt: skip
+    p = random_point(rng, model)
+    for a, b in zip(table.unit_counts_derivatives(p), shuffled.unit_counts_derivatives(p),
+                    strict=True):  # fmt: skip
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-300)
+    _, grad, _ = table.unit_counts_derivatives(p)
+    for i, name in enumerate(table.component.shape[:2]):
+        h = 1e-6
+        up, down = (
+            table.unit_counts({**p, name: p[name] + h}),
+            table.unit_counts({**p, name: p[name] - h}),
+        )
+        np.testing.assert_allclose(grad[i], (up - down) / (2 * h), rtol=1e-6, atol=1e-12)
+
+
 @pytest.mark.parametrize("key", EVALUATIONS)
 def test_pytensor_twin_matches_numpy(spectral, key, rng):
     model = key.removesuffix("-table")
