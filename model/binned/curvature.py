@@ -28,8 +28,9 @@ from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 
 
 def loglike_derivatives(
-    templates: Templates, counts: np.ndarray, params: dict, names: list[str], bins: np.ndarray
-) -> tuple[float, np.ndarray, np.ndarray]:
+    templates: Templates, counts: np.ndarray, params: dict, names: list[str], bins: np.ndarray,
+    curvature: bool = True,
+) -> tuple[float, np.ndarray, np.ndarray]:  # fmt: skip
     """``(ln L, gradient, Hessian)`` in the parameters ``names`` (that order) at ``params``.
 
     Parameters
@@ -43,10 +44,13 @@ def loglike_derivatives(
         Parameter order of the gradient and Hessian.
     bins : ndarray of int
         The likelihood's bins (where some component predicts events).
+    curvature : bool
+        False: the broken power law's smoothed curvature in E_break is not computed (the
+        Hessian's entry is then not meaningful; for gradient-only optimisers).
     """
     position = {name: i for i, name in enumerate(names)}
     k = np.asarray(counts, dtype=np.float64)[bins]
-    lam, jac, second = expectation_derivatives(templates, params, position, bins)
+    lam, jac, second = expectation_derivatives(templates, params, position, bins, curvature)
     # absurd inputs (weights ~1e300) overflow to inf/NaN here: the MAP reports that Hessian
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = np.where(lam > 0, k / lam, np.where(k > 0, np.inf, 0.0))
@@ -61,7 +65,7 @@ def loglike_derivatives(
 
 
 def expectation_derivatives(
-    templates: Templates, params: dict, position: dict, bins: np.ndarray
+    templates: Templates, params: dict, position: dict, bins: np.ndarray, curvature: bool = True
 ) -> tuple[np.ndarray, np.ndarray, list]:
     """Expected events per bin ``lam_b`` (len(bins),), its Jacobian ``d lam_b / d theta_i``
     (len(bins), n) and its non-zero second derivatives as ``(i, j, d2 lam_b / d theta_i
@@ -87,7 +91,7 @@ def expectation_derivatives(
             jac[:, j] += norm * d1
             second += [(i, j, d1), (j, i, d1), (j, j, norm * d2)]
         else:  # SpectralTable / SpectralEventSum: shape parameters s_a
-            unit, d1, d2 = table.unit_counts_derivatives(params)
+            unit, d1, d2 = table.unit_counts_derivatives(params, curvature=curvature)
             unit, d1, d2 = unit[bins], d1[..., bins], d2[..., bins]
             i, shape = position[c.norm], [position[name] for name in c.shape]
             jac[:, i] += unit

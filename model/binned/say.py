@@ -96,8 +96,9 @@ def say_partials(k, mu, s2):
 
 
 def say_loglike_derivatives(
-    templates: Templates, counts: np.ndarray, params: dict, names: list[str], bins: np.ndarray
-) -> tuple[float, np.ndarray, np.ndarray]:
+    templates: Templates, counts: np.ndarray, params: dict, names: list[str], bins: np.ndarray,
+    curvature: bool = True,
+) -> tuple[float, np.ndarray, np.ndarray]:  # fmt: skip
     """``(ln L, gradient, Hessian)`` of the SAY log-likelihood in ``names`` (that order).
 
     As :func:`model.binned.curvature.loglike_derivatives`; ``templates.variance`` must hold
@@ -116,6 +117,8 @@ def say_loglike_derivatives(
         Parameter order of the gradient and Hessian.
     bins : ndarray of int
         The likelihood's bins (where some component predicts events).
+    curvature : bool
+        As for :func:`model.binned.curvature.loglike_derivatives`.
     """
     if templates.variance is None:
         raise ValueError(
@@ -124,7 +127,7 @@ def say_loglike_derivatives(
         )
     position = {name: i for i, name in enumerate(names)}
     k = np.asarray(counts, dtype=np.float64)[bins]
-    mu, j_mu, second_mu = expectation_derivatives(templates, params, position, bins)
+    mu, j_mu, second_mu = expectation_derivatives(templates, params, position, bins, curvature)
     s2, j_s, second_s = templates.variance.derivatives(params, position, bins)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lnl, l_m, l_s, l_mm, l_ms, l_ss = say_partials(k, mu, s2)

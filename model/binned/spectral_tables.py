@@ -202,9 +202,10 @@ class SpectralTable:
         out[self.active] = np.exp(_contract(self.log_coeffs, vectors))
         return out
 
-    def unit_counts_derivatives(self, params: dict):
+    def unit_counts_derivatives(self, params: dict, curvature: bool = True):
         """``S_b`` (n_bins,), ``dS_b/ds_a`` (d, n_bins), ``d2S_b/ds_a ds_c`` (d, d, n_bins):
-        exact derivatives of the interpolant (``S' = S L'``, ``S'' = S (L'' + L' L'^T)``)."""
+        exact derivatives of the interpolant (``S' = S L'``, ``S'' = S (L'' + L' L'^T)``);
+        ``curvature`` is for :class:`SpectralEventSum`'s signature (always exact here)."""
         values = self._values(params)
         d = len(values)
         bases = [_basis_derivatives(v, r, n) for v, r, n in
@@ -253,7 +254,7 @@ class SpectralEventSum:
         v = self.weight * np.exp(self.component.log_tilt(self.log_energy, values))
         return np.bincount(self.event_bin, weights=v, minlength=self.n_bins)
 
-    def unit_counts_derivatives(self, params: dict):
+    def unit_counts_derivatives(self, params: dict, curvature: bool = True):
         """``S_b``, ``dS_b/ds_a`` (d, n_bins), ``d2S_b/ds_a ds_c`` (d, d, n_bins) from the
         exact per-event derivatives (:meth:`SpectralComponent.log_tilt_derivatives`).
 
@@ -262,11 +263,13 @@ class SpectralEventSum:
         central difference of that exact gradient over +-:data:`BREAK_STEP` in
         log10(E_break/GeV) (one-sided at the range's ends): the curvature averaged over
         the events near the break, what a Gaussian approximation of the likelihood needs.
-        Every other entry is exact."""
+        Every other entry is exact.  ``curvature=False`` skips that difference (two more
+        passes over the events) and leaves ``d2S_b/d log10 E_break^2`` at its value almost
+        everywhere, 0: for callers that use only ``S_b`` and the gradient (L-BFGS-B)."""
         values = [float(params[s]) for s in self.component.shape]
         _check_inside(self.component, values)
         s, grad, hess = self._derivatives(values)
-        if not self.component.smooth:
+        if curvature and not self.component.smooth:
             low, high = self.component.shape_ranges[-1]
             up = min(values[-1] + BREAK_STEP, high)
             down = max(values[-1] - BREAK_STEP, low)

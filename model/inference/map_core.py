@@ -105,7 +105,7 @@ def _logp_grad_natural(profile: ProfileFitter, u: np.ndarray, counts: np.ndarray
     if not np.all(np.isfinite(x)):  # a step to NaN: as a compiled graph gives it
         return np.nan, np.full(x.size, np.nan), x
     values = dict(zip(profile.names, x, strict=True))
-    logp, grad, _, _ = profile.log_posterior(counts, values)
+    logp, grad, _, _ = profile.log_posterior(counts, values, curvature=False)
     derivative = [
         profile.transforms[n].derivative(v) for n, v in zip(profile.names, x, strict=True)
     ]

@@ -146,11 +146,14 @@ class ProfileFitter:
 
     # -- the objective -------------------------------------------------------------------
     def log_posterior(
-        self, counts: np.ndarray, values: dict
+        self, counts: np.ndarray, values: dict, curvature: bool = True
     ) -> tuple[float, np.ndarray, np.ndarray, float]:
         """``(log p, gradient, Hessian, ln L)`` at ``values`` in the natural parameters
-        (fitter order); ``counts`` per bin of the whole binning."""
-        loglike, grad, hess = self._loglike(self.templates, counts, values, self.names, self.bins)
+        (fitter order); ``counts`` per bin of the whole binning; ``curvature=False``: the
+        Hessian may skip costly entries (the broken power law's in E_break), for
+        gradient-only searches."""
+        loglike, grad, hess = self._loglike(self.templates, counts, values, self.names, self.bins,
+                                            curvature=curvature)  # fmt: skip
         logp = loglike
         for i, name in enumerate(self.names):
             prior, x = self.priors[name], values[name]
@@ -188,7 +191,7 @@ class ProfileFitter:
                 values[name] = t.to_natural(float(ui))
             return values
 
-        def evaluate(u):
+        def evaluate(u, curvature=True):
             """``(log p, gradient, Hessian)`` in ``u`` and the natural-parameter results."""
             values = point(u)
             if not all(math.isfinite(v) for v in values.values()):  # a step to NaN
@@ -200,7 +203,7 @@ class ProfileFitter:
                     (values, nan, np.full((len(self.names),) * 2, np.nan), -math.inf),
                 )
             with np.errstate(over="ignore", invalid="ignore"):  # absurd inputs: not converged
-                logp, grad, hess, loglike = self.log_posterior(counts, values)
+                logp, grad, hess, loglike = self.log_posterior(counts, values, curvature)
             x = np.array([values[n] for n in free])
             d1 = np.array([t.derivative(xi) for t, xi in zip(transforms, x, strict=True)])
             d2 = np.array([t.second_derivative(xi) for t, xi in zip(transforms, x, strict=True)])
@@ -217,7 +220,7 @@ class ProfileFitter:
         if converged is None:  # Newton failed: L-BFGS-B from the start (or the stall)
 
             def negative(v):
-                logp, grad_u, _, _ = evaluate(v)
+                logp, grad_u, _, _ = evaluate(v, curvature=False)
                 if not np.isfinite(logp):
                     return 1e300, np.zeros(len(free))
                 return -logp, -grad_u
