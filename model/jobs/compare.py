@@ -325,9 +325,10 @@ def _assemble(results, loo, lrt, prior_spec, settings, smc_runs, smc_draws, seed
             "smc_runs": smc_runs,
             "smc_draws": smc_draws,
         },  # fmt: skip
-        "provenance": first.job.provenance(
-            models=[r.name for r in results], sampler=settings.to_dict()
-        ),  # fmt: skip
+        "provenance": {
+            **first.job.provenance(sampler=settings.to_dict()),
+            "astro_model": [r.name for r in results],  # every model, not only the first's
+        },
     }
 
 
