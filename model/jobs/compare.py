@@ -19,8 +19,9 @@ same binned data with the same priors (``prior_spec``), and compared four ways:
   parameters as degrees of freedom (Wilks' theorem does not hold here: the break energy is
   undefined under the null).
 
-Run folder: ``compare.json``, ``compare.md`` (the table), ``posterior_<model>.nc`` (NUTS
-posterior with its ``log_likelihood`` group), the figures ``spectrum`` (E^2 dN/dE band of
+Run folder: ``compare.json``, ``compare.md`` (the table), ``posterior_<model>.nc`` (the NUTS
+posterior; its point-wise log-likelihood, 13 MB per model on the toy, is not stored:
+:func:`pointwise_log_likelihood` recomputes it), the figures ``spectrum`` (E^2 dN/dE band of
 every model), ``corner_<model>`` and ``lrt`` (the statistic's distribution under the null).
 """
 
@@ -117,9 +118,10 @@ def run_compare(
         with write_run(out, "compare") as stage:
             stage.write_json("compare.json", table)
             stage.write_text("compare.md", format_table(table) + "\n")
-            for r in results:
+            for r in results:  # without the point-wise log-likelihood (13 MB per model)
+                posterior = r.idata.drop_nodes("log_likelihood")
                 stage.write_with(f"posterior_{r.name}.nc",
-                                 lambda p, r=r: r.idata.to_netcdf(p, engine="h5netcdf"))  # fmt: skip
+                                 lambda p, d=posterior: d.to_netcdf(p, engine="h5netcdf"))  # fmt: skip
             _figures(stage, results, bands, ranges, lrt, inputs.truth)
     say(format_table(table))
     say(f"wrote the run folder {out} (compare.json, compare.md, posteriors, figures)")
