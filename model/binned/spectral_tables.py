@@ -294,16 +294,22 @@ class SpectralEventSum:
             hess[a, c] = hess[c, a] = sums[m]
         return sums[0], sums[1 : 1 + d], hess
 
+    @functools.cached_property
+    def _segment_starts(self) -> np.ndarray | None:
+        """First event of each bin's run if the events are sorted by bin
+        (:func:`_sorted_events`), else None; found once, not at every evaluation."""
+        b = self.event_bin
+        if b.size == 0 or not np.all(b[1:] >= b[:-1]):
+            return None
+        return np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+
     def _per_bin(self, rows: np.ndarray) -> np.ndarray:
         """Per-bin sums (m, n_bins) of per-event ``rows`` (m, n_events): ``np.add.reduceat``
-        along the events, which are sorted by bin (:func:`_sorted_events`); ``np.bincount``
-        per row if they are not."""
+        along the events where they are sorted by bin; ``np.bincount`` per row if not."""
         b = self.event_bin
         out = np.zeros((rows.shape[0], self.n_bins))
-        if b.size == 0:
-            return out
-        if np.all(b[1:] >= b[:-1]):
-            starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+        starts = self._segment_starts
+        if starts is not None:
             out[:, b[starts]] = np.add.reduceat(rows, starts, axis=1)
             return out
         for m in range(rows.shape[0]):
