@@ -43,7 +43,7 @@ from model.jobs.inputs import Inputs
 from model.jobs.interrupt import interrupted_message, interruptible
 from model.jobs.many import Prepared
 from model.jobs.runs import Job, sample
-from model.jobs.tasks import alternative_fit, lrt_toy, task_seed
+from model.jobs.tasks import alternative_fit, likelihood_ratio, lrt_toy, task_seed
 from model.physics.spectra import ASTRO_MODELS, NESTS_SPL
 
 ENERGIES_GEV = np.geomspace(1.0e4, 1.0e7, 121)  # where the spectrum bands are evaluated
@@ -229,8 +229,7 @@ def _likelihood_ratio_tests(inputs, components, models, n_toys, seed, out, clust
     fits = {alt: alternative_fit(p.profile, alt, null.binned.counts, null.best.values,
                                  dict(p.best.values))
             for alt, p in alternatives.items()}  # fmt: skip
-    observed = {alt: max(0.0, 2.0 * (null.best.neg_log_likelihood - f.neg_log_likelihood))
-                for alt, f in fits.items()}  # fmt: skip
+    observed = {alt: likelihood_ratio(null.best, f) for alt, f in fits.items()}
     truth = dict(null.best.values)
     rows = {alt: [] for alt in alternatives}
     if n_toys:

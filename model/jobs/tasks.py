@@ -24,7 +24,7 @@ import numpy as np
 
 from model.binned.templates import Templates, build_templates
 from model.binned.variance import build_variance_tables
-from model.inference.profile import ProfileFitter, covariance_from_hessian
+from model.inference.profile import Fit, ProfileFitter, covariance_from_hessian
 from model.io.events import EventTable
 from model.physics.components import weight_fields
 
@@ -240,11 +240,17 @@ def lrt_toy(context: FitContext, key: str, args: dict) -> dict:
     for name, (_, _, start) in context.alternatives.items():
         alternative, _ = fitter(context, f"alternative:{name}")
         fit = alternative_fit(alternative, name, counts, best.values, start)
-        ts = 2.0 * (best.neg_log_likelihood - fit.neg_log_likelihood)
-        out["ts"][name] = max(ts, 0.0) if ts > -1e-6 else ts  # a larger negative: a failed fit
+        out["ts"][name] = likelihood_ratio(best, fit)
         out["alternative_neg_log_likelihood"][name] = fit.neg_log_likelihood
         out["converged"] = out["converged"] and fit.converged
     return out
+
+
+def likelihood_ratio(null: Fit, alternative: Fit) -> float:
+    """``ts = 2 (-ln L_null - (-ln L_alt))`` of two best fits; a few 1e-9 below 0 (the fits'
+    tolerance) is 0, a larger negative value (a failed fit) is kept."""
+    ts = 2.0 * (null.neg_log_likelihood - alternative.neg_log_likelihood)
+    return max(ts, 0.0) if ts > -1e-6 else ts
 
 
 def alternative_fit(alternative: ProfileFitter, name: str, counts, null_values: dict, start: dict):
