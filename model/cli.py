@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -322,5 +323,25 @@ def main(argv=None) -> int:
     return 0
 
 
+def console_main() -> None:
+    """The ``diffuse-fit`` executable: :func:`main` on ``sys.argv``, then an immediate exit.
+
+    Every result is written (atomically) and closed, and any Dask cluster shut down, before
+    :func:`main` returns; what is left is the interpreter's teardown of PyMC, numba, ArviZ
+    and their extension modules, which takes 0.7-1 s of a 6 s ``sample`` job on a 2-core
+    machine.  So the standard streams and logging are flushed and the process ends with
+    ``os._exit`` and :func:`main`'s status.  An unexpected exception (a bug) still ends the
+    normal way, with its traceback."""
+    status = main()
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):  # reader gone (``| head``) or stream closed
+        pass
+    sys.stderr.flush()
+    if "logging" in sys.modules:
+        sys.modules["logging"].shutdown()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -1,7 +1,11 @@
 """The command line's contract on bad arguments: exit status 2, one line on stderr, no work."""
 
+import json
+import os
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +76,28 @@ def test_report_does_not_import_pymc(sample_run, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
     assert (run / "report.md").exists()
+
+
+def test_executable_exits_with_mains_status_and_all_its_output(tmp_path):
+    """The executable ends with ``os._exit`` (no interpreter teardown): its piped (block
+    buffered) output still arrives whole, its files are complete, and its exit status is
+    :func:`main`'s -- 0 for a fit, 2 for bad input."""
+    run = [sys.executable, "-m", "model.cli"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # block buffered
+    done = subprocess.run([*run, "map", "--out", str(tmp_path / "fit")], capture_output=True,
+                          text=True, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("inputs: embedded toy dataset")
+    assert done.stdout.splitlines()[-1].startswith(f"wrote {tmp_path / 'fit'}")
+    assert json.loads((tmp_path / "fit" / "map.json").read_text())["astro_gamma"] > 0
+    refused = subprocess.run([*run, "map", "--prior", "no-such-prior", "--out",
+                              str(tmp_path / "bad")], capture_output=True, text=True, env=env)  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].startswith("diffuse-fit: error: prior 'no-such")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_entry_point_is_the_fast_exit():
+    """``pyproject.toml``'s ``diffuse-fit`` script is :func:`model.cli.console_main`."""
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["diffuse-fit"] == "model.cli:console_main"
