@@ -162,12 +162,14 @@ def _exact_power_law_sums(bin_index, weights, log_energy, gammas, reference_inde
     """Exact ``S_b(gamma)`` for each gamma: array (len(gammas), n_bins)."""
     inside = bin_index >= 0
     idx, w, x = bin_index[inside], weights[inside], log_energy[inside]
-    return np.stack(
-        [
-            np.bincount(idx, weights=w * np.exp(-(g - reference_index) * x), minlength=n_bins)
-            for g in gammas
-        ]
-    )
+    out = np.empty((len(gammas), n_bins))
+    term = np.empty_like(x)  # w * exp(-(g - x0) x), computed in place: no temporaries
+    for row, g in zip(out, gammas, strict=True):
+        np.multiply(x, -(g - reference_index), out=term)
+        np.exp(term, out=term)
+        np.multiply(w, term, out=term)
+        row[:] = np.bincount(idx, weights=term, minlength=n_bins)
+    return out
 
 
 def tabulate_log_sums(bin_index, weights, log_energy, reference_index, interval, n_bins,
