@@ -227,3 +227,38 @@ def test_cached_compile_falls_back_to_nutpie(binned, monkeypatch, broken):
     model = build_model(binned, resolve_priors("flat", parameter_supports(binned.components)))
     with pytest.warns(RuntimeWarning, match="nutpie.compile_pymc_model compiles instead"):
         assert nutpie_cached.compile_cached(model) == ("nutpie", "numba")
+
+
+@pytest.mark.slow
+def test_cache_serves_other_tables_with_the_same_binning(binned):
+    """The tables are inputs of the compiled density, not constants folded into it: a model
+    of other tables (other values, another Chebyshev order, as another simulation of the
+    same binning gives) loads both cfuncs that the first model left in the cache, and they
+    evaluate that model's own density."""
+    from model.binned.templates import FlatTemplate, PowerLawTemplate
+    from model.inference import nutpie_cached
+
+    def other(table):
+        if isinstance(table, FlatTemplate):
+            return replace(table, per_bin=table.per_bin * 1.3)
+        assert isinstance(table, PowerLawTemplate) and table.log_coeffs.shape[1] > 20
+        coeffs = table.log_coeffs[:, :-4].copy()  # four terms fewer
+        coeffs[:, 0] += 0.2
+        return replace(table, log_coeffs=coeffs)
+
+    templates = replace(binned.templates, tables=tuple(map(other, binned.templates.tables)))
+    priors = resolve_priors("default", parameter_supports(binned.components))
+    first_model = build_model(binned, priors)
+    other_model = build_model(replace(binned, templates=templates), priors)
+    first = nutpie_cached.compile_cached(first_model)
+    compiled = nutpie_cached.compile_cached(other_model)
+    assert compiled.compiled_logp_func.cache_hits == 1
+    assert compiled.compiled_expand_func.cache_hits == 1
+    for seed in (1, 2):
+        x = compiled.initial_point_func(seed)
+        logp, grad, status = cfunc_logp(compiled, x)
+        want_logp, want_grad = reference_logp(other_model, compiled, x)
+        assert status == 0
+        assert logp == pytest.approx(want_logp, rel=1e-9, abs=1e-9)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-8, atol=1e-8)
+        assert abs(logp - cfunc_logp(first, x)[0]) > 1.0  # not the first model's density

@@ -15,9 +15,10 @@ from model.binned.nuisance_tables import LogTable
 def log_table_pt(table: LogTable, params: dict, model_bins: np.ndarray):
     """``exp(sum_k a_k theta_k) S_b(sum of the variables)`` on the model bins."""
     from model.inference.pymc_model import log_table_pt as chebyshev_table_pt
+    from model.inference.pymc_model import table_input
 
     if table.per_bin is not None:
-        values = pt.as_tensor(table.per_bin[model_bins])
+        values = table_input(table.per_bin[model_bins])
     else:
         s = pt.add(*(params[v] for v in table.variables))
         values = chebyshev_table_pt(table.log_coeffs, table.active, s, table.interval, model_bins)

@@ -57,9 +57,21 @@ def chebyshev_basis(t, k: int):
 
     One elementwise expression instead of a k-step recurrence keeps the graph (and its
     gradient and Hessian) small; the gradient is finite for |t| < 1, which the model's
-    interval transform guarantees.
+    interval transform guarantees.  ``k`` may be symbolic (a table input's length), so that
+    the compiled graph does not depend on the number of terms.
     """
-    return pt.cos(np.arange(k, dtype=np.float64) * pt.arccos(t))
+    n = np.arange(k, dtype=np.float64) if isinstance(k, int) else pt.arange(k, dtype="float64")
+    return pt.cos(n * pt.arccos(t))
+
+
+def table_input(values: np.ndarray):
+    """A table as a shared input of the compiled functions, not a constant folded into them.
+
+    The compiled log-density then depends on the tables' shapes, not their values: numba's
+    on-disk cache of it (:mod:`model.inference.nutpie_cached`) serves every simulation with
+    the same binning, model and Chebyshev order, instead of compiling afresh (5-20 s on a
+    2-core machine) for each new simulation file."""
+    return pytensor.shared(np.ascontiguousarray(values))
 
 
 def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
@@ -68,7 +80,7 @@ def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
     NumPy twin: ``table.unit_counts(params)[model_bins]``.
     """
     if isinstance(table, FlatTemplate):
-        return pt.as_tensor(table.per_bin[model_bins])
+        return table_input(table.per_bin[model_bins])
     if isinstance(table, PowerLawTemplate):
         c = table.component
         return log_table_pt(table.log_coeffs, table.active, params[c.index], c.index_range,
@@ -89,11 +101,12 @@ def log_table_pt(log_coeffs, active, x, interval, model_bins: np.ndarray):
     (0 off the table's ``active`` bins); NumPy twin
     :func:`model.binned.templates.log_table_values` (``[model_bins]``)."""
     t = chebyshev.to_unit(x, interval)
-    log_s = pt.as_tensor(log_coeffs) @ chebyshev_basis(t, log_coeffs.shape[1])
+    coeffs = table_input(log_coeffs)
+    log_s = coeffs @ chebyshev_basis(t, coeffs.shape[1])  # any number of terms: one graph
     positions = np.searchsorted(model_bins, active)
     if positions.size == model_bins.size:
         return pt.exp(log_s)
-    return pt.zeros(model_bins.size)[positions].set(pt.exp(log_s))
+    return pt.zeros(model_bins.size)[table_input(positions)].set(pt.exp(log_s))
 
 
 def spectral_table_pt(table: SpectralTable, params: dict, model_bins: np.ndarray):
@@ -105,14 +118,14 @@ def spectral_table_pt(table: SpectralTable, params: dict, model_bins: np.ndarray
     gradients are matrix-vector products too, no (n, K_1, ..., K_d) temporaries."""
     c = table.component
     shape = table.log_coeffs.shape
-    log_s = pytensor.shared(table.log_coeffs.reshape(-1, shape[-1]))  # an input, not a global
+    log_s = table_input(table.log_coeffs.reshape(-1, shape[-1]))
     for a in reversed(range(len(c.shape))):  # contract the last axis first
         t = chebyshev.to_unit(params[c.shape[a]], c.shape_ranges[a])
         log_s = pt.dot(log_s, chebyshev_basis(t, shape[1 + a]))  # (prod(shape[:1 + a]),)
         if a > 0:
             log_s = log_s.reshape((-1, shape[a]))
     positions = np.searchsorted(model_bins, table.active)
-    return pt.zeros(model_bins.size)[positions].set(pt.exp(log_s))
+    return pt.zeros(model_bins.size)[table_input(positions)].set(pt.exp(log_s))
 
 
 def spectral_event_sum_pt(table: SpectralEventSum, params: dict, model_bins: np.ndarray):
@@ -123,7 +136,7 @@ def spectral_event_sum_pt(table: SpectralEventSum, params: dict, model_bins: np.
     f = c.log_tilt(pytensor.shared(table.log_energy), [params[name] for name in c.shape], xp=pt)
     weights = pytensor.shared(table.weight) * pt.exp(f)
     positions = np.searchsorted(model_bins, table.event_bin)
-    return pt.zeros(model_bins.size)[positions].inc(weights)
+    return pt.zeros(model_bins.size)[table_input(positions)].inc(weights)
 
 
 def expected_counts_pt(templates: Templates, params: dict, model_bins: np.ndarray) -> dict:
@@ -147,7 +160,7 @@ def sum_of_squares_pt(variance: VarianceTables, params: dict, model_bins: np.nda
             table = log_table_pt(p.log_coeffs, p.active, params[p.index], p.index_range,
                                  model_bins)  # fmt: skip
         else:
-            table = pt.as_tensor(p.per_bin[model_bins])
+            table = table_input(p.per_bin[model_bins])
         terms.append(p.factor * params[p.norms[0]] * params[p.norms[1]] * table)
     return pt.add(*terms)
 
