@@ -62,6 +62,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install --quiet 'emcee>=3.1'
 	$(BIN)/python scripts/benchmark.py
+	$(BIN)/python scripts/benchmark_jobs.py
 	$(BIN)/python scripts/benchmark_vs_emcee.py
 	$(BIN)/python scripts/benchmark_many.py
 

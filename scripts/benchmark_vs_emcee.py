@@ -4,10 +4,11 @@
 
 For each size, writes a workshop-format toy simulation with about that many events inside
 the bins (and its pseudo-data), runs ``diffuse-fit sample --prior flat`` once to warm the
-caches, then times a second run in a fresh process, and ``scripts/emcee_baseline.py``
-(fresh process, until every ESS >= 400).  Prints both wall times, both minimum ESS, the
-ratio (emcee / diffuse-fit) and the peak memory of the diffuse-fit job.  Needs emcee
-(``pip install emcee``).  Asserts nothing.
+caches, then times ``--repeat`` more runs in fresh processes, and ``scripts/emcee_baseline.py``
+(fresh process, until every ESS >= 400; repeated as often when a run takes under a minute).
+Prints the fastest wall time of each side (the machine is shared: the minimum is the job's
+own cost), both minimum ESS, the ratio (emcee / diffuse-fit) and the peak memory of the
+diffuse-fit job.  Needs emcee (``pip install emcee``).  Asserts nothing.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--in-bins", type=float, nargs="+", default=[3e4, 3e5, 3e6])
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per side (default 3)")
     args = parser.parse_args()
     folder = args.workdir or Path(tempfile.mkdtemp(prefix="diffuse-fit-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -66,13 +68,18 @@ def main() -> None:
         job = [cli, "sample", "--data", str(data), "--sim", str(sim), "--prior", "flat",
                "--seed", "1", "--out", str(out), "--quiet"]  # fmt: skip
         timed(job)  # warm the parse cache and the compile caches
-        ours, _, peak = timed(job)
+        runs = [timed(job) for _ in range(args.repeat)]
+        ours, peak = min(r[0] for r in runs), max(r[2] for r in runs)
         summary = json.loads((out / "summary.json").read_text())
         our_ess = summary["diagnostics"]["min_ess_bulk"]
         baseline = [sys.executable, str(HERE / "emcee_baseline.py"), "--data", str(data),
                     "--sim", str(sim)]  # fmt: skip
         theirs, stdout, _ = timed(baseline)
         their_ess = json.loads(stdout.strip().splitlines()[-1])["min_ess"]
+        for _ in range(args.repeat - 1 if theirs < 60 else 0):
+            wall, stdout, _ = timed(baseline)
+            if wall < theirs:
+                theirs, their_ess = wall, json.loads(stdout.strip().splitlines()[-1])["min_ess"]
         print(f"{n_in:9d} {ours:14.1f} {our_ess:8.0f} {peak:8.0f} {theirs:9.1f} "
               f"{their_ess:8.0f} {theirs / ours:7.2f}", flush=True)  # fmt: skip
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.interpolate import RegularGridInterpolator
+
+if TYPE_CHECKING:
+    from scipy.interpolate import RegularGridInterpolator
 
 FLAVOURS = ("nue", "numu", "nutau")
 TABLE = "atmospheric_flux.npz"
@@ -21,6 +24,9 @@ TABLE = "atmospheric_flux.npz"
 
 @cache
 def _interpolators() -> dict[str, RegularGridInterpolator]:
+    # imported here: jobs on the user's own files never make the toy and need no interpolation
+    from scipy.interpolate import RegularGridInterpolator
+
     with files("model.physics.data").joinpath(TABLE).open("rb") as fh, np.load(fh) as table:
         grid = (table["log10_energy"], table["cos_zenith"])
         return {
