@@ -65,3 +65,17 @@ def test_written_files_validate_and_match(tmp_path, toy_dataset):
     assert set(SIMULATION_FIELDS) <= set(sim.fields) and set(DATA_FIELDS) == set(data.fields)
     assert data.meta["toy"]["truth"] == toy.DEFAULT_TRUTH
     np.testing.assert_array_equal(sim["astroWeight"], toy_dataset.simulation["astroWeight"])
+
+
+def test_default_dataset_is_the_one_the_committed_results_were_made_from(toy_dataset):
+    """The embedded default is the dataset of ``results/default`` (its recorded SHA-256s): a
+    change of the generator that changes one bit of the toy fails here, not in a user's
+    comparison with the committed results."""
+    import json
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).parents[1] / "results/default/map.json").read_text())
+    provenance = record["provenance"]
+    assert provenance["data"]["source"] == f"<toy data seed={toy.DEFAULT_SEED}>"
+    assert toy_dataset.data.sha256 == provenance["data"]["sha256"]
+    assert toy_dataset.simulation.sha256 == provenance["simulation"]["sha256"]

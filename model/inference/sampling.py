@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import warnings
 
-import arviz as az
 import pymc as pm
+from arviz_stats import summary
 
 from model.inference.settings import MAX_DIVERGENCES, MAX_RHAT, MIN_ESS_BULK, SamplerSettings
 
@@ -37,7 +37,7 @@ def sample(model: pm.Model, settings: SamplerSettings, progressbar: bool = True)
 
 def summary_table(idata, var_names):
     """ArviZ summary (mean, sd, 94% HDI, MCSE, ESS, R-hat) as a pandas DataFrame."""
-    return az.summary(idata, var_names=var_names, ci_kind="hdi", ci_prob=0.94, round_to="none")
+    return summary(idata, var_names=var_names, ci_kind="hdi", ci_prob=0.94, round_to="none")
 
 
 def diagnostics(idata, var_names, table=None) -> dict:

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import arviz as az
 import xarray as xr
 
 from model.errors import DataFormatError
 from model.io.run_folder import KINDS, Run, read_run, write_run
 from model.report import predictive as pp
-from model.report.document import write_report
 
 RECORD_GROUP = "constant_data"
 
@@ -33,7 +31,7 @@ def read_posterior(run: Run):
     """The run's posterior (ArviZ DataTree, loaded into memory) and its fit record."""
     path = run.file("posterior.nc")
     try:
-        with az.from_netcdf(path) as tree:
+        with xr.open_datatree(path) as tree:  # arviz.from_netcdf
             tree = tree.load()
         group = tree[RECORD_GROUP].dataset if RECORD_GROUP in tree.children else xr.Dataset()
         arrays = {name: group[name].values for name in group.data_vars}
@@ -49,6 +47,8 @@ def read_posterior(run: Run):
 def run_report(run_dir, say=print) -> Path:
     """Write the figures, ``ppc.json`` and ``report.md`` of the sample run in ``run_dir`` into
     it (replacing an earlier report); returns the path of ``report.md``."""
+    from model.report.document import write_report  # figures: matplotlib
+
     run = read_run(run_dir, kinds=("sample",))
     map_result, summary = run.json("map.json"), run.json("summary.json")
     idata, record = read_posterior(run)
