@@ -67,3 +67,15 @@ def test_sample_job_imports_no_matplotlib(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["diagnostics"]["divergences"] == 0
     assert set(summary["parameters"]) == {"atmos_norm", "astro_norm", "astro_gamma"}
+
+
+def test_install_imports_nothing():
+    """Installing imports neither ArviZ package (``diffuse-fit --help`` stays light)."""
+    result = python(
+        "import json, sys\n"
+        "from model.inference import lazy_arviz\n"
+        "lazy_arviz.install()\n"
+        "print(json.dumps(sorted(m for m in ('arviz_base', 'arviz_stats', 'xarray', 'scipy')\n"
+        "                        if m in sys.modules)))\n"
+    )
+    assert result == []
