@@ -79,3 +79,20 @@ def test_install_imports_nothing():
         "                        if m in sys.modules)))\n"
     )
     assert result == []
+
+
+def test_executable_sample_job_imports_no_matplotlib(tmp_path):
+    """``diffuse-fit sample`` (the executable's entry, :func:`model.cli.console_main`, which
+    installs the lazy ``arviz``) never imports matplotlib: ``-X importtime`` lists every
+    module the process imported."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "model.cli", "sample", "--draws", "100",
+         "--tune", "100", "--chains", "2", "--out", str(tmp_path / "run"), "--quiet"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")}  # fmt: skip
+    assert {"nutpie", "arviz_base", "arviz_stats"} <= imported
+    assert not {m for m in imported if m.split(".")[0] in ("matplotlib", "arviz_plots")}
+    assert (tmp_path / "run" / "posterior.nc").is_file()
