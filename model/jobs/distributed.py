@@ -69,37 +69,63 @@ def run_tasks(
     label: str,
     say=print,
     progressbar: bool = True,
+    batch: int = 1,
 ) -> dict[str, dict]:
     """Run ``function(context, key, args)`` for every ``key: args`` of ``tasks`` not yet in
     ``journal``; store each result as it completes; return all results (journal order of
     ``tasks``).  A task that raises stops the job with :class:`FitFailed` (the results
-    stored so far are kept)."""
+    stored so far are kept).
+
+    ``batch``: most tasks per Dask task, for tasks of a few tens of milliseconds (a MAP
+    pseudo-experiment), whose scheduling would otherwise cost the scheduler and client about
+    as much CPU as a worker spends on them: on a 2-core machine that CPU is taken from the
+    workers.  Each result is still journaled on its own as its batch completes, and every
+    worker gets at least :data:`BATCHES_PER_WORKER` batches, so the load stays balanced."""
     done = journal.done(tasks)
     todo = [k for k in tasks if k not in done]
     say(f"{label}: {len(tasks)} tasks, {len(done)} already done (journal {journal.folder}), "
         f"{len(todo)} to compute")  # fmt: skip
     if todo:
         with dask_client(options, say) as client:
-            _compute(client, function, context, tasks, todo, journal, label, progressbar)
+            workers = max(1, len(client.scheduler_info().get("workers", {})))
+            size = max(1, min(batch, len(todo) // (BATCHES_PER_WORKER * workers)))
+            _compute(client, function, context, tasks, todo, journal, label, progressbar, size)
     return {k: journal.read(k) for k in tasks}
 
 
-def _compute(client, function, context, tasks, todo, journal, label, progressbar) -> None:
+BATCHES_PER_WORKER = 4
+
+
+def run_batch(function: Callable, context, items: list[tuple[str, dict]]):
+    """``function(context, key, args)`` for each ``(key, args)`` of ``items`` on a worker:
+    ``(results, None)``, or the results before a failing task and ``(its key, the error in one
+    line)``."""
+    results = []
+    for key, args in items:
+        try:
+            results.append(function(context, key, args))
+        except Exception as exc:  # noqa: BLE001 - reported by the client, in one line
+            return results, (key, f"{type(exc).__name__}: {exc}")
+    return results, None
+
+
+def _compute(client, function, context, tasks, todo, journal, label, progressbar, size) -> None:
     from dask.distributed import as_completed
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     shared = client.scatter(context, broadcast=True)
+    batches = [todo[i : i + size] for i in range(0, len(todo), size)]
     futures = {
         client.submit(
+            run_batch,
             function,
             shared,
-            key,
-            tasks[key],
-            key=f"{label}-{journal.digest}-{key}",
+            [(key, tasks[key]) for key in keys],
+            key=f"{label}-{journal.digest}-{keys[0]}-{len(keys)}",
             pure=False,
             retries=1,
-        ): key  # fmt: skip
-        for key in todo
+        ): keys  # fmt: skip
+        for keys in batches
     }
     columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())  # fmt: skip
@@ -108,14 +134,18 @@ def _compute(client, function, context, tasks, todo, journal, label, progressbar
         bar = progress.add_task(label, total=len(todo))
         try:
             for future in as_completed(futures):
-                key = futures[future]
+                keys = futures[future]
                 try:
-                    result = future.result()
-                except Exception as exc:  # noqa: BLE001 - the worker's error, in one line
-                    raise FitFailed(f"{label}: task {key} failed: {type(exc).__name__}: {exc} "
-                                    "(completed tasks are kept in the journal)") from None  # fmt: skip
-                journal.write(key, result)
-                progress.advance(bar)
+                    results, failure = future.result()
+                except Exception as exc:  # noqa: BLE001 - the worker's loss, in one line
+                    raise FitFailed(f"{label}: task {keys[0]} failed: {type(exc).__name__}: "
+                                    f"{exc} (completed tasks are kept in the journal)") from None  # fmt: skip
+                for key, result in zip(keys, results, strict=False):
+                    journal.write(key, result)
+                progress.advance(bar, len(results))
+                if failure is not None:
+                    raise FitFailed(f"{label}: task {failure[0]} failed: {failure[1]} "
+                                    "(completed tasks are kept in the journal)")  # fmt: skip
         finally:
             for future in futures:
                 future.cancel()

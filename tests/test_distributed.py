@@ -1,0 +1,43 @@
+"""Batched Dask tasks (:func:`model.jobs.distributed.run_tasks` with ``batch``): every result
+journaled on its own, a failing task named, the results before it kept."""
+
+import pytest
+
+from model.errors import FitFailed
+from model.io.journal import Journal
+from model.jobs.distributed import ClusterOptions, run_batch, run_tasks
+
+TASKS = {f"t-{i:03d}": {"x": i} for i in range(40)}
+
+
+def square_or_fail(context, key, args):
+    if args["x"] == context["fail_at"]:
+        raise ValueError(f"bad x in {key}")
+    return {"y": args["x"] ** 2, "key": key}
+
+
+def test_run_batch_stops_at_the_first_failure():
+    items = [(k, TASKS[k]) for k in ("t-001", "t-002", "t-003")]
+    assert run_batch(square_or_fail, {"fail_at": -1}, items) == (
+        [{"y": 1, "key": "t-001"}, {"y": 4, "key": "t-002"}, {"y": 9, "key": "t-003"}],
+        None,
+    )
+    assert run_batch(square_or_fail, {"fail_at": 2}, items) == (
+        [{"y": 1, "key": "t-001"}], ("t-002", "ValueError: bad x in t-002"))  # fmt: skip
+
+
+def test_batched_tasks_are_journaled_one_by_one_and_a_failure_is_named(tmp_path):
+    quiet = {"say": lambda *a, **k: None, "progressbar": False, "batch": 8}
+    one_worker = ClusterOptions(workers=1)
+    journal = Journal(tmp_path / "ok", {"kind": "test"})
+    results = run_tasks(square_or_fail, {"fail_at": -1}, TASKS, journal, one_worker, "test",
+                        **quiet)  # fmt: skip
+    assert results == {k: {"y": a["x"] ** 2, "key": k} for k, a in TASKS.items()}
+    assert journal.done(TASKS) == set(TASKS)
+
+    journal = Journal(tmp_path / "failing", {"kind": "test"})
+    with pytest.raises(FitFailed, match=r"test: task t-013 failed: ValueError: bad x in t-013"):
+        run_tasks(square_or_fail, {"fail_at": 13}, TASKS, journal, one_worker, "test", **quiet)
+    stored = journal.done(TASKS)
+    assert {f"t-{i:03d}" for i in range(8, 13)} <= stored  # its batch, before it: kept
+    assert "t-013" not in stored
