@@ -262,3 +262,29 @@ def test_cache_serves_other_tables_with_the_same_binning(binned):
         assert logp == pytest.approx(want_logp, rel=1e-9, abs=1e-9)
         np.testing.assert_allclose(grad, want_grad, rtol=1e-8, atol=1e-8)
         assert abs(logp - cfunc_logp(first, x)[0]) > 1.0  # not the first model's density
+
+
+@pytest.mark.slow
+def test_cached_cfunc_takes_more_shared_inputs_than_a_python_call_can(tmp_path):
+    """The HESE release's model with nuisance parameters and SAY has dozens of tables, each a
+    shared input: the cached cfunc passes them in chunks (a call of more than 30 arguments
+    compiles through a list, which numba refuses) and returns the model's density."""
+    from model.inference import nutpie_cached
+    from model.io import hese_release as hr
+    from model.jobs.inputs import load_inputs
+    from model.jobs.runs import Job
+    from model.physics import hese_toy
+
+    toy = hese_toy.make_toy_release(seed=22, n=8_000)
+    hr.write_release_folder(tmp_path, toy.simulation, toy.data)
+    inputs = load_inputs(None, None, hese_release=tmp_path)
+    model = Job.prepare(inputs, "hese", "hese", lambda *a, **k: None, "say", "spl").model
+    compiled = nutpie_cached.compile_cached(model)
+    assert len(compiled.logp_func.get_shared()) > nutpie_cached.MAX_CALL_ITEMS + 5
+    for seed in (1, 2):
+        x = compiled.initial_point_func(seed)
+        logp, grad, status = cfunc_logp(compiled, x)
+        want_logp, want_grad = reference_logp(model, compiled, x)
+        assert status == 0
+        assert logp == pytest.approx(want_logp, rel=1e-9, abs=1e-9)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-8, atol=1e-8)

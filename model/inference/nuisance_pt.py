@@ -17,12 +17,11 @@ def log_table_pt(table: LogTable, params: dict, model_bins: np.ndarray):
     from model.inference.pymc_model import log_table_pt as chebyshev_table_pt
     from model.inference.pymc_model import table_input
 
-    if table.per_bin is not None:  # constants: dozens of inputs would defeat numba
-        values = table_input(table.per_bin[model_bins], shared=False)
+    if table.per_bin is not None:
+        values = table_input(table.per_bin[model_bins])
     else:
         s = pt.add(*(params[v] for v in table.variables))
-        values = chebyshev_table_pt(table.log_coeffs, table.active, s, table.interval, model_bins,
-                                    shared=False)  # fmt: skip
+        values = chebyshev_table_pt(table.log_coeffs, table.active, s, table.interval, model_bins)
     if table.linear:
         values = values * pt.exp(pt.add(*(a * params[name] for name, a in table.linear)))
     return values

@@ -42,7 +42,7 @@ def logp_cfunc(dim, x_, out_, logp_, user_data_):
         logp = carray(logp_, ())
         words = carray(user_data_, ({n_words},), np.uint64)
 {unpack}
-        logp_val, grad = inner(x{args})
+        logp_val, grad = inner({args})
         logp[()] = logp_val
         out[...] = grad
         if not np.all(np.isfinite(out)):
@@ -65,7 +65,7 @@ def expand_cfunc(dim, expanded, x_, out_, user_data_):
         out = carray(out_, ({n_expanded},))
         words = carray(user_data_, ({n_words},), np.uint64)
 {unpack}
-        (values,) = inner(x{args})
+        (values,) = inner({args})
         out[...] = values
     except Exception:  # noqa: BLE001
         return -2
@@ -199,8 +199,21 @@ def _unpack_lines(function, shared_var_keys, shared_data, user_data) -> tuple[st
             shape = "()"
         lines.append(f"        a{i} = carray(address_to_voidptr(words[{data}]), {shape}, "
                      f"np.{value.dtype.name})")  # fmt: skip
-        args.append(f", a{i}")
-    return "\n".join(lines), "".join(args)
+        args.append(f"a{i}")
+    return "\n".join(lines), _call_arguments(["x", *args])
+
+
+# CPython compiles a call or tuple display of more than 30 items through a list, which numba
+# cannot compile: longer argument lists are passed as a sum of short tuples, star-unpacked.
+MAX_CALL_ITEMS = 25
+
+
+def _call_arguments(names: list[str]) -> str:
+    """The argument list of a call of the inner function with ``names``, for numba."""
+    if len(names) <= MAX_CALL_ITEMS:
+        return ", ".join(names)
+    chunks = [names[i : i + MAX_CALL_ITEMS] for i in range(0, len(names), MAX_CALL_ITEMS)]
+    return "*(" + " + ".join("(" + ", ".join(c) + ",)" for c in chunks) + ")"
 
 
 def _cfunc(template, name, function, shared_var_keys, shared_data, user_data, **sizes):

@@ -64,17 +64,14 @@ def chebyshev_basis(t, k: int):
     return pt.cos(n * pt.arccos(t))
 
 
-def table_input(values: np.ndarray, shared: bool = True):
-    """A table as a shared input of the compiled functions, not a constant folded into them
-    (``shared=False``: a constant).
+def table_input(values: np.ndarray):
+    """A table as a shared input of the compiled functions, not a constant folded into them.
 
     The compiled log-density then depends on the tables' shapes, not their values: numba's
     on-disk cache of it (:mod:`model.inference.nutpie_cached`) serves every simulation with
     the same binning and model, instead of compiling afresh (5-20 s on a 2-core machine) for
-    each new simulation file.  The nuisance-parameter models keep constants: their dozens of
-    tables as inputs make calls with more than 30 arguments, which numba cannot compile."""
-    values = np.ascontiguousarray(values)
-    return pytensor.shared(values) if shared else pt.as_tensor(values)
+    each new simulation file."""
+    return pytensor.shared(np.ascontiguousarray(values))
 
 
 def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
@@ -99,18 +96,17 @@ def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
     raise TypeError(f"unknown table type {type(table).__name__}")
 
 
-def log_table_pt(log_coeffs, active, x, interval, model_bins: np.ndarray, shared: bool = True):
+def log_table_pt(log_coeffs, active, x, interval, model_bins: np.ndarray):
     """Pytensor expression of ``exp`` of a Chebyshev table of logs at ``x`` on the model bins
     (0 off the table's ``active`` bins); NumPy twin
-    :func:`model.binned.templates.log_table_values` (``[model_bins]``); ``shared``: the
-    tables as inputs (:func:`table_input`)."""
+    :func:`model.binned.templates.log_table_values` (``[model_bins]``)."""
     t = chebyshev.to_unit(x, interval)
-    coeffs = table_input(log_coeffs, shared)
+    coeffs = table_input(log_coeffs)
     log_s = coeffs @ chebyshev_basis(t, coeffs.shape[1])  # any number of terms: one graph
     positions = np.searchsorted(model_bins, active)
     if positions.size == model_bins.size:
         return pt.exp(log_s)
-    return pt.zeros(model_bins.size)[table_input(positions, shared)].set(pt.exp(log_s))
+    return pt.zeros(model_bins.size)[table_input(positions)].set(pt.exp(log_s))
 
 
 def spectral_table_pt(table: SpectralTable, params: dict, model_bins: np.ndarray):
