@@ -158,10 +158,9 @@ def log_table_derivatives(log_coeffs, active, n_bins, interval, x, name="index",
     return s, s * dlog, s * (d2log + dlog**2)
 
 
-def _exact_power_law_sums(bin_index, weights, log_energy, gammas, reference_index, n_bins):
-    """Exact ``S_b(gamma)`` for each gamma: array (len(gammas), n_bins)."""
-    inside = bin_index >= 0
-    idx, w, x = bin_index[inside], weights[inside], log_energy[inside]
+def _exact_power_law_sums(idx, w, x, gammas, reference_index, n_bins):
+    """Exact ``S_b(gamma)`` for each gamma: array (len(gammas), n_bins), from the events
+    inside the bins (``idx >= 0``): bins ``idx``, weights ``w``, log-energies ``x``."""
     out = np.empty((len(gammas), n_bins))
     term = np.empty_like(x)  # w * exp(-(g - x0) x), computed in place: no temporaries
     for row, g in zip(out, gammas, strict=True):
@@ -198,11 +197,9 @@ def tabulate_log_sums(bin_index, weights, log_energy, reference_index, interval,
         Bins with ``S_b > 0``; the coefficients (len(active), K) with the fewest nodes
         K = 8, 12, ..., ``max_nodes`` meeting ``tolerance`` (relative, on a dense check grid); the error reached.
     """
-    args = (bin_index, weights, log_energy)
-    inside = bin_index >= 0
-    active = np.flatnonzero(
-        np.bincount(bin_index[inside], weights=weights[inside], minlength=n_bins) > 0
-    )
+    inside = bin_index >= 0  # the events in the bins, selected once for every sum below
+    args = (bin_index[inside], weights[inside], log_energy[inside])
+    active = np.flatnonzero(np.bincount(args[0], weights=args[1], minlength=n_bins) > 0)
     check = np.linspace(*interval, CHECK_POINTS)
     exact_check = _exact_power_law_sums(*args, check, reference_index, n_bins)[:, active]
     for k in range(8, max_nodes + 1, 4):
