@@ -43,17 +43,19 @@ def install() -> bool:
     if spec is None or spec.loader is None:
         return False
     module = importlib.util.module_from_spec(spec)
+    filled = False
 
     def lookup(name: str):
-        if "_eager_done" not in module.__dict__:  # first use: arviz_base and arviz_stats
+        nonlocal filled
+        if not filled:  # first use: the names of arviz_base and arviz_stats
             for source_name in EAGER:
                 source = importlib.import_module(source_name)
                 module.__dict__.update({n: getattr(source, n) for n in public_names(source)})
-            module.__dict__["_eager_done"] = True
+            filled = True
             if name in module.__dict__:
                 return module.__dict__[name]
         # a name of neither: run the real arviz/__init__ into this module, look it up there
-        del module.__dict__["__getattr__"], module.__dict__["_eager_done"]
+        del module.__dict__["__getattr__"]
         spec.loader.exec_module(module)
         return getattr(module, name)
 
