@@ -1,21 +1,15 @@
 """Benchmark of the PyMC model: build/compile, log-density + gradient cost vs simulation size
 (Poisson and SAY likelihoods), MAP and NUTS wall times, ESS per second; NUTS compilation by
 sampler ("nutpie": numba cfuncs from pytensor's disk cache, "nutpie-numba": nutpie's own
-compilation); with ``--cli N``, the whole ``diffuse-fit sample`` job (default arguments) run N
-times in fresh processes: wall time (min and max) and peak memory.  Prints figures; asserts
-nothing.  The machine's other load shows in every time: repeat, and read the minimum.
+compilation).  Whole jobs in fresh processes: ``scripts/benchmark_jobs.py``.  Prints figures;
+asserts nothing.  The machine's other load shows in every time: repeat, and read the minimum.
 
-    .venv/bin/python scripts/benchmark.py [--sizes 1e4 1e5 1e6] [--draws 1000] [--cli 3]
+    .venv/bin/python scripts/benchmark.py [--sizes 1e4 1e5 1e6] [--draws 1000]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import resource
-import subprocess
-import sys
-import tempfile
 import time
 import warnings
 
@@ -56,12 +50,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=float, nargs="+", default=[1e4, 1e5, 1e6])
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--prior", default="flat")
-    parser.add_argument("--cli", type=int, default=0, metavar="N",
-                        help="also time N runs of the whole 'diffuse-fit sample' job")  # fmt: skip
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    if args.cli:
-        cli_job(args.cli)
 
     print(f"{'sim events':>10s} {'tables s':>9s} {'build+compile s':>16s} "
           f"{'logp+grad ms':>13s} {'exact numpy llh ms':>19s} {'SAY s2 tables s':>16s} "
@@ -136,24 +126,6 @@ def main() -> None:
               f"{wall:6.1f} s wall, divergences {d['divergences']}, max R-hat "
               f"{d['max_r_hat']:.4f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
               f"ESS/s {d['min_ess_bulk'] / wall:.0f}")  # fmt: skip
-
-
-def cli_job(n: int) -> None:
-    """``diffuse-fit sample`` with its default arguments on the embedded toy dataset, ``n``
-    times in fresh processes (the first may fill the compilation caches): wall times and the
-    peak resident memory of the processes."""
-    walls = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(n):
-            out = os.path.join(tmp, f"run{i}")
-            t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "model.cli", "sample", "--out", out, "--quiet"],
-                           check=True)  # fmt: skip
-            walls.append(time.perf_counter() - t0)
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"diffuse-fit sample (defaults), {n} runs: wall min {min(walls):.2f} s, max "
-          f"{max(walls):.2f} s ({', '.join(f'{w:.2f}' for w in walls)}); peak memory "
-          f"{peak_mb:.0f} MB\n")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,25 +16,20 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from benchmark_vs_emcee import timed  # this folder: scripts/ is the script's sys.path[0]
 
 TARGETS = {"--help": 0.3, "map": 1.5, "sample": 3.0, "sample, cold caches": 20.0}
 MEMORY_TARGET_MB = 400
 
 
 def run(argv: list[str], env: dict | None = None) -> tuple[float, float]:
-    """Wall seconds and peak resident memory (MB, GNU time) of a fresh process."""
-    t0 = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], capture_output=True, text=True,
-                          env=env)  # fmt: skip
-    wall = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"{argv[:3]} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return wall, float(done.stderr.strip().splitlines()[-1]) / 1024
+    """Wall seconds and peak resident memory (MB) of a fresh process."""
+    wall, _, peak = timed(argv, env)
+    return wall, peak
 
 
 def main() -> None:

@@ -40,10 +40,11 @@ def make_inputs(folder: Path, in_bins: float) -> tuple[Path, Path, int]:
     return paths[0], paths[1], n_in
 
 
-def timed(argv: list[str]) -> tuple[float, str, float]:
+def timed(argv: list[str], env: dict | None = None) -> tuple[float, str, float]:
     """Wall seconds, stdout and peak RSS (MB, by GNU time) of a fresh process."""
     t0 = time.perf_counter()
-    result = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], capture_output=True, text=True)
+    result = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], capture_output=True, text=True,
+                            env=env)  # fmt: skip
     wall = time.perf_counter() - t0
     if result.returncode != 0:
         raise SystemExit(f"{argv[:3]} failed ({result.returncode}): {result.stderr[-2000:]}")
