@@ -55,6 +55,13 @@ class MapResult:
         and positive.  Empty for a usable fit.
     unconstrained : list of str
         Parameters the curvature leaves unconstrained (named in ``problems``).
+    path : str
+        How the MAP was computed: ``"numpy"`` (the exact NumPy twin of the model
+        :func:`model.inference.pymc_model.build_model` made, proven identical to it) or
+        ``"pymc"`` (PyMC's compiled log-density of the model as the user holds it:
+        :mod:`model.inference.map_pymc`).
+    path_reason : str
+        Why that path (for ``"pymc"``: how the model differs from the builder's).
     """
 
     values: dict
@@ -65,6 +72,8 @@ class MapResult:
     wall_time_s: float
     problems: list[str] = field(default_factory=list)
     unconstrained: list[str] = field(default_factory=list)
+    path: str = "numpy"
+    path_reason: str = ""
 
     @property
     def errors(self) -> dict:

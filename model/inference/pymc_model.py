@@ -235,7 +235,82 @@ def build_model(binned: BinnedDataset, priors: dict, likelihood: str = "poisson"
             observed=counts, dims="bin", dtype="float64",
         )  # fmt: skip
     model.diffuse_fit_twin = NumpyTwin(templates, dict(priors), model_bins, likelihood)
+    model.diffuse_fit_signature = ModelSignature.of(model)
     return model
+
+
+def structure_key(model: pm.Model) -> tuple:
+    """Identities of what makes up ``model``'s density: its variables, their value
+    variables and transforms (a cheap key: unchanged means no variable was added, removed
+    or re-transformed since it was taken)."""
+    groups = (model.free_RVs, model.observed_RVs, model.potentials, model.deterministics)
+    return (
+        tuple(tuple(id(v) for v in g) for g in groups),
+        tuple((id(rv), id(model.rvs_to_values.get(rv)), id(model.rvs_to_transforms.get(rv)))
+              for rv in model.free_RVs),
+    )  # fmt: skip
+
+
+@dataclass
+class ModelSignature:
+    """What :func:`build_model` made, to prove later that a model is still exactly it: the
+    graph of its log-density (with the transforms' Jacobians, so that priors, potentials,
+    observed variables and transforms all enter) and the names of its variables (for the
+    message only: the proof compares graphs, not names)."""
+
+    logp: object
+    names: dict
+    verified: tuple
+
+    @classmethod
+    def of(cls, model: pm.Model) -> ModelSignature:
+        return cls(model.logp(jacobian=True), _names(model), structure_key(model))
+
+    def differences(self, model: pm.Model) -> str:
+        """``""`` where ``model``'s log-density graph equals the builder's, else how it
+        differs (one clause)."""
+        structure = structure_key(model)
+        if structure == self.verified:
+            return ""
+        from pytensor.graph.basic import equal_computations
+
+        if equal_computations([model.logp(jacobian=True)], [self.logp]):
+            self.verified = structure
+            return ""
+        now = _names(model)
+        clauses = []
+        for kind, before in self.names.items():
+            added = [n for n in now[kind] if n not in before]
+            removed = [n for n in before if n not in now[kind]]
+            if added:
+                clauses.append(f"{kind} added: {', '.join(added)}")
+            if removed:
+                clauses.append(f"{kind} removed: {', '.join(removed)}")
+        return (
+            "; ".join(clauses)
+            or "its log-density graph differs from build_model's "
+            "(a prior, transform or observed variable changed)"
+        )
+
+
+def _names(model: pm.Model) -> dict:
+    return {
+        "free variables": [v.name for v in model.free_RVs],
+        "observed variables": [v.name for v in model.observed_RVs],
+        "potentials": [v.name for v in model.potentials],
+    }
+
+
+def builder_twin(model: pm.Model) -> tuple[NumpyTwin | None, str]:
+    """``(twin, "")`` where ``model`` is provably the model :func:`build_model` made (its
+    log-density graph unchanged; new counts by :func:`set_counts` or ``pm.set_data`` are the
+    twin's too), else ``(None, why not)``: a fast path on the twin would fit another model."""
+    twin = getattr(model, "diffuse_fit_twin", None)
+    signature = getattr(model, "diffuse_fit_signature", None)
+    if not isinstance(twin, NumpyTwin) or not isinstance(signature, ModelSignature):
+        return None, "the model was not made by build_model (or was rebuilt, e.g. by pm.do)"
+    why = signature.differences(model)
+    return (None, why) if why else (twin, "")
 
 
 @dataclass(frozen=True)
