@@ -136,7 +136,7 @@ def previous_run(tmp_path, toy_dataset):
 # Python as "Exception ignored" and recorded by the run's handler; pytest would turn that
 # report into an error, though the run then stops as it should.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_ctrl_c_during_sampling_keeps_previous_run(previous_run, monkeypatch):
+def test_ctrl_c_during_sampling_keeps_previous_run(previous_run, monkeypatch, request):
     """SIGINT while NUTS runs (nutpie swallows the KeyboardInterrupt and returns partial
     draws): the run stops promptly, raises RunInterrupted, writes nothing.  Ctrl-C is
     pressed every 0.5 s until the run ends (one that lands while numba compiles may be
@@ -159,6 +159,10 @@ def test_ctrl_c_during_sampling_keeps_previous_run(previous_run, monkeypatch):
             stop.set()
 
     monkeypatch.setattr(runs, "sample", sample_while_interrupting)
+    # Ctrl-C as at a terminal, whatever this process inherited (a shell that starts pytest
+    # in the background hands it SIGINT ignored, which a run leaves ignored)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, inherited))
     # 2 x 5e6 draws take minutes here: far longer than an interrupted run (compilation
     # included, even with cold caches)
     settings = runs.SamplerSettings(draws=5_000_000, tune=1000, chains=2, seed=1)

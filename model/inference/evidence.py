@@ -36,6 +36,7 @@ import pymc as pm
 from scipy.special import logsumexp
 
 from model.errors import FitFailed, UsageError
+from model.inference.exact_float import exact_float
 from model.inference.pymc_model import numpy_twin
 
 
@@ -134,7 +135,7 @@ def log_evidence(
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 10:
         raise UsageError(f"the evidence needs at least 10 draws per run, not {draws!r}")
     check_proper(model)
-    with _quiet_smc():
+    with _quiet_smc(), exact_float():
         idata = pm.sample_smc(
             draws=draws, chains=runs, cores=1, random_seed=seed, model=model,
             progressbar=progressbar, compute_convergence_checks=False,

@@ -31,6 +31,7 @@ import scipy.optimize
 from pymc.blocking import DictToArrayBijection, RaveledVars
 from pymc.initial_point import make_initial_point_fn
 
+from model.inference.exact_float import exact_float
 from model.inference.map_core import MAP_OPTIONS, MapResult
 from model.inference.profile import GRADIENT_TOLERANCE, covariance_from_hessian
 
@@ -52,8 +53,9 @@ class PymcMap:
                                                          jacobian=False)])  # fmt: skip
         natural = [model.replace_rvs_by_values([rv])[0] for rv in model.free_RVs]
         # one compiled function (one numba compilation, cached on disk by pytensor)
-        self._fn = model.compile_fn([logp, grad, loglike, *natural], inputs=self.value_vars,
-                                    point_fn=False, on_unused_input="ignore")  # fmt: skip
+        with exact_float():
+            self._fn = model.compile_fn([logp, grad, loglike, *natural], inputs=self.value_vars,
+                                        point_fn=False, on_unused_input="ignore")  # fmt: skip
         self.names = []
         for rv, value in zip(model.free_RVs, self._natural_values(model.initial_point()),
                              strict=True):  # fmt: skip

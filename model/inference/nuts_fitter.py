@@ -25,6 +25,7 @@ from pymc.backends.arviz import patch_nutpie_idata
 from pymc.util import get_random_generator
 
 from model.inference import nutpie_cached
+from model.inference.exact_float import exact_float
 from model.inference.settings import SamplerSettings
 
 NUTPIE_SAMPLERS = ("nutpie", "nutpie-numba")
@@ -48,7 +49,7 @@ class NutsFitter:
         self.model = model
         self.sampler = sampler
         self.n_compilations = 0
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), exact_float():
             warnings.simplefilter("ignore", UserWarning)
             if sampler == "nutpie":
                 self._compiled = nutpie_cached.compile_cached(model)
@@ -67,7 +68,7 @@ class NutsFitter:
         progress = NutpieProgressBarManager(chains=settings.chains, draws=settings.draws,
                                             progressbar=progressbar)  # fmt: skip
         t0 = time.time()
-        with warnings.catch_warnings(), progress:
+        with warnings.catch_warnings(), progress, exact_float():  # nutpie compiles lazily
             warnings.simplefilter("ignore", UserWarning)  # fork()/terminal notices
             warnings.simplefilter("ignore", RuntimeWarning)
             idata = nutpie.sample(

@@ -7,6 +7,7 @@ import warnings
 import pymc as pm
 from arviz_stats import summary
 
+from model.inference.exact_float import exact_float
 from model.inference.settings import MAX_DIVERGENCES, MAX_RHAT, MIN_ESS_BULK, SamplerSettings
 
 PYMC_SAMPLER_NAMES = {"nutpie-numba": "nutpie"}  # our sampler name -> pm.sample's
@@ -24,7 +25,7 @@ def sample(model: pm.Model, settings: SamplerSettings, progressbar: bool = True)
         from model.inference.nuts_fitter import NutsFitter
 
         return NutsFitter(model, sampler="nutpie").sample(settings, progressbar=progressbar)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), exact_float():
         warnings.simplefilter("ignore", UserWarning)  # fork()/terminal notices, not results
         warnings.simplefilter("ignore", RuntimeWarning)
         return pm.sample(

@@ -13,7 +13,12 @@ from model.errors import RunInterrupted
 @contextlib.contextmanager
 def interruptible(out: Path):
     """Turn Ctrl-C (SIGINT) into :class:`RunInterrupted`, also where a sampler swallows the
-    KeyboardInterrupt and returns partial draws: yields a list that records each SIGINT."""
+    KeyboardInterrupt and returns partial draws: yields a list that records each SIGINT.
+
+    The caller's handler is restored on exit, whatever it was.  Where SIGINT is ignored
+    (``SIG_IGN``: a job started in the background by a non-interactive shell, or under
+    ``nohup``), it stays ignored, as Python itself leaves it at start-up: the job runs to
+    its end.  Outside the main thread (where no handler can be set) nothing changes."""
     seen: list[int] = []
 
     def on_sigint(signum, frame):
@@ -21,6 +26,7 @@ def interruptible(out: Path):
         raise KeyboardInterrupt
 
     main = threading.current_thread() is threading.main_thread()
+    main = main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
     previous = signal.signal(signal.SIGINT, on_sigint) if main else None
     try:
         yield seen
