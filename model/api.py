@@ -92,17 +92,29 @@ def sample(
     target_accept: float = _NUTS.target_accept,
     sampler: str = _NUTS.sampler,
     progressbar: bool = True,
+    posterior_predictive: bool = True,
+    log_likelihood: bool = False,
+    prior_predictive: bool = False,
 ):
     """NUTS posterior of ``pymc_model`` as an ArviZ DataTree (seeded: reruns are identical).
 
     ``sampler``: ``"auto"`` (nutpie when installed), ``"nutpie"`` (numba functions from
     pytensor's disk cache), ``"nutpie-numba"`` (the same draws, compiled afresh by
     ``nutpie.compile_pymc_model``) or ``"pymc"``.
+
+    The tree has the groups ArviZ's tools read (:mod:`model.jobs.inference_data`):
+    ``observed_data``, ``constant_data`` and, by default, ``posterior_predictive``; with
+    ``log_likelihood=True`` (as in PyMC) the point-wise log-likelihood over bins for
+    ``az.loo``; with ``prior_predictive=True`` the ``prior`` and ``prior_predictive`` groups.
+    Counts are on the analysis's dims ``(topology, zenith, energy)``.
     """
     from model.inference.sampling import sample as _sample
+    from model.jobs.inference_data import complete
 
     settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
-    return _sample(pymc_model, settings, progressbar=progressbar)
+    tree = _sample(pymc_model, settings, progressbar=progressbar)
+    return complete(tree, pymc_model, seed=seed, posterior_predictive=posterior_predictive,
+                    log_likelihood=log_likelihood, prior_predictive=prior_predictive)  # fmt: skip
 
 
 def summary(idata, var_names=None):
@@ -144,16 +156,22 @@ def run_sample(
     say=print,
     likelihood: str = "poisson",
     astro_model: str = "spl",
+    posterior_predictive: bool = True,
+    log_likelihood: bool = False,
+    prior_predictive: bool = False,
 ):
     """``diffuse-fit sample``: MAP, NUTS and (with ``report``) the report, into the run
     folder ``out``; returns the ``summary.json`` content.  ``likelihood``: ``"poisson"`` or
-    ``"say"``; ``astro_model``: the astrophysical spectrum."""
+    ``"say"``; ``astro_model``: the astrophysical spectrum; the posterior's groups as
+    :func:`sample`'s."""
     from model.jobs.runs import run_sample as _run_sample
 
     settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
     return _run_sample(
         inputs, priors, out, settings, components=components, progressbar=progressbar,
         say=say, report=report, likelihood=likelihood, astro_model=astro_model,
+        groups=dict(posterior_predictive=posterior_predictive, log_likelihood=log_likelihood,
+                    prior_predictive=prior_predictive),
     )  # fmt: skip
 
 

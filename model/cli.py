@@ -119,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="NUTS implementation (auto: nutpie if installed)")  # fmt: skip
     p_sample.add_argument("--report", action="store_true",
                           help="also write the report (figures, report.md) into the run folder")  # fmt: skip
+    g = p_sample.add_argument_group("groups of posterior.nc (as PyMC's)")
+    g.add_argument("--no-posterior-predictive", dest="posterior_predictive",
+                   action="store_false",
+                   help="leave out the posterior-predictive counts (written by default)")  # fmt: skip
+    g.add_argument("--log-likelihood", action="store_true",
+                   help="add the point-wise log-likelihood over bins (for az.loo, az.compare)")  # fmt: skip
+    g.add_argument("--prior-predictive", action="store_true",
+                   help="add the prior and prior-predictive groups (proper priors only)")  # fmt: skip
     _many_fit_parsers(sub, d)
     _compare_parser(sub, d)
     p_report = sub.add_parser("report", help="figures and report.md of a saved sample run")
@@ -291,7 +299,10 @@ def _run(args, say) -> None:
     )  # fmt: skip
     run_sample(inputs, args.prior, args.out, settings, components=args.components,
                progressbar=not args.quiet, say=say, report=args.report,
-               likelihood=args.likelihood, astro_model=args.astro_model)  # fmt: skip
+               likelihood=args.likelihood, astro_model=args.astro_model,
+               groups=dict(posterior_predictive=args.posterior_predictive,
+                           log_likelihood=args.log_likelihood,
+                           prior_predictive=args.prior_predictive))  # fmt: skip
 
 
 def main(argv=None) -> int:

@@ -34,6 +34,7 @@ from model.inference.profile import ProfileFitter
 from model.inference.settings import SamplerSettings
 from model.io.run_folder import check_output_folder, write_run
 from model.jobs.inputs import COMPONENT_SETS, Inputs, component_set  # noqa: F401 (re-exported)
+from model.jobs.inference_data import complete, write_posterior
 from model.jobs.interrupt import interrupted_message, interruptible
 from model.jobs.provenance import record
 from model.physics.components import parameter_names, parameter_supports
@@ -216,10 +217,14 @@ def run_sample(
     report=False,
     likelihood="poisson",
     astro_model="spl",
+    groups: dict | None = None,
 ) -> dict:
     """``diffuse-fit sample``: MAP, then NUTS; write the run folder ``out`` (map.json,
     posterior.nc with the fit record, summary.json/.txt; with ``report``, the report too);
-    ``likelihood``: "poisson" or "say"; ``astro_model``: the astrophysical spectrum."""
+    ``likelihood``: "poisson" or "say"; ``astro_model``: the astrophysical spectrum;
+    ``groups``: which of ``posterior_predictive`` (default True), ``log_likelihood``,
+    ``prior_predictive`` (default False) the posterior gets
+    (:func:`model.jobs.inference_data.complete`)."""
     out = check_output_folder(out)
     with interruptible(out) as interrupts:
         job = Job.prepare(inputs, prior_spec, components, say, likelihood, astro_model)
@@ -232,10 +237,11 @@ def run_sample(
         sampling_s = time.perf_counter() - t0
         if interrupts or idata.posterior.sizes["draw"] < settings.draws:  # partial draws
             raise RunInterrupted(interrupted_message(out))
+        complete(idata, job.model, seed=settings.seed, **(groups or {}))
         summary, text = _summarise(job, idata, map_result, settings, sampling_s)
         with write_run(out, "sample") as stage:
             stage.write_json("map.json", map_result)
-            stage.write_with("posterior.nc", lambda path: idata.to_netcdf(path, engine="h5netcdf"))
+            stage.write_with("posterior.nc", lambda path: write_posterior(idata, path))
             stage.write_text("summary.txt", text + "\n")
             stage.write_json("summary.json", summary)
             if report:
@@ -259,7 +265,6 @@ def _summarise(job: Job, idata, map_result: dict, settings, sampling_s: float):
     """``summary.json`` content and the summary table as text; stores the provenance in
     ``map_result`` and the fit record in ``idata``."""
     from model.inference.sampling import diagnostics, summary_table
-    from model.jobs.report_job import attach_record
 
     names = job.parameters
     table = summary_table(idata, names)
@@ -269,7 +274,6 @@ def _summarise(job: Job, idata, map_result: dict, settings, sampling_s: float):
                         "data_sha256": str(job.inputs.data.sha256),
                         "simulation_sha256": str(job.inputs.simulation.sha256),
                         "prior_set": job.prior_spec})  # fmt: skip
-    attach_record(idata, job.binned.counts, job.binned.templates, job.likelihood)
     summary = {
         "parameters": _summary_dict(table, names),
         "divergences": diag["divergences"],

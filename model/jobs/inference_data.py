@@ -1,0 +1,223 @@
+"""The posterior's DataTree as PyMC and ArviZ users expect it: every group ArviZ's tools read,
+on the analysis's own axes.
+
+Groups (NetCDF ``posterior.nc`` and the API's return value alike):
+
+* ``posterior``, ``sample_stats``: the sampler's;
+* ``observed_data``: ``observed``, the counts per bin, dims ``(topology, zenith, energy)``;
+* ``posterior_predictive`` (by default): ``observed``, one Poisson draw of the counts per
+  posterior draw, dims ``(chain, draw, topology, zenith, energy)``;
+* ``log_likelihood`` (on request, as PyMC's ``log_likelihood=True``): ``observed``, the
+  log-likelihood of each bin at each draw (Poisson ``k ln mu - mu - lnGamma(k + 1)``, or SAY
+  with its per-bin sum of squared weights), same dims: ``az.loo`` / ``az.compare`` use it;
+* ``prior``, ``prior_predictive`` (on request): ``pm.sample_prior_predictive`` (proper priors
+  only), its counts on the same dims;
+* ``constant_data``: the fit record (per-bin tables, binning, components: what the report
+  reads, :func:`model.jobs.report_job.attach_record`).
+
+Coordinates: ``topology`` (names), ``zenith`` (bin centres, rad) with ``zenith_lower``,
+``zenith_upper`` and ``cos_zenith``; ``energy`` (geometric bin centres, GeV) with
+``energy_lower``, ``energy_upper``.  Bins no component populates have ``mu = 0``, count 0,
+log-likelihood 0.
+
+For the model :func:`model.inference.pymc_model.build_model` made, unchanged, the groups are
+computed from the NumPy twin of its tables (no compilation; tests check them against
+``pm.sample_posterior_predictive`` and ``pm.compute_log_likelihood``).  For a model the user
+extended, PyMC computes them on the model's own ``bin`` dim.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+import xarray as xr
+from scipy.special import gammaln
+
+from model.binned.binning import Binning
+from model.binned.say import say_loglike
+from model.binned.templates import Templates
+from model.errors import UsageError
+from model.jobs.report_job import attach_record
+from model.report import predictive as pp
+
+DIMS = ("topology", "zenith", "energy")  # the order of Binning.shape
+TOPOLOGY_NAMES = {0: "cascade", 1: "track", 2: "double_cascade"}
+PREDICTIVE_SEED_OFFSET = 1  # the predictive draws' seed: the sampler's seed + this
+
+
+def analysis_coords(binning: Binning) -> dict:
+    """Coordinates of the dims ``topology``, ``zenith``, ``energy`` (units GeV, rad)."""
+    e, z = binning.energy_edges, binning.zenith_edges
+    names = [TOPOLOGY_NAMES.get(int(c), f"topology_{int(c)}") for c in binning.topology_codes]
+    return {
+        "topology": ("topology", names),
+        "zenith": ("zenith", 0.5 * (z[:-1] + z[1:]), {"units": "rad"}),
+        "zenith_lower": ("zenith", z[:-1], {"units": "rad"}),
+        "zenith_upper": ("zenith", z[1:], {"units": "rad"}),
+        "cos_zenith": ("zenith", 0.5 * (np.cos(z[:-1]) + np.cos(z[1:]))),
+        "energy": ("energy", np.sqrt(e[:-1] * e[1:]), {"units": "GeV"}),
+        "energy_lower": ("energy", e[:-1], {"units": "GeV"}),
+        "energy_upper": ("energy", e[1:], {"units": "GeV"}),
+    }
+
+
+def _on_axes(per_bin: np.ndarray, binning: Binning, sample_dims=()) -> tuple:
+    """``(dims, array)`` of a (..., n_bins) array on the analysis axes."""
+    shaped = np.asarray(per_bin).reshape(per_bin.shape[:-1] + binning.shape)
+    return (*sample_dims, *DIMS), shaped
+
+
+def expectations(templates: Templates, posterior, names) -> np.ndarray:
+    """Expected events per bin of the whole binning at every draw: (chain, draw, n_bins)."""
+    values = {n: np.asarray(posterior[n].values, dtype=np.float64) for n in names}
+    n_chain, n_draw = values[names[0]].shape
+    draws = {n: v.reshape(-1) for n, v in values.items()}
+    per_component = pp.component_expectations(templates, draws)
+    return sum(per_component.values()).reshape(n_chain, n_draw, -1)
+
+
+def pointwise_log_likelihood(
+    templates: Templates, counts, posterior, names, likelihood: str = "poisson"
+) -> np.ndarray:
+    """Log-likelihood of each bin of the whole binning at every draw, (chain, draw, n_bins):
+    Poisson ``k ln mu - mu - lnGamma(k + 1)`` (0 ln 0 = 0) or SAY (:func:`say_loglike`)."""
+    k = np.asarray(counts, dtype=np.float64)
+    mu = expectations(templates, posterior, names)
+    if likelihood == "say":
+        values = {n: np.asarray(posterior[n].values, dtype=np.float64).reshape(-1) for n in names}
+        s2 = pp.sum_of_squares(templates, values).reshape(mu.shape)
+        return say_loglike(np.broadcast_to(k, mu.shape), mu, s2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_mu = np.where(k > 0, np.log(mu), 0.0)
+    return k * log_mu - mu - gammaln(k + 1.0)
+
+
+def _sample_coords(tree) -> dict:
+    return {"chain": tree.posterior["chain"].values, "draw": tree.posterior["draw"].values}
+
+
+def complete(
+    tree,
+    model,
+    *,
+    seed: int,
+    posterior_predictive: bool = True,
+    log_likelihood: bool = False,
+    prior_predictive: bool = False,
+    prior_draws: int = 1000,
+):
+    """Add the groups of the module docstring to the sampler's DataTree ``tree`` of ``model``
+    (in place; returned).  ``seed``: the sampler's; the predictive draws use ``seed + 1``."""
+    from model.inference.pymc_model import builder_twin
+
+    twin, _ = builder_twin(model)
+    if twin is None:
+        return _complete_by_pymc(tree, model, seed, posterior_predictive, log_likelihood,
+                                 prior_predictive, prior_draws)  # fmt: skip
+    templates = twin.templates
+    binning = templates.binning
+    counts = twin.full_counts(model)
+    names = [rv.name for rv in model.free_RVs]
+    coords = analysis_coords(binning)
+    sample = _sample_coords(tree)
+    tree["observed_data"] = xr.DataTree(
+        xr.Dataset({"observed": _on_axes(counts, binning)}, coords=coords)
+    )
+    if posterior_predictive or log_likelihood:
+        mu = expectations(templates, tree.posterior, names)
+    if posterior_predictive:
+        rng = np.random.default_rng(seed + PREDICTIVE_SEED_OFFSET)
+        draws = rng.poisson(mu).astype(np.int64)
+        tree["posterior_predictive"] = xr.DataTree(
+            xr.Dataset(
+                {"observed": _on_axes(draws, binning, ("chain", "draw"))},
+                coords={**coords, **sample},
+            )  # fmt: skip
+        )
+    if log_likelihood:
+        loglike = pointwise_log_likelihood(templates, counts, tree.posterior, names,
+                                           twin.likelihood)  # fmt: skip
+        tree["log_likelihood"] = xr.DataTree(
+            xr.Dataset(
+                {"observed": _on_axes(loglike, binning, ("chain", "draw"))},
+                coords={**coords, **sample},
+            )  # fmt: skip
+        )
+    if prior_predictive:
+        prior = _prior_predictive(model, prior_draws, seed)
+        tree["prior"] = prior["prior"]
+        model_bins = twin.bins
+        flat = np.asarray(prior["prior_predictive"].dataset["observed"].values)
+        full = np.zeros(flat.shape[:-1] + (binning.n_bins,))
+        full[..., model_bins] = flat
+        prior_sample = {d: prior["prior"][d].values for d in ("chain", "draw")}
+        tree["prior_predictive"] = xr.DataTree(
+            xr.Dataset(
+                {"observed": _on_axes(full, binning, ("chain", "draw"))},
+                coords={**coords, **prior_sample},
+            )  # fmt: skip
+        )
+    attach_record(tree, counts, templates, twin.likelihood)
+    return tree
+
+
+def _prior_predictive(model, draws: int, seed: int):
+    import pymc as pm
+
+    from model.inference.exact_float import exact_float
+
+    improper = [rv.name for rv in model.free_RVs
+                if type(rv.owner.op).__name__ in ("FlatRV", "HalfFlatRV")]  # fmt: skip
+    if improper:
+        raise UsageError(
+            f"a prior predictive needs proper priors; {', '.join(improper)} "
+            "have flat improper priors (use --prior default or a prior file)"
+        )
+    with exact_float(), _object_mode_notice_off():
+        return pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed)
+
+
+@contextlib.contextmanager
+def _object_mode_notice_off():
+    """The observation's random draws (a ``pm.CustomDist`` with a NumPy ``random``) run in
+    Python inside the compiled function: pytensor's notice of it is not the user's concern."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Numba will use object mode",
+                                category=UserWarning)  # fmt: skip
+        yield
+
+
+def _complete_by_pymc(tree, model, seed, posterior_predictive, log_likelihood,
+                      prior_predictive, prior_draws):  # fmt: skip
+    """The groups by PyMC itself, for a model that is not the builder's (its own dims)."""
+    import pymc as pm
+
+    from model.inference.exact_float import exact_float
+
+    with exact_float(), _object_mode_notice_off():
+        if posterior_predictive:
+            pm.sample_posterior_predictive(tree, model=model, extend_inferencedata=True,
+                                           random_seed=seed + PREDICTIVE_SEED_OFFSET,
+                                           progressbar=False)  # fmt: skip
+        if log_likelihood:
+            pm.compute_log_likelihood(tree, model=model, extend_inferencedata=True,
+                                      progressbar=False)  # fmt: skip
+    if prior_predictive:
+        prior = _prior_predictive(model, prior_draws, seed)
+        for group in ("prior", "prior_predictive"):
+            tree[group] = prior[group]
+    return tree
+
+
+def write_posterior(tree, path) -> None:
+    """``tree`` to NetCDF (h5netcdf), the predictive counts compressed (integers: a few
+    hundred kB instead of megabytes)."""
+    encoding = {}
+    for group in ("posterior_predictive", "prior_predictive"):
+        if group in tree.children:
+            encoding[f"/{group}"] = {
+                name: {"zlib": True, "complevel": 4} for name in tree[group].dataset.data_vars
+            }
+    tree.to_netcdf(path, engine="h5netcdf", encoding=encoding)
