@@ -33,8 +33,8 @@ from model.inference.priors import resolve_priors
 from model.inference.profile import ProfileFitter
 from model.inference.settings import SamplerSettings
 from model.io.run_folder import check_output_folder, write_run
-from model.jobs.inputs import COMPONENT_SETS, Inputs, component_set  # noqa: F401 (re-exported)
 from model.jobs.inference_data import complete, write_posterior
+from model.jobs.inputs import COMPONENT_SETS, Inputs, component_set  # noqa: F401 (re-exported)
 from model.jobs.interrupt import interrupted_message, interruptible
 from model.jobs.provenance import record
 from model.physics.components import parameter_names, parameter_supports
