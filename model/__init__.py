@@ -17,6 +17,9 @@ _API = (
     "summary",
     "run_map",
     "run_sample",
+    "run_scan",
+    "run_toys",
+    "run_sbc",
     "run_compare",
     "write_report",
 )

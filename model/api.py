@@ -128,11 +128,12 @@ def summary(idata, var_names=None):
 
 def run_map(
     inputs: Inputs, out, priors="default", components: str = "workshop", say=print,
-    likelihood: str = "poisson", astro_model: str = "spl",
+    likelihood: str = "poisson", astro_model: str = "spl", progressbar: bool = True,
 ):  # fmt: skip
     """``diffuse-fit map``: the MAP (and, for the Poisson likelihood and the single power
     law, the workshop's scipy fit) into the run folder ``out``; returns the ``map.json``
-    content.  ``astro_model``: the astrophysical spectrum (:mod:`model.physics.spectra`)."""
+    content.  ``astro_model``: the astrophysical spectrum (:mod:`model.physics.spectra`);
+    ``progressbar``: taken for the commands' common signature (the MAP takes milliseconds)."""
     from model.jobs.runs import run_map as _run_map
 
     return _run_map(inputs, priors, out, components=components, say=say, likelihood=likelihood,
@@ -175,31 +176,151 @@ def run_sample(
     )  # fmt: skip
 
 
+def _cluster(workers, scheduler):
+    from model.jobs.distributed import ClusterOptions
+
+    return ClusterOptions(scheduler=scheduler, workers=workers)
+
+
+def run_scan(
+    inputs: Inputs,
+    out,
+    params,
+    *,
+    priors="flat",
+    components: str = "workshop",
+    likelihood: str = "poisson",
+    astro_model: str = "spl",
+    posterior_run=None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progressbar: bool = True,
+    say=print,
+):
+    """``diffuse-fit scan``: the profile likelihood on a grid of one or two parameters into
+    the run folder ``out``; returns the ``scan.json`` content.  ``params``: one or two of
+    ``"NAME=START:STOP:NUM"`` (or ``(name, start, stop, num)``), the grid
+    ``numpy.linspace(START, STOP, NUM)``; ``posterior_run``: a ``sample`` run whose credible
+    regions the figure overlays; ``workers`` / ``scheduler``: a local Dask cluster of that
+    many processes (default one per core) or the address of a running scheduler."""
+    from model.jobs.scan import parse_param
+    from model.jobs.scan import run_scan as _run_scan
+
+    params = [parse_param(p) if isinstance(p, str) else tuple(p) for p in params]
+    return _run_scan(inputs, priors, out, params, components=components,
+                     cluster=_cluster(workers, scheduler), posterior_run=posterior_run,
+                     say=say, progressbar=progressbar, likelihood=likelihood,
+                     astro_model=astro_model)  # fmt: skip
+
+
+def run_toys(
+    inputs: Inputs,
+    out,
+    *,
+    n: int,
+    seed: int,
+    truth="",
+    priors="flat",
+    components: str = "workshop",
+    likelihood: str = "poisson",
+    astro_model: str = "spl",
+    nuts: bool = False,
+    resample_sim: int = 0,
+    draws: int = _NUTS.draws,
+    tune: int = _NUTS.tune,
+    chains: int = _NUTS.chains,
+    target_accept: float = _NUTS.target_accept,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progressbar: bool = True,
+    say=print,
+):
+    """``diffuse-fit toys``: ``n`` pseudo-experiments at ``truth`` (``"NAME=VALUE,..."`` or a
+    dict; default the toy dataset's truth), MAP and profile intervals (with ``nuts`` also
+    NUTS credible intervals), into the run folder ``out``; returns ``coverage.json``.
+    ``resample_sim``: fit each with a fresh simulation of that many events (0: the whole)."""
+    from model.jobs.toys import run_toys as _run_toys
+
+    settings = SamplerSettings(draws=draws, tune=tune, chains=chains,
+                               target_accept=target_accept, sampler="nutpie")  # fmt: skip
+    return _run_toys(inputs, priors, out, truth, n, seed, nuts=nuts, settings=settings,
+                     components=components, cluster=_cluster(workers, scheduler), say=say,
+                     progressbar=progressbar, likelihood=likelihood, resample=resample_sim,
+                     astro_model=astro_model)  # fmt: skip
+
+
+_SBC = SamplerSettings(draws=500, tune=500)  # the sbc command's NUTS defaults
+
+
+def run_sbc(
+    inputs: Inputs,
+    out,
+    *,
+    n: int,
+    seed: int,
+    priors="default",
+    components: str = "workshop",
+    likelihood: str = "poisson",
+    astro_model: str = "spl",
+    draws_per_fit: int = 99,
+    draws: int = _SBC.draws,
+    tune: int = _SBC.tune,
+    chains: int = _SBC.chains,
+    target_accept: float = _SBC.target_accept,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progressbar: bool = True,
+    say=print,
+):
+    """``diffuse-fit sbc``: ``n`` simulation-based calibration fits (truths drawn from the
+    priors, NUTS on each) into the run folder ``out``; returns ``sbc.json``."""
+    from model.jobs.sbc import run_sbc as _run_sbc
+
+    settings = SamplerSettings(draws=draws, tune=tune, chains=chains,
+                               target_accept=target_accept, sampler="nutpie")  # fmt: skip
+    return _run_sbc(inputs, priors, out, n, seed, settings=settings,
+                    draws_per_fit=draws_per_fit, components=components,
+                    cluster=_cluster(workers, scheduler), say=say, progressbar=progressbar,
+                    likelihood=likelihood, astro_model=astro_model)  # fmt: skip
+
+
 def run_compare(
     inputs: Inputs,
     out,
     models=("spl", "logparabola", "broken"),
     priors="default",
     *,
+    components: str = "workshop",
+    likelihood: str = "poisson",
+    astro_model: str = "spl",
     seed: int = _NUTS.seed,
+    draws: int = _NUTS.draws,
+    tune: int = _NUTS.tune,
+    chains: int = _NUTS.chains,
+    target_accept: float = _NUTS.target_accept,
     smc_runs: int = 4,
     smc_draws: int = 2000,
     lrt_toys: int = 500,
+    workers: int | None = None,
+    scheduler: str | None = None,
     progressbar: bool = True,
     say=print,
-    **nuts,
 ):
     """``diffuse-fit compare``: fit every astrophysical spectrum of ``models`` and compare
     them (MAP, -ln L, PSIS-LOO over bins, SMC evidence and Bayes factors, likelihood-ratio
-    tests of nested pairs from ``lrt_toys`` pseudo-experiments on a local Dask cluster) into
-    the run folder ``out``; returns the ``compare.json`` content.  ``nuts``: ``draws``,
-    ``tune``, ``chains``, ``target_accept`` (README "Model comparison")."""
+    tests of nested pairs from ``lrt_toys`` pseudo-experiments on Dask) into the run folder
+    ``out``; returns the ``compare.json`` content (README "Model comparison").  The Poisson
+    likelihood only; ``astro_model`` must stay ``"spl"`` (the models are ``models``)."""
+    from model.jobs.compare import check_options
     from model.jobs.compare import run_compare as _run_compare
 
-    settings = SamplerSettings(**{**_NUTS.to_dict(), **nuts, "seed": seed})
-    return _run_compare(inputs, priors, out, list(models), seed=seed, settings=settings,
-                        smc_runs=smc_runs, smc_draws=smc_draws, lrt_toys=lrt_toys,
-                        say=say, progressbar=progressbar)  # fmt: skip
+    check_options(models, likelihood, astro_model)
+    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
+                               target_accept=target_accept)  # fmt: skip
+    return _run_compare(inputs, priors, out, models, seed=seed, settings=settings,
+                        components=components, smc_runs=smc_runs, smc_draws=smc_draws,
+                        lrt_toys=lrt_toys, cluster=_cluster(workers, scheduler), say=say,
+                        progressbar=progressbar)  # fmt: skip
 
 
 def write_report(run_dir, say=print):

@@ -76,7 +76,7 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
     g.add_argument("--no-cache", action="store_true",
                    help="do not cache parsed simulation files (cache: $DIFFUSE_FIT_CACHE "
                         "or ~/.cache/diffuse-fit)")  # fmt: skip
-    p.add_argument("--prior", default=prior_default,
+    p.add_argument("--prior", dest="priors", default=prior_default,
                    help="'flat' (MAP = maximum likelihood), 'default' (documented weakly "
                         "informative priors), 'hese' (the HESE release's priors), or a JSON file of per-parameter priors "
                         f"(default '{prior_default}')")  # fmt: skip
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     _many_fit_parsers(sub, d)
     _compare_parser(sub, d)
     p_report = sub.add_parser("report", help="figures and report.md of a saved sample run")
-    p_report.add_argument("--run", type=Path, default=DEFAULT_OUT,
+    p_report.add_argument("--run", dest="run_dir", type=Path, default=DEFAULT_OUT,
                           help=f"folder of a 'sample' run (default {DEFAULT_OUT})")  # fmt: skip
     p_report.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     return parser
@@ -157,10 +157,11 @@ def _sampler_arguments(p, d: SamplerSettings) -> None:
 def _many_fit_parsers(sub, d: SamplerSettings) -> None:
     p_scan = sub.add_parser("scan", help="profile-likelihood scan over one or two parameters")
     _inputs_arguments(p_scan, prior_default="flat")
-    p_scan.add_argument("--param", action="append", required=True, metavar="NAME=START:STOP:NUM",
+    p_scan.add_argument("--param", dest="params", action="append", required=True,
+                        metavar="NAME=START:STOP:NUM",
                         help="scanned parameter and its grid numpy.linspace(START, STOP, NUM); "
                              "once or twice")  # fmt: skip
-    p_scan.add_argument("--run", type=Path, default=None, metavar="DIR",
+    p_scan.add_argument("--run", dest="posterior_run", type=Path, default=None, metavar="DIR",
                         help="a 'sample' run on the same inputs: overlay its credible regions")  # fmt: skip
     _cluster_arguments(p_scan)
     p_toys = sub.add_parser("toys", help="pseudo-experiments at a truth: pulls and coverage")
@@ -210,99 +211,42 @@ def _compare_parser(sub, d: SamplerSettings) -> None:
     _cluster_arguments(p)
 
 
-def _check_compare(args) -> None:
-    from model.jobs.compare import parse_models
-
-    if args.likelihood != "poisson":
-        raise UsageError("compare supports only --likelihood poisson (SAY is for spl only)")
-    if args.astro_model != "spl":
-        raise UsageError("compare fits the models of --models; --astro-model does not apply")
-    parse_models(args.models)
+# options that say where the inputs are: load_inputs's; every other option of a command is a
+# keyword of its function in model.api (tests/test_cli.py checks that the two sets agree)
+INPUT_OPTIONS = ("data", "sim", "hese_release", "double_cascades", "toy", "toy_seed", "no_cache")
 
 
-def _run_compare(args, inputs, say) -> None:
-    from model.jobs.compare import run_compare
-    from model.jobs.distributed import ClusterOptions
-
-    settings = SamplerSettings(draws=args.draws, tune=args.tune, chains=args.chains,
-                               target_accept=args.target_accept, seed=args.seed)  # fmt: skip
-    run_compare(inputs, args.prior, args.out, args.models, seed=args.seed, settings=settings,
-                components=args.components, smc_runs=args.smc_runs, smc_draws=args.smc_draws,
-                lrt_toys=args.lrt_toys,
-                cluster=ClusterOptions(scheduler=args.scheduler, workers=args.workers),
-                say=say, progressbar=not args.quiet)  # fmt: skip
-
-
-def _run_many(args, inputs, say) -> None:
-    from model.jobs.distributed import ClusterOptions
-
-    cluster = ClusterOptions(scheduler=args.scheduler, workers=args.workers)
-    common = dict(components=args.components, cluster=cluster, say=say,
-                  progressbar=not args.quiet, likelihood=args.likelihood,
-                  astro_model=args.astro_model)  # fmt: skip
-    if args.command == "scan":
-        from model.jobs.scan import parse_param, run_scan
-
-        params = [parse_param(text) for text in args.param]
-        run_scan(inputs, args.prior, args.out, params, posterior_run=args.run, **common)
-        return
-    settings = SamplerSettings(draws=args.draws, tune=args.tune, chains=args.chains,
-                               target_accept=args.target_accept, sampler="nutpie")  # fmt: skip
-    if args.command == "toys":
-        from model.jobs.toys import run_toys
-
-        run_toys(inputs, args.prior, args.out, args.truth, args.n, args.seed, nuts=args.nuts,
-                 settings=settings, resample=args.resample_sim, **common)  # fmt: skip
-        return
-    from model.jobs.sbc import run_sbc
-
-    run_sbc(inputs, args.prior, args.out, args.n, args.seed, settings=settings,
-            draws_per_fit=args.draws_per_fit, **common)  # fmt: skip
+def api_options(args) -> dict:
+    """The options of ``args`` that its command's function in :mod:`model.api` takes."""
+    return {k: v for k, v in vars(args).items() if k not in (*INPUT_OPTIONS, "command", "quiet")}
 
 
 def _run(args, say) -> None:
-    """The subcommand's job (heavy imports only here, after the arguments are checked)."""
-    if args.command == "report":  # reads only the run folder; imports no PyMC
-        from model.jobs.report_job import run_report
+    """The subcommand's job: :mod:`model.api`'s function of the same name (heavy imports
+    only here, after the arguments are checked)."""
+    from model import api
 
-        run_report(args.run, say=say)
+    if args.command == "report":  # reads only the run folder; imports no PyMC
+        api.write_report(args.run_dir, say=say)
         return
     from model.io.run_folder import check_output_folder
 
     check_output_folder(args.out)  # before any work
     if args.command == "compare":
-        _check_compare(args)
+        from model.jobs.compare import check_options
+
+        check_options(args.models, args.likelihood, args.astro_model)
     from model.jobs.inputs import component_set, load_inputs
 
     component_set(args.components, args.astro_model, args.likelihood)  # refuse bad pairs early
-    from model.jobs.runs import run_map, run_sample
-
     inputs = load_inputs(
         args.data, args.sim, hese_release=args.hese_release,
         double_cascades=args.double_cascades, toy_seed=args.toy_seed,
         use_cache=not args.no_cache, toy_name=args.toy,
     )  # fmt: skip
     say(f"inputs: {inputs.description}")
-    if args.command in ("scan", "toys", "sbc"):
-        _run_many(args, inputs, say)
-        return
-    if args.command == "compare":
-        _run_compare(args, inputs, say)
-        return
-    if args.command == "map":
-        run_map(inputs, args.prior, args.out, components=args.components, say=say,
-                likelihood=args.likelihood, astro_model=args.astro_model)  # fmt: skip
-        return
-    settings = SamplerSettings(
-        draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-        target_accept=args.target_accept, sampler=args.sampler,
-    )  # fmt: skip
-    run_sample(inputs, args.prior, args.out, settings, components=args.components,
-               progressbar=not args.quiet, say=say, report=args.report,
-               likelihood=args.likelihood, astro_model=args.astro_model,
-               groups=dict(posterior_predictive=args.posterior_predictive,
-                           log_likelihood=args.log_likelihood,
-                           prior_predictive=args.prior_predictive))  # fmt: skip
+    function = getattr(api, f"run_{args.command}")
+    function(inputs, **api_options(args), progressbar=not args.quiet, say=say)
 
 
 def main(argv=None) -> int:

@@ -101,3 +101,24 @@ def test_entry_point_is_the_fast_exit():
     """``pyproject.toml``'s ``diffuse-fit`` script is :func:`model.cli.console_main`."""
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"]["diffuse-fit"] == "model.cli:console_main"
+
+
+def test_every_command_option_is_a_keyword_of_its_api_function():
+    """The command line calls :mod:`model.api`; the two cannot drift apart: every option of a
+    command (but the inputs' and --quiet) is a keyword of its API function, and every
+    keyword of that function (but the inputs, progress and message channels) is an option."""
+    import argparse
+    import inspect
+
+    from model import api
+    from model.cli import INPUT_OPTIONS, build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    functions = {"report": api.write_report}
+    for name, sub in commands.choices.items():
+        options = {a.dest for a in sub._actions if a.dest != "help"} - {"quiet", *INPUT_OPTIONS}
+        function = functions.get(name) or getattr(api, f"run_{name}")
+        keywords = set(inspect.signature(function).parameters) - {"inputs", "say", "progressbar",
+                                                                    "model"}  # fmt: skip
+        assert options == keywords, (name, options ^ keywords)

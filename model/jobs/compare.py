@@ -62,6 +62,15 @@ class ModelResult:
     evidence_problem: str | None
 
 
+def check_options(models, likelihood: str, astro_model: str) -> list[str]:
+    """Refuse what ``compare`` cannot do (before any input is read); returns the models."""
+    if likelihood != "poisson":
+        raise UsageError("compare supports only --likelihood poisson (SAY is for spl only)")
+    if astro_model != "spl":
+        raise UsageError("compare fits the models of --models; --astro-model does not apply")
+    return parse_models(models)
+
+
 def parse_models(text: str | list) -> list[str]:
     """``spl,logparabola`` -> the list; each a known model, once, at least two."""
     names = [m.strip() for m in text.split(",")] if isinstance(text, str) else list(text)
