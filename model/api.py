@@ -160,11 +160,18 @@ def run_sample(
     posterior_predictive: bool = True,
     log_likelihood: bool = False,
     prior_predictive: bool = False,
+    model=None,
 ):
     """``diffuse-fit sample``: MAP, NUTS and (with ``report``) the report, into the run
     folder ``out``; returns the ``summary.json`` content.  ``likelihood``: ``"poisson"`` or
     ``"say"``; ``astro_model``: the astrophysical spectrum; the posterior's groups as
-    :func:`sample`'s."""
+    :func:`sample`'s.
+
+    ``model``: your own ``pm.Model`` of these inputs -- one :func:`build_model` made and you
+    extended (a ``pm.Potential``, another variable) -- fitted instead of the builder's: its
+    MAP by PyMC's log-density of it, its posterior by NUTS, and ``report.md`` says that the
+    model was extended and what was added.  ``priors``, ``components``, ``likelihood`` and
+    ``astro_model`` must be those it was built with (they bin the inputs for the report)."""
     from model.jobs.runs import run_sample as _run_sample
 
     settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
@@ -172,7 +179,7 @@ def run_sample(
         inputs, priors, out, settings, components=components, progressbar=progressbar,
         say=say, report=report, likelihood=likelihood, astro_model=astro_model,
         groups=dict(posterior_predictive=posterior_predictive, log_likelihood=log_likelihood,
-                    prior_predictive=prior_predictive),
+                    prior_predictive=prior_predictive), model=model,
     )  # fmt: skip
 
 

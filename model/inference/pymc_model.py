@@ -259,12 +259,21 @@ class ModelSignature:
     message only: the proof compares graphs, not names)."""
 
     logp: object
+    observation: object
     names: dict
     verified: tuple
 
     @classmethod
     def of(cls, model: pm.Model) -> ModelSignature:
-        return cls(model.logp(jacobian=True), _names(model), structure_key(model))
+        return cls(model.logp(jacobian=True), _observation_logp(model), _names(model),
+                   structure_key(model))  # fmt: skip
+
+    def same_observation(self, model: pm.Model) -> bool:
+        """Whether ``model``'s observation (the observed variables' log-density as a graph of
+        the parameters) is still the builder's: priors and potentials may differ."""
+        from pytensor.graph.basic import equal_computations
+
+        return equal_computations([_observation_logp(model)], [self.observation])
 
     def differences(self, model: pm.Model) -> str:
         """``""`` where ``model``'s log-density graph equals the builder's, else how it
@@ -293,6 +302,10 @@ class ModelSignature:
         )
 
 
+def _observation_logp(model: pm.Model):
+    return model.logp(vars=model.observed_RVs, jacobian=False)
+
+
 def _names(model: pm.Model) -> dict:
     return {
         "free variables": [v.name for v in model.free_RVs],
@@ -311,6 +324,18 @@ def builder_twin(model: pm.Model) -> tuple[NumpyTwin | None, str]:
         return None, "the model was not made by build_model (or was rebuilt, e.g. by pm.do)"
     why = signature.differences(model)
     return (None, why) if why else (twin, "")
+
+
+def observation_twin(model: pm.Model) -> NumpyTwin | None:
+    """The builder's :class:`NumpyTwin` where ``model``'s observation is provably still the
+    builder's (its log-density graph unchanged, whatever the user did to the priors or added
+    as potentials), else ``None``: the twin then computes the expectations, predictive draws
+    and point-wise log-likelihood of ``model``'s posterior exactly."""
+    twin = getattr(model, "diffuse_fit_twin", None)
+    signature = getattr(model, "diffuse_fit_signature", None)
+    if not isinstance(twin, NumpyTwin) or not isinstance(signature, ModelSignature):
+        return None
+    return twin if signature.same_observation(model) else None
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,12 @@ Coordinates: ``topology`` (names), ``zenith`` (bin centres, rad) with ``zenith_l
 ``energy_lower``, ``energy_upper``.  Bins no component populates have ``mu = 0``, count 0,
 log-likelihood 0.
 
-For the model :func:`model.inference.pymc_model.build_model` made, unchanged, the groups are
+Where the model's observation is the one :func:`model.inference.pymc_model.build_model` made
+(priors changed or potentials added do not matter:
+:func:`model.inference.pymc_model.observation_twin` compares the graphs), the groups are
 computed from the NumPy twin of its tables (no compilation; tests check them against
-``pm.sample_posterior_predictive`` and ``pm.compute_log_likelihood``).  For a model the user
-extended, PyMC computes them on the model's own ``bin`` dim.
+``pm.sample_posterior_predictive`` and ``pm.compute_log_likelihood``).  For a model whose
+observation the user changed, PyMC computes them on the model's own ``bin`` dim.
 """
 
 from __future__ import annotations
@@ -110,16 +112,16 @@ def complete(
 ):
     """Add the groups of the module docstring to the sampler's DataTree ``tree`` of ``model``
     (in place; returned).  ``seed``: the sampler's; the predictive draws use ``seed + 1``."""
-    from model.inference.pymc_model import builder_twin
+    from model.inference.pymc_model import observation_twin
 
-    twin, _ = builder_twin(model)
+    twin = observation_twin(model)
     if twin is None:
         return _complete_by_pymc(tree, model, seed, posterior_predictive, log_likelihood,
                                  prior_predictive, prior_draws)  # fmt: skip
     templates = twin.templates
     binning = templates.binning
     counts = twin.full_counts(model)
-    names = [rv.name for rv in model.free_RVs]
+    names = [rv.name for rv in model.free_RVs if rv.name in twin.priors]  # the tables'
     coords = analysis_coords(binning)
     sample = _sample_coords(tree)
     tree["observed_data"] = xr.DataTree(

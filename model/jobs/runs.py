@@ -25,9 +25,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from model.binned import reference_fit
 from model.binned.dataset import BinnedDataset, bin_dataset
-from model.errors import FitFailed, RunInterrupted
+from model.errors import FitFailed, RunInterrupted, UsageError
 from model.inference.map_core import fit_map
 from model.inference.priors import resolve_priors
 from model.inference.profile import ProfileFitter
@@ -62,6 +64,7 @@ class Job:
     say: callable
     likelihood: str = "poisson"
     astro_model: str = "spl"
+    extension: str = ""  # how a user's model differs from build_model's ("" for none)
 
     @classmethod
     def prepare(
@@ -87,9 +90,39 @@ class Job:
         return cls(inputs, binned, priors, model, str(prior_spec), components, say, likelihood,
                    astro_model)  # fmt: skip
 
+    def use_model(self, model) -> None:
+        """Fit the user's ``model`` (built from these inputs by ``build_model``, then extended,
+        or written by the user) instead of the builder's: the MAP then runs on PyMC's
+        log-density of it, and every record says how it differs
+        (:func:`model.inference.pymc_model.builder_twin`)."""
+        from model.inference.pymc_model import builder_twin
+
+        twin, why = builder_twin(model)
+        recorded = getattr(model, "diffuse_fit_twin", None)
+        if recorded is not None:
+            counts = recorded.full_counts(model)
+            if counts.shape != self.binned.counts.shape or not np.array_equal(
+                counts, self.binned.counts
+            ):
+                raise UsageError("the model was built from other inputs than the run's "
+                                 "(its observed counts differ)")  # fmt: skip
+        vectors = [rv.name for rv in model.free_RVs if rv.ndim != 0]
+        if vectors:
+            raise UsageError(f"run_sample reports scalar parameters; {', '.join(vectors)} "
+                             "are vectors (sample the model with model.sample instead)")  # fmt: skip
+        missing = set(parameter_names(self.binned.components)) - {rv.name for rv in model.free_RVs}
+        if missing:
+            raise UsageError(f"the model lacks the parameters {', '.join(sorted(missing))} "
+                             "that the report's expectations need")  # fmt: skip
+        self.model = model
+        self.extension = "" if twin is not None else why
+
     @property
     def parameters(self) -> list[str]:
-        return list(parameter_names(self.binned.components))
+        names = list(parameter_names(self.binned.components))
+        if self.extension:  # the user's added variables too
+            names += [rv.name for rv in self.model.free_RVs if rv.name not in names]
+        return names
 
     def provenance(self, **extra) -> dict:
         """What was fitted: inputs (files, hashes, how they were read), binning, components,
@@ -105,6 +138,7 @@ class Job:
             component_definitions=[asdict(c) for c in self.binned.components],
             parameters=self.parameters,
             likelihood=self.likelihood,
+            model_extension=self.extension or None,
             **self.binned.provenance(),
             **extra,
         )
@@ -113,8 +147,13 @@ class Job:
         """MAP + the workshop's scipy fit (a Poisson fit: for the Poisson likelihood only);
         returns the ``map.json`` content."""
         self.say("finding the MAP ...")
-        profile = ProfileFitter(self.binned.templates, self.priors, likelihood=self.likelihood)
-        result = fit_map(profile, self.binned.counts)
+        if self.extension:  # the user's model: PyMC's log-density of it
+            from model.inference.map_fit import MapFitter
+
+            result = MapFitter(self.model).fit()
+        else:
+            profile = ProfileFitter(self.binned.templates, self.priors, likelihood=self.likelihood)
+            result = fit_map(profile, self.binned.counts)
         if not result.converged:
             raise FitFailed(
                 "the MAP fit failed, nothing was written: " + "; ".join(result.problems)
@@ -128,6 +167,7 @@ class Job:
             self.components == "workshop"
             and self.likelihood == "poisson"
             and (self.astro_model == "spl")
+            and not self.extension  # the workshop's is the unextended model
         ):
             fit = reference_fit.fit(b.counts, b.simulation, b.sim_bin_index, b.binning.n_bins)
             ref = {**fit.as_dict(), "neg_log_likelihood": fit.neg_log_likelihood,
@@ -147,6 +187,7 @@ class Job:
             "reference_fit": ref,
             "parameter_order": names,
             "likelihood": self.likelihood,
+            "map_path": result.path,
         }
         self.say(format_map(out))
         for problem in result.problems:  # loud even with --quiet
@@ -218,16 +259,21 @@ def run_sample(
     likelihood="poisson",
     astro_model="spl",
     groups: dict | None = None,
+    model=None,
 ) -> dict:
     """``diffuse-fit sample``: MAP, then NUTS; write the run folder ``out`` (map.json,
     posterior.nc with the fit record, summary.json/.txt; with ``report``, the report too);
     ``likelihood``: "poisson" or "say"; ``astro_model``: the astrophysical spectrum;
     ``groups``: which of ``posterior_predictive`` (default True), ``log_likelihood``,
     ``prior_predictive`` (default False) the posterior gets
-    (:func:`model.jobs.inference_data.complete`)."""
+    (:func:`model.jobs.inference_data.complete`); ``model``: a user's PyMC model of these
+    inputs (extended), fitted instead of the builder's (:meth:`Job.use_model`)."""
     out = check_output_folder(out)
     with interruptible(out) as interrupts:
-        job = Job.prepare(inputs, prior_spec, components, say, likelihood, astro_model)
+        job = Job.prepare(inputs, prior_spec, components, say, likelihood, astro_model,
+                          build=model is None)  # fmt: skip
+        if model is not None:
+            job.use_model(model)
         map_result = job.run_map()
         sampler = settings.resolved_sampler()
         say(f"sampling: {settings.chains} chains x ({settings.tune} tune + {settings.draws} "

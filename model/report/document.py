@@ -99,6 +99,18 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
         "",
         _table(priors, ["parameter", "prior"]),
         "",
+        *(
+            [
+                "## The model was extended",
+                "",
+                f"The fitted model is not the one `build_model` made from these priors: "
+                f"{prov['model_extension']}. Its MAP is PyMC's optimum of that model's "
+                "log-density; the workshop's scipy fit (of the unextended model) is not shown.",
+                "",
+            ]
+            if prov.get("model_extension")
+            else []
+        ),  # fmt: skip
         "## MAP",
         "",
         "Errors: square roots of the inverse-Hessian diagonal at the MAP.",
