@@ -40,6 +40,9 @@ def test_api_run_map_writes_a_verified_run_folder(tmp_path):
     written = run.json("map.json")
     for name in ("atmos_norm", "astro_norm", "astro_gamma"):
         assert written[name] == pytest.approx(result["reference_fit"][name], rel=1e-6)
+    assert written["units"] == {"atmos_norm": "1", "astro_gamma": "1",
+                                "astro_norm": "1e-18 GeV^-1 cm^-2 s^-1 sr^-1"}  # fmt: skip
+    assert written["map_path"] == "numpy"
 
 
 def test_every_api_name_resolves():

@@ -138,3 +138,19 @@ def test_fitter_notices_a_model_extended_after_it_was_made(binned_toy):
     result = fitter.fit()
     assert result.path == "pymc"
     _assert_close(result, _find_map(m))
+
+
+def test_fit_result_reads_like_a_fit_result(binned_toy):
+    """Values, errors, units, covariance and correlation (from the covariance), -ln L, path,
+    problems; printed as a table."""
+    result = df.fit_map(df.build_model(binned_toy, priors="flat"))
+    cov = result.covariance
+    d = np.sqrt(np.diag(cov))
+    np.testing.assert_allclose(result.correlation, cov / np.outer(d, d), rtol=1e-12)
+    np.testing.assert_allclose(np.diag(result.correlation), 1.0, rtol=1e-12)
+    assert result.units["astro_norm"] == "1e-18 GeV^-1 cm^-2 s^-1 sr^-1"
+    assert result.units["astro_gamma"] == "1" and result.names == list(PARAMETERS)
+    content = result.to_dict()
+    assert content["errors"] == result.errors and content["path"] == "numpy"
+    text = str(result)
+    assert "astro_norm" in text and "-ln L" in text and "GeV^-1" in text

@@ -70,6 +70,10 @@ def test_sample_summary_json(sample_run):
     assert {"loaded_from", "columns_sha256", "clamped"} <= set(prov["simulation"])
     assert prov["parameters"] == NAMES and prov["component_definitions"][1]["index_range"]
     assert (sample_run / "summary.txt").read_text().count("astro_gamma") == 1
+    header = (sample_run / "summary.txt").read_text().splitlines()[0].split()
+    assert {"hdi_3%", "hdi_97%"} <= set(header)  # the names summary.json uses
+    assert summary["units"]["astro_norm"] == "1e-18 GeV^-1 cm^-2 s^-1 sr^-1"
+    assert summary["parameters"]["astro_gamma"]["unit"] == "1"
 
 
 def test_map_cli_writes_contract_keys(tmp_path, binned):

@@ -24,6 +24,7 @@ import scipy.optimize
 from model.binned import reference_fit
 from model.inference.profile import GRADIENT_TOLERANCE, ProfileFitter
 from model.inference.profile import covariance_from_hessian as _covariance
+from model.physics.parameters import units as parameter_units
 
 X0 = dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))  # the workshop's start
 MAP_OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}
@@ -74,6 +75,50 @@ class MapResult:
     unconstrained: list[str] = field(default_factory=list)
     path: str = "numpy"
     path_reason: str = ""
+
+    @property
+    def names(self) -> list[str]:
+        """Parameter names, in the order of ``covariance``'s rows."""
+        return list(self.values)
+
+    @property
+    def units(self) -> dict:
+        """Parameter -> unit (:mod:`model.physics.parameters`; "" where unknown)."""
+        return parameter_units(self.values)
+
+    @property
+    def correlation(self) -> np.ndarray:
+        """Correlation matrix ``cov_ij / sqrt(cov_ii cov_jj)`` (NaN where undefined)."""
+        d = np.sqrt(np.diag(self.covariance))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.covariance / np.outer(d, d)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able content: values, errors, units, covariance, correlation, -ln L,
+        convergence, path, problems."""
+        finite = lambda m: [[float(x) if np.isfinite(x) else None for x in row] for row in m]  # noqa: E731
+        return {"values": dict(self.values), "errors": self.errors, "units": self.units,
+                "covariance": finite(self.covariance), "correlation": finite(self.correlation),
+                "neg_log_likelihood": self.neg_log_likelihood, "converged": self.converged,
+                "path": self.path, "path_reason": self.path_reason, "problems": list(self.problems),
+                "message": self.message}  # fmt: skip
+
+    def __str__(self) -> str:
+        """A table as iminuit prints one: value, error, unit; then -ln L, path, problems."""
+        errors = self.errors
+        width = max(len(n) for n in self.values) if self.values else 4
+        lines = [f"MAP ({'converged' if self.converged else 'NOT converged'}; "
+                 f"path: {self.path}{f' -- {self.path_reason}' if self.path_reason else ''})"]  # fmt: skip
+        for name, value in self.values.items():
+            error = errors[name]
+            shown = "(unconstrained)" if error is None else f"+- {error:.4g}"
+            lines.append(f"  {name:{width}s} = {value:12.6g} {shown:>16s}  {self.units[name]}")
+        lines.append(f"  -ln L = {self.neg_log_likelihood:.6f}")
+        lines += [f"  problem: {p}" for p in self.problems]
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # IPython / Jupyter
+        printer.text(str(self))
 
     @property
     def errors(self) -> dict:

@@ -40,6 +40,7 @@ from model.jobs.inputs import COMPONENT_SETS, Inputs, component_set  # noqa: F40
 from model.jobs.interrupt import interrupted_message, interruptible
 from model.jobs.provenance import record
 from model.physics.components import parameter_names, parameter_supports
+from model.physics.parameters import units
 
 
 def sample(model, settings: SamplerSettings, progressbar: bool = True):
@@ -179,6 +180,8 @@ class Job:
             "neg_log_likelihood": result.neg_log_likelihood,
             "covariance": result.covariance.tolist(),
             "errors": result.errors,
+            "units": result.units,
+            "correlation": result.to_dict()["correlation"],
             "converged": result.converged,
             "problems": result.problems,
             "unconstrained": result.unconstrained,
@@ -240,11 +243,19 @@ def run_map(
     return result
 
 
+# summary.json's names of ArviZ's summary columns (summary.txt uses the same)
+SUMMARY_COLUMNS = {"mean": "mean", "sd": "sd", "hdi94_lb": "hdi_3%", "hdi94_ub": "hdi_97%",
+                   "r_hat": "r_hat", "ess_bulk": "ess_bulk", "ess_tail": "ess_tail",
+                   "mcse_mean": "mcse_mean"}  # fmt: skip
+
+
 def _summary_dict(table, names) -> dict:
-    keep = {"mean": "mean", "sd": "sd", "hdi94_lb": "hdi_3%", "hdi94_ub": "hdi_97%",
-            "r_hat": "r_hat", "ess_bulk": "ess_bulk", "ess_tail": "ess_tail",
-            "mcse_mean": "mcse_mean"}  # fmt: skip
-    return {n: {new: float(table.loc[n, old]) for old, new in keep.items()} for n in names}
+    keep = SUMMARY_COLUMNS
+    unit = units(names)
+    return {
+        n: {**{new: float(table.loc[n, old]) for old, new in keep.items()}, "unit": unit[n]}
+        for n in names
+    }
 
 
 def run_sample(
@@ -328,10 +339,12 @@ def _summarise(job: Job, idata, map_result: dict, settings, sampling_s: float):
             k: map_result[k]
             for k in [*names, "neg_log_likelihood", "covariance", "errors", "problems"]
         },  # fmt: skip
+        "units": units(names),
         "reference_fit": map_result["reference_fit"],
         "wall_times_s": {"map": map_result["wall_time_s"], "sampling": sampling_s},
         "ess_bulk_per_second": float(diag["min_ess_bulk"] / sampling_s),
         "provenance": provenance,
     }
     map_result["provenance"] = provenance
-    return summary, table.to_string(float_format=lambda v: f"{v:.4g}")
+    text = table.rename(columns=SUMMARY_COLUMNS).to_string(float_format=lambda v: f"{v:.4g}")
+    return summary, text

@@ -16,22 +16,26 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from model.binned.binning import Binning  # noqa: E402
+from model.physics.parameters import parameter_info  # noqa: E402
 from model.report.predictive import Bands, poisson_interval, project  # noqa: E402
 
-LABELS = {
-    "atmos_norm": r"$N_\mathrm{atmos}$",
-    "astro_norm": "$N_\\mathrm{astro}$\n[$10^{-18}$ GeV$^{-1}$ cm$^{-2}$ s$^{-1}$ sr$^{-1}$]",
-    "astro_gamma": r"$\gamma_\mathrm{astro}$",
-    "prompt_norm": r"$N_\mathrm{prompt}$",
-    "muon_norm": r"$N_\mu$",
-}
-SHORT = {
-    "atmos_norm": r"$N_\mathrm{atmos}$",
-    "astro_norm": r"$N_\mathrm{astro}$",
-    "astro_gamma": r"$\gamma_\mathrm{astro}$",
-    "prompt_norm": r"$N_\mathrm{prompt}$",
-    "muon_norm": r"$N_\mu$",
-}
+
+class _Labels(dict):
+    """Parameter -> figure label from :mod:`model.physics.parameters` (any name works)."""
+
+    def __init__(self, attribute: str):
+        super().__init__()
+        self._attribute = attribute
+
+    def __missing__(self, name):
+        return getattr(parameter_info(name), self._attribute)
+
+    def get(self, name, default=None):  # every name has a label
+        return self[name]
+
+
+LABELS = _Labels("label")  # with units: corner plots
+SHORT = _Labels("symbol")  # symbols only: trace and rank plots
 MARKERS = {  # name -> (colour, marker, legend label)
     "map": ("tab:red", "s", "MAP"),
     "workshop": ("tab:green", "x", "workshop scipy fit"),
