@@ -71,7 +71,7 @@ def test_spectrum_plots(built, binned, axis):
     ax = fig.axes[0]
     assert ax.get_ylabel() == "Events per bin"
     if axis == "energy":
-        assert "[GeV]" in ax.get_xlabel() and ax.get_xscale() == "log"
+        assert "[GeV]" in fig.axes[1].get_xlabel() and ax.get_xscale() == "log"
     observed = pp.project(binned.counts, binned.binning, axis)
     errorbars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
     assert len(errorbars) == 1
@@ -85,6 +85,20 @@ def test_spectrum_plots(built, binned, axis):
     np.testing.assert_allclose(bands.mean, sum(bands.components.values()), rtol=1e-10)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "atmospheric (posterior mean)" in labels and "expectation, 95% credible" in labels
+    # empty bins: a 68% upper-limit marker each (Poisson upper end for k = 0)
+    limits = [line for line in ax.lines if line.get_marker() == "v"]
+    n_empty = int(np.sum(observed == 0))
+    assert len(limits[0].get_xdata()) == n_empty if n_empty else not limits
+    if n_empty:
+        np.testing.assert_allclose(limits[0].get_ydata(), pp.poisson_interval(0.0)[1])
+    # the ratio panel: data / posterior mean expectation, around 1
+    ratio = fig.axes[1]
+    assert ratio.get_ylabel() == "data / expectation"
+    points = [c for c in ratio.containers if isinstance(c, ErrorbarContainer)][0].lines[0]
+    shown = (observed > 0) & (bands.mean > 0)
+    order = slice(None, None, -1) if axis == "zenith" else slice(None)
+    expected = (observed / np.where(bands.mean > 0, bands.mean, np.nan))[order][shown[order]]
+    np.testing.assert_allclose(points.get_ydata(), expected, rtol=1e-12)
 
 
 def test_diagnostic_figures(built):
@@ -94,6 +108,10 @@ def test_diagnostic_figures(built):
     assert all(len(ax.lines) == 2 for ax in trace.axes)  # one trace per chain
     rank = out["figures"]["rank"]
     assert len(rank.axes) == 3
+    legend = [t.get_text() for t in rank.axes[0].get_legend().get_texts()]
+    assert legend == ["chain 0", "chain 1"]  # a legend names the chains
+    colours = [line.get_color() for line in rank.axes[0].get_legend().get_lines()]
+    assert colours == [line.get_color() for line in rank.axes[0].lines[:2]]
     for ax in rank.axes:
         assert len(ax.lines) == 2  # one rank ECDF per chain
         band = ax.collections[0].get_paths()[0].vertices[:, 1]  # the simultaneous band
@@ -147,8 +165,8 @@ def test_report_writes_document(reported):
     figures = [
         line[line.index("](") + 2 : -5] for line in text.splitlines() if line.startswith("![")
     ]
-    assert set(figures) == {"corner", "spectrum_energy", "spectrum_zenith", "spectrum_topology",
-                            "trace", "rank", "ppc_deviance"}  # fmt: skip
+    assert set(figures) == {"corner", "flux", "spectrum_energy", "spectrum_zenith",
+                            "spectrum_topology", "trace", "rank", "ppc_deviance"}  # fmt: skip
     run = read_run(reported)  # the report is part of the run: listed and verified
     for name in figures:
         assert len(run.contents[f"{name}.png"]) > 10_000 and f"{name}.pdf" in run.contents
@@ -186,3 +204,21 @@ def test_report_of_damaged_posterior_is_one_line_error(sample_run, tmp_path):
     (tmp_path / "truncated" / "map.json").write_text("{}")  # changed after the run
     with pytest.raises(DataFormatError, match="differs from the run's manifest"):
         run_report(tmp_path / "truncated")
+
+
+def test_corner_keeps_a_far_truth_in_view(built):
+    """A truth far out in a tail widens its panel's range (it is drawn, not clipped)."""
+    from model.report.plots import _corner_ranges
+
+    samples = np.random.default_rng(1).normal(3.0, 0.1, (2000, 1))
+    ((lo, hi),) = _corner_ranges(samples, ["astro_gamma"], {"truth": {"astro_gamma": 2.0}})
+    assert lo < 2.0 < hi and hi > 3.3
+    ((lo, hi),) = _corner_ranges(samples, ["astro_gamma"], {"truth": None})
+    assert lo > 2.5
+
+
+def test_flux_figure_of_the_runs_model(built):
+    out, _, summary = built
+    ax = out["figures"]["flux"].axes[0]
+    assert ax.get_xscale() == "log" and "E² dΦ/dE" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["single power law"]

@@ -46,8 +46,6 @@ from model.jobs.runs import Job, sample
 from model.jobs.tasks import alternative_fit, likelihood_ratio, lrt_toy, task_seed
 from model.physics.spectra import ASTRO_MODELS, NESTS_SPL
 
-ENERGIES_GEV = np.geomspace(1.0e4, 1.0e7, 121)  # where the spectrum bands are evaluated
-
 
 @dataclass
 class ModelResult:
@@ -385,21 +383,15 @@ def format_table(table: dict) -> str:
 
 
 def _spectra(results) -> tuple[dict, dict]:
-    from model.physics.flux import astrophysical_component, sensitive_energy_range
-    from model.report.spectrum import flux_band
+    from model.physics.flux import astrophysical_component
+    from model.report.spectrum import ENERGIES_GEV, flux_band
 
     bands, ranges = {}, {}
     for r in results:
-        binned = r.job.binned
-        component = astrophysical_component(binned.components)
+        component = astrophysical_component(r.job.binned.components)
         draws = {n: r.idata.posterior[n].values for n in component.parameters}
         bands[r.name] = flux_band(component, draws, ENERGIES_GEV)
-        best = {n: r.map_result[n] for n in r.map_result["parameter_order"]}
-        weights = component.event_weights(binned.simulation, best)
-        energy = binned.simulation[component.energy_field]
-        ranges[r.name] = tuple(
-            map(float, sensitive_energy_range(weights, energy, binned.sim_bin_index >= 0))
-        )
+        ranges[r.name] = r.job.sensitive_range(r.map_result)
     return bands, ranges
 
 

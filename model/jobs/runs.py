@@ -118,6 +118,18 @@ class Job:
         self.model = model
         self.extension = "" if twin is not None else why
 
+    def sensitive_range(self, map_result: dict) -> tuple[float, float]:
+        """The astrophysical flux's sensitive range of true energy (GeV) at the MAP
+        (:func:`model.physics.flux.sensitive_energy_range`)."""
+        from model.physics.flux import astrophysical_component, sensitive_energy_range
+
+        b = self.binned
+        component = astrophysical_component(b.components)
+        best = {n: map_result[n] for n in map_result["parameter_order"]}
+        weights = component.event_weights(b.simulation, best)
+        energy = b.simulation[component.energy_field]
+        return tuple(map(float, sensitive_energy_range(weights, energy, b.sim_bin_index >= 0)))
+
     @property
     def parameters(self) -> list[str]:
         names = list(parameter_names(self.binned.components))
@@ -340,6 +352,7 @@ def _summarise(job: Job, idata, map_result: dict, settings, sampling_s: float):
             for k in [*names, "neg_log_likelihood", "covariance", "errors", "problems"]
         },  # fmt: skip
         "units": units(names),
+        "sensitive_energy_range_GeV": list(job.sensitive_range(map_result)),
         "reference_fit": map_result["reference_fit"],
         "wall_times_s": {"map": map_result["wall_time_s"], "sampling": sampling_s},
         "ess_bulk_per_second": float(diag["min_ess_bulk"] / sampling_s),

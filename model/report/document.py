@@ -1,6 +1,6 @@
 """The report of a run: figures and ``report.md``, written into the run's folder.
 
-Figures (PNG for the document, PDF for papers): ``corner``, ``spectrum_energy``,
+Figures (PNG for the document, PDF for papers): ``corner``, ``flux``, ``spectrum_energy``,
 ``spectrum_zenith``, ``spectrum_topology``, ``trace``, ``rank``, ``ppc_deviance``; with
 ``ppc.json`` and ``report.md``.  Everything comes from the run itself (its JSON files and the
 posterior with its fit record, :class:`model.report.predictive.FitRecord`).
@@ -41,6 +41,7 @@ def build_figures(map_result, summary, idata, record: pp.FitRecord, seed: int = 
         figures[f"spectrum_{axis}"] = plots.projection_plot(
             record.counts, bands[axis], record.binning, axis
         )
+    figures["flux"] = _flux_figure(summary, idata, record)
     figures["trace"] = plots.trace_plot(idata, names)
     figures["rank"] = plots.rank_plot(idata, names)
     # the likelihood of the fit (recorded in its provenance): SAY needs its own discrepancy
@@ -49,6 +50,20 @@ def build_figures(map_result, summary, idata, record: pp.FitRecord, seed: int = 
     check = pp.deviance_check(record.counts, components, rng, s2=s2)
     figures["ppc_deviance"] = plots.deviance_plot(check)
     return {"figures": figures, "bands": bands, "ppc": check, "points": points}
+
+
+def _flux_figure(summary, idata, record: pp.FitRecord):
+    """The unfolded astrophysical flux ``E^2 dPhi/dE`` of the run's own spectral model: its
+    posterior band, drawn solid in the sensitive energy range recorded in ``summary.json``."""
+    from model.physics.flux import astrophysical_component
+    from model.report.spectrum import ENERGIES_GEV, flux_band, spectrum_figure
+
+    model = summary["provenance"].get("astro_model", "spl")
+    component = astrophysical_component(record.templates.components)
+    draws = {n: np.asarray(idata.posterior[n].values) for n in component.parameters}
+    band = flux_band(component, draws, ENERGIES_GEV)
+    limits = summary.get("sensitive_energy_range_GeV")
+    return spectrum_figure({model: band}, {model: tuple(limits)} if limits else {})
 
 
 def _table(rows, header) -> str:
@@ -140,6 +155,18 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
         "Corner plot (68% / 95% credible regions; MAP, workshop fit and truth marked):",
         "",
         "![corner](corner.png)",
+        "",
+        "The unfolded astrophysical flux E² dΦ/dE (all flavours, ν + ν̄): posterior median, 68% "
+        "and 95% credible bands of the fitted spectrum, solid in the sensitive energy range "
+        "(the central 90% of the true energy of the expected astrophysical events in the bins"
+        + (
+            ", {:.3g}-{:.3g} GeV".format(*summary["sensitive_energy_range_GeV"])
+            if summary.get("sensitive_energy_range_GeV")
+            else ""
+        )
+        + "):",
+        "",
+        "![flux](flux.png)",
         "",
         "Observed events (68% Poisson intervals) against the posterior-predictive expectation "
         "(dashed: posterior mean; bands: its 68% / 95% credible intervals; lines: component "

@@ -46,6 +46,20 @@ CREDIBLE_LEVELS = (0.68, 0.95)
 RANK_BAND = 0.95
 
 
+def _corner_ranges(samples, names, points: dict, pad: float = 0.05) -> list[tuple]:
+    """Per parameter, the range of the draws (0.05% to 99.95%) widened to hold every marked
+    point, so that a truth far in a tail stays visible."""
+    ranges = []
+    for i, name in enumerate(names):
+        lo, hi = np.quantile(samples[:, i], [0.0005, 0.9995])
+        for values in points.values():
+            if values and name in values and np.isfinite(values[name]):
+                lo, hi = min(lo, values[name]), max(hi, values[name])
+        width = (hi - lo) or abs(hi) or 1.0
+        ranges.append((lo - pad * width, hi + pad * width))
+    return ranges
+
+
 def corner_plot(posterior, names, points: dict) -> plt.Figure:
     """1-D marginals and 68%/95% credible contours, with reference points marked.
 
@@ -54,6 +68,7 @@ def corner_plot(posterior, names, points: dict) -> plt.Figure:
     samples = np.column_stack([np.asarray(posterior[n]).reshape(-1) for n in names])
     fig = corner.corner(
         samples,
+        range=_corner_ranges(samples, names, points),
         labels=[LABELS.get(n, n) for n in names],
         levels=CREDIBLE_LEVELS,
         plot_datapoints=False,
@@ -92,15 +107,19 @@ def _axis_geometry(binning: Binning, axis: str):
 
 
 def projection_plot(counts, bands: Bands, binning: Binning, axis: str) -> plt.Figure:
-    """Observed counts (Poisson 68% error bars) against the posterior-predictive expectation.
+    """Observed counts (Poisson 68% error bars; 68% upper limits for empty bins) against the
+    posterior-predictive expectation, with a panel of their ratio below.
 
     Bands are 68% / 95% credible intervals of the expected events; the posterior mean
-    expectation is the dashed line; component posterior means are outlined.
+    expectation is the dashed line; component posterior means are outlined.  The ratio panel
+    shows data / (posterior mean expectation) with the data's Poisson intervals and the
+    bands divided by the same mean.
     """
     edges, reverse, xlabel, log = _axis_geometry(binning, axis)
     order = slice(None, None, -1) if reverse else slice(None)
     observed = project(np.asarray(counts, dtype=np.float64), binning, axis)[order]
-    fig, ax = plt.subplots(figsize=(8, 5.5), layout="constrained")
+    fig, (ax, ratio_ax) = plt.subplots(2, 1, figsize=(8, 7), sharex=True, layout="constrained",
+                                       gridspec_kw={"height_ratios": [3, 1]})  # fmt: skip
     x = edges
     ax.stairs(bands.band95[1][order], x, baseline=bands.band95[0][order], fill=True,
               color="0.85", label="expectation, 95% credible")  # fmt: skip
@@ -116,7 +135,10 @@ def projection_plot(counts, bands: Bands, binning: Binning, axis: str) -> plt.Fi
     ax.errorbar(centres[shown], observed[shown],
                 yerr=[observed[shown] - lower[shown], upper[shown] - observed[shown]],
                 fmt="o", color="k", ms=5, capsize=3, label="data (68% Poisson interval)")  # fmt: skip
-    ax.set_xlabel(xlabel, fontsize=12)
+    empty = ~shown
+    if np.any(empty):
+        ax.plot(centres[empty], upper[empty], "v", color="k", ms=6, mfc="none",
+                label="no events: 68% upper limit")  # fmt: skip
     ax.set_ylabel("Events per bin", fontsize=12)
     if log:
         ax.set_xscale("log")
@@ -124,9 +146,28 @@ def projection_plot(counts, bands: Bands, binning: Binning, axis: str) -> plt.Fi
         ax.set_ylim(0.05, max(bands.band95[1].max(), observed.max()) * 8)
     else:
         ax.set_ylim(0, max(bands.band95[1].max(), observed.max()) * 1.45)
-    if axis == "topology":
-        ax.set_xticks(centres, ["cascade", "track"][: len(centres)])
     ax.legend(fontsize=9, loc="upper right", ncols=2, frameon=False)
+    # ratio to the posterior mean expectation (bins with no expectation left blank)
+    mean = bands.mean[order]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(mean > 0, 1.0 / mean, np.nan)
+    ratio_ax.stairs(bands.band95[1][order] * scale, x, baseline=bands.band95[0][order] * scale,
+                    fill=True, color="0.85")  # fmt: skip
+    ratio_ax.stairs(bands.band68[1][order] * scale, x, baseline=bands.band68[0][order] * scale,
+                    fill=True, color="0.65")  # fmt: skip
+    ratio_ax.axhline(1.0, color="k", ls="--", lw=1.0)
+    r, r_lo, r_hi = observed * scale, lower * scale, upper * scale
+    ok = shown & np.isfinite(r)
+    ratio_ax.errorbar(centres[ok], r[ok], yerr=[r[ok] - r_lo[ok], r_hi[ok] - r[ok]], fmt="o",
+                      color="k", ms=4, capsize=2)  # fmt: skip
+    limits = empty & np.isfinite(r_hi)
+    ratio_ax.plot(centres[limits], r_hi[limits], "v", color="k", ms=5, mfc="none")
+    top = np.nanmax(np.r_[r_hi[ok | limits], 2.0]) if np.any(ok | limits) else 2.0
+    ratio_ax.set_ylim(0, min(top * 1.1, 5.0))
+    ratio_ax.set_ylabel("data / expectation", fontsize=11)
+    ratio_ax.set_xlabel(xlabel, fontsize=12)
+    if axis == "topology":
+        ratio_ax.set_xticks(centres, ["cascade", "track"][: len(centres)])
     return fig
 
 
@@ -166,6 +207,10 @@ def rank_plot(idata, names) -> plt.Figure:
     for ax, name in zip(fig.axes, names, strict=True):
         ax.set_title(SHORT.get(name, name), fontsize=11)
         ax.set_ylabel("ECDF - uniform")
+    chains = idata.posterior["chain"].values
+    lines = fig.axes[0].lines[: len(chains)]  # one ECDF line per chain, in chain order
+    fig.axes[0].legend(lines, [f"chain {c}" for c in chains], fontsize=8, ncols=len(chains),
+                       loc="upper right", frameon=False)  # fmt: skip
     fig.suptitle(f"Rank ECDFs per chain, {RANK_BAND:.0%} simultaneous band (grey)")
     return fig
 

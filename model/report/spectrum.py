@@ -20,6 +20,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from model.physics.flux import e2_flux  # noqa: E402
 
 QUANTILES = (0.025, 0.16, 0.5, 0.84, 0.975)
+ENERGIES_GEV = np.geomspace(1.0e4, 1.0e7, 121)  # where the spectrum bands are evaluated
 MODEL_LABELS = {
     "spl": "single power law",
     "logparabola": "log-parabola",
