@@ -67,7 +67,7 @@ def test_corner_plot_content(built):
 @pytest.mark.parametrize("axis", ["energy", "zenith", "topology"])
 def test_spectrum_plots(built, binned, axis):
     out, _, _ = built
-    fig = out["figures"][f"spectrum_{axis}"]
+    fig = out["figures"][f"events_{axis}"]
     ax = fig.axes[0]
     assert ax.get_ylabel() == "Events per bin"
     if axis == "energy":
@@ -165,8 +165,8 @@ def test_report_writes_document(reported):
     figures = [
         line[line.index("](") + 2 : -5] for line in text.splitlines() if line.startswith("![")
     ]
-    assert set(figures) == {"corner", "flux", "spectrum_energy", "spectrum_zenith",
-                            "spectrum_topology", "trace", "rank", "ppc_deviance"}  # fmt: skip
+    assert set(figures) == {"corner", "flux", "events_energy", "events_zenith",
+                            "events_topology", "trace", "rank", "ppc_deviance"}  # fmt: skip
     run = read_run(reported)  # the report is part of the run: listed and verified
     for name in figures:
         assert len(run.contents[f"{name}.png"]) > 10_000 and f"{name}.pdf" in run.contents

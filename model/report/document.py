@@ -1,7 +1,7 @@
 """The report of a run: figures and ``report.md``, written into the run's folder.
 
-Figures (PNG for the document, PDF for papers): ``corner``, ``flux``, ``spectrum_energy``,
-``spectrum_zenith``, ``spectrum_topology``, ``trace``, ``rank``, ``ppc_deviance``; with
+Figures (PNG for the document, PDF for papers): ``corner``, ``flux``, ``events_energy``,
+``events_zenith``, ``events_topology``, ``trace``, ``rank``, ``ppc_deviance``; with
 ``ppc.json`` and ``report.md``.  Everything comes from the run itself (its JSON files and the
 posterior with its fit record, :class:`model.report.predictive.FitRecord`).
 """
@@ -38,7 +38,7 @@ def build_figures(map_result, summary, idata, record: pp.FitRecord, seed: int = 
     bands = {}
     for axis in ("energy", "zenith", "topology"):
         bands[axis] = pp.predictive_bands(components, record.binning, axis)
-        figures[f"spectrum_{axis}"] = plots.projection_plot(
+        figures[f"events_{axis}"] = plots.projection_plot(
             record.counts, bands[axis], record.binning, axis
         )
     figures["flux"] = _flux_figure(summary, idata, record)
@@ -172,11 +172,11 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
         "(dashed: posterior mean; bands: its 68% / 95% credible intervals; lines: component "
         "posterior means):",
         "",
-        "![energy](spectrum_energy.png)",
+        "![energy](events_energy.png)",
         "",
-        "![zenith](spectrum_zenith.png)",
+        "![zenith](events_zenith.png)",
         "",
-        "![topology](spectrum_topology.png)",
+        "![topology](events_topology.png)",
         "",
         "Sampler diagnostics:",
         "",
