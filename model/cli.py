@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     _inputs_arguments(p_sample)
     d = SamplerSettings()
     p_sample.add_argument("--seed", type=SEED, default=d.seed,
-                          help=f"sampler seed, 0..{MAX_SEED}")  # fmt: skip
+                          help=f"sampler seed, 0..{MAX_SEED} (default {d.seed})")  # fmt: skip
     _sampler_arguments(p_sample, d)
     p_sample.add_argument("--sampler", choices=["auto", "nutpie", "nutpie-numba", "pymc"], default=d.sampler,
                           help="NUTS implementation (auto: nutpie if installed)")  # fmt: skip
@@ -169,7 +169,8 @@ def _many_fit_parsers(sub, d: SamplerSettings) -> None:
     p_toys.add_argument("--truth", default="", metavar="NAME=VALUE,...",
                         help="true parameter values (default: the toy dataset's truth)")  # fmt: skip
     p_toys.add_argument("--n", type=COUNT, required=True, help="number of pseudo-experiments")
-    p_toys.add_argument("--seed", type=SEED, required=True, help=f"seed, 0..{MAX_SEED}")
+    p_toys.add_argument("--seed", type=SEED, default=d.seed,
+                        help=f"seed of the pseudo-experiments, 0..{MAX_SEED} (default {d.seed})")  # fmt: skip
     p_toys.add_argument("--nuts", action="store_true",
                         help="also sample each posterior (credible-interval coverage)")  # fmt: skip
     p_toys.add_argument("--resample-sim", type=COUNT, default=0, metavar="N",
@@ -182,7 +183,8 @@ def _many_fit_parsers(sub, d: SamplerSettings) -> None:
     p_sbc = sub.add_parser("sbc", help="simulation-based calibration of the posterior (NUTS)")
     _inputs_arguments(p_sbc)
     p_sbc.add_argument("--n", type=COUNT, required=True, help="number of calibration fits")
-    p_sbc.add_argument("--seed", type=SEED, required=True, help=f"seed, 0..{MAX_SEED}")
+    p_sbc.add_argument("--seed", type=SEED, default=d.seed,
+                       help=f"seed of the calibration, 0..{MAX_SEED} (default {d.seed})")  # fmt: skip
     p_sbc.add_argument("--draws-per-fit", type=COUNT, default=99,
                        help="posterior draws (thinned) each true value is ranked among")  # fmt: skip
     _sampler_arguments(p_sbc, from_sbc)
@@ -196,9 +198,8 @@ def _compare_parser(sub, d: SamplerSettings) -> None:
     p.add_argument("--models", default="spl,logparabola,broken", metavar="M1,M2,...",
                    help="spectral models to compare, at least two of spl, logparabola, broken, "
                         "cutoff (default spl,logparabola,broken)")  # fmt: skip
-    p.add_argument(
-        "--seed", type=SEED, default=d.seed, help=f"seed of every random step, 0..{MAX_SEED}"
-    )
+    p.add_argument("--seed", type=SEED, default=d.seed,
+                   help=f"seed of every random step, 0..{MAX_SEED} (default {d.seed})")  # fmt: skip
     _sampler_arguments(p, d)
     p.add_argument("--smc-runs", type=_integer(0, what="a number of runs"), default=4,
                    help="independent SMC runs per model for the evidence (their spread is its "
@@ -221,6 +222,24 @@ def api_options(args) -> dict:
     return {k: v for k, v in vars(args).items() if k not in (*INPUT_OPTIONS, "command", "quiet")}
 
 
+def _check_parameter_names(args, components) -> None:
+    """``--param`` and ``--truth`` name parameters of the chosen model (known without data)."""
+    from model.physics.components import parameter_names
+
+    names = list(parameter_names(components))
+    if args.command == "scan":
+        from model.jobs.scan import parse_param
+
+        for text in args.params:
+            name = parse_param(text)[0]
+            if name not in names:
+                raise UsageError(f"--param: unknown parameter {name!r} (known: {', '.join(names)})")
+    if args.command == "toys" and args.truth:
+        from model.jobs.many import parse_assignments
+
+        parse_assignments(args.truth, names, "--truth")
+
+
 def _run(args, say) -> None:
     """The subcommand's job: :mod:`model.api`'s function of the same name (heavy imports
     only here, after the arguments are checked)."""
@@ -238,7 +257,10 @@ def _run(args, say) -> None:
         check_options(args.models, args.likelihood, args.astro_model)
     from model.jobs.inputs import component_set, load_inputs
 
-    component_set(args.components, args.astro_model, args.likelihood)  # refuse bad pairs early
+    # refuse bad pairs and unknown parameter names before any input is read
+    _check_parameter_names(args, component_set(args.components, args.astro_model, args.likelihood))
+    if "seed" in vars(args):  # every seeded command: the seed it uses, default or given
+        say(f"seed: {args.seed}")
     inputs = load_inputs(
         args.data, args.sim, hese_release=args.hese_release,
         double_cascades=args.double_cascades, toy_seed=args.toy_seed,

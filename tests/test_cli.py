@@ -122,3 +122,37 @@ def test_every_command_option_is_a_keyword_of_its_api_function():
         keywords = set(inspect.signature(function).parameters) - {"inputs", "say", "progressbar",
                                                                     "model"}  # fmt: skip
         assert options == keywords, (name, options ^ keywords)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["scan", "--param", "gamma=2:4:5"], "--param: unknown parameter 'gamma'"),
+        (["toys", "--n", "2", "--truth", "gamma=2.5"], "--truth: unknown parameter 'gamma'"),
+    ],
+)
+def test_unknown_parameter_names_are_refused_before_inputs_are_read(tmp_path, capsys, argv,
+                                                                    message):  # fmt: skip
+    """The inputs named here do not exist: the names are checked first (exit 2, one line)."""
+    missing = ["--data", str(tmp_path / "no-data.json"), "--sim", str(tmp_path / "no-sim.json")]
+    assert main([*argv, *missing, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "no-data" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_every_seeded_command_has_the_same_default_seed():
+    from model.cli import build_parser
+    from model.inference.settings import SamplerSettings
+
+    parser = build_parser()
+    for argv in (["sample"], ["toys", "--n", "2"], ["sbc", "--n", "2"], ["compare"]):
+        assert parser.parse_args(argv).seed == SamplerSettings().seed, argv
+
+
+@pytest.mark.slow
+def test_toys_print_seed_truth_and_dashboard(tmp_path, capsys):
+    assert main(["toys", "--n", "2", "--workers", "1", "--truth", "astro_gamma=2.8",
+                 "--out", str(tmp_path / "toys")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "seed: 1" in out and "dashboard http" in out
+    assert "astro_gamma=2.8\n" in out and "atmos_norm=1 (the inputs' truth)" in out

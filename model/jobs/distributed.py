@@ -45,7 +45,8 @@ def dask_client(options: ClusterOptions, say=print):
             raise FitFailed(f"cannot reach the Dask scheduler {options.scheduler}: {exc}") from None
         with client:
             n = len(client.scheduler_info().get("workers", {}))
-            say(f"dask: scheduler {options.scheduler} with {n} workers")
+            say(f"dask: scheduler {options.scheduler} with {n} workers; dashboard "
+                f"{client.dashboard_link}")  # fmt: skip
             yield client
         return
     n = options.n_local_workers()
@@ -54,7 +55,8 @@ def dask_client(options: ClusterOptions, say=print):
                            dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)  # fmt: skip
     try:
         with Client(cluster) as client:
-            say(f"dask: local cluster with {n} worker process{'es' if n > 1 else ''}")
+            say(f"dask: local cluster with {n} worker process{'es' if n > 1 else ''}; "
+                f"dashboard {client.dashboard_link}")  # fmt: skip
             yield client
     finally:
         cluster.close()

@@ -51,7 +51,11 @@ def run_toys(
     settings = settings or SamplerSettings()
     with interruptible(out):
         prepared = Prepared.load(inputs, prior_spec, components, say, likelihood, astro_model)
+        given = set(parse_assignments(truth, prepared.names, "--truth") if isinstance(truth, str)
+                    else truth)  # fmt: skip
         truth = resolve_truth(truth, prepared)
+        say("truth: " + ", ".join(f"{n}={v:g}" + ("" if n in given else " (the inputs' truth)")
+                                  for n, v in truth.items()))  # fmt: skip
         if resample and nuts:
             raise UsageError("--resample-sim cannot be combined with --nuts (one compiled "
                              "model per worker, not per pseudo-experiment)")  # fmt: skip
@@ -90,7 +94,8 @@ def run_toys(
 
 def resolve_truth(truth: dict | str, prepared: Prepared) -> dict:
     """Every parameter's true value: given (a dict, or ``NAME=VALUE,...`` text), else the
-    inputs' recorded truth (toy data)."""
+    inputs' recorded truth (toy data: a partial ``--truth`` is completed from it, and the job
+    prints which values came from where); inputs without one need every value."""
     if isinstance(truth, str):
         truth = parse_assignments(truth, prepared.names, "--truth")
     known = prepared.inputs.truth or {}
