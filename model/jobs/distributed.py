@@ -11,6 +11,7 @@ to every worker once (``Client.scatter(broadcast=True)``); each result is writte
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from model.errors import FitFailed
+from model.io.atomic import json_text
 from model.io.journal import Journal
 
 
@@ -60,6 +62,39 @@ def dask_client(options: ClusterOptions, say=print):
         cluster.close()
 
 
+def stored_results(journal: Journal, tasks: dict[str, dict], context, check=None) -> dict:
+    """The intact stored results among ``tasks`` that pass ``check(context, key, args,
+    result)`` (:mod:`model.jobs.entries`); every other stored entry is named in one warning
+    line (logger ``model.jobs.distributed``; at most :data:`NAMED_BAD_ENTRIES`, then their
+    number) and left to be computed again."""
+    from model.jobs.entries import BadEntry
+
+    results, bad = {}, []
+    for key, args in tasks.items():
+        result, why = journal.load(key)
+        if result is not None and check is not None:
+            try:
+                check(context, key, args, result)
+            except BadEntry as exc:
+                result, why = None, f"does not fit its task: {exc}"
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                result, why = None, f"does not fit its task ({type(exc).__name__}: {exc})"
+        if result is not None:
+            results[key] = result
+        elif why is not None:
+            bad.append((key, why))
+    for key, why in bad[:NAMED_BAD_ENTRIES]:
+        log.warning("journal entry %s %s; computing it again", journal.path(key), why)
+    if len(bad) > NAMED_BAD_ENTRIES:
+        log.warning("%d more bad entries in the journal %s; computing them again",
+                    len(bad) - NAMED_BAD_ENTRIES, journal.folder)  # fmt: skip
+    return results
+
+
+NAMED_BAD_ENTRIES = 10
+log = logging.getLogger(__name__)
+
+
 def run_tasks(
     function: Callable,
     context,
@@ -70,18 +105,19 @@ def run_tasks(
     say=print,
     progressbar: bool = True,
     batch: int = 1,
+    check: Callable | None = None,
 ) -> dict[str, dict]:
-    """Run ``function(context, key, args)`` for every ``key: args`` of ``tasks`` not yet in
-    ``journal``; store each result as it completes; return all results (journal order of
-    ``tasks``).  A task that raises stops the job with :class:`FitFailed` (the results
-    stored so far are kept).
+    """Run ``function(context, key, args)`` for every ``key: args`` of ``tasks`` without an
+    intact result in ``journal`` (:func:`stored_results`, with ``check``); store each
+    result as it completes; return all results (in the order of ``tasks``).  A task that
+    raises stops the job with :class:`FitFailed` (the results stored so far are kept).
 
     ``batch``: most tasks per Dask task, for tasks of a few tens of milliseconds (a MAP
     pseudo-experiment), whose scheduling would otherwise cost the scheduler and client about
     as much CPU as a worker spends on them: on a 2-core machine that CPU is taken from the
     workers.  Each result is still journaled on its own as its batch completes, and every
     worker gets at least :data:`BATCHES_PER_WORKER` batches, so the load stays balanced."""
-    done = journal.done(tasks)
+    done = stored_results(journal, tasks, context, check)
     todo = [k for k in tasks if k not in done]
     say(f"{label}: {len(tasks)} tasks, {len(done)} already done (journal {journal.folder}), "
         f"{len(todo)} to compute")  # fmt: skip
@@ -89,8 +125,10 @@ def run_tasks(
         with dask_client(options, say) as client:
             workers = max(1, len(client.scheduler_info().get("workers", {})))
             size = max(1, min(batch, len(todo) // (BATCHES_PER_WORKER * workers)))
-            _compute(client, function, context, tasks, todo, journal, label, progressbar, size)
-    return {k: journal.read(k) for k in tasks}
+            new = _compute(client, function, context, tasks, todo, journal, label, progressbar,
+                           size)  # fmt: skip
+        done.update(new)
+    return {k: done[k] for k in tasks}
 
 
 BATCHES_PER_WORKER = 4
@@ -109,7 +147,8 @@ def run_batch(function: Callable, context, items: list[tuple[str, dict]]):
     return results, None
 
 
-def _compute(client, function, context, tasks, todo, journal, label, progressbar, size) -> None:
+def _compute(client, function, context, tasks, todo, journal, label, progressbar, size) -> dict:
+    """Run the ``todo`` tasks in batches of ``size``; store and return their results."""
     from dask.distributed import as_completed
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -127,6 +166,7 @@ def _compute(client, function, context, tasks, todo, journal, label, progressbar
         ): keys  # fmt: skip
         for keys in batches
     }
+    computed = {}
     columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())  # fmt: skip
     with Progress(*columns, disable=not progressbar, transient=False,
@@ -142,6 +182,7 @@ def _compute(client, function, context, tasks, todo, journal, label, progressbar
                                     f"{exc} (completed tasks are kept in the journal)") from None  # fmt: skip
                 for key, result in zip(keys, results, strict=False):
                     journal.write(key, result)
+                    computed[key] = json.loads(json_text(result))  # as a rerun reads it
                 progress.advance(bar, len(results))
                 if failure is not None:
                     raise FitFailed(f"{label}: task {failure[0]} failed: {failure[1]} "
@@ -149,6 +190,7 @@ def _compute(client, function, context, tasks, todo, journal, label, progressbar
         finally:
             for future in futures:
                 future.cancel()
+    return computed
 
 
 def _console():

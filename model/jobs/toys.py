@@ -26,6 +26,7 @@ from model.inference.settings import SamplerSettings
 from model.io.journal import Journal, journal_folder
 from model.io.run_folder import check_output_folder, write_run
 from model.jobs.distributed import ClusterOptions, run_tasks
+from model.jobs.entries import check_toy
 from model.jobs.inputs import Inputs
 from model.jobs.interrupt import interruptible
 from model.jobs.many import Prepared, check_inside, parse_assignments
@@ -69,7 +70,7 @@ def run_toys(
         t0 = time.perf_counter()
         context = prepared.context(config, sampler=sampler, **_resample_context(prepared, resample))
         results = run_tasks(toy, context, tasks, journal, cluster, "toys", say, progressbar,
-                            batch=1 if nuts else MAP_TOYS_PER_TASK)  # fmt: skip
+                            batch=1 if nuts else MAP_TOYS_PER_TASK, check=check_toy)  # fmt: skip
         wall = time.perf_counter() - t0
         rows = [results[k] for k in tasks]
         dataset = to_dataset(rows, prepared.names, truth, nuts)
