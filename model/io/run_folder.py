@@ -6,7 +6,7 @@ kind, every file's size and SHA-256, creation time) and then swaps the staged fo
 run folder in one step (Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere rename the old folder
 away, then the new one in).  Whatever is killed when, a reader finds the previous complete run
 or the new complete run, never a mixture; leftovers of a killed run (staging folders of dead
-processes) are removed by the next write.
+processes, named exactly `.<name>.staging-<pid>-<8 hex>`) are removed by the next write.
 
 Reading (:func:`read_run`) checks the manifest and every file it lists (present, same size and
 SHA-256) and returns the files' bytes; anything else is a one-line :class:`DataFormatError`.
@@ -146,17 +146,35 @@ class Stage:
             shutil.copy2(source, target)
 
 
-def _siblings(out: Path, tag: str) -> list[Path]:
-    return list(out.parent.glob(f".{glob.escape(out.name)}.{tag}-*"))
+TOKEN_HEX = 8  # hex digits of the random part of a staging/old folder's token
+
+
+def _token() -> str:
+    """``<pid>-<8 hex digits>``: names this process's staging and old folders."""
+    return f"{os.getpid()}-{secrets.token_hex(TOKEN_HEX // 2)}"
+
+
+def _leftovers(out: Path) -> list[tuple[Path, int]]:
+    """``(folder, pid)`` of the folders beside ``out`` named exactly as :func:`write_run`
+    names its staging and old folders, ``.<name>.staging-<pid>-<8 hex>`` and
+    ``.<name>.old-<pid>-<8 hex>``; any other name (``.r.staging-mybackup``) is not ours."""
+    pattern = re.compile(
+        rf"\.{re.escape(out.name)}\.(?:staging|old)-([1-9][0-9]{{0,9}})-[0-9a-f]{{{TOKEN_HEX}}}"
+    )
+    found = []
+    for path in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
+        match = pattern.fullmatch(path.name)
+        if match and path.is_dir() and not path.is_symlink():
+            found.append((path, int(match.group(1))))
+    return found
 
 
 def _remove_stale(out: Path) -> None:
-    """Staging folders left by killed runs (their process is gone) and half-swapped old runs."""
-    for path in _siblings(out, "staging") + _siblings(out, "old"):
-        match = re.search(r"-(\d+)-[0-9a-f]+$", path.name)
-        if match and _alive(int(match.group(1))):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
+    """Staging folders left by killed runs (their process is gone) and half-swapped old
+    runs, named exactly as this module names them (:func:`_leftovers`)."""
+    for path, pid in _leftovers(out):
+        if not _alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
@@ -225,7 +243,7 @@ def write_run(out, kind: str, *, replaces: str | None = None, extra: dict | None
     out = check_output_folder(out).resolve()  # a link: write where it points
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(out)
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    token = _token()
     staged = out.parent / f".{out.name}.staging-{token}"
     staged.mkdir()
     try:
