@@ -32,6 +32,7 @@ from pathlib import Path
 from model.errors import DataFormatError
 from model.io.atomic import json_text
 from model.io.json_text import parse_json
+from model.io.write_errors import writing
 
 FORMAT = "diffuse-fit-run"
 FORMAT_VERSION = 1
@@ -113,8 +114,9 @@ def _check_replaceable(out: Path) -> None:
 class Stage:
     """The files of a run being written (see :func:`write_run`)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, out: Path | None = None):
         self.folder = folder
+        self.out = out if out is not None else folder  # the run folder the files are for
         self.names: list[str] = []
 
     def _target(self, name: str) -> Path:
@@ -123,8 +125,23 @@ class Stage:
         self.names.append(name)
         return self.folder / name
 
+    def _writing(self, name: str):
+        """Errors of writing ``name`` (a full disk: OSError, or RuntimeError from HDF5) as
+        one ``OSError`` naming the run's file and the device (:mod:`model.io.write_errors`)."""
+        return writing(self.out / name, self.folder)
+
     def write_bytes(self, name: str, data: bytes) -> None:
-        self._target(name).write_bytes(data)
+        target = self._target(name)
+        with self._writing(name):
+            target.write_bytes(data)
+
+    def write_netcdf(self, name: str, obj) -> None:
+        """An xarray Dataset or DataTree as NetCDF-4 (h5netcdf), serialised in memory first:
+        HDF5 never writes to the disk, so a full disk is Python's one ``OSError``, not
+        HDF5's errors and a crash when its half-written file is closed."""
+        with self._writing(name):
+            data = bytes(obj.to_netcdf(engine="h5netcdf"))
+        self.write_bytes(name, data)
 
     def write_text(self, name: str, text: str) -> None:
         self.write_bytes(name, text.encode())
@@ -134,8 +151,10 @@ class Stage:
         self.write_text(name, json_text(stamp(obj)))
 
     def write_with(self, name: str, writer: Callable[[Path], object]) -> None:
-        """Let ``writer(path)`` write the file (NetCDF, figures)."""
-        writer(self._target(name))
+        """Let ``writer(path)`` write the file (figures)."""
+        target = self._target(name)
+        with self._writing(name):
+            writer(target)
 
     def link(self, source: Path, name: str | None = None) -> None:
         """Add the file ``source`` unchanged (hard link; copy where links are not possible)."""
@@ -231,7 +250,7 @@ def write_run(out, kind: str, *, replaces: str | None = None, extra: dict | None
 
         with write_run(out, "sample") as stage:
             stage.write_json("map.json", result)
-            stage.write_with("posterior.nc", lambda p: tree.to_netcdf(p, engine="h5netcdf"))
+            stage.write_netcdf("posterior.nc", tree)
 
     On an exception (or KeyboardInterrupt) inside the block nothing in ``out`` changes.
     ``replaces``: the SHA-256 of the ``run.json`` the new run derives from (a report adds
@@ -247,32 +266,39 @@ def write_run(out, kind: str, *, replaces: str | None = None, extra: dict | None
     staged = out.parent / f".{out.name}.staging-{token}"
     staged.mkdir()
     try:
-        stage = Stage(staged)
+        stage = Stage(staged, out)
         yield stage
         missing = [n for n in KINDS[kind] if n not in stage.names]
         if missing:
             raise ValueError(f"a {kind} run needs {missing}")
-        manifest = stamp({
-            "kind": kind,
-            "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "files": [{"name": n, "size": (staged / n).stat().st_size,
-                       "sha256": sha256_file(staged / n)} for n in stage.names],
-            **(extra or {}),
-        })  # fmt: skip
-        (staged / MANIFEST).write_text(json_text(manifest))
-        for path in staged.iterdir():
-            _fsync(path)
-        _fsync(staged)
+        with writing(out / MANIFEST, staged):
+            _finish(staged, stage, kind, extra)
         if out.is_dir():
             _check_replaceable(out)
         if replaces is not None and _manifest_sha(out) != replaces:
             raise DataFormatError(str(out), "was replaced by another run while this one was "
                                   "being written; nothing was changed")  # fmt: skip
-        _swap_in(staged, out, token)
-        _fsync(out.parent)
+        with writing(out, out.parent):
+            _swap_in(staged, out, token)
+            _fsync(out.parent)
     finally:
         if staged.exists():
             shutil.rmtree(staged, ignore_errors=True)
+
+
+def _finish(staged: Path, stage: Stage, kind: str, extra: dict | None) -> None:
+    """Write the manifest last and flush every staged file to the disk."""
+    manifest = stamp({
+        "kind": kind,
+        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "files": [{"name": n, "size": (staged / n).stat().st_size,
+                   "sha256": sha256_file(staged / n)} for n in stage.names],
+        **(extra or {}),
+    })  # fmt: skip
+    (staged / MANIFEST).write_text(json_text(manifest))
+    for path in staged.iterdir():
+        _fsync(path)
+    _fsync(staged)
 
 
 def _fsync(path: Path) -> None:

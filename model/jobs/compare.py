@@ -121,8 +121,7 @@ def run_compare(
             stage.write_text("compare.md", format_table(table) + "\n")
             for r in results:  # without the point-wise log-likelihood (13 MB per model)
                 posterior = r.idata.drop_nodes("log_likelihood")
-                stage.write_with(f"posterior_{r.name}.nc",
-                                 lambda p, d=posterior: d.to_netcdf(p, engine="h5netcdf"))  # fmt: skip
+                stage.write_netcdf(f"posterior_{r.name}.nc", posterior)
             _figures(stage, results, bands, ranges, lrt, inputs.truth)
     say(format_table(table))
     say(f"wrote the run folder {out} (compare.json, compare.md, posteriors, figures)")

@@ -235,7 +235,7 @@ def run_sample(
         summary, text = _summarise(job, idata, map_result, settings, sampling_s)
         with write_run(out, "sample") as stage:
             stage.write_json("map.json", map_result)
-            stage.write_with("posterior.nc", lambda path: idata.to_netcdf(path, engine="h5netcdf"))
+            stage.write_netcdf("posterior.nc", idata)
             stage.write_text("summary.txt", text + "\n")
             stage.write_json("summary.json", summary)
             if report:

@@ -81,7 +81,7 @@ def run_toys(
         dataset.attrs.update(truth=json.dumps(truth), seed=seed,
                              provenance=json.dumps(coverage["provenance"], default=str))  # fmt: skip
         with write_run(out, "toys") as stage:
-            stage.write_with("toys.nc", lambda p: dataset.to_netcdf(p, engine="h5netcdf"))
+            stage.write_netcdf("toys.nc", dataset)
             stage.write_json("coverage.json", coverage)
             _figures(stage, dataset, coverage, truth)
     say(format_coverage(coverage))
