@@ -262,6 +262,10 @@ def _run(args, say) -> None:
     from model.io.run_folder import check_output_folder
 
     check_output_folder(args.out)  # before any work
+    if getattr(args, "scheduler", None) is not None:
+        from model.jobs.distributed import check_scheduler
+
+        check_scheduler(args.scheduler)
     if args.command == "compare":
         _check_compare(args)
     from model.jobs.inputs import component_set, load_inputs

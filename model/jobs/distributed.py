@@ -14,13 +14,38 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from model.errors import FitFailed
+from model.errors import FitFailed, UsageError
 from model.io.atomic import json_text
 from model.io.journal import Journal
+
+SCHEDULER_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")  # Dask's network protocols
+CONNECT_TIMEOUT_S = 4  # an unreachable scheduler fails within this (plus < 1 s)
+_ADDRESS = re.compile(r"([a-z]+)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::([0-9]{1,5}))?")
+
+
+def check_scheduler(address: str | None) -> None:
+    """Refuse (one-line :class:`UsageError`) a ``--scheduler`` that is not
+    ``PROTOCOL://HOST[:PORT]`` with a network protocol of :data:`SCHEDULER_PROTOCOLS`
+    (``inproc://`` names a scheduler inside a process, never one to connect to)."""
+    if address is None:
+        return
+    hint = "give the address of a running Dask scheduler, e.g. tcp://host:8786"
+    match = _ADDRESS.fullmatch(address)
+    if not address.strip():
+        raise UsageError(f"--scheduler is empty; {hint} (or leave it out for a local cluster)")
+    if match is None:
+        raise UsageError(f"--scheduler {address!r} is not PROTOCOL://HOST[:PORT]; {hint}")
+    protocol, _, port = match.groups()
+    if protocol not in SCHEDULER_PROTOCOLS:
+        raise UsageError(f"--scheduler {address!r}: protocol {protocol!r} is not one of "
+                         f"{', '.join(SCHEDULER_PROTOCOLS)}; {hint}")  # fmt: skip
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise UsageError(f"--scheduler {address!r}: port {port} is not in 1..65535; {hint}")
 
 
 @dataclass(frozen=True)
@@ -40,11 +65,14 @@ def dask_client(options: ClusterOptions, say=print):
     """A ``dask.distributed.Client`` for ``options``; a local cluster is shut down after."""
     from dask.distributed import Client, LocalCluster
 
-    if options.scheduler:
+    check_scheduler(options.scheduler)
+    if options.scheduler is not None:
         try:
-            client = Client(options.scheduler, timeout="20s")
-        except OSError as exc:
-            raise FitFailed(f"cannot reach the Dask scheduler {options.scheduler}: {exc}") from None
+            client = Client(options.scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
+        except Exception as exc:  # noqa: BLE001 - refused, timed out, not a Dask scheduler
+            reason = str(exc).splitlines()[0][:200] if str(exc) else ""
+            raise FitFailed(f"cannot reach the Dask scheduler {options.scheduler}: "
+                            f"{type(exc).__name__}: {reason}") from None  # fmt: skip
         with client:
             n = len(client.scheduler_info().get("workers", {}))
             say(f"dask: scheduler {options.scheduler} with {n} workers")
