@@ -79,9 +79,11 @@ def dask_client(options: ClusterOptions, say=print):
             yield client
         return
     n = options.n_local_workers()
-    # its HTTP server on a free local port: a fixed one (8787) may be taken by another job
+    # workers ignore Ctrl-C (model.jobs.quiet_worker); its HTTP server on a free local port:
+    # a fixed one (8787) may be taken by another job
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)  # fmt: skip
+                           dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL,
+                           preload=["model.jobs.quiet_worker"])  # fmt: skip
     try:
         with Client(cluster) as client:
             say(f"dask: local cluster with {n} worker process{'es' if n > 1 else ''}")
