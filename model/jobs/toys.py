@@ -34,6 +34,7 @@ from model.jobs.tasks import QUANTILES, toy
 from model.physics.components import input_fields
 
 NOMINAL = 0.6827
+MAX_EXPECTED = 1e18  # most expected events in a bin that Poisson counts are drawn for
 MAP_TOYS_PER_TASK = 16  # a MAP pseudo-experiment takes ~30 ms: batched (run_tasks' batch)
 
 
@@ -102,6 +103,13 @@ def resolve_truth(truth: dict | str, prepared: Prepared) -> dict:
                          "(give NAME=VALUE for every parameter)")  # fmt: skip
     full = {n: float(v) for n, v in full.items()}
     check_inside(full, prepared.priors, "--truth")
+    with np.errstate(over="ignore", invalid="ignore"):
+        most = float(np.max(prepared.profile.expected(full), initial=0.0))
+    if not most <= MAX_EXPECTED:  # NumPy's Poisson draws stop near 9.2e18 (NaN: also refused)
+        given = ", ".join(f"{n}={v:g}" for n, v in full.items())
+        raise UsageError(f"--truth {given}: the model expects {most:.3g} events in a bin, "
+                         f"more than can be drawn (at most {MAX_EXPECTED:g}); give smaller "
+                         "normalizations")  # fmt: skip
     return full
 
 
