@@ -251,6 +251,10 @@ def _run(args, say) -> None:
     from model.io.run_folder import check_output_folder
 
     check_output_folder(args.out)  # before any work
+    if getattr(args, "scheduler", None) is not None:
+        from model.jobs.distributed import check_scheduler
+
+        check_scheduler(args.scheduler)
     if args.command == "compare":
         from model.jobs.compare import check_options
 
@@ -271,6 +275,28 @@ def _run(args, say) -> None:
     function(inputs, **api_options(args), progressbar=not args.quiet, say=say)
 
 
+def _log_warnings_as_lines() -> None:
+    """Warnings of the package's loggers (``model.*``) as ``diffuse-fit: warning: ...`` lines
+    on stderr (once per process)."""
+    import logging
+
+    class StderrLines(logging.StreamHandler):
+        @property
+        def stream(self):  # the sys.stderr of the moment (tests replace it)
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value):
+            pass
+
+    logger = logging.getLogger("model")
+    if not any(type(h).__name__ == "StderrLines" for h in logger.handlers):
+        handler = StderrLines()
+        handler.setFormatter(logging.Formatter("diffuse-fit: warning: %(message)s"))
+        handler.setLevel(logging.WARNING)
+        logger.addHandler(handler)
+
+
 def main(argv=None) -> int:
     """``diffuse-fit``; returns the exit status: 0 done, 2 bad input or arguments or a failed
     fit (one line on stderr, earlier results kept), 130 interrupted (earlier results kept)."""
@@ -279,6 +305,7 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # --help, --version, or a one-line usage error (status 2)
         return int(exc.code or 0)
     say = (lambda *a, **k: None) if args.quiet else print
+    _log_warnings_as_lines()
     if args.quiet:
         import logging
 

@@ -5,6 +5,24 @@ from model.binned.dataset import bin_dataset
 from model.physics import toy
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_key_file(tmp_path_factory):
+    """The per-user key of cache and journal entries (model.io.user_key) in a folder of the
+    test session's own, not the user's config folder (subprocesses inherit it)."""
+    import os
+
+    from model.io import user_key
+
+    path = tmp_path_factory.mktemp("key") / "state.key"
+    previous = os.environ.get(user_key.KEY_ENV)
+    os.environ[user_key.KEY_ENV] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop(user_key.KEY_ENV, None)
+    else:
+        os.environ[user_key.KEY_ENV] = previous
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

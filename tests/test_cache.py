@@ -178,3 +178,74 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert cache.default_cache_dir() == tmp_path
     monkeypatch.delenv(cache.CACHE_ENV)
     assert str(cache.default_cache_dir()) == platformdirs.user_cache_dir("diffuse-fit")
+
+
+def test_one_row_forgery_is_caught_and_the_fit_is_the_uncached_one(
+    tmp_path, toy_dataset, monkeypatch, capsys
+):
+    """One atmoWeight row of the whole toy simulation x1e4, every unkeyed digest recomputed:
+    the entry's keyed digest (HMAC under the user's key) fails, one line names the entry,
+    the file is parsed again and the fit is the one without any cache."""
+    from model.binned.dataset import bin_dataset
+    from model.inference.map_core import fit_map
+    from model.inference.priors import resolve_priors
+    from model.inference.profile import ProfileFitter
+    from model.io.workshop_format import write_workshop_file as write
+    from model.jobs.inputs import load_inputs
+    from model.physics.components import parameter_supports
+
+    data, sim = tmp_path / "data.json", tmp_path / "sim.json"
+    write(data, toy_dataset.data)
+    write(sim, toy_dataset.simulation)
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+
+    def fit(inputs):
+        binned = bin_dataset(inputs.data, inputs.simulation)
+        priors = resolve_priors("flat", parameter_supports(binned.components))
+        return fit_map(ProfileFitter(binned.templates, priors), binned.counts).values
+
+    uncached = fit(load_inputs(data, sim, use_cache=False))
+    load_inputs(data, sim)  # fills the cache
+    entry = _entry(tmp_path / "cache")
+    row = len(toy_dataset.simulation) // 2 + 7
+
+    def forge(arrays):
+        arrays["col:atmoWeight"] = arrays["col:atmoWeight"].copy()
+        arrays["col:atmoWeight"][row] *= 1e4
+        _consistent(arrays)
+
+    _rewrite(entry, forge)
+    capsys.readouterr()
+    inputs = load_inputs(data, sim)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(entry) in err and "keyed digest" in err, err
+    assert inputs.simulation.loaded_from == "json (fast path)"
+    assert fit(inputs) == uncached
+    again = load_inputs(data, sim)  # the entry was rebuilt from the source
+    assert again.simulation.loaded_from == f"cache {entry} (verified)"
+    assert capsys.readouterr().err == ""
+
+
+def test_entry_of_another_key_is_rebuilt(tmp_path, sim_file, capsys, monkeypatch):
+    """An entry written under another user's key (or a key that was replaced) is not used."""
+    from model.io import user_key
+
+    cache_dir = tmp_path / "cache"
+    _load_with_warning(sim_file, cache_dir, capsys, expect_warning=False)
+    monkeypatch.setenv(user_key.KEY_ENV, str(tmp_path / "other.key"))
+    _, err = _load_with_warning(sim_file, cache_dir, capsys, expect_warning=True)
+    assert "keyed digest" in err
+    assert oct((tmp_path / "other.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_key_readable_by_others_is_not_used(tmp_path, monkeypatch, caplog):
+    from model.io import user_key
+
+    path = tmp_path / "open.key"
+    path.write_bytes(bytes(32))
+    path.chmod(0o644)
+    monkeypatch.setenv(user_key.KEY_ENV, str(path))
+    with caplog.at_level("WARNING", logger="model.io.user_key"):
+        key = user_key.user_key()
+    assert key != bytes(32) and len(key) == 32
+    assert "may be read or written by others" in caplog.text and str(path) in caplog.text

@@ -153,3 +153,50 @@ def test_map_with_one_absurd_weight_does_not_pretend(toy_dataset, binned):
     assert all(v is None for v in result.errors.values())
     ref = reference_fit.fit(dataset.counts, absurd, dataset.sim_bin_index, 400)
     assert not ref.converged and "did not converge" in ref.message
+
+
+def test_weights_times_1e_minus_300_is_not_a_converged_fit(toy_dataset, tmp_path, capsys):
+    """All weights x1e-300, flat priors: the optimizer runs a norm away and puts the spectral
+    index on a bound of its prior.  Not "converged": ``map`` exits 2 with one line naming
+    both, writes nothing, and an earlier run stays."""
+    from model.cli import main
+    from model.inference.map_core import fit_map
+    from model.inference.profile import ProfileFitter
+    from model.io.workshop_format import write_workshop_file
+
+    sim = toy_dataset.simulation
+    tiny = EventTable({k: v * 1e-300 if k.endswith("Weight") else v
+                       for k, v in sim.columns.items()}, "tiny")  # fmt: skip
+    binned = bin_dataset(toy_dataset.data, tiny)
+    priors = resolve_priors("flat", parameter_supports(binned.components))
+    result = fit_map(ProfileFitter(binned.templates, priors), binned.counts)
+    assert not result.converged
+    assert any("astro_norm" in p and "run away" in p for p in result.problems), result.problems
+    assert any("astro_gamma" in p and "on the bound" in p for p in result.problems)
+
+    data, sim_file, out = tmp_path / "d.json", tmp_path / "s.json", tmp_path / "run"
+    write_workshop_file(data, toy_dataset.data)
+    write_workshop_file(sim_file, tiny)
+    assert main(["map", "--prior", "flat", "--out", str(out), "--quiet"]) == 0
+    before = (out / "map.json").read_bytes()
+    argv = ["map", "--prior", "flat", "--data", str(data), "--sim", str(sim_file), "--no-cache",
+            "--out", str(out), "--quiet"]  # fmt: skip
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("diffuse-fit: error: the MAP fit failed")
+    assert "astro_gamma = " in err and "is on the bound" in err
+    assert (out / "map.json").read_bytes() == before
+
+
+def test_boundary_problems():
+    from model.inference.map_core import boundary_problems
+
+    supports = {"n": (0.0, np.inf), "g": (1.0, 4.0)}
+    assert boundary_problems({"n": 0.3, "g": 2.5}, supports) == []
+    assert boundary_problems({"n": 1e-12, "g": 2.5}, supports) == [
+        "n = 1e-12 is on the bound 0 of its prior's support [0, inf]"]  # fmt: skip
+    assert "on the bound 4" in boundary_problems({"n": 1.0, "g": 4.0}, supports)[0]
+    assert "run away" in boundary_problems({"n": 1e150, "g": 2.0}, supports)[0]
+    assert "run away" in boundary_problems({"x": np.nan}, {})[0]
+    assert boundary_problems({"n": 1e-6, "g": 1.0 + 1e-6}, supports) == []

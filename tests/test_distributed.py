@@ -41,3 +41,43 @@ def test_batched_tasks_are_journaled_one_by_one_and_a_failure_is_named(tmp_path)
     stored = journal.done(TASKS)
     assert {f"t-{i:03d}" for i in range(8, 13)} <= stored  # its batch, before it: kept
     assert "t-013" not in stored
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("bogus://x", "protocol 'bogus' is not one of"),
+        ("localhost", "is not PROTOCOL://HOST[:PORT]"),
+        ("tcp://", "is not PROTOCOL://HOST[:PORT]"),
+        ("inproc://x", "protocol 'inproc' is not one of"),
+        ("", "--scheduler is empty"),
+        ("  ", "--scheduler is empty"),
+        ("tcp://host:99999", "port 99999 is not in 1..65535"),
+        ("tcp://host:8786/x", "is not PROTOCOL://HOST[:PORT]"),
+    ],
+)
+def test_bad_scheduler_addresses_are_one_line_errors(tmp_path, capsys, address, reason):
+    from model.cli import main
+
+    argv = ["toys", "--n", "2", "--seed", "1", "--scheduler", address, "--out",
+            str(tmp_path / "t")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("diffuse-fit: error: --scheduler")
+    assert reason in err, err
+    assert not (tmp_path / "t").exists()
+
+
+def test_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys):
+    """Nothing listens on port 9 of this machine: one line, exit 2, within the connection
+    timeout (CONNECT_TIMEOUT_S, 4 s)."""
+    from model.cli import main
+    from model.jobs.distributed import CONNECT_TIMEOUT_S
+
+    assert CONNECT_TIMEOUT_S <= 4
+    argv = ["toys", "--n", "2", "--seed", "1", "--scheduler", "tcp://127.0.0.1:9", "--out",
+            str(tmp_path / "t"), "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("diffuse-fit: error: cannot reach the Dask scheduler tcp://127.0.0.1:9")

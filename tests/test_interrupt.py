@@ -42,3 +42,51 @@ def test_ignored_sigint_stays_ignored(tmp_path, restore_sigint):
         signal.raise_signal(signal.SIGINT)  # ignored: no exception
     assert seen == []
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def _group_alive(pgid: int) -> bool:
+    import os
+
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_during_toys_is_one_line_and_the_workers_stop_quietly(tmp_path):
+    """Ctrl-C as a terminal sends it: SIGINT to the whole process group (command and Dask
+    workers).  Exit 130, the one "interrupted" line and nothing else on stderr (each worker
+    printed ~66 lines of KeyboardInterrupt traceback), no worker left running."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from model.io.journal import journal_folder
+
+    out = tmp_path / "toys"
+    argv = [sys.executable, "-m", "model.cli", "toys", "--n", "3000", "--seed", "1",
+            "--workers", "2", "--out", str(out), "--quiet"]  # fmt: skip
+    process = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and process.poll() is None:
+            if len(list(journal_folder(out).glob("*/toy-*.json"))) >= 20:
+                break
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _group_alive(process.pid):
+            time.sleep(0.2)
+        assert not _group_alive(process.pid), "worker processes left running"
+    finally:
+        if _group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    assert (
+        err == f"diffuse-fit: interrupted: nothing was written, '{out}' keeps what it held before\n"
+    )
+    assert not out.exists()

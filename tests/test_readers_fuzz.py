@@ -169,6 +169,7 @@ def check_workshop_read(raw: bytes, tmp: Path, required) -> None:
                          CLAMP_BOUNDS.get(name), name)  # fmt: skip
     assert table.columns_sha256 == columns_digest(table.columns)
     assert table.loaded_from in ("json (fast path)", "json (exact parser)")
+    assert all(np.isfinite(v).all() for v in table.columns.values())  # every column
 
 
 def check_fast_path(raw: bytes) -> None:
@@ -384,3 +385,159 @@ def test_cache_with_forged_consistent_entries(cache_entry, capsys, column, row, 
         path = Path(tmp) / "sim.json"
         path.write_bytes(CACHE_SOURCE)
         _check_cached_read(path, Path(tmp), capsys)
+
+
+# --------------------------------------------------------------------------- large-file cache
+
+BIG_ROWS = [[1e-3 * (1 + i % 7), 2e-4 * (1 + i % 5), 1e5 + 37 * i, 2e5 + 11 * i, (i % 100) / 100,
+             i % 3, (i % 300) / 100, i] for i in range(4 * cache.SAMPLE_ROWS)]  # fmt: skip
+BIG_SOURCE = (
+    '{"mapping": {' + ", ".join(f'"{f}": {i}' for i, f in enumerate(SIM_FIELDS)) + "},\n"
+    ' "events": [\n' + ",\n".join("[" + ", ".join(map(repr, r)) + "]" for r in BIG_ROWS) + "\n]}\n"
+).encode()
+
+
+@pytest.fixture(scope="module")
+def big_cache_entry():
+    """A source with 4 x SAMPLE_ROWS rows (only a sample is compared) and its entry."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sim.json"
+        path.write_bytes(BIG_SOURCE)
+        table = wf.read_workshop_file(path, wf.SIMULATION_FIELDS, cache_dir=tmp)
+        entry = cache.entry_path(tmp, table.sha256)
+        return entry.name, entry.read_bytes()
+
+
+@settings(FUZZ, max_examples=60, suppress_health_check=list(HealthCheck))
+@given(
+    column=st.sampled_from(SIM_FIELDS),
+    row=st.integers(0, len(BIG_ROWS) - 1),
+    value=st.floats(allow_nan=True, allow_infinity=True),
+)
+def test_cache_one_row_forged_in_a_large_file(big_cache_entry, capsys, column, row, value):
+    """One value of one row changed, every unkeyed digest recomputed (the rows compared
+    with the source are a sample): the entry's keyed digest catches it, one line, and the
+    read is the source's values."""
+    name, good = big_cache_entry
+    with tempfile.TemporaryDirectory() as tmp:
+        entry = Path(tmp) / name
+        entry.write_bytes(good)
+        with np.load(entry) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        original = arrays[f"col:{column}"][row]
+        arrays[f"col:{column}"] = arrays[f"col:{column}"].copy()
+        arrays[f"col:{column}"][row] = value
+        info = json.loads(str(arrays["info"]))
+        info["columns_sha256"] = columns_digest({f: arrays[f"col:{f}"] for f in info["fields"]})
+        arrays["info"] = np.array(json.dumps(info))
+        with open(entry, "wb") as fh:
+            np.savez(fh, **arrays)
+        path = Path(tmp) / "sim.json"
+        path.write_bytes(BIG_SOURCE)
+        table = wf.read_workshop_file(path, wf.SIMULATION_FIELDS, cache_dir=tmp)
+        err = capsys.readouterr().err
+        if np.float64(value).tobytes() != np.float64(original).tobytes():
+            assert err.count("\n") == 1 and str(entry) in err, err
+            assert table.loaded_from == "json (fast path)"
+        events = np.array(BIG_ROWS, dtype=np.float64)
+        for i, field in enumerate(SIM_FIELDS):
+            assert table[field].tobytes() == events[:, i].tobytes(), field
+
+
+# --------------------------------------------------------------------------- journals
+
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53),
+                      st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8))  # fmt: skip
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+results = st.dictionaries(st.text(max_size=8).filter(lambda k: k != "_journal"), json_value,
+                          min_size=1, max_size=6)  # fmt: skip
+
+
+def _leaves(obj, path=()):
+    """Paths to every value inside ``obj`` (dict keys and list indices)."""
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, list):
+        items = enumerate(obj)
+    else:
+        return
+    for k, v in items:
+        yield (*path, k)
+        yield from _leaves(v, (*path, k))
+
+
+@settings(FUZZ, max_examples=300)
+@given(result=results, replacement=json_value, pick=st.integers(0, 1 << 16),
+       key=st.sampled_from(["t-0", "t-1"]))  # fmt: skip
+def test_journal_entries_forged_but_well_formed_are_refused(result, replacement, pick, key):
+    """A stored result reads back exactly; any well-formed change of its content (a value
+    replaced anywhere), or the entry filed under another task, is refused with one line."""
+    from model.io.atomic import finite_json
+    from model.io.journal import ENTRY_KEY, Journal
+
+    with tempfile.TemporaryDirectory() as tmp:
+        journal = Journal(Path(tmp), {"kind": "fuzz"})
+        journal.write("t-0", result)
+        assert journal.load("t-0") == (json.loads(json.dumps(finite_json(result))), None)
+        entry = json.loads(journal.path("t-0").read_text())
+        paths = [p for p in _leaves(entry) if p[0] != ENTRY_KEY]
+        target = paths[pick % len(paths)] if paths else None
+        if target is not None:
+            holder = entry
+            for part in target[:-1]:
+                holder = holder[part]
+            holder[target[-1]] = replacement
+        changed = {k: v for k, v in entry.items() if k != ENTRY_KEY}
+        journal.path(key).write_text(json.dumps(entry))
+        loaded, why = journal.load(key)
+        original = json.loads(json.dumps(finite_json(result)))
+        if key == "t-0" and json.dumps(changed) == json.dumps(original):
+            assert loaded == original  # the "change" left it as it was
+        else:
+            assert loaded is None and why and "\n" not in why
+
+
+@pytest.fixture(scope="module")
+def toy_task():
+    from model.jobs.inputs import load_inputs
+    from model.jobs.many import Prepared
+    from model.jobs.tasks import toy
+
+    prepared = Prepared.load(load_inputs(), "flat", say=lambda *a, **k: None)
+    context = prepared.context(prepared.config(kind="toys"))
+    args = {"index": 2, "seed": 9, "truth": dict(prepared.best.values), "nuts": False}
+    return context, args, json.loads(json.dumps(toy(context, "toy-000002", args)))
+
+
+@settings(FUZZ, max_examples=300)
+@given(replacement=json_value, pick=st.integers(0, 1 << 16))
+def test_toy_results_forged_with_the_key_are_checked(toy_task, replacement, pick):
+    """Even signed under the user's key (its holder), a toy result with any value replaced
+    either passes check_toy with every value where its task allows, or is refused with
+    BadEntry in one line -- never another exception."""
+    from model.jobs.entries import BadEntry, check_toy
+
+    context, args, good = toy_task
+    forged = json.loads(json.dumps(good))
+    paths = list(_leaves(forged))
+    target = paths[pick % len(paths)]
+    holder = forged
+    for part in target[:-1]:
+        holder = holder[part]
+    holder[target[-1]] = replacement
+    try:
+        check_toy(context, "toy-000002", args, forged)
+    except BadEntry as exc:
+        assert "\n" not in str(exc)
+        return
+    assert forged["index"] == 2 and forged["seed"] == good["seed"]
+    for name, prior in context.priors.items():
+        low, high = prior.support()
+        value = forged["map"][name]
+        assert value is None or low <= value <= high
+        interval = [v for v in forged["profile_68"][name] if v is not None]
+        assert all(low <= v <= high for v in interval) and interval == sorted(interval)

@@ -96,6 +96,37 @@ def test_stale_staging_of_dead_process_is_removed(tmp_path):
     rf.read_run(out)
 
 
+@pytest.mark.parametrize("name", [
+    ".run.staging-mybackup", ".run.old-mybackup", ".run.staging-999999999-00ff00f",
+    ".run.staging-999999999-00ff00ff0", ".run.staging-999999999-00FF00FF",
+    ".run.staging-0999999-00ff00ff", ".run.staging-999999999-00ff00ff.bak",
+    ".run.stagingx-999999999-00ff00ff", ".run2.staging-999999999-00ff00ff",
+])  # fmt: skip
+def test_look_alikes_of_stale_folders_survive(tmp_path, name):
+    """Only folders named exactly as write_run names its own are removed."""
+    out = tmp_path / "run"
+    mine = tmp_path / name
+    mine.mkdir()
+    (mine / "keep.txt").write_text("user data")
+    stale = tmp_path / ".run.old-999999999-0123abcd"  # ours, of a dead process: removed
+    stale.mkdir()
+    write_sample_run(out)
+    assert (mine / "keep.txt").read_text() == "user data"
+    assert not stale.exists()
+
+
+def test_stale_name_that_is_a_file_or_link_survives(tmp_path):
+    out = tmp_path / "run"
+    as_file = tmp_path / ".run.staging-999999999-00ff00ff"
+    as_file.write_text("a file")
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "x").write_text("x")
+    (tmp_path / ".run.old-999999999-00ff00ff").symlink_to(target)
+    write_sample_run(out)
+    assert as_file.read_text() == "a file" and (target / "x").exists()
+
+
 def test_refuses_folder_of_other_files(tmp_path):
     out = tmp_path / "mine"
     out.mkdir()

@@ -47,16 +47,20 @@ def test_columns_found_through_mapping_not_position(tmp_path, toy_dataset):
 
 
 def test_fast_and_exact_parsers_agree(tmp_path, toy_dataset):
-    """A file the fast path refuses (NaN in an extra field) parses the same with json."""
+    """A file the fast path declines (NaN in an extra field) goes to the exact parser, which
+    names the non-finite value: refused in every column, used by the fit or not."""
     data = toy_dataset.data
     path = tmp_path / "data.json"
     extra = dict(data.columns, note=np.full(len(data), 1.5))
     text = to_workshop_json(EventTable(extra, "x"))
-    odd = text.replace("1.5]", "NaN]", 1)  # the exact parser accepts NaN in a non-required field
-    path.write_text(odd)
+    assert "NaN" not in text
+    path.write_text(text.replace("1.5]", "NaN]", 1))
+    with pytest.raises(DataFormatError, match=r"field 'note', events\[0\]: non-finite value nan"):
+        read_data(path)
+    path.write_text(text)
     table = read_data(path)
     np.testing.assert_array_equal(table["energy"], data["energy"])
-    assert np.isnan(table["note"][0]) and np.all(table["note"][1:] == 1.5)
+    assert np.all(table["note"] == 1.5)
 
 
 def test_cache_is_written_and_reused(tmp_path, sim_file):

@@ -28,6 +28,29 @@ from model.physics.parameters import units as parameter_units
 
 X0 = dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))  # the workshop's start
 MAP_OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}
+BOUND_TOLERANCE = 1e-9  # relative distance to a support's bound that counts as on it
+RUNAWAY = 1e100  # |value| beyond which a parameter has run away (no finite maximum)
+
+
+def boundary_problems(values: dict, supports: dict) -> list[str]:
+    """One sentence per parameter of ``values`` that is not finite, beyond :data:`RUNAWAY`,
+    or within :data:`BOUND_TOLERANCE` (relative to the bound, or to 1 near 0) of a finite
+    bound of its support (``supports``: name -> (low, high); names not in it get only the
+    first two checks).  A maximum on a bound is no optimum with a usable curvature: the
+    fit is not converged."""
+    problems = []
+    for name, value in values.items():
+        low, high = supports.get(name, (-np.inf, np.inf))
+        if not np.isfinite(value) or abs(value) >= RUNAWAY:
+            problems.append(f"{name} = {value:g} has run away (no finite maximum: check the "
+                            "inputs' weights and the priors)")  # fmt: skip
+            continue
+        for bound in (low, high):
+            if np.isfinite(bound) and abs(value - bound) <= BOUND_TOLERANCE * max(1.0, abs(bound)):
+                problems.append(f"{name} = {value:g} is on the bound {bound:g} of its prior's "
+                                f"support [{low:g}, {high:g}]")  # fmt: skip
+                break
+    return problems
 
 
 @dataclass(frozen=True)
@@ -44,16 +67,19 @@ class MapResult:
         Inverse Hessian of ``-log p(theta | data)`` in the natural parameters (NaN where
         the Hessian cannot be inverted).
     converged : bool
-        The optimizer moved from the start and stopped where the gradient vanishes
-        (max ``|d log p / d u|`` below ``GRADIENT_TOLERANCE``, u unconstrained).
+        The optimizer moved from the start, stopped where the gradient vanishes (max
+        ``|d log p / d u|`` below ``GRADIENT_TOLERANCE``, u unconstrained), and nothing is
+        wrong with the result: ``problems`` is empty (no parameter on a bound of its
+        prior's support or running away, a negative-definite Hessian).
     message : str
         The optimizer's stopping message and the largest gradient component.
     wall_time_s : float
         Seconds for the optimisation and the Hessian.
     problems : list of str
         What is wrong, one sentence each: no convergence, no move from the start, a
-        Hessian that is not negative definite, a covariance diagonal that is not finite
-        and positive.  Empty for a usable fit.
+        parameter on a bound of its prior's support or beyond :data:`RUNAWAY`
+        (:func:`boundary_problems`), a Hessian that is not negative definite, a covariance
+        diagonal that is not finite and positive.  Empty for a usable fit.
     unconstrained : list of str
         Parameters the curvature leaves unconstrained (named in ``problems``).
     path : str
@@ -63,6 +89,11 @@ class MapResult:
         :mod:`model.inference.map_pymc`).
     path_reason : str
         Why that path (for ``"pymc"``: how the model differs from the builder's).
+    optimum : bool or None
+        The optimizer's own verdict (moved, gradient vanishes), whatever ``problems`` says;
+        ``None``: the same as ``converged``.
+    at_bound : list of str
+        Parameters on a bound of their prior's support or run away (named in ``problems``).
     """
 
     values: dict
@@ -75,6 +106,8 @@ class MapResult:
     unconstrained: list[str] = field(default_factory=list)
     path: str = "numpy"
     path_reason: str = ""
+    optimum: bool | None = None
+    at_bound: list[str] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
@@ -124,15 +157,16 @@ class MapResult:
     def errors(self) -> dict:
         """One-sigma errors, sqrt of the covariance diagonal (units of each parameter).
 
-        ``None`` (JSON null), never NaN, for a parameter in ``unconstrained``, one whose
-        covariance diagonal is not finite and positive, and for every parameter when the
-        fit did not converge (the curvature away from an optimum is no error).
+        ``None`` (JSON null), never NaN, for a parameter in ``unconstrained`` or
+        ``at_bound``, one whose covariance diagonal is not finite and positive, and for every
+        parameter when the optimizer stopped away from an optimum (the curvature there is
+        no error).
         """
         diag = np.diag(self.covariance)
+        optimum = self.converged if self.optimum is None else self.optimum
+        bad = set(self.unconstrained) | set(self.at_bound)
         return {
-            k: float(np.sqrt(d))
-            if self.converged and k not in self.unconstrained and np.isfinite(d) and d > 0
-            else None
+            k: float(np.sqrt(d)) if optimum and k not in bad and np.isfinite(d) and d > 0 else None
             for k, d in zip(self.values, diag, strict=True)
         }
 
@@ -213,6 +247,8 @@ def fit_map(profile: ProfileFitter, counts: np.ndarray, x0: dict | None = None) 
             f"the optimizer stopped away from an optimum (max |gradient| {max_grad:.1e} "
             f">= {GRADIENT_TOLERANCE:g}): {result.message.strip()}"
         )
+    on_bound = boundary_problems(values, {n: p.support() for n, p in profile.priors.items()})
+    problems += on_bound
     with np.errstate(over="ignore", invalid="ignore"):
         _, _, hessian, loglike = profile.log_posterior(counts, values)
     covariance, curvature_problems, unconstrained = _covariance(profile.names, hessian)
@@ -221,7 +257,8 @@ def fit_map(profile: ProfileFitter, counts: np.ndarray, x0: dict | None = None) 
         values=values,
         neg_log_likelihood=-float(loglike),
         covariance=covariance,
-        converged=moved and (bool(result.success) or small_gradient),
+        converged=moved and (bool(result.success) or small_gradient) and not problems,
+        optimum=moved and (bool(result.success) or small_gradient),
         message=(
             f"{result.message} (max |gradient| {max_grad:.1e})"
             if result.success or not small_gradient
@@ -231,4 +268,5 @@ def fit_map(profile: ProfileFitter, counts: np.ndarray, x0: dict | None = None) 
         wall_time_s=time.perf_counter() - t0,
         problems=problems,
         unconstrained=unconstrained,
+        at_bound=[n for n in values if any(p.startswith(f"{n} = ") for p in on_bound)],
     )

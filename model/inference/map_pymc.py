@@ -32,7 +32,7 @@ from pymc.blocking import DictToArrayBijection, RaveledVars
 from pymc.initial_point import make_initial_point_fn
 
 from model.inference.exact_float import exact_float
-from model.inference.map_core import MAP_OPTIONS, MapResult
+from model.inference.map_core import MAP_OPTIONS, MapResult, boundary_problems
 from model.inference.profile import GRADIENT_TOLERANCE, covariance_from_hessian
 
 PATH = "pymc"  # MapResult.path of this route
@@ -168,6 +168,8 @@ class PymcMap:
                 f"the optimizer stopped away from an optimum (max |gradient| {max_grad:.1e} "
                 f">= {GRADIENT_TOLERANCE:g}): {result.message.strip()}"
             )
+        on_bound = boundary_problems(values, {})  # supports unknown here: run away only
+        problems += on_bound
         # the natural-parameter Hessian J^-T H_u J^-1 (exact at an optimum)
         hessian_u = self.hessian_u(u, info)
         jac = self.jacobian(u, info)
@@ -187,7 +189,9 @@ class PymcMap:
             values=values,
             neg_log_likelihood=-self.loglike(u, info),
             covariance=covariance,
-            converged=moved and (bool(result.success) or small_gradient),
+            converged=moved and (bool(result.success) or small_gradient) and not problems,
+            optimum=moved and (bool(result.success) or small_gradient),
+            at_bound=[n for n in values if any(p.startswith(f"{n} = ") for p in on_bound)],
             message=f"{result.message} (max |gradient| {max_grad:.1e})",
             wall_time_s=time.perf_counter() - t0,
             problems=problems,

@@ -306,12 +306,12 @@ def prior_from_dict(name: str, spec: dict, source: str) -> Prior:
 
 
 def read_prior_file(path: str | Path) -> dict:
-    """The JSON object of a prior file (UTF-8; no key twice); :class:`PriorError` in one
+    """The JSON object of a prior file (UTF-8, a leading BOM allowed; no key twice); :class:`PriorError` in one
     line for a missing, unreadable, non-UTF-8 or non-JSON file, or one that is not an
     object."""
     source = str(path)
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        text = Path(path).read_bytes().decode("utf-8-sig")  # a BOM, as in workshop files
     except FileNotFoundError:
         raise PriorError(
             f"prior {source!r} is neither a prior set {sorted(PRIOR_SETS)} nor a file"

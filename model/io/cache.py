@@ -1,13 +1,18 @@
 """A verified cache of parsed event files: ``<cache dir>/<sha256>.v<FORMAT>.npz``.
 
 An entry holds the parsed columns (float64, as parsed, before any range checks), the
-file's other top-level keys and a record ``info``: format version, SHA-256 of the source
-file, number of rows, field names and :func:`~model.io.events.columns_digest` of the
-columns.  Loading checks all of these, then asks the reader to compare a sample of rows
-with an exact parse of the source's bytes (:func:`spot_check_rows`), so that an entry
-with other numbers under the file's hash is caught.  A missing entry is built; a bad one
-(unreadable, truncated, not matching) gets one warning line on stderr and is rebuilt --
-the cache can only cost time, never change what is read.
+file's other top-level keys, a record ``info`` (format version, SHA-256 of the source
+file, number of rows, field names, :func:`~model.io.events.columns_digest` of the
+columns) and ``mac``: an HMAC-SHA-256 of all of these under the user's secret key
+(:mod:`model.io.user_key`, kept outside the cache folder with permissions 0600).
+
+What it protects against: an entry damaged, truncated, written by another version, filed
+under another file's hash, or changed by anyone who cannot read the key -- even one row
+changed with every unkeyed digest recomputed -- fails the HMAC and is rebuilt from the
+source file, with one warning line.  Loading also compares a sample of rows with an
+exact parse of the source's bytes (:func:`spot_check_rows`).  What it does not protect
+against: someone who can read the user's key file (the user, root) can forge an entry;
+then only the sampled rows are compared.  ``--no-cache`` parses the source every time.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ import platformdirs
 from model.io.atomic import atomic_path
 from model.io.events import columns_digest
 from model.io.json_text import loads_strict
+from model.io.user_key import keyed_digest, same_digest
 
 CACHE_ENV = "DIFFUSE_FIT_CACHE"
-FORMAT = 2  # bump when the parsers or the entry layout change: old entries are ignored
+FORMAT = 3  # bump when the parsers or the entry layout change: old entries are ignored
 SAMPLE_ROWS = 200  # random rows compared with the source on each load (plus first and last)
 
 
@@ -50,14 +56,22 @@ def warn(message: str) -> None:
     print(f"diffuse-fit: warning: {message}", file=sys.stderr)
 
 
+def entry_mac(info_text: str, meta_text: str, digest: str) -> str:
+    """The keyed digest of an entry: its ``info`` and ``meta`` texts and its columns' digest
+    (the columns themselves enter through :func:`~model.io.events.columns_digest`)."""
+    return keyed_digest("diffuse-fit parse cache", str(FORMAT), info_text, meta_text, digest)
+
+
 def store(path: Path, sha256: str, meta: dict, columns: dict[str, np.ndarray], digest: str):
     """Write an entry atomically; a failure (read-only folder, full disk) is a warning."""
     info = {"format": FORMAT, "source_sha256": sha256, "rows": len(next(iter(columns.values()))),
             "fields": list(columns), "columns_sha256": digest}  # fmt: skip
+    info_text, meta_text = json.dumps(info), json.dumps(meta)
     try:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, info=np.array(json.dumps(info)), meta=np.array(json.dumps(meta)),
+                np.savez(fh, info=np.array(info_text), meta=np.array(meta_text),
+                         mac=np.array(entry_mac(info_text, meta_text, digest)),
                          **{f"col:{k}": v for k, v in columns.items()})  # fmt: skip
     except OSError as exc:
         warn(f"cannot write the cache {path} ({exc.strerror or exc}); continuing without it")
@@ -66,8 +80,9 @@ def store(path: Path, sha256: str, meta: dict, columns: dict[str, np.ndarray], d
 def _read(path: Path, sha256: str) -> tuple[dict, dict[str, np.ndarray], str]:
     """The entry's (meta, columns, digest) if it is consistent; else :class:`CacheMismatch`."""
     with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
-        info = json.loads(str(npz["info"][()]))
-        meta = json.loads(str(npz["meta"][()]))
+        info_text, meta_text = str(npz["info"][()]), str(npz["meta"][()])
+        mac = str(npz["mac"][()]) if "mac" in npz.files else None
+        info, meta = json.loads(info_text), json.loads(meta_text)
         if not isinstance(info, dict) or info.get("format") != FORMAT:
             raise CacheMismatch("written by another version")
         if info.get("source_sha256") != sha256:
@@ -75,7 +90,7 @@ def _read(path: Path, sha256: str) -> tuple[dict, dict[str, np.ndarray], str]:
         fields = info.get("fields")
         if not isinstance(fields, list) or not fields or not isinstance(meta, dict):
             raise CacheMismatch("has no field list")
-        if sorted(npz.files) != sorted(["info", "meta", *(f"col:{f}" for f in fields)]):
+        if sorted(npz.files) != sorted(["info", "meta", "mac", *(f"col:{f}" for f in fields)]):
             raise CacheMismatch("holds other arrays than its field list")
         columns = {f: npz[f"col:{f}"] for f in fields}
     for name, values in columns.items():
@@ -84,6 +99,9 @@ def _read(path: Path, sha256: str) -> tuple[dict, dict[str, np.ndarray], str]:
     digest = columns_digest(columns)
     if digest != info.get("columns_sha256"):
         raise CacheMismatch("its columns do not match their recorded digest")
+    if not same_digest(mac, entry_mac(info_text, meta_text, digest)):
+        raise CacheMismatch("was not written by this user's diffuse-fit (its keyed digest "
+                            "does not match its content: changed or forged)")  # fmt: skip
     return meta, columns, digest
 
 

@@ -94,7 +94,11 @@ def check_column(values: np.ndarray, name: str, source: str, check=None, allow_n
     bad = np.flatnonzero(~(finite | np.isnan(values)) if allow_nan else ~finite)
     if bad.size:
         raise DataFormatError(
-            source, f"non-finite value {float(values[bad[0]])!r}", field=name, row=int(bad[0])
+            source,
+            f"non-finite value {float(values[bad[0]])!r} (NaN, Infinity or a number "
+            "beyond the float range)",
+            field=name,
+            row=int(bad[0]),
         )
     if check is None:
         return 0

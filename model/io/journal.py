@@ -11,6 +11,14 @@ different settings are never mixed.
 
 The journal lives beside the run folder, ``<parent>/.<name>.journal/``, and is kept after
 the run is written: asking for more pseudo-experiments later computes only the new ones.
+
+Each entry is the task's result (a JSON object) plus ``"_journal": {"job", "key", "mac"}``:
+the configuration's digest, the task's key, and an HMAC-SHA-256 under the user's secret
+key (:mod:`model.io.user_key`) of both and of the result's canonical JSON.  :meth:`Journal.load`
+returns an entry only if all of these match: an entry edited, copied to another task or
+job, truncated, or written by another user is reported as bad (with the reason) and the
+task is computed again -- never used.  The job's own checks of the result (schema,
+index, seed, bounds) come on top (:mod:`model.jobs.entries`).
 """
 
 from __future__ import annotations
@@ -19,10 +27,13 @@ import hashlib
 import re
 from pathlib import Path
 
-from model.io.atomic import json_text, write_json
+from model.errors import DataFormatError
+from model.io.atomic import finite_json, json_text, write_json
 from model.io.json_text import parse_json
+from model.io.user_key import keyed_digest, same_digest
 
 _KEY = re.compile(r"[A-Za-z0-9_.-]+")
+ENTRY_KEY = "_journal"  # the record of an entry: job digest, task key, keyed digest
 
 
 def journal_folder(out: Path) -> Path:
@@ -66,15 +77,50 @@ class Journal:
             raise ValueError(f"bad task key {key!r}")
         return self.folder / f"{key}.json"
 
+    def path(self, key: str) -> Path:
+        """The file of task ``key``."""
+        return self._path(key)
+
+    def _mac(self, key: str, result: dict) -> str:
+        return keyed_digest("diffuse-fit journal", self.digest, key, json_text(result))
+
     def done(self, keys) -> set[str]:
-        """The keys among ``keys`` whose results are stored."""
-        return {k for k in keys if self._path(k).is_file()}
+        """The keys among ``keys`` whose stored entries are intact (:meth:`load`)."""
+        return {k for k in keys if self.load(k)[0] is not None}
 
     def write(self, key: str, result: dict) -> None:
         """Store one task's result (atomically: a reader sees all of it or nothing)."""
-        write_json(self._path(key), result)
+        result = finite_json(result)
+        if not isinstance(result, dict) or ENTRY_KEY in result:
+            raise ValueError(f"a task result must be a JSON object without {ENTRY_KEY!r}")
+        record = {"job": self.digest, "key": key, "mac": self._mac(key, result)}
+        write_json(self._path(key), {**result, ENTRY_KEY: record})
 
-    def read(self, key: str) -> dict:
-        """One stored result; a damaged file is a one-line :class:`DataFormatError`."""
+    def load(self, key: str) -> tuple[dict | None, str | None]:
+        """``(result, None)`` for an intact entry, ``(None, None)`` if there is none, and
+        ``(None, why)`` for a bad one (unreadable, not an entry, of another task or job,
+        or its keyed digest not matching its content)."""
         path = self._path(key)
-        return parse_json(path.read_bytes(), str(path))
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None, None
+        except OSError as exc:
+            return None, f"cannot be read ({exc.strerror or exc})"
+        try:
+            entry = parse_json(raw, str(path))
+        except DataFormatError as exc:
+            return None, str(exc).partition(": ")[2] or "is not valid JSON"
+        record = entry.get(ENTRY_KEY) if isinstance(entry, dict) else None
+        if not isinstance(record, dict) or not all(
+            isinstance(record.get(k), str) for k in ("job", "key", "mac")
+        ):
+            return None, f"is not a journal entry (no {ENTRY_KEY!r} record with job, key, mac)"
+        if record["job"] != self.digest or record["key"] != key:
+            return None, (f"is the entry of task {record['key'][:40]!r} of job "
+                          f"{record['job'][:16]!r}, not of {key!r} of {self.digest!r}")  # fmt: skip
+        result = {k: v for k, v in entry.items() if k != ENTRY_KEY}
+        if not same_digest(record["mac"], self._mac(key, result)):
+            return None, ("its keyed digest does not match its content (edited, or written "
+                          "by another user)")  # fmt: skip
+        return result, None

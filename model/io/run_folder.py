@@ -6,7 +6,7 @@ kind, every file's size and SHA-256, creation time) and then swaps the staged fo
 run folder in one step (Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere rename the old folder
 away, then the new one in).  Whatever is killed when, a reader finds the previous complete run
 or the new complete run, never a mixture; leftovers of a killed run (staging folders of dead
-processes) are removed by the next write.
+processes, named exactly `.<name>.staging-<pid>-<8 hex>`) are removed by the next write.
 
 Reading (:func:`read_run`) checks the manifest and every file it lists (present, same size and
 SHA-256) and returns the files' bytes; anything else is a one-line :class:`DataFormatError`.
@@ -32,6 +32,7 @@ from pathlib import Path
 from model.errors import DataFormatError
 from model.io.atomic import json_text
 from model.io.json_text import parse_json
+from model.io.write_errors import writing
 
 FORMAT = "diffuse-fit-run"
 FORMAT_VERSION = 1
@@ -113,8 +114,9 @@ def _check_replaceable(out: Path) -> None:
 class Stage:
     """The files of a run being written (see :func:`write_run`)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, out: Path | None = None):
         self.folder = folder
+        self.out = out if out is not None else folder  # the run folder the files are for
         self.names: list[str] = []
 
     def _target(self, name: str) -> Path:
@@ -123,8 +125,24 @@ class Stage:
         self.names.append(name)
         return self.folder / name
 
+    def _writing(self, name: str):
+        """Errors of writing ``name`` (a full disk: OSError, or RuntimeError from HDF5) as
+        one ``OSError`` naming the run's file and the device (:mod:`model.io.write_errors`)."""
+        return writing(self.out / name, self.folder)
+
     def write_bytes(self, name: str, data: bytes) -> None:
-        self._target(name).write_bytes(data)
+        target = self._target(name)
+        with self._writing(name):
+            target.write_bytes(data)
+
+    def write_netcdf(self, name: str, obj, **options) -> None:
+        """An xarray Dataset or DataTree as NetCDF-4 (h5netcdf), serialised in memory first:
+        HDF5 never writes to the disk, so a full disk is Python's one ``OSError``, not
+        HDF5's errors and a crash when its half-written file is closed.  ``options``: of
+        ``to_netcdf`` (``encoding``)."""
+        with self._writing(name):
+            data = bytes(obj.to_netcdf(engine="h5netcdf", **options))
+        self.write_bytes(name, data)
 
     def write_text(self, name: str, text: str) -> None:
         self.write_bytes(name, text.encode())
@@ -134,8 +152,10 @@ class Stage:
         self.write_text(name, json_text(stamp(obj)))
 
     def write_with(self, name: str, writer: Callable[[Path], object]) -> None:
-        """Let ``writer(path)`` write the file (NetCDF, figures)."""
-        writer(self._target(name))
+        """Let ``writer(path)`` write the file (figures)."""
+        target = self._target(name)
+        with self._writing(name):
+            writer(target)
 
     def link(self, source: Path, name: str | None = None) -> None:
         """Add the file ``source`` unchanged (hard link; copy where links are not possible)."""
@@ -146,17 +166,35 @@ class Stage:
             shutil.copy2(source, target)
 
 
-def _siblings(out: Path, tag: str) -> list[Path]:
-    return list(out.parent.glob(f".{glob.escape(out.name)}.{tag}-*"))
+TOKEN_HEX = 8  # hex digits of the random part of a staging/old folder's token
+
+
+def _token() -> str:
+    """``<pid>-<8 hex digits>``: names this process's staging and old folders."""
+    return f"{os.getpid()}-{secrets.token_hex(TOKEN_HEX // 2)}"
+
+
+def _leftovers(out: Path) -> list[tuple[Path, int]]:
+    """``(folder, pid)`` of the folders beside ``out`` named exactly as :func:`write_run`
+    names its staging and old folders, ``.<name>.staging-<pid>-<8 hex>`` and
+    ``.<name>.old-<pid>-<8 hex>``; any other name (``.r.staging-mybackup``) is not ours."""
+    pattern = re.compile(
+        rf"\.{re.escape(out.name)}\.(?:staging|old)-([1-9][0-9]{{0,9}})-[0-9a-f]{{{TOKEN_HEX}}}"
+    )
+    found = []
+    for path in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
+        match = pattern.fullmatch(path.name)
+        if match and path.is_dir() and not path.is_symlink():
+            found.append((path, int(match.group(1))))
+    return found
 
 
 def _remove_stale(out: Path) -> None:
-    """Staging folders left by killed runs (their process is gone) and half-swapped old runs."""
-    for path in _siblings(out, "staging") + _siblings(out, "old"):
-        match = re.search(r"-(\d+)-[0-9a-f]+$", path.name)
-        if match and _alive(int(match.group(1))):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
+    """Staging folders left by killed runs (their process is gone) and half-swapped old
+    runs, named exactly as this module names them (:func:`_leftovers`)."""
+    for path, pid in _leftovers(out):
+        if not _alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
@@ -213,7 +251,7 @@ def write_run(out, kind: str, *, replaces: str | None = None, extra: dict | None
 
         with write_run(out, "sample") as stage:
             stage.write_json("map.json", result)
-            stage.write_with("posterior.nc", lambda p: tree.to_netcdf(p, engine="h5netcdf"))
+            stage.write_netcdf("posterior.nc", tree)
 
     On an exception (or KeyboardInterrupt) inside the block nothing in ``out`` changes.
     ``replaces``: the SHA-256 of the ``run.json`` the new run derives from (a report adds
@@ -225,36 +263,43 @@ def write_run(out, kind: str, *, replaces: str | None = None, extra: dict | None
     out = check_output_folder(out).resolve()  # a link: write where it points
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(out)
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    token = _token()
     staged = out.parent / f".{out.name}.staging-{token}"
     staged.mkdir()
     try:
-        stage = Stage(staged)
+        stage = Stage(staged, out)
         yield stage
         missing = [n for n in KINDS[kind] if n not in stage.names]
         if missing:
             raise ValueError(f"a {kind} run needs {missing}")
-        manifest = stamp({
-            "kind": kind,
-            "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "files": [{"name": n, "size": (staged / n).stat().st_size,
-                       "sha256": sha256_file(staged / n)} for n in stage.names],
-            **(extra or {}),
-        })  # fmt: skip
-        (staged / MANIFEST).write_text(json_text(manifest))
-        for path in staged.iterdir():
-            _fsync(path)
-        _fsync(staged)
+        with writing(out / MANIFEST, staged):
+            _finish(staged, stage, kind, extra)
         if out.is_dir():
             _check_replaceable(out)
         if replaces is not None and _manifest_sha(out) != replaces:
             raise DataFormatError(str(out), "was replaced by another run while this one was "
                                   "being written; nothing was changed")  # fmt: skip
-        _swap_in(staged, out, token)
-        _fsync(out.parent)
+        with writing(out, out.parent):
+            _swap_in(staged, out, token)
+            _fsync(out.parent)
     finally:
         if staged.exists():
             shutil.rmtree(staged, ignore_errors=True)
+
+
+def _finish(staged: Path, stage: Stage, kind: str, extra: dict | None) -> None:
+    """Write the manifest last and flush every staged file to the disk."""
+    manifest = stamp({
+        "kind": kind,
+        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "files": [{"name": n, "size": (staged / n).stat().st_size,
+                   "sha256": sha256_file(staged / n)} for n in stage.names],
+        **(extra or {}),
+    })  # fmt: skip
+    (staged / MANIFEST).write_text(json_text(manifest))
+    for path in staged.iterdir():
+        _fsync(path)
+    _fsync(staged)
 
 
 def _fsync(path: Path) -> None:

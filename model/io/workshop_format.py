@@ -87,7 +87,10 @@ def _parse_fast(raw: bytes, source: str) -> tuple[dict, np.ndarray]:
         raise NotFast
     start, stop, rest = span
     rest["events"] = None
-    mapping = _check_mapping(rest, source)
+    try:
+        mapping = _check_mapping(rest, source)
+    except DataFormatError:  # the span may not be what it seems ("events": [] twice, ...):
+        raise NotFast from None  # the exact parser names what is wrong
     return rest, fast_rows.parse_rows(raw, start, stop, len(mapping))
 
 
@@ -151,7 +154,8 @@ def _check_mapping(content: dict, source: str) -> dict[str, int]:
 def validate_columns(
     columns: dict[str, np.ndarray], required: tuple[str, ...], source: str
 ) -> dict[str, int]:
-    """Check required fields are present, finite and physical; raise :class:`DataFormatError`.
+    """Check required fields are present, finite and physical; raise :class:`DataFormatError`
+    (:func:`read_workshop_file` checks the other fields are finite).
 
     Values printed rounded just outside a closed range are set to its bound (in place);
     returns field -> how many, for the fields where there were any."""
@@ -261,6 +265,9 @@ def read_workshop_file(
     if not allow_empty and not next(iter(columns.values())).size:
         raise DataFormatError(source, "has no events", field="events")
     clamped = validate_columns(columns, required, source)
+    for name, values in columns.items():  # every column, used by the fit or not
+        if name not in required:
+            checks.check_column(values, name, source)
     if clamped:
         digest = columns_digest(columns)
     return EventTable(columns, source, sha, meta, how, digest, clamped)

@@ -39,6 +39,7 @@ from model.inference.settings import SamplerSettings
 from model.io.journal import Journal, journal_folder
 from model.io.run_folder import check_output_folder, write_run
 from model.jobs.distributed import ClusterOptions, run_tasks
+from model.jobs.entries import check_lrt
 from model.jobs.inputs import Inputs
 from model.jobs.interrupt import interrupted_message, interruptible
 from model.jobs.many import Prepared
@@ -127,8 +128,7 @@ def run_compare(
             stage.write_text("compare.md", format_table(table) + "\n")
             for r in results:  # without the point-wise log-likelihood (13 MB per model)
                 posterior = r.idata.drop_nodes("log_likelihood")
-                stage.write_with(f"posterior_{r.name}.nc",
-                                 lambda p, d=posterior: d.to_netcdf(p, engine="h5netcdf"))  # fmt: skip
+                stage.write_netcdf(f"posterior_{r.name}.nc", posterior)
             _figures(stage, results, bands, ranges, lrt, inputs.truth)
     say(format_table(table))
     say(f"wrote the run folder {out} (compare.json, compare.md, posteriors, figures)")
@@ -249,7 +249,8 @@ def _likelihood_ratio_tests(inputs, components, models, n_toys, seed, out, clust
         tasks = {f"lrt-{i:06d}": {"index": i, "seed": seed, "truth": truth} for i in range(n_toys)}
         say(f"likelihood-ratio tests of spl against {', '.join(alternatives)}: {n_toys} "
             "pseudo-experiments under spl at its maximum-likelihood fit")  # fmt: skip
-        done = run_tasks(lrt_toy, context, tasks, journal, cluster, "lrt", say, progressbar)
+        done = run_tasks(lrt_toy, context, tasks, journal, cluster, "lrt", say, progressbar,
+                         check=check_lrt)  # fmt: skip
         for k in tasks:
             for alt in alternatives:
                 rows[alt].append(done[k]["ts"][alt])

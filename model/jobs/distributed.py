@@ -11,14 +11,41 @@ to every worker once (``Client.scatter(broadcast=True)``); each result is writte
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from model.errors import FitFailed
+from model.errors import FitFailed, UsageError
+from model.io.atomic import json_text
 from model.io.journal import Journal
+
+SCHEDULER_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")  # Dask's network protocols
+CONNECT_TIMEOUT_S = 4  # an unreachable scheduler fails within this (plus < 1 s)
+_ADDRESS = re.compile(r"([a-z]+)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::([0-9]{1,5}))?")
+
+
+def check_scheduler(address: str | None) -> None:
+    """Refuse (one-line :class:`UsageError`) a ``--scheduler`` that is not
+    ``PROTOCOL://HOST[:PORT]`` with a network protocol of :data:`SCHEDULER_PROTOCOLS`
+    (``inproc://`` names a scheduler inside a process, never one to connect to)."""
+    if address is None:
+        return
+    hint = "give the address of a running Dask scheduler, e.g. tcp://host:8786"
+    match = _ADDRESS.fullmatch(address)
+    if not address.strip():
+        raise UsageError(f"--scheduler is empty; {hint} (or leave it out for a local cluster)")
+    if match is None:
+        raise UsageError(f"--scheduler {address!r} is not PROTOCOL://HOST[:PORT]; {hint}")
+    protocol, _, port = match.groups()
+    if protocol not in SCHEDULER_PROTOCOLS:
+        raise UsageError(f"--scheduler {address!r}: protocol {protocol!r} is not one of "
+                         f"{', '.join(SCHEDULER_PROTOCOLS)}; {hint}")  # fmt: skip
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise UsageError(f"--scheduler {address!r}: port {port} is not in 1..65535; {hint}")
 
 
 @dataclass(frozen=True)
@@ -38,11 +65,14 @@ def dask_client(options: ClusterOptions, say=print):
     """A ``dask.distributed.Client`` for ``options``; a local cluster is shut down after."""
     from dask.distributed import Client, LocalCluster
 
-    if options.scheduler:
+    check_scheduler(options.scheduler)
+    if options.scheduler is not None:
         try:
-            client = Client(options.scheduler, timeout="20s")
-        except OSError as exc:
-            raise FitFailed(f"cannot reach the Dask scheduler {options.scheduler}: {exc}") from None
+            client = Client(options.scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
+        except Exception as exc:  # noqa: BLE001 - refused, timed out, not a Dask scheduler
+            reason = str(exc).splitlines()[0][:200] if str(exc) else ""
+            raise FitFailed(f"cannot reach the Dask scheduler {options.scheduler}: "
+                            f"{type(exc).__name__}: {reason}") from None  # fmt: skip
         with client:
             n = len(client.scheduler_info().get("workers", {}))
             say(f"dask: scheduler {options.scheduler} with {n} workers; dashboard "
@@ -50,9 +80,11 @@ def dask_client(options: ClusterOptions, say=print):
             yield client
         return
     n = options.n_local_workers()
-    # its HTTP server on a free local port: a fixed one (8787) may be taken by another job
+    # workers ignore Ctrl-C (model.jobs.quiet_worker); its HTTP server on a free local port:
+    # a fixed one (8787) may be taken by another job
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)  # fmt: skip
+                           dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL,
+                           preload=["model.jobs.quiet_worker"])  # fmt: skip
     try:
         with Client(cluster) as client:
             say(f"dask: local cluster with {n} worker process{'es' if n > 1 else ''}; "
@@ -60,6 +92,39 @@ def dask_client(options: ClusterOptions, say=print):
             yield client
     finally:
         cluster.close()
+
+
+def stored_results(journal: Journal, tasks: dict[str, dict], context, check=None) -> dict:
+    """The intact stored results among ``tasks`` that pass ``check(context, key, args,
+    result)`` (:mod:`model.jobs.entries`); every other stored entry is named in one warning
+    line (logger ``model.jobs.distributed``; at most :data:`NAMED_BAD_ENTRIES`, then their
+    number) and left to be computed again."""
+    from model.jobs.entries import BadEntry
+
+    results, bad = {}, []
+    for key, args in tasks.items():
+        result, why = journal.load(key)
+        if result is not None and check is not None:
+            try:
+                check(context, key, args, result)
+            except BadEntry as exc:
+                result, why = None, f"does not fit its task: {exc}"
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                result, why = None, f"does not fit its task ({type(exc).__name__}: {exc})"
+        if result is not None:
+            results[key] = result
+        elif why is not None:
+            bad.append((key, why))
+    for key, why in bad[:NAMED_BAD_ENTRIES]:
+        log.warning("journal entry %s %s; computing it again", journal.path(key), why)
+    if len(bad) > NAMED_BAD_ENTRIES:
+        log.warning("%d more bad entries in the journal %s; computing them again",
+                    len(bad) - NAMED_BAD_ENTRIES, journal.folder)  # fmt: skip
+    return results
+
+
+NAMED_BAD_ENTRIES = 10
+log = logging.getLogger(__name__)
 
 
 def run_tasks(
@@ -72,18 +137,19 @@ def run_tasks(
     say=print,
     progressbar: bool = True,
     batch: int = 1,
+    check: Callable | None = None,
 ) -> dict[str, dict]:
-    """Run ``function(context, key, args)`` for every ``key: args`` of ``tasks`` not yet in
-    ``journal``; store each result as it completes; return all results (journal order of
-    ``tasks``).  A task that raises stops the job with :class:`FitFailed` (the results
-    stored so far are kept).
+    """Run ``function(context, key, args)`` for every ``key: args`` of ``tasks`` without an
+    intact result in ``journal`` (:func:`stored_results`, with ``check``); store each
+    result as it completes; return all results (in the order of ``tasks``).  A task that
+    raises stops the job with :class:`FitFailed` (the results stored so far are kept).
 
     ``batch``: most tasks per Dask task, for tasks of a few tens of milliseconds (a MAP
     pseudo-experiment), whose scheduling would otherwise cost the scheduler and client about
     as much CPU as a worker spends on them: on a 2-core machine that CPU is taken from the
     workers.  Each result is still journaled on its own as its batch completes, and every
     worker gets at least :data:`BATCHES_PER_WORKER` batches, so the load stays balanced."""
-    done = journal.done(tasks)
+    done = stored_results(journal, tasks, context, check)
     todo = [k for k in tasks if k not in done]
     say(f"{label}: {len(tasks)} tasks, {len(done)} already done (journal {journal.folder}), "
         f"{len(todo)} to compute")  # fmt: skip
@@ -91,8 +157,10 @@ def run_tasks(
         with dask_client(options, say) as client:
             workers = max(1, len(client.scheduler_info().get("workers", {})))
             size = max(1, min(batch, len(todo) // (BATCHES_PER_WORKER * workers)))
-            _compute(client, function, context, tasks, todo, journal, label, progressbar, size)
-    return {k: journal.read(k) for k in tasks}
+            new = _compute(client, function, context, tasks, todo, journal, label, progressbar,
+                           size)  # fmt: skip
+        done.update(new)
+    return {k: done[k] for k in tasks}
 
 
 BATCHES_PER_WORKER = 4
@@ -111,7 +179,8 @@ def run_batch(function: Callable, context, items: list[tuple[str, dict]]):
     return results, None
 
 
-def _compute(client, function, context, tasks, todo, journal, label, progressbar, size) -> None:
+def _compute(client, function, context, tasks, todo, journal, label, progressbar, size) -> dict:
+    """Run the ``todo`` tasks in batches of ``size``; store and return their results."""
     from dask.distributed import as_completed
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -129,6 +198,7 @@ def _compute(client, function, context, tasks, todo, journal, label, progressbar
         ): keys  # fmt: skip
         for keys in batches
     }
+    computed = {}
     columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())  # fmt: skip
     with Progress(*columns, disable=not progressbar, transient=False,
@@ -144,6 +214,7 @@ def _compute(client, function, context, tasks, todo, journal, label, progressbar
                                     f"{exc} (completed tasks are kept in the journal)") from None  # fmt: skip
                 for key, result in zip(keys, results, strict=False):
                     journal.write(key, result)
+                    computed[key] = json.loads(json_text(result))  # as a rerun reads it
                 progress.advance(bar, len(results))
                 if failure is not None:
                     raise FitFailed(f"{label}: task {failure[0]} failed: {failure[1]} "
@@ -151,6 +222,7 @@ def _compute(client, function, context, tasks, todo, journal, label, progressbar
         finally:
             for future in futures:
                 future.cancel()
+    return computed
 
 
 def _console():

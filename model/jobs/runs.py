@@ -35,7 +35,7 @@ from model.inference.priors import resolve_priors
 from model.inference.profile import ProfileFitter
 from model.inference.settings import SamplerSettings
 from model.io.run_folder import check_output_folder, write_run
-from model.jobs.inference_data import complete, write_posterior
+from model.jobs.inference_data import complete, posterior_encoding
 from model.jobs.inputs import COMPONENT_SETS, Inputs, component_set  # noqa: F401 (re-exported)
 from model.jobs.interrupt import interrupted_message, interruptible
 from model.jobs.provenance import record
@@ -310,7 +310,7 @@ def run_sample(
         summary, text = _summarise(job, idata, map_result, settings, sampling_s)
         with write_run(out, "sample") as stage:
             stage.write_json("map.json", map_result)
-            stage.write_with("posterior.nc", lambda path: write_posterior(idata, path))
+            stage.write_netcdf("posterior.nc", idata, encoding=posterior_encoding(idata))
             stage.write_text("summary.txt", text + "\n")
             stage.write_json("summary.json", summary)
             if report:

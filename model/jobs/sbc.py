@@ -23,6 +23,7 @@ from model.inference.settings import SamplerSettings
 from model.io.journal import Journal, journal_folder
 from model.io.run_folder import check_output_folder, write_run
 from model.jobs.distributed import ClusterOptions, run_tasks
+from model.jobs.entries import check_sbc
 from model.jobs.inputs import Inputs
 from model.jobs.interrupt import interruptible
 from model.jobs.many import Prepared
@@ -62,7 +63,8 @@ def run_sbc(
         tasks = {f"fit-{i:06d}": {"index": i, "seed": seed} for i in range(n)}
         t0 = time.perf_counter()
         context = prepared.context(config, sampler=sampler, draws_per_fit=draws_per_fit)
-        results = run_tasks(sbc_fit, context, tasks, journal, cluster, "sbc", say, progressbar)
+        results = run_tasks(sbc_fit, context, tasks, journal, cluster, "sbc", say, progressbar,
+                            check=check_sbc)  # fmt: skip
         rows = [results[k] for k in tasks]
         ranks = {name: [r["ranks"][name] for r in rows] for name in prepared.names}
         sbc = {

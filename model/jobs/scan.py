@@ -24,6 +24,7 @@ from model.errors import DataFormatError, UsageError
 from model.io.journal import Journal, journal_folder
 from model.io.run_folder import check_output_folder, read_run, write_run
 from model.jobs.distributed import ClusterOptions, run_tasks
+from model.jobs.entries import check_scan
 from model.jobs.inputs import Inputs
 from model.jobs.interrupt import interruptible
 from model.jobs.many import Prepared, check_inside
@@ -78,6 +79,7 @@ def run_scan(
         t0 = time.perf_counter()
         results = run_tasks(
             scan_points, prepared.context(config), tasks, journal, cluster, "scan", say, progressbar,
+            check=check_scan,
         )  # fmt: skip
         scan = assemble(prepared, names, grid, results)
         scan["wall_time_s"] = time.perf_counter() - t0

@@ -26,6 +26,7 @@ from model.inference.settings import SamplerSettings
 from model.io.journal import Journal, journal_folder
 from model.io.run_folder import check_output_folder, write_run
 from model.jobs.distributed import ClusterOptions, run_tasks
+from model.jobs.entries import check_toy
 from model.jobs.inputs import Inputs
 from model.jobs.interrupt import interruptible
 from model.jobs.many import Prepared, check_inside, parse_assignments
@@ -33,6 +34,7 @@ from model.jobs.tasks import QUANTILES, toy
 from model.physics.components import input_fields
 
 NOMINAL = 0.6827
+MAX_EXPECTED = 1e18  # most expected events in a bin that Poisson counts are drawn for
 MAP_TOYS_PER_TASK = 16  # a MAP pseudo-experiment takes ~30 ms: batched (run_tasks' batch)
 
 
@@ -73,7 +75,7 @@ def run_toys(
         t0 = time.perf_counter()
         context = prepared.context(config, sampler=sampler, **_resample_context(prepared, resample))
         results = run_tasks(toy, context, tasks, journal, cluster, "toys", say, progressbar,
-                            batch=1 if nuts else MAP_TOYS_PER_TASK)  # fmt: skip
+                            batch=1 if nuts else MAP_TOYS_PER_TASK, check=check_toy)  # fmt: skip
         wall = time.perf_counter() - t0
         rows = [results[k] for k in tasks]
         dataset = to_dataset(rows, prepared.names, truth, nuts)
@@ -84,7 +86,7 @@ def run_toys(
         dataset.attrs.update(truth=json.dumps(truth), seed=seed,
                              provenance=json.dumps(coverage["provenance"], default=str))  # fmt: skip
         with write_run(out, "toys") as stage:
-            stage.write_with("toys.nc", lambda p: dataset.to_netcdf(p, engine="h5netcdf"))
+            stage.write_netcdf("toys.nc", dataset)
             stage.write_json("coverage.json", coverage)
             _figures(stage, dataset, coverage, truth)
     say(format_coverage(coverage))
@@ -106,6 +108,13 @@ def resolve_truth(truth: dict | str, prepared: Prepared) -> dict:
                          "(give NAME=VALUE for every parameter)")  # fmt: skip
     full = {n: float(v) for n, v in full.items()}
     check_inside(full, prepared.priors, "--truth")
+    with np.errstate(over="ignore", invalid="ignore"):
+        most = float(np.max(prepared.profile.expected(full), initial=0.0))
+    if not most <= MAX_EXPECTED:  # NumPy's Poisson draws stop near 9.2e18 (NaN: also refused)
+        given = ", ".join(f"{n}={v:g}" for n, v in full.items())
+        raise UsageError(f"--truth {given}: the model expects {most:.3g} events in a bin, "
+                         f"more than can be drawn (at most {MAX_EXPECTED:g}); give smaller "
+                         "normalizations")  # fmt: skip
     return full
 
 

@@ -134,7 +134,8 @@ def _scan_1d(name, grid, ts, best, posterior) -> plt.Figure:
     top = stats.chi2.ppf(LEVELS[1], 1)
     finite = ts[good]
     ax.set_ylim(0, min(max(1.6 * top, finite.max() * 1.05 if finite.size else 0), 3 * top))
-    ax.set_xlim(grid.min(), grid.max())
+    if grid.max() > grid.min():  # one point (NUM 1): matplotlib's own margins
+        ax.set_xlim(grid.min(), grid.max())
     ax.set_xlabel(_label(name), fontsize=12)
     ax.set_ylabel(r"$-2\,\Delta\ln L$", fontsize=12)
     fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncols=2, frameon=False)
@@ -163,6 +164,7 @@ def _scan_2d(names, grids, ts, best, posterior) -> plt.Figure:
     good = np.isfinite(ts)
     levels = [stats.chi2.ppf(p, 2) for p in LEVELS]
     drawn = [lv for lv in levels if good.any() and ts[good].min() < lv < ts[good].max()]
+    drawn = drawn if min(ts.shape) >= 2 else []  # a contour needs 2 x 2 points
     if drawn:
         # contour wants z[row = y, column = x]; NaN points are masked out
         ax.contour(gx, gy, np.ma.masked_invalid(ts).T, levels=drawn, colors=WILKS_COLOUR,
@@ -176,8 +178,9 @@ def _scan_2d(names, grids, ts, best, posterior) -> plt.Figure:
         handles.append(Line2D([], [], color="tab:red", marker="x", ls="", label=f"failed points ({(~good).sum()})"))  # fmt: skip
     ax.plot(best[nx], best[ny], "+", color=WILKS_COLOUR, ms=14, mew=2, zorder=5)
     handles.append(Line2D([], [], color=WILKS_COLOUR, marker="+", ms=10, mew=2, ls="", label="best fit"))  # fmt: skip
-    ax.set_xlim(xlim)
-    ax.set_ylim(ylim)
+    for set_lim, lim in ((ax.set_xlim, xlim), (ax.set_ylim, ylim)):
+        if lim[1] > lim[0]:  # one point along an axis (NUM 1): matplotlib's own margins
+            set_lim(lim)
     ax.set_xlabel(_label(nx), fontsize=12)
     ax.set_ylabel(_label(ny), fontsize=12)
     fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncols=2, frameon=False)
