@@ -213,13 +213,13 @@ def _complete_by_pymc(tree, model, seed, posterior_predictive, log_likelihood,
     return tree
 
 
-def write_posterior(tree, path) -> None:
-    """``tree`` to NetCDF (h5netcdf), the predictive counts compressed (integers: a few
-    hundred kB instead of megabytes)."""
+def posterior_encoding(tree) -> dict:
+    """``to_netcdf``'s encoding of ``tree``: the predictive counts compressed (integers: a
+    few hundred kB instead of megabytes)."""
     encoding = {}
     for group in ("posterior_predictive", "prior_predictive"):
         if group in tree.children:
             encoding[f"/{group}"] = {
                 name: {"zlib": True, "complevel": 4} for name in tree[group].dataset.data_vars
             }
-    tree.to_netcdf(path, engine="h5netcdf", encoding=encoding)
+    return encoding
