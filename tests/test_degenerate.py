@@ -200,3 +200,25 @@ def test_boundary_problems():
     assert "run away" in boundary_problems({"n": 1e150, "g": 2.0}, supports)[0]
     assert "run away" in boundary_problems({"x": np.nan}, {})[0]
     assert boundary_problems({"n": 1e-6, "g": 1.0 + 1e-6}, supports) == []
+
+
+@pytest.mark.slow
+def test_sample_goes_on_when_the_map_sits_on_a_bound(tmp_path, capsys):
+    """``map`` refuses a MAP on a bound (exit 2); ``sample`` records it (converged false,
+    the problem named, said on stderr) and samples the posterior all the same."""
+    import json
+
+    from model.cli import main
+
+    args = ["--astro-model", "broken", "--prior", "flat", "--quiet"]
+    assert main(["map", *args, "--out", str(tmp_path / "map")]) == 2
+    assert "astro_gamma2 = 4 is on the bound" in capsys.readouterr().err
+    assert main(["sample", *args, "--draws", "100", "--tune", "100", "--chains", "1",
+                 "--report", "--out", str(tmp_path / "sample")]) == 0  # fmt: skip
+    assert "WARNING: MAP: astro_gamma2 = 4 is on the bound" in capsys.readouterr().err
+    recorded = json.loads((tmp_path / "sample" / "map.json").read_text())
+    assert recorded["converged"] is False and recorded["at_bound"] == ["astro_gamma2"]
+    assert (
+        "MAP problem: astro_gamma2 = 4 is on the bound"
+        in (tmp_path / "sample" / "report.md").read_text()
+    )

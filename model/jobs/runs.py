@@ -156,9 +156,14 @@ class Job:
             **extra,
         )
 
-    def run_map(self) -> dict:
+    def run_map(self, allow_bound: bool = False) -> dict:
         """MAP + the workshop's scipy fit (a Poisson fit: for the Poisson likelihood only);
-        returns the ``map.json`` content."""
+        returns the ``map.json`` content.  A fit that is not converged raises
+        :class:`FitFailed`, except with ``allow_bound`` (the sample job: the MAP is its
+        reference point, and a posterior with its mode on a bound -- a norm at 0 -- is an
+        ordinary posterior) one that reached an optimum whose only problems are parameters
+        on a bound or left unconstrained: it is recorded with ``converged: false`` and its
+        problems, and said on stderr."""
         self.say("finding the MAP ...")
         if self.extension:  # the user's model: PyMC's log-density of it
             from model.inference.map_fit import MapFitter
@@ -167,7 +172,7 @@ class Job:
         else:
             profile = ProfileFitter(self.binned.templates, self.priors, likelihood=self.likelihood)
             result = fit_map(profile, self.binned.counts)
-        if not result.converged:
+        if not (result.converged or (allow_bound and result.optimum)):
             raise FitFailed(
                 "the MAP fit failed, nothing was written: " + "; ".join(result.problems)
                 + " (check the inputs: weights, energies and counts)"
@@ -197,6 +202,7 @@ class Job:
             "converged": result.converged,
             "problems": result.problems,
             "unconstrained": result.unconstrained,
+            "at_bound": result.at_bound,
             "optimizer_message": result.message,
             "wall_time_s": result.wall_time_s,
             "reference_fit": ref,
@@ -297,7 +303,7 @@ def run_sample(
                           build=model is None)  # fmt: skip
         if model is not None:
             job.use_model(model)
-        map_result = job.run_map()
+        map_result = job.run_map(allow_bound=True)
         sampler = settings.resolved_sampler()
         say(f"sampling: {settings.chains} chains x ({settings.tune} tune + {settings.draws} "
             f"draws), NUTS by {sampler}, seed {settings.seed} ...")  # fmt: skip

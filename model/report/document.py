@@ -80,8 +80,13 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
     verdict = ("**PASSED**: 0 divergences, R-hat <= 1.01, bulk ESS >= 400 for every parameter"
                if diag["passed"] else "**FAILED**: " + "; ".join(diag["problems"]))  # fmt: skip
     ref = map_result["reference_fit"] or {}
-    map_rows = [(n, f"{map_result[n]:.4f}", f"{map_result['errors'][n]:.4f}",
-                 f"{ref[n]:.4f}" if n in ref else "-") for n in names]  # fmt: skip
+
+    def error(n):  # None: unconstrained or on a bound (named under the table)
+        e = map_result["errors"].get(n)
+        return "-" if e is None else f"{e:.4f}"
+
+    map_rows = [(n, f"{map_result[n]:.4f}", error(n), f"{ref[n]:.4f}" if n in ref else "-")
+                for n in names]  # fmt: skip
     post_rows = [(n, *(f"{summary['parameters'][n][k]:.4g}" for k in
                   ("mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "r_hat"))) for n in names]  # fmt: skip
     priors = [(n, f"{p['dist']}(" + ", ".join(f"{k}={v:g}" for k, v in p.items() if k != "dist")
@@ -132,6 +137,8 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
         "",
         _table(map_rows, ["parameter", "MAP", "error", "workshop scipy fit"]),
         "",
+        *[f"- MAP problem: {p}" for p in map_result.get("problems", [])],
+        *([""] if map_result.get("problems") else []),
         f"-LLH ({prov.get('likelihood', 'poisson')} likelihood) at the MAP: "
         f"{map_result['neg_log_likelihood']:.6f}"
         + (f" (workshop scipy fit: {ref['neg_log_likelihood']:.6f})." if ref else "."),
