@@ -1,34 +1,35 @@
 """The Python API: the steps of a fit as functions, for scripts and notebooks.
 
-Every name here is importable from ``model`` itself (lazily: ``import model`` stays cheap)::
+Every name here is importable from ``diffuse_fit`` itself (lazily: ``import diffuse_fit``
+stays cheap)::
 
-    import model
+    import diffuse_fit as df
 
-    inputs = model.load_inputs()                      # the embedded toy dataset
-    binned = model.bin_inputs(inputs)                 # counts and per-bin tables
-    pymc_model = model.build_model(binned, priors="flat")
-    best = model.fit_map(pymc_model)                  # MAP, covariance, -ln L
-    idata = model.sample(pymc_model, seed=1)          # NUTS posterior (ArviZ DataTree)
-    print(model.summary(idata))
+    inputs = df.load_inputs()                         # the embedded toy dataset
+    binned = df.bin_inputs(inputs)                    # counts and per-bin tables
+    m = df.build_model(binned, priors="flat")         # a pm.Model
+    best = df.fit_map(m)                              # MAP, covariance, -ln L
+    idata = df.sample(m, seed=1)                      # NUTS posterior (ArviZ DataTree)
+    print(df.summary(idata))
 
 The jobs of the command line, which write a run folder (``run.json``, ``map.json``,
-``posterior.nc``, ``summary.json``, figures, ``report.md``; see :mod:`model.io.run_folder`),
+``posterior.nc``, ``summary.json``, figures, ``report.md``; see :mod:`diffuse_fit.io.run_folder`),
 are :func:`run_map`, :func:`run_sample` and :func:`write_report`::
 
-    model.run_sample(inputs, "results/mine", priors="default", seed=1, report=True)
+    df.run_sample(inputs, "results/mine", priors="default", seed=1, report=True)
 """
 
 from __future__ import annotations
 
-from model import _API
-from model.binned.dataset import BinnedDataset, bin_dataset
-from model.inference.settings import SamplerSettings
-from model.jobs.inputs import Inputs, component_set, load_inputs  # noqa: F401 (re-exported)
+from diffuse_fit import _API
+from diffuse_fit.binned.dataset import BinnedDataset, bin_dataset
+from diffuse_fit.inference.settings import SamplerSettings
+from diffuse_fit.jobs.inputs import Inputs, component_set, load_inputs  # noqa: F401 (re-exported)
 
 __all__ = list(_API)  # the names ``model`` exposes (one list, in model/__init__.py)
 
 
-_NUTS = SamplerSettings()  # the sampler defaults, stated once (model.inference.settings)
+_NUTS = SamplerSettings()  # the sampler defaults, stated once (diffuse_fit.inference.settings)
 
 
 def bin_inputs(
@@ -44,10 +45,10 @@ def bin_inputs(
         ``workshop``: atmospheric + astrophysical (atmos_norm, astro_norm, astro_gamma);
         ``split``: conventional, prompt and muon normalizations apart (needs the fields
         ``conventionalWeight``, ``promptWeight``, ``muonWeight``).
-    binning : model.binned.binning.Binning, optional
+    binning : diffuse_fit.binned.binning.Binning, optional
         Bin edges; the workshop's by default.
     astro_model : {"spl", "logparabola", "broken", "cutoff"}
-        The astrophysical spectrum (:mod:`model.physics.spectra`; README "Spectral models").
+        The astrophysical spectrum (:mod:`diffuse_fit.physics.spectra`; README "Spectral models").
     """
     return bin_dataset(inputs.data, inputs.simulation, binning=binning,
                        components=component_set(components, astro_model))  # fmt: skip
@@ -57,13 +58,13 @@ def build_model(binned: BinnedDataset, priors="default", likelihood: str = "pois
     """The PyMC model of ``binned`` (a ``pm.Model``).
 
     ``priors``: ``"default"``, ``"flat"`` (MAP = maximum likelihood), a JSON file of
-    per-parameter priors, or a dict of the same form (see :mod:`model.inference.priors`).
+    per-parameter priors, or a dict of the same form (see :mod:`diffuse_fit.inference.priors`).
     ``likelihood``: ``"poisson"`` (the workshop's) or ``"say"`` (the finite-simulation
     likelihood of arXiv:1901.04645; see the README's "Likelihood").
     """
-    from model.inference.priors import resolve_priors
-    from model.inference.pymc_model import build_model as _build
-    from model.inference.pymc_model import parameter_supports
+    from diffuse_fit.inference.priors import resolve_priors
+    from diffuse_fit.inference.pymc_model import build_model as _build
+    from diffuse_fit.inference.pymc_model import parameter_supports
 
     priors = resolve_priors(priors, parameter_supports(binned.components))
     return _build(binned, priors, likelihood=likelihood)
@@ -72,12 +73,12 @@ def build_model(binned: BinnedDataset, priors="default", likelihood: str = "pois
 def fit_map(pymc_model, x0: dict | None = None):
     """The MAP of ``pymc_model`` from ``x0`` (default the workshop's start (1, 6, 2.5)).
 
-    Returns a :class:`model.inference.map_fit.MapResult`: ``values`` (natural units),
+    Returns a :class:`diffuse_fit.inference.map_fit.MapResult`: ``values`` (natural units),
     ``neg_log_likelihood`` (-ln L of the model's likelihood, with lgamma(k+1)), ``covariance`` (inverse
     Hessian), ``errors``, ``converged``.  To refit many datasets with one compilation use
-    :class:`model.inference.map_fit.MapFitter`.
+    :class:`diffuse_fit.inference.map_fit.MapFitter`.
     """
-    from model.inference.map_fit import find_map
+    from diffuse_fit.inference.map_fit import find_map
 
     return find_map(pymc_model, x0)
 
@@ -102,14 +103,14 @@ def sample(
     pytensor's disk cache), ``"nutpie-numba"`` (the same draws, compiled afresh by
     ``nutpie.compile_pymc_model``) or ``"pymc"``.
 
-    The tree has the groups ArviZ's tools read (:mod:`model.jobs.inference_data`):
+    The tree has the groups ArviZ's tools read (:mod:`diffuse_fit.jobs.inference_data`):
     ``observed_data``, ``constant_data`` and, by default, ``posterior_predictive``; with
     ``log_likelihood=True`` (as in PyMC) the point-wise log-likelihood over bins for
     ``az.loo``; with ``prior_predictive=True`` the ``prior`` and ``prior_predictive`` groups.
     Counts are on the analysis's dims ``(topology, zenith, energy)``.
     """
-    from model.inference.sampling import sample as _sample
-    from model.jobs.inference_data import complete
+    from diffuse_fit.inference.sampling import sample as _sample
+    from diffuse_fit.jobs.inference_data import complete
 
     settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
     tree = _sample(pymc_model, settings, progressbar=progressbar)
@@ -119,7 +120,7 @@ def sample(
 
 def summary(idata, var_names=None):
     """ArviZ summary (mean, sd, 94% HDI, MCSE, ESS, R-hat) of the free parameters."""
-    from model.inference.sampling import summary_table
+    from diffuse_fit.inference.sampling import summary_table
 
     if var_names is None:
         var_names = [n for n in idata.posterior.data_vars if idata.posterior[n].ndim == 2]
@@ -132,9 +133,9 @@ def run_map(
 ):  # fmt: skip
     """``diffuse-fit map``: the MAP (and, for the Poisson likelihood and the single power
     law, the workshop's scipy fit) into the run folder ``out``; returns the ``map.json``
-    content.  ``astro_model``: the astrophysical spectrum (:mod:`model.physics.spectra`);
+    content.  ``astro_model``: the astrophysical spectrum (:mod:`diffuse_fit.physics.spectra`);
     ``progressbar``: taken for the commands' common signature (the MAP takes milliseconds)."""
-    from model.jobs.runs import run_map as _run_map
+    from diffuse_fit.jobs.runs import run_map as _run_map
 
     return _run_map(inputs, priors, out, components=components, say=say, likelihood=likelihood,
                     astro_model=astro_model)  # fmt: skip
@@ -172,7 +173,7 @@ def run_sample(
     MAP by PyMC's log-density of it, its posterior by NUTS, and ``report.md`` says that the
     model was extended and what was added.  ``priors``, ``components``, ``likelihood`` and
     ``astro_model`` must be those it was built with (they bin the inputs for the report)."""
-    from model.jobs.runs import run_sample as _run_sample
+    from diffuse_fit.jobs.runs import run_sample as _run_sample
 
     settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
     return _run_sample(
@@ -184,7 +185,7 @@ def run_sample(
 
 
 def _cluster(workers, scheduler):
-    from model.jobs.distributed import ClusterOptions
+    from diffuse_fit.jobs.distributed import ClusterOptions
 
     return ClusterOptions(scheduler=scheduler, workers=workers)
 
@@ -210,8 +211,8 @@ def run_scan(
     ``numpy.linspace(START, STOP, NUM)``; ``posterior_run``: a ``sample`` run whose credible
     regions the figure overlays; ``workers`` / ``scheduler``: a local Dask cluster of that
     many processes (default one per core) or the address of a running scheduler."""
-    from model.jobs.scan import parse_param
-    from model.jobs.scan import run_scan as _run_scan
+    from diffuse_fit.jobs.scan import parse_param
+    from diffuse_fit.jobs.scan import run_scan as _run_scan
 
     params = [parse_param(p) if isinstance(p, str) else tuple(p) for p in params]
     return _run_scan(inputs, priors, out, params, components=components,
@@ -246,7 +247,7 @@ def run_toys(
     dict; default the toy dataset's truth), MAP and profile intervals (with ``nuts`` also
     NUTS credible intervals), into the run folder ``out``; returns ``coverage.json``.
     ``resample_sim``: fit each with a fresh simulation of that many events (0: the whole)."""
-    from model.jobs.toys import run_toys as _run_toys
+    from diffuse_fit.jobs.toys import run_toys as _run_toys
 
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains,
                                target_accept=target_accept, sampler="nutpie")  # fmt: skip
@@ -281,7 +282,7 @@ def run_sbc(
 ):
     """``diffuse-fit sbc``: ``n`` simulation-based calibration fits (truths drawn from the
     priors, NUTS on each) into the run folder ``out``; returns ``sbc.json``."""
-    from model.jobs.sbc import run_sbc as _run_sbc
+    from diffuse_fit.jobs.sbc import run_sbc as _run_sbc
 
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains,
                                target_accept=target_accept, sampler="nutpie")  # fmt: skip
@@ -318,8 +319,8 @@ def run_compare(
     tests of nested pairs from ``lrt_toys`` pseudo-experiments on Dask) into the run folder
     ``out``; returns the ``compare.json`` content (README "Model comparison").  The Poisson
     likelihood only; ``astro_model`` must stay ``"spl"`` (the models are ``models``)."""
-    from model.jobs.compare import check_options
-    from model.jobs.compare import run_compare as _run_compare
+    from diffuse_fit.jobs.compare import check_options
+    from diffuse_fit.jobs.compare import run_compare as _run_compare
 
     check_options(models, likelihood, astro_model)
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
@@ -333,6 +334,6 @@ def run_compare(
 def write_report(run_dir, say=print):
     """``diffuse-fit report``: figures and ``report.md`` of the sample run in ``run_dir``
     (reads only the run folder); returns the path of ``report.md``."""
-    from model.jobs.report_job import run_report
+    from diffuse_fit.jobs.report_job import run_report
 
     return run_report(run_dir, say=say)

@@ -1,4 +1,4 @@
-"""``diffuse-fit``: the command line (a thin layer over :mod:`model.runs`)."""
+"""``diffuse-fit``: the command line (a thin layer over :mod:`diffuse_fit.api`)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import os
 import sys
 from pathlib import Path
 
-from model import __version__
-from model.errors import DataFormatError, FitFailed, RunInterrupted, UsageError
-from model.inference.priors import PriorError
-from model.inference.settings import SamplerSettings
-from model.physics.constants import TOY_SEED
+from diffuse_fit import __version__
+from diffuse_fit.errors import DataFormatError, FitFailed, RunInterrupted, UsageError
+from diffuse_fit.inference.priors import PriorError
+from diffuse_fit.inference.settings import SamplerSettings
+from diffuse_fit.physics.constants import TOY_SEED
 
-TOY_DATASETS = ("default", "broken")  # keep in step with model.physics.toy.TOY_DATASETS
+TOY_DATASETS = ("default", "broken")  # keep in step with diffuse_fit.physics.toy.TOY_DATASETS
 
 DEFAULT_OUT = Path("results/run")
 MAX_SEED = 2**32 - 1  # every sampler (nutpie, PyMC, NumPy) takes seeds in [0, 2**32)
@@ -179,7 +179,7 @@ def _many_fit_parsers(sub, d: SamplerSettings) -> None:
                              "includes the simulation's finite statistics")  # fmt: skip
     _sampler_arguments(p_toys, d)
     _cluster_arguments(p_toys)
-    from_sbc = SamplerSettings(draws=500, tune=500)  # keep in step with model.jobs.sbc
+    from_sbc = SamplerSettings(draws=500, tune=500)  # keep in step with diffuse_fit.jobs.sbc
     p_sbc = sub.add_parser("sbc", help="simulation-based calibration of the posterior (NUTS)")
     _inputs_arguments(p_sbc)
     p_sbc.add_argument("--n", type=COUNT, required=True, help="number of calibration fits")
@@ -213,53 +213,53 @@ def _compare_parser(sub, d: SamplerSettings) -> None:
 
 
 # options that say where the inputs are: load_inputs's; every other option of a command is a
-# keyword of its function in model.api (tests/test_cli.py checks that the two sets agree)
+# keyword of its function in diffuse_fit.api (tests/test_cli.py checks that the two sets agree)
 INPUT_OPTIONS = ("data", "sim", "hese_release", "double_cascades", "toy", "toy_seed", "no_cache")
 
 
 def api_options(args) -> dict:
-    """The options of ``args`` that its command's function in :mod:`model.api` takes."""
+    """The options of ``args`` that its command's function in :mod:`diffuse_fit.api` takes."""
     return {k: v for k, v in vars(args).items() if k not in (*INPUT_OPTIONS, "command", "quiet")}
 
 
 def _check_parameter_names(args, components) -> None:
     """``--param`` and ``--truth`` name parameters of the chosen model (known without data)."""
-    from model.physics.components import parameter_names
+    from diffuse_fit.physics.components import parameter_names
 
     names = list(parameter_names(components))
     if args.command == "scan":
-        from model.jobs.scan import parse_param
+        from diffuse_fit.jobs.scan import parse_param
 
         for text in args.params:
             name = parse_param(text)[0]
             if name not in names:
                 raise UsageError(f"--param: unknown parameter {name!r} (known: {', '.join(names)})")
     if args.command == "toys" and args.truth:
-        from model.jobs.many import parse_assignments
+        from diffuse_fit.jobs.many import parse_assignments
 
         parse_assignments(args.truth, names, "--truth")
 
 
 def _run(args, say) -> None:
-    """The subcommand's job: :mod:`model.api`'s function of the same name (heavy imports
+    """The subcommand's job: :mod:`diffuse_fit.api`'s function of the same name (heavy imports
     only here, after the arguments are checked)."""
-    from model import api
+    from diffuse_fit import api
 
     if args.command == "report":  # reads only the run folder; imports no PyMC
         api.write_report(args.run_dir, say=say)
         return
-    from model.io.run_folder import check_output_folder
+    from diffuse_fit.io.run_folder import check_output_folder
 
     check_output_folder(args.out)  # before any work
     if getattr(args, "scheduler", None) is not None:
-        from model.jobs.distributed import check_scheduler
+        from diffuse_fit.jobs.distributed import check_scheduler
 
         check_scheduler(args.scheduler)
     if args.command == "compare":
-        from model.jobs.compare import check_options
+        from diffuse_fit.jobs.compare import check_options
 
         check_options(args.models, args.likelihood, args.astro_model)
-    from model.jobs.inputs import component_set, load_inputs
+    from diffuse_fit.jobs.inputs import component_set, load_inputs
 
     # refuse bad pairs and unknown parameter names before any input is read
     _check_parameter_names(args, component_set(args.components, args.astro_model, args.likelihood))
@@ -289,7 +289,7 @@ def _log_warnings_as_lines() -> None:
         def stream(self, value):
             pass
 
-    logger = logging.getLogger("model")
+    logger = logging.getLogger("diffuse_fit")
     if not any(type(h).__name__ == "StderrLines" for h in logger.handlers):
         handler = StderrLines()
         handler.setFormatter(logging.Formatter("diffuse-fit: warning: %(message)s"))
@@ -336,7 +336,7 @@ def console_main() -> None:
     machine.  So the standard streams and logging are flushed and the process ends with
     ``os._exit`` and :func:`main`'s status.  An unexpected exception (a bug) still ends the
     normal way, with its traceback."""
-    from model.inference import lazy_arviz
+    from diffuse_fit.inference import lazy_arviz
 
     lazy_arviz.install()  # matplotlib only when a job draws (0.5-0.9 s, 29 MB less for sample)
     status = main()

@@ -15,16 +15,16 @@ import warnings
 
 import numpy as np
 
-from model.binned import reference_fit
-from model.binned.dataset import bin_dataset
-from model.binned.templates import expected_counts
-from model.inference.map_fit import MapFitter
-from model.inference.nuts_fitter import NutsFitter
-from model.inference.priors import resolve_priors
-from model.inference.pymc_model import build_model, parameter_supports, set_counts
-from model.inference.sampling import diagnostics, sample
-from model.inference.settings import SamplerSettings
-from model.physics import toy
+from diffuse_fit.binned import reference_fit
+from diffuse_fit.binned.dataset import bin_dataset
+from diffuse_fit.binned.templates import expected_counts
+from diffuse_fit.inference.map_fit import MapFitter
+from diffuse_fit.inference.nuts_fitter import NutsFitter
+from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.inference.pymc_model import build_model, parameter_supports, set_counts
+from diffuse_fit.inference.sampling import diagnostics, sample
+from diffuse_fit.inference.settings import SamplerSettings
+from diffuse_fit.physics import toy
 
 SELECTED_FRACTION = 0.785  # toy events passing the 30 TeV selection
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.physics import toy
+from diffuse_fit.physics import toy
 
 CHILD = r"""
 import sys, time, json
@@ -32,7 +32,7 @@ if mode == "json":
     events = np.array(content["events"])
     n = len(events)
 else:
-    from model.io.workshop_format import read_simulation
+    from diffuse_fit.io.workshop_format import read_simulation
     n = len(read_simulation(path, cache_dir=cache if mode != "nocache" else None))
 dt = time.perf_counter() - t0
 status = Path("/proc/self/status").read_text().split("\n")

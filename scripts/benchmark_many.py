@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "model.cli"]
+CLI = [sys.executable, "-m", "diffuse_fit.cli"]
 
 
 def timed(args: list[str]) -> float:

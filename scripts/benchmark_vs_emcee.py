@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from model.binned.binning import Binning
-from model.io.workshop_format import write_workshop_file
-from model.physics import toy
+from diffuse_fit.binned.binning import Binning
+from diffuse_fit.io.workshop_format import write_workshop_file
+from diffuse_fit.physics import toy
 
 HERE = Path(__file__).resolve().parent
 IN_BINS_PER_GENERATED = 0.54  # toy: events inside the bins per generated interaction

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from model.io.atomic import atomic_path
-from model.io.run_folder import read_run
-from model.report.many_plots import coverage_figure
+from diffuse_fit.io.atomic import atomic_path
+from diffuse_fit.io.run_folder import read_run
+from diffuse_fit.report.many_plots import coverage_figure
 
 
 def main() -> None:

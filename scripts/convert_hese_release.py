@@ -5,7 +5,7 @@
 
 ``--release`` is the folder holding HESE_data.json and HESE_mc_{truth,observable,flux}.json
 (or a clone of the release repository: its resources/data is found).  The outputs are
-written atomically; see ``model.hese_release.to_workshop`` for the conversion.  Bad input
+written atomically; see ``diffuse_fit.physics.hese_weights.to_workshop`` for the conversion.  Bad input
 prints one line naming the file, field, row and value, and exits with status 2.
 """
 
@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from model.binned.hese_selection import double_cascade_counts
-from model.errors import DataFormatError
-from model.io.hese_release import read_release
-from model.io.workshop_format import write_workshop_file
-from model.physics.hese_weights import DOUBLE_CASCADE_CHOICES, to_workshop
+from diffuse_fit.binned.hese_selection import double_cascade_counts
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.io.hese_release import read_release
+from diffuse_fit.io.workshop_format import write_workshop_file
+from diffuse_fit.physics.hese_weights import DOUBLE_CASCADE_CHOICES, to_workshop
 
 
 def main(argv=None) -> int:

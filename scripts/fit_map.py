@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import model
+import diffuse_fit
 
 
 def main() -> int:
@@ -19,8 +19,8 @@ def main() -> int:
     parser.add_argument("--prior", default="flat", help="flat (default here), default, or a file")
     parser.add_argument("--out", type=Path, default=Path("results/map"))
     args = parser.parse_args()
-    inputs = model.load_inputs(args.data, args.sim)
-    result = model.run_map(inputs, args.out, priors=args.prior)
+    inputs = diffuse_fit.load_inputs(args.data, args.sim)
+    result = diffuse_fit.run_map(inputs, args.out, priors=args.prior)
     return 0 if result["converged"] and not result["problems"] else 1
 
 

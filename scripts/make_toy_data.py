@@ -10,8 +10,8 @@ gives the same fit as ``diffuse-fit map`` without inputs.
 import argparse
 from pathlib import Path
 
-from model.io.workshop_format import write_workshop_file
-from model.physics import toy
+from diffuse_fit.io.workshop_format import write_workshop_file
+from diffuse_fit.physics import toy
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import model
+import diffuse_fit
 
 
 def main() -> int:
@@ -22,8 +22,8 @@ def main() -> int:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("results/sample"))
     args = parser.parse_args()
-    inputs = model.load_inputs(args.data, args.sim)
-    summary = model.run_sample(
+    inputs = diffuse_fit.load_inputs(args.data, args.sim)
+    summary = diffuse_fit.run_sample(
         inputs, args.out, priors=args.prior, seed=args.seed, draws=args.draws, chains=args.chains
     )
     return 0 if summary["diagnostics"]["passed"] else 1

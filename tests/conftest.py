@@ -1,17 +1,17 @@
 import numpy as np
 import pytest
 
-from model.binned.dataset import bin_dataset
-from model.physics import toy
+from diffuse_fit.binned.dataset import bin_dataset
+from diffuse_fit.physics import toy
 
 
 @pytest.fixture(scope="session", autouse=True)
 def user_key_file(tmp_path_factory):
-    """The per-user key of cache and journal entries (model.io.user_key) in a folder of the
+    """The per-user key of cache and journal entries (diffuse_fit.io.user_key) in a folder of the
     test session's own, not the user's config folder (subprocesses inherit it)."""
     import os
 
-    from model.io import user_key
+    from diffuse_fit.io import user_key
 
     path = tmp_path_factory.mktemp("key") / "state.key"
     previous = os.environ.get(user_key.KEY_ENV)
@@ -41,7 +41,7 @@ def binned(toy_dataset):
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory):
     """A short ``diffuse-fit sample`` run on the embedded toy dataset (default priors)."""
-    from model.cli import main
+    from diffuse_fit.cli import main
 
     out = tmp_path_factory.mktemp("run")
     code = main(["sample", "--draws", "300", "--tune", "300", "--chains", "2", "--seed", "5",

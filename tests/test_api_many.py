@@ -10,8 +10,8 @@ import json
 import pytest
 import xarray as xr
 
-import model as df
-from model.cli import main
+import diffuse_fit as df
+from diffuse_fit.cli import main
 
 VOLATILE = {"wall_time_s", "workers"}  # and which Dask workers ran the tasks
 VOLATILE_PROVENANCE = {"created_utc", "command", "journal"}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from model.binned.binning import OUTSIDE, Binning
+from diffuse_fit.binned.binning import OUTSIDE, Binning
 
 # The notebook's binning, transcribed verbatim (bin order topology -> zenith -> energy).
 energy_bins = np.logspace(np.log10(60.0e3), np.log10(1.0e7), 20 + 1)

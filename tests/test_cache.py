@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from model.io import cache
-from model.io.events import columns_digest
-from model.io.workshop_format import read_simulation, to_workshop_json, write_workshop_file
+from diffuse_fit.io import cache
+from diffuse_fit.io.events import columns_digest
+from diffuse_fit.io.workshop_format import read_simulation, to_workshop_json, write_workshop_file
 
 
 @pytest.fixture(scope="module")
@@ -186,13 +186,13 @@ def test_one_row_forgery_is_caught_and_the_fit_is_the_uncached_one(
     """One atmoWeight row of the whole toy simulation x1e4, every unkeyed digest recomputed:
     the entry's keyed digest (HMAC under the user's key) fails, one line names the entry,
     the file is parsed again and the fit is the one without any cache."""
-    from model.binned.dataset import bin_dataset
-    from model.inference.map_core import fit_map
-    from model.inference.priors import resolve_priors
-    from model.inference.profile import ProfileFitter
-    from model.io.workshop_format import write_workshop_file as write
-    from model.jobs.inputs import load_inputs
-    from model.physics.components import parameter_supports
+    from diffuse_fit.binned.dataset import bin_dataset
+    from diffuse_fit.inference.map_core import fit_map
+    from diffuse_fit.inference.priors import resolve_priors
+    from diffuse_fit.inference.profile import ProfileFitter
+    from diffuse_fit.io.workshop_format import write_workshop_file as write
+    from diffuse_fit.jobs.inputs import load_inputs
+    from diffuse_fit.physics.components import parameter_supports
 
     data, sim = tmp_path / "data.json", tmp_path / "sim.json"
     write(data, toy_dataset.data)
@@ -228,7 +228,7 @@ def test_one_row_forgery_is_caught_and_the_fit_is_the_uncached_one(
 
 def test_entry_of_another_key_is_rebuilt(tmp_path, sim_file, capsys, monkeypatch):
     """An entry written under another user's key (or a key that was replaced) is not used."""
-    from model.io import user_key
+    from diffuse_fit.io import user_key
 
     cache_dir = tmp_path / "cache"
     _load_with_warning(sim_file, cache_dir, capsys, expect_warning=False)
@@ -239,13 +239,13 @@ def test_entry_of_another_key_is_rebuilt(tmp_path, sim_file, capsys, monkeypatch
 
 
 def test_key_readable_by_others_is_not_used(tmp_path, monkeypatch, caplog):
-    from model.io import user_key
+    from diffuse_fit.io import user_key
 
     path = tmp_path / "open.key"
     path.write_bytes(bytes(32))
     path.chmod(0o644)
     monkeypatch.setenv(user_key.KEY_ENV, str(path))
-    with caplog.at_level("WARNING", logger="model.io.user_key"):
+    with caplog.at_level("WARNING", logger="diffuse_fit.io.user_key"):
         key = user_key.user_key()
     assert key != bytes(32) and len(key) == 32
     assert "may be read or written by others" in caplog.text and str(path) in caplog.text

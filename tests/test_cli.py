@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from model.cli import MAX_SEED, main
+from diffuse_fit.cli import MAX_SEED, main
 
 BAD_ARGUMENTS = [
     (["sample", "--draws", "0"], "--draws"),
@@ -39,7 +39,7 @@ def test_bad_arguments_exit_2_with_one_line(argv, named, tmp_path, capsys):
 
 
 def test_largest_seed_is_accepted():
-    from model.cli import build_parser
+    from diffuse_fit.cli import build_parser
 
     args = build_parser().parse_args(["sample", "--seed", str(MAX_SEED), "--target-accept", "0.9"])
     assert args.seed == MAX_SEED and args.target_accept == 0.9
@@ -49,7 +49,7 @@ def test_help_does_not_import_pymc():
     """``diffuse-fit --help`` parses arguments without importing PyMC, pytensor or ArviZ."""
     code = (
         "import sys\n"
-        "from model.cli import main\n"
+        "from diffuse_fit.cli import main\n"
         "assert main(['--help']) == 0\n"
         "heavy = sorted(m for m in ('pymc', 'pytensor', 'arviz', 'numpy', 'scipy', 'matplotlib')"
         " if m in sys.modules)\n"
@@ -68,7 +68,7 @@ def test_report_does_not_import_pymc(sample_run, tmp_path):
     shutil.copytree(sample_run, run)
     code = (
         "import sys\n"
-        "from model.cli import main\n"
+        "from diffuse_fit.cli import main\n"
         f"assert main(['report', '--run', {str(run)!r}, '--quiet']) == 0\n"
         "print(sorted(m for m in ('pymc', 'pytensor', 'nutpie') if m in sys.modules))\n"
     )
@@ -82,7 +82,7 @@ def test_executable_exits_with_mains_status_and_all_its_output(tmp_path):
     """The executable ends with ``os._exit`` (no interpreter teardown): its piped (block
     buffered) output still arrives whole, its files are complete, and its exit status is
     :func:`main`'s -- 0 for a fit, 2 for bad input."""
-    run = [sys.executable, "-m", "model.cli"]
+    run = [sys.executable, "-m", "diffuse_fit.cli"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # block buffered
     done = subprocess.run([*run, "map", "--out", str(tmp_path / "fit")], capture_output=True,
                           text=True, env=env)  # fmt: skip
@@ -98,20 +98,20 @@ def test_executable_exits_with_mains_status_and_all_its_output(tmp_path):
 
 
 def test_entry_point_is_the_fast_exit():
-    """``pyproject.toml``'s ``diffuse-fit`` script is :func:`model.cli.console_main`."""
+    """``pyproject.toml``'s ``diffuse-fit`` script is :func:`diffuse_fit.cli.console_main`."""
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    assert pyproject["project"]["scripts"]["diffuse-fit"] == "model.cli:console_main"
+    assert pyproject["project"]["scripts"]["diffuse-fit"] == "diffuse_fit.cli:console_main"
 
 
 def test_every_command_option_is_a_keyword_of_its_api_function():
-    """The command line calls :mod:`model.api`; the two cannot drift apart: every option of a
+    """The command line calls :mod:`diffuse_fit.api`; the two cannot drift apart: every option of a
     command (but the inputs' and --quiet) is a keyword of its API function, and every
     keyword of that function (but the inputs, progress and message channels) is an option."""
     import argparse
     import inspect
 
-    from model import api
-    from model.cli import INPUT_OPTIONS, build_parser
+    from diffuse_fit import api
+    from diffuse_fit.cli import INPUT_OPTIONS, build_parser
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -141,8 +141,8 @@ def test_unknown_parameter_names_are_refused_before_inputs_are_read(tmp_path, ca
 
 
 def test_every_seeded_command_has_the_same_default_seed():
-    from model.cli import build_parser
-    from model.inference.settings import SamplerSettings
+    from diffuse_fit.cli import build_parser
+    from diffuse_fit.inference.settings import SamplerSettings
 
     parser = build_parser()
     for argv in (["sample"], ["toys", "--n", "2"], ["sbc", "--n", "2"], ["compare"]):

@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-from model.binned.binning import Binning
-from model.cli import main
-from model.io.events import EventTable
-from model.io.workshop_format import to_workshop_json, write_workshop_file
+from diffuse_fit.binned.binning import Binning
+from diffuse_fit.cli import main
+from diffuse_fit.io.events import EventTable
+from diffuse_fit.io.workshop_format import to_workshop_json, write_workshop_file
 
 DATA_HEAD = '{"mapping": {"energy": 0, "zenith": 1, "topology": 2}, "events": '
 

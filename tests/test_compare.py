@@ -10,18 +10,18 @@ import pytest
 from scipy.special import gammaln
 from scipy.stats import poisson
 
-from model.binned.dataset import bin_dataset
-from model.binned.templates import expected_counts
-from model.cli import TOY_DATASETS, main
-from model.inference.priors import resolve_priors
-from model.inference.profile import ProfileFitter
-from model.jobs.compare import nested_pairs, parse_models, pointwise_log_likelihood
-from model.jobs.inputs import component_set, inputs_from_spec, load_inputs
-from model.jobs.runs import Job
-from model.jobs.tasks import FitContext, lrt_toy, task_seed
-from model.physics import toy
-from model.physics.components import parameter_supports
-from model.physics.spectra import spl_inside
+from diffuse_fit.binned.dataset import bin_dataset
+from diffuse_fit.binned.templates import expected_counts
+from diffuse_fit.cli import TOY_DATASETS, main
+from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.inference.profile import ProfileFitter
+from diffuse_fit.jobs.compare import nested_pairs, parse_models, pointwise_log_likelihood
+from diffuse_fit.jobs.inputs import component_set, inputs_from_spec, load_inputs
+from diffuse_fit.jobs.runs import Job
+from diffuse_fit.jobs.tasks import FitContext, lrt_toy, task_seed
+from diffuse_fit.physics import toy
+from diffuse_fit.physics.components import parameter_supports
+from diffuse_fit.physics.spectra import spl_inside
 from tests.test_spectral_models import _scipy_fit, reference_expectation
 
 # ----------------------------------------------------------------------------- pieces
@@ -192,7 +192,7 @@ def test_compare_end_to_end(tmp_path):
     the Bayes factor is the difference of the evidences; the LRT's ts is twice the
     difference of the maximum log-likelihoods and its p-value counts the stored toys; the
     LOO table covers the populated bins."""
-    from model.io.run_folder import read_run
+    from diffuse_fit.io.run_folder import read_run
 
     out = tmp_path / "cmp"
     code = main(["compare", "--models", "spl,logparabola", "--draws", "200", "--tune", "300",

@@ -7,15 +7,15 @@ import pytest
 from pytensor.graph.replace import graph_replace
 from scipy.special import gammaln, xlogy
 
-from model.binned.curvature import loglike_derivatives
-from model.binned.dataset import bin_dataset
-from model.binned.templates import expected_counts
-from model.inference.priors import Prior, resolve_priors
-from model.inference.pymc_model import build_model, numpy_twin, parameter_supports, set_counts
-from model.io import hese_release as hr
-from model.jobs.inputs import load_inputs
-from model.physics import hese_toy
-from model.physics.hese_weights import HESE_COMPONENTS_SPLIT
+from diffuse_fit.binned.curvature import loglike_derivatives
+from diffuse_fit.binned.dataset import bin_dataset
+from diffuse_fit.binned.templates import expected_counts
+from diffuse_fit.inference.priors import Prior, resolve_priors
+from diffuse_fit.inference.pymc_model import build_model, numpy_twin, parameter_supports, set_counts
+from diffuse_fit.io import hese_release as hr
+from diffuse_fit.jobs.inputs import load_inputs
+from diffuse_fit.physics import hese_toy
+from diffuse_fit.physics.hese_weights import HESE_COMPONENTS_SPLIT
 
 
 def symbolic_curvature(model):

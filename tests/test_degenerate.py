@@ -7,16 +7,16 @@ exit 0, "converged", the optimizer's start values and NaN errors.
 import numpy as np
 import pytest
 
-from model.binned import reference_fit
-from model.binned.binning import Binning
-from model.binned.dataset import BinnedDataset, bin_dataset
-from model.binned.templates import build_templates
-from model.errors import DataFormatError
-from model.inference.map_fit import X0, MapFitter
-from model.inference.priors import resolve_priors
-from model.inference.pymc_model import build_model, parameter_supports
-from model.io.events import EventTable
-from model.physics.components import WORKSHOP_COMPONENTS
+from diffuse_fit.binned import reference_fit
+from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.dataset import BinnedDataset, bin_dataset
+from diffuse_fit.binned.templates import build_templates
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.inference.map_fit import X0, MapFitter
+from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.inference.pymc_model import build_model, parameter_supports
+from diffuse_fit.io.events import EventTable
+from diffuse_fit.physics.components import WORKSHOP_COMPONENTS
 
 NAMES = ("atmos_norm", "astro_norm", "astro_gamma")
 
@@ -89,8 +89,8 @@ def test_simulation_all_outside_the_bins_is_refused(toy_dataset):
 
 
 def test_command_line_exits_with_the_message(toy_dataset, tmp_path, capsys):
-    from model.cli import main
-    from model.io.workshop_format import write_workshop_file
+    from diffuse_fit.cli import main
+    from diffuse_fit.io.workshop_format import write_workshop_file
 
     sim = toy_dataset.simulation
     write_workshop_file(tmp_path / "sim.json", _with(sim, "x", astroWeight=np.zeros(len(sim))))
@@ -159,10 +159,10 @@ def test_weights_times_1e_minus_300_is_not_a_converged_fit(toy_dataset, tmp_path
     """All weights x1e-300, flat priors: the optimizer runs a norm away and puts the spectral
     index on a bound of its prior.  Not "converged": ``map`` exits 2 with one line naming
     both, writes nothing, and an earlier run stays."""
-    from model.cli import main
-    from model.inference.map_core import fit_map
-    from model.inference.profile import ProfileFitter
-    from model.io.workshop_format import write_workshop_file
+    from diffuse_fit.cli import main
+    from diffuse_fit.inference.map_core import fit_map
+    from diffuse_fit.inference.profile import ProfileFitter
+    from diffuse_fit.io.workshop_format import write_workshop_file
 
     sim = toy_dataset.simulation
     tiny = EventTable({k: v * 1e-300 if k.endswith("Weight") else v
@@ -190,7 +190,7 @@ def test_weights_times_1e_minus_300_is_not_a_converged_fit(toy_dataset, tmp_path
 
 
 def test_boundary_problems():
-    from model.inference.map_core import boundary_problems
+    from diffuse_fit.inference.map_core import boundary_problems
 
     supports = {"n": (0.0, np.inf), "g": (1.0, 4.0)}
     assert boundary_problems({"n": 0.3, "g": 2.5}, supports) == []
@@ -208,7 +208,7 @@ def test_sample_goes_on_when_the_map_sits_on_a_bound(tmp_path, capsys):
     the problem named, said on stderr) and samples the posterior all the same."""
     import json
 
-    from model.cli import main
+    from diffuse_fit.cli import main
 
     args = ["--astro-model", "broken", "--prior", "flat", "--quiet"]
     assert main(["map", *args, "--out", str(tmp_path / "map")]) == 2

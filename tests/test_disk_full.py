@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from model.cli import main
-from model.io import run_folder as rf
-from model.io.write_errors import mount_point
+from diffuse_fit.cli import main
+from diffuse_fit.io import run_folder as rf
+from diffuse_fit.io.write_errors import mount_point
 
 HDF5_FULL = ("Can't close file (file write failed: time = ..., filename = 'x/posterior.nc', "
              "file descriptor = 3, errno = 28, error message = 'No space left on device', "
@@ -108,7 +108,7 @@ def test_sample_on_a_300k_tmpfs(tmp_path):
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
         out = disk / "r"
-        base = [sys.executable, "-m", "model.cli"]
+        base = [sys.executable, "-m", "diffuse_fit.cli"]
         first = subprocess.run([*base, "map", "--prior", "flat", "--quiet", "--out", str(out)],
                                capture_output=True, text=True, timeout=300)  # fmt: skip
         assert first.returncode == 0, first.stderr

@@ -1,11 +1,11 @@
-"""Batched Dask tasks (:func:`model.jobs.distributed.run_tasks` with ``batch``): every result
+"""Batched Dask tasks (:func:`diffuse_fit.jobs.distributed.run_tasks` with ``batch``): every result
 journaled on its own, a failing task named, the results before it kept."""
 
 import pytest
 
-from model.errors import FitFailed
-from model.io.journal import Journal
-from model.jobs.distributed import ClusterOptions, run_batch, run_tasks
+from diffuse_fit.errors import FitFailed
+from diffuse_fit.io.journal import Journal
+from diffuse_fit.jobs.distributed import ClusterOptions, run_batch, run_tasks
 
 TASKS = {f"t-{i:03d}": {"x": i} for i in range(40)}
 
@@ -57,7 +57,7 @@ def test_batched_tasks_are_journaled_one_by_one_and_a_failure_is_named(tmp_path)
     ],
 )
 def test_bad_scheduler_addresses_are_one_line_errors(tmp_path, capsys, address, reason):
-    from model.cli import main
+    from diffuse_fit.cli import main
 
     argv = ["toys", "--n", "2", "--seed", "1", "--scheduler", address, "--out",
             str(tmp_path / "t")]  # fmt: skip
@@ -71,8 +71,8 @@ def test_bad_scheduler_addresses_are_one_line_errors(tmp_path, capsys, address, 
 def test_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys):
     """Nothing listens on port 9 of this machine: one line, exit 2, within the connection
     timeout (CONNECT_TIMEOUT_S, 4 s)."""
-    from model.cli import main
-    from model.jobs.distributed import CONNECT_TIMEOUT_S
+    from diffuse_fit.cli import main
+    from diffuse_fit.jobs.distributed import CONNECT_TIMEOUT_S
 
     assert CONNECT_TIMEOUT_S <= 4
     argv = ["toys", "--n", "2", "--seed", "1", "--scheduler", "tcp://127.0.0.1:9", "--out",

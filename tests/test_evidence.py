@@ -2,7 +2,7 @@
 
 The reference ``log Z = log integral L(theta) pi(theta) dtheta`` is computed here with NumPy and
 SciPy only: the expected counts from the NumPy twin of the tables
-(:func:`model.binned.templates.expected_counts`), the Poisson log-likelihood written out
+(:func:`diffuse_fit.binned.templates.expected_counts`), the Poisson log-likelihood written out
 with ``scipy.special.gammaln``, the priors' densities from ``scipy.stats`` (not the project's
 ``Prior.log_density``), and the trapezoid rule in log space on a 3-D grid over a box that
 holds all but a negligible part of the posterior mass.  A one-parameter model (atmospheric
@@ -17,18 +17,18 @@ import pytest
 from scipy import stats
 from scipy.special import gammaln, logsumexp
 
-from model.binned.dataset import bin_dataset
-from model.binned.templates import expected_counts
-from model.errors import UsageError
-from model.inference.evidence import (
+from diffuse_fit.binned.dataset import bin_dataset
+from diffuse_fit.binned.templates import expected_counts
+from diffuse_fit.errors import UsageError
+from diffuse_fit.inference.evidence import (
     Evidence,
     bayes_factor,
     final_stage_values,
     log_evidence,
 )
-from model.inference.priors import resolve_priors
-from model.inference.pymc_model import build_model, parameter_supports
-from model.physics.components import ATMOSPHERIC
+from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.inference.pymc_model import build_model, parameter_supports
+from diffuse_fit.physics.components import ATMOSPHERIC
 
 SEED = 1
 # |SMC - grid| must stay below max(4 SMC standard errors, FLOOR) + the grid's own error

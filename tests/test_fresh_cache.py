@@ -5,7 +5,7 @@ On a fresh machine ``make fit`` runs the ``diffuse-fit`` executable on an empty 
 cache, then ``make test`` compiles the same log-density again in other processes.  With
 numba's fastmath flags the cfuncs of a process that loaded the log-density from the cache
 differed at 1e-13 from those compiled where it was compiled afresh, and the NUTS draws of the
-two samplers with the same seed differed (:mod:`model.inference.exact_float`).  Here the
+two samplers with the same seed differed (:mod:`diffuse_fit.inference.exact_float`).  Here the
 sequence runs as it does there: the executable fills an empty cache, then a new process
 samples by both routes and must get the same draws bit for bit.
 """
@@ -24,12 +24,12 @@ _COMPARE = """
 import json, sys
 import numpy as np
 from dataclasses import replace
-from model.binned.dataset import bin_dataset
-from model.inference.priors import resolve_priors
-from model.inference.pymc_model import build_model, parameter_supports
-from model.inference.sampling import sample
-from model.inference.settings import SamplerSettings
-from model.physics import toy
+from diffuse_fit.binned.dataset import bin_dataset
+from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.inference.pymc_model import build_model, parameter_supports
+from diffuse_fit.inference.sampling import sample
+from diffuse_fit.inference.settings import SamplerSettings
+from diffuse_fit.physics import toy
 
 toy_data = toy.generate()
 binned = bin_dataset(toy_data.data, toy_data.simulation)

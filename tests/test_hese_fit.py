@@ -5,17 +5,17 @@ import json
 import numpy as np
 import pytest
 
-from model.binned import reference_fit
-from model.binned.dataset import bin_dataset
-from model.binned.templates import expected_counts
-from model.cli import main
-from model.inference.map_fit import find_map
-from model.inference.priors import resolve_priors
-from model.inference.pymc_model import build_model, parameter_supports, set_counts
-from model.io import hese_release as hr
-from model.jobs.inputs import load_inputs
-from model.physics import hese_toy
-from model.physics import hese_weights as hw
+from diffuse_fit.binned import reference_fit
+from diffuse_fit.binned.dataset import bin_dataset
+from diffuse_fit.binned.templates import expected_counts
+from diffuse_fit.cli import main
+from diffuse_fit.inference.map_fit import find_map
+from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.inference.pymc_model import build_model, parameter_supports, set_counts
+from diffuse_fit.io import hese_release as hr
+from diffuse_fit.jobs.inputs import load_inputs
+from diffuse_fit.physics import hese_toy
+from diffuse_fit.physics import hese_weights as hw
 
 NAMES = ["atmos_norm", "astro_norm", "astro_gamma"]
 

@@ -9,18 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.binned import hese_selection as hs
-from model.binned import reference_fit
-from model.binned.binning import Binning
-from model.binned.dataset import bin_dataset
-from model.binned.templates import expected_counts
-from model.errors import DataFormatError
-from model.io import hese_release as hr
-from model.io.events import EventTable
-from model.io.workshop_format import DATA_FIELDS, SIMULATION_FIELDS, read_data, read_simulation
-from model.physics import hese_toy, toy
-from model.physics import hese_weights as hw
-from model.physics.components import WORKSHOP_COMPONENTS
+from diffuse_fit.binned import hese_selection as hs
+from diffuse_fit.binned import reference_fit
+from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.dataset import bin_dataset
+from diffuse_fit.binned.templates import expected_counts
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.io import hese_release as hr
+from diffuse_fit.io.events import EventTable
+from diffuse_fit.io.workshop_format import (
+    DATA_FIELDS,
+    SIMULATION_FIELDS,
+    read_data,
+    read_simulation,
+)
+from diffuse_fit.physics import hese_toy, toy
+from diffuse_fit.physics import hese_weights as hw
+from diffuse_fit.physics.components import WORKSHOP_COMPONENTS
 
 SHARED = Path(__file__).parents[2] / "shared" / "hese7"
 LIVETIME = 227708167.68  # s

@@ -15,9 +15,9 @@ import pymc as pm
 import pytest
 import xarray as xr
 
-import model as df
-from model.binned.binning import Binning
-from model.cli import main
+import diffuse_fit as df
+from diffuse_fit.binned.binning import Binning
+from diffuse_fit.cli import main
 
 matplotlib.use("Agg")  # the tests draw ArviZ's figures off-screen
 
@@ -107,7 +107,7 @@ def test_log_likelihood_equals_pymc(small_posterior):
 def test_posterior_predictive_follows_the_expectations(small_posterior):
     """The predictive counts' mean over draws matches the mean expectation per bin within
     Monte Carlo error (expectations from the tables; Poisson variance)."""
-    from model.jobs.inference_data import expectations
+    from diffuse_fit.jobs.inference_data import expectations
 
     m, tree = small_posterior
     twin = m.diffuse_fit_twin

@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 import pytest
 
-from model.cli import main
-from model.errors import DataFormatError
-from model.inference.priors import read_prior_file, resolve_priors
-from model.io.workshop_format import read_data
+from diffuse_fit.cli import main
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.inference.priors import read_prior_file, resolve_priors
+from diffuse_fit.io.workshop_format import read_data
 
 MAPPING = {"energy": 0, "topology": 1, "zenith": 2, "extra": 3}
 ROWS = [[1e5, 0, 1.0, 1.5], [2e5, 1, 2.0, 2.5]]

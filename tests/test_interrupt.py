@@ -8,8 +8,8 @@ import signal
 
 import pytest
 
-from model.errors import RunInterrupted
-from model.jobs.interrupt import interruptible
+from diffuse_fit.errors import RunInterrupted
+from diffuse_fit.jobs.interrupt import interruptible
 
 
 @pytest.fixture
@@ -63,10 +63,10 @@ def test_ctrl_c_during_toys_is_one_line_and_the_workers_stop_quietly(tmp_path):
     import sys
     import time
 
-    from model.io.journal import journal_folder
+    from diffuse_fit.io.journal import journal_folder
 
     out = tmp_path / "toys"
-    argv = [sys.executable, "-m", "model.cli", "toys", "--n", "3000", "--seed", "1",
+    argv = [sys.executable, "-m", "diffuse_fit.cli", "toys", "--n", "3000", "--seed", "1",
             "--workers", "2", "--out", str(out), "--quiet"]  # fmt: skip
     process = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip

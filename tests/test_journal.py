@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from model.io.journal import ENTRY_KEY, Journal, journal_folder
-from model.jobs.distributed import ClusterOptions
-from model.jobs.entries import BadEntry, check_scan, check_toy
-from model.jobs.inputs import load_inputs
-from model.jobs.many import Prepared
-from model.jobs.tasks import task_seed
-from model.jobs.toys import run_toys
+from diffuse_fit.io.journal import ENTRY_KEY, Journal, journal_folder
+from diffuse_fit.jobs.distributed import ClusterOptions
+from diffuse_fit.jobs.entries import BadEntry, check_scan, check_toy
+from diffuse_fit.jobs.inputs import load_inputs
+from diffuse_fit.jobs.many import Prepared
+from diffuse_fit.jobs.tasks import task_seed
+from diffuse_fit.jobs.toys import run_toys
 
 QUIET = {"say": lambda *a, **k: None, "progressbar": False}
 RESULT = {"index": 3, "seed": 17, "values": [1.5, None], "name": "x"}
@@ -71,7 +71,7 @@ def prepared():
 
 @pytest.fixture(scope="module")
 def toy_result(prepared):
-    from model.jobs.tasks import toy
+    from diffuse_fit.jobs.tasks import toy
 
     context = prepared.context(prepared.config(kind="toys"))
     args = {"index": 3, "seed": 5, "truth": dict(prepared.best.values), "nuts": False}
@@ -164,10 +164,10 @@ def test_bad_toy_entries_are_named_and_computed_again(tmp_path, caplog):
     assert journal.folder == folder
     journal.write("toy-000007", journal.load("toy-000000")[0])  # signed, but of index 0
     lines = []
-    with caplog.at_level(logging.WARNING, logger="model.jobs.distributed"):
+    with caplog.at_level(logging.WARNING, logger="diffuse_fit.jobs.distributed"):
         run_toys(inputs, "flat", out, "", 8, 3, cluster=cluster, say=lines.append,
                  progressbar=False)  # fmt: skip
-    warnings = [r.getMessage() for r in caplog.records if r.name == "model.jobs.distributed"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "diffuse_fit.jobs.distributed"]
     assert len(warnings) == 6, warnings
     for i, message in zip((2, 3, 4, 5, 6, 7), warnings, strict=True):
         assert str(path[i]) in message and "\n" not in message and "computing it again" in message

@@ -1,5 +1,5 @@
 """The lazily completed ``arviz`` module of the ``diffuse-fit`` executable
-(:mod:`model.inference.lazy_arviz`): the same names as ``import arviz``, matplotlib only on
+(:mod:`diffuse_fit.inference.lazy_arviz`): the same names as ``import arviz``, matplotlib only on
 first use of a plotting name.  Each check runs in a fresh interpreter (it is about
 ``sys.modules``)."""
 
@@ -31,7 +31,7 @@ NAMESPACE = (
 def test_installed_arviz_defers_plots_then_equals_plain_arviz():
     lazy = python(
         "import json, sys\n"
-        "from model.inference import lazy_arviz\n"
+        "from diffuse_fit.inference import lazy_arviz\n"
         "out = {'installed': lazy_arviz.install()}\n"
         "import arviz, arviz_base, arviz_stats\n"
         "out['base'] = arviz.from_dict is arviz_base.from_dict\n"
@@ -56,9 +56,9 @@ def test_sample_job_imports_no_matplotlib(tmp_path):
     out = tmp_path / "run"
     result = python(
         "import json, sys\n"
-        "from model.inference import lazy_arviz\n"
+        "from diffuse_fit.inference import lazy_arviz\n"
         "lazy_arviz.install()\n"
-        "from model.cli import main\n"
+        "from diffuse_fit.cli import main\n"
         f"status = main(['sample', '--draws', '200', '--tune', '200', '--chains', '2',\n"
         f"               '--out', {str(out)!r}, '--quiet'])\n"
         "print(json.dumps({'status': status, 'matplotlib': 'matplotlib' in sys.modules}))\n"
@@ -73,7 +73,7 @@ def test_install_imports_nothing():
     """Installing imports neither ArviZ package (``diffuse-fit --help`` stays light)."""
     result = python(
         "import json, sys\n"
-        "from model.inference import lazy_arviz\n"
+        "from diffuse_fit.inference import lazy_arviz\n"
         "lazy_arviz.install()\n"
         "print(json.dumps(sorted(m for m in ('arviz_base', 'arviz_stats', 'xarray', 'scipy')\n"
         "                        if m in sys.modules)))\n"
@@ -82,11 +82,11 @@ def test_install_imports_nothing():
 
 
 def test_executable_sample_job_imports_no_matplotlib(tmp_path):
-    """``diffuse-fit sample`` (the executable's entry, :func:`model.cli.console_main`, which
+    """``diffuse-fit sample`` (the executable's entry, :func:`diffuse_fit.cli.console_main`, which
     installs the lazy ``arviz``) never imports matplotlib: ``-X importtime`` lists every
     module the process imported."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "model.cli", "sample", "--draws", "100",
+        [sys.executable, "-X", "importtime", "-m", "diffuse_fit.cli", "sample", "--draws", "100",
          "--tune", "100", "--chains", "2", "--out", str(tmp_path / "run"), "--quiet"],
         capture_output=True, text=True,
     )  # fmt: skip

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from model.cli import main
-from model.inference.settings import SamplerSettings
-from model.io.journal import journal_folder
-from model.jobs.distributed import ClusterOptions
-from model.jobs.inputs import load_inputs
-from model.jobs.scan import run_scan
-from model.jobs.tasks import task_seed
-from model.jobs.toys import run_toys
+from diffuse_fit.cli import main
+from diffuse_fit.inference.settings import SamplerSettings
+from diffuse_fit.io.journal import journal_folder
+from diffuse_fit.jobs.distributed import ClusterOptions
+from diffuse_fit.jobs.inputs import load_inputs
+from diffuse_fit.jobs.scan import run_scan
+from diffuse_fit.jobs.tasks import task_seed
+from diffuse_fit.jobs.toys import run_toys
 from tests.test_profile import scipy_profile
 
 ONE = ClusterOptions(workers=1)
@@ -39,7 +39,7 @@ def scan_2d(inputs, tmp_path_factory):
 
 
 def test_scan_minimum_is_the_map_and_ts_is_an_independent_profile(binned, inputs, tmp_path):
-    from model.jobs.many import Prepared
+    from diffuse_fit.jobs.many import Prepared
 
     best = Prepared.load(inputs, "flat", say=lambda *a: None).best
     g = best.values["astro_gamma"]
@@ -152,7 +152,7 @@ def test_sbc_small(tmp_path):
         assert len(ranks) == 3 and all(0 <= r <= 19 for r in ranks)
         assert 0.0 <= sbc["uniformity_p"][name] <= 1.0
     rng = np.random.default_rng(task_seed(2, 0))
-    from model.inference.priors import PRIOR_SETS
+    from diffuse_fit.inference.priors import PRIOR_SETS
 
     first_truth = {n: float(PRIOR_SETS["default"][n].draw(rng)) for n in sbc["ranks"]}
     assert sbc["fits"][0]["truth"] == pytest.approx(first_truth, rel=1e-12)
@@ -182,7 +182,7 @@ def test_killed_ensemble_resumes_with_only_the_missing_experiments(tmp_path):
     """SIGKILL the whole command mid-run; the rerun keeps every stored experiment (not
     recomputed: the files are untouched) and computes the rest."""
     out = tmp_path / "toys"
-    argv = [sys.executable, "-m", "model.cli", "toys", "--n", "150", "--seed", "4",
+    argv = [sys.executable, "-m", "diffuse_fit.cli", "toys", "--n", "150", "--seed", "4",
             "--workers", "1", "--out", str(out), "--quiet"]  # fmt: skip
     process = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)  # fmt: skip
@@ -236,10 +236,10 @@ def test_resampled_simulation_is_an_independent_per_event_sum(binned, inputs):
     """--resample-sim: the fit's tables are those of N events drawn without replacement
     from the simulation, weights scaled by n_total / N (checked by the workshop's
     per-event weighting of the same events)."""
-    from model.binned import reference_fit
-    from model.jobs.many import Prepared
-    from model.jobs.tasks import resampled_fitter
-    from model.jobs.toys import _resample_context
+    from diffuse_fit.binned import reference_fit
+    from diffuse_fit.jobs.many import Prepared
+    from diffuse_fit.jobs.tasks import resampled_fitter
+    from diffuse_fit.jobs.toys import _resample_context
 
     prepared = Prepared.load(inputs, "flat", say=lambda *a: None)
     context = prepared.context({"test": 1}, **_resample_context(prepared, 10_000))

@@ -7,7 +7,7 @@ from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 from scipy import stats
 
-from model.report import many_plots as mp
+from diffuse_fit.report import many_plots as mp
 
 
 @pytest.fixture(autouse=True)

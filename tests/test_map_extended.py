@@ -5,7 +5,7 @@ a model extended by the user (a Potential, an added random variable, a prior cha
 ``pm.do`` or rebuilt) is fitted by PyMC's own compiled log-density.  The reference is
 ``pm.find_MAP`` on the same model (PyMC's L-BFGS-B, tight tolerance), compared at 1e-5
 relative; the unmodified model is compared with the workshop's scipy fit (an independent
-transcription of the notebook, :mod:`model.binned.reference_fit`).
+transcription of the notebook, :mod:`diffuse_fit.binned.reference_fit`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import numpy as np
 import pymc as pm
 import pytest
 
-import model as df
-from model.binned import reference_fit
-from model.binned.templates import expected_counts
-from model.inference.map_fit import MapFitter
-from model.inference.pymc_model import builder_twin, expected_counts_pt, set_counts
+import diffuse_fit as df
+from diffuse_fit.binned import reference_fit
+from diffuse_fit.binned.templates import expected_counts
+from diffuse_fit.inference.map_fit import MapFitter
+from diffuse_fit.inference.pymc_model import builder_twin, expected_counts_pt, set_counts
 
 PARAMETERS = ("atmos_norm", "astro_norm", "astro_gamma")
 
@@ -48,7 +48,7 @@ def _assert_close(result, reference: dict, rtol=1e-5):
 
 def test_unmodified_model_takes_the_fast_path_and_equals_the_workshop_fit(binned_toy, caplog):
     m = df.build_model(binned_toy, priors="flat")
-    with caplog.at_level(logging.INFO, logger="model.inference.map_fit"):
+    with caplog.at_level(logging.INFO, logger="diffuse_fit.inference.map_fit"):
         result = df.fit_map(m)
     assert result.path == "numpy" and result.path_reason == ""
     assert "NumPy twin" in caplog.text  # the one line saying which path
@@ -64,7 +64,7 @@ def test_potential_is_fitted_not_ignored(binned_toy, caplog):
     free = df.fit_map(m)
     with m:
         pm.Potential("gamma_constraint", pm.logp(pm.Normal.dist(2.0, 0.05), m["astro_gamma"]))
-    with caplog.at_level(logging.INFO, logger="model.inference.map_fit"):
+    with caplog.at_level(logging.INFO, logger="diffuse_fit.inference.map_fit"):
         result = df.fit_map(m)
     assert result.path == "pymc" and "gamma_constraint" in result.path_reason
     assert "PyMC's compiled log-density" in caplog.text
@@ -74,7 +74,7 @@ def test_potential_is_fitted_not_ignored(binned_toy, caplog):
     # -ln L is the observed term only (no potential): the twin's -ln L at the same point
     twin = builder_twin(df.build_model(binned_toy, priors="flat"))[0]
     assert twin is not None
-    from model.binned.likelihoods import LIKELIHOODS
+    from diffuse_fit.binned.likelihoods import LIKELIHOODS
 
     loglike = LIKELIHOODS["poisson"](twin.templates, binned_toy.counts, result.values,
                                      list(PARAMETERS), twin.bins)[0]  # fmt: skip

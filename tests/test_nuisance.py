@@ -13,17 +13,17 @@ import scipy.optimize
 from scipy import stats
 from scipy.special import gammaln
 
-from model.binned.dataset import bin_dataset
-from model.binned.likelihoods import LIKELIHOODS
-from model.cli import main
-from model.errors import DataFormatError
-from model.inference.priors import resolve_priors
-from model.inference.pymc_model import build_model, parameter_supports
-from model.io import hese_release as hr
-from model.io.events import EventTable
-from model.jobs.inputs import load_inputs
-from model.physics import hese_toy
-from model.physics import hese_weights as hw
+from diffuse_fit.binned.dataset import bin_dataset
+from diffuse_fit.binned.likelihoods import LIKELIHOODS
+from diffuse_fit.cli import main
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.inference.pymc_model import build_model, parameter_supports
+from diffuse_fit.io import hese_release as hr
+from diffuse_fit.io.events import EventTable
+from diffuse_fit.jobs.inputs import load_inputs
+from diffuse_fit.physics import hese_toy
+from diffuse_fit.physics import hese_weights as hw
 
 T = hw.LIVETIME_S
 NAMES = ["atmos_norm", "nunubar_ratio", "cr_delta_gamma", "kpi_ratio", "prompt_norm",

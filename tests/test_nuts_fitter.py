@@ -6,13 +6,13 @@ import numpy as np
 import nutpie
 import pytest
 
-from model.binned.templates import expected_counts
-from model.inference import nuts_fitter
-from model.inference.map_fit import MapFitter
-from model.inference.priors import resolve_priors
-from model.inference.pymc_model import build_model, parameter_supports, set_counts
-from model.inference.sampling import sample
-from model.inference.settings import SamplerSettings
+from diffuse_fit.binned.templates import expected_counts
+from diffuse_fit.inference import nuts_fitter
+from diffuse_fit.inference.map_fit import MapFitter
+from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.inference.pymc_model import build_model, parameter_supports, set_counts
+from diffuse_fit.inference.sampling import sample
+from diffuse_fit.inference.settings import SamplerSettings
 
 NAMES = ["atmos_norm", "astro_norm", "astro_gamma"]
 SETTINGS = SamplerSettings(draws=200, tune=200, chains=2, seed=7, sampler="nutpie")
@@ -104,8 +104,8 @@ def reference_logp(model, compiled, x):
 
 
 def spectral_binned(toy_dataset, astro_model, likelihood="poisson", method=None):
-    from model.binned.dataset import bin_dataset
-    from model.jobs.inputs import component_set
+    from diffuse_fit.binned.dataset import bin_dataset
+    from diffuse_fit.jobs.inputs import component_set
 
     return bin_dataset(
         toy_dataset.data, toy_dataset.simulation, variance=likelihood == "say",
@@ -125,7 +125,7 @@ def test_cached_cfunc_is_the_model_density(toy_dataset, astro_model, likelihood,
     one shared input (counts), several (the exact per-event sum) or a 2-D one (a tensor
     table), and reads new counts through ``with_data``; a second compilation of the same
     model loads both cfuncs from the cache."""
-    from model.inference import nutpie_cached
+    from diffuse_fit.inference import nutpie_cached
 
     binned = spectral_binned(toy_dataset, astro_model, likelihood, method)
     priors = resolve_priors("default", parameter_supports(binned.components))
@@ -152,7 +152,7 @@ def test_cached_route_draws_equal_nutpie_numba(binned):
     """Sampler "nutpie" (cached cfuncs) and "nutpie-numba" (nutpie.compile_pymc_model): the
     same draws and sampler statistics for the same seed; another seed gives posterior means
     within 4 Monte Carlo standard errors; a rerun with the same seed is bit-identical."""
-    from model.inference.sampling import summary_table
+    from diffuse_fit.inference.sampling import summary_table
 
     model = build_model(binned, resolve_priors("default", parameter_supports(binned.components)))
     settings = SamplerSettings(draws=500, tune=500, chains=2, seed=11, sampler="nutpie")
@@ -177,7 +177,7 @@ def test_cached_route_draws_equal_nutpie_numba(binned):
 def test_cached_refit_does_not_compile(binned, monkeypatch):
     """NutsFitter with sampler "nutpie": compiled once (cached cfuncs, never
     nutpie.compile_pymc_model); a refit after set_counts equals a fresh fitter's fit."""
-    from model.inference import nutpie_cached
+    from diffuse_fit.inference import nutpie_cached
 
     compilations = []
     real_cached = nutpie_cached.compile_cached
@@ -215,7 +215,7 @@ def test_cached_compile_falls_back_to_nutpie(binned, monkeypatch, broken):
     """A nutpie without the internals the cached compilation uses, or whose cfuncs take
     other arguments, compiles by nutpie.compile_pymc_model (with a warning), never with
     cfuncs nuts-rs would call wrongly."""
-    from model.inference import nutpie_cached
+    from diffuse_fit.inference import nutpie_cached
 
     if broken == "internals":
         monkeypatch.setattr(nutpie_cached, "cached_compile_available", lambda: False)
@@ -235,8 +235,8 @@ def test_cache_serves_other_tables_with_the_same_binning(binned):
     of other tables (other values, another Chebyshev order, as another simulation of the
     same binning gives) loads both cfuncs that the first model left in the cache, and they
     evaluate that model's own density."""
-    from model.binned.templates import FlatTemplate, PowerLawTemplate
-    from model.inference import nutpie_cached
+    from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate
+    from diffuse_fit.inference import nutpie_cached
 
     def other(table):
         if isinstance(table, FlatTemplate):
@@ -269,11 +269,11 @@ def test_cached_cfunc_takes_more_shared_inputs_than_a_python_call_can(tmp_path):
     """The HESE release's model with nuisance parameters and SAY has dozens of tables, each a
     shared input: the cached cfunc passes them in chunks (a call of more than 30 arguments
     compiles through a list, which numba refuses) and returns the model's density."""
-    from model.inference import nutpie_cached
-    from model.io import hese_release as hr
-    from model.jobs.inputs import load_inputs
-    from model.jobs.runs import Job
-    from model.physics import hese_toy
+    from diffuse_fit.inference import nutpie_cached
+    from diffuse_fit.io import hese_release as hr
+    from diffuse_fit.jobs.inputs import load_inputs
+    from diffuse_fit.jobs.runs import Job
+    from diffuse_fit.physics import hese_toy
 
     toy = hese_toy.make_toy_release(seed=22, n=8_000)
     hr.write_release_folder(tmp_path, toy.simulation, toy.data)

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from model.inference.priors import PRIOR_SETS, Prior, PriorError, resolve_priors
+from diffuse_fit.inference.priors import PRIOR_SETS, Prior, PriorError, resolve_priors
 
 SUPPORTS = {"atmos_norm": (0.0, math.inf), "astro_norm": (0.0, math.inf), "astro_gamma": (1.0, 4.0)}
 

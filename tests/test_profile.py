@@ -10,11 +10,11 @@ import pytest
 import scipy.optimize
 from scipy import stats
 
-from model.binned import reference_fit
-from model.inference.map_fit import MapFitter
-from model.inference.priors import PRIOR_SETS, Prior, PriorError, resolve_priors
-from model.inference.profile import ProfileFitter
-from model.inference.pymc_model import build_model, parameter_supports
+from diffuse_fit.binned import reference_fit
+from diffuse_fit.inference.map_fit import MapFitter
+from diffuse_fit.inference.priors import PRIOR_SETS, Prior, PriorError, resolve_priors
+from diffuse_fit.inference.profile import ProfileFitter
+from diffuse_fit.inference.pymc_model import build_model, parameter_supports
 
 NAMES = list(reference_fit.PARAMETERS)
 START = dict(zip(NAMES, reference_fit.X0, strict=True))

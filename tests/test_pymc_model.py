@@ -5,11 +5,11 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from model.binned import reference_fit
-from model.binned.templates import expected_counts
-from model.inference.map_fit import X0, MapFitter, find_map
-from model.inference.priors import resolve_priors
-from model.inference.pymc_model import (
+from diffuse_fit.binned import reference_fit
+from diffuse_fit.binned.templates import expected_counts
+from diffuse_fit.inference.map_fit import X0, MapFitter, find_map
+from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.inference.pymc_model import (
     build_model,
     expected_counts_pt,
     parameter_supports,
@@ -179,10 +179,10 @@ def test_fitter_agrees_with_pm_find_map(binned, flat_model, fitter):
 
 def test_bins_without_simulation_are_left_out_and_guarded(toy_dataset):
     """Energy bins up to 1e9 GeV: the top ones hold no simulated events."""
-    from model.binned.binning import Binning
-    from model.binned.dataset import bin_dataset
-    from model.errors import DataFormatError
-    from model.io.events import EventTable
+    from diffuse_fit.binned.binning import Binning
+    from diffuse_fit.binned.dataset import bin_dataset
+    from diffuse_fit.errors import DataFormatError
+    from diffuse_fit.io.events import EventTable
 
     binning = Binning(energy_edges=np.logspace(np.log10(6e4), 9, 25))
     binned = bin_dataset(toy_dataset.data, toy_dataset.simulation, binning)
@@ -203,7 +203,7 @@ def test_bins_without_simulation_are_left_out_and_guarded(toy_dataset):
 def test_observation_is_the_poisson_density(rng):
     import pymc as pm
 
-    from model.inference.pymc_model import poisson_logp
+    from diffuse_fit.inference.pymc_model import poisson_logp
 
     k = rng.poisson(3.0, 50).astype(float)
     mu = rng.uniform(0.1, 10.0, 50)

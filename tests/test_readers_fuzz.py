@@ -19,14 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.errors import DataFormatError
-from model.inference.priors import PriorError, resolve_priors
-from model.io import cache
-from model.io import hese_release as hr
-from model.io import workshop_format as wf
-from model.io.events import columns_digest
-from model.io.fast_rows import NotFast
-from model.io.json_text import loads_strict
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.inference.priors import PriorError, resolve_priors
+from diffuse_fit.io import cache
+from diffuse_fit.io import hese_release as hr
+from diffuse_fit.io import workshop_format as wf
+from diffuse_fit.io.events import columns_digest
+from diffuse_fit.io.fast_rows import NotFast
+from diffuse_fit.io.json_text import loads_strict
 
 FUZZ = settings(
     derandomize=True,
@@ -476,8 +476,8 @@ def _leaves(obj, path=()):
 def test_journal_entries_forged_but_well_formed_are_refused(result, replacement, pick, key):
     """A stored result reads back exactly; any well-formed change of its content (a value
     replaced anywhere), or the entry filed under another task, is refused with one line."""
-    from model.io.atomic import finite_json
-    from model.io.journal import ENTRY_KEY, Journal
+    from diffuse_fit.io.atomic import finite_json
+    from diffuse_fit.io.journal import ENTRY_KEY, Journal
 
     with tempfile.TemporaryDirectory() as tmp:
         journal = Journal(Path(tmp), {"kind": "fuzz"})
@@ -503,9 +503,9 @@ def test_journal_entries_forged_but_well_formed_are_refused(result, replacement,
 
 @pytest.fixture(scope="module")
 def toy_task():
-    from model.jobs.inputs import load_inputs
-    from model.jobs.many import Prepared
-    from model.jobs.tasks import toy
+    from diffuse_fit.jobs.inputs import load_inputs
+    from diffuse_fit.jobs.many import Prepared
+    from diffuse_fit.jobs.tasks import toy
 
     prepared = Prepared.load(load_inputs(), "flat", say=lambda *a, **k: None)
     context = prepared.context(prepared.config(kind="toys"))
@@ -519,7 +519,7 @@ def test_toy_results_forged_with_the_key_are_checked(toy_task, replacement, pick
     """Even signed under the user's key (its holder), a toy result with any value replaced
     either passes check_toy with every value where its task allows, or is refused with
     BadEntry in one line -- never another exception."""
-    from model.jobs.entries import BadEntry, check_toy
+    from diffuse_fit.jobs.entries import BadEntry, check_toy
 
     context, args, good = toy_task
     forged = json.loads(json.dumps(good))

@@ -1,10 +1,10 @@
 import numpy as np
 from scipy.special import gammaln
 
-from model.binned import reference_fit
-from model.binned.binning import Binning
-from model.binned.templates import build_templates, expected_counts
-from model.io.events import EventTable
+from diffuse_fit.binned import reference_fit
+from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.templates import build_templates, expected_counts
+from diffuse_fit.io.events import EventTable
 
 from .test_binning import make_bin_masks, notebook_index
 

@@ -6,11 +6,11 @@ import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.container import ErrorbarContainer
 
-from model.errors import DataFormatError
-from model.io.run_folder import read_run, write_run
-from model.jobs.report_job import read_posterior, run_report
-from model.report import predictive as pp
-from model.report.document import PPC_DRAWS, build_figures
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.io.run_folder import read_run, write_run
+from diffuse_fit.jobs.report_job import read_posterior, run_report
+from diffuse_fit.report import predictive as pp
+from diffuse_fit.report.document import PPC_DRAWS, build_figures
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +147,8 @@ def reported(sample_run, tmp_path_factory):
     run = tmp_path_factory.mktemp("reported") / "run"
     shutil.copytree(sample_run, run)
     with pytest.MonkeyPatch.context() as mp:  # the report must not read the inputs
-        from model.jobs import inputs
-        from model.physics import toy
+        from diffuse_fit.jobs import inputs
+        from diffuse_fit.physics import toy
 
         def refuse(*args, **kwargs):
             raise AssertionError("the report reloaded the inputs")
@@ -208,7 +208,7 @@ def test_report_of_damaged_posterior_is_one_line_error(sample_run, tmp_path):
 
 def test_corner_keeps_a_far_truth_in_view(built):
     """A truth far out in a tail widens its panel's range (it is drawn, not clipped)."""
-    from model.report.plots import _corner_ranges
+    from diffuse_fit.report.plots import _corner_ranges
 
     samples = np.random.default_rng(1).normal(3.0, 0.1, (2000, 1))
     ((lo, hi),) = _corner_ranges(samples, ["astro_gamma"], {"truth": {"astro_gamma": 2.0}})

@@ -9,8 +9,8 @@ import numpy as np
 import pymc as pm
 import pytest
 
-import model as df
-from model.errors import DataFormatError, UsageError
+import diffuse_fit as df
+from diffuse_fit.errors import DataFormatError, UsageError
 
 SHORT = dict(draws=300, tune=300, chains=2, seed=2)
 

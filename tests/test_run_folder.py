@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.errors import DataFormatError
-from model.io import run_folder as rf
-from model.io.atomic import json_text, write_json
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.io import run_folder as rf
+from diffuse_fit.io.atomic import json_text, write_json
 
 FILES = {
     "map.json": {"atmos_norm": 0.8, "covariance": [[1.0, 0.1], [0.1, 2.0]], "note": "x"},

@@ -9,15 +9,15 @@ import arviz as az
 import numpy as np
 import pytest
 
-from model.binned.templates import expected_counts
-from model.cli import main
-from model.errors import RunInterrupted
-from model.inference.priors import resolve_priors
-from model.inference.pymc_model import build_model, parameter_supports, set_counts
-from model.inference.sampling import sample, summary_table
-from model.inference.settings import SamplerSettings
-from model.io.run_folder import read_run
-from model.jobs import runs
+from diffuse_fit.binned.templates import expected_counts
+from diffuse_fit.cli import main
+from diffuse_fit.errors import RunInterrupted
+from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.inference.pymc_model import build_model, parameter_supports, set_counts
+from diffuse_fit.inference.sampling import sample, summary_table
+from diffuse_fit.inference.settings import SamplerSettings
+from diffuse_fit.io.run_folder import read_run
+from diffuse_fit.jobs import runs
 
 NAMES = ["atmos_norm", "astro_norm", "astro_gamma"]
 
@@ -90,7 +90,7 @@ def test_map_cli_writes_contract_keys(tmp_path, binned):
 
 
 def test_map_cli_on_files_equals_embedded(tmp_path, toy_dataset):
-    from model.io.workshop_format import write_workshop_file
+    from diffuse_fit.io.workshop_format import write_workshop_file
 
     write_workshop_file(tmp_path / "d.json", toy_dataset.data)
     write_workshop_file(tmp_path / "s.json", toy_dataset.simulation)
@@ -127,7 +127,7 @@ def _snapshot(folder):
 @pytest.fixture
 def previous_run(tmp_path, toy_dataset):
     """A run folder holding a MAP run, and the inputs to run again."""
-    from model.jobs.inputs import load_inputs
+    from diffuse_fit.jobs.inputs import load_inputs
 
     inputs = load_inputs()
     out = tmp_path / "run"

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from scipy.special import gammaln, xlogy
 
-from model.binned.dataset import bin_dataset
-from model.binned.say import say_loglike, say_loglike_derivatives
-from model.binned.variance import build_variance_tables, sum_of_squares_exact
-from model.io import hese_release as hr
-from model.jobs.inputs import load_inputs
-from model.physics import hese_toy
-from model.physics.components import PowerLawComponent
-from model.physics.hese_weights import HESE_COMPONENTS_SPLIT
+from diffuse_fit.binned.dataset import bin_dataset
+from diffuse_fit.binned.say import say_loglike, say_loglike_derivatives
+from diffuse_fit.binned.variance import build_variance_tables, sum_of_squares_exact
+from diffuse_fit.io import hese_release as hr
+from diffuse_fit.jobs.inputs import load_inputs
+from diffuse_fit.physics import hese_toy
+from diffuse_fit.physics.components import PowerLawComponent
+from diffuse_fit.physics.hese_weights import HESE_COMPONENTS_SPLIT
 
 TABLE_RTOL = 1e-10  # stated accuracy of the Chebyshev tables (built to 1e-11)
 SPLIT_NAMES = ["atmos_norm", "prompt_norm", "muon_norm", "astro_norm", "astro_gamma"]

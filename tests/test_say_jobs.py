@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.special import gammaln, xlogy
 
-from model.cli import main
-from model.report import predictive as pp
+from diffuse_fit.cli import main
+from diffuse_fit.report import predictive as pp
 
 NAMES = ["atmos_norm", "astro_norm", "astro_gamma"]
 

@@ -9,11 +9,11 @@ import scipy.optimize
 from pytensor.graph.replace import graph_replace
 from scipy.special import gammaln
 
-from model.binned.say import say_loglike
-from model.binned.templates import expected_counts
-from model.inference.map_fit import X0, MapFitter
-from model.inference.priors import resolve_priors
-from model.inference.pymc_model import build_model, numpy_twin, parameter_supports, say_logp
+from diffuse_fit.binned.say import say_loglike
+from diffuse_fit.binned.templates import expected_counts
+from diffuse_fit.inference.map_fit import X0, MapFitter
+from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.inference.pymc_model import build_model, numpy_twin, parameter_supports, say_logp
 
 NAMES = ["atmos_norm", "astro_norm", "astro_gamma"]
 
@@ -127,11 +127,11 @@ def test_unknown_likelihood_is_refused(binned):
 def test_split_components_pytensor_logp_equals_numpy_twin(tmp_path):
     """Four components (10 tables of squared weights): the pytensor SAY log-likelihood
     equals the NumPy twin's."""
-    from model.binned.dataset import bin_dataset
-    from model.io import hese_release as hr
-    from model.jobs.inputs import load_inputs
-    from model.physics import hese_toy
-    from model.physics.hese_weights import HESE_COMPONENTS_SPLIT
+    from diffuse_fit.binned.dataset import bin_dataset
+    from diffuse_fit.io import hese_release as hr
+    from diffuse_fit.jobs.inputs import load_inputs
+    from diffuse_fit.physics import hese_toy
+    from diffuse_fit.physics.hese_weights import HESE_COMPONENTS_SPLIT
 
     toy = hese_toy.make_toy_release(n=4000)
     hr.write_release_folder(tmp_path, toy.simulation, toy.data)

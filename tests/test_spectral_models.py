@@ -4,7 +4,7 @@ SciPy fit, NUTS without divergences, and one-line refusals.
 
 The reference per-event formulas below are written from the model definitions (README,
 "Spectral models") with the true energy in GeV, independently of
-:mod:`model.physics.spectra`.
+:mod:`diffuse_fit.physics.spectra`.
 """
 
 import numpy as np
@@ -14,18 +14,18 @@ import pytest
 import scipy.optimize
 from scipy.special import gammaln, xlogy
 
-from model.binned.curvature import loglike_derivatives
-from model.binned.dataset import bin_dataset
-from model.binned.spectral_tables import SpectralEventSum, SpectralTable
-from model.binned.templates import expected_counts
-from model.cli import main
-from model.inference.map_fit import MapFitter
-from model.inference.priors import resolve_priors
-from model.inference.pymc_model import build_model, expected_counts_pt
-from model.inference.sampling import sample
-from model.inference.settings import SamplerSettings
-from model.jobs.inputs import component_set
-from model.physics.components import parameter_names, parameter_supports
+from diffuse_fit.binned.curvature import loglike_derivatives
+from diffuse_fit.binned.dataset import bin_dataset
+from diffuse_fit.binned.spectral_tables import SpectralEventSum, SpectralTable
+from diffuse_fit.binned.templates import expected_counts
+from diffuse_fit.cli import main
+from diffuse_fit.inference.map_fit import MapFitter
+from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.inference.pymc_model import build_model, expected_counts_pt
+from diffuse_fit.inference.sampling import sample
+from diffuse_fit.inference.settings import SamplerSettings
+from diffuse_fit.jobs.inputs import component_set
+from diffuse_fit.physics.components import parameter_names, parameter_supports
 
 PIVOT = 1.0e5  # GeV
 
@@ -301,8 +301,8 @@ def test_unknown_astro_model_is_a_usage_error(capsys):
 
 
 def test_journal_config_names_the_model(toy_dataset):
-    from model.jobs.inputs import Inputs
-    from model.jobs.many import Prepared
+    from diffuse_fit.jobs.inputs import Inputs
+    from diffuse_fit.jobs.many import Prepared
 
     inputs = Inputs(toy_dataset.data, toy_dataset.simulation, toy_dataset.truth, "toy", {})
     spl = Prepared.load(inputs, "flat", say=lambda *a: None)
@@ -328,7 +328,7 @@ def test_nuts_has_no_divergences(spectral, model):
 def test_fit_record_round_trip(spectral, key, rng):
     """The report's fit record rebuilds the same expectation (exact equality) for every model."""
     model = key.removesuffix("-table")
-    from model.report.predictive import record_from_variables, record_variables
+    from diffuse_fit.report.predictive import record_from_variables, record_variables
 
     binned = spectral[key]
     variables, attrs = record_variables(binned.counts, binned.templates)

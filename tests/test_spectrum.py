@@ -4,7 +4,7 @@ brute-force weighted quantile, and the comparison figure's structure.
 
 The reference fluxes below are written from the model definitions (README, "Spectral models":
 ``phi`` the all-flavour flux at 100 TeV in 1e-18 GeV^-1 cm^-2 s^-1 sr^-1), independently of
-:mod:`model.physics.spectra` and :mod:`model.physics.flux`.
+:mod:`diffuse_fit.physics.spectra` and :mod:`diffuse_fit.physics.flux`.
 """
 
 import matplotlib.pyplot as plt
@@ -13,10 +13,10 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 
-from model.physics.components import ATMOSPHERIC, WORKSHOP_COMPONENTS
-from model.physics.flux import astrophysical_component, e2_flux, sensitive_energy_range
-from model.physics.spectra import ASTRO_MODELS, with_astro_model
-from model.report.spectrum import MODEL_LABELS, X_LABEL, Y_LABEL, flux_band, spectrum_figure
+from diffuse_fit.physics.components import ATMOSPHERIC, WORKSHOP_COMPONENTS
+from diffuse_fit.physics.flux import astrophysical_component, e2_flux, sensitive_energy_range
+from diffuse_fit.physics.spectra import ASTRO_MODELS, with_astro_model
+from diffuse_fit.report.spectrum import MODEL_LABELS, X_LABEL, Y_LABEL, flux_band, spectrum_figure
 
 E0 = 1.0e5  # GeV, 100 TeV
 ENERGIES = np.geomspace(1.0e3, 1.0e7, 57)  # GeV

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from model.binned.templates import expected_counts, expected_counts_exact
-from model.physics.components import WORKSHOP_COMPONENTS
+from diffuse_fit.binned.templates import expected_counts, expected_counts_exact
+from diffuse_fit.physics.components import WORKSHOP_COMPONENTS
 
 TABLE_RTOL = 1e-10  # stated accuracy of the Chebyshev tables (they are built to 1e-11)
 

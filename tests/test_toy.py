@@ -1,14 +1,14 @@
 import numpy as np
 
-from model.binned.templates import expected_counts
-from model.io.workshop_format import (
+from diffuse_fit.binned.templates import expected_counts
+from diffuse_fit.io.workshop_format import (
     DATA_FIELDS,
     SIMULATION_FIELDS,
     read_data,
     read_simulation,
     write_workshop_file,
 )
-from model.physics import toy
+from diffuse_fit.physics import toy
 
 
 def test_deterministic_for_a_seed():
@@ -40,7 +40,7 @@ def test_weights_follow_the_flux_conventions(toy_dataset):
     """astroWeight / exposure is the six-neutrino E^-2.5 flux at norm 1, and for up-going
     events (no self-veto) atmoWeight / exposure is the nuflux table's conventional + prompt
     flux of one flavour."""
-    from model.physics.atmospheric_flux import FLAVOURS, flux
+    from diffuse_fit.physics.atmospheric_flux import FLAVOURS, flux
 
     sim = toy_dataset.simulation
     e, cosz = sim["primaryEnergy"], np.cos(sim["primaryZenith"])

@@ -5,13 +5,13 @@ import struct
 import numpy as np
 import pytest
 
-from model.errors import DataFormatError
-from model.io import checks, fast_rows
-from model.io import workshop_format as wf
-from model.io.cache import FORMAT
-from model.io.events import EventTable
-from model.io.fast_rows import NotFast
-from model.io.workshop_format import (
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.io import checks, fast_rows
+from diffuse_fit.io import workshop_format as wf
+from diffuse_fit.io.cache import FORMAT
+from diffuse_fit.io.events import EventTable
+from diffuse_fit.io.fast_rows import NotFast
+from diffuse_fit.io.workshop_format import (
     read_data,
     read_simulation,
     to_workshop_json,
@@ -189,7 +189,7 @@ def test_good_minimal_file_reads(tmp_path):
 
 
 def test_well_formed_file_takes_the_fast_path(sim_file, toy_dataset):
-    from model.io.workshop_format import _parse_exact, _parse_fast
+    from diffuse_fit.io.workshop_format import _parse_exact, _parse_fast
 
     raw = sim_file.read_bytes()
     fast_rest, fast = _parse_fast(raw, "sim")
@@ -366,7 +366,7 @@ def test_zenith_printed_rounded_above_pi_is_pi(tmp_path, printed, field):
     table = read_simulation(path)
     assert table.clamped == {field: 2}
     assert table[field].tolist() == [np.pi, np.pi, SIM_ROW[SIM_MAPPING[field]]]
-    from model.io.events import columns_digest
+    from diffuse_fit.io.events import columns_digest
 
     assert table.columns_sha256 == columns_digest(table.columns)
 

@@ -10,9 +10,9 @@ For bins ``b`` (the model's bins: where some component predicts events),
 
 with ``d lam / d n_c = U_c``, ``d lam / d index_c = n_c U_c'``, ``d2 lam / d n_c d index_c
 = U_c'``, ``d2 lam / d index_c^2 = n_c U_c''`` (exact derivatives of the tables,
-:meth:`model.binned.templates.PowerLawTemplate.unit_counts_derivatives`); the same with
+:meth:`diffuse_fit.binned.templates.PowerLawTemplate.unit_counts_derivatives`); the same with
 a gradient and Hessian in the shape parameters for the spectral models
-(:mod:`model.binned.spectral_tables`: exact for the tables, and per event for the exact
+(:mod:`diffuse_fit.binned.spectral_tables`: exact for the tables, and per event for the exact
 sums; for the broken power law almost everywhere).  This replaces
 a symbolic pytensor Hessian (seconds of graph compilation per process) by microseconds of
 NumPy; ``tests/test_curvature.py`` checks it against that symbolic Hessian and against
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln, xlogy
 
-from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
+from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 
 
 def loglike_derivatives(
@@ -75,7 +75,7 @@ def expectation_derivatives(
     second = []
     lam = np.zeros(bins.size)
     for table in templates.tables:
-        if hasattr(table, "expectation_derivatives"):  # model.binned.nuisance_tables
+        if hasattr(table, "expectation_derivatives"):  # diffuse_fit.binned.nuisance_tables
             value, d1, d2 = table.expectation_derivatives(params, position, bins)
             lam, jac, second = lam + value, jac + d1, second + d2
             continue

@@ -6,12 +6,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from model.binned.binning import Binning
-from model.binned.templates import Templates, build_templates
-from model.binned.variance import build_variance_tables
-from model.errors import DataFormatError
-from model.io.events import EventTable
-from model.physics.components import WORKSHOP_COMPONENTS, input_fields, weight_fields
+from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.templates import Templates, build_templates
+from diffuse_fit.binned.variance import build_variance_tables
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.io.events import EventTable
+from diffuse_fit.physics.components import WORKSHOP_COMPONENTS, input_fields, weight_fields
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class BinnedDataset:
 
     def with_variance(self) -> BinnedDataset:
         """This dataset with the tables of squared weights that the SAY likelihood needs
-        (``templates.variance``, :mod:`model.binned.variance`); itself if it has them."""
+        (``templates.variance``, :mod:`diffuse_fit.binned.variance`); itself if it has them."""
         if self.templates.variance is not None:
             return self
         variance = build_variance_tables(
@@ -118,7 +118,7 @@ def bin_dataset(
     spectral_method: str = "auto",
 ) -> BinnedDataset:
     """Bin data and simulation once and precompute the per-bin tables (``spectral_method``:
-    how a spectral component's sums are evaluated, :func:`model.binned.templates.build_templates`; with ``variance``,
+    how a spectral component's sums are evaluated, :func:`diffuse_fit.binned.templates.build_templates`; with ``variance``,
     also the tables of squared weights of the SAY likelihood: :meth:`BinnedDataset.with_variance`).
 
     Raises :class:`DataFormatError` (one line, naming the file) where the fit could only

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.binned.binning import Binning
-from model.io.events import EventTable
-from model.physics.hese_weights import DOUBLE_CASCADE_CHOICES, workshop_topology
+from diffuse_fit.binned.binning import Binning
+from diffuse_fit.io.events import EventTable
+from diffuse_fit.physics.hese_weights import DOUBLE_CASCADE_CHOICES, workshop_topology
 
 
 def double_cascade_counts(

@@ -2,14 +2,14 @@
 names, bins) -> (ln L, gradient, Hessian)``, exact for the tables.
 
 * ``poisson``: the workshop's ``sum_b k_b ln lam_b - lam_b - lgamma(k_b + 1)``
-  (:func:`model.binned.curvature.loglike_derivatives`);
-* ``say``: the SAY likelihood of a finite simulation (:func:`model.binned.say.say_loglike_derivatives`;
+  (:func:`diffuse_fit.binned.curvature.loglike_derivatives`);
+* ``say``: the SAY likelihood of a finite simulation (:func:`diffuse_fit.binned.say.say_loglike_derivatives`;
   needs ``templates.variance``).
 """
 
 from __future__ import annotations
 
-from model.binned.curvature import loglike_derivatives
-from model.binned.say import say_loglike_derivatives
+from diffuse_fit.binned.curvature import loglike_derivatives
+from diffuse_fit.binned.say import say_loglike_derivatives
 
 LIKELIHOODS = {"poisson": loglike_derivatives, "say": say_loglike_derivatives}

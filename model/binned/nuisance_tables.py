@@ -1,6 +1,6 @@
 """Per-bin tables of components with nuisance parameters, and of their squared weights (NumPy).
 
-A component of :mod:`model.physics.nuisance` is a sum of terms, each
+A component of :mod:`diffuse_fit.physics.nuisance` is a sum of terms, each
 ``c_t(theta) * u_ti * exp(-(x_t - x0_t) y_ti)`` (``c_t`` a product of affine factors of
 linear parameters such as ``kpi_ratio`` and ``nunubar_ratio``, ``x_t`` a spectral parameter
 such as ``cr_delta_gamma``, ``y_ti = ln(E_i / pivot_t)``).  Its per-bin sum is therefore
@@ -10,7 +10,7 @@ such as ``cr_delta_gamma``, ``y_ti = ln(E_i / pivot_t)``).  Its per-bin sum is t
 a *separable* form -- one-dimensional tables in the spectral parameter, combined with
 polynomials in the linear ones -- rather than a 2-D table: the linear parameters enter each
 event's weight linearly, so their dependence factors out of the sum exactly.  ``log S_tb`` is a
-Chebyshev series exactly as the astrophysical table (:func:`model.binned.templates.tabulate_log_sums`).
+Chebyshev series exactly as the astrophysical table (:func:`diffuse_fit.binned.templates.tabulate_log_sums`).
 
 The SAY likelihood's ``s2_b = sum_i w_i^2`` is the double sum over pairs of terms
 (all components', the plain flat and power-law ones included as one-term components):
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.binned.templates import (
+from diffuse_fit.binned.templates import (
     DEFAULT_TOLERANCE,
     log_derivative_stack,
     log_table_derivatives,
@@ -43,12 +43,12 @@ from model.binned.templates import (
     read_log_table,
     tabulate_log_sums,
 )
-from model.errors import DataFormatError
-from model.io.events import EventTable
-from model.physics.components import FlatComponent, PowerLawComponent
-from model.physics.nuisance import SIGN_FIELD, NuisanceComponent, Term
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.io.events import EventTable
+from diffuse_fit.physics.components import FlatComponent, PowerLawComponent
+from diffuse_fit.physics.nuisance import SIGN_FIELD, NuisanceComponent, Term
 
-MAX_NODES = 128  # as the squared-weight tables of model.binned.variance
+MAX_NODES = 128  # as the squared-weight tables of diffuse_fit.binned.variance
 
 
 @dataclass(frozen=True)
@@ -338,7 +338,7 @@ class NuisanceVariance:
         return products_values(self.products, params)
 
     def derivatives(self, params: dict, position: dict, bins: np.ndarray):
-        """As :meth:`model.binned.variance.VarianceTables.derivatives`."""
+        """As :meth:`diffuse_fit.binned.variance.VarianceTables.derivatives`."""
         return products_derivatives(self.products, params, position, bins)
 
 

@@ -5,7 +5,7 @@ none of the package's tables or components: it reweights every simulated event
 (``weight_event``), sums them per bin (``get_expectation``), evaluates the notebook's
 Poisson ``llh`` and minimises ``-llh`` with ``scipy.optimize.minimize`` from
 x0 = (1, 6, 2.5).  The notebook's 400 boolean masks are replaced by one bin index
-per event, which the caller passes in (:meth:`model.binned.binning.Binning.bin_index`,
+per event, which the caller passes in (:meth:`diffuse_fit.binned.binning.Binning.bin_index`,
 the same index the PyMC model's tables are built from, so both fits see the same
 bins).  It equals the notebook's masks except for values exactly on the outer edges
 (60 TeV, 10 PeV, zenith pi), which the notebook leaves outside (``tests/test_binning.py``).

@@ -18,10 +18,10 @@ absolute per bin, ~1e-9 for a bin of 1e6 effective simulated events (``alpha`` i
 the number of simulated events in the bin, ``mu^2 / s2``).
 
 :func:`say_loglike_derivatives` has the signature and return of
-:func:`model.binned.curvature.loglike_derivatives`: the gradient and Hessian follow from the
+:func:`diffuse_fit.binned.curvature.loglike_derivatives`: the gradient and Hessian follow from the
 partial derivatives in ``(alpha, beta)`` (digamma, trigamma) by the chain rule through
 ``(mu, s2)`` and the exact derivatives of the tables ``mu_b(theta)``
-(:mod:`model.binned.templates`) and ``s2_b(theta)`` (:mod:`model.binned.variance`).
+(:mod:`diffuse_fit.binned.templates`) and ``s2_b(theta)`` (:mod:`diffuse_fit.binned.variance`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln, polygamma, psi, xlogy
 
-from model.binned.curvature import expectation_derivatives
-from model.binned.templates import Templates
+from diffuse_fit.binned.curvature import expectation_derivatives
+from diffuse_fit.binned.templates import Templates
 
 
 def say_loglike(k, mu, s2) -> np.ndarray:
@@ -101,8 +101,8 @@ def say_loglike_derivatives(
 ) -> tuple[float, np.ndarray, np.ndarray]:  # fmt: skip
     """``(ln L, gradient, Hessian)`` of the SAY log-likelihood in ``names`` (that order).
 
-    As :func:`model.binned.curvature.loglike_derivatives`; ``templates.variance`` must hold
-    the tables of squared weights (:meth:`model.binned.dataset.BinnedDataset.with_variance`).
+    As :func:`diffuse_fit.binned.curvature.loglike_derivatives`; ``templates.variance`` must hold
+    the tables of squared weights (:meth:`diffuse_fit.binned.dataset.BinnedDataset.with_variance`).
     ``ln L`` includes ``-lnGamma(k + 1)``.
 
     Parameters
@@ -118,7 +118,7 @@ def say_loglike_derivatives(
     bins : ndarray of int
         The likelihood's bins (where some component predicts events).
     curvature : bool
-        As for :func:`model.binned.curvature.loglike_derivatives`.
+        As for :func:`diffuse_fit.binned.curvature.loglike_derivatives`.
     """
     if templates.variance is None:
         raise ValueError(

@@ -1,13 +1,13 @@
 """Per-bin sums of a spectral component with two or three shape parameters (NumPy).
 
-For a :class:`model.physics.spectra.SpectralComponent` the per-bin sum at norm 1 is
+For a :class:`diffuse_fit.physics.spectra.SpectralComponent` the per-bin sum at norm 1 is
 
     S_b(s) = sum_{i in b} w_i exp(f(x_i; s)),   x_i = ln(E_true,i / pivot),
 
 a function of the shape parameters ``s`` (d = 2 or 3).  Two ways to evaluate it:
 
 * :class:`SpectralTable`, a tensor-product Chebyshev interpolant of ``log S_b`` over the
-  box of allowed shape values (the one-parameter rule of :mod:`model.binned.templates`
+  box of allowed shape values (the one-parameter rule of :mod:`diffuse_fit.binned.templates`
   in d dimensions): nodes per axis from 8, raised by 1.5 along every axis whose series
   has not converged (up to 96), until the interpolant matches the exact sum to
   ``tolerance`` (1e-11 relative) on a check grid of 33 equally spaced points per axis;
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.binned import chebyshev
+from diffuse_fit.binned import chebyshev
 
 START_NODES = 8
 MAX_NODES = 96

@@ -9,9 +9,9 @@ For each component the simulation is summed into the bins once:
   K is raised until the interpolant matches the exact sum to ``tolerance`` (relative)
   on a dense check grid, and the accuracy reached is recorded.
 
-A :class:`model.physics.spectra.SpectralComponent` (two or three shape parameters) gets a
+A :class:`diffuse_fit.physics.spectra.SpectralComponent` (two or three shape parameters) gets a
 tensor-product table of the same kind, or the exact per-event sum where no table meets the
-tolerance (:mod:`model.binned.spectral_tables`).
+tolerance (:mod:`diffuse_fit.binned.spectral_tables`).
 
 Expected events per bin: ``lam_b = sum_c norm_c * T_c,b(shape parameters)``.
 :func:`expected_counts` evaluates it from the tables, :func:`expected_counts_exact`
@@ -25,12 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.binned import chebyshev
-from model.binned.binning import Binning
-from model.binned.spectral_tables import build_spectral_template
-from model.io.events import EventTable
-from model.physics.components import FlatComponent, PowerLawComponent, event_weights
-from model.physics.spectra import SpectralComponent
+from diffuse_fit.binned import chebyshev
+from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.spectral_tables import build_spectral_template
+from diffuse_fit.io.events import EventTable
+from diffuse_fit.physics.components import FlatComponent, PowerLawComponent, event_weights
+from diffuse_fit.physics.spectra import SpectralComponent
 
 DEFAULT_TOLERANCE = 1e-11
 MAX_NODES = 64
@@ -233,9 +233,9 @@ class Templates:
     """Per-bin tables of every component, for one simulation and binning.
 
     ``variance``: the per-bin sums of squared weights
-    (:class:`model.binned.variance.VarianceTables`) that the SAY likelihood needs, or
+    (:class:`diffuse_fit.binned.variance.VarianceTables`) that the SAY likelihood needs, or
     ``None`` (the Poisson likelihood does without; see
-    :meth:`model.binned.dataset.BinnedDataset.with_variance`).
+    :meth:`diffuse_fit.binned.dataset.BinnedDataset.with_variance`).
     """
 
     binning: Binning
@@ -261,7 +261,7 @@ class Templates:
 
     def exact_sum_notes(self) -> list[str]:
         """One line per component evaluated by the exact per-event sum instead of a table,
-        with the reason (:class:`model.binned.spectral_tables.SpectralEventSum`)."""
+        with the reason (:class:`diffuse_fit.binned.spectral_tables.SpectralEventSum`)."""
         return [f"{t.component.name}: exact per-event sum, no table ({t.reason})"
                 for t in self.tables if hasattr(t, "reason")]  # fmt: skip
 
@@ -281,7 +281,7 @@ def build_templates(
 ) -> Templates:
     """Sum the simulation into per-bin tables, one per component (``spectral_method``:
     "auto", "table" or "exact", for spectral components only:
-    :func:`model.binned.spectral_tables.build_spectral_template`)."""
+    :func:`diffuse_fit.binned.spectral_tables.build_spectral_template`)."""
     if bin_index is None:
         bin_index = binning.bin_index(
             simulation["energy"], simulation["zenith"], simulation["topology"]
@@ -294,8 +294,8 @@ def build_templates(
             tables.append(
                 build_power_law_template(c, simulation, bin_index, binning.n_bins, tolerance)
             )
-        elif hasattr(c, "terms"):  # with nuisance parameters (model.physics.nuisance)
-            from model.binned.nuisance_tables import build_nuisance_template
+        elif hasattr(c, "terms"):  # with nuisance parameters (diffuse_fit.physics.nuisance)
+            from diffuse_fit.binned.nuisance_tables import build_nuisance_template
 
             tables.append(
                 build_nuisance_template(c, simulation, bin_index, binning.n_bins, tolerance)

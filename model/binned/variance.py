@@ -10,7 +10,7 @@ component, ``w_ci (E_true,i / pivot)^-(gamma - reference_index)`` of a power law
 (expected events squared).  One table per pair of components: exact per-bin sums when
 both are flat, else a smooth positive function of the one spectral index involved, whose
 log is tabulated on Chebyshev nodes exactly as the astrophysical sum is
-(:func:`model.binned.templates.tabulate_log_sums`, same accuracy rule).  For the workshop
+(:func:`diffuse_fit.binned.templates.tabulate_log_sums`, same accuracy rule).  For the workshop
 components: ``a^2 sum wA^2 + 2 a n sum wA wS f + n^2 sum wS^2 f^2``.  Evaluating costs
 O(bins x nodes), independent of the number of simulated events.
 
@@ -27,15 +27,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.binned.templates import (
+from diffuse_fit.binned.templates import (
     DEFAULT_TOLERANCE,
     log_derivative_stack,
     log_table_derivatives,
     log_table_values,
     tabulate_log_sums,
 )
-from model.io.events import EventTable
-from model.physics.components import FlatComponent, PowerLawComponent, event_weights
+from diffuse_fit.io.events import EventTable
+from diffuse_fit.physics.components import FlatComponent, PowerLawComponent, event_weights
 
 MAX_NODES = 128
 
@@ -151,9 +151,9 @@ def build_variance_tables(
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> VarianceTables:
     """The table of every pair ``c <= d`` of ``components`` (order as given); for components
-    with nuisance parameters :func:`model.binned.nuisance_tables.build_nuisance_variance`."""
+    with nuisance parameters :func:`diffuse_fit.binned.nuisance_tables.build_nuisance_variance`."""
     if any(hasattr(c, "terms") for c in components):
-        from model.binned.nuisance_tables import build_nuisance_variance
+        from diffuse_fit.binned.nuisance_tables import build_nuisance_variance
 
         return build_nuisance_variance(simulation, bin_index, n_bins, components, tolerance)
     for c in components:

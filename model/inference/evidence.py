@@ -3,7 +3,7 @@
 ``log Z = log integral L(k | theta) pi(theta) dtheta``, in natural-log units, where ``L`` is
 the model's full observation density: for the Poisson likelihood
 ``sum_b k_b ln mu_b - mu_b - lnGamma(k_b + 1)`` *with* the ``-lnGamma(k_b + 1)`` terms
-(:func:`model.inference.pymc_model.poisson_logp`; the SAY likelihood likewise keeps its
+(:func:`diffuse_fit.inference.pymc_model.poisson_logp`; the SAY likelihood likewise keeps its
 constants), and ``pi`` the priors the model was built with, normalised as PyMC's
 log-densities.  Evidences of models of the *same* counts can therefore be compared directly:
 ``ln B = log Z_a - log Z_b`` (:func:`bayes_factor`).  The priors must be proper (an improper
@@ -35,9 +35,9 @@ import numpy as np
 import pymc as pm
 from scipy.special import logsumexp
 
-from model.errors import FitFailed, UsageError
-from model.inference.exact_float import exact_float
-from model.inference.pymc_model import numpy_twin
+from diffuse_fit.errors import FitFailed, UsageError
+from diffuse_fit.inference.exact_float import exact_float
+from diffuse_fit.inference.pymc_model import numpy_twin
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def bayes_factor(a: Evidence, b: Evidence) -> dict:
 
 def check_proper(model: pm.Model) -> None:
     """:class:`UsageError` (one line) naming the free parameters of ``model`` (built by
-    :func:`model.inference.pymc_model.build_model`) whose prior is improper."""
+    :func:`diffuse_fit.inference.pymc_model.build_model`) whose prior is improper."""
     priors = numpy_twin(model).priors
     improper = [f"{rv.name} ({priors[rv.name]})" for rv in model.free_RVs
                 if not priors[rv.name].proper]  # fmt: skip
@@ -123,7 +123,7 @@ def log_evidence(
     model: pm.Model, *, runs: int = 4, draws: int = 2000, seed: int, progressbar: bool = False
 ) -> Evidence:
     """The evidence ``log Z`` of ``model`` (made by
-    :func:`model.inference.pymc_model.build_model`, for its current counts) from ``runs``
+    :func:`diffuse_fit.inference.pymc_model.build_model`, for its current counts) from ``runs``
     independent SMC runs of ``draws`` particles, seeded (the same seed gives the same runs).
 
     The priors are the ones the model was built with (kept on the model); improper ones are

@@ -11,7 +11,7 @@ a 2-core machine, for figures the job never draws (``--report`` draws them with 
 arviz_stats (the same objects ``arviz`` exposes), and the first name it then does not hold (a
 plot, ``__version__``, ...) executes the real ``arviz/__init__`` into that same module, which
 from then on is plain ``arviz``.  Only the ``diffuse-fit``
-executable installs it (:func:`model.cli.console_main`), never the Python API, so no user
+executable installs it (:func:`diffuse_fit.cli.console_main`), never the Python API, so no user
 code shares the process.
 """
 

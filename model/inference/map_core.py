@@ -4,9 +4,9 @@ The MAP is the maximum of ``log p(theta | k)`` without the Jacobian of PyMC's tr
 (the mode of the posterior density in the natural parameters, as ``pm.find_MAP`` finds
 it), in PyMC's unconstrained coordinates: Newton's method on the exact Hessian of the tables
 where it converges, else L-BFGS-B, started at the workshop's x0 = (1, 6, 2.5).  The objective
-is :class:`model.inference.profile.ProfileFitter`'s (the NumPy twin of the PyMC model's
+is :class:`diffuse_fit.inference.profile.ProfileFitter`'s (the NumPy twin of the PyMC model's
 log-density, tested equal to it), so nothing is compiled and PyMC is not imported:
-``diffuse-fit map`` runs on this alone, and :class:`model.inference.map_fit.MapFitter`
+``diffuse-fit map`` runs on this alone, and :class:`diffuse_fit.inference.map_fit.MapFitter`
 wraps it for a PyMC model.  The uncertainties are the inverse Hessian of ``-log p`` in the
 natural parameters (as the workshop's ``hess_inv``).  A fit that did not move from the
 start, stopped away from an optimum, or whose Hessian leaves parameters unconstrained says
@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.optimize
 
-from model.binned import reference_fit
-from model.inference.profile import GRADIENT_TOLERANCE, ProfileFitter
-from model.inference.profile import covariance_from_hessian as _covariance
-from model.physics.parameters import units as parameter_units
+from diffuse_fit.binned import reference_fit
+from diffuse_fit.inference.profile import GRADIENT_TOLERANCE, ProfileFitter
+from diffuse_fit.inference.profile import covariance_from_hessian as _covariance
+from diffuse_fit.physics.parameters import units as parameter_units
 
 X0 = dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))  # the workshop's start
 MAP_OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}
@@ -84,9 +84,9 @@ class MapResult:
         Parameters the curvature leaves unconstrained (named in ``problems``).
     path : str
         How the MAP was computed: ``"numpy"`` (the exact NumPy twin of the model
-        :func:`model.inference.pymc_model.build_model` made, proven identical to it) or
+        :func:`diffuse_fit.inference.pymc_model.build_model` made, proven identical to it) or
         ``"pymc"`` (PyMC's compiled log-density of the model as the user holds it:
-        :mod:`model.inference.map_pymc`).
+        :mod:`diffuse_fit.inference.map_pymc`).
     path_reason : str
         Why that path (for ``"pymc"``: how the model differs from the builder's).
     optimum : bool or None
@@ -116,7 +116,7 @@ class MapResult:
 
     @property
     def units(self) -> dict:
-        """Parameter -> unit (:mod:`model.physics.parameters`; "" where unknown)."""
+        """Parameter -> unit (:mod:`diffuse_fit.physics.parameters`; "" where unknown)."""
         return parameter_units(self.values)
 
     @property

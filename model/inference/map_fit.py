@@ -1,12 +1,12 @@
 """The MAP of a PyMC model (:class:`MapFitter`).
 
-For the model :func:`model.inference.pymc_model.build_model` made, proven unchanged (its
-log-density graph compared with the builder's: :func:`model.inference.pymc_model.builder_twin`),
-the NumPy MAP of :mod:`model.inference.map_core` on the model's own tables, priors,
+For the model :func:`diffuse_fit.inference.pymc_model.build_model` made, proven unchanged (its
+log-density graph compared with the builder's: :func:`diffuse_fit.inference.pymc_model.builder_twin`),
+the NumPy MAP of :mod:`diffuse_fit.inference.map_core` on the model's own tables, priors,
 likelihood and current counts (milliseconds; tests check it against ``pm.find_MAP`` and the
 workshop's scipy fit).  For any other model -- one a user extended with a ``pm.Potential``,
 a random variable, a changed prior -- PyMC's compiled log-density of that model
-(:mod:`model.inference.map_pymc`).  Never the fast path on a different model; the path
+(:mod:`diffuse_fit.inference.map_pymc`).  Never the fast path on a different model; the path
 taken is logged in one line and recorded in :attr:`MapResult.path`.
 """
 
@@ -17,10 +17,10 @@ import logging
 import numpy as np
 import pymc as pm
 
-from model.inference import map_core
-from model.inference.map_core import MAP_OPTIONS, X0, MapResult  # noqa: F401 (re-exported)
-from model.inference.profile import ProfileFitter
-from model.inference.pymc_model import builder_twin, structure_key
+from diffuse_fit.inference import map_core
+from diffuse_fit.inference.map_core import MAP_OPTIONS, X0, MapResult  # noqa: F401 (re-exported)
+from diffuse_fit.inference.profile import ProfileFitter
+from diffuse_fit.inference.pymc_model import builder_twin, structure_key
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +36,11 @@ class MapFitter:
     is that of the density in the natural parameters) in PyMC's unconstrained coordinates
     (log for norms, logit for bounded indices): by Newton's method on the exact Hessian
     where it converges (a few steps), else by L-BFGS-B as ``pm.find_MAP``
-    (:func:`model.inference.map_core.fit_map`).  The log-density, its gradient and Hessian
-    are the model's exact NumPy twin (:class:`model.inference.pymc_model.NumpyTwin`, the
-    objective of :class:`model.inference.profile.ProfileFitter`; tests check it equals PyMC's
+    (:func:`diffuse_fit.inference.map_core.fit_map`).  The log-density, its gradient and Hessian
+    are the model's exact NumPy twin (:class:`diffuse_fit.inference.pymc_model.NumpyTwin`, the
+    objective of :class:`diffuse_fit.inference.profile.ProfileFitter`; tests check it equals PyMC's
     compiled ``logp`` and ``dlogp``), so building a fitter costs nothing and, after
-    :func:`model.inference.pymc_model.set_counts`, a new dataset or pseudo-experiment costs
+    :func:`diffuse_fit.inference.pymc_model.set_counts`, a new dataset or pseudo-experiment costs
     one optimisation (milliseconds).
     """
 
@@ -60,7 +60,7 @@ class MapFitter:
             self._pymc = None
             self.path = "numpy"
         else:
-            from model.inference.map_pymc import PymcMap
+            from diffuse_fit.inference.map_pymc import PymcMap
 
             self._objective = None
             self._pymc = PymcMap(self.model)

@@ -1,7 +1,7 @@
 """The MAP of any PyMC model, by PyMC's own compiled log-density and gradient.
 
-This is the path :class:`model.inference.map_fit.MapFitter` takes for a model that is not
-exactly the one :func:`model.inference.pymc_model.build_model` made (a ``pm.Potential``
+This is the path :class:`diffuse_fit.inference.map_fit.MapFitter` takes for a model that is not
+exactly the one :func:`diffuse_fit.inference.pymc_model.build_model` made (a ``pm.Potential``
 added, a random variable added, a prior changed or rebuilt): the NumPy twin of the builder's
 model would fit another model, so it is not used.
 
@@ -31,9 +31,9 @@ import scipy.optimize
 from pymc.blocking import DictToArrayBijection, RaveledVars
 from pymc.initial_point import make_initial_point_fn
 
-from model.inference.exact_float import exact_float
-from model.inference.map_core import MAP_OPTIONS, MapResult, boundary_problems
-from model.inference.profile import GRADIENT_TOLERANCE, covariance_from_hessian
+from diffuse_fit.inference.exact_float import exact_float
+from diffuse_fit.inference.map_core import MAP_OPTIONS, MapResult, boundary_problems
+from diffuse_fit.inference.profile import GRADIENT_TOLERANCE, covariance_from_hessian
 
 PATH = "pymc"  # MapResult.path of this route
 _NEWTON_STEPS = 8

@@ -1,7 +1,7 @@
-"""Pytensor expressions of the nuisance-parameter tables (:mod:`model.binned.nuisance_tables`).
+"""Pytensor expressions of the nuisance-parameter tables (:mod:`diffuse_fit.binned.nuisance_tables`).
 
-NumPy twins: :meth:`model.binned.nuisance_tables.NuisanceTemplate.unit_counts` and
-:meth:`model.binned.nuisance_tables.NuisanceVariance.sum_of_squares` (``[model_bins]``).
+NumPy twins: :meth:`diffuse_fit.binned.nuisance_tables.NuisanceTemplate.unit_counts` and
+:meth:`diffuse_fit.binned.nuisance_tables.NuisanceVariance.sum_of_squares` (``[model_bins]``).
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytensor.tensor as pt
 
-from model.binned.nuisance_tables import LogTable
+from diffuse_fit.binned.nuisance_tables import LogTable
 
 
 def log_table_pt(table: LogTable, params: dict, model_bins: np.ndarray):
     """``exp(sum_k a_k theta_k) S_b(sum of the variables)`` on the model bins."""
-    from model.inference.pymc_model import log_table_pt as chebyshev_table_pt
-    from model.inference.pymc_model import table_input
+    from diffuse_fit.inference.pymc_model import log_table_pt as chebyshev_table_pt
+    from diffuse_fit.inference.pymc_model import table_input
 
     if table.per_bin is not None:
         values = table_input(table.per_bin[model_bins])

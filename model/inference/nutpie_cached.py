@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 
 # Bump when the generated source or the user-data reading changes meaning.
-WRAPPER_VERSION = 2  # 2: compiled without fastmath (model.inference.exact_float)
+WRAPPER_VERSION = 2  # 2: compiled without fastmath (diffuse_fit.inference.exact_float)
 
 _LOGP_SOURCE = """
 def logp_cfunc(dim, x_, out_, logp_, user_data_):

@@ -2,14 +2,14 @@
 
 :class:`NutsFitter` does what ``pm.sample(nuts_sampler="nutpie")`` does -- the same
 compiled nutpie model, the same per-chain seed derivation, the same DataTree -- but
-compiles in ``__init__`` only: after :func:`model.inference.pymc_model.set_counts` a
+compiles in ``__init__`` only: after :func:`diffuse_fit.inference.pymc_model.set_counts` a
 pseudo-experiment or another dataset with the same binning and simulation is sampled
 without recompiling (``compiled.with_data``).  With the same seed and counts its posterior
-is bit-identical to :func:`model.inference.sampling.sample` with nutpie (tested).
+is bit-identical to :func:`diffuse_fit.inference.sampling.sample` with nutpie (tested).
 
 Two ways to compile (``sampler``): ``"nutpie-numba"`` is ``nutpie.compile_pymc_model``
 (numba compiles its two cfuncs afresh in every process, ~10 s); ``"nutpie"`` is
-:func:`model.inference.nutpie_cached.compile_cached`, the same compiled model with the
+:func:`diffuse_fit.inference.nutpie_cached.compile_cached`, the same compiled model with the
 cfuncs loaded from pytensor's on-disk numba cache (~1 s once the cache is warm).  The
 draws are bit-identical (tested).
 """
@@ -24,9 +24,9 @@ import pymc as pm
 from pymc.backends.arviz import patch_nutpie_idata
 from pymc.util import get_random_generator
 
-from model.inference import nutpie_cached
-from model.inference.exact_float import exact_float
-from model.inference.settings import SamplerSettings
+from diffuse_fit.inference import nutpie_cached
+from diffuse_fit.inference.exact_float import exact_float
+from diffuse_fit.inference.settings import SamplerSettings
 
 NUTPIE_SAMPLERS = ("nutpie", "nutpie-numba")
 
@@ -39,7 +39,7 @@ def nutpie_seed(seed: int, chains: int) -> int:
 class NutsFitter:
     """nutpie's NUTS for ``model``, compiled once (``n_compilations`` counts it) by
     ``sampler``: "nutpie-numba" (``nutpie.compile_pymc_model``) or "nutpie" (cached cfuncs,
-    :mod:`model.inference.nutpie_cached`)."""
+    :mod:`diffuse_fit.inference.nutpie_cached`)."""
 
     def __init__(self, model: pm.Model, sampler: str = "nutpie-numba"):
         import nutpie

@@ -20,7 +20,7 @@ Two named sets:
     * with ``--components split`` also ``prompt_norm ~ LogNormal(0, 1)`` (prompt models
       differ by factors of a few) and ``muon_norm ~ LogNormal(0, 0.5)`` (the muon
       background's simulated normalization, uncertain by ~50%).
-    * with ``--astro-model`` (:mod:`model.physics.spectra`; ``astro_norm`` keeps its prior):
+    * with ``--astro-model`` (:mod:`diffuse_fit.physics.spectra`; ``astro_norm`` keeps its prior):
       ``logparabola``: ``astro_alpha ~ Uniform(1, 4)`` (as gamma), ``astro_beta ~
       TruncatedNormal(0, 0.2, -0.2, 0.5)`` (curvature per unit ln E; 0 is the single
       power law); ``broken``: ``astro_gamma1``, ``astro_gamma2 ~
@@ -64,7 +64,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.io.json_text import describe_json_error, loads_strict
+from diffuse_fit.io.json_text import describe_json_error, loads_strict
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 

@@ -1,14 +1,14 @@
 """Profile likelihood in NumPy: fits with some parameters fixed, profile intervals, scans.
 
 The objective is the model's log-density in the natural parameters without the Jacobian
-of PyMC's transforms (what :class:`model.inference.map_fit.MapFitter` maximises)::
+of PyMC's transforms (what :class:`diffuse_fit.inference.map_fit.MapFitter` maximises)::
 
     log p(theta | k) = ln L(theta) + sum_i log pi_i(theta_i),
     ln L = sum_b k_b ln lam_b - lam_b - lgamma(k_b + 1)      (or SAY's ln L)
 
 with ``lam_b`` from the per-bin tables and ``ln L``, its gradient and Hessian from
-:mod:`model.binned.likelihoods` (exact, microseconds), and the priors'
-log-densities from :class:`model.inference.priors.Prior` (NumPy twins of PyMC's).  With
+:mod:`diffuse_fit.binned.likelihoods` (exact, microseconds), and the priors'
+log-densities from :class:`diffuse_fit.inference.priors.Prior` (NumPy twins of PyMC's).  With
 flat priors ``log p`` is ``ln L`` up to a constant, the fit is the maximum-likelihood fit
 and ``ts = -2 (log p(theta) - log p(best))`` is the profile-likelihood test statistic;
 a non-flat prior adds its log-density (a penalised profile).
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.optimize
 
-from model.binned.likelihoods import LIKELIHOODS
-from model.binned.templates import Templates, expected_counts
+from diffuse_fit.binned.likelihoods import LIKELIHOODS
+from diffuse_fit.binned.templates import Templates, expected_counts
 
 OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}
 GRADIENT_TOLERANCE = 1e-5  # max |d log p / d u| at an accepted optimum (u unconstrained)
@@ -124,12 +124,12 @@ class ProfileFitter:
     templates : Templates
         Per-bin tables of the simulation.
     priors : dict
-        Parameter -> :class:`model.inference.priors.Prior` (one per parameter, in the
+        Parameter -> :class:`diffuse_fit.inference.priors.Prior` (one per parameter, in the
         model's parameter order).
     bins : ndarray of int, optional
         The likelihood's bins (default: every bin some component populates).
     likelihood : "poisson" or "say"
-        :data:`model.binned.likelihoods.LIKELIHOODS` (SAY needs ``templates.variance``).
+        :data:`diffuse_fit.binned.likelihoods.LIKELIHOODS` (SAY needs ``templates.variance``).
     """
 
     def __init__(self, templates: Templates, priors: dict, bins: np.ndarray | None = None,

@@ -6,7 +6,7 @@
           or SAY(lam_b, s2_b(theta))                       (likelihood="say")
 
 The Poisson observation is written out, ``k log lam - lam - lgamma(k + 1)`` (the workshop's
-log-likelihood; NumPy twin, summed over bins, :func:`model.binned.reference_fit.llh`), as a
+log-likelihood; NumPy twin, summed over bins, :func:`diffuse_fit.binned.reference_fit.llh`), as a
 ``pm.CustomDist`` with Poisson random draws: ``pm.Poisson`` casts observations to
 integers, which would silently truncate the non-integer counts of Asimov datasets.
 For integer counts the two are identical (tested).
@@ -14,16 +14,16 @@ For integer counts the two are identical (tested).
 With ``likelihood="say"`` the observation's log-density is instead the SAY likelihood of
 Argüelles, Schneider and Yuan (arXiv:1901.04645), which accounts for the simulation's finite
 statistics through the per-bin sum of squared weights ``s2_b(theta)`` (tables of
-:mod:`model.binned.variance`): :func:`say_logp`, NumPy twin
-:func:`model.binned.say.say_loglike`.  Its random draws stay ``Poisson(mu_b)``: given the
+:mod:`diffuse_fit.binned.variance`): :func:`say_logp`, NumPy twin
+:func:`diffuse_fit.binned.say.say_loglike`.  Its random draws stay ``Poisson(mu_b)``: given the
 expectation, an experiment's counts are Poisson; the SAY density is the likelihood of that
 expectation when it is only known from a finite simulation, not a model of new data.
 
-``A_b`` and ``S_b`` are the precomputed tables of :mod:`model.binned.templates`; ``log S_b`` is a
-Chebyshev series in gamma (for the spectral models of :mod:`model.physics.spectra` a
+``A_b`` and ``S_b`` are the precomputed tables of :mod:`diffuse_fit.binned.templates`; ``log S_b`` is a
+Chebyshev series in gamma (for the spectral models of :mod:`diffuse_fit.physics.spectra` a
 tensor-product series in their shape parameters, or the exact per-event segment sum where
-no table reaches the accuracy: :mod:`model.binned.spectral_tables`), so a log-density + gradient evaluation costs O(bins x nodes),
-independent of the number of simulated events.  :func:`model.binned.templates.expected_counts`
+no table reaches the accuracy: :mod:`diffuse_fit.binned.spectral_tables`), so a log-density + gradient evaluation costs O(bins x nodes),
+independent of the number of simulated events.  :func:`diffuse_fit.binned.templates.expected_counts`
 is the NumPy twin of :func:`expected_counts_pt`.  Only bins some component can populate
 enter the likelihood (the others have k = lam = 0 and contribute exactly 0).  Observed
 counts are ``pm.Data``: :func:`set_counts` swaps in a new dataset or pseudo-experiment
@@ -39,21 +39,21 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 
-from model.binned import chebyshev
-from model.binned.dataset import BinnedDataset
-from model.binned.likelihoods import LIKELIHOODS  # name -> NumPy twin
-from model.binned.spectral_tables import SpectralEventSum, SpectralTable
-from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates
-from model.binned.variance import SmoothPair, VarianceTables
-from model.errors import DataFormatError
-from model.physics.components import (
+from diffuse_fit.binned import chebyshev
+from diffuse_fit.binned.dataset import BinnedDataset
+from diffuse_fit.binned.likelihoods import LIKELIHOODS  # name -> NumPy twin
+from diffuse_fit.binned.spectral_tables import SpectralEventSum, SpectralTable
+from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates
+from diffuse_fit.binned.variance import SmoothPair, VarianceTables
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.physics.components import (
     parameter_names,
     parameter_supports,  # noqa: F401 (re-exported)
 )
 
 
 def chebyshev_basis(t, k: int):
-    """Pytensor twin of :func:`model.binned.chebyshev.basis` for a scalar ``t`` in [-1, 1]: ``T_n(t) = cos(n arccos t)``.
+    """Pytensor twin of :func:`diffuse_fit.binned.chebyshev.basis` for a scalar ``t`` in [-1, 1]: ``T_n(t) = cos(n arccos t)``.
 
     One elementwise expression instead of a k-step recurrence keeps the graph (and its
     gradient and Hessian) small; the gradient is finite for |t| < 1, which the model's
@@ -68,7 +68,7 @@ def table_input(values: np.ndarray):
     """A table as a shared input of the compiled functions, not a constant folded into them.
 
     The compiled log-density then depends on the tables' shapes, not their values: numba's
-    on-disk cache of it (:mod:`model.inference.nutpie_cached`) serves every simulation with
+    on-disk cache of it (:mod:`diffuse_fit.inference.nutpie_cached`) serves every simulation with
     the same binning and model, instead of compiling afresh (5-20 s on a 2-core machine) for
     each new simulation file."""
     return pytensor.shared(np.ascontiguousarray(values))
@@ -86,7 +86,7 @@ def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
         return log_table_pt(table.log_coeffs, table.active, params[c.index], c.index_range,
                             model_bins)  # fmt: skip
     if hasattr(table, "products"):  # with nuisance parameters
-        from model.inference.nuisance_pt import products_pt
+        from diffuse_fit.inference.nuisance_pt import products_pt
 
         return products_pt(table.products, params, model_bins)
     if isinstance(table, SpectralTable):
@@ -99,7 +99,7 @@ def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
 def log_table_pt(log_coeffs, active, x, interval, model_bins: np.ndarray):
     """Pytensor expression of ``exp`` of a Chebyshev table of logs at ``x`` on the model bins
     (0 off the table's ``active`` bins); NumPy twin
-    :func:`model.binned.templates.log_table_values` (``[model_bins]``)."""
+    :func:`diffuse_fit.binned.templates.log_table_values` (``[model_bins]``)."""
     t = chebyshev.to_unit(x, interval)
     coeffs = table_input(log_coeffs)
     log_s = coeffs @ chebyshev_basis(t, coeffs.shape[1])  # any number of terms: one graph
@@ -151,7 +151,7 @@ def sum_of_squares_pt(variance: VarianceTables, params: dict, model_bins: np.nda
     """Pytensor expression of ``s2_b`` on the model bins (expected events squared); NumPy twin
     ``variance.sum_of_squares(params)[model_bins]``."""
     if hasattr(variance, "products"):  # with nuisance parameters
-        from model.inference.nuisance_pt import products_pt
+        from diffuse_fit.inference.nuisance_pt import products_pt
 
         return products_pt(variance.products, params, model_bins)
     terms = []
@@ -169,7 +169,7 @@ def say_logp(value, mu, s2):
     """SAY log-density of ``k = value`` given ``mu`` and ``s2`` per bin (arXiv:1901.04645):
     ``alpha ln(beta) + lnGamma(k + alpha) - lnGamma(k + 1) - (k + alpha) ln(1 + beta) -
     lnGamma(alpha)``, ``alpha = mu^2 / s2 + 1``, ``beta = mu / s2``, evaluated as its NumPy
-    twin :func:`model.binned.say.say_loglike` does; :func:`poisson_logp` where ``s2 = 0``.
+    twin :func:`diffuse_fit.binned.say.say_loglike` does; :func:`poisson_logp` where ``s2 = 0``.
 
     Both branches are computed with safe arguments so that neither puts NaN into the other's
     gradient."""
@@ -202,7 +202,7 @@ def _poisson_random(mu, rng=None, size=None):
 
 
 def build_model(binned: BinnedDataset, priors: dict, likelihood: str = "poisson") -> pm.Model:
-    """The PyMC model of ``binned`` with ``priors`` (parameter -> :class:`model.inference.priors.Prior`).
+    """The PyMC model of ``binned`` with ``priors`` (parameter -> :class:`diffuse_fit.inference.priors.Prior`).
 
     Coordinates: ``bin`` (flat indices of the bins in the likelihood), ``component``.
     Variables: one per parameter; ``n_expected`` (expected events per component, summed
@@ -359,8 +359,8 @@ class NumpyTwin:
         """``(ln L, Hessian of log p)`` at ``values`` for the model's current counts: the
         log-likelihood (Poisson or SAY, with lnGamma(k + 1)) and the Hessian of the
         jacobian-free log posterior in the natural parameters (free-variable order), from
-        :func:`model.binned.curvature.loglike_derivatives` or
-        :func:`model.binned.say.say_loglike_derivatives` and the priors' curvature."""
+        :func:`diffuse_fit.binned.curvature.loglike_derivatives` or
+        :func:`diffuse_fit.binned.say.say_loglike_derivatives` and the priors' curvature."""
         names = [rv.name for rv in model.free_RVs]
         counts = self.full_counts(model)
         derivatives = LIKELIHOODS[self.likelihood]
@@ -376,7 +376,7 @@ def numpy_twin(model: pm.Model) -> NumpyTwin:
     where a Ctrl-C cannot be handled)."""
     twin = getattr(model, "diffuse_fit_twin", None)
     if not isinstance(twin, NumpyTwin):
-        raise ValueError("this model was not made by model.inference.pymc_model.build_model")
+        raise ValueError("this model was not made by diffuse_fit.inference.pymc_model.build_model")
     return twin
 
 

@@ -1,4 +1,4 @@
-"""NUTS sampling of the model of :mod:`model.inference.pymc_model`, and its diagnostics."""
+"""NUTS sampling of the model of :mod:`diffuse_fit.inference.pymc_model`, and its diagnostics."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import warnings
 import pymc as pm
 from arviz_stats import summary
 
-from model.inference.exact_float import exact_float
-from model.inference.settings import MAX_DIVERGENCES, MAX_RHAT, MIN_ESS_BULK, SamplerSettings
+from diffuse_fit.inference.exact_float import exact_float
+from diffuse_fit.inference.settings import MAX_DIVERGENCES, MAX_RHAT, MIN_ESS_BULK, SamplerSettings
 
 PYMC_SAMPLER_NAMES = {"nutpie-numba": "nutpie"}  # our sampler name -> pm.sample's
 
@@ -17,12 +17,12 @@ def sample(model: pm.Model, settings: SamplerSettings, progressbar: bool = True)
     """NUTS posterior of ``model`` as an ArviZ DataTree (seeded: reruns are identical).
 
     ``settings.sampler`` "nutpie" (the default when nutpie is installed) compiles with
-    cached cfuncs (:class:`model.inference.nuts_fitter.NutsFitter`), "nutpie-numba" is
+    cached cfuncs (:class:`diffuse_fit.inference.nuts_fitter.NutsFitter`), "nutpie-numba" is
     ``pm.sample(nuts_sampler="nutpie")`` (nutpie's own numba compilation): same draws;
     "pymc" is PyMC's NUTS."""
     sampler = settings.resolved_sampler()
     if sampler == "nutpie":
-        from model.inference.nuts_fitter import NutsFitter
+        from diffuse_fit.inference.nuts_fitter import NutsFitter
 
         return NutsFitter(model, sampler="nutpie").sample(settings, progressbar=progressbar)
     with warnings.catch_warnings(), exact_float():

@@ -2,9 +2,9 @@
 
 An entry holds the parsed columns (float64, as parsed, before any range checks), the
 file's other top-level keys, a record ``info`` (format version, SHA-256 of the source
-file, number of rows, field names, :func:`~model.io.events.columns_digest` of the
+file, number of rows, field names, :func:`~diffuse_fit.io.events.columns_digest` of the
 columns) and ``mac``: an HMAC-SHA-256 of all of these under the user's secret key
-(:mod:`model.io.user_key`, kept outside the cache folder with permissions 0600).
+(:mod:`diffuse_fit.io.user_key`, kept outside the cache folder with permissions 0600).
 
 What it protects against: an entry damaged, truncated, written by another version, filed
 under another file's hash, or changed by anyone who cannot read the key -- even one row
@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from model.io.atomic import atomic_path
-from model.io.events import columns_digest
-from model.io.json_text import loads_strict
-from model.io.user_key import keyed_digest, same_digest
+from diffuse_fit.io.atomic import atomic_path
+from diffuse_fit.io.events import columns_digest
+from diffuse_fit.io.json_text import loads_strict
+from diffuse_fit.io.user_key import keyed_digest, same_digest
 
 CACHE_ENV = "DIFFUSE_FIT_CACHE"
 FORMAT = 3  # bump when the parsers or the entry layout change: old entries are ignored
@@ -58,7 +58,7 @@ def warn(message: str) -> None:
 
 def entry_mac(info_text: str, meta_text: str, digest: str) -> str:
     """The keyed digest of an entry: its ``info`` and ``meta`` texts and its columns' digest
-    (the columns themselves enter through :func:`~model.io.events.columns_digest`)."""
+    (the columns themselves enter through :func:`~diffuse_fit.io.events.columns_digest`)."""
     return keyed_digest("diffuse-fit parse cache", str(FORMAT), info_text, meta_text, digest)
 
 

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from model.errors import DataFormatError
+from diffuse_fit.errors import DataFormatError
 
 
 @dataclass(frozen=True)

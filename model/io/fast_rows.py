@@ -14,7 +14,7 @@ import secrets
 
 import numpy as np
 
-from model.io.json_text import loads_strict
+from diffuse_fit.io.json_text import loads_strict
 
 _CHUNK = 1 << 24  # bytes of JSON parsed at a time
 _SEPARATORS_TO_SPACE = bytes.maketrans(b"[],", b"   ")

@@ -20,11 +20,11 @@ The reader checks every value: numbers only, finite (lengths may be NaN), energi
 zeniths in [0, pi], known morphology and interaction codes, integer PDG codes, weights,
 fluxes and passing fractions >= 0 (passing fractions above 1 are accepted as given).
 A zenith printed rounded just beyond pi (``3.142``) is pi: it is set to pi and counted in
-``EventTable.clamped`` (see :mod:`model.io.checks`).  An object with a key twice is refused.
+``EventTable.clamped`` (see :mod:`diffuse_fit.io.checks`).  An object with a key twice is refused.
 Fields it does not know are ignored; ``trueLength`` and ``interactionType`` are optional.
 
 The weighting of these events and their conversion to the workshop format are in
-:mod:`model.physics.hese_weights`.
+:mod:`diffuse_fit.physics.hese_weights`.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import DataFormatError
-from model.io import checks
-from model.io.atomic import write_text
-from model.io.events import TOPOLOGY_CODES, EventTable, columns_digest
-from model.io.json_text import parse_json
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.io import checks
+from diffuse_fit.io.atomic import write_text
+from diffuse_fit.io.events import TOPOLOGY_CODES, EventTable, columns_digest
+from diffuse_fit.io.json_text import parse_json
 
 DATA_FILE = "HESE_data.json"
 SIMULATION_FILES = {  # file -> the fields the release keeps there (the writer's split)
@@ -177,7 +177,7 @@ def _read_columns(
     path: Path, known: tuple[str, ...]
 ) -> tuple[dict[str, np.ndarray], str, dict[str, int]]:
     """The ``known`` fields present in one file, as checked float64 columns; its SHA-256;
-    and field -> number of values set to a range bound (see :mod:`model.io.checks`)."""
+    and field -> number of values set to a range bound (see :mod:`diffuse_fit.io.checks`)."""
     content, sha = _read_json_object(path)
     source = str(path)
     # pop each list as it is converted, so a large file is not held twice

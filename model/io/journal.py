@@ -14,11 +14,11 @@ the run is written: asking for more pseudo-experiments later computes only the n
 
 Each entry is the task's result (a JSON object) plus ``"_journal": {"job", "key", "mac"}``:
 the configuration's digest, the task's key, and an HMAC-SHA-256 under the user's secret
-key (:mod:`model.io.user_key`) of both and of the result's canonical JSON.  :meth:`Journal.load`
+key (:mod:`diffuse_fit.io.user_key`) of both and of the result's canonical JSON.  :meth:`Journal.load`
 returns an entry only if all of these match: an entry edited, copied to another task or
 job, truncated, or written by another user is reported as bad (with the reason) and the
 task is computed again -- never used.  The job's own checks of the result (schema,
-index, seed, bounds) come on top (:mod:`model.jobs.entries`).
+index, seed, bounds) come on top (:mod:`diffuse_fit.jobs.entries`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ import hashlib
 import re
 from pathlib import Path
 
-from model.errors import DataFormatError
-from model.io.atomic import finite_json, json_text, write_json
-from model.io.json_text import parse_json
-from model.io.user_key import keyed_digest, same_digest
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.io.atomic import finite_json, json_text, write_json
+from diffuse_fit.io.json_text import parse_json
+from diffuse_fit.io.user_key import keyed_digest, same_digest
 
 _KEY = re.compile(r"[A-Za-z0-9_.-]+")
 ENTRY_KEY = "_journal"  # the record of an entry: job digest, task key, keyed digest

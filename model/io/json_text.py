@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from model.errors import DataFormatError
+from diffuse_fit.errors import DataFormatError
 
 
 class DuplicateKeyError(ValueError):

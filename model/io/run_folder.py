@@ -29,10 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.errors import DataFormatError
-from model.io.atomic import json_text
-from model.io.json_text import parse_json
-from model.io.write_errors import writing
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.io.atomic import json_text
+from diffuse_fit.io.json_text import parse_json
+from diffuse_fit.io.write_errors import writing
 
 FORMAT = "diffuse-fit-run"
 FORMAT_VERSION = 1
@@ -127,7 +127,7 @@ class Stage:
 
     def _writing(self, name: str):
         """Errors of writing ``name`` (a full disk: OSError, or RuntimeError from HDF5) as
-        one ``OSError`` naming the run's file and the device (:mod:`model.io.write_errors`)."""
+        one ``OSError`` naming the run's file and the device (:mod:`diffuse_fit.io.write_errors`)."""
         return writing(self.out / name, self.folder)
 
     def write_bytes(self, name: str, data: bytes) -> None:

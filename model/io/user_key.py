@@ -1,7 +1,7 @@
 """A per-user secret key, for keyed digests (HMAC-SHA-256) of state this program reuses.
 
-The parse cache (:mod:`model.io.cache`) and the journals of many-fit jobs
-(:mod:`model.io.journal`) are files that anyone who can write their folder can change.
+The parse cache (:mod:`diffuse_fit.io.cache`) and the journals of many-fit jobs
+(:mod:`diffuse_fit.io.journal`) are files that anyone who can write their folder can change.
 Each entry carries an HMAC of its content under this key, so an entry is reused only if
 this user's diffuse-fit wrote it: a forger who can write the cache or a journal, but not
 read the key, cannot make an entry that is accepted (a changed entry is rebuilt).
@@ -29,7 +29,7 @@ import platformdirs
 
 KEY_ENV = "DIFFUSE_FIT_KEY"
 KEY_BYTES = 32
-log = logging.getLogger("model.io.user_key")
+log = logging.getLogger("diffuse_fit.io.user_key")
 
 
 def key_path() -> Path:

@@ -17,17 +17,17 @@ Optional simulation fields read by component sets other than the workshop's:
 ``--components split`` and ``hese``); ``pionWeight``, ``kaonWeight`` (conventional expected
 events from pion and kaon decays, summing to ``conventionalWeight``) and ``primaryType``
 (PDG code: > 0 neutrino, < 0 antineutrino) for ``--components hese``
-(:mod:`model.physics.nuisance`).
+(:mod:`diffuse_fit.physics.nuisance`).
 
 Parsing: the events of a large file (the workshop's simulation is ~200 MB) are
 parsed by NumPy straight from the file's bytes, about 2-3x the file's size in
 memory, after checking every number against the JSON grammar; anything the fast
 path cannot vouch for is re-read with :mod:`json`, which names the exact row and
 value at fault.  Both refuse an object with a key twice.  Parsed files can be
-cached (:mod:`model.io.cache`, verified on every load), so the JSON is parsed once.
+cached (:mod:`diffuse_fit.io.cache`, verified on every load), so the JSON is parsed once.
 
 Values printed rounded just outside a closed range (a zenith ``3.142`` for pi) are
-set to the bound and counted in :attr:`EventTable.clamped` (see :mod:`model.io.checks`).
+set to the bound and counted in :attr:`EventTable.clamped` (see :mod:`diffuse_fit.io.checks`).
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import DataFormatError
-from model.io import cache, checks, fast_rows
-from model.io.atomic import write_text
-from model.io.cache import CACHE_ENV, default_cache_dir  # noqa: F401 (re-exported)
-from model.io.events import TOPOLOGY_CODES, EventTable, columns_digest
-from model.io.fast_rows import NotFast
-from model.io.json_text import parse_json
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.io import cache, checks, fast_rows
+from diffuse_fit.io.atomic import write_text
+from diffuse_fit.io.cache import CACHE_ENV, default_cache_dir  # noqa: F401 (re-exported)
+from diffuse_fit.io.events import TOPOLOGY_CODES, EventTable, columns_digest
+from diffuse_fit.io.fast_rows import NotFast
+from diffuse_fit.io.json_text import parse_json
 
 DATA_FIELDS = ("energy", "topology", "zenith")
 SIMULATION_FIELDS = (
@@ -59,7 +59,7 @@ SIMULATION_FIELDS = (
     "zenith",
 )
 
-# field -> check (see model.io.checks)
+# field -> check (see diffuse_fit.io.checks)
 _FIELD_CHECKS = {
     "astroWeight": checks.non_negative("weights"),
     "atmoWeight": checks.non_negative("weights"),
@@ -80,7 +80,7 @@ EXACT_PARSER = "json (exact parser)"
 
 
 def _parse_fast(raw: bytes, source: str) -> tuple[dict, np.ndarray]:
-    """Parse a well-formed workshop file with :mod:`model.io.fast_rows`; raise
+    """Parse a well-formed workshop file with :mod:`diffuse_fit.io.fast_rows`; raise
     ``NotFast`` on anything it cannot vouch for."""
     span = fast_rows.events_span(raw)
     if span is None:
@@ -234,7 +234,7 @@ def read_workshop_file(
     required : tuple of str
         Fields that must be present (``DATA_FIELDS`` or ``SIMULATION_FIELDS``).
     cache_dir : path-like, optional
-        Where to keep verified caches of parsed files (:mod:`model.io.cache`); ``None``
+        Where to keep verified caches of parsed files (:mod:`diffuse_fit.io.cache`); ``None``
         for no cache.
     allow_empty : bool
         Accept a file with no events.

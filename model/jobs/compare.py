@@ -1,20 +1,20 @@
 """``diffuse-fit compare``: is the astrophysical spectrum a single power law?
 
-Every model of ``models`` (:data:`model.physics.spectra.ASTRO_MODELS`) is fitted to the
+Every model of ``models`` (:data:`diffuse_fit.physics.spectra.ASTRO_MODELS`) is fitted to the
 same binned data with the same priors (``prior_spec``), and compared four ways:
 
-* **MAP and -ln L at the best fit** (:func:`model.inference.map_core.fit_map`);
+* **MAP and -ln L at the best fit** (:func:`diffuse_fit.inference.map_core.fit_map`);
 * **PSIS-LOO over bins** (ArviZ): leave-one-bin-out predictive accuracy from the NUTS
   posterior, with its standard error; the point-wise log-likelihood of bin ``b`` at draw
   ``s`` is ``k_b ln mu_b - mu_b - ln Gamma(k_b + 1)``, computed with the NumPy tables, over the
   bins some component populates; ArviZ's ``compare`` ranks the models;
-* **the evidence** ``ln Z`` by SMC (:func:`model.inference.evidence.log_evidence`, several
+* **the evidence** ``ln Z`` by SMC (:func:`diffuse_fit.inference.evidence.log_evidence`, several
   independent runs; needs proper priors) and the **Bayes factors** between every pair;
 * **likelihood-ratio tests** of every nested pair (``spl`` inside ``logparabola``,
   beta = 0, and inside ``broken``, gamma1 = gamma2): ``ts = 2 (max ln L_alt - max ln
   L_spl)`` with flat priors (maximum likelihood), its p-value from pseudo-experiments
   generated under the single power law at its maximum-likelihood fit
-  (:func:`model.jobs.tasks.lrt_toy` on Dask, journaled), ``p = (1 + #{ts_toy >= ts}) /
+  (:func:`diffuse_fit.jobs.tasks.lrt_toy` on Dask, journaled), ``p = (1 + #{ts_toy >= ts}) /
   (1 + n)``; and, for orientation only, the chi-square p-value with the number of extra
   parameters as degrees of freedom (Wilks' theorem does not hold here: the break energy is
   undefined under the null).
@@ -34,18 +34,18 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import RunInterrupted, UsageError
-from model.inference.settings import SamplerSettings
-from model.io.journal import Journal, journal_folder
-from model.io.run_folder import check_output_folder, write_run
-from model.jobs.distributed import ClusterOptions, run_tasks
-from model.jobs.entries import check_lrt
-from model.jobs.inputs import Inputs
-from model.jobs.interrupt import interrupted_message, interruptible
-from model.jobs.many import Prepared
-from model.jobs.runs import Job, sample
-from model.jobs.tasks import alternative_fit, likelihood_ratio, lrt_toy, task_seed
-from model.physics.spectra import ASTRO_MODELS, NESTS_SPL
+from diffuse_fit.errors import RunInterrupted, UsageError
+from diffuse_fit.inference.settings import SamplerSettings
+from diffuse_fit.io.journal import Journal, journal_folder
+from diffuse_fit.io.run_folder import check_output_folder, write_run
+from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
+from diffuse_fit.jobs.entries import check_lrt
+from diffuse_fit.jobs.inputs import Inputs
+from diffuse_fit.jobs.interrupt import interrupted_message, interruptible
+from diffuse_fit.jobs.many import Prepared
+from diffuse_fit.jobs.runs import Job, sample
+from diffuse_fit.jobs.tasks import alternative_fit, likelihood_ratio, lrt_toy, task_seed
+from diffuse_fit.physics.spectra import ASTRO_MODELS, NESTS_SPL
 
 
 @dataclass
@@ -140,7 +140,7 @@ def run_compare(
 
 def _fit_model(inputs, prior_spec, components, name, settings, smc_runs, smc_draws, seed, say,
                progressbar) -> ModelResult:  # fmt: skip
-    from model.inference.sampling import diagnostics
+    from diffuse_fit.inference.sampling import diagnostics
 
     job = Job.prepare(inputs, prior_spec, components, say, "poisson", name)
     map_result = job.run_map()
@@ -151,7 +151,7 @@ def _fit_model(inputs, prior_spec, components, name, settings, smc_runs, smc_dra
     _attach_log_likelihood(idata, job)
     evidence, problem = None, None
     if smc_runs:
-        from model.inference.evidence import check_proper, log_evidence
+        from diffuse_fit.inference.evidence import check_proper, log_evidence
 
         try:
             check_proper(job.model)
@@ -170,7 +170,7 @@ def pointwise_log_likelihood(job: Job, posterior) -> tuple[np.ndarray, np.ndarra
     of each at every posterior draw, shape (chain, draw, bin) (NumPy tables)."""
     from scipy.special import gammaln
 
-    from model.binned.templates import expected_counts
+    from diffuse_fit.binned.templates import expected_counts
 
     templates = job.binned.templates
     bins = np.flatnonzero(templates.covered())
@@ -296,7 +296,7 @@ def p_to_sigma(p: float) -> float:
 
 
 def _assemble(results, loo, lrt, prior_spec, settings, smc_runs, smc_draws, seed) -> dict:
-    from model.inference.evidence import bayes_factor
+    from diffuse_fit.inference.evidence import bayes_factor
 
     models = {}
     for r in results:
@@ -384,8 +384,8 @@ def format_table(table: dict) -> str:
 
 
 def _spectra(results) -> tuple[dict, dict]:
-    from model.physics.flux import astrophysical_component
-    from model.report.spectrum import ENERGIES_GEV, flux_band
+    from diffuse_fit.physics.flux import astrophysical_component
+    from diffuse_fit.report.spectrum import ENERGIES_GEV, flux_band
 
     bands, ranges = {}, {}
     for r in results:
@@ -397,10 +397,10 @@ def _spectra(results) -> tuple[dict, dict]:
 
 
 def _figures(stage, results, bands, ranges, lrt, truth) -> None:
-    from model.report.figures import save_figure
-    from model.report.many_plots import lrt_figure
-    from model.report.plots import corner_plot
-    from model.report.spectrum import spectrum_figure
+    from diffuse_fit.report.figures import save_figure
+    from diffuse_fit.report.many_plots import lrt_figure
+    from diffuse_fit.report.plots import corner_plot
+    from diffuse_fit.report.spectrum import spectrum_figure
 
     save_figure(stage, spectrum_figure(bands, ranges), "spectrum", dpi=150)
     for r in results:

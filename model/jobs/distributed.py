@@ -3,9 +3,9 @@
 By default a ``dask.distributed.LocalCluster`` with one single-threaded worker process per
 core is started for the job (nothing to set up); ``scheduler="tcp://host:8786"`` uses an
 existing cluster instead (``dask scheduler`` / ``dask worker``, or dask-jobqueue on
-HTCondor/SLURM: see the README).  The shared :class:`model.jobs.tasks.FitContext` is sent
+HTCondor/SLURM: see the README).  The shared :class:`diffuse_fit.jobs.tasks.FitContext` is sent
 to every worker once (``Client.scatter(broadcast=True)``); each result is written to the
-:class:`model.io.journal.Journal` as it completes, so a re-run computes only what is missing.
+:class:`diffuse_fit.io.journal.Journal` as it completes, so a re-run computes only what is missing.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from model.errors import FitFailed, UsageError
-from model.io.atomic import json_text
-from model.io.journal import Journal
+from diffuse_fit.errors import FitFailed, UsageError
+from diffuse_fit.io.atomic import json_text
+from diffuse_fit.io.journal import Journal
 
 SCHEDULER_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")  # Dask's network protocols
 CONNECT_TIMEOUT_S = 4  # an unreachable scheduler fails within this (plus < 1 s)
@@ -80,11 +80,11 @@ def dask_client(options: ClusterOptions, say=print):
             yield client
         return
     n = options.n_local_workers()
-    # workers ignore Ctrl-C (model.jobs.quiet_worker); its HTTP server on a free local port:
+    # workers ignore Ctrl-C (diffuse_fit.jobs.quiet_worker); its HTTP server on a free local port:
     # a fixed one (8787) may be taken by another job
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL,
-                           preload=["model.jobs.quiet_worker"])  # fmt: skip
+                           preload=["diffuse_fit.jobs.quiet_worker"])  # fmt: skip
     try:
         with Client(cluster) as client:
             say(f"dask: local cluster with {n} worker process{'es' if n > 1 else ''}; "
@@ -96,10 +96,10 @@ def dask_client(options: ClusterOptions, say=print):
 
 def stored_results(journal: Journal, tasks: dict[str, dict], context, check=None) -> dict:
     """The intact stored results among ``tasks`` that pass ``check(context, key, args,
-    result)`` (:mod:`model.jobs.entries`); every other stored entry is named in one warning
-    line (logger ``model.jobs.distributed``; at most :data:`NAMED_BAD_ENTRIES`, then their
+    result)`` (:mod:`diffuse_fit.jobs.entries`); every other stored entry is named in one warning
+    line (logger ``diffuse_fit.jobs.distributed``; at most :data:`NAMED_BAD_ENTRIES`, then their
     number) and left to be computed again."""
-    from model.jobs.entries import BadEntry
+    from diffuse_fit.jobs.entries import BadEntry
 
     results, bad = {}, []
     for key, args in tasks.items():

@@ -13,16 +13,16 @@ Groups (NetCDF ``posterior.nc`` and the API's return value alike):
 * ``prior``, ``prior_predictive`` (on request): ``pm.sample_prior_predictive`` (proper priors
   only), its counts on the same dims;
 * ``constant_data``: the fit record (per-bin tables, binning, components: what the report
-  reads, :func:`model.jobs.report_job.attach_record`).
+  reads, :func:`diffuse_fit.jobs.report_job.attach_record`).
 
 Coordinates: ``topology`` (names), ``zenith`` (bin centres, rad) with ``zenith_lower``,
 ``zenith_upper`` and ``cos_zenith``; ``energy`` (geometric bin centres, GeV) with
 ``energy_lower``, ``energy_upper``.  Bins no component populates have ``mu = 0``, count 0,
 log-likelihood 0.
 
-Where the model's observation is the one :func:`model.inference.pymc_model.build_model` made
+Where the model's observation is the one :func:`diffuse_fit.inference.pymc_model.build_model` made
 (priors changed or potentials added do not matter:
-:func:`model.inference.pymc_model.observation_twin` compares the graphs), the groups are
+:func:`diffuse_fit.inference.pymc_model.observation_twin` compares the graphs), the groups are
 computed from the NumPy twin of its tables (no compilation; tests check them against
 ``pm.sample_posterior_predictive`` and ``pm.compute_log_likelihood``).  For a model whose
 observation the user changed, PyMC computes them on the model's own ``bin`` dim.
@@ -37,12 +37,12 @@ import numpy as np
 import xarray as xr
 from scipy.special import gammaln
 
-from model.binned.binning import Binning
-from model.binned.say import say_loglike
-from model.binned.templates import Templates
-from model.errors import UsageError
-from model.jobs.report_job import attach_record
-from model.report import predictive as pp
+from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.say import say_loglike
+from diffuse_fit.binned.templates import Templates
+from diffuse_fit.errors import UsageError
+from diffuse_fit.jobs.report_job import attach_record
+from diffuse_fit.report import predictive as pp
 
 DIMS = ("topology", "zenith", "energy")  # the order of Binning.shape
 TOPOLOGY_NAMES = {0: "cascade", 1: "track", 2: "double_cascade"}
@@ -112,7 +112,7 @@ def complete(
 ):
     """Add the groups of the module docstring to the sampler's DataTree ``tree`` of ``model``
     (in place; returned).  ``seed``: the sampler's; the predictive draws use ``seed + 1``."""
-    from model.inference.pymc_model import observation_twin
+    from diffuse_fit.inference.pymc_model import observation_twin
 
     twin = observation_twin(model)
     if twin is None:
@@ -168,7 +168,7 @@ def complete(
 def _prior_predictive(model, draws: int, seed: int):
     import pymc as pm
 
-    from model.inference.exact_float import exact_float
+    from diffuse_fit.inference.exact_float import exact_float
 
     improper = [rv.name for rv in model.free_RVs
                 if type(rv.owner.op).__name__ in ("FlatRV", "HalfFlatRV")]  # fmt: skip
@@ -196,7 +196,7 @@ def _complete_by_pymc(tree, model, seed, posterior_predictive, log_likelihood,
     """The groups by PyMC itself, for a model that is not the builder's (its own dims)."""
     import pymc as pm
 
-    from model.inference.exact_float import exact_float
+    from diffuse_fit.inference.exact_float import exact_float
 
     with exact_float(), _object_mode_notice_off():
         if posterior_predictive:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from model.binned import hese_selection as hs
-from model.errors import DataFormatError, UsageError
-from model.io import hese_release as hr
-from model.io.events import EventTable
-from model.io.workshop_format import default_cache_dir, read_data, read_simulation
-from model.physics import hese_weights as hw
-from model.physics import toy
-from model.physics.components import WORKSHOP_COMPONENTS
-from model.physics.hese_weights import HESE_COMPONENTS_NUISANCE, HESE_COMPONENTS_SPLIT
-from model.physics.spectra import ASTRO_MODELS, with_astro_model
+from diffuse_fit.binned import hese_selection as hs
+from diffuse_fit.errors import DataFormatError, UsageError
+from diffuse_fit.io import hese_release as hr
+from diffuse_fit.io.events import EventTable
+from diffuse_fit.io.workshop_format import default_cache_dir, read_data, read_simulation
+from diffuse_fit.physics import hese_weights as hw
+from diffuse_fit.physics import toy
+from diffuse_fit.physics.components import WORKSHOP_COMPONENTS
+from diffuse_fit.physics.hese_weights import HESE_COMPONENTS_NUISANCE, HESE_COMPONENTS_SPLIT
+from diffuse_fit.physics.spectra import ASTRO_MODELS, with_astro_model
 
 COMPONENT_SETS = {
     "workshop": WORKSHOP_COMPONENTS,
@@ -25,7 +25,7 @@ COMPONENT_SETS = {
 def component_set(components: str = "workshop", astro_model: str = "spl",
                   likelihood: str = "poisson") -> tuple:  # fmt: skip
     """The components of the set ``components`` with the astrophysical spectrum
-    ``astro_model`` (:mod:`model.physics.spectra`); :class:`UsageError` in one line for an
+    ``astro_model`` (:mod:`diffuse_fit.physics.spectra`); :class:`UsageError` in one line for an
     unknown name or a combination that is not implemented (SAY with a spectrum other than
     the single power law)."""
     if components not in COMPONENT_SETS:
@@ -60,7 +60,7 @@ def load_inputs(
 ) -> Inputs:
     """Read ``data_path`` and ``sim_path`` (workshop format), or a downloaded HESE release
     folder (converted to the workshop format), or make the toy dataset ``toy_name``
-    (:data:`model.physics.toy.TOY_DATASETS`) if none is given."""
+    (:data:`diffuse_fit.physics.toy.TOY_DATASETS`) if none is given."""
     if hese_release is not None:
         if data_path is not None or sim_path is not None:
             raise DataFormatError(str(hese_release), "give either --hese-release or --data/--sim")

@@ -7,7 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
-from model.errors import RunInterrupted
+from diffuse_fit.errors import RunInterrupted
 
 
 @contextlib.contextmanager

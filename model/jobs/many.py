@@ -7,16 +7,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from model.binned.dataset import BinnedDataset, bin_dataset
-from model.errors import FitFailed, UsageError
-from model.inference.map_core import X0
-from model.inference.priors import resolve_priors
-from model.inference.profile import Fit, ProfileFitter
-from model.io.journal import config_digest
-from model.jobs.inputs import Inputs, component_set
-from model.jobs.provenance import record
-from model.jobs.tasks import FitContext
-from model.physics.components import parameter_supports
+from diffuse_fit.binned.dataset import BinnedDataset, bin_dataset
+from diffuse_fit.errors import FitFailed, UsageError
+from diffuse_fit.inference.map_core import X0
+from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.inference.profile import Fit, ProfileFitter
+from diffuse_fit.io.journal import config_digest
+from diffuse_fit.jobs.inputs import Inputs, component_set
+from diffuse_fit.jobs.provenance import record
+from diffuse_fit.jobs.tasks import FitContext
+from diffuse_fit.physics.components import parameter_supports
 
 
 @dataclass

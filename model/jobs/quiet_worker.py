@@ -3,7 +3,7 @@
 A terminal sends SIGINT to its whole foreground process group, so the worker processes
 of a local cluster get Ctrl-C too, and each printed a KeyboardInterrupt traceback of
 about 66 lines.  With this preload each worker ignores SIGINT from its start on; the
-command itself handles Ctrl-C (:mod:`model.jobs.interrupt`) and closes the cluster,
+command itself handles Ctrl-C (:mod:`diffuse_fit.jobs.interrupt`) and closes the cluster,
 which stops the workers (SIGTERM from their nanny).
 """
 

@@ -2,7 +2,7 @@
 
 The posterior (``posterior.nc``) carries the fit record in its ``constant_data`` group:
 observed counts per bin, bin edges and the per-bin tables of every component
-(:func:`model.report.predictive.record_variables`), so the report needs neither the data nor
+(:func:`diffuse_fit.report.predictive.record_variables`), so the report needs neither the data nor
 the simulation files.  The report is added to the run through the run-folder writer: the run's
 files (hard links) plus the report's files are staged and swapped in together.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import xarray as xr
 
-from model.errors import DataFormatError
-from model.io.run_folder import KINDS, Run, read_run, write_run
-from model.report import predictive as pp
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.io.run_folder import KINDS, Run, read_run, write_run
+from diffuse_fit.report import predictive as pp
 
 RECORD_GROUP = "constant_data"
 
@@ -47,7 +47,7 @@ def read_posterior(run: Run):
 def run_report(run_dir, say=print) -> Path:
     """Write the figures, ``ppc.json`` and ``report.md`` of the sample run in ``run_dir`` into
     it (replacing an earlier report); returns the path of ``report.md``."""
-    from model.report.document import write_report  # figures: matplotlib
+    from diffuse_fit.report.document import write_report  # figures: matplotlib
 
     run = read_run(run_dir, kinds=("sample",))
     map_result, summary = run.json("map.json"), run.json("summary.json")

@@ -1,6 +1,6 @@
 """The jobs behind the command line: MAP fit and posterior sampling, written to a run folder.
 
-A run folder is written as one consistent set of files (:mod:`model.io.run_folder`: staged,
+A run folder is written as one consistent set of files (:mod:`diffuse_fit.io.run_folder`: staged,
 then swapped in; ``run.json`` lists every file with its SHA-256).  Files:
 
 * ``map.json`` -- MAP values, ``neg_log_likelihood`` (-ln L with lgamma(k+1): the workshop's
@@ -14,7 +14,7 @@ then swapped in; ``run.json`` lists every file with its SHA-256).  Files:
 * ``summary.txt`` -- the ArviZ summary table as text;
 * with a report (``report=True`` or ``diffuse-fit report``): figures, ``ppc.json``, ``report.md``.
 
-Ctrl-C (SIGINT) stops a run promptly and raises :class:`model.errors.RunInterrupted`; the
+Ctrl-C (SIGINT) stops a run promptly and raises :class:`diffuse_fit.errors.RunInterrupted`; the
 folder keeps its previous run.
 """
 
@@ -27,26 +27,26 @@ from pathlib import Path
 
 import numpy as np
 
-from model.binned import reference_fit
-from model.binned.dataset import BinnedDataset, bin_dataset
-from model.errors import FitFailed, RunInterrupted, UsageError
-from model.inference.map_core import fit_map
-from model.inference.priors import resolve_priors
-from model.inference.profile import ProfileFitter
-from model.inference.settings import SamplerSettings
-from model.io.run_folder import check_output_folder, write_run
-from model.jobs.inference_data import complete, posterior_encoding
-from model.jobs.inputs import COMPONENT_SETS, Inputs, component_set  # noqa: F401 (re-exported)
-from model.jobs.interrupt import interrupted_message, interruptible
-from model.jobs.provenance import record
-from model.physics.components import parameter_names, parameter_supports
-from model.physics.parameters import units
+from diffuse_fit.binned import reference_fit
+from diffuse_fit.binned.dataset import BinnedDataset, bin_dataset
+from diffuse_fit.errors import FitFailed, RunInterrupted, UsageError
+from diffuse_fit.inference.map_core import fit_map
+from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.inference.profile import ProfileFitter
+from diffuse_fit.inference.settings import SamplerSettings
+from diffuse_fit.io.run_folder import check_output_folder, write_run
+from diffuse_fit.jobs.inference_data import complete, posterior_encoding
+from diffuse_fit.jobs.inputs import COMPONENT_SETS, Inputs, component_set  # noqa: F401 (re-exported)
+from diffuse_fit.jobs.interrupt import interrupted_message, interruptible
+from diffuse_fit.jobs.provenance import record
+from diffuse_fit.physics.components import parameter_names, parameter_supports
+from diffuse_fit.physics.parameters import units
 
 
 def sample(model, settings: SamplerSettings, progressbar: bool = True):
-    """NUTS (:func:`model.inference.sampling.sample`); ArviZ is imported on first use, so
+    """NUTS (:func:`diffuse_fit.inference.sampling.sample`); ArviZ is imported on first use, so
     that ``diffuse-fit map`` does not pay for it."""
-    from model.inference.sampling import sample as nuts
+    from diffuse_fit.inference.sampling import sample as nuts
 
     return nuts(model, settings, progressbar=progressbar)
 
@@ -54,7 +54,7 @@ def sample(model, settings: SamplerSettings, progressbar: bool = True):
 @dataclass
 class Job:
     """A prepared fit: inputs binned, priors resolved, the PyMC model built (``model``; None
-    for a job that needs only the MAP, which is NumPy: :mod:`model.inference.map_core`)."""
+    for a job that needs only the MAP, which is NumPy: :mod:`diffuse_fit.inference.map_core`)."""
 
     inputs: Inputs
     binned: BinnedDataset
@@ -79,7 +79,7 @@ class Job:
         priors = resolve_priors(prior_spec, parameter_supports(binned.components))
         model = None
         if build:  # PyMC is imported only for jobs that sample
-            from model.inference.pymc_model import build_model
+            from diffuse_fit.inference.pymc_model import build_model
 
             model = build_model(binned, priors, likelihood=likelihood)
         for line in binned.summary_lines():
@@ -95,8 +95,8 @@ class Job:
         """Fit the user's ``model`` (built from these inputs by ``build_model``, then extended,
         or written by the user) instead of the builder's: the MAP then runs on PyMC's
         log-density of it, and every record says how it differs
-        (:func:`model.inference.pymc_model.builder_twin`)."""
-        from model.inference.pymc_model import builder_twin
+        (:func:`diffuse_fit.inference.pymc_model.builder_twin`)."""
+        from diffuse_fit.inference.pymc_model import builder_twin
 
         twin, why = builder_twin(model)
         recorded = getattr(model, "diffuse_fit_twin", None)
@@ -120,8 +120,8 @@ class Job:
 
     def sensitive_range(self, map_result: dict) -> tuple[float, float]:
         """The astrophysical flux's sensitive range of true energy (GeV) at the MAP
-        (:func:`model.physics.flux.sensitive_energy_range`)."""
-        from model.physics.flux import astrophysical_component, sensitive_energy_range
+        (:func:`diffuse_fit.physics.flux.sensitive_energy_range`)."""
+        from diffuse_fit.physics.flux import astrophysical_component, sensitive_energy_range
 
         b = self.binned
         component = astrophysical_component(b.components)
@@ -166,7 +166,7 @@ class Job:
         problems, and said on stderr."""
         self.say("finding the MAP ...")
         if self.extension:  # the user's model: PyMC's log-density of it
-            from model.inference.map_fit import MapFitter
+            from diffuse_fit.inference.map_fit import MapFitter
 
             result = MapFitter(self.model).fit()
         else:
@@ -249,7 +249,7 @@ def run_map(
 ) -> dict:
     """``diffuse-fit map``: write the run folder ``out`` (``map.json``, ``run.json``);
     ``likelihood``: "poisson" or "say"; ``astro_model``: the astrophysical spectrum
-    (:data:`model.physics.spectra.ASTRO_MODELS`)."""
+    (:data:`diffuse_fit.physics.spectra.ASTRO_MODELS`)."""
     out = check_output_folder(out)
     with interruptible(out):
         job = Job.prepare(inputs, prior_spec, components, say, likelihood, astro_model, build=False)
@@ -295,7 +295,7 @@ def run_sample(
     ``likelihood``: "poisson" or "say"; ``astro_model``: the astrophysical spectrum;
     ``groups``: which of ``posterior_predictive`` (default True), ``log_likelihood``,
     ``prior_predictive`` (default False) the posterior gets
-    (:func:`model.jobs.inference_data.complete`); ``model``: a user's PyMC model of these
+    (:func:`diffuse_fit.jobs.inference_data.complete`); ``model``: a user's PyMC model of these
     inputs (extended), fitted instead of the builder's (:meth:`Job.use_model`)."""
     out = check_output_folder(out)
     with interruptible(out) as interrupts:
@@ -320,7 +320,7 @@ def run_sample(
             stage.write_text("summary.txt", text + "\n")
             stage.write_json("summary.json", summary)
             if report:
-                from model.report.document import write_report
+                from diffuse_fit.report.document import write_report
 
                 write_report(stage, map_result, summary, idata, job.binned)
     diag = summary["diagnostics"]
@@ -339,7 +339,7 @@ def run_sample(
 def _summarise(job: Job, idata, map_result: dict, settings, sampling_s: float):
     """``summary.json`` content and the summary table as text; stores the provenance in
     ``map_result`` and the fit record in ``idata``."""
-    from model.inference.sampling import diagnostics, summary_table
+    from diffuse_fit.inference.sampling import diagnostics, summary_table
 
     names = job.parameters
     table = summary_table(idata, names)

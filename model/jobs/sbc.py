@@ -18,16 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import UsageError
-from model.inference.settings import SamplerSettings
-from model.io.journal import Journal, journal_folder
-from model.io.run_folder import check_output_folder, write_run
-from model.jobs.distributed import ClusterOptions, run_tasks
-from model.jobs.entries import check_sbc
-from model.jobs.inputs import Inputs
-from model.jobs.interrupt import interruptible
-from model.jobs.many import Prepared
-from model.jobs.tasks import sbc_fit
+from diffuse_fit.errors import UsageError
+from diffuse_fit.inference.settings import SamplerSettings
+from diffuse_fit.io.journal import Journal, journal_folder
+from diffuse_fit.io.run_folder import check_output_folder, write_run
+from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
+from diffuse_fit.jobs.entries import check_sbc
+from diffuse_fit.jobs.inputs import Inputs
+from diffuse_fit.jobs.interrupt import interruptible
+from diffuse_fit.jobs.many import Prepared
+from diffuse_fit.jobs.tasks import sbc_fit
 
 SBC_SETTINGS = SamplerSettings(draws=500, tune=500, chains=4)  # 2000 draws, thinned to 100
 DRAWS_PER_FIT = 99  # ranks 0..99: 100 values
@@ -40,7 +40,7 @@ def run_sbc(
     progressbar=True, likelihood="poisson", astro_model="spl",
 ) -> dict:  # fmt: skip
     """``n`` calibration fits; writes the run folder ``out``; returns ``sbc.json``."""
-    from model.report.many_plots import uniformity_p
+    from diffuse_fit.report.many_plots import uniformity_p
 
     out = check_output_folder(out)
     cluster = cluster or ClusterOptions()
@@ -113,8 +113,8 @@ def format_sbc(sbc: dict) -> str:
 
 
 def _figure(stage, sbc: dict) -> None:
-    from model.report.figures import save_figure
-    from model.report.many_plots import sbc_figure
+    from diffuse_fit.report.figures import save_figure
+    from diffuse_fit.report.many_plots import sbc_figure
 
     ranks = {k: np.array(v) for k, v in sbc["ranks"].items()}
     save_figure(stage, sbc_figure(ranks, sbc["draws_per_fit"]), "sbc", dpi=150)

@@ -1,10 +1,10 @@
 """``diffuse-fit scan``: the profile likelihood on a grid of one or two parameters.
 
 At every grid point (``numpy.linspace(START, STOP, NUM)`` per scanned parameter) all other
-parameters are fitted (:class:`model.inference.profile.ProfileFitter`); ``ts = -2 Delta
+parameters are fitted (:class:`diffuse_fit.inference.profile.ProfileFitter`); ``ts = -2 Delta
 log p`` relative to the global best fit (with flat priors, the default, ``-2 Delta ln L``:
 the profile-likelihood test statistic, whose Wilks thresholds give the contours).  Rows of
-the grid are tasks on Dask (:mod:`model.jobs.distributed`), each warm-started along its row.
+the grid are tasks on Dask (:mod:`diffuse_fit.jobs.distributed`), each warm-started along its row.
 
 Run folder: ``scan.json`` (``parameters``, ``grid``, ``ts`` nested [i][j], ``best``,
 ``profiled``: the fitted other parameters at each point, ``converged``, thresholds,
@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from model.errors import DataFormatError, UsageError
-from model.io.journal import Journal, journal_folder
-from model.io.run_folder import check_output_folder, read_run, write_run
-from model.jobs.distributed import ClusterOptions, run_tasks
-from model.jobs.entries import check_scan
-from model.jobs.inputs import Inputs
-from model.jobs.interrupt import interruptible
-from model.jobs.many import Prepared, check_inside
-from model.jobs.tasks import scan_points
+from diffuse_fit.errors import DataFormatError, UsageError
+from diffuse_fit.io.journal import Journal, journal_folder
+from diffuse_fit.io.run_folder import check_output_folder, read_run, write_run
+from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
+from diffuse_fit.jobs.entries import check_scan
+from diffuse_fit.jobs.inputs import Inputs
+from diffuse_fit.jobs.interrupt import interruptible
+from diffuse_fit.jobs.many import Prepared, check_inside
+from diffuse_fit.jobs.tasks import scan_points
 
 LEVELS = (0.6827, 0.9545)  # 1 and 2 sigma
 
@@ -158,8 +158,8 @@ def _posterior_of(run_dir: Path, prepared: Prepared, names: list[str]) -> dict:
 
 
 def _figure(stage, scan: dict, posterior) -> None:
-    from model.report.figures import save_figure
-    from model.report.many_plots import scan_figure
+    from diffuse_fit.report.figures import save_figure
+    from diffuse_fit.report.many_plots import scan_figure
 
     save_figure(stage, scan_figure(scan, posterior), "scan", dpi=150)
 

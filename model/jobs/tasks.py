@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.binned.templates import Templates, build_templates
-from model.binned.variance import build_variance_tables
-from model.inference.profile import Fit, ProfileFitter, covariance_from_hessian
-from model.io.events import EventTable
-from model.physics.components import weight_fields
+from diffuse_fit.binned.templates import Templates, build_templates
+from diffuse_fit.binned.variance import build_variance_tables
+from diffuse_fit.inference.profile import Fit, ProfileFitter, covariance_from_hessian
+from diffuse_fit.io.events import EventTable
+from diffuse_fit.physics.components import weight_fields
 
 QUANTILES = (0.025, 0.16, 0.5, 0.84, 0.975)
 _CACHE: dict[tuple, object] = {}  # (context key, kind) -> built once per worker process
@@ -39,7 +39,7 @@ class FitContext:
 
     ``counts`` are the observed events per bin of the whole binning (``templates.binning``);
     ``key`` identifies the context (a digest of the job's configuration).  Has the
-    ``templates`` and ``counts`` that :func:`model.inference.pymc_model.build_model` reads.
+    ``templates`` and ``counts`` that :func:`diffuse_fit.inference.pymc_model.build_model` reads.
     """
 
     key: str
@@ -73,8 +73,8 @@ def fitter(context: FitContext, kind: str = "profile"):
         elif kind == "profile":
             built = ProfileFitter(context.templates, context.priors, likelihood=context.likelihood)
         else:
-            from model.inference.nuts_fitter import NutsFitter
-            from model.inference.pymc_model import build_model
+            from diffuse_fit.inference.nuts_fitter import NutsFitter
+            from diffuse_fit.inference.pymc_model import build_model
 
             built = NutsFitter(
                 build_model(context, context.priors, likelihood=context.likelihood),
@@ -139,8 +139,8 @@ def map_summary(profile: ProfileFitter, counts: np.ndarray, start: dict, interva
 def posterior_summary(context: FitContext, counts: np.ndarray, seed: int) -> tuple[dict, object]:
     """NUTS on ``counts`` with the context's sampler settings and ``seed``: quantiles per
     parameter, divergences, R-hat, bulk ESS; and the posterior DataTree."""
-    from model.inference.pymc_model import set_counts
-    from model.inference.settings import SamplerSettings
+    from diffuse_fit.inference.pymc_model import set_counts
+    from diffuse_fit.inference.settings import SamplerSettings
 
     nuts, _ = fitter(context, "nuts")
     set_counts(nuts.model, counts)
@@ -227,7 +227,7 @@ def lrt_toy(context: FitContext, key: str, args: dict) -> dict:
     (``context.alternatives``), and the likelihood-ratio statistic of each,
     ``ts = 2 (-ln L_null - (-ln L_alt))``.  Each alternative starts from the better of its
     fit to the data and the null's fit placed inside it
-    (:func:`model.physics.spectra.spl_inside`), so that its maximum is not below the null's
+    (:func:`diffuse_fit.physics.spectra.spl_inside`), so that its maximum is not below the null's
     (``ts`` of a few 1e-9 below 0 from the fits' tolerance is set to 0)."""
     seed = task_seed(args["seed"], args["index"])
     rng = np.random.default_rng(seed)
@@ -260,7 +260,7 @@ def alternative_fit(alternative: ProfileFitter, name: str, counts, null_values: 
     same for the data and for every pseudo-experiment.  Higher log p wins even over a fit
     flagged converged: the broken law's maximum often sits on a kink in E_break, where the
     gradient does not vanish and L-BFGS-B's line search ends "abnormally"."""
-    from model.physics.spectra import spl_inside
+    from diffuse_fit.physics.spectra import spl_inside
 
     fits = [alternative.fit(counts, x0={**start, **spl_inside(name, null_values)}),
             alternative.fit(counts, x0=start)]  # fmt: skip

@@ -1,10 +1,10 @@
 """``diffuse-fit toys``: pseudo-experiments at a truth, fitted; pulls and coverage.
 
 Each pseudo-experiment draws Poisson counts per bin at the truth (seeded per experiment,
-:func:`model.jobs.tasks.task_seed`), finds the MAP with its Hessian errors and the 68.27%
-profile-likelihood interval of every parameter (:class:`model.inference.profile.ProfileFitter`),
+:func:`diffuse_fit.jobs.tasks.task_seed`), finds the MAP with its Hessian errors and the 68.27%
+profile-likelihood interval of every parameter (:class:`diffuse_fit.inference.profile.ProfileFitter`),
 and with ``nuts`` samples the posterior (nutpie, compiled once per worker).  Experiments are
-tasks on Dask, stored as they complete (:mod:`model.jobs.distributed`).
+tasks on Dask, stored as they complete (:mod:`diffuse_fit.jobs.distributed`).
 
 Run folder: ``toys.nc`` (one entry per experiment: seed, MAP, Hessian errors, -ln L,
 profile intervals, posterior quantiles), ``coverage.json`` (the fraction of experiments
@@ -21,17 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import UsageError
-from model.inference.settings import SamplerSettings
-from model.io.journal import Journal, journal_folder
-from model.io.run_folder import check_output_folder, write_run
-from model.jobs.distributed import ClusterOptions, run_tasks
-from model.jobs.entries import check_toy
-from model.jobs.inputs import Inputs
-from model.jobs.interrupt import interruptible
-from model.jobs.many import Prepared, check_inside, parse_assignments
-from model.jobs.tasks import QUANTILES, toy
-from model.physics.components import input_fields
+from diffuse_fit.errors import UsageError
+from diffuse_fit.inference.settings import SamplerSettings
+from diffuse_fit.io.journal import Journal, journal_folder
+from diffuse_fit.io.run_folder import check_output_folder, write_run
+from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
+from diffuse_fit.jobs.entries import check_toy
+from diffuse_fit.jobs.inputs import Inputs
+from diffuse_fit.jobs.interrupt import interruptible
+from diffuse_fit.jobs.many import Prepared, check_inside, parse_assignments
+from diffuse_fit.jobs.tasks import QUANTILES, toy
+from diffuse_fit.physics.components import input_fields
 
 NOMINAL = 0.6827
 MAX_EXPECTED = 1e18  # most expected events in a bin that Poisson counts are drawn for
@@ -47,7 +47,7 @@ def run_toys(
 ) -> dict:  # fmt: skip
     """``n`` pseudo-experiments at ``truth``; writes the run folder ``out``; returns
     ``coverage.json``.  ``resample``: fit each with a fresh simulation of that many events
-    drawn from the inputs' (:func:`model.jobs.tasks.toy`), 0 for the whole simulation."""
+    drawn from the inputs' (:func:`diffuse_fit.jobs.tasks.toy`), 0 for the whole simulation."""
     out = check_output_folder(out)
     cluster = cluster or ClusterOptions()
     settings = settings or SamplerSettings()
@@ -122,7 +122,7 @@ def _resample_context(prepared: Prepared, resample: int) -> dict:
     """The simulation's fitted fields and bins, shipped to the workers for ``--resample-sim``."""
     if not resample:
         return {}
-    from model.io.events import EventTable
+    from diffuse_fit.io.events import EventTable
 
     sim, b = prepared.inputs.simulation, prepared.binned
     fields = {"energy", "zenith", "topology"}
@@ -223,8 +223,8 @@ def format_coverage(coverage: dict) -> str:
 
 
 def _figures(stage, ds, coverage: dict, truth: dict) -> None:
-    from model.report.figures import save_figure
-    from model.report.many_plots import coverage_figure, pull_figure
+    from diffuse_fit.report.figures import save_figure
+    from diffuse_fit.report.many_plots import coverage_figure, pull_figure
 
     pulls = {n: ((ds["map"].sel(parameter=n) - truth[n]) / ds["hessian_error"].sel(parameter=n)).values
              for n in ds["parameter"].values.tolist()}  # fmt: skip

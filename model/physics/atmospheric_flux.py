@@ -27,7 +27,7 @@ def _interpolators() -> dict[str, RegularGridInterpolator]:
     # imported here: jobs on the user's own files never make the toy and need no interpolation
     from scipy.interpolate import RegularGridInterpolator
 
-    with files("model.physics.data").joinpath(TABLE).open("rb") as fh, np.load(fh) as table:
+    with files("diffuse_fit.physics.data").joinpath(TABLE).open("rb") as fh, np.load(fh) as table:
         grid = (table["log10_energy"], table["cos_zenith"])
         return {
             f"{component}_{flavour}": RegularGridInterpolator(grid, table[f"{component}_{flavour}"])
@@ -39,7 +39,7 @@ def _interpolators() -> dict[str, RegularGridInterpolator]:
 @cache
 def table_provenance() -> dict[str, str]:
     """The models and nuflux version the table was made with."""
-    with files("model.physics.data").joinpath(TABLE).open("rb") as fh, np.load(fh) as table:
+    with files("diffuse_fit.physics.data").joinpath(TABLE).open("rb") as fh, np.load(fh) as table:
         return {
             "conventional": str(table["conventional_model"]),
             "prompt": str(table["prompt_model"]),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.io.events import EventTable
+from diffuse_fit.io.events import EventTable
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,11 @@ def parameter_supports(components) -> dict[str, tuple[float, float]]:
     supports = {}
     for c in components:
         supports[c.norm] = (0.0, math.inf)
-        if hasattr(c, "supports"):  # model.physics.nuisance.NuisanceComponent
+        if hasattr(c, "supports"):  # diffuse_fit.physics.nuisance.NuisanceComponent
             supports.update(c.supports())
         elif isinstance(c, PowerLawComponent):
             supports[c.index] = tuple(map(float, c.index_range))
-        elif not isinstance(c, FlatComponent):  # model.physics.spectra.SpectralComponent
+        elif not isinstance(c, FlatComponent):  # diffuse_fit.physics.spectra.SpectralComponent
             for name, interval in zip(c.shape, c.shape_ranges, strict=True):
                 supports[name] = tuple(map(float, interval))
     return {name: supports[name] for name in parameter_names(components)}

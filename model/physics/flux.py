@@ -1,8 +1,8 @@
 """The astrophysical flux as a function of energy, and the energy range the data constrain
 (NumPy only).
 
-The astrophysical components (:class:`model.physics.components.PowerLawComponent`, the single
-power law ``spl``, and :class:`model.physics.spectra.SpectralComponent`) reweight each
+The astrophysical components (:class:`diffuse_fit.physics.components.PowerLawComponent`, the single
+power law ``spl``, and :class:`diffuse_fit.physics.spectra.SpectralComponent`) reweight each
 simulated event from the simulation's reference flux ``phi * 1e-18 * (E / pivot)^-2.5``
 GeV^-1 cm^-2 s^-1 sr^-1 (all flavours, nu + nubar; ``phi = astro_norm``, pivot 100 TeV) by
 ``exp(f(x; shape))``, ``x = ln(E / pivot)``.  The flux at ``E`` is therefore the reference
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.physics.hese_weights import ASTRO_UNIT
+from diffuse_fit.physics.hese_weights import ASTRO_UNIT
 
 
 def _draws(params: dict, names) -> dict[str, np.ndarray]:
@@ -32,7 +32,7 @@ def _draws(params: dict, names) -> dict[str, np.ndarray]:
 
 def astrophysical_component(components):
     """The component named ``astrophysical`` of a component set (e.g.
-    :func:`model.physics.spectra.with_astro_model`)."""
+    :func:`diffuse_fit.physics.spectra.with_astro_model`)."""
     found = [c for c in components if c.name == "astrophysical"]
     if len(found) != 1:
         raise ValueError(f"expected one astrophysical component, found {len(found)}")
@@ -46,7 +46,7 @@ def e2_flux(component, params: dict[str, np.ndarray], energies_gev: np.ndarray) 
     ----------
     component : PowerLawComponent or SpectralComponent
         The astrophysical component of the fit (``spl``: the power law; other models: the
-        component of :func:`model.physics.spectra.with_astro_model`).
+        component of :func:`diffuse_fit.physics.spectra.with_astro_model`).
     params : dict
         Parameter name -> values, one per draw (any shape: ravelled, so ``(chain, draw)``
         posterior arrays give ``chain * draw`` draws in C order; scalars broadcast).  Needs

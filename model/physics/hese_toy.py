@@ -1,7 +1,7 @@
 """A toy simulation and pseudo-data in the schema of IceCube's HESE 7.5-year release.
 
-For tests and demonstrations of :mod:`model.hese_release` where the release's own
-simulation is not at hand; the physics is that of :mod:`model.toy`, per neutrino species.
+For tests and demonstrations of :mod:`diffuse_fit.io.hese_release` where the release's own
+simulation is not at hand; the physics is that of :mod:`diffuse_fit.physics.toy`, per neutrino species.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.io.hese_release import DATA_FIELDS, OPTIONAL_SIMULATION_FIELDS, SIMULATION_FIELDS
-from model.physics import toy
-from model.physics.atmospheric_flux import FLAVOURS, flux
-from model.physics.hese_weights import (
+from diffuse_fit.io.hese_release import DATA_FIELDS, OPTIONAL_SIMULATION_FIELDS, SIMULATION_FIELDS
+from diffuse_fit.physics import toy
+from diffuse_fit.physics.atmospheric_flux import FLAVOURS, flux
+from diffuse_fit.physics.hese_weights import (
     LIVETIME_S,
     N_SPECIES,
     astrophysical_expectation,
@@ -42,7 +42,7 @@ class ToyRelease:
 
 
 def _toy_neutrinos(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """``n`` neutrino interactions with the physics of :mod:`model.toy`, per species."""
+    """``n`` neutrino interactions with the physics of :mod:`diffuse_fit.physics.toy`, per species."""
     lo, hi = toy.E_RANGE_GEV
     energy = np.exp(rng.uniform(np.log(lo), np.log(hi), n))
     cos_zenith = rng.uniform(-1.0, 1.0, n)
@@ -130,7 +130,7 @@ def _toy_muons(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
 
 
 def _reconstruct(rng: np.random.Generator, truth: dict) -> dict[str, np.ndarray]:
-    """Smear energies and directions as :mod:`model.toy` does; add ``reco*`` fields."""
+    """Smear energies and directions as :mod:`diffuse_fit.physics.toy` does; add ``reco*`` fields."""
     n = truth["primaryEnergy"].size
     track = truth["recoMorphology"] == 1
     sigma_e = np.where(track, toy.ENERGY_RESOLUTION[1], toy.ENERGY_RESOLUTION[0])
@@ -148,7 +148,7 @@ def make_toy_release(seed: int = toy.DEFAULT_SEED, n: int = 20_000, truth=None) 
     """A deterministic look-alike of the release: simulation and pseudo-data columns.
 
     ``n`` interactions are generated (a tenth of them atmospheric muons, the rest
-    neutrinos with :mod:`model.toy`'s effective area, fluxes, self-veto and smearing,
+    neutrinos with :mod:`diffuse_fit.physics.toy`'s effective area, fluxes, self-veto and smearing,
     each neutrino one species: PDG code +-12/14/16; HESE's charge threshold as an
     efficiency ``1 - exp(-(E_deposited / 60 TeV)^3)`` in the effective area); those
     above 20 TeV reconstructed deposited energy are kept.  Tau-neutrino CC events with a tau length above 10 m

@@ -15,10 +15,10 @@ events.  The release's ``astro_norm`` is the six-neutrino flux (three flavours, 
 nubar) at 100 TeV in units of 1e-18 GeV^-1 cm^-2 s^-1 sr^-1, so one species carries
 ``norm / 6`` -- the release's own ``weighter.flux_spl`` multiplies by ``1e-18 / 6``.
 The release's fit also has nu/nubar-ratio, kaon/pion-ratio and cosmic-ray-slope nuisance
-parameters (:data:`HESE_COMPONENTS_NUISANCE`, :mod:`model.physics.nuisance`) and
+parameters (:data:`HESE_COMPONENTS_NUISANCE`, :mod:`diffuse_fit.physics.nuisance`) and
 detector-systematics ones (DOM efficiency, hole ice, ice anisotropy: not available here).
 
-:func:`to_workshop` turns a release (read by :mod:`model.io.hese_release`) into the
+:func:`to_workshop` turns a release (read by :mod:`diffuse_fit.io.hese_release`) into the
 workshop's format (see its docstring for how ``astro_norm`` and the double cascades carry
 over).
 """
@@ -29,10 +29,10 @@ import hashlib
 
 import numpy as np
 
-from model.io.events import EventTable, columns_digest
-from model.physics.components import ASTROPHYSICAL, FlatComponent
-from model.physics.constants import ASTRO_PIVOT_GEV, HESE_LIVETIME_S, REFERENCE_GAMMA
-from model.physics.nuisance import conventional_with_nuisances, prompt_with_nuisances
+from diffuse_fit.io.events import EventTable, columns_digest
+from diffuse_fit.physics.components import ASTROPHYSICAL, FlatComponent
+from diffuse_fit.physics.constants import ASTRO_PIVOT_GEV, HESE_LIVETIME_S, REFERENCE_GAMMA
+from diffuse_fit.physics.nuisance import conventional_with_nuisances, prompt_with_nuisances
 
 LIVETIME_S = HESE_LIVETIME_S  # s, the release's livetime (its HESE_fit.py)
 ASTRO_UNIT = 1.0e-18  # GeV^-1 cm^-2 s^-1 sr^-1, unit of the six-neutrino normalization
@@ -143,7 +143,7 @@ HESE_COMPONENTS_NUISANCE = (
     ASTROPHYSICAL,
 )
 """The release's components with its atmospheric nuisance parameters
-(:mod:`model.physics.nuisance`): conventional (``atmos_norm``, ``cr_delta_gamma``,
+(:mod:`diffuse_fit.physics.nuisance`): conventional (``atmos_norm``, ``cr_delta_gamma``,
 ``kpi_ratio``, ``nunubar_ratio``; fields ``pionWeight``, ``kaonWeight``, ``primaryType``),
 prompt (``prompt_norm``, ``cr_delta_gamma``, ``nunubar_ratio``; ``promptWeight``), muons
 (``muon_norm``) and the astrophysical power law.  At ``kpi_ratio = nunubar_ratio = 1``,

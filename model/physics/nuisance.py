@@ -12,7 +12,7 @@ antineutrinos (``primaryType < 0``), ``E`` the true neutrino energy.  Here a com
 sum of :class:`Term` s, each ``(product of affine factors of parameters) * w_i *
 (E_i / pivot)^-(x - x0)`` over the events of one sign, so that its per-bin sum is a sum of
 one-parameter smooth tables times polynomials in the linear parameters (see
-:mod:`model.binned.nuisance_tables`).  In this package the conventional normalization keeps
+:mod:`diffuse_fit.binned.nuisance_tables`).  In this package the conventional normalization keeps
 the name ``atmos_norm`` (the release's ``conv_norm``).
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.io.events import EventTable
+from diffuse_fit.io.events import EventTable
 
 CR_DELTA_GAMMA_RANGE = (-0.55, 0.45)
 """Range of the cosmic-ray slope shift the tables cover: the release's prior mean -0.05

@@ -5,7 +5,7 @@ in units of 1e-18 GeV^-1 cm^-2 s^-1 sr^-1, as for the single power law) and rewe
 simulated event from the simulation's reference power law ``(E / pivot)^-2.5`` by
 ``exp(f(x; shape))``, ``x = ln(E_true / pivot)``, pivot 100 TeV:
 
-* ``spl`` (today's :class:`model.physics.components.PowerLawComponent`):
+* ``spl`` (today's :class:`diffuse_fit.physics.components.PowerLawComponent`):
   ``phi (E / 100 TeV)^-gamma``;
 * ``logparabola``: ``phi (E / 100 TeV)^-(alpha + beta ln(E / 100 TeV))``, so
   ``f = -(alpha - 2.5) x - beta x^2`` (``beta = 0`` is the single power law);
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.io.events import EventTable
-from model.physics.components import PowerLawComponent
+from diffuse_fit.io.events import EventTable
+from diffuse_fit.physics.components import PowerLawComponent
 
 LN10 = math.log(10.0)
 ASTRO_MODELS = ("spl", "logparabola", "broken", "cutoff")

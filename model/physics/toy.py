@@ -21,7 +21,7 @@ Physics (and its simplifications)
   IceCube's HESE public release.  ``astroWeight`` is the expectation at norm 1,
   gamma 2.5.
 * **Atmospheric flux**: conventional and prompt from nuflux's H3a_SIBYLL23C and
-  H3a_SIBYLL23C_pr (:mod:`model.atmospheric_flux`), each times a self-veto passing
+  H3a_SIBYLL23C_pr (:mod:`diffuse_fit.physics.atmospheric_flux`), each times a self-veto passing
   fraction for down-going events, ``P = 1 / (1 + E cos(zenith) / E_veto)`` with
   ``E_veto`` 20 TeV (conventional numu), 200 TeV (conventional nue/nutau) and
   100 TeV (prompt); 1 for up-going.  This is an illustrative form with the right
@@ -50,11 +50,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.io.events import EventTable, columns_digest
-from model.physics.atmospheric_flux import FLAVOURS, flux, table_provenance
-from model.physics.components import WORKSHOP_COMPONENTS, event_weights
-from model.physics.constants import HESE_LIVETIME_S, TOY_SEED
-from model.physics.spectra import with_astro_model
+from diffuse_fit.io.events import EventTable, columns_digest
+from diffuse_fit.physics.atmospheric_flux import FLAVOURS, flux, table_provenance
+from diffuse_fit.physics.components import WORKSHOP_COMPONENTS, event_weights
+from diffuse_fit.physics.constants import HESE_LIVETIME_S, TOY_SEED
+from diffuse_fit.physics.spectra import with_astro_model
 
 LIVETIME_S = HESE_LIVETIME_S  # s, the HESE 7.5-year livetime
 E_RANGE_GEV = (1.0e4, 1.0e8)
@@ -209,7 +209,7 @@ def generate(
         parameters of ``astro_model`` (default: the workshop's best fit,
         :data:`DEFAULT_TRUTH`, for ``spl``; :data:`BROKEN_TRUTH` for ``broken``).
     astro_model : str
-        The astrophysical spectrum of the pseudo-data (:mod:`model.physics.spectra`); the
+        The astrophysical spectrum of the pseudo-data (:mod:`diffuse_fit.physics.spectra`); the
         simulation is the same for every model.
     """
     if truth is None:
@@ -229,7 +229,7 @@ def generate(
     data = {k: pool[k][chosen] for k in ("energy", "topology", "zenith")}
     meta = {
         "toy": {
-            "generator": "model.toy",
+            "generator": "diffuse_fit.physics.toy",
             "seed": seed,
             "n_simulated": n_simulated,
             "truth": truth,
@@ -244,7 +244,7 @@ def generate(
             f"<toy simulation seed={seed}>",
             _digest(sim),
             meta,
-            "generated (model.physics.toy)",
+            "generated (diffuse_fit.physics.toy)",
             columns_digest(sim),
         ),
         data=EventTable(
@@ -252,7 +252,7 @@ def generate(
             f"<toy data seed={seed}>",
             _digest(data),
             meta,
-            "generated (model.physics.toy)",
+            "generated (diffuse_fit.physics.toy)",
             columns_digest(data),
         ),
         truth=truth,

@@ -3,18 +3,18 @@
 Figures (PNG for the document, PDF for papers): ``corner``, ``flux``, ``events_energy``,
 ``events_zenith``, ``events_topology``, ``trace``, ``rank``, ``ppc_deviance``; with
 ``ppc.json`` and ``report.md``.  Everything comes from the run itself (its JSON files and the
-posterior with its fit record, :class:`model.report.predictive.FitRecord`).
+posterior with its fit record, :class:`diffuse_fit.report.predictive.FitRecord`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from model.binned.dataset import describe
-from model.io.run_folder import Stage
-from model.report import plots
-from model.report import predictive as pp
-from model.report.figures import save_figure
+from diffuse_fit.binned.dataset import describe
+from diffuse_fit.io.run_folder import Stage
+from diffuse_fit.report import plots
+from diffuse_fit.report import predictive as pp
+from diffuse_fit.report.figures import save_figure
 
 PPC_DRAWS = 1000
 
@@ -23,7 +23,7 @@ def build_figures(map_result, summary, idata, record: pp.FitRecord, seed: int = 
     """All report figures (name -> Figure) and the posterior-predictive numbers.
 
     ``record``: observed counts and per-bin tables (a :class:`FitRecord` or a
-    :class:`~model.binned.dataset.BinnedDataset`)."""
+    :class:`~diffuse_fit.binned.dataset.BinnedDataset`)."""
     names = list(summary["parameters"])
     rng = np.random.default_rng(seed)
     draws = pp.posterior_draws(idata.posterior, names, PPC_DRAWS, rng)
@@ -55,8 +55,8 @@ def build_figures(map_result, summary, idata, record: pp.FitRecord, seed: int = 
 def _flux_figure(summary, idata, record: pp.FitRecord):
     """The unfolded astrophysical flux ``E^2 dPhi/dE`` of the run's own spectral model: its
     posterior band, drawn solid in the sensitive energy range recorded in ``summary.json``."""
-    from model.physics.flux import astrophysical_component
-    from model.report.spectrum import ENERGIES_GEV, flux_band, spectrum_figure
+    from diffuse_fit.physics.flux import astrophysical_component
+    from diffuse_fit.report.spectrum import ENERGIES_GEV, flux_band, spectrum_figure
 
     model = summary["provenance"].get("astro_model", "spl")
     component = astrophysical_component(record.templates.components)

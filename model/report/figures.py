@@ -7,7 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from model.io.run_folder import Stage  # noqa: E402
+from diffuse_fit.io.run_folder import Stage  # noqa: E402
 
 
 def save_figure(stage: Stage, fig: plt.Figure, name: str, dpi: int = 130) -> None:

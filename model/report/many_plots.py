@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from model.report.plots import LABELS, SHORT  # noqa: E402
+from diffuse_fit.report.plots import LABELS, SHORT  # noqa: E402
 
 LEVELS = (0.6827, 0.9545)  # probability content of the "1 sigma" and "2 sigma" regions
 LEVEL_NAMES = ("68.3%", "95.4%")

@@ -15,13 +15,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from model.binned.binning import Binning  # noqa: E402
-from model.physics.parameters import parameter_info  # noqa: E402
-from model.report.predictive import Bands, poisson_interval, project  # noqa: E402
+from diffuse_fit.binned.binning import Binning  # noqa: E402
+from diffuse_fit.physics.parameters import parameter_info  # noqa: E402
+from diffuse_fit.report.predictive import Bands, poisson_interval, project  # noqa: E402
 
 
 class _Labels(dict):
-    """Parameter -> figure label from :mod:`model.physics.parameters` (any name works)."""
+    """Parameter -> figure label from :mod:`diffuse_fit.physics.parameters` (any name works)."""
 
     def __init__(self, attribute: str):
         super().__init__()

@@ -1,7 +1,7 @@
 """Posterior-predictive quantities from posterior draws, NumPy only.
 
 For each posterior draw s the per-bin expectation of each component is
-``lam_{c,b}^s = norm_c^s * T_{c,b}(shape^s)`` (the tables of :mod:`model.templates`);
+``lam_{c,b}^s = norm_c^s * T_{c,b}(shape^s)`` (the tables of :mod:`diffuse_fit.binned.templates`);
 replicated counts are ``k_b^rep,s ~ Poisson(sum_c lam_{c,b}^s)``.  Projections sum bins
 over the other observables.  The discrepancy statistic is the Poisson deviance
 ``D(k, lam) = 2 sum_b [lam_b - k_b + k_b log(k_b / lam_b)]``; its posterior-predictive
@@ -21,15 +21,15 @@ import numpy as np
 from scipy.special import gammaln, xlogy
 from scipy.stats import chi2
 
-from model.binned import nuisance_tables as nt
-from model.binned.binning import Binning
-from model.binned.say import say_loglike
-from model.binned.spectral_tables import SpectralEventSum, SpectralTable
-from model.binned.templates import FlatTemplate, PowerLawTemplate, Templates, read_log_table
-from model.binned.variance import FlatPair, SmoothPair, VarianceTables
-from model.errors import DataFormatError
-from model.physics.components import FlatComponent, PowerLawComponent
-from model.physics.spectra import SpectralComponent
+from diffuse_fit.binned import nuisance_tables as nt
+from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.say import say_loglike
+from diffuse_fit.binned.spectral_tables import SpectralEventSum, SpectralTable
+from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates, read_log_table
+from diffuse_fit.binned.variance import FlatPair, SmoothPair, VarianceTables
+from diffuse_fit.errors import DataFormatError
+from diffuse_fit.physics.components import FlatComponent, PowerLawComponent
+from diffuse_fit.physics.spectra import SpectralComponent
 
 AXES = ("topology", "zenith", "energy")  # the order of Binning.shape
 

@@ -3,7 +3,7 @@ figure comparing the spectral models.
 
 :func:`flux_band` returns plain arrays (save them as JSON with ``.tolist()``);
 :func:`spectrum_figure` returns a :class:`matplotlib.figure.Figure` (Agg backend, nothing
-shown) that the caller saves with :func:`model.report.figures.save_figure`.
+shown) that the caller saves with :func:`diffuse_fit.report.figures.save_figure`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from model.physics.flux import e2_flux  # noqa: E402
+from diffuse_fit.physics.flux import e2_flux  # noqa: E402
 
 QUANTILES = (0.025, 0.16, 0.5, 0.84, 0.975)
 ENERGIES_GEV = np.geomspace(1.0e4, 1.0e7, 121)  # where the spectrum bands are evaluated
@@ -49,7 +49,7 @@ def flux_band(component, posterior_draws: dict[str, np.ndarray], energies,
         The astrophysical component of the model fitted.
     posterior_draws : dict
         Parameter name -> posterior draws (any shape, e.g. (chain, draw); ravelled) of every
-        parameter of ``component`` (see :func:`model.physics.flux.e2_flux`).
+        parameter of ``component`` (see :func:`diffuse_fit.physics.flux.e2_flux`).
     energies : array
         Neutrino energies in GeV, shape (n_energies,).
     quantiles : sequence of float
@@ -106,7 +106,7 @@ def spectrum_figure(bands: dict[str, dict], ranges: dict[str, tuple[float, float
 
     Per model (its own colour): the 68% band (quantiles 0.16-0.84) filled, the 95% band
     (0.025-0.975) lighter with an outline, and the median line; inside the model's sensitive
-    energy range ``ranges[model] = (lo, hi)`` GeV (:func:`model.physics.flux.
+    energy range ``ranges[model] = (lo, hi)`` GeV (:func:`diffuse_fit.physics.flux.
     sensitive_energy_range`) drawn solid, outside it faded with dashed lines (a model missing
     from ``ranges`` is drawn solid everywhere).  ``bands``: model name -> :func:`flux_band`
     (with those five quantiles).  One legend entry per model, in ``bands``
