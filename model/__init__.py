@@ -26,6 +26,7 @@ _API = (
     "run_sbc",
     "run_compare",
     "write_report",
+    "write_spec",
 )
 
 __all__ = ["__version__", *_API]

@@ -30,6 +30,37 @@ __all__ = list(_API)  # the names ``model`` exposes (one list, in model/__init__
 
 
 _NUTS = SamplerSettings()  # the sampler defaults, stated once (diffuse_fit.inference.settings)
+_MODEL_DEFAULTS = {"components": "workshop", "likelihood": "poisson", "astro_model": "spl"}
+
+
+def _with_analysis(analysis, inputs, priors, default_priors, **options):
+    """``(inputs, priors, options, spec)`` of a command given ``analysis`` (a specification
+    or its file; None: the options as they are).  Options other than their defaults must
+    agree with the specification; inputs not given are the specification's."""
+    if analysis is None:
+        if inputs is None:
+            inputs = load_inputs()
+        return inputs, priors, options, None
+    from diffuse_fit.errors import UsageError
+    from diffuse_fit.io.analysis import AnalysisSpec, read_analysis
+    from diffuse_fit.jobs.inputs import sample_inputs
+
+    spec = analysis if isinstance(analysis, AnalysisSpec) else read_analysis(analysis)
+    if len(spec.samples) != 1:
+        raise UsageError(f"the analysis has {len(spec.samples)} samples; joint fits of several "
+                         "samples are not implemented yet (give one sample)")  # fmt: skip
+    sample = spec.samples[0]
+    given = {k: v for k, v in options.items() if v != _MODEL_DEFAULTS[k]}
+    if priors != default_priors:
+        given["priors"] = priors
+    wanted = {"priors": spec.priors, **{k: getattr(sample, k) for k in options}}
+    conflicts = [k for k, v in given.items() if v != wanted[k]]
+    if conflicts:
+        raise UsageError(f"the analysis specification sets {', '.join(conflicts)}: change it "
+                         "there, not as an option")  # fmt: skip
+    if inputs is None:
+        inputs = sample_inputs(sample)
+    return inputs, spec.priors, {k: getattr(sample, k) for k in options}, spec
 
 
 def bin_inputs(
@@ -130,15 +161,22 @@ def summary(idata, var_names=None):
 def run_map(
     inputs: Inputs, out, priors="default", components: str = "workshop", say=print,
     likelihood: str = "poisson", astro_model: str = "spl", progressbar: bool = True,
+    analysis=None,
 ):  # fmt: skip
     """``diffuse-fit map``: the MAP (and, for the Poisson likelihood and the single power
     law, the workshop's scipy fit) into the run folder ``out``; returns the ``map.json``
     content.  ``astro_model``: the astrophysical spectrum (:mod:`diffuse_fit.physics.spectra`);
-    ``progressbar``: taken for the commands' common signature (the MAP takes milliseconds)."""
+    ``progressbar``: taken for the commands' common signature (the MAP takes milliseconds).
+    ``analysis``: an analysis specification (:class:`diffuse_fit.io.analysis.AnalysisSpec` or
+    its TOML/JSON file) giving the inputs (when ``inputs`` is None), the priors, components,
+    spectrum, likelihood and binning instead of the options."""
     from diffuse_fit.jobs.runs import run_map as _run_map
 
-    return _run_map(inputs, priors, out, components=components, say=say, likelihood=likelihood,
-                    astro_model=astro_model)  # fmt: skip
+    inputs, priors, options, spec = _with_analysis(
+        analysis, inputs, priors, "default", components=components, likelihood=likelihood,
+        astro_model=astro_model,
+    )  # fmt: skip
+    return _run_map(inputs, priors, out, say=say, analysis=spec, **options)
 
 
 def run_sample(
@@ -162,6 +200,7 @@ def run_sample(
     log_likelihood: bool = False,
     prior_predictive: bool = False,
     model=None,
+    analysis=None,
 ):
     """``diffuse-fit sample``: MAP, NUTS and (with ``report``) the report, into the run
     folder ``out``; returns the ``summary.json`` content.  ``likelihood``: ``"poisson"`` or
@@ -172,15 +211,21 @@ def run_sample(
     extended (a ``pm.Potential``, another variable) -- fitted instead of the builder's: its
     MAP by PyMC's log-density of it, its posterior by NUTS, and ``report.md`` says that the
     model was extended and what was added.  ``priors``, ``components``, ``likelihood`` and
-    ``astro_model`` must be those it was built with (they bin the inputs for the report)."""
+    ``astro_model`` must be those it was built with (they bin the inputs for the report).
+    ``analysis``: an analysis specification (:class:`diffuse_fit.io.analysis.AnalysisSpec` or
+    its TOML/JSON file) giving the inputs (when ``inputs`` is None), the priors, components,
+    spectrum, likelihood and binning instead of the options."""
     from diffuse_fit.jobs.runs import run_sample as _run_sample
 
+    inputs, priors, options, spec = _with_analysis(
+        analysis, inputs, priors, "default", components=components, likelihood=likelihood,
+        astro_model=astro_model,
+    )  # fmt: skip
     settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
     return _run_sample(
-        inputs, priors, out, settings, components=components, progressbar=progressbar,
-        say=say, report=report, likelihood=likelihood, astro_model=astro_model,
+        inputs, priors, out, settings, progressbar=progressbar, say=say, report=report,
         groups=dict(posterior_predictive=posterior_predictive, log_likelihood=log_likelihood,
-                    prior_predictive=prior_predictive), model=model,
+                    prior_predictive=prior_predictive), model=model, analysis=spec, **options,
     )  # fmt: skip
 
 
@@ -204,21 +249,28 @@ def run_scan(
     scheduler: str | None = None,
     progressbar: bool = True,
     say=print,
+    analysis=None,
 ):
     """``diffuse-fit scan``: the profile likelihood on a grid of one or two parameters into
     the run folder ``out``; returns the ``scan.json`` content.  ``params``: one or two of
     ``"NAME=START:STOP:NUM"`` (or ``(name, start, stop, num)``), the grid
     ``numpy.linspace(START, STOP, NUM)``; ``posterior_run``: a ``sample`` run whose credible
     regions the figure overlays; ``workers`` / ``scheduler``: a local Dask cluster of that
-    many processes (default one per core) or the address of a running scheduler."""
+    many processes (default one per core) or the address of a running scheduler.
+    ``analysis``: an analysis specification (:class:`diffuse_fit.io.analysis.AnalysisSpec` or
+    its TOML/JSON file) giving the inputs (when ``inputs`` is None), the priors, components,
+    spectrum, likelihood and binning instead of the options."""
     from diffuse_fit.jobs.scan import parse_param
     from diffuse_fit.jobs.scan import run_scan as _run_scan
 
+    inputs, priors, options, spec = _with_analysis(
+        analysis, inputs, priors, "flat", components=components, likelihood=likelihood,
+        astro_model=astro_model,
+    )  # fmt: skip
     params = [parse_param(p) if isinstance(p, str) else tuple(p) for p in params]
-    return _run_scan(inputs, priors, out, params, components=components,
-                     cluster=_cluster(workers, scheduler), posterior_run=posterior_run,
-                     say=say, progressbar=progressbar, likelihood=likelihood,
-                     astro_model=astro_model)  # fmt: skip
+    return _run_scan(inputs, priors, out, params, cluster=_cluster(workers, scheduler),
+                     posterior_run=posterior_run, say=say, progressbar=progressbar,
+                     analysis=spec, **options)  # fmt: skip
 
 
 def run_toys(
@@ -242,19 +294,26 @@ def run_toys(
     scheduler: str | None = None,
     progressbar: bool = True,
     say=print,
+    analysis=None,
 ):
     """``diffuse-fit toys``: ``n`` pseudo-experiments at ``truth`` (``"NAME=VALUE,..."`` or a
     dict; default the toy dataset's truth), MAP and profile intervals (with ``nuts`` also
     NUTS credible intervals), into the run folder ``out``; returns ``coverage.json``.
-    ``resample_sim``: fit each with a fresh simulation of that many events (0: the whole)."""
+    ``resample_sim``: fit each with a fresh simulation of that many events (0: the whole).
+    ``analysis``: an analysis specification (:class:`diffuse_fit.io.analysis.AnalysisSpec` or
+    its TOML/JSON file) giving the inputs (when ``inputs`` is None), the priors, components,
+    spectrum, likelihood and binning instead of the options."""
     from diffuse_fit.jobs.toys import run_toys as _run_toys
 
+    inputs, priors, options, spec = _with_analysis(
+        analysis, inputs, priors, "flat", components=components, likelihood=likelihood,
+        astro_model=astro_model,
+    )  # fmt: skip
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains,
                                target_accept=target_accept, sampler="nutpie")  # fmt: skip
     return _run_toys(inputs, priors, out, truth, n, seed, nuts=nuts, settings=settings,
-                     components=components, cluster=_cluster(workers, scheduler), say=say,
-                     progressbar=progressbar, likelihood=likelihood, resample=resample_sim,
-                     astro_model=astro_model)  # fmt: skip
+                     cluster=_cluster(workers, scheduler), say=say, progressbar=progressbar,
+                     resample=resample_sim, analysis=spec, **options)  # fmt: skip
 
 
 _SBC = SamplerSettings(draws=500, tune=500)  # the sbc command's NUTS defaults
@@ -279,17 +338,24 @@ def run_sbc(
     scheduler: str | None = None,
     progressbar: bool = True,
     say=print,
+    analysis=None,
 ):
     """``diffuse-fit sbc``: ``n`` simulation-based calibration fits (truths drawn from the
-    priors, NUTS on each) into the run folder ``out``; returns ``sbc.json``."""
+    priors, NUTS on each) into the run folder ``out``; returns ``sbc.json``.
+    ``analysis``: an analysis specification (:class:`diffuse_fit.io.analysis.AnalysisSpec` or
+    its TOML/JSON file) giving the inputs (when ``inputs`` is None), the priors, components,
+    spectrum, likelihood and binning instead of the options."""
     from diffuse_fit.jobs.sbc import run_sbc as _run_sbc
 
+    inputs, priors, options, spec = _with_analysis(
+        analysis, inputs, priors, "default", components=components, likelihood=likelihood,
+        astro_model=astro_model,
+    )  # fmt: skip
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains,
                                target_accept=target_accept, sampler="nutpie")  # fmt: skip
     return _run_sbc(inputs, priors, out, n, seed, settings=settings,
-                    draws_per_fit=draws_per_fit, components=components,
-                    cluster=_cluster(workers, scheduler), say=say, progressbar=progressbar,
-                    likelihood=likelihood, astro_model=astro_model)  # fmt: skip
+                    draws_per_fit=draws_per_fit, cluster=_cluster(workers, scheduler), say=say,
+                    progressbar=progressbar, analysis=spec, **options)  # fmt: skip
 
 
 def run_compare(
@@ -313,22 +379,31 @@ def run_compare(
     scheduler: str | None = None,
     progressbar: bool = True,
     say=print,
+    analysis=None,
 ):
     """``diffuse-fit compare``: fit every astrophysical spectrum of ``models`` and compare
     them (MAP, -ln L, PSIS-LOO over bins, SMC evidence and Bayes factors, likelihood-ratio
     tests of nested pairs from ``lrt_toys`` pseudo-experiments on Dask) into the run folder
     ``out``; returns the ``compare.json`` content (README "Model comparison").  The Poisson
-    likelihood only; ``astro_model`` must stay ``"spl"`` (the models are ``models``)."""
+    likelihood only; ``astro_model`` must stay ``"spl"`` (the models are ``models``).
+    ``analysis``: an analysis specification (:class:`diffuse_fit.io.analysis.AnalysisSpec` or
+    its TOML/JSON file) giving the inputs (when ``inputs`` is None), the priors, components,
+    spectrum, likelihood and binning instead of the options."""
     from diffuse_fit.jobs.compare import check_options
     from diffuse_fit.jobs.compare import run_compare as _run_compare
 
-    check_options(models, likelihood, astro_model)
+    inputs, priors, options, spec = _with_analysis(
+        analysis, inputs, priors, "default", components=components, likelihood=likelihood,
+        astro_model=astro_model,
+    )  # fmt: skip
+    components = options["components"]
+    check_options(models, options["likelihood"], options["astro_model"])
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                target_accept=target_accept)  # fmt: skip
     return _run_compare(inputs, priors, out, models, seed=seed, settings=settings,
                         components=components, smc_runs=smc_runs, smc_draws=smc_draws,
                         lrt_toys=lrt_toys, cluster=_cluster(workers, scheduler), say=say,
-                        progressbar=progressbar)  # fmt: skip
+                        progressbar=progressbar, analysis=spec)  # fmt: skip
 
 
 def write_report(run_dir, say=print):
@@ -337,3 +412,55 @@ def write_report(run_dir, say=print):
     from diffuse_fit.jobs.report_job import run_report
 
     return run_report(run_dir, say=say)
+
+
+def write_spec(out=None, *, from_run=None, schema: bool = False, check=None, say=print):
+    """``diffuse-fit spec``: an analysis specification (JSON) -- the one the run folder
+    ``from_run`` ran (``diffuse-fit spec --from-run DIR``), or the published JSON Schema of
+    specification files (``schema``) -- written atomically to ``out`` or printed; ``check``:
+    validate a specification file (one line naming the key path and value if it is bad).
+    Returns the written content."""
+    import json
+
+    from diffuse_fit.errors import UsageError
+    from diffuse_fit.io.analysis import from_provenance, json_schema, read_analysis
+    from diffuse_fit.io.atomic import write_text
+
+    if sum(x is not None and x is not False for x in (from_run, schema or None, check)) != 1:
+        raise UsageError("spec: give one of --from-run DIR, --schema, --check FILE")
+    if check is not None:
+        spec = read_analysis(check)
+        say(f"{check}: a valid analysis specification ({len(spec.samples)} sample(s))")
+        return spec.to_dict()
+    if schema:
+        content = json_schema()
+    else:
+        from diffuse_fit.io.run_folder import read_run
+
+        run = read_run(from_run)
+        provenance = _run_provenance(run)
+        content = from_provenance(provenance, str(run.path)).to_dict()
+    text = json.dumps(content, indent=2) + "\n"
+    if out is None:
+        print(text, end="")
+    else:
+        write_text(out, text)
+        say(f"wrote {out}")
+    return content
+
+
+def _run_provenance(run) -> dict:
+    """The provenance a run folder recorded (in its main JSON file)."""
+    for name in ("map.json", "summary.json", "scan.json", "coverage.json", "sbc.json",
+                 "compare.json"):  # fmt: skip
+        if name in run.contents:
+            document = run.json(name)
+            if "provenance" in document:
+                return document["provenance"]
+            if name == "compare.json" and document.get("models"):
+                first = next(iter(document["models"].values()))
+                if "provenance" in first:
+                    return first["provenance"]
+    from diffuse_fit.errors import DataFormatError
+
+    raise DataFormatError(str(run.path), "records no provenance to make a specification from")

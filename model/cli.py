@@ -54,6 +54,7 @@ def _open_unit_interval(text: str) -> float:
 
 
 SEED = _integer(0, MAX_SEED, "a seed")
+_PRIOR_DEFAULTS = {"scan": "flat", "toys": "flat"}  # the other commands: "default"
 COUNT = _integer(1, what="a count")
 
 
@@ -73,6 +74,10 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
                         "'compare'); both share one simulation")  # fmt: skip
     g.add_argument("--toy-seed", type=SEED, default=TOY_SEED,
                    help=f"seed of the embedded toy dataset (default {TOY_SEED})")  # fmt: skip
+    g.add_argument("--analysis", type=Path, metavar="FILE",
+                   help="an analysis specification (TOML or JSON; see 'diffuse-fit spec "
+                        "--schema'): its inputs, binning, components, spectrum, likelihood and "
+                        "priors instead of these options")  # fmt: skip
     g.add_argument("--no-cache", action="store_true",
                    help="do not cache parsed simulation files (cache: $DIFFUSE_FIT_CACHE "
                         "or ~/.cache/diffuse-fit)")  # fmt: skip
@@ -129,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add the prior and prior-predictive groups (proper priors only)")  # fmt: skip
     _many_fit_parsers(sub, d)
     _compare_parser(sub, d)
+    p_spec = sub.add_parser("spec", help="analysis specifications: of a run, the JSON Schema, "
+                            "or a check of a file")  # fmt: skip
+    what = p_spec.add_mutually_exclusive_group(required=True)
+    what.add_argument("--from-run", type=Path, metavar="DIR",
+                      help="the specification the run folder DIR ran")  # fmt: skip
+    what.add_argument("--schema", action="store_true",
+                      help="the JSON Schema of specification files")  # fmt: skip
+    what.add_argument("--check", type=Path, metavar="FILE", help="validate a specification file")
+    p_spec.add_argument("--out", type=Path, default=None,
+                        help="file to write (default: standard output)")  # fmt: skip
+    p_spec.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     p_report = sub.add_parser("report", help="figures and report.md of a saved sample run")
     p_report.add_argument("--run", dest="run_dir", type=Path, default=DEFAULT_OUT,
                           help=f"folder of a 'sample' run (default {DEFAULT_OUT})")  # fmt: skip
@@ -215,6 +231,31 @@ def _compare_parser(sub, d: SamplerSettings) -> None:
 # options that say where the inputs are: load_inputs's; every other option of a command is a
 # keyword of its function in diffuse_fit.api (tests/test_cli.py checks that the two sets agree)
 INPUT_OPTIONS = ("data", "sim", "hese_release", "double_cascades", "toy", "toy_seed", "no_cache")
+# what an analysis specification gives instead: these options keep their defaults with it
+SPEC_OPTIONS = {"data": None, "sim": None, "hese_release": None, "double_cascades": "drop",
+                "toy": "default", "toy_seed": TOY_SEED, "no_cache": False,
+                "components": "workshop", "astro_model": "spl", "likelihood": "poisson"}  # fmt: skip
+
+
+def _read_analysis(args):
+    """The specification of ``--analysis`` (None without it); options it replaces must not
+    be given beside it."""
+    if getattr(args, "analysis", None) is None:
+        return None
+    from diffuse_fit.io.analysis import read_analysis
+
+    spec = read_analysis(args.analysis)
+    given = [k for k, default in SPEC_OPTIONS.items() if getattr(args, k) != default]
+    if args.priors != _PRIOR_DEFAULTS.get(args.command, "default"):
+        given.append("priors")
+    if given:
+        flags = ", ".join("--" + {"priors": "prior", "sim": "sim"}.get(k, k).replace("_", "-")
+                          for k in given)  # fmt: skip
+        raise UsageError(f"--analysis {args.analysis} gives the inputs and the model: drop {flags}")
+    if len(spec.samples) != 1:
+        raise UsageError(f"--analysis {args.analysis}: {len(spec.samples)} samples; joint fits of "
+                         "several samples are not implemented yet (give one sample)")  # fmt: skip
+    return spec
 
 
 def api_options(args) -> dict:
@@ -248,6 +289,10 @@ def _run(args, say) -> None:
     if args.command == "report":  # reads only the run folder; imports no PyMC
         api.write_report(args.run_dir, say=say)
         return
+    if args.command == "spec":
+        api.write_spec(args.out, from_run=args.from_run, schema=args.schema, check=args.check,
+                       say=say)  # fmt: skip
+        return
     from diffuse_fit.io.run_folder import check_output_folder
 
     check_output_folder(args.out)  # before any work
@@ -255,24 +300,31 @@ def _run(args, say) -> None:
         from diffuse_fit.jobs.distributed import check_scheduler
 
         check_scheduler(args.scheduler)
+    spec = _read_analysis(args)
+    sample = spec.samples[0] if spec is not None else args
+    model = (sample.components, sample.astro_model, sample.likelihood)
     if args.command == "compare":
         from diffuse_fit.jobs.compare import check_options
 
-        check_options(args.models, args.likelihood, args.astro_model)
-    from diffuse_fit.jobs.inputs import component_set, load_inputs
+        check_options(args.models, model[2], model[1])
+    from diffuse_fit.jobs.inputs import component_set, load_inputs, sample_inputs
 
     # refuse bad pairs and unknown parameter names before any input is read
-    _check_parameter_names(args, component_set(args.components, args.astro_model, args.likelihood))
+    _check_parameter_names(args, component_set(*model))
     if "seed" in vars(args):  # every seeded command: the seed it uses, default or given
         say(f"seed: {args.seed}")
-    inputs = load_inputs(
-        args.data, args.sim, hese_release=args.hese_release,
-        double_cascades=args.double_cascades, toy_seed=args.toy_seed,
-        use_cache=not args.no_cache, toy_name=args.toy,
-    )  # fmt: skip
+    if spec is not None:
+        inputs = sample_inputs(spec.samples[0])
+    else:
+        inputs = load_inputs(
+            args.data, args.sim, hese_release=args.hese_release,
+            double_cascades=args.double_cascades, toy_seed=args.toy_seed,
+            use_cache=not args.no_cache, toy_name=args.toy,
+        )  # fmt: skip
     say(f"inputs: {inputs.description}")
     function = getattr(api, f"run_{args.command}")
-    function(inputs, **api_options(args), progressbar=not args.quiet, say=say)
+    options = {**api_options(args), "analysis": spec}
+    function(inputs, **options, progressbar=not args.quiet, say=say)
 
 
 def _log_warnings_as_lines() -> None:

@@ -115,7 +115,7 @@ def test_every_command_option_is_a_keyword_of_its_api_function():
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    functions = {"report": api.write_report}
+    functions = {"report": api.write_report, "spec": api.write_spec}
     for name, sub in commands.choices.items():
         options = {a.dest for a in sub._actions if a.dest != "help"} - {"quiet", *INPUT_OPTIONS}
         function = functions.get(name) or getattr(api, f"run_{name}")

@@ -36,6 +36,7 @@ import numpy as np
 
 from diffuse_fit.errors import RunInterrupted, UsageError
 from diffuse_fit.inference.settings import SamplerSettings
+from diffuse_fit.io.analysis import with_sample
 from diffuse_fit.io.journal import Journal, journal_folder
 from diffuse_fit.io.run_folder import check_output_folder, write_run
 from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
@@ -93,13 +94,14 @@ def run_compare(
     inputs: Inputs, prior_spec, out: Path, models, *, seed: int = 1,
     settings: SamplerSettings | None = None, components="workshop", smc_runs: int = 4,
     smc_draws: int = 2000, lrt_toys: int = 500, cluster: ClusterOptions | None = None,
-    say=print, progressbar=True,
+    say=print, progressbar=True, analysis=None,
 ) -> dict:  # fmt: skip
     """Fit and compare ``models``; write the run folder ``out``; return ``compare.json``.
 
     ``settings``: NUTS settings (its seed is replaced by ``seed``); ``smc_runs`` x
     ``smc_draws``: the SMC evidence runs (``smc_runs = 0``: no evidence); ``lrt_toys``:
-    pseudo-experiments per likelihood-ratio test (0: none).
+    pseudo-experiments per likelihood-ratio test (0: none); ``analysis``: the specification
+    the other arguments came from (its sample's binning).
     """
     models = parse_models(models)
     out = check_output_folder(out)
@@ -112,12 +114,14 @@ def run_compare(
         for i, name in enumerate(models):
             say(f"--- model {name} ---")
             results.append(_fit_model(inputs, prior_spec, components, name, settings,
-                                      smc_runs, smc_draws, task_seed(seed, i), say, progressbar))  # fmt: skip
+                                      smc_runs, smc_draws, task_seed(seed, i), say, progressbar,
+                                      analysis))  # fmt: skip
             if interrupts:
                 raise RunInterrupted(interrupted_message(out))
         loo = _loo(results)
         lrt = _likelihood_ratio_tests(inputs, components, models, lrt_toys, seed, out,
-                                      cluster or ClusterOptions(), say, progressbar)  # fmt: skip
+                                      cluster or ClusterOptions(), say, progressbar,
+                                      analysis)  # fmt: skip
         table = _assemble(results, loo, lrt, prior_spec, settings, smc_runs, smc_draws, seed)
         table["wall_time_s"] = time.perf_counter() - t0
         bands, ranges = _spectra(results)
@@ -139,10 +143,12 @@ def run_compare(
 
 
 def _fit_model(inputs, prior_spec, components, name, settings, smc_runs, smc_draws, seed, say,
-               progressbar) -> ModelResult:  # fmt: skip
+               progressbar, analysis=None) -> ModelResult:  # fmt: skip
     from diffuse_fit.inference.sampling import diagnostics
 
-    job = Job.prepare(inputs, prior_spec, components, say, "poisson", name)
+    if analysis is not None:
+        analysis = with_sample(analysis, astro_model=name)
+    job = Job.prepare(inputs, prior_spec, components, say, "poisson", name, analysis=analysis)
     map_result = job.run_map()
     say(f"sampling {name}: {settings.chains} chains x ({settings.tune} + {settings.draws}), "
         f"seed {settings.seed} ...")  # fmt: skip
@@ -225,13 +231,17 @@ def _loo(results: list[ModelResult]) -> dict:
 
 
 def _likelihood_ratio_tests(inputs, components, models, n_toys, seed, out, cluster, say,
-                            progressbar) -> list[dict]:  # fmt: skip
+                            progressbar, analysis=None) -> list[dict]:  # fmt: skip
     pairs = nested_pairs(models)
     if not pairs:
         return []
     silent = lambda *a, **k: None  # noqa: E731 (the tables were described above)
-    null = Prepared.load(inputs, "flat", components, silent, "poisson", "spl")
-    alternatives = {alt: Prepared.load(inputs, "flat", components, silent, "poisson", alt)
+    specs = {m: with_sample(analysis, astro_model=m) if analysis is not None else None
+             for m in ["spl", *(alt for _, alt in pairs)]}  # fmt: skip
+    null = Prepared.load(inputs, "flat", components, silent, "poisson", "spl",
+                         analysis=specs["spl"])  # fmt: skip
+    alternatives = {alt: Prepared.load(inputs, "flat", components, silent, "poisson", alt,
+                                       analysis=specs[alt])
                     for _, alt in pairs}  # fmt: skip
     fits = {alt: alternative_fit(p.profile, alt, null.binned.counts, null.best.values,
                                  dict(p.best.values))

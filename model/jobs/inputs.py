@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from diffuse_fit.binned import hese_selection as hs
+from diffuse_fit.binned.binning import Binning
 from diffuse_fit.errors import DataFormatError, UsageError
 from diffuse_fit.io import hese_release as hr
+from diffuse_fit.io.analysis import BinningSpec, from_options
 from diffuse_fit.io.events import EventTable
 from diffuse_fit.io.workshop_format import default_cache_dir, read_data, read_simulation
 from diffuse_fit.physics import hese_weights as hw
@@ -118,3 +120,45 @@ def load_hese_release(folder, double_cascades: str = "drop") -> Inputs:
     )
     spec = {"hese_release": str(folder), "double_cascades": double_cascades}
     return Inputs(data, sim, None, description, spec)
+
+
+def sample_inputs(sample) -> Inputs:
+    """The inputs of a specification's sample (:class:`diffuse_fit.io.analysis.SampleSpec`)."""
+    i = sample.inputs
+    if i.hese_release is not None:
+        return load_inputs(hese_release=i.hese_release, double_cascades=i.double_cascades)
+    if i.data is not None:
+        return load_inputs(i.data, i.simulation, use_cache=i.cache)
+    return load_inputs(toy_seed=i.toy_seed, toy_name=i.toy or "default")
+
+
+def sample_binning(sample) -> Binning | None:
+    """The :class:`Binning` of a specification's sample (None: the workshop's)."""
+    b = sample.binning
+    zenith = b.zenith_edges()
+    if b.energy_edges_GeV is None and zenith is None and list(b.topology_codes) == [0, 1]:
+        return None
+    default = Binning()
+    return Binning(
+        energy_edges=default.energy_edges if b.energy_edges_GeV is None else b.energy_edges_GeV,
+        zenith_edges=default.zenith_edges if zenith is None else zenith,
+        topology_codes=b.topology_codes,
+    )
+
+
+def analysis_record(analysis, inputs: Inputs, prior_spec, components, astro_model, likelihood,
+                    binning: Binning | None) -> dict:  # fmt: skip
+    """The specification a run records (``diffuse-fit spec --from-run`` writes it back): the
+    one given, else today's options as one (with the binning's edges where not the
+    workshop's)."""
+    if analysis is not None:
+        return analysis.to_dict()
+    spec = from_options(priors=prior_spec, components=components, astro_model=astro_model,
+                        likelihood=likelihood, inputs=inputs.spec)  # fmt: skip
+    if binning is not None:
+        edges = BinningSpec(energy_edges_GeV=binning.energy_edges.tolist(),
+                            zenith_edges_rad=binning.zenith_edges.tolist(),
+                            topology_codes=binning.topology_codes.tolist())  # fmt: skip
+        sample = spec.samples[0].model_copy(update={"binning": edges})
+        spec = spec.model_copy(update={"samples": [sample]})
+    return spec.to_dict()

@@ -13,7 +13,7 @@ from diffuse_fit.inference.map_core import X0
 from diffuse_fit.inference.priors import resolve_priors
 from diffuse_fit.inference.profile import Fit, ProfileFitter
 from diffuse_fit.io.journal import config_digest
-from diffuse_fit.jobs.inputs import Inputs, component_set
+from diffuse_fit.jobs.inputs import Inputs, analysis_record, component_set, sample_binning
 from diffuse_fit.jobs.provenance import record
 from diffuse_fit.jobs.tasks import FitContext
 from diffuse_fit.physics.components import parameter_supports
@@ -32,6 +32,7 @@ class Prepared:
     best: Fit
     likelihood: str = "poisson"
     astro_model: str = "spl"
+    analysis: dict | None = None  # the specification it ran (recorded)
 
     @property
     def names(self) -> list[str]:
@@ -39,11 +40,13 @@ class Prepared:
 
     @classmethod
     def load(cls, inputs: Inputs, prior_spec="flat", components="workshop", say=print,
-             likelihood="poisson", astro_model="spl"):  # fmt: skip
+             likelihood="poisson", astro_model="spl", analysis=None):  # fmt: skip
+        """``analysis``: the specification the other arguments came from (its binning)."""
         t0 = time.perf_counter()
         chosen = component_set(components, astro_model, likelihood)
+        binning = sample_binning(analysis.samples[0]) if analysis is not None else None
         binned = bin_dataset(inputs.data, inputs.simulation, components=chosen,
-                             variance=likelihood == "say")  # fmt: skip
+                             binning=binning, variance=likelihood == "say")  # fmt: skip
         priors = resolve_priors(prior_spec, parameter_supports(binned.components))
         for line in [*binned.summary_lines(), *binned.templates.exact_sum_notes()]:
             say(line)
@@ -54,8 +57,10 @@ class Prepared:
         say(f"tables built and best fit found in {time.perf_counter() - t0:.2f} s: "
             + ", ".join(f"{k}={v:.4g}" for k, v in best.values.items())
             + f", -lnL={best.neg_log_likelihood:.6f}")  # fmt: skip
+        record = analysis_record(analysis, inputs, prior_spec, components, astro_model,
+                                 likelihood, binning)  # fmt: skip
         return cls(inputs, binned, priors, str(prior_spec), components, profile, best, likelihood,
-                   astro_model)  # fmt: skip
+                   astro_model, record)  # fmt: skip
 
     def config(self, **extra) -> dict:
         """What results depend on (the journal's key): inputs' hashes, binning, components,
@@ -85,7 +90,7 @@ class Prepared:
             truth=self.inputs.truth, priors={k: p.to_dict() for k, p in self.priors.items()},
             prior_set=self.prior_spec, components=self.components, astro_model=self.astro_model,
             parameters=self.names,
-            likelihood=self.likelihood,
+            likelihood=self.likelihood, analysis=self.analysis,
             **self.binned.provenance(), **extra,
         )  # fmt: skip
 

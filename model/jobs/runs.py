@@ -36,7 +36,13 @@ from diffuse_fit.inference.profile import ProfileFitter
 from diffuse_fit.inference.settings import SamplerSettings
 from diffuse_fit.io.run_folder import check_output_folder, write_run
 from diffuse_fit.jobs.inference_data import complete, posterior_encoding
-from diffuse_fit.jobs.inputs import COMPONENT_SETS, Inputs, component_set  # noqa: F401 (re-exported)
+from diffuse_fit.jobs.inputs import (  # noqa: F401 (COMPONENT_SETS re-exported)
+    COMPONENT_SETS,
+    Inputs,
+    analysis_record,
+    component_set,
+    sample_binning,
+)
 from diffuse_fit.jobs.interrupt import interrupted_message, interruptible
 from diffuse_fit.jobs.provenance import record
 from diffuse_fit.physics.components import parameter_names, parameter_supports
@@ -66,16 +72,20 @@ class Job:
     likelihood: str = "poisson"
     astro_model: str = "spl"
     extension: str = ""  # how a user's model differs from build_model's ("" for none)
+    analysis: dict | None = None  # the specification it ran (recorded)
 
     @classmethod
     def prepare(
         cls, inputs: Inputs, prior_spec="default", components="workshop", say=print,
-        likelihood="poisson", astro_model="spl", build=True,
+        likelihood="poisson", astro_model="spl", build=True, analysis=None,
     ) -> Job:  # fmt: skip
+        """``analysis``: the specification (:class:`diffuse_fit.io.analysis.AnalysisSpec`)
+        the other arguments came from, with the binning of its sample."""
         t0 = time.perf_counter()
         chosen = component_set(components, astro_model, likelihood)
+        binning = sample_binning(analysis.samples[0]) if analysis is not None else None
         binned = bin_dataset(inputs.data, inputs.simulation, components=chosen,
-                             variance=likelihood == "say")  # fmt: skip
+                             binning=binning, variance=likelihood == "say")  # fmt: skip
         priors = resolve_priors(prior_spec, parameter_supports(binned.components))
         model = None
         if build:  # PyMC is imported only for jobs that sample
@@ -88,8 +98,10 @@ class Job:
             f"(table accuracy {binned.templates.max_relative_error:.1e} relative)")  # fmt: skip
         for line in binned.templates.exact_sum_notes():
             say(line)
+        record = analysis_record(analysis, inputs, prior_spec, components, astro_model,
+                                 likelihood, binning)  # fmt: skip
         return cls(inputs, binned, priors, model, str(prior_spec), components, say, likelihood,
-                   astro_model)  # fmt: skip
+                   astro_model, analysis=record)  # fmt: skip
 
     def use_model(self, model) -> None:
         """Fit the user's ``model`` (built from these inputs by ``build_model``, then extended,
@@ -152,6 +164,7 @@ class Job:
             parameters=self.parameters,
             likelihood=self.likelihood,
             model_extension=self.extension or None,
+            analysis=self.analysis,
             **self.binned.provenance(),
             **extra,
         )
@@ -246,13 +259,15 @@ def run_map(
     say=print,
     likelihood="poisson",
     astro_model="spl",
+    analysis=None,
 ) -> dict:
     """``diffuse-fit map``: write the run folder ``out`` (``map.json``, ``run.json``);
     ``likelihood``: "poisson" or "say"; ``astro_model``: the astrophysical spectrum
     (:data:`diffuse_fit.physics.spectra.ASTRO_MODELS`)."""
     out = check_output_folder(out)
     with interruptible(out):
-        job = Job.prepare(inputs, prior_spec, components, say, likelihood, astro_model, build=False)
+        job = Job.prepare(inputs, prior_spec, components, say, likelihood, astro_model,
+                          build=False, analysis=analysis)  # fmt: skip
         result = job.run_map()
         result["provenance"] = job.provenance()
         with write_run(out, "map") as stage:
@@ -289,6 +304,7 @@ def run_sample(
     astro_model="spl",
     groups: dict | None = None,
     model=None,
+    analysis=None,
 ) -> dict:
     """``diffuse-fit sample``: MAP, then NUTS; write the run folder ``out`` (map.json,
     posterior.nc with the fit record, summary.json/.txt; with ``report``, the report too);
@@ -300,7 +316,7 @@ def run_sample(
     out = check_output_folder(out)
     with interruptible(out) as interrupts:
         job = Job.prepare(inputs, prior_spec, components, say, likelihood, astro_model,
-                          build=model is None)  # fmt: skip
+                          build=model is None, analysis=analysis)  # fmt: skip
         if model is not None:
             job.use_model(model)
         map_result = job.run_map(allow_bound=True)

@@ -38,6 +38,7 @@ def run_sbc(
     settings: SamplerSettings = SBC_SETTINGS, draws_per_fit: int = DRAWS_PER_FIT,
     components="workshop", cluster: ClusterOptions | None = None, say=print,
     progressbar=True, likelihood="poisson", astro_model="spl",
+    analysis=None,
 ) -> dict:  # fmt: skip
     """``n`` calibration fits; writes the run folder ``out``; returns ``sbc.json``."""
     from diffuse_fit.report.many_plots import uniformity_p
@@ -49,7 +50,8 @@ def run_sbc(
         raise UsageError(f"--draws-per-fit {draws_per_fit} must be in 1..{total} "
                          f"(draws x chains)")  # fmt: skip
     with interruptible(out):
-        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood, astro_model)
+        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood, astro_model,
+                                 analysis=analysis)  # fmt: skip
         improper = [f"{k} ({p})" for k, p in prepared.priors.items() if not p.proper]
         if improper:
             raise UsageError(f"sbc draws the parameters from the priors, which must be proper; "

@@ -55,12 +55,14 @@ def run_scan(
     inputs: Inputs, prior_spec, out: Path, params: list[tuple], components="workshop",
     cluster: ClusterOptions | None = None, posterior_run: Path | None = None,
     say=print, progressbar=True, likelihood="poisson", astro_model="spl",
+    analysis=None,
 ) -> dict:  # fmt: skip
     """Profile-likelihood scan; writes the run folder ``out``; returns ``scan.json``."""
     out = check_output_folder(out)
     cluster = cluster or ClusterOptions()
     with interruptible(out):
-        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood, astro_model)
+        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood, astro_model,
+                                 analysis=analysis)  # fmt: skip
         names = [p[0] for p in params]
         if not 1 <= len(params) <= 2 or len(set(names)) != len(names):
             raise UsageError("scan: give one or two different --param")

@@ -44,6 +44,7 @@ def run_toys(
     cluster: ClusterOptions | None = None, say=print, progressbar=True, likelihood="poisson",
     resample: int = 0,
     astro_model="spl",
+    analysis=None,
 ) -> dict:  # fmt: skip
     """``n`` pseudo-experiments at ``truth``; writes the run folder ``out``; returns
     ``coverage.json``.  ``resample``: fit each with a fresh simulation of that many events
@@ -52,7 +53,8 @@ def run_toys(
     cluster = cluster or ClusterOptions()
     settings = settings or SamplerSettings()
     with interruptible(out):
-        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood, astro_model)
+        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood, astro_model,
+                                 analysis=analysis)  # fmt: skip
         given = set(parse_assignments(truth, prepared.names, "--truth") if isinstance(truth, str)
                     else truth)  # fmt: skip
         truth = resolve_truth(truth, prepared)
