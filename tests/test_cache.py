@@ -187,9 +187,9 @@ def test_one_row_forgery_is_caught_and_the_fit_is_the_uncached_one(
     the entry's keyed digest (HMAC under the user's key) fails, one line names the entry,
     the file is parsed again and the fit is the one without any cache."""
     from diffuse_fit.binned.dataset import bin_dataset
-    from diffuse_fit.inference.map_core import fit_map
+    from diffuse_fit.fitting.map_core import fit_map
+    from diffuse_fit.fitting.profile import ProfileFitter
     from diffuse_fit.inference.priors import resolve_priors
-    from diffuse_fit.inference.profile import ProfileFitter
     from diffuse_fit.io.workshop_format import write_workshop_file as write
     from diffuse_fit.jobs.inputs import load_inputs
     from diffuse_fit.physics.components import parameter_supports

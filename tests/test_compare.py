@@ -13,8 +13,8 @@ from scipy.stats import poisson
 from diffuse_fit.binned.dataset import bin_dataset
 from diffuse_fit.binned.templates import expected_counts
 from diffuse_fit.cli import TOY_DATASETS, main
+from diffuse_fit.fitting.profile import ProfileFitter
 from diffuse_fit.inference.priors import resolve_priors
-from diffuse_fit.inference.profile import ProfileFitter
 from diffuse_fit.jobs.compare import nested_pairs, parse_models, pointwise_log_likelihood
 from diffuse_fit.jobs.inputs import component_set, inputs_from_spec, load_inputs
 from diffuse_fit.jobs.runs import Job

@@ -160,8 +160,8 @@ def test_weights_times_1e_minus_300_is_not_a_converged_fit(toy_dataset, tmp_path
     index on a bound of its prior.  Not "converged": ``map`` exits 2 with one line naming
     both, writes nothing, and an earlier run stays."""
     from diffuse_fit.cli import main
-    from diffuse_fit.inference.map_core import fit_map
-    from diffuse_fit.inference.profile import ProfileFitter
+    from diffuse_fit.fitting.map_core import fit_map
+    from diffuse_fit.fitting.profile import ProfileFitter
     from diffuse_fit.io.workshop_format import write_workshop_file
 
     sim = toy_dataset.simulation
@@ -190,7 +190,7 @@ def test_weights_times_1e_minus_300_is_not_a_converged_fit(toy_dataset, tmp_path
 
 
 def test_boundary_problems():
-    from diffuse_fit.inference.map_core import boundary_problems
+    from diffuse_fit.fitting.map_core import boundary_problems
 
     supports = {"n": (0.0, np.inf), "g": (1.0, 4.0)}
     assert boundary_problems({"n": 0.3, "g": 2.5}, supports) == []

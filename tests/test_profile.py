@@ -11,9 +11,9 @@ import scipy.optimize
 from scipy import stats
 
 from diffuse_fit.binned import reference_fit
+from diffuse_fit.fitting.profile import ProfileFitter
 from diffuse_fit.inference.map_fit import MapFitter
 from diffuse_fit.inference.priors import PRIOR_SETS, Prior, PriorError, resolve_priors
-from diffuse_fit.inference.profile import ProfileFitter
 from diffuse_fit.inference.pymc_model import build_model, parameter_supports
 
 NAMES = list(reference_fit.PARAMETERS)

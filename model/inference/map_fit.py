@@ -2,7 +2,7 @@
 
 For the model :func:`diffuse_fit.inference.pymc_model.build_model` made, proven unchanged (its
 log-density graph compared with the builder's: :func:`diffuse_fit.inference.pymc_model.builder_twin`),
-the NumPy MAP of :mod:`diffuse_fit.inference.map_core` on the model's own tables, priors,
+the NumPy MAP of :mod:`diffuse_fit.fitting.map_core` on the model's own tables, priors,
 likelihood and current counts (milliseconds; tests check it against ``pm.find_MAP`` and the
 workshop's scipy fit).  For any other model -- one a user extended with a ``pm.Potential``,
 a random variable, a changed prior -- PyMC's compiled log-density of that model
@@ -17,9 +17,9 @@ import logging
 import numpy as np
 import pymc as pm
 
-from diffuse_fit.inference import map_core
-from diffuse_fit.inference.map_core import MAP_OPTIONS, X0, MapResult  # noqa: F401 (re-exported)
-from diffuse_fit.inference.profile import ProfileFitter
+from diffuse_fit.fitting import map_core
+from diffuse_fit.fitting.map_core import MAP_OPTIONS, X0, MapResult  # noqa: F401 (re-exported)
+from diffuse_fit.fitting.profile import ProfileFitter
 from diffuse_fit.inference.pymc_model import builder_twin, structure_key
 
 logger = logging.getLogger(__name__)
@@ -36,9 +36,9 @@ class MapFitter:
     is that of the density in the natural parameters) in PyMC's unconstrained coordinates
     (log for norms, logit for bounded indices): by Newton's method on the exact Hessian
     where it converges (a few steps), else by L-BFGS-B as ``pm.find_MAP``
-    (:func:`diffuse_fit.inference.map_core.fit_map`).  The log-density, its gradient and Hessian
+    (:func:`diffuse_fit.fitting.map_core.fit_map`).  The log-density, its gradient and Hessian
     are the model's exact NumPy twin (:class:`diffuse_fit.inference.pymc_model.NumpyTwin`, the
-    objective of :class:`diffuse_fit.inference.profile.ProfileFitter`; tests check it equals PyMC's
+    objective of :class:`diffuse_fit.fitting.profile.ProfileFitter`; tests check it equals PyMC's
     compiled ``logp`` and ``dlogp``), so building a fitter costs nothing and, after
     :func:`diffuse_fit.inference.pymc_model.set_counts`, a new dataset or pseudo-experiment costs
     one optimisation (milliseconds).

@@ -31,9 +31,9 @@ import scipy.optimize
 from pymc.blocking import DictToArrayBijection, RaveledVars
 from pymc.initial_point import make_initial_point_fn
 
+from diffuse_fit.fitting.map_core import MAP_OPTIONS, MapResult, boundary_problems
+from diffuse_fit.fitting.profile import GRADIENT_TOLERANCE, covariance_from_hessian
 from diffuse_fit.inference.exact_float import exact_float
-from diffuse_fit.inference.map_core import MAP_OPTIONS, MapResult, boundary_problems
-from diffuse_fit.inference.profile import GRADIENT_TOLERANCE, covariance_from_hessian
 
 PATH = "pymc"  # MapResult.path of this route
 _NEWTON_STEPS = 8

@@ -3,7 +3,7 @@
 Every model of ``models`` (:data:`diffuse_fit.physics.spectra.ASTRO_MODELS`) is fitted to the
 same binned data with the same priors (``prior_spec``), and compared four ways:
 
-* **MAP and -ln L at the best fit** (:func:`diffuse_fit.inference.map_core.fit_map`);
+* **MAP and -ln L at the best fit** (:func:`diffuse_fit.fitting.map_core.fit_map`);
 * **PSIS-LOO over bins** (ArviZ): leave-one-bin-out predictive accuracy from the NUTS
   posterior, with its standard error; the point-wise log-likelihood of bin ``b`` at draw
   ``s`` is ``k_b ln mu_b - mu_b - ln Gamma(k_b + 1)``, computed with the NumPy tables, over the

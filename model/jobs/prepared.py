@@ -15,9 +15,9 @@ import numpy as np
 from diffuse_fit.binned import reference_fit
 from diffuse_fit.binned.dataset import BinnedDataset, bin_dataset
 from diffuse_fit.errors import FitFailed, UsageError
-from diffuse_fit.inference.map_core import X0, fit_map
+from diffuse_fit.fitting.map_core import X0, fit_map
+from diffuse_fit.fitting.profile import Fit, ProfileFitter
 from diffuse_fit.inference.priors import resolve_priors
-from diffuse_fit.inference.profile import Fit, ProfileFitter
 from diffuse_fit.io.journal import config_digest
 from diffuse_fit.jobs.inputs import Inputs, analysis_record, component_set, sample_binning
 from diffuse_fit.jobs.provenance import record

@@ -1,7 +1,7 @@
 """``diffuse-fit scan``: the profile likelihood on a grid of one or two parameters.
 
 At every grid point (``numpy.linspace(START, STOP, NUM)`` per scanned parameter) all other
-parameters are fitted (:class:`diffuse_fit.inference.profile.ProfileFitter`); ``ts = -2 Delta
+parameters are fitted (:class:`diffuse_fit.fitting.profile.ProfileFitter`); ``ts = -2 Delta
 log p`` relative to the global best fit (with flat priors, the default, ``-2 Delta ln L``:
 the profile-likelihood test statistic, whose Wilks thresholds give the contours).  Rows of
 the grid are tasks on Dask (:mod:`diffuse_fit.jobs.distributed`), each warm-started along its row.

@@ -24,7 +24,7 @@ import numpy as np
 
 from diffuse_fit.binned.templates import Templates, build_templates
 from diffuse_fit.binned.variance import build_variance_tables
-from diffuse_fit.inference.profile import Fit, ProfileFitter, covariance_from_hessian
+from diffuse_fit.fitting.profile import Fit, ProfileFitter, covariance_from_hessian
 from diffuse_fit.io.events import EventTable
 from diffuse_fit.physics.components import weight_fields
 

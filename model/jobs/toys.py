@@ -2,7 +2,7 @@
 
 Each pseudo-experiment draws Poisson counts per bin at the truth (seeded per experiment,
 :func:`diffuse_fit.jobs.tasks.task_seed`), finds the MAP with its Hessian errors and the 68.27%
-profile-likelihood interval of every parameter (:class:`diffuse_fit.inference.profile.ProfileFitter`),
+profile-likelihood interval of every parameter (:class:`diffuse_fit.fitting.profile.ProfileFitter`),
 and with ``nuts`` samples the posterior (nutpie, compiled once per worker).  Experiments are
 tasks on Dask, stored as they complete (:mod:`diffuse_fit.jobs.distributed`).
 

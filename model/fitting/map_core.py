@@ -4,7 +4,7 @@ The MAP is the maximum of ``log p(theta | k)`` without the Jacobian of PyMC's tr
 (the mode of the posterior density in the natural parameters, as ``pm.find_MAP`` finds
 it), in PyMC's unconstrained coordinates: Newton's method on the exact Hessian of the tables
 where it converges, else L-BFGS-B, started at the workshop's x0 = (1, 6, 2.5).  The objective
-is :class:`diffuse_fit.inference.profile.ProfileFitter`'s (the NumPy twin of the PyMC model's
+is :class:`diffuse_fit.fitting.profile.ProfileFitter`'s (the NumPy twin of the PyMC model's
 log-density, tested equal to it), so nothing is compiled and PyMC is not imported:
 ``diffuse-fit map`` runs on this alone, and :class:`diffuse_fit.inference.map_fit.MapFitter`
 wraps it for a PyMC model.  The uncertainties are the inverse Hessian of ``-log p`` in the
@@ -22,8 +22,8 @@ import numpy as np
 import scipy.optimize
 
 from diffuse_fit.binned import reference_fit
-from diffuse_fit.inference.profile import GRADIENT_TOLERANCE, ProfileFitter
-from diffuse_fit.inference.profile import covariance_from_hessian as _covariance
+from diffuse_fit.fitting.profile import GRADIENT_TOLERANCE, ProfileFitter
+from diffuse_fit.fitting.profile import covariance_from_hessian as _covariance
 from diffuse_fit.physics.parameters import units as parameter_units
 
 X0 = dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))  # the workshop's start
