@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 
 # Bump when the generated source or the user-data reading changes meaning.
-WRAPPER_VERSION = 2  # 2: compiled without fastmath (diffuse_fit.inference.exact_float)
+WRAPPER_VERSION = 3  # 2: compiled without fastmath (diffuse_fit.inference.exact_float)
 
 _LOGP_SOURCE = """
 def logp_cfunc(dim, x_, out_, logp_, user_data_):
@@ -229,8 +229,10 @@ def _cfunc(template, name, function, shared_var_keys, shared_data, user_data, **
     inner_key = CACHED_SRC_FUNCTIONS.get(getattr(inner, "py_func", None))
     key = None
     if inner_key is not None:  # pytensor could key (and cache) the inner function
+        # the module's name too: a cached cfunc refers to this module's globals by name, and
+        # one cached under another name (before the package was renamed) cannot be loaded
         digest = hashlib.sha256(
-            f"{WRAPPER_VERSION}\n{user_data.dtype.descr}\n{inner_key}\n{source}".encode()
+            f"{WRAPPER_VERSION}\n{__name__}\n{user_data.dtype.descr}\n{inner_key}\n{source}".encode()
         ).hexdigest()
         key = f"diffuse_fit_{name}_{digest}"
     py_func = compile_numba_function_src(
