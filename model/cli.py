@@ -390,6 +390,10 @@ def console_main() -> None:
     normal way, with its traceback."""
     from diffuse_fit.inference import lazy_arviz
 
+    # figures are files: the non-interactive backend, chosen here (not when a report module
+    # is imported, which would change the backend of a notebook using the API); an
+    # MPLBACKEND of the user's is kept
+    os.environ.setdefault("MPLBACKEND", "Agg")
     lazy_arviz.install()  # matplotlib only when a job draws (0.5-0.9 s, 29 MB less for sample)
     status = main()
     try:

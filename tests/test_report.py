@@ -222,3 +222,17 @@ def test_flux_figure_of_the_runs_model(built):
     ax = out["figures"]["flux"].axes[0]
     assert ax.get_xscale() == "log" and "E² dΦ/dE" in ax.get_ylabel()
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["single power law"]
+
+
+def test_importing_the_report_keeps_the_callers_backend():
+    """No backend switch at import (issue 23): a notebook's backend stays its own."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('svg'); import diffuse_fit.report.plots, "
+            "diffuse_fit.report.many_plots, diffuse_fit.report.spectrum, "
+            "diffuse_fit.report.figures, diffuse_fit.report.document; "
+            "print(matplotlib.get_backend())")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout.strip() == "svg"

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from diffuse_fit.io.run_folder import Stage  # noqa: E402
+from diffuse_fit.io.run_folder import Stage
 
 
 def save_figure(stage: Stage, fig: plt.Figure, name: str, dpi: int = 130) -> None:

@@ -7,22 +7,18 @@ caller saves it.  Inputs are plain dicts of lists / NumPy arrays, as read from t
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import corner  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from arviz_stats.ecdf_utils import (  # noqa: E402
+import corner
+import matplotlib.pyplot as plt
+import numpy as np
+from arviz_stats.ecdf_utils import (
     get_pointwise_confidence_band,
     simulate_confidence_bands,
 )
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from scipy import stats  # noqa: E402
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from scipy import stats
 
-from diffuse_fit.report.plots import LABELS, SHORT  # noqa: E402
+from diffuse_fit.report.plots import LABELS, SHORT
 
 LEVELS = (0.6827, 0.9545)  # probability content of the "1 sigma" and "2 sigma" regions
 LEVEL_NAMES = ("68.3%", "95.4%")

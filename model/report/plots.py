@@ -5,19 +5,15 @@ Every function returns a :class:`matplotlib.figure.Figure` (Agg backend, nothing
 
 from __future__ import annotations
 
-import matplotlib
+import arviz_plots
+import corner
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-
-import arviz_plots  # noqa: E402
-import corner  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-
-from diffuse_fit.binned.binning import Binning  # noqa: E402
-from diffuse_fit.physics.parameters import parameter_info  # noqa: E402
-from diffuse_fit.report.predictive import Bands, poisson_interval, project  # noqa: E402
+from diffuse_fit.binned.binning import Binning
+from diffuse_fit.physics.parameters import parameter_info
+from diffuse_fit.report.predictive import Bands, poisson_interval, project
 
 
 class _Labels(dict):

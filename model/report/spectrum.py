@@ -8,16 +8,12 @@ shown) that the caller saves with :func:`diffuse_fit.report.figures.save_figure`
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from diffuse_fit.physics.flux import e2_flux  # noqa: E402
+from diffuse_fit.physics.flux import e2_flux
 
 QUANTILES = (0.025, 0.16, 0.5, 0.84, 0.975)
 ENERGIES_GEV = np.geomspace(1.0e4, 1.0e7, 121)  # where the spectrum bands are evaluated
