@@ -127,6 +127,7 @@ def sample(
     posterior_predictive: bool = True,
     log_likelihood: bool = False,
     prior_predictive: bool = False,
+    expected: bool = False,
 ):
     """NUTS posterior of ``pymc_model`` as an ArviZ DataTree (seeded: reruns are identical).
 
@@ -137,8 +138,9 @@ def sample(
     The tree has the groups ArviZ's tools read (:mod:`diffuse_fit.jobs.inference_data`):
     ``observed_data``, ``constant_data`` and, by default, ``posterior_predictive``; with
     ``log_likelihood=True`` (as in PyMC) the point-wise log-likelihood over bins for
-    ``az.loo``; with ``prior_predictive=True`` the ``prior`` and ``prior_predictive`` groups.
-    Counts are on the analysis's dims ``(topology, zenith, energy)``.
+    ``az.loo``; with ``prior_predictive=True`` the ``prior`` and ``prior_predictive`` groups;
+    with ``expected=True`` the expected events per bin at every draw (``posterior.expected``).
+    Counts and expectations are on the analysis's dims ``(topology, zenith, energy)``.
     """
     from diffuse_fit.inference.sampling import sample as _sample
     from diffuse_fit.jobs.inference_data import complete
@@ -146,7 +148,8 @@ def sample(
     settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
     tree = _sample(pymc_model, settings, progressbar=progressbar)
     return complete(tree, pymc_model, seed=seed, posterior_predictive=posterior_predictive,
-                    log_likelihood=log_likelihood, prior_predictive=prior_predictive)  # fmt: skip
+                    log_likelihood=log_likelihood, prior_predictive=prior_predictive,
+                    expected=expected)  # fmt: skip
 
 
 def summary(idata, var_names=None):
@@ -199,6 +202,7 @@ def run_sample(
     posterior_predictive: bool = True,
     log_likelihood: bool = False,
     prior_predictive: bool = False,
+    expected: bool = False,
     model=None,
     analysis=None,
 ):
@@ -225,7 +229,8 @@ def run_sample(
     return _run_sample(
         inputs, priors, out, settings, progressbar=progressbar, say=say, report=report,
         groups=dict(posterior_predictive=posterior_predictive, log_likelihood=log_likelihood,
-                    prior_predictive=prior_predictive), model=model, analysis=spec, **options,
+                    prior_predictive=prior_predictive, expected=expected), model=model,
+        analysis=spec, **options,
     )  # fmt: skip
 
 

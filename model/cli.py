@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add the point-wise log-likelihood over bins (for az.loo, az.compare)")  # fmt: skip
     g.add_argument("--prior-predictive", action="store_true",
                    help="add the prior and prior-predictive groups (proper priors only)")  # fmt: skip
+    g.add_argument("--expected", action="store_true",
+                   help="add the expected events per bin at every draw (posterior.expected)")  # fmt: skip
     _many_fit_parsers(sub, d)
     _compare_parser(sub, d)
     p_spec = sub.add_parser("spec", help="analysis specifications: of a run, the JSON Schema, "

@@ -138,3 +138,18 @@ def test_extended_model_groups():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
         assert np.isfinite(float(az.loo(tree).elpd))
+
+
+@pytest.mark.slow
+def test_expected_counts_on_request_agree_with_the_models_deterministic():
+    """``expected=True``: the expected events per bin at every draw on the analysis axes;
+    summed over bins they are the model's own ``n_expected`` (PyMC's graph), to float32."""
+    binned = df.bin_inputs(df.load_inputs())
+    m = df.build_model(binned, priors="default")
+    tree = df.sample(m, seed=4, progressbar=False, expected=True, **SHORT)
+    expected = tree.posterior["expected"]
+    assert expected.dims == ("chain", "draw", "topology", "zenith", "energy")
+    total = expected.sum(("topology", "zenith", "energy")).values
+    np.testing.assert_allclose(total, tree.posterior["n_expected"].sum("component").values,
+                               rtol=1e-5)  # fmt: skip
+    assert "expected" not in df.sample(m, seed=4, progressbar=False, **SHORT).posterior
