@@ -143,7 +143,7 @@ def complete(
         tree["posterior"] = xr.DataTree(posterior)
     if posterior_predictive:
         rng = np.random.default_rng(seed + PREDICTIVE_SEED_OFFSET)
-        draws = rng.poisson(mu).astype(np.int64)
+        draws = rng.poisson(mu).astype(np.int32)  # counts per bin: int32 (half the bytes)
         tree["posterior_predictive"] = xr.DataTree(
             xr.Dataset(
                 {"observed": _on_axes(draws, binning, ("chain", "draw"))},
@@ -225,15 +225,18 @@ def _complete_by_pymc(tree, model, seed, posterior_predictive, log_likelihood,
     return tree
 
 
+# zlib level 1 with the byte shuffle: as small as level 4 for counts, and faster (0.42 s for the
+# toy's whole posterior.nc, of which 0.4 s is writing the groups at all)
+COMPRESSION = {"zlib": True, "complevel": 1, "shuffle": True}
+
+
 def posterior_encoding(tree) -> dict:
     """``to_netcdf``'s encoding of ``tree``: the predictive counts compressed (integers: a
     few hundred kB instead of megabytes)."""
     encoding = {}
     if "posterior" in tree.children and "expected" in tree.posterior.data_vars:
-        encoding["/posterior"] = {"expected": {"zlib": True, "complevel": 4}}
+        encoding["/posterior"] = {"expected": COMPRESSION}
     for group in ("posterior_predictive", "prior_predictive"):
         if group in tree.children:
-            encoding[f"/{group}"] = {
-                name: {"zlib": True, "complevel": 4} for name in tree[group].dataset.data_vars
-            }
+            encoding[f"/{group}"] = {name: COMPRESSION for name in tree[group].dataset.data_vars}
     return encoding

@@ -8,7 +8,6 @@ from diffuse_fit.binned import hese_selection as hs
 from diffuse_fit.binned.binning import Binning
 from diffuse_fit.errors import DataFormatError, UsageError
 from diffuse_fit.io import hese_release as hr
-from diffuse_fit.io.analysis import BinningSpec, from_options
 from diffuse_fit.io.events import EventTable
 from diffuse_fit.io.workshop_format import default_cache_dir, read_data, read_simulation
 from diffuse_fit.physics import hese_weights as hw
@@ -153,6 +152,8 @@ def analysis_record(analysis, inputs: Inputs, prior_spec, components, astro_mode
     workshop's)."""
     if analysis is not None:
         return analysis.to_dict()
+    from diffuse_fit.io.analysis import BinningSpec, from_options  # pydantic: when recorded
+
     spec = from_options(priors=prior_spec, components=components, astro_model=astro_model,
                         likelihood=likelihood, inputs=inputs.spec)  # fmt: skip
     if binning is not None:

@@ -27,7 +27,6 @@ from pathlib import Path
 from diffuse_fit.errors import RunInterrupted
 from diffuse_fit.inference.settings import SamplerSettings
 from diffuse_fit.io.run_folder import check_output_folder, write_run
-from diffuse_fit.jobs.inference_data import complete, posterior_encoding
 from diffuse_fit.jobs.inputs import COMPONENT_SETS, Inputs, component_set  # noqa: F401 (re-exported)
 from diffuse_fit.jobs.interrupt import interrupted_message, interruptible
 from diffuse_fit.jobs.prepared import PreparedFit, format_map  # noqa: F401 (re-exported)
@@ -122,6 +121,8 @@ def run_sample(
         sampling_s = time.perf_counter() - t0
         if interrupts or idata.posterior.sizes["draw"] < settings.draws:  # partial draws
             raise RunInterrupted(interrupted_message(out))
+        from diffuse_fit.jobs.inference_data import complete, posterior_encoding  # xarray
+
         complete(idata, job.model, seed=settings.seed, **(groups or {}))
         summary, text = _summarise(job, idata, map_result, settings, sampling_s)
         with write_run(out, "sample") as stage:
