@@ -212,6 +212,26 @@ def _newton(profile: ProfileFitter, counts: np.ndarray, x0: dict):
     return scipy.optimize.OptimizeResult(x=u, success=True, message=best.message.split(" (")[0])
 
 
+def search_problems(values: dict, moved: bool, result, max_grad: float) -> tuple[list, bool]:
+    """What is wrong with an optimizer's end point (``result``: its ``success`` and
+    ``message``; ``max_grad``: the largest ``|d log p / d u|`` there), and whether the gradient
+    is small.  L-BFGS-B may stop "ABNORMAL" at the float precision floor of tight tolerances:
+    an optimum is where the gradient vanishes.  Shared by the NumPy and the PyMC paths."""
+    small_gradient = bool(np.isfinite(max_grad) and max_grad < GRADIENT_TOLERANCE)
+    problems = []
+    if not moved:
+        problems.append(
+            "the optimizer did not move from the start values "
+            + ", ".join(f"{n}={v:g}" for n, v in values.items())
+        )
+    if not (result.success or small_gradient):
+        problems.append(
+            f"the optimizer stopped away from an optimum (max |gradient| {max_grad:.1e} "
+            f">= {GRADIENT_TOLERANCE:g}): {result.message.strip()}"
+        )
+    return problems, small_gradient
+
+
 def fit_map(profile: ProfileFitter, counts: np.ndarray, x0: dict | None = None) -> MapResult:
     """MAP from ``x0`` (default the workshop's (1, 6, 2.5)) of ``counts`` (observed events per
     bin of the whole binning) under ``profile``'s tables, priors and likelihood."""
@@ -231,22 +251,9 @@ def fit_map(profile: ProfileFitter, counts: np.ndarray, x0: dict | None = None) 
     with np.errstate(over="ignore", invalid="ignore"):
         _, grad, x = _logp_grad_natural(profile, result.x, counts)
     values = dict(zip(profile.names, map(float, x), strict=True))
-    # L-BFGS-B may stop "ABNORMAL" at the float precision floor of tight tolerances:
-    # an optimum is where the gradient vanishes
     max_grad = float(np.max(np.abs(grad)))
-    small_gradient = bool(np.isfinite(max_grad) and max_grad < GRADIENT_TOLERANCE)
     moved = bool(np.max(np.abs(result.x - u0)) > 1e-12)
-    problems = []
-    if not moved:
-        problems.append(
-            "the optimizer did not move from the start values "
-            + ", ".join(f"{n}={v:g}" for n, v in values.items())
-        )
-    if not (result.success or small_gradient):
-        problems.append(
-            f"the optimizer stopped away from an optimum (max |gradient| {max_grad:.1e} "
-            f">= {GRADIENT_TOLERANCE:g}): {result.message.strip()}"
-        )
+    problems, small_gradient = search_problems(values, moved, result, max_grad)
     on_bound = boundary_problems(values, {n: p.support() for n, p in profile.priors.items()})
     problems += on_bound
     with np.errstate(over="ignore", invalid="ignore"):

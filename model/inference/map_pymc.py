@@ -31,7 +31,7 @@ import scipy.optimize
 from pymc.blocking import DictToArrayBijection, RaveledVars
 from pymc.initial_point import make_initial_point_fn
 
-from diffuse_fit.fitting.map_core import MAP_OPTIONS, MapResult, boundary_problems
+from diffuse_fit.fitting.map_core import MAP_OPTIONS, MapResult, boundary_problems, search_problems
 from diffuse_fit.fitting.profile import GRADIENT_TOLERANCE, covariance_from_hessian
 from diffuse_fit.inference.exact_float import exact_float
 
@@ -153,21 +153,10 @@ class PymcMap:
                 break
             u, logp, grad = u + step, new_logp, new_grad
         max_grad = float(np.max(np.abs(grad))) if grad.size else 0.0
-        small_gradient = bool(np.isfinite(max_grad) and max_grad < GRADIENT_TOLERANCE)
         moved = bool(np.max(np.abs(u - u0), initial=0.0) > 1e-12)
         x = self.natural(u, info)
         values = dict(zip(self.names, map(float, x), strict=True))
-        problems = []
-        if not moved:
-            problems.append(
-                "the optimizer did not move from the start values "
-                + ", ".join(f"{n}={v:g}" for n, v in values.items())
-            )
-        if not (result.success or small_gradient):
-            problems.append(
-                f"the optimizer stopped away from an optimum (max |gradient| {max_grad:.1e} "
-                f">= {GRADIENT_TOLERANCE:g}): {result.message.strip()}"
-            )
+        problems, small_gradient = search_problems(values, moved, result, max_grad)
         on_bound = boundary_problems(values, {})  # supports unknown here: run away only
         problems += on_bound
         # the natural-parameter Hessian J^-T H_u J^-1 (exact at an optimum)
