@@ -318,9 +318,8 @@ def builder_twin(model: pm.Model) -> tuple[NumpyTwin | None, str]:
     """``(twin, "")`` where ``model`` is provably the model :func:`build_model` made (its
     log-density graph unchanged; new counts by :func:`set_counts` or ``pm.set_data`` are the
     twin's too), else ``(None, why not)``: a fast path on the twin would fit another model."""
-    twin = getattr(model, "diffuse_fit_twin", None)
-    signature = getattr(model, "diffuse_fit_signature", None)
-    if not isinstance(twin, NumpyTwin) or not isinstance(signature, ModelSignature):
+    twin, signature = _recorded(model)
+    if twin is None:
         return None, "the model was not made by build_model (or was rebuilt, e.g. by pm.do)"
     why = signature.differences(model)
     return (None, why) if why else (twin, "")
@@ -331,11 +330,20 @@ def observation_twin(model: pm.Model) -> NumpyTwin | None:
     builder's (its log-density graph unchanged, whatever the user did to the priors or added
     as potentials), else ``None``: the twin then computes the expectations, predictive draws
     and point-wise log-likelihood of ``model``'s posterior exactly."""
+    twin, signature = _recorded(model)
+    if twin is None:
+        return None
+    return twin if signature.same_observation(model) else None
+
+
+def _recorded(model: pm.Model) -> tuple[NumpyTwin | None, ModelSignature | None]:
+    """The twin and signature :func:`build_model` kept on ``model`` (``(None, None)`` if
+    either is missing)."""
     twin = getattr(model, "diffuse_fit_twin", None)
     signature = getattr(model, "diffuse_fit_signature", None)
     if not isinstance(twin, NumpyTwin) or not isinstance(signature, ModelSignature):
-        return None
-    return twin if signature.same_observation(model) else None
+        return None, None
+    return twin, signature
 
 
 @dataclass(frozen=True)

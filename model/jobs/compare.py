@@ -173,23 +173,14 @@ def _fit_model(inputs, prior_spec, components, name, settings, smc_runs, smc_dra
 
 def pointwise_log_likelihood(job: Job, posterior) -> tuple[np.ndarray, np.ndarray]:
     """``(bins, log L)``: the bins some component populates and the Poisson log-likelihood
-    of each at every posterior draw, shape (chain, draw, bin) (NumPy tables)."""
-    from scipy.special import gammaln
-
-    from diffuse_fit.binned.templates import expected_counts
+    of each at every posterior draw, shape (chain, draw, bin) (NumPy tables;
+    :func:`diffuse_fit.jobs.inference_data.pointwise_log_likelihood` on those bins)."""
+    from diffuse_fit.jobs.inference_data import pointwise_log_likelihood as per_bin
 
     templates = job.binned.templates
     bins = np.flatnonzero(templates.covered())
-    counts = np.asarray(job.binned.counts, dtype=np.float64)[bins]
-    names = job.parameters
-    values = {n: np.asarray(posterior[n].values, dtype=np.float64) for n in names}
-    n_chain, n_draw = values[names[0]].shape
-    out = np.empty((n_chain, n_draw, bins.size))
-    for c in range(n_chain):
-        for d in range(n_draw):
-            mu = expected_counts(templates, {n: float(values[n][c, d]) for n in names})[bins]
-            out[c, d] = counts * np.log(mu) - mu - gammaln(counts + 1.0)
-    return bins, out
+    loglike = per_bin(templates, job.binned.counts, posterior, job.parameters)
+    return bins, loglike[..., bins]
 
 
 def _attach_log_likelihood(idata, job: Job) -> None:

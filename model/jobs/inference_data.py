@@ -83,12 +83,14 @@ def expectations(templates: Templates, posterior, names) -> np.ndarray:
 
 
 def pointwise_log_likelihood(
-    templates: Templates, counts, posterior, names, likelihood: str = "poisson"
+    templates: Templates, counts, posterior, names, likelihood: str = "poisson", mu=None
 ) -> np.ndarray:
     """Log-likelihood of each bin of the whole binning at every draw, (chain, draw, n_bins):
-    Poisson ``k ln mu - mu - lnGamma(k + 1)`` (0 ln 0 = 0) or SAY (:func:`say_loglike`)."""
+    Poisson ``k ln mu - mu - lnGamma(k + 1)`` (0 ln 0 = 0) or SAY (:func:`say_loglike`);
+    ``mu``: the :func:`expectations` of ``posterior`` if already computed."""
     k = np.asarray(counts, dtype=np.float64)
-    mu = expectations(templates, posterior, names)
+    if mu is None:
+        mu = expectations(templates, posterior, names)
     if likelihood == "say":
         values = {n: np.asarray(posterior[n].values, dtype=np.float64).reshape(-1) for n in names}
         s2 = pp.sum_of_squares(templates, values).reshape(mu.shape)
@@ -152,7 +154,7 @@ def complete(
         )
     if log_likelihood:
         loglike = pointwise_log_likelihood(templates, counts, tree.posterior, names,
-                                           twin.likelihood)  # fmt: skip
+                                           twin.likelihood, mu=mu)  # fmt: skip
         tree["log_likelihood"] = xr.DataTree(
             xr.Dataset(
                 {"observed": _on_axes(loglike, binning, ("chain", "draw"))},
