@@ -43,12 +43,11 @@ def _with_analysis(analysis, inputs, priors, default_priors, **options):
         return inputs, priors, options, None
     from diffuse_fit.errors import UsageError
     from diffuse_fit.io.analysis import AnalysisSpec, read_analysis
-    from diffuse_fit.jobs.inputs import sample_inputs
+    from diffuse_fit.jobs.inputs import analysis_inputs, check_joint
 
     spec = analysis if isinstance(analysis, AnalysisSpec) else read_analysis(analysis)
-    if len(spec.samples) != 1:
-        raise UsageError(f"the analysis has {len(spec.samples)} samples; joint fits of several "
-                         "samples are not implemented yet (give one sample)")  # fmt: skip
+    if len(spec.samples) > 1:
+        check_joint(spec)
     sample = spec.samples[0]
     given = {k: v for k, v in options.items() if v != _MODEL_DEFAULTS[k]}
     if priors != default_priors:
@@ -59,7 +58,7 @@ def _with_analysis(analysis, inputs, priors, default_priors, **options):
         raise UsageError(f"the analysis specification sets {', '.join(conflicts)}: change it "
                          "there, not as an option")  # fmt: skip
     if inputs is None:
-        inputs = sample_inputs(sample)
+        inputs = analysis_inputs(spec)
     return inputs, spec.priors, {k: getattr(sample, k) for k in options}, spec
 
 

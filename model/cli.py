@@ -254,9 +254,10 @@ def _read_analysis(args):
         flags = ", ".join("--" + {"priors": "prior", "sim": "sim"}.get(k, k).replace("_", "-")
                           for k in given)  # fmt: skip
         raise UsageError(f"--analysis {args.analysis} gives the inputs and the model: drop {flags}")
-    if len(spec.samples) != 1:
-        raise UsageError(f"--analysis {args.analysis}: {len(spec.samples)} samples; joint fits of "
-                         "several samples are not implemented yet (give one sample)")  # fmt: skip
+    if len(spec.samples) > 1:
+        from diffuse_fit.jobs.inputs import check_joint
+
+        check_joint(spec)
     return spec
 
 
@@ -309,14 +310,14 @@ def _run(args, say) -> None:
         from diffuse_fit.jobs.compare import check_options
 
         check_options(args.models, model[2], model[1])
-    from diffuse_fit.jobs.inputs import component_set, load_inputs, sample_inputs
+    from diffuse_fit.jobs.inputs import analysis_inputs, component_set, load_inputs
 
     # refuse bad pairs and unknown parameter names before any input is read
     _check_parameter_names(args, component_set(*model))
     if "seed" in vars(args):  # every seeded command: the seed it uses, default or given
         say(f"seed: {args.seed}")
     if spec is not None:
-        inputs = sample_inputs(spec.samples[0])
+        inputs = analysis_inputs(spec)
     else:
         inputs = load_inputs(
             args.data, args.sim, hese_release=args.hese_release,

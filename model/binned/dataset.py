@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.joint import JointBinning, join_tables, joint_index, sample_parts
 from diffuse_fit.binned.templates import Templates, build_templates
 from diffuse_fit.binned.variance import build_variance_tables
 from diffuse_fit.errors import DataFormatError
@@ -77,11 +78,72 @@ class BinnedDataset:
         return describe(self.provenance(), self.counts)
 
 
+@dataclass(frozen=True)
+class JointDataset(BinnedDataset):
+    """Several samples fitted jointly (:mod:`diffuse_fit.binned.joint`): the bins, counts,
+    tables and events of every sample one after the other, ``templates.binning`` a
+    :class:`JointBinning`; ``samples`` holds each sample's own events and records."""
+
+    samples: tuple = ()  # one BinnedSample per sample, in bin order
+
+    def provenance(self) -> dict:
+        out = super().provenance()
+        out["samples"] = [
+            {"name": s.name, "data": _table_record(s.data, s.n_data_outside),
+             "simulation": _table_record(s.simulation, s.n_sim_outside),
+             "n_observed_in_bins": int(np.sum(self.counts[where])), "n_bins": where.stop - where.start}
+            for s, (_, _, where) in zip(self.samples, sample_parts(self.binning), strict=True)
+        ]  # fmt: skip
+        return out
+
+
+@dataclass(frozen=True)
+class BinnedSample:
+    """One sample of a :class:`JointDataset`: its name, events and events outside its bins."""
+
+    name: str
+    data: EventTable
+    simulation: EventTable
+    n_data_outside: int
+    n_sim_outside: int
+
+
+def bin_samples(samples, components=WORKSHOP_COMPONENTS, variance: bool = False,
+                spectral_method: str = "auto") -> JointDataset:  # fmt: skip
+    """The joint dataset of ``samples``: ``(name, data, simulation, binning)`` each
+    (``binning`` None: the workshop's).  Each sample is checked on its own files as
+    :func:`bin_dataset` checks one; the components are the same in every sample, so
+    parameters of the same name are one parameter of the joint fit."""
+    names, datas, sims, parts, d_idx, s_idx = [], [], [], [], [], []
+    for name, data, simulation, binning in samples:
+        binning = binning or Binning()
+        di, si = check_sample(data, simulation, binning, components)
+        names.append(name)
+        datas.append(data)
+        sims.append(simulation)
+        parts.append(binning)
+        d_idx.append(di)
+        s_idx.append(si)
+    joint = JointBinning(tuple(names), tuple(parts))
+    records = tuple(BinnedSample(n, d, s, int(np.sum(di < 0)), int(np.sum(si < 0)))
+                    for n, d, s, di, si in zip(names, datas, sims, d_idx, s_idx, strict=True))  # fmt: skip
+    return assemble(join_tables(names, datas, "data"), join_tables(names, sims, "simulation"),
+                    joint, joint_index(joint, d_idx), joint_index(joint, s_idx), components,
+                    variance, spectral_method, cls=JointDataset, samples=records)  # fmt: skip
+
+
 def describe(provenance: dict, counts: np.ndarray) -> list[str]:
     """The dataset in two lines, from its :meth:`BinnedDataset.provenance` and the observed
     counts per bin (so a saved run describes itself the same way): events inside and
     outside the bins, and values set to a range boundary because they were printed rounded
     just outside it."""
+    if "samples" in provenance:  # a joint fit: each sample's own lines
+        lines, start = [], 0
+        for sample in provenance["samples"]:
+            mine = np.asarray(counts)[start : start + sample["n_bins"]]
+            start += sample["n_bins"]
+            lines += [f"sample {sample['name']}: {line}" for line in describe(sample, mine)]
+        return lines
     d, s = provenance["data"], provenance["simulation"]
     return [
         f"data: {d['source']}: {d['n_events']} events, {int(np.sum(counts))} inside the "
@@ -131,11 +193,17 @@ def bin_dataset(
       would be -inf for every parameter value).
     """
     binning = binning or Binning()
-    data_index = binning.bin_index(data["energy"], data["zenith"], data["topology"])
-    sim_index = binning.bin_index(
-        simulation["energy"], simulation["zenith"], simulation["topology"]
-    )
-    _check_not_empty(data, simulation, binning, data_index, sim_index, components)
+    data_index, sim_index = check_sample(data, simulation, binning, components)
+    return assemble(data, simulation, binning, data_index, sim_index, components, variance,
+                    spectral_method)  # fmt: skip
+
+
+def assemble(data, simulation, binning, data_index, sim_index, components, variance=False,
+             spectral_method="auto", cls=BinnedDataset, **extra) -> BinnedDataset:  # fmt: skip
+    """The dataset of events already binned (``data_index``, ``sim_index``: one bin per event,
+    -1 outside, checked by :func:`check_sample`): counts, tables, and the check that every
+    observed event has simulation in its bin.  ``cls`` and ``extra``: a subclass and its
+    fields (:class:`diffuse_fit.binned.joint.JointDataset`)."""
     counts = binning.histogram(data_index)
     templates = build_templates(simulation, binning, components, bin_index=sim_index,
                                 spectral_method=spectral_method)  # fmt: skip
@@ -143,14 +211,13 @@ def bin_dataset(
     if empty.size:
         b = int(empty[0])
         row = int(np.flatnonzero(data_index == b)[0])
-        t, z, e = np.unravel_index(b, binning.shape)
         raise DataFormatError(
             data.source,
-            f"observed event in bin {b} (topology {t}, zenith {z}, energy {e}) where the "
+            f"observed event in bin {b} ({_bin_position(binning, b)}) where the "
             f"simulation '{simulation.source}' predicts no events; the fit would be impossible",
             row=row,
         )
-    binned = BinnedDataset(
+    binned = cls(
         counts=counts,
         templates=templates,
         sim_bin_index=sim_index,
@@ -158,8 +225,30 @@ def bin_dataset(
         simulation=simulation,
         n_data_outside=int(np.sum(data_index < 0)),
         n_sim_outside=int(np.sum(sim_index < 0)),
+        **extra,
     )
     return binned.with_variance() if variance else binned
+
+
+def _bin_position(binning, b: int) -> str:
+    """Where joint or plain bin ``b`` lies: its sample (if joint) and its 3 axis indices."""
+    for name, part, where in sample_parts(binning):
+        if where.start <= b < where.stop:
+            t, z, e = np.unravel_index(b - where.start, part.shape)
+            sample = "" if name is None else f"sample {name}, "
+            return f"{sample}topology {t}, zenith {z}, energy {e}"
+    raise ValueError(f"bin {b} outside the binning")
+
+
+def check_sample(data, simulation, binning, components):
+    """``(data_index, sim_index)`` of one sample's events in ``binning``, after the checks of
+    :func:`bin_dataset` that need only this sample (errors name its files)."""
+    data_index = binning.bin_index(data["energy"], data["zenith"], data["topology"])
+    sim_index = binning.bin_index(
+        simulation["energy"], simulation["zenith"], simulation["topology"]
+    )
+    _check_not_empty(data, simulation, binning, data_index, sim_index, components)
+    return data_index, sim_index
 
 
 def _describe_bins(binning: Binning) -> str:

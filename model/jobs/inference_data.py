@@ -19,7 +19,8 @@ Groups (NetCDF ``posterior.nc`` and the API's return value alike):
 
 Coordinates: ``topology`` (names), ``zenith`` (bin centres, rad) with ``zenith_lower``,
 ``zenith_upper`` and ``cos_zenith``; ``energy`` (geometric bin centres, GeV) with
-``energy_lower``, ``energy_upper``.  Bins no component populates have ``mu = 0``, count 0,
+``energy_lower``, ``energy_upper``.  A joint fit of several samples, each with its own
+binning, has one dim ``bin`` instead, with these coordinates (and ``sample``) per bin.  Bins no component populates have ``mu = 0``, count 0,
 log-likelihood 0.
 
 Where the model's observation is the one :func:`diffuse_fit.inference.pymc_model.build_model` made
@@ -39,7 +40,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import gammaln
 
-from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.joint import JointBinning
 from diffuse_fit.binned.say import say_loglike
 from diffuse_fit.binned.templates import Templates
 from diffuse_fit.errors import UsageError
@@ -51,8 +52,12 @@ TOPOLOGY_NAMES = {0: "cascade", 1: "track", 2: "double_cascade"}
 PREDICTIVE_SEED_OFFSET = 1  # the predictive draws' seed: the sampler's seed + this
 
 
-def analysis_coords(binning: Binning) -> dict:
-    """Coordinates of the dims ``topology``, ``zenith``, ``energy`` (units GeV, rad)."""
+def analysis_coords(binning) -> dict:
+    """Coordinates of the dims ``topology``, ``zenith``, ``energy`` (units GeV, rad); for a
+    joint binning of several samples, of the one dim ``bin`` (each bin's ``sample``,
+    topology, zenith and energy as coordinates along it)."""
+    if isinstance(binning, JointBinning):
+        return _joint_coords(binning)
     e, z = binning.energy_edges, binning.zenith_edges
     names = [TOPOLOGY_NAMES.get(int(c), f"topology_{int(c)}") for c in binning.topology_codes]
     return {
@@ -67,8 +72,29 @@ def analysis_coords(binning: Binning) -> dict:
     }
 
 
-def _on_axes(per_bin: np.ndarray, binning: Binning, sample_dims=()) -> tuple:
-    """``(dims, array)`` of a (..., n_bins) array on the analysis axes."""
+def _joint_coords(binning: JointBinning) -> dict:
+    """Per-bin coordinates along ``bin`` of a joint binning (the samples' axes flattened in
+    each sample's bin order, topology-major)."""
+    per_bin: dict[str, list] = {}
+    for name, part in zip(binning.names, binning.parts, strict=True):
+        axes = analysis_coords(part)
+        grids = np.meshgrid(np.arange(part.shape[0]), np.arange(part.shape[1]),
+                            np.arange(part.shape[2]), indexing="ij")  # fmt: skip
+        index = dict(zip(DIMS, (g.reshape(-1) for g in grids), strict=True))
+        per_bin.setdefault("sample", []).extend([name] * part.n_bins)
+        for coord, (dim, values, *_) in axes.items():
+            per_bin.setdefault(coord, []).extend(np.asarray(values)[index[dim]].tolist())
+    units = {"zenith": "rad", "zenith_lower": "rad", "zenith_upper": "rad", "energy": "GeV",
+             "energy_lower": "GeV", "energy_upper": "GeV"}  # fmt: skip
+    return {k: ("bin", np.asarray(v), {"units": units[k]} if k in units else {})
+            for k, v in per_bin.items()}  # fmt: skip
+
+
+def _on_axes(per_bin: np.ndarray, binning, sample_dims=()) -> tuple:
+    """``(dims, array)`` of a (..., n_bins) array on the analysis axes (one ``bin`` axis for
+    a joint binning)."""
+    if isinstance(binning, JointBinning):
+        return (*sample_dims, "bin"), np.asarray(per_bin)
     shaped = np.asarray(per_bin).reshape(per_bin.shape[:-1] + binning.shape)
     return (*sample_dims, *DIMS), shaped
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from diffuse_fit.binned import hese_selection as hs
 from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.joint import join_tables
 from diffuse_fit.errors import DataFormatError, UsageError
 from diffuse_fit.io import hese_release as hr
 from diffuse_fit.io.events import EventTable
@@ -47,6 +49,7 @@ class Inputs:
     truth: dict | None
     description: str
     spec: dict  # how to load them again: {"toy_seed": N} or {"data": path, "sim": path}
+    samples: tuple = ()  # a joint analysis: (name, Inputs) of each sample; data/simulation joined
 
 
 def load_inputs(
@@ -73,8 +76,7 @@ def load_inputs(
             str(data_path or sim_path), f"give either --toy {toy_name} or --data/--sim"
         )
     if data_path is None and sim_path is None:
-        astro_model, truth = toy.TOY_DATASETS[toy_name]
-        ds = toy.generate(toy_seed, truth=truth, astro_model=astro_model)
+        ds = _toy(toy_name, toy_seed)
         if toy_name == "default":  # the spec of runs made before there was a second toy
             return Inputs(ds.data, ds.simulation, ds.truth,
                           f"embedded toy dataset (seed {toy_seed})", {"toy_seed": toy_seed})  # fmt: skip
@@ -92,6 +94,14 @@ def load_inputs(
     truth = data.meta.get("toy", {}).get("truth")
     return Inputs(data, simulation, truth, f"data {data_path}, simulation {sim_path}",
                   {"data": str(data_path), "sim": str(sim_path)})  # fmt: skip
+
+
+@functools.lru_cache(maxsize=2)
+def _toy(name: str, seed: int):
+    """The toy dataset ``name`` made with ``seed`` (made once per process: the samples of a
+    joint analysis may each take the same toy and keep their own bins of it)."""
+    astro_model, truth = toy.TOY_DATASETS[name]
+    return toy.generate(seed, truth=truth, astro_model=astro_model)
 
 
 def inputs_from_spec(spec: dict) -> Inputs:
@@ -129,6 +139,39 @@ def sample_inputs(sample) -> Inputs:
     if i.data is not None:
         return load_inputs(i.data, i.simulation, use_cache=i.cache)
     return load_inputs(toy_seed=i.toy_seed, toy_name=i.toy or "default")
+
+
+def analysis_inputs(spec) -> Inputs:
+    """The inputs of a specification (:class:`diffuse_fit.io.analysis.AnalysisSpec`): its
+    sample's, or for several samples each sample's (``samples``) with their events joined
+    (:func:`diffuse_fit.binned.joint.join_tables`; the bins keep them apart)."""
+    if len(spec.samples) == 1:
+        return sample_inputs(spec.samples[0])
+    check_joint(spec)
+    names = [s.name for s in spec.samples]
+    parts = [sample_inputs(s) for s in spec.samples]
+    truths = [p.truth for p in parts]
+    truth = truths[0] if all(t == truths[0] for t in truths) else None
+    description = "; ".join(f"sample {n}: {p.description}" for n, p in zip(names, parts,
+                                                                           strict=True))  # fmt: skip
+    return Inputs(join_tables(names, [p.data for p in parts], "data"),
+                  join_tables(names, [p.simulation for p in parts], "simulation"), truth,
+                  description, {"samples": {n: p.spec for n, p in zip(names, parts, strict=True)}},
+                  tuple(zip(names, parts, strict=True)))  # fmt: skip
+
+
+def check_joint(spec) -> None:
+    """A joint fit's samples share their parameters by name: they must have the same
+    components, spectrum and likelihood (:class:`UsageError` naming the first that differs)."""
+    first = spec.samples[0]
+    for s in spec.samples[1:]:
+        for key in ("components", "astro_model", "likelihood"):
+            if getattr(s, key) != getattr(first, key):
+                raise UsageError(
+                    f"samples.{s.name}.{key} = {getattr(s, key)!r} differs from sample "
+                    f"{first.name}'s {getattr(first, key)!r}; a joint fit takes the same "
+                    f"{key} in every sample"
+                )
 
 
 def sample_binning(sample) -> Binning | None:

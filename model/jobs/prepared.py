@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from diffuse_fit.binned import reference_fit
-from diffuse_fit.binned.dataset import BinnedDataset, bin_dataset
+from diffuse_fit.binned.dataset import BinnedDataset, bin_dataset, bin_samples
 from diffuse_fit.errors import FitFailed, UsageError
 from diffuse_fit.fitting.map_core import X0, fit_map
 from diffuse_fit.fitting.profile import Fit, ProfileFitter
@@ -76,8 +76,18 @@ class PreparedFit:
         t0 = time.perf_counter()
         chosen = component_set(components, astro_model, likelihood)
         binning = sample_binning(analysis.samples[0]) if analysis is not None else None
-        binned = bin_dataset(inputs.data, inputs.simulation, components=chosen,
-                             binning=binning, variance=likelihood == "say")  # fmt: skip
+        if analysis is not None and len(analysis.samples) > 1:  # a joint fit
+            if len(inputs.samples) != len(analysis.samples):
+                raise UsageError("a joint analysis needs its samples' inputs "
+                                 "(diffuse_fit.jobs.inputs.analysis_inputs)")  # fmt: skip
+            binned = bin_samples(
+                [(s.name, i.data, i.simulation, sample_binning(s))
+                 for s, (_, i) in zip(analysis.samples, inputs.samples, strict=True)],
+                components=chosen, variance=likelihood == "say",
+            )  # fmt: skip
+        else:
+            binned = bin_dataset(inputs.data, inputs.simulation, components=chosen,
+                                 binning=binning, variance=likelihood == "say")  # fmt: skip
         priors = resolve_priors(prior_spec, parameter_supports(binned.components))
         model = None
         if build:  # PyMC is imported only for jobs that sample

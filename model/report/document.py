@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from diffuse_fit.binned.dataset import describe
+from diffuse_fit.binned.joint import sample_parts
 from diffuse_fit.io.run_folder import Stage
 from diffuse_fit.report import plots
 from diffuse_fit.report import predictive as pp
@@ -36,11 +37,15 @@ def build_figures(map_result, summary, idata, record: pp.FitRecord, seed: int = 
     }
     figures = {"corner": plots.corner_plot(idata.posterior, names, points)}
     bands = {}
-    for axis in ("energy", "zenith", "topology"):
-        bands[axis] = pp.predictive_bands(components, record.binning, axis)
-        figures[f"events_{axis}"] = plots.projection_plot(
-            record.counts, bands[axis], record.binning, axis
-        )
+    for name, part, where in sample_parts(record.binning):  # each sample on its own axes
+        mine = {k: v[:, where] for k, v in components.items()}
+        for axis in ("energy", "zenith", "topology"):
+            key = axis if name is None else f"{axis}_{name}"
+            bands[key] = pp.predictive_bands(mine, part, axis)
+            figure = plots.projection_plot(record.counts[where], bands[key], part, axis)
+            if name is not None:
+                figure.suptitle(f"sample {name}")
+            figures[events_figure(axis, name)] = figure
     figures["flux"] = _flux_figure(summary, idata, record)
     figures["trace"] = plots.trace_plot(idata, names)
     figures["rank"] = plots.rank_plot(idata, names)
@@ -50,6 +55,22 @@ def build_figures(map_result, summary, idata, record: pp.FitRecord, seed: int = 
     check = pp.deviance_check(record.counts, components, rng, s2=s2)
     figures["ppc_deviance"] = plots.deviance_plot(check)
     return {"figures": figures, "bands": bands, "ppc": check, "points": points}
+
+
+def events_figure(axis: str, sample: str | None = None) -> str:
+    """The name of the projection on ``axis`` (of ``sample``'s bins in a joint fit)."""
+    return f"events_{axis}" if sample is None else f"events_{axis}_{sample}"
+
+
+def _binning_line(binning, prov) -> str:
+    """The report's line on the binning (each sample's in a joint fit)."""
+    text = "; ".join(f"{'' if n is None else f'sample {n}: '}{p.shape[2]} energy x "
+                     f"{p.shape[1]} cos(zenith) x {p.shape[0]} topology bins"
+                     for n, p, _ in sample_parts(binning))  # fmt: skip
+    return (
+        f"- Binning: {text}; weight tables accurate to "
+        f"{prov['template_max_relative_error']:.1e} (relative)."
+    )
 
 
 def _flux_figure(summary, idata, record: pp.FitRecord):
@@ -104,9 +125,7 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
         "",
         f"- Inputs: {prov['inputs']}.",
         *[f"- {line}." for line in describe(prov, record.counts)],
-        f"- Binning: {record.binning.shape[2]} energy x {record.binning.shape[1]} cos(zenith) x "
-        f"{record.binning.shape[0]} topology bins; weight tables accurate to "
-        f"{prov['template_max_relative_error']:.1e} (relative).",
+        _binning_line(record.binning, prov),
         f"- Data sha256 `{prov['data']['sha256'][:16]}...`, simulation sha256 "
         f"`{prov['simulation']['sha256'][:16]}...`.",
         *(
@@ -179,12 +198,15 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
         "(dashed: posterior mean; bands: its 68% / 95% credible intervals; lines: component "
         "posterior means):",
         "",
-        "![energy](events_energy.png)",
-        "",
-        "![zenith](events_zenith.png)",
-        "",
-        "![topology](events_topology.png)",
-        "",
+        *[
+            line
+            for n, _, _ in sample_parts(record.binning)
+            for axis in ("energy", "zenith", "topology")
+            for line in (
+                f"![{axis}{'' if n is None else ' ' + n}]({events_figure(axis, n)}.png)",
+                "",
+            )
+        ],
         "Sampler diagnostics:",
         "",
         "![traces](trace.png)",

@@ -23,6 +23,7 @@ from scipy.stats import chi2
 
 from diffuse_fit.binned import nuisance_tables as nt
 from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.joint import JointBinning, sample_parts
 from diffuse_fit.binned.say import say_loglike
 from diffuse_fit.binned.spectral_tables import SpectralEventSum, SpectralTable
 from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates, read_log_table
@@ -165,9 +166,12 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
     """The record as variables ``name -> (dims, array)`` and attributes (JSON text); with
     ``likelihood="say"`` also the tables of squared weights (``templates.variance``)."""
     variables = {"counts": (("all_bin",), np.asarray(counts, dtype=np.float64))}
-    for f in fields(Binning):  # edges (and topology codes), whatever the Binning holds
-        variables[f"binning__{f.name}"] = ((f"{f.name}__index",),
-                                           np.asarray(getattr(templates.binning, f.name)))  # fmt: skip
+    parts = sample_parts(templates.binning)
+    for i, (_, part, _) in enumerate(parts):  # edges (and topology codes) of each sample
+        prefix = "binning__" if len(parts) == 1 and parts[0][0] is None else f"binning_{i}__"
+        for f in fields(Binning):
+            variables[f"{prefix}{f.name}"] = ((f"{prefix}{f.name}__index",),
+                                              np.asarray(getattr(part, f.name)))  # fmt: skip
     described = []
     for t in templates.tables:
         c = t.component
@@ -198,6 +202,8 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
             variables[f"{c.name}__log_coeffs"] = (dims, t.log_coeffs)
     attrs = {"diffuse_fit_record_version": RECORD_VERSION, "components": json.dumps(described),
              "likelihood": likelihood}  # fmt: skip
+    if isinstance(templates.binning, JointBinning):
+        attrs["samples"] = json.dumps(list(templates.binning.names))
     if likelihood == "say" and isinstance(templates.variance, nt.NuisanceVariance):
         n_bins = templates.binning.n_bins
         arrays, products = nt.products_to_record("s2_", templates.variance.products, n_bins)
@@ -262,6 +268,17 @@ def _spectral_from_variables(arrays, kind, c, n_bins, error, reason):
     return SpectralEventSum(c, n_bins, active, event_bin, weight, log_energy, str(reason))
 
 
+def _binning_from_variables(arrays: dict, attrs: dict):
+    """The :class:`Binning` of a record, or the :class:`JointBinning` of its samples."""
+    if "samples" not in attrs:
+        return Binning(**{f.name: np.asarray(arrays[f"binning__{f.name}"])
+                          for f in fields(Binning)})  # fmt: skip
+    names = json.loads(attrs["samples"])
+    parts = [Binning(**{f.name: np.asarray(arrays[f"binning_{i}__{f.name}"])
+                        for f in fields(Binning)}) for i in range(len(names))]  # fmt: skip
+    return JointBinning(tuple(names), tuple(parts))
+
+
 def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
     """Inverse of :func:`record_variables` (``arrays``: name -> ndarray), checked: a
     :class:`DataFormatError` naming ``source`` if anything is missing or inconsistent."""
@@ -269,8 +286,7 @@ def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
         raise DataFormatError(source, "holds no fit record this version can read (made by an "
                               "older diffuse-fit? run 'diffuse-fit sample' again)")  # fmt: skip
     try:
-        binning = Binning(**{f.name: np.asarray(arrays[f"binning__{f.name}"])
-                             for f in fields(Binning)})  # fmt: skip
+        binning = _binning_from_variables(arrays, attrs)
         counts = np.asarray(arrays["counts"], dtype=np.float64)
         components, tables = [], []
         for d in json.loads(attrs["components"]):
