@@ -140,8 +140,12 @@ def test_use_time_refusals(tmp_path, capsys):
            "samples": [{"name": "cascades"}, {"name": "tracks"}]}  # fmt: skip
     path = tmp_path / "two.json"
     path.write_text(json.dumps(two))
-    assert main(["map", "--analysis", str(path), "--out", str(tmp_path / "o")]) == 2
-    assert "joint fits of several samples are not implemented" in capsys.readouterr().err
+    mixed = tmp_path / "mixed.json"
+    mixed.write_text(json.dumps({**two, "samples": [{"name": "cascades"},
+                                                     {"name": "tracks", "likelihood": "say"}]}))  # fmt: skip
+    assert main(["map", "--analysis", str(mixed), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "samples.tracks.likelihood = 'say' differs" in err and len(err.splitlines()) == 1
     unknown = tmp_path / "spectrum.json"
     unknown.write_text(json.dumps({**two, "samples": [{"astro_model": "plaw"}]}))
     assert main(["map", "--analysis", str(unknown), "--out", str(tmp_path / "o")]) == 2
