@@ -80,8 +80,10 @@ def load_inputs(
         if toy_name == "default":  # the spec of runs made before there was a second toy
             return Inputs(ds.data, ds.simulation, ds.truth,
                           f"embedded toy dataset (seed {toy_seed})", {"toy_seed": toy_seed})  # fmt: skip
-        description = (f"embedded toy dataset '{toy_name}' ({toy.TOY_DATASETS[toy_name][0]} "
-                       f"spectrum, seed {toy_seed})")
+        description = (
+            f"embedded toy dataset '{toy_name}' ({toy.TOY_DATASETS[toy_name][0]} "
+            f"spectrum, seed {toy_seed})"
+        )
         return Inputs(ds.data, ds.simulation, ds.truth, description,
                       {"toy_seed": toy_seed, "toy": toy_name})  # fmt: skip
     if data_path is None or sim_path is None:
