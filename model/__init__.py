@@ -27,6 +27,7 @@ _API = (
     "run_compare",
     "write_report",
     "write_spec",
+    "register_spectrum",
 )
 
 __all__ = ["__version__", *_API]

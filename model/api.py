@@ -25,6 +25,7 @@ from diffuse_fit import _API
 from diffuse_fit.binned.dataset import BinnedDataset, bin_dataset
 from diffuse_fit.inference.settings import SamplerSettings
 from diffuse_fit.jobs.inputs import Inputs, component_set, load_inputs  # noqa: F401 (re-exported)
+from diffuse_fit.physics.spectra import register_spectrum  # noqa: F401 (re-exported)
 
 __all__ = list(_API)  # the names ``model`` exposes (one list, in model/__init__.py)
 

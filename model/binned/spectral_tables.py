@@ -92,7 +92,7 @@ def exact_log_sums_grid(component, events: _SortedEvents, axes) -> np.ndarray:
     (:meth:`SpectralComponent.log_tilt_factor`), take one matrix product per bin; with
     each factor's per-bin maximum taken out, the sums cannot underflow to 0.  Otherwise
     :func:`exact_log_sums` point by point."""
-    if len(axes) != 2 or not hasattr(component, "log_tilt_factor"):
+    if len(axes) != 2 or not component.separable:
         flat = exact_log_sums(component, events, _grid(axes))
         return flat.T.reshape(events.bins.size, *(len(v) for v in axes))
     rows = _event_rows(events)

@@ -46,7 +46,7 @@ from diffuse_fit.jobs.interrupt import interrupted_message, interruptible
 from diffuse_fit.jobs.many import Prepared
 from diffuse_fit.jobs.runs import Job, sample
 from diffuse_fit.jobs.tasks import alternative_fit, likelihood_ratio, lrt_toy, task_seed
-from diffuse_fit.physics.spectra import ASTRO_MODELS, NESTS_SPL
+from diffuse_fit.physics.spectra import NESTS_SPL, astro_models
 
 
 @dataclass
@@ -75,10 +75,10 @@ def parse_models(text: str | list) -> list[str]:
     """``spl,logparabola`` -> the list; each a known model, once, at least two."""
     names = [m.strip() for m in text.split(",")] if isinstance(text, str) else list(text)
     names = [m for m in names if m]
-    unknown = [m for m in names if m not in ASTRO_MODELS]
+    unknown = [m for m in names if m not in astro_models()]
     if unknown:
         raise UsageError(
-            f"--models: unknown model {unknown[0]!r} (known: {', '.join(ASTRO_MODELS)})"
+            f"--models: unknown model {unknown[0]!r} (known: {', '.join(astro_models())})"
         )
     if len(set(names)) != len(names) or len(names) < 2:
         raise UsageError(f"--models: give at least two different models, not {','.join(names)!r}")

@@ -16,7 +16,7 @@ from diffuse_fit.physics import hese_weights as hw
 from diffuse_fit.physics import toy
 from diffuse_fit.physics.components import WORKSHOP_COMPONENTS
 from diffuse_fit.physics.hese_weights import HESE_COMPONENTS_NUISANCE, HESE_COMPONENTS_SPLIT
-from diffuse_fit.physics.spectra import ASTRO_MODELS, with_astro_model
+from diffuse_fit.physics.spectra import astro_models, with_astro_model
 
 COMPONENT_SETS = {
     "workshop": WORKSHOP_COMPONENTS,
@@ -33,8 +33,11 @@ def component_set(components: str = "workshop", astro_model: str = "spl",
     the single power law)."""
     if components not in COMPONENT_SETS:
         raise UsageError(f"components must be one of {sorted(COMPONENT_SETS)}, not {components!r}")
-    if astro_model not in ASTRO_MODELS:
-        raise UsageError(f"astro model must be one of {list(ASTRO_MODELS)}, not {astro_model!r}")
+    if astro_model not in astro_models():
+        raise UsageError(
+            f"astro model must be one of {list(astro_models())}, not {astro_model!r}"
+            " (others: diffuse_fit.register_spectrum)"
+        )
     if likelihood == "say" and astro_model != "spl":
         raise UsageError(f"--likelihood say supports only --astro-model spl, not {astro_model!r}")
     return with_astro_model(COMPONENT_SETS[components], astro_model)
