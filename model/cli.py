@@ -85,6 +85,10 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
                    help="'flat' (MAP = maximum likelihood), 'default' (documented weakly "
                         "informative priors), 'hese' (the HESE release's priors), or a JSON file of per-parameter priors "
                         f"(default '{prior_default}')")  # fmt: skip
+    p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
+                   help="hold a parameter fixed at a value (repeat, or NAME=VALUE,NAME=VALUE): it "
+                        "is neither fitted nor sampled and has no prior; recorded in the run's "
+                        "specification (its 'fix' table)")  # fmt: skip
     p.add_argument("--components", choices=["workshop", "split", "hese"], default="workshop",
                    help="workshop: atmospheric + astrophysical (3 parameters); split: "
                         "conventional, prompt and muon normalizations apart (needs the "
@@ -261,9 +265,41 @@ def _read_analysis(args):
     return spec
 
 
+# options that become part of the analysis specification the job receives (``fix``)
+SPEC_ONLY_OPTIONS = ("fix",)
+
+
 def api_options(args) -> dict:
     """The options of ``args`` that its command's function in :mod:`diffuse_fit.api` takes."""
-    return {k: v for k, v in vars(args).items() if k not in (*INPUT_OPTIONS, "command", "quiet")}
+    skip = (*INPUT_OPTIONS, *SPEC_ONLY_OPTIONS, "command", "quiet")
+    return {k: v for k, v in vars(args).items() if k not in skip}
+
+
+def _fixed(args, components) -> dict:
+    """``--fix`` as parameter -> value, checked against the model's parameters and ranges."""
+    from diffuse_fit.jobs.inputs import fixed_parameters
+    from diffuse_fit.jobs.many import parse_assignments
+    from diffuse_fit.physics.components import parameter_names
+
+    names = list(parameter_names(components))
+    fix = {}
+    for text in getattr(args, "fix", []) or []:
+        fix |= parse_assignments(text, names, "--fix")
+    return fixed_parameters(components, fix)
+
+
+def _with_fixed(spec, args, inputs, fix: dict):
+    """The specification the job runs: ``spec`` (or today's options as one) with ``fix``
+    added to its fixed parameters (the command line's value wins)."""
+    if not fix:
+        return spec
+    if spec is None:
+        from diffuse_fit.io.analysis import from_options
+
+        spec = from_options(priors=args.priors, components=args.components,
+                            astro_model=args.astro_model, likelihood=args.likelihood,
+                            inputs=inputs.spec)  # fmt: skip
+    return spec.model_copy(update={"fix": {**spec.fix, **fix}})
 
 
 def _check_parameter_names(args, components) -> None:
@@ -314,6 +350,7 @@ def _run(args, say) -> None:
 
     # refuse bad pairs and unknown parameter names before any input is read
     _check_parameter_names(args, component_set(*model))
+    fix = _fixed(args, component_set(*model))
     if "seed" in vars(args):  # every seeded command: the seed it uses, default or given
         say(f"seed: {args.seed}")
     if spec is not None:
@@ -325,6 +362,9 @@ def _run(args, say) -> None:
             use_cache=not args.no_cache, toy_name=args.toy,
         )  # fmt: skip
     say(f"inputs: {inputs.description}")
+    spec = _with_fixed(spec, args, inputs, fix)
+    if fix:
+        say("fixed: " + ", ".join(f"{k}={v:g}" for k, v in spec.fix.items()))
     function = getattr(api, f"run_{args.command}")
     options = {**api_options(args), "analysis": spec}
     function(inputs, **options, progressbar=not args.quiet, say=say)

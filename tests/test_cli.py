@@ -105,19 +105,20 @@ def test_entry_point_is_the_fast_exit():
 
 def test_every_command_option_is_a_keyword_of_its_api_function():
     """The command line calls :mod:`diffuse_fit.api`; the two cannot drift apart: every option of a
-    command (but the inputs' and --quiet) is a keyword of its API function, and every
+    command (but the inputs', --fix (it goes into the specification) and --quiet) is a keyword of its API function, and every
     keyword of that function (but the inputs, progress and message channels) is an option."""
     import argparse
     import inspect
 
     from diffuse_fit import api
-    from diffuse_fit.cli import INPUT_OPTIONS, build_parser
+    from diffuse_fit.cli import INPUT_OPTIONS, SPEC_ONLY_OPTIONS, build_parser
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     functions = {"report": api.write_report, "spec": api.write_spec}
     for name, sub in commands.choices.items():
-        options = {a.dest for a in sub._actions if a.dest != "help"} - {"quiet", *INPUT_OPTIONS}
+        options = {a.dest for a in sub._actions if a.dest != "help"} - {
+            "quiet", *INPUT_OPTIONS, *SPEC_ONLY_OPTIONS}  # fmt: skip
         function = functions.get(name) or getattr(api, f"run_{name}")
         keywords = set(inspect.signature(function).parameters) - {"inputs", "say", "progressbar",
                                                                     "model"}  # fmt: skip

@@ -21,7 +21,7 @@ from the events; the PyMC model evaluates the same tables as pytensor expression
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -242,12 +242,25 @@ class Templates:
     components: tuple
     tables: tuple  # one FlatTemplate / PowerLawTemplate / SpectralTable / SpectralEventSum each
     variance: object = None  # VarianceTables | None
+    fixed: dict = field(default_factory=dict)  # parameter -> value held fixed (--fix)
+
+    def with_fixed(self, params: dict) -> dict:
+        """``params`` with the fixed parameters' values added (a value given in ``params``
+        for a fixed parameter is replaced by the fixed one)."""
+        return {**params, **self.fixed} if self.fixed else params
 
     def component_counts(self, params: dict) -> dict[str, np.ndarray]:
-        """Expected events per bin of each component at ``params`` (name -> (n_bins,))."""
+        """Expected events per bin of each component at ``params`` (name -> (n_bins,));
+        fixed parameters (:attr:`fixed`) need not be given."""
+        params = self.with_fixed(params)
         return {
             t.component.name: params[t.component.norm] * t.unit_counts(params) for t in self.tables
         }
+
+    def sum_of_squares(self, params: dict) -> np.ndarray:
+        """The SAY likelihood's per-bin sums of squared weights at ``params`` (needs
+        :attr:`variance`); fixed parameters need not be given."""
+        return self.variance.sum_of_squares(self.with_fixed(params))
 
     def covered(self) -> np.ndarray:
         """Bins (bool mask) where some component has positive expectation for some parameters."""

@@ -139,8 +139,10 @@ class ProfileFitter:
         self.likelihood = likelihood
         self._loglike = LIKELIHOODS[likelihood]
         self.templates = templates
-        self.priors = dict(priors)
+        self.fixed = dict(templates.fixed)  # held fixed (--fix): no prior, not fitted
+        self.priors = {n: p for n, p in priors.items() if n not in self.fixed}
         self.names = list(self.priors)
+        self._all = self.names + [n for n in self.fixed if n not in self.priors]
         self.bins = np.flatnonzero(templates.covered()) if bins is None else np.asarray(bins)
         self.transforms = {n: _Transform(*p.support()) for n, p in self.priors.items()}
 
@@ -152,8 +154,12 @@ class ProfileFitter:
         (fitter order); ``counts`` per bin of the whole binning; ``curvature=False``: the
         Hessian may skip costly entries (the broken power law's in E_break), for
         gradient-only searches."""
-        loglike, grad, hess = self._loglike(self.templates, counts, values, self.names, self.bins,
+        values = {**values, **self.fixed}
+        loglike, grad, hess = self._loglike(self.templates, counts, values, self._all, self.bins,
                                             curvature=curvature)  # fmt: skip
+        if self.fixed:  # the derivatives in the fitted parameters only
+            n = len(self.names)
+            grad, hess = grad[:n], hess[:n, :n]
         logp = loglike
         for i, name in enumerate(self.names):
             prior, x = self.priors[name], values[name]

@@ -219,7 +219,9 @@ def build_model(binned: BinnedDataset, priors: dict, likelihood: str = "poisson"
     names = [t.component.name for t in templates.tables]
     with pm.Model(coords={"bin": model_bins, "component": names}) as model:
         counts = pm.Data("counts", binned.counts[model_bins], dims="bin")
-        params = {name: priors[name].build(name) for name in parameter_names(templates.components)}
+        params = {name: pt.constant(np.float64(templates.fixed[name]), name=name)
+                  if name in templates.fixed else priors[name].build(name)
+                  for name in parameter_names(templates.components)}  # fmt: skip
         per_component = expected_counts_pt(templates, params, model_bins)
         pm.Deterministic(
             "n_expected", pt.stack([lam.sum() for lam in per_component.values()]), dims="component"
@@ -372,7 +374,10 @@ class NumpyTwin:
         names = [rv.name for rv in model.free_RVs]
         counts = self.full_counts(model)
         derivatives = LIKELIHOODS[self.likelihood]
-        loglike, _, hessian = derivatives(self.templates, counts, values, names, self.bins)
+        fixed = list(self.templates.fixed)
+        loglike, _, hessian = derivatives(self.templates, counts, self.templates.with_fixed(values),
+                                          names + fixed, self.bins)  # fmt: skip
+        hessian = hessian[: len(names), : len(names)]
         for i, name in enumerate(names):
             hessian[i, i] += self.priors[name].log_density_curvature(values[name])
         return loglike, hessian

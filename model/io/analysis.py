@@ -11,6 +11,7 @@ A file::
     format = "diffuse-fit-analysis"
     format_version = 1
     priors = "default"                 # flat | default | hese | a prior file
+    fix = {astro_gamma = 2.5}          # parameters held fixed (optional; --fix NAME=VALUE)
 
     [[samples]]
     name = "main"
@@ -161,13 +162,22 @@ class SampleSpec(_Section):
 
 
 class AnalysisSpec(_Section):
-    """A whole analysis: its samples (one today; several samples sharing parameters are the
-    next step) and the priors of its parameters."""
+    """A whole analysis: its samples (several samples are fitted jointly, sharing their
+    parameters by name), the priors of its parameters and those held fixed."""
 
     format: Literal["diffuse-fit-analysis"] = FORMAT
     format_version: Literal[1] = FORMAT_VERSION
     priors: str | dict = "default"
+    fix: dict[str, float] = {}
     samples: Annotated[list[SampleSpec], Field(min_length=1)] = [SampleSpec()]
+
+    @field_validator("fix")
+    @classmethod
+    def _finite_fixed(cls, v):
+        bad = {k: x for k, x in v.items() if not math.isfinite(x)}
+        if bad:
+            raise ValueError(f"fixed values must be finite numbers, not {bad}")
+        return v
 
     @field_validator("samples")
     @classmethod

@@ -386,12 +386,14 @@ def format_table(table: dict) -> str:
 
 def _spectra(results) -> tuple[dict, dict]:
     from diffuse_fit.physics.flux import astrophysical_component
+    from diffuse_fit.report.predictive import parameter_draws
     from diffuse_fit.report.spectrum import ENERGIES_GEV, flux_band
 
     bands, ranges = {}, {}
     for r in results:
         component = astrophysical_component(r.job.binned.components)
-        draws = {n: r.idata.posterior[n].values for n in component.parameters}
+        draws = parameter_draws(r.idata.posterior, component.parameters,
+                                r.job.binned.templates.fixed)  # fmt: skip
         bands[r.name] = flux_band(component, draws, ENERGIES_GEV)
         ranges[r.name] = r.job.sensitive_range(r.map_result)
     return bands, ranges

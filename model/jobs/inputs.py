@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 from diffuse_fit.binned import hese_selection as hs
@@ -14,7 +15,7 @@ from diffuse_fit.io.events import EventTable
 from diffuse_fit.io.workshop_format import default_cache_dir, read_data, read_simulation
 from diffuse_fit.physics import hese_weights as hw
 from diffuse_fit.physics import toy
-from diffuse_fit.physics.components import WORKSHOP_COMPONENTS
+from diffuse_fit.physics.components import WORKSHOP_COMPONENTS, parameter_supports
 from diffuse_fit.physics.hese_weights import HESE_COMPONENTS_NUISANCE, HESE_COMPONENTS_SPLIT
 from diffuse_fit.physics.spectra import astro_models, with_astro_model
 
@@ -41,6 +42,27 @@ def component_set(components: str = "workshop", astro_model: str = "spl",
     if likelihood == "say" and astro_model != "spl":
         raise UsageError(f"--likelihood say supports only --astro-model spl, not {astro_model!r}")
     return with_astro_model(COMPONENT_SETS[components], astro_model)
+
+
+def fixed_parameters(components, fix: dict) -> dict[str, float]:
+    """``fix`` (parameter -> value, ``--fix NAME=VALUE``) checked against ``components``'
+    parameters and their allowed ranges: :class:`UsageError` in one line naming the
+    parameter and value otherwise."""
+    supports = parameter_supports(components)
+    out = {}
+    for name, value in (fix or {}).items():
+        if name not in supports:
+            raise UsageError(f"--fix {name}={value}: unknown parameter {name!r} "
+                             f"(known: {', '.join(supports)})")  # fmt: skip
+        low, high = supports[name]
+        value = float(value)
+        if not (math.isfinite(value) and low <= value <= high):
+            raise UsageError(f"--fix {name}={value:g}: outside the allowed range [{low:g}, "
+                             f"{high:g}] of {name}")  # fmt: skip
+        out[name] = value
+    if out and len(out) == len(supports):
+        raise UsageError("--fix: every parameter is fixed; nothing is left to fit")
+    return out
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -19,10 +19,16 @@ from diffuse_fit.fitting.map_core import X0, fit_map
 from diffuse_fit.fitting.profile import Fit, ProfileFitter
 from diffuse_fit.inference.priors import resolve_priors
 from diffuse_fit.io.journal import config_digest
-from diffuse_fit.jobs.inputs import Inputs, analysis_record, component_set, sample_binning
+from diffuse_fit.jobs.inputs import (
+    Inputs,
+    analysis_record,
+    component_set,
+    fixed_parameters,
+    sample_binning,
+)
 from diffuse_fit.jobs.provenance import record
 from diffuse_fit.jobs.tasks import FitContext
-from diffuse_fit.physics.components import parameter_names, parameter_supports
+from diffuse_fit.physics.components import parameter_supports
 
 
 @dataclass
@@ -88,7 +94,12 @@ class PreparedFit:
         else:
             binned = bin_dataset(inputs.data, inputs.simulation, components=chosen,
                                  binning=binning, variance=likelihood == "say")  # fmt: skip
-        priors = resolve_priors(prior_spec, parameter_supports(binned.components))
+        fixed = fixed_parameters(binned.components, analysis.fix if analysis is not None else {})
+        if fixed:
+            binned = replace(binned, templates=replace(binned.templates, fixed=fixed))
+        supports = {n: s for n, s in parameter_supports(binned.components).items()
+                    if n not in fixed}  # fmt: skip
+        priors = resolve_priors(prior_spec, supports)
         model = None
         if build:  # PyMC is imported only for jobs that sample
             from diffuse_fit.inference.pymc_model import build_model
@@ -166,7 +177,7 @@ class PreparedFit:
         if vectors:
             raise UsageError(f"run_sample reports scalar parameters; {', '.join(vectors)} "
                              "are vectors (sample the model with model.sample instead)")  # fmt: skip
-        missing = set(parameter_names(self.binned.components)) - {rv.name for rv in model.free_RVs}
+        missing = set(self.names) - {rv.name for rv in model.free_RVs}
         if missing:
             raise UsageError(f"the model lacks the parameters {', '.join(sorted(missing))} "
                              "that the report's expectations need")  # fmt: skip
@@ -180,14 +191,14 @@ class PreparedFit:
 
         b = self.binned
         component = astrophysical_component(b.components)
-        best = {n: map_result[n] for n in map_result["parameter_order"]}
+        best = b.templates.with_fixed({n: map_result[n] for n in map_result["parameter_order"]})
         weights = component.event_weights(b.simulation, best)
         energy = b.simulation[component.energy_field]
         return tuple(map(float, sensitive_energy_range(weights, energy, b.sim_bin_index >= 0)))
 
     @property
     def parameters(self) -> list[str]:
-        names = list(parameter_names(self.binned.components))
+        names = list(self.names)  # the fitted ones (not those held fixed)
         if self.extension:  # the user's added variables too
             names += [rv.name for rv in self.model.free_RVs if rv.name not in names]
         return names
@@ -205,6 +216,7 @@ class PreparedFit:
             astro_model=self.astro_model,
             component_definitions=[asdict(c) for c in self.binned.components],
             parameters=self.parameters,
+            fixed=dict(self.binned.templates.fixed) or None,
             likelihood=self.likelihood,
             model_extension=self.extension or None,
             analysis=self.analysis,
@@ -241,6 +253,7 @@ class PreparedFit:
             and self.likelihood == "poisson"
             and (self.astro_model == "spl")
             and not self.extension  # the workshop's is the unextended model
+            and not self.binned.templates.fixed  # and fits all three parameters
         ):
             fit = reference_fit.fit(b.counts, b.simulation, b.sim_bin_index, b.binning.n_bins)
             ref = {**fit.as_dict(), "neg_log_likelihood": fit.neg_log_likelihood,
@@ -264,6 +277,7 @@ class PreparedFit:
             "parameter_order": names,
             "likelihood": self.likelihood,
             "map_path": result.path,
+            "fixed": dict(self.binned.templates.fixed),
         }
         self.say(format_map(out))
         for problem in result.problems:  # loud even with --quiet
@@ -288,6 +302,8 @@ def format_map(m: dict) -> str:
     lines = ["MAP (errors: sqrt of the inverse-Hessian diagonal):"]
     for name in m["parameter_order"]:
         lines.append(f"  {name:12s} = {m[name]:10.4f} {error(name)}{workshop(name)}")
+    for name, value in (m.get("fixed") or {}).items():
+        lines.append(f"  {name:12s} = {value:10.4f} (fixed)")
     which = {"say": " (SAY)"}.get(m.get("likelihood"), "")
     lines.append(f"  -LLH{which} = {m['neg_log_likelihood']:.6f}{workshop('neg_log_likelihood')}")
     return "\n".join(lines)

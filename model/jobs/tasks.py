@@ -203,6 +203,7 @@ def resampled_fitter(context: FitContext, size: int, rng) -> ProfileFitter:
     sub = EventTable(columns, f"{sim.source} (resampled: {size} events)")
     index = context.sim_bin_index[pick]
     tables = build_templates(sub, templates.binning, templates.components, bin_index=index)
+    tables = dataclasses.replace(tables, fixed=templates.fixed)
     if context.likelihood == "say":
         variance = build_variance_tables(sub, index, templates.binning.n_bins, templates.components)
         tables = dataclasses.replace(tables, variance=variance)

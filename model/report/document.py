@@ -81,7 +81,7 @@ def _flux_figure(summary, idata, record: pp.FitRecord):
 
     model = summary["provenance"].get("astro_model", "spl")
     component = astrophysical_component(record.templates.components)
-    draws = {n: np.asarray(idata.posterior[n].values) for n in component.parameters}
+    draws = pp.parameter_draws(idata.posterior, component.parameters, record.templates.fixed)
     band = flux_band(component, draws, ENERGIES_GEV)
     limits = summary.get("sensitive_energy_range_GeV")
     return spectrum_figure({model: band}, {model: tuple(limits)} if limits else {})
@@ -112,6 +112,7 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
                   ("mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "r_hat"))) for n in names]  # fmt: skip
     priors = [(n, f"{p['dist']}(" + ", ".join(f"{k}={v:g}" for k, v in p.items() if k != "dist")
                + ")") for n, p in prov["priors"].items()]  # fmt: skip
+    priors += [(n, f"fixed at {v:g} (--fix)") for n, v in (prov.get("fixed") or {}).items()]
     sampler = prov["sampler"]
     statistic = {"say": "SAY discrepancy"}.get(prov.get("likelihood"), "Poisson deviance")
     truth = prov.get("truth")

@@ -43,6 +43,14 @@ def posterior_draws(posterior, names, n_draws: int, rng: np.random.Generator) ->
     return {n: v[pick] for n, v in flat.items()}
 
 
+def parameter_draws(posterior, names, fixed: dict) -> dict[str, np.ndarray]:
+    """Draws (chain, draw) of each parameter in ``names`` from ``posterior``; a parameter
+    held fixed (``fixed``: name -> value, ``--fix``) is its value at every draw."""
+    shape = (posterior["chain"].size, posterior["draw"].size)
+    return {n: np.full(shape, float(fixed[n])) if n in fixed
+            else np.asarray(posterior[n].values, dtype=np.float64) for n in names}  # fmt: skip
+
+
 def component_expectations(templates: Templates, draws: dict) -> dict[str, np.ndarray]:
     """Expected events per bin of each component for each draw: name -> (n_draws, n_bins)."""
     n = len(next(iter(draws.values())))
@@ -118,7 +126,7 @@ def say_deviance(k, mu, s2) -> np.ndarray:
 def sum_of_squares(templates: Templates, draws: dict) -> np.ndarray:
     """Per-bin sum of squared weights ``s2_b`` for each draw: (n_draws, n_bins)."""
     n = len(next(iter(draws.values())))
-    return np.stack([templates.variance.sum_of_squares({k: float(v[s]) for k, v in draws.items()})
+    return np.stack([templates.sum_of_squares({k: float(v[s]) for k, v in draws.items()})
                      for s in range(n)])  # fmt: skip
 
 
@@ -204,6 +212,8 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
              "likelihood": likelihood}  # fmt: skip
     if isinstance(templates.binning, JointBinning):
         attrs["samples"] = json.dumps(list(templates.binning.names))
+    if templates.fixed:
+        attrs["fixed"] = json.dumps(templates.fixed)
     if likelihood == "say" and isinstance(templates.variance, nt.NuisanceVariance):
         n_bins = templates.binning.n_bins
         arrays, products = nt.products_to_record("s2_", templates.variance.products, n_bins)
@@ -329,5 +339,9 @@ def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataFormatError(source, f"has a damaged fit record ({exc})") from None
-    templates = Templates(binning, tuple(components), tuple(tables), variance)
+    try:
+        fixed = {str(k): float(v) for k, v in json.loads(attrs.get("fixed", "{}")).items()}
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise DataFormatError(source, f"has a damaged fit record (fixed: {exc})") from None
+    templates = Templates(binning, tuple(components), tuple(tables), variance, fixed)
     return FitRecord(counts, templates, likelihood)
