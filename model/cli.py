@@ -85,6 +85,11 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
                    help="'flat' (MAP = maximum likelihood), 'default' (documented weakly "
                         "informative priors), 'hese' (the HESE release's priors), or a JSON file of per-parameter priors "
                         f"(default '{prior_default}')")  # fmt: skip
+    p.add_argument("--binning", choices=["auto", "workshop", "hese-release"], default="auto",
+                   help="the bins: workshop (20 energy x 10 cos(zenith) x cascade/track), "
+                        "hese-release (the release's own 840 bins, double cascades in energy x "
+                        "length) or auto (default: hese-release for --hese-release, else "
+                        "workshop); a specification's [samples.binning] preset")  # fmt: skip
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                    help="hold a parameter fixed at a value (repeat, or NAME=VALUE,NAME=VALUE): it "
                         "is neither fitted nor sampled and has no prior; recorded in the run's "
@@ -266,7 +271,7 @@ def _read_analysis(args):
 
 
 # options that become part of the analysis specification the job receives (``fix``)
-SPEC_ONLY_OPTIONS = ("fix",)
+SPEC_ONLY_OPTIONS = ("fix", "binning")
 
 
 def api_options(args) -> dict:
@@ -288,10 +293,12 @@ def _fixed(args, components) -> dict:
     return fixed_parameters(components, fix)
 
 
-def _with_fixed(spec, args, inputs, fix: dict):
+def _with_cli_spec(spec, args, inputs, fix: dict):
     """The specification the job runs: ``spec`` (or today's options as one) with ``fix``
-    added to its fixed parameters (the command line's value wins)."""
-    if not fix:
+    added to its fixed parameters and ``--binning``'s preset in its samples (the command
+    line's values win)."""
+    preset = getattr(args, "binning", "auto")
+    if not fix and preset == "auto":
         return spec
     if spec is None:
         from diffuse_fit.io.analysis import from_options
@@ -299,6 +306,13 @@ def _with_fixed(spec, args, inputs, fix: dict):
         spec = from_options(priors=args.priors, components=args.components,
                             astro_model=args.astro_model, likelihood=args.likelihood,
                             inputs=inputs.spec)  # fmt: skip
+    if preset != "auto":
+        samples = [s.model_copy(update={"binning": s.binning.model_copy(update={"preset": preset})})
+                   for s in spec.samples]  # fmt: skip
+        from diffuse_fit.io.analysis import from_dict
+
+        spec = from_dict({**spec.to_dict(), "samples": [s.model_dump(mode="json") for s in samples]},
+                         "--binning")  # validated again: a preset with edges is refused  # fmt: skip
     return spec.model_copy(update={"fix": {**spec.fix, **fix}})
 
 
@@ -362,7 +376,7 @@ def _run(args, say) -> None:
             use_cache=not args.no_cache, toy_name=args.toy,
         )  # fmt: skip
     say(f"inputs: {inputs.description}")
-    spec = _with_fixed(spec, args, inputs, fix)
+    spec = _with_cli_spec(spec, args, inputs, fix)
     if fix:
         say("fixed: " + ", ".join(f"{k}={v:g}" for k, v in spec.fix.items()))
     function = getattr(api, f"run_{args.command}")

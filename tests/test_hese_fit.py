@@ -29,9 +29,10 @@ def release_folder(tmp_path_factory):
 
 
 def test_cli_map_on_release_folder_equals_reference(release_folder, tmp_path, capsys):
+    """--binning workshop: the workshop's bins on the release (double cascades dropped)."""
     out = tmp_path / "fit"
     assert main(["map", "--hese-release", str(release_folder), "--prior", "flat",
-                 "--out", str(out)]) == 0  # fmt: skip
+                 "--binning", "workshop", "--out", str(out)]) == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "double cascades 'drop'" in printed and "'cascade' would keep" in printed
     result = json.loads((out / "map.json").read_text())
@@ -70,7 +71,8 @@ def test_split_components_fit_separate_normalizations(release_folder, tmp_path):
             value, rel=1e-3 if name == "prompt_norm" else 1e-4
         )
     assert main(["map", "--hese-release", str(release_folder), "--components", "split",
-                 "--prior", "default", "--out", str(tmp_path), "--quiet"]) == 0  # fmt: skip
+                 "--prior", "default", "--binning", "workshop", "--out", str(tmp_path),
+                 "--quiet"]) == 0  # fmt: skip
     written = json.loads((tmp_path / "map.json").read_text())
     assert written["reference_fit"] is None and "muon_norm" in written
 

@@ -49,6 +49,22 @@ WORKSHOP_TOPOLOGY_CODES = (0, 1)
 """Topology codes binned by the workshop: 0 cascade, 1 track (2, double cascade, is left out)."""
 
 
+SECOND_AXES = {"zenith": "rad", "length": "m"}
+"""The observables of a binning's second axis and their units."""
+EDGE_CONVENTIONS = {
+    "histogram": "numpy.histogram: [e_i, e_i+1), last bin closed",
+    "digitize": "numpy.digitize: [e_i, e_i+1), last edge open",
+}
+
+
+def _digitize_bins(x, edges: np.ndarray) -> np.ndarray:
+    """Bin of each ``x`` by :func:`numpy.digitize`'s rule (``edges[i] <= x < edges[i+1]``,
+    the last edge itself outside), -1 outside or NaN."""
+    x = np.asarray(x, dtype=np.float64)
+    i = np.searchsorted(edges, x, side="right") - 1
+    return np.where((i >= 0) & (i < edges.size - 1) & ~np.isnan(x), i, OUTSIDE)
+
+
 def _histogram_bins(x, edges: np.ndarray) -> np.ndarray:
     """Bin of each ``x`` by :func:`numpy.histogram`'s rule (last bin closed), -1 outside or NaN."""
     x = np.asarray(x, dtype=np.float64)
@@ -75,8 +91,19 @@ class Binning:
     energy_edges: np.ndarray = field(default_factory=workshop_energy_edges)
     zenith_edges: np.ndarray = field(default_factory=workshop_zenith_edges)
     topology_codes: np.ndarray = field(default_factory=lambda: np.array(WORKSHOP_TOPOLOGY_CODES))
+    second: str = "zenith"  # the second axis: "zenith" (rad) or "length" (reconstructed, m)
+    rule: str = "histogram"  # edge convention: "histogram" (last bin closed) or "digitize"
+    cuts: tuple = ()  # ((field, low, high), ...): events kept only with low <= field <= high
 
     def __post_init__(self):
+        if self.second not in SECOND_AXES:
+            raise ValueError(
+                f"Binning.second must be one of {list(SECOND_AXES)}, not {self.second!r}"
+            )
+        if self.rule not in ("histogram", "digitize"):
+            raise ValueError(f"Binning.rule must be 'histogram' or 'digitize', not {self.rule!r}")
+        object.__setattr__(self, "cuts", tuple((str(f), float(lo), float(hi))
+                                               for f, lo, hi in self.cuts))  # fmt: skip
         for name in ("energy_edges", "zenith_edges"):
             edges = np.asarray(getattr(self, name), dtype=np.float64)
             if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
@@ -119,7 +146,7 @@ class Binning:
         Parameters
         ----------
         energy : array_like, GeV
-        zenith : array_like, radians
+        zenith : array_like, radians (the second axis's observable: metres for ``length``)
         topology : array_like, topology codes
         """
         _, n_z, n_e = self.shape
@@ -127,10 +154,23 @@ class Binning:
         t = np.full(topology.shape, OUTSIDE, dtype=np.int64)
         for i, code in enumerate(self.topology_codes):
             t[topology == code] = i
-        z = _histogram_bins(zenith, self.zenith_edges)
-        e = _histogram_bins(energy, self.energy_edges)
+        rule = _histogram_bins if self.rule == "histogram" else _digitize_bins
+        z = rule(zenith, self.zenith_edges)
+        e = rule(energy, self.energy_edges)
         inside = (t >= 0) & (z >= 0) & (e >= 0)
         return np.where(inside, (t * n_z + z) * n_e + e, OUTSIDE)
+
+    def bin_events(self, events) -> np.ndarray:
+        """:meth:`bin_index` of an event table's ``energy``, second observable (``zenith`` or
+        ``length``) and ``topology``, after the :attr:`cuts`."""
+        if self.second not in events:
+            raise KeyError(self.second)
+        index = self.bin_index(events["energy"], events[self.second], events["topology"])
+        for name, low, high in self.cuts:
+            with np.errstate(invalid="ignore"):  # NaN is outside
+                keep = (events[name] >= low) & (events[name] <= high)
+            index = np.where(keep, index, OUTSIDE)
+        return index
 
     def histogram(self, index: np.ndarray, weights=None) -> np.ndarray:
         """Per-bin sums of ``weights`` (counts if None) from per-event indices; outside dropped."""
@@ -140,9 +180,14 @@ class Binning:
 
     def to_dict(self) -> dict:
         """Edges, codes and the edge convention, as lists and text (provenance)."""
-        return {
+        second = ({"zenith_edges_rad": self.zenith_edges.tolist()} if self.second == "zenith"
+                  else {"length_edges_m": self.zenith_edges.tolist()})  # fmt: skip
+        out = {
             "energy_edges_GeV": self.energy_edges.tolist(),
-            "zenith_edges_rad": self.zenith_edges.tolist(),
+            **second,
             "topology_codes": self.topology_codes.tolist(),
-            "edge_convention": "numpy.histogram: [e_i, e_i+1), last bin closed",
+            "edge_convention": EDGE_CONVENTIONS[self.rule],
         }
+        if self.cuts:
+            out["cuts"] = [list(c) for c in self.cuts]
+        return out

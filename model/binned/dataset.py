@@ -243,20 +243,33 @@ def _bin_position(binning, b: int) -> str:
 def check_sample(data, simulation, binning, components):
     """``(data_index, sim_index)`` of one sample's events in ``binning``, after the checks of
     :func:`bin_dataset` that need only this sample (errors name its files)."""
-    data_index = binning.bin_index(data["energy"], data["zenith"], data["topology"])
-    sim_index = binning.bin_index(
-        simulation["energy"], simulation["zenith"], simulation["topology"]
-    )
+    for table in (data, simulation):
+        for name in _binned_fields(binning):
+            if name not in table:
+                raise DataFormatError(table.source, f"the binning needs this field (have "
+                                      f"{sorted(table.fields)})", field=name)  # fmt: skip
+    data_index, sim_index = binning.bin_events(data), binning.bin_events(simulation)
     _check_not_empty(data, simulation, binning, data_index, sim_index, components)
     return data_index, sim_index
 
 
-def _describe_bins(binning: Binning) -> str:
-    e, z = binning.energy_edges, binning.zenith_edges
-    return (
-        f"reconstructed energy {e[0]:.6g}..{e[-1]:.6g} GeV, zenith {z[0]:.6g}..{z[-1]:.6g} rad, "
-        f"topology codes {binning.topology_codes.tolist()}"
-    )
+def _binned_fields(binning) -> set[str]:
+    """The event fields ``binning`` reads (observables and cuts)."""
+    return {name for _, part, _ in sample_parts(binning)
+            for name in ("energy", part.second, "topology", *(c[0] for c in part.cuts))}  # fmt: skip
+
+
+def _describe_bins(binning) -> str:
+    texts = []
+    for name, part, _ in sample_parts(binning):
+        e, z = part.energy_edges, part.zenith_edges
+        unit = {"zenith": "rad", "length": "m"}[part.second]
+        texts.append(
+            ("" if name is None else f"{name}: ")
+            + f"reconstructed energy {e[0]:.6g}..{e[-1]:.6g} GeV, {part.second} "
+            f"{z[0]:.6g}..{z[-1]:.6g} {unit}, topology codes {part.topology_codes.tolist()}"
+        )
+    return "; ".join(texts)
 
 
 def _check_not_empty(data, simulation, binning, data_index, sim_index, components) -> None:

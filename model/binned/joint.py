@@ -55,6 +55,19 @@ class JointBinning:
         o = self.offsets
         return slice(int(o[i]), int(o[i + 1]))
 
+    def bin_events(self, events) -> np.ndarray:
+        """Joint bin of each event of one table binned by every part (the parts must take
+        disjoint topology codes, as the HESE release's cascades, tracks and double cascades
+        do): -1 where no part takes it."""
+        codes = np.concatenate([p.topology_codes for p in self.parts])
+        if np.unique(codes).size != codes.size:
+            raise ValueError("one table binned by several parts needs disjoint topology codes")
+        out = np.full(len(events), -1, dtype=np.int64)
+        for i, part in enumerate(self.parts):
+            index = part.bin_events(events)
+            out = np.where(index >= 0, index + self.offsets[i], out)
+        return out
+
     def histogram(self, index: np.ndarray, weights=None) -> np.ndarray:
         """Per-bin sums of ``weights`` (counts if None) from joint per-event indices."""
         inside = index >= 0

@@ -296,9 +296,7 @@ def build_templates(
     "auto", "table" or "exact", for spectral components only:
     :func:`diffuse_fit.binned.spectral_tables.build_spectral_template`)."""
     if bin_index is None:
-        bin_index = binning.bin_index(
-            simulation["energy"], simulation["zenith"], simulation["topology"]
-        )
+        bin_index = binning.bin_events(simulation)
     tables = []
     for c in components:
         if isinstance(c, FlatComponent):

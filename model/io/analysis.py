@@ -29,6 +29,9 @@ A file::
 Paths in a file are relative to the file's folder.  The binning's edges are reconstructed
 deposited energy (GeV, strictly increasing) and cos(zenith) (strictly increasing, in
 [-1, 1]; zenith edges in rad with ``zenith_edges_rad`` instead); omitted, the workshop's.
+``preset = "hese-release"`` is the HESE release's own binning (840 bins, double cascades in
+energy x length: :mod:`diffuse_fit.binned.hese_binning`), the default ("auto") for a sample
+whose inputs are a HESE release folder; ``preset = "workshop"`` keeps the workshop's there.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class InputsSpec(_Section):
     data: Path | None = None
     simulation: Path | None = None
     hese_release: Path | None = None
-    double_cascades: Literal["drop", "cascade"] = "drop"
+    double_cascades: Literal["drop", "cascade"] = "drop"  # the workshop binning's choice
     cache: bool = True
 
     @model_validator(mode="after")
@@ -98,6 +101,7 @@ class BinningSpec(_Section):
     """A sample's bins: reconstructed deposited energy (GeV), zenith (as cos(zenith) edges or
     as zenith edges in rad), topology codes (0 cascade, 1 track, 2 double cascade)."""
 
+    preset: Literal["auto", "workshop", "hese-release"] = "auto"
     energy_edges_GeV: list[float] | None = None
     cos_zenith_edges: list[float] | None = None
     zenith_edges_rad: list[float] | None = None
@@ -138,7 +142,15 @@ class BinningSpec(_Section):
     def _one_zenith(self):
         if self.cos_zenith_edges is not None and self.zenith_edges_rad is not None:
             raise ValueError("give cos_zenith_edges or zenith_edges_rad, not both")
+        if self.preset == "hese-release" and self.explicit():
+            raise ValueError("preset 'hese-release' is the release's whole binning: give no "
+                             "edges or topology codes with it")  # fmt: skip
         return self
+
+    def explicit(self) -> bool:
+        """Whether edges or topology codes other than the workshop's are given."""
+        return (self.energy_edges_GeV is not None or self.cos_zenith_edges is not None
+                or self.zenith_edges_rad is not None or list(self.topology_codes) != [0, 1])  # fmt: skip
 
     def zenith_edges(self) -> np.ndarray | None:
         """Zenith edges in rad, increasing (None: the workshop's)."""

@@ -60,6 +60,19 @@ def analysis_coords(binning) -> dict:
         return _joint_coords(binning)
     e, z = binning.energy_edges, binning.zenith_edges
     names = [TOPOLOGY_NAMES.get(int(c), f"topology_{int(c)}") for c in binning.topology_codes]
+    energy = {
+        "energy": ("energy", np.sqrt(e[:-1] * e[1:]), {"units": "GeV"}),
+        "energy_lower": ("energy", e[:-1], {"units": "GeV"}),
+        "energy_upper": ("energy", e[1:], {"units": "GeV"}),
+    }
+    if binning.second == "length":  # reconstructed length (HESE double cascades), m
+        return {
+            "topology": ("topology", names),
+            "length": ("length", np.sqrt(z[:-1] * z[1:]), {"units": "m"}),
+            "length_lower": ("length", z[:-1], {"units": "m"}),
+            "length_upper": ("length", z[1:], {"units": "m"}),
+            **energy,
+        }
     return {
         "topology": ("topology", names),
         "zenith": ("zenith", 0.5 * (z[:-1] + z[1:]), {"units": "rad"}),
@@ -75,19 +88,29 @@ def analysis_coords(binning) -> dict:
 def _joint_coords(binning: JointBinning) -> dict:
     """Per-bin coordinates along ``bin`` of a joint binning (the samples' axes flattened in
     each sample's bin order, topology-major)."""
-    per_bin: dict[str, list] = {}
+    columns: list[dict] = []
+    units: dict[str, str] = {}
     for name, part in zip(binning.names, binning.parts, strict=True):
         axes = analysis_coords(part)
         grids = np.meshgrid(np.arange(part.shape[0]), np.arange(part.shape[1]),
                             np.arange(part.shape[2]), indexing="ij")  # fmt: skip
-        index = dict(zip(DIMS, (g.reshape(-1) for g in grids), strict=True))
-        per_bin.setdefault("sample", []).extend([name] * part.n_bins)
-        for coord, (dim, values, *_) in axes.items():
-            per_bin.setdefault(coord, []).extend(np.asarray(values)[index[dim]].tolist())
-    units = {"zenith": "rad", "zenith_lower": "rad", "zenith_upper": "rad", "energy": "GeV",
-             "energy_lower": "GeV", "energy_upper": "GeV"}  # fmt: skip
-    return {k: ("bin", np.asarray(v), {"units": units[k]} if k in units else {})
-            for k, v in per_bin.items()}  # fmt: skip
+        dims = ("topology", part.second, "energy")
+        index = dict(zip(dims, (g.reshape(-1) for g in grids), strict=True))
+        column = {"sample": np.full(part.n_bins, name, dtype=object)}
+        for coord, (dim, values, *attrs) in axes.items():
+            column[coord] = np.asarray(values)[index[dim]]
+            if attrs:
+                units[coord] = attrs[0]["units"]
+        columns.append(column)
+    out = {}
+    for coord in dict.fromkeys(k for c in columns for k in c):  # a part without it: NaN / ""
+        text = coord in ("sample", "topology")
+        values = np.concatenate([c.get(coord, np.full(len(c["sample"]), "" if text else np.nan,
+                                                      dtype=object if text else np.float64))
+                                 for c in columns])  # fmt: skip
+        values = values.astype(str) if text else values.astype(np.float64)
+        out[coord] = ("bin", values, {"units": units[coord]} if coord in units else {})
+    return out
 
 
 def _on_axes(per_bin: np.ndarray, binning, sample_dims=()) -> tuple:
@@ -96,7 +119,7 @@ def _on_axes(per_bin: np.ndarray, binning, sample_dims=()) -> tuple:
     if isinstance(binning, JointBinning):
         return (*sample_dims, "bin"), np.asarray(per_bin)
     shaped = np.asarray(per_bin).reshape(per_bin.shape[:-1] + binning.shape)
-    return (*sample_dims, *DIMS), shaped
+    return (*sample_dims, "topology", binning.second, "energy"), shaped
 
 
 def expectations(templates: Templates, posterior, names) -> np.ndarray:

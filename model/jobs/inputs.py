@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from diffuse_fit.binned import hese_selection as hs
 from diffuse_fit.binned.binning import Binning
-from diffuse_fit.binned.joint import join_tables
+from diffuse_fit.binned.hese_binning import release_binning
+from diffuse_fit.binned.joint import JointBinning, join_tables
 from diffuse_fit.errors import DataFormatError, UsageError
 from diffuse_fit.io import hese_release as hr
 from diffuse_fit.io.events import EventTable
@@ -150,10 +151,11 @@ def load_hese_release(folder, double_cascades: str = "drop") -> Inputs:
     choice = counts[double_cascades]
     other = "cascade" if double_cascades == "drop" else "drop"
     description = (
-        f"HESE 7.5-year release {folder}: double cascades '{double_cascades}' "
+        f"HESE 7.5-year release {folder} (in the workshop binning: double cascades "
+        f"'{double_cascades}' "
         f"({choice['in_bins']} of {choice['events']} data events in the bins, "
         f"{choice['dropped_by_choice']} double cascades dropped by this choice; "
-        f"'{other}' would keep {counts[other]['in_bins']})"
+        f"'{other}' would keep {counts[other]['in_bins']}))"
     )
     spec = {"hese_release": str(folder), "double_cascades": double_cascades}
     return Inputs(data, sim, None, description, spec)
@@ -202,12 +204,23 @@ def check_joint(spec) -> None:
                 )
 
 
-def sample_binning(sample) -> Binning | None:
-    """The :class:`Binning` of a specification's sample (None: the workshop's)."""
-    b = sample.binning
-    zenith = b.zenith_edges()
-    if b.energy_edges_GeV is None and zenith is None and list(b.topology_codes) == [0, 1]:
+def sample_binning(sample, inputs: Inputs | None = None):
+    """The binning of a specification's sample (None: the workshop's): its edges, or the
+    HESE release's own (:func:`diffuse_fit.binned.hese_binning.release_binning`) for the
+    preset ``hese-release`` and, by default, for inputs read from a HESE release folder."""
+    b = sample.binning if sample is not None else None
+    preset = b.preset if b is not None else "auto"
+    explicit = b is not None and b.explicit()
+    from_release = inputs is not None and "hese_release" in inputs.spec
+    if preset == "hese-release" or (preset == "auto" and not explicit and from_release):
+        if inputs is not None and inputs.spec.get("double_cascades") == "cascade":
+            raise UsageError("--double-cascades cascade merges double cascades into cascades, a "
+                             "choice of the workshop binning: add --binning workshop (the "
+                             "release's binning bins them in energy x length)")  # fmt: skip
+        return release_binning()
+    if not explicit:
         return None
+    zenith = b.zenith_edges()
     default = Binning()
     return Binning(
         energy_edges=default.energy_edges if b.energy_edges_GeV is None else b.energy_edges_GeV,
@@ -227,7 +240,10 @@ def analysis_record(analysis, inputs: Inputs, prior_spec, components, astro_mode
 
     spec = from_options(priors=prior_spec, components=components, astro_model=astro_model,
                         likelihood=likelihood, inputs=inputs.spec)  # fmt: skip
-    if binning is not None:
+    if isinstance(binning, JointBinning):  # the release's own
+        sample = spec.samples[0].model_copy(update={"binning": BinningSpec(preset="hese-release")})
+        spec = spec.model_copy(update={"samples": [sample]})
+    elif binning is not None:
         edges = BinningSpec(energy_edges_GeV=binning.energy_edges.tolist(),
                             zenith_edges_rad=binning.zenith_edges.tolist(),
                             topology_codes=binning.topology_codes.tolist())  # fmt: skip

@@ -81,13 +81,13 @@ class PreparedFit:
         the other arguments came from, with the binning of its sample."""
         t0 = time.perf_counter()
         chosen = component_set(components, astro_model, likelihood)
-        binning = sample_binning(analysis.samples[0]) if analysis is not None else None
+        binning = sample_binning(analysis.samples[0] if analysis is not None else None, inputs)
         if analysis is not None and len(analysis.samples) > 1:  # a joint fit
             if len(inputs.samples) != len(analysis.samples):
                 raise UsageError("a joint analysis needs its samples' inputs "
                                  "(diffuse_fit.jobs.inputs.analysis_inputs)")  # fmt: skip
             binned = bin_samples(
-                [(s.name, i.data, i.simulation, sample_binning(s))
+                [(s.name, i.data, i.simulation, sample_binning(s, i))
                  for s, (_, i) in zip(analysis.samples, inputs.samples, strict=True)],
                 components=chosen, variance=likelihood == "say",
             )  # fmt: skip

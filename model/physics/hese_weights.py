@@ -169,7 +169,8 @@ def to_workshop(
 ) -> tuple[EventTable, EventTable]:
     """The release as workshop-format ``(simulation, data)`` tables.
 
-    ``energy`` = recoDepositedEnergy (GeV), ``zenith`` = recoZenith (rad), ``topology``
+    ``energy`` = recoDepositedEnergy (GeV), ``zenith`` = recoZenith (rad), ``length`` =
+    recoLength (m; the release's double-cascade observable, NaN where not measured), ``topology``
     from recoMorphology (:func:`workshop_topology`), ``primaryEnergy`` / ``primaryZenith``
     as in the release; ``atmoWeight`` = conventional + prompt + muon expectation at
     nominal (norms 1, dgamma 0), kept separately as ``conventionalWeight``,
@@ -196,6 +197,7 @@ def to_workshop(
         "primaryZenith": release_sim["primaryZenith"],
         "topology": workshop_topology(release_sim["recoMorphology"], double_cascades),
         "zenith": release_sim["recoZenith"],
+        "length": release_sim["recoLength"],
         "conventionalWeight": conventional,
         "promptWeight": prompt,
         "muonWeight": muon,
@@ -207,6 +209,7 @@ def to_workshop(
         "energy": release_data["recoDepositedEnergy"],
         "topology": workshop_topology(release_data["recoMorphology"], double_cascades),
         "zenith": release_data["recoZenith"],
+        "length": release_data["recoLength"],
     }
     common = {
         "double_cascades": double_cascades,

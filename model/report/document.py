@@ -39,7 +39,7 @@ def build_figures(map_result, summary, idata, record: pp.FitRecord, seed: int = 
     bands = {}
     for name, part, where in sample_parts(record.binning):  # each sample on its own axes
         mine = {k: v[:, where] for k, v in components.items()}
-        for axis in ("energy", "zenith", "topology"):
+        for axis in ("energy", part.second, "topology"):
             key = axis if name is None else f"{axis}_{name}"
             bands[key] = pp.predictive_bands(mine, part, axis)
             figure = plots.projection_plot(record.counts[where], bands[key], part, axis)
@@ -64,8 +64,9 @@ def events_figure(axis: str, sample: str | None = None) -> str:
 
 def _binning_line(binning, prov) -> str:
     """The report's line on the binning (each sample's in a joint fit)."""
+    second = {"zenith": "cos(zenith)", "length": "length"}
     text = "; ".join(f"{'' if n is None else f'sample {n}: '}{p.shape[2]} energy x "
-                     f"{p.shape[1]} cos(zenith) x {p.shape[0]} topology bins"
+                     f"{p.shape[1]} {second[p.second]} x {p.shape[0]} topology bins"
                      for n, p, _ in sample_parts(binning))  # fmt: skip
     return (
         f"- Binning: {text}; weight tables accurate to "
@@ -201,8 +202,8 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
         "",
         *[
             line
-            for n, _, _ in sample_parts(record.binning)
-            for axis in ("energy", "zenith", "topology")
+            for n, p, _ in sample_parts(record.binning)
+            for axis in ("energy", p.second, "topology")
             for line in (
                 f"![{axis}{'' if n is None else ' ' + n}]({events_figure(axis, n)}.png)",
                 "",

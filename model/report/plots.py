@@ -97,6 +97,8 @@ def _axis_geometry(binning: Binning, axis: str):
     """Bin edges to draw, whether to reverse the bin order, axis label, log scale."""
     if axis == "energy":
         return binning.energy_edges, False, "Reconstructed deposited energy [GeV]", True
+    if axis == "length":  # reconstructed length of double cascades (HESE release)
+        return binning.zenith_edges, False, "Reconstructed length [m]", True
     if axis == "zenith":  # draw in cos(zenith), increasing: reverse the zenith order
         return np.cos(binning.zenith_edges)[::-1], True, r"Reconstructed $\cos(\theta_z)$", False
     return binning.topology_edges, False, "Topology", False

@@ -15,7 +15,7 @@ squared weights at the draw; replicated counts stay Poisson, as the model's own 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.special import gammaln, xlogy
@@ -65,7 +65,7 @@ def component_expectations(templates: Templates, draws: dict) -> dict[str, np.nd
 def project(per_bin: np.ndarray, binning: Binning, axis: str) -> np.ndarray:
     """Sum a (..., n_bins) array over all observables but ``axis``: (..., n_axis_bins)."""
     shaped = per_bin.reshape(per_bin.shape[:-1] + binning.shape)
-    keep = AXES.index(axis)
+    keep = {"topology": 0, "zenith": 1, "length": 1, "energy": 2}[axis]
     others = tuple(per_bin.ndim - 1 + i for i in range(3) if i != keep)
     return shaped.sum(axis=others)
 
@@ -170,16 +170,24 @@ class FitRecord:
         return self.templates.binning
 
 
+_BINNING_ARRAYS = ("energy_edges", "zenith_edges", "topology_codes")
+_DEFAULT_RULES = {"second": "zenith", "rule": "histogram", "cuts": []}
+
+
 def record_variables(counts, templates: Templates, likelihood="poisson") -> tuple[dict, dict]:
     """The record as variables ``name -> (dims, array)`` and attributes (JSON text); with
     ``likelihood="say"`` also the tables of squared weights (``templates.variance``)."""
     variables = {"counts": (("all_bin",), np.asarray(counts, dtype=np.float64))}
     parts = sample_parts(templates.binning)
+    rules = []
     for i, (_, part, _) in enumerate(parts):  # edges (and topology codes) of each sample
         prefix = "binning__" if len(parts) == 1 and parts[0][0] is None else f"binning_{i}__"
-        for f in fields(Binning):
-            variables[f"{prefix}{f.name}"] = ((f"{prefix}{f.name}__index",),
-                                              np.asarray(getattr(part, f.name)))  # fmt: skip
+        for name in _BINNING_ARRAYS:
+            variables[f"{prefix}{name}"] = ((f"{prefix}{name}__index",),
+                                            np.asarray(getattr(part, name)))  # fmt: skip
+        rules.append(
+            {"second": part.second, "rule": part.rule, "cuts": [list(c) for c in part.cuts]}
+        )
     described = []
     for t in templates.tables:
         c = t.component
@@ -214,6 +222,8 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
         attrs["samples"] = json.dumps(list(templates.binning.names))
     if templates.fixed:
         attrs["fixed"] = json.dumps(templates.fixed)
+    if any(r != _DEFAULT_RULES for r in rules):  # a binning other than by zenith, histogram
+        attrs["binning_rules"] = json.dumps(rules)
     if likelihood == "say" and isinstance(templates.variance, nt.NuisanceVariance):
         n_bins = templates.binning.n_bins
         arrays, products = nt.products_to_record("s2_", templates.variance.products, n_bins)
@@ -280,13 +290,19 @@ def _spectral_from_variables(arrays, kind, c, n_bins, error, reason):
 
 def _binning_from_variables(arrays: dict, attrs: dict):
     """The :class:`Binning` of a record, or the :class:`JointBinning` of its samples."""
-    if "samples" not in attrs:
-        return Binning(**{f.name: np.asarray(arrays[f"binning__{f.name}"])
-                          for f in fields(Binning)})  # fmt: skip
-    names = json.loads(attrs["samples"])
-    parts = [Binning(**{f.name: np.asarray(arrays[f"binning_{i}__{f.name}"])
-                        for f in fields(Binning)}) for i in range(len(names))]  # fmt: skip
-    return JointBinning(tuple(names), tuple(parts))
+    names = json.loads(attrs["samples"]) if "samples" in attrs else [None]
+    rules = (
+        json.loads(attrs["binning_rules"])
+        if "binning_rules" in attrs
+        else [_DEFAULT_RULES] * len(names)
+    )
+    parts = []
+    for i, rule in enumerate(rules):
+        prefix = "binning__" if names == [None] else f"binning_{i}__"
+        arrays_of = {name: np.asarray(arrays[f"{prefix}{name}"]) for name in _BINNING_ARRAYS}
+        parts.append(Binning(**arrays_of, second=rule["second"], rule=rule["rule"],
+                             cuts=tuple(tuple(c) for c in rule["cuts"])))  # fmt: skip
+    return parts[0] if names == [None] else JointBinning(tuple(names), tuple(parts))
 
 
 def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
