@@ -14,6 +14,7 @@ from scipy import stats
 from scipy.special import gammaln
 
 from diffuse_fit.binned.dataset import bin_dataset
+from diffuse_fit.binned.hese_binning import release_binning
 from diffuse_fit.binned.likelihoods import LIKELIHOODS
 from diffuse_fit.cli import main
 from diffuse_fit.errors import DataFormatError
@@ -207,7 +208,9 @@ def test_cli_map_hese_release_say_prior_hese_equals_scipy(tmp_path, capsys):
                  "say", "--prior", "hese", "--out", str(out)]) == 0  # fmt: skip
     result = json.loads((out / "map.json").read_text())
     inputs = load_inputs(hese_release=folder)
-    binned = bin_dataset(inputs.data, inputs.simulation, components=hw.HESE_COMPONENTS_NUISANCE)
+    binned = bin_dataset(inputs.data, inputs.simulation, components=hw.HESE_COMPONENTS_NUISANCE,
+                         binning=release_binning())  # the default for --hese-release  # fmt: skip
+    assert binned.binning.n_bins == 840
     sim_release = EventTable({k: np.asarray(v, float) for k, v in toy.simulation.items()}, "s")
     assert len(sim_release) == len(binned.simulation)
     ref, _ = scipy_map(sim_release, binned, None)

@@ -10,7 +10,7 @@ such as ``cr_delta_gamma``, ``y_ti = ln(E_i / pivot_t)``).  Its per-bin sum is t
 a *separable* form -- one-dimensional tables in the spectral parameter, combined with
 polynomials in the linear ones -- rather than a 2-D table: the linear parameters enter each
 event's weight linearly, so their dependence factors out of the sum exactly.  ``log S_tb`` is a
-Chebyshev series exactly as the astrophysical table (:func:`diffuse_fit.binned.templates.tabulate_log_sums`).
+Chebyshev series exactly as the astrophysical table (:func:`diffuse_fit.binned.log_tables.tabulate_log_sums`).
 
 The SAY likelihood's ``s2_b = sum_i w_i^2`` is the double sum over pairs of terms
 (all components', the plain flat and power-law ones included as one-term components):
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffuse_fit.binned.templates import (
+from diffuse_fit.binned.log_tables import (
     DEFAULT_TOLERANCE,
     log_derivative_stack,
     log_table_derivatives,

@@ -10,7 +10,7 @@ component, ``w_ci (E_true,i / pivot)^-(gamma - reference_index)`` of a power law
 (expected events squared).  One table per pair of components: exact per-bin sums when
 both are flat, else a smooth positive function of the one spectral index involved, whose
 log is tabulated on Chebyshev nodes exactly as the astrophysical sum is
-(:func:`diffuse_fit.binned.templates.tabulate_log_sums`, same accuracy rule).  For the workshop
+(:func:`diffuse_fit.binned.log_tables.tabulate_log_sums`, same accuracy rule).  For the workshop
 components: ``a^2 sum wA^2 + 2 a n sum wA wS f + n^2 sum wS^2 f^2``.  Evaluating costs
 O(bins x nodes), independent of the number of simulated events.
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffuse_fit.binned.templates import (
+from diffuse_fit.binned.log_tables import (
     DEFAULT_TOLERANCE,
     log_derivative_stack,
     log_table_derivatives,

@@ -10,13 +10,12 @@ import numpy as np
 import pytensor.tensor as pt
 
 from diffuse_fit.binned.nuisance_tables import LogTable
+from diffuse_fit.inference.table_pt import log_table_pt as chebyshev_table_pt
+from diffuse_fit.inference.table_pt import table_input
 
 
 def log_table_pt(table: LogTable, params: dict, model_bins: np.ndarray):
     """``exp(sum_k a_k theta_k) S_b(sum of the variables)`` on the model bins."""
-    from diffuse_fit.inference.pymc_model import log_table_pt as chebyshev_table_pt
-    from diffuse_fit.inference.pymc_model import table_input
-
     if table.per_bin is not None:
         values = table_input(table.per_bin[model_bins])
     else:

@@ -46,32 +46,16 @@ from diffuse_fit.binned.spectral_tables import SpectralEventSum, SpectralTable
 from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 from diffuse_fit.binned.variance import SmoothPair, VarianceTables
 from diffuse_fit.errors import DataFormatError
+from diffuse_fit.inference.nuisance_pt import products_pt
+from diffuse_fit.inference.table_pt import (
+    chebyshev_basis,
+    log_table_pt,
+    table_input,
+)
 from diffuse_fit.physics.components import (
     parameter_names,
     parameter_supports,  # noqa: F401 (re-exported)
 )
-
-
-def chebyshev_basis(t, k: int):
-    """Pytensor twin of :func:`diffuse_fit.binned.chebyshev.basis` for a scalar ``t`` in [-1, 1]: ``T_n(t) = cos(n arccos t)``.
-
-    One elementwise expression instead of a k-step recurrence keeps the graph (and its
-    gradient and Hessian) small; the gradient is finite for |t| < 1, which the model's
-    interval transform guarantees.  ``k`` may be symbolic (a table input's length), so that
-    the compiled graph does not depend on the number of terms.
-    """
-    n = np.arange(k, dtype=np.float64) if isinstance(k, int) else pt.arange(k, dtype="float64")
-    return pt.cos(n * pt.arccos(t))
-
-
-def table_input(values: np.ndarray):
-    """A table as a shared input of the compiled functions, not a constant folded into them.
-
-    The compiled log-density then depends on the tables' shapes, not their values: numba's
-    on-disk cache of it (:mod:`diffuse_fit.inference.nutpie_cached`) serves every simulation with
-    the same binning and model, instead of compiling afresh (5-20 s on a 2-core machine) for
-    each new simulation file."""
-    return pytensor.shared(np.ascontiguousarray(values))
 
 
 def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
@@ -86,27 +70,12 @@ def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
         return log_table_pt(table.log_coeffs, table.active, params[c.index], c.index_range,
                             model_bins)  # fmt: skip
     if hasattr(table, "products"):  # with nuisance parameters
-        from diffuse_fit.inference.nuisance_pt import products_pt
-
         return products_pt(table.products, params, model_bins)
     if isinstance(table, SpectralTable):
         return spectral_table_pt(table, params, model_bins)
     if isinstance(table, SpectralEventSum):
         return spectral_event_sum_pt(table, params, model_bins)
     raise TypeError(f"unknown table type {type(table).__name__}")
-
-
-def log_table_pt(log_coeffs, active, x, interval, model_bins: np.ndarray):
-    """Pytensor expression of ``exp`` of a Chebyshev table of logs at ``x`` on the model bins
-    (0 off the table's ``active`` bins); NumPy twin
-    :func:`diffuse_fit.binned.templates.log_table_values` (``[model_bins]``)."""
-    t = chebyshev.to_unit(x, interval)
-    coeffs = table_input(log_coeffs)
-    log_s = coeffs @ chebyshev_basis(t, coeffs.shape[1])  # any number of terms: one graph
-    positions = np.searchsorted(model_bins, active)
-    if positions.size == model_bins.size:
-        return pt.exp(log_s)
-    return pt.zeros(model_bins.size)[table_input(positions)].set(pt.exp(log_s))
 
 
 def spectral_table_pt(table: SpectralTable, params: dict, model_bins: np.ndarray):
@@ -151,8 +120,6 @@ def sum_of_squares_pt(variance: VarianceTables, params: dict, model_bins: np.nda
     """Pytensor expression of ``s2_b`` on the model bins (expected events squared); NumPy twin
     ``variance.sum_of_squares(params)[model_bins]``."""
     if hasattr(variance, "products"):  # with nuisance parameters
-        from diffuse_fit.inference.nuisance_pt import products_pt
-
         return products_pt(variance.products, params, model_bins)
     terms = []
     for p in variance.pairs:

@@ -24,9 +24,10 @@ from scipy.stats import chi2
 from diffuse_fit.binned import nuisance_tables as nt
 from diffuse_fit.binned.binning import Binning
 from diffuse_fit.binned.joint import JointBinning, sample_parts
+from diffuse_fit.binned.log_tables import read_log_table
 from diffuse_fit.binned.say import say_loglike
 from diffuse_fit.binned.spectral_tables import SpectralEventSum, SpectralTable
-from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates, read_log_table
+from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 from diffuse_fit.binned.variance import FlatPair, SmoothPair, VarianceTables
 from diffuse_fit.errors import DataFormatError
 from diffuse_fit.physics.components import FlatComponent, PowerLawComponent

@@ -1,0 +1,139 @@
+"""One kind of table, three uses: ``S_b(x) = exp(L_b(x))`` with ``L_b`` a Chebyshev series in
+one variable ``x`` on the bins where ``S_b > 0`` (0 elsewhere).
+
+A power law's per-bin sum ``S_b(gamma) = sum_{i in b} w_i exp(-(gamma - g0) y_i)``
+(:class:`diffuse_fit.binned.templates.PowerLawTemplate`), a pair's sum of squared weights for
+the SAY likelihood (:class:`diffuse_fit.binned.variance.SmoothPair`) and a nuisance product
+(:class:`diffuse_fit.binned.nuisance_tables.LogTable`) are all smooth positive functions of one
+variable; each is tabulated by :func:`tabulate_log_sums` (``log S_b`` on K Chebyshev nodes, K
+raised until the interpolant matches the exact sum to ``tolerance`` on a dense check grid) and
+evaluated with its exact derivatives by :func:`log_table_values` /
+:func:`log_table_derivatives`.  Their pytensor expression is
+:func:`diffuse_fit.inference.table_pt.log_table_pt` (the NumPy functions here are its twins).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from diffuse_fit.binned import chebyshev
+
+DEFAULT_TOLERANCE = 1e-11
+MAX_NODES = 64
+CHECK_POINTS = 65
+
+
+def read_log_table(arrays: dict, prefix: str, n_bins: int, what: str) -> tuple:
+    """``(active, log_coeffs)`` of a log table stored as ``<prefix>__active`` and
+    ``<prefix>__log_coeffs`` in ``arrays`` (a run's fit record); ``ValueError``
+    ("inconsistent <what>") unless the coefficients are (len(active), K) and the bins lie in
+    ``0..n_bins-1``, ``KeyError`` if missing."""
+    active = np.asarray(arrays[f"{prefix}__active"], dtype=np.int64)
+    coeffs = np.asarray(arrays[f"{prefix}__log_coeffs"], dtype=np.float64)
+    if (
+        coeffs.ndim != 2
+        or len(coeffs) != len(active)
+        or np.any(active < 0)
+        or np.any(active >= n_bins)
+    ):
+        raise ValueError(f"inconsistent {what}")
+    return active, coeffs
+
+
+def log_table_values(log_coeffs, active, n_bins, interval, x, name="index") -> np.ndarray:
+    """``exp`` of the Chebyshev series ``log_coeffs`` (len(active), K) at ``x`` on the
+    ``active`` bins, 0 elsewhere: shape (n_bins,).  ``x`` must lie inside ``interval``
+    (``name`` is the parameter's name, for the error)."""
+    _check_inside(interval, x, name)
+    out = np.zeros(n_bins)
+    out[active] = np.exp(chebyshev.evaluate(log_coeffs, x, interval))
+    return out
+
+
+def _check_inside(interval, x, name) -> None:
+    low, high = interval
+    if not low <= x <= high:
+        raise ValueError(f"{name}={x} is outside the tabulated range [{low}, {high}]")
+
+
+def log_derivative_stack(log_coeffs, interval) -> np.ndarray:
+    """Chebyshev coefficients of ``L``, ``dL/dx`` and ``d2L/dx2``, shape (3, len(active), K),
+    for one basis evaluation and one product per point (:func:`log_table_derivatives`)."""
+    scale = 2.0 / (interval[1] - interval[0])  # dt / dx
+    d1 = np.polynomial.chebyshev.chebder(log_coeffs, m=1, scl=scale, axis=1)
+    d2 = np.polynomial.chebyshev.chebder(log_coeffs, m=2, scl=scale, axis=1)
+    out = np.zeros((3, *np.shape(log_coeffs)))
+    out[0], out[1, :, : d1.shape[1]], out[2, :, : d2.shape[1]] = log_coeffs, d1, d2
+    return out
+
+
+def log_table_derivatives(log_coeffs, active, n_bins, interval, x, name="index", stack=None):
+    """``S``, ``dS/dx`` and ``d2S/dx2`` (n_bins each) of ``S = exp(L)``, ``L`` the Chebyshev
+    series of :func:`log_table_values`.
+
+    Exact derivatives of the tabulated interpolant: with ``L`` a Chebyshev series in
+    ``t = (2 x - (a + b)) / (b - a)``, ``S' = S L'`` and ``S'' = S (L'' + L'^2)``, ``L'`` and
+    ``L''`` from the differentiated series (``stack``: :func:`log_derivative_stack` of
+    ``log_coeffs``, computed here if not given).
+    """
+    _check_inside(interval, x, name)
+    stack = log_derivative_stack(log_coeffs, interval) if stack is None else stack
+    log_s, dlog_a, d2log_a = chebyshev.evaluate(stack, x, interval)
+    s, dlog, d2log = np.zeros(n_bins), np.zeros(n_bins), np.zeros(n_bins)
+    s[active], dlog[active], d2log[active] = np.exp(log_s), dlog_a, d2log_a
+    return s, s * dlog, s * (d2log + dlog**2)
+
+
+def _exact_power_law_sums(idx, w, x, gammas, reference_index, n_bins):
+    """Exact ``S_b(gamma)`` for each gamma: array (len(gammas), n_bins), from the events
+    inside the bins (``idx >= 0``): bins ``idx``, weights ``w``, log-energies ``x``."""
+    out = np.empty((len(gammas), n_bins))
+    term = np.empty_like(x)  # w * exp(-(g - x0) x), computed in place: no temporaries
+    for row, g in zip(out, gammas, strict=True):
+        np.multiply(x, -(g - reference_index), out=term)
+        np.exp(term, out=term)
+        np.multiply(w, term, out=term)
+        row[:] = np.bincount(idx, weights=term, minlength=n_bins)
+    return out
+
+
+def tabulate_log_sums(bin_index, weights, log_energy, reference_index, interval, n_bins,
+                      tolerance=DEFAULT_TOLERANCE, max_nodes=MAX_NODES):  # fmt: skip
+    """Chebyshev table of ``log S_b(x)``, ``S_b(x) = sum_{i in b} w_i exp(-(x - x0) y_i)``.
+
+    Parameters
+    ----------
+    bin_index : ndarray of int, (n_events,)
+        Bin of each event (-1 outside).
+    weights : ndarray, (n_events,)
+        ``w_i >= 0`` (expected events, or products of them).
+    log_energy : ndarray, (n_events,)
+        ``y_i`` (for a power law ``ln(E_true / pivot)``, dimensionless).
+    reference_index : float
+        ``x0``, where the weights hold as given.
+    interval : (float, float)
+        Range of ``x`` tabulated.
+
+    max_nodes : int
+        Most nodes tried.
+
+    Returns
+    -------
+    active, log_coeffs, max_relative_error
+        Bins with ``S_b > 0``; the coefficients (len(active), K) with the fewest nodes
+        K = 8, 12, ..., ``max_nodes`` meeting ``tolerance`` (relative, on a dense check grid); the error reached.
+    """
+    inside = bin_index >= 0  # the events in the bins, selected once for every sum below
+    args = (bin_index[inside], weights[inside], log_energy[inside])
+    active = np.flatnonzero(np.bincount(args[0], weights=args[1], minlength=n_bins) > 0)
+    check = np.linspace(*interval, CHECK_POINTS)
+    exact_check = _exact_power_law_sums(*args, check, reference_index, n_bins)[:, active]
+    for k in range(8, max_nodes + 1, 4):
+        at_nodes = _exact_power_law_sums(*args, chebyshev.nodes(k, interval), reference_index,
+                                         n_bins)  # fmt: skip
+        coeffs = chebyshev.fit(np.log(at_nodes[:, active].T), interval)
+        interp = np.exp(np.stack([chebyshev.evaluate(coeffs, g, interval) for g in check]))
+        error = float(np.max(np.abs(interp / exact_check - 1.0), initial=0.0))
+        if error <= tolerance:
+            break
+    return active, coeffs, error
