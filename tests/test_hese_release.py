@@ -77,7 +77,7 @@ def test_real_events_convert_to_workshop_data(real_data):
     sim_table = EventTable(sim, "<toy>", "0" * 64, {})
     for choice, expected in (("drop", [71, 27, 4]), ("cascade", [75, 27, 0])):
         _, data = hw.to_workshop(sim_table, real_data, choice)
-        assert data.fields == list(DATA_FIELDS)
+        assert data.fields == [*DATA_FIELDS, "length"]  # length: the release binning's
         assert [int(np.sum(data["topology"] == t)) for t in (0, 1, 2)] == expected
         np.testing.assert_array_equal(data["energy"], real_data["recoDepositedEnergy"])
         np.testing.assert_array_equal(data["zenith"], real_data["recoZenith"])
@@ -201,8 +201,10 @@ def test_converted_weights_match_the_formulas(release_dir):
     release_sim, release_data = hr.read_release(release_dir)
     sim, data = hw.to_workshop(release_sim, release_data)
     expected = _transcribed(release_sim)
-    assert sim.fields == [*SIMULATION_FIELDS, "conventionalWeight", "promptWeight", "muonWeight",
-                          "pionWeight", "kaonWeight", "primaryType"]  # fmt: skip
+    assert sim.fields == [*SIMULATION_FIELDS, "length", "conventionalWeight", "promptWeight",
+                          "muonWeight", "pionWeight", "kaonWeight", "primaryType"]  # fmt: skip
+    length = np.asarray(release_sim["recoLength"], dtype=np.float64)
+    np.testing.assert_array_equal(sim["length"], np.where(np.isnan(length), 0.0, length))
     for field, name in (("astroWeight", "astro"), ("conventionalWeight", "conventional"),
                         ("promptWeight", "prompt"), ("muonWeight", "muon")):  # fmt: skip
         np.testing.assert_allclose(sim[field], expected[name], rtol=1e-13, atol=0, err_msg=field)

@@ -164,13 +164,19 @@ def workshop_topology(morphology, double_cascades: str = "drop") -> np.ndarray:
     return np.where(morphology == 2, 2.0 if double_cascades == "drop" else 0.0, morphology)
 
 
+def _length(table: EventTable) -> np.ndarray:
+    """recoLength in m, 0 where the release has none (NaN)."""
+    return np.nan_to_num(np.asarray(table["recoLength"], dtype=np.float64), nan=0.0)
+
+
 def to_workshop(
     release_sim: EventTable, release_data: EventTable, double_cascades: str = "drop"
 ) -> tuple[EventTable, EventTable]:
     """The release as workshop-format ``(simulation, data)`` tables.
 
     ``energy`` = recoDepositedEnergy (GeV), ``zenith`` = recoZenith (rad), ``length`` =
-    recoLength (m; the release's double-cascade observable, NaN where not measured), ``topology``
+    recoLength (m; the release's double-cascade observable; 0 where the release has none, NaN,
+    which workshop JSON cannot hold: both lie outside its 10-1000 m cut), ``topology``
     from recoMorphology (:func:`workshop_topology`), ``primaryEnergy`` / ``primaryZenith``
     as in the release; ``atmoWeight`` = conventional + prompt + muon expectation at
     nominal (norms 1, dgamma 0), kept separately as ``conventionalWeight``,
@@ -197,7 +203,7 @@ def to_workshop(
         "primaryZenith": release_sim["primaryZenith"],
         "topology": workshop_topology(release_sim["recoMorphology"], double_cascades),
         "zenith": release_sim["recoZenith"],
-        "length": release_sim["recoLength"],
+        "length": _length(release_sim),
         "conventionalWeight": conventional,
         "promptWeight": prompt,
         "muonWeight": muon,
@@ -209,7 +215,7 @@ def to_workshop(
         "energy": release_data["recoDepositedEnergy"],
         "topology": workshop_topology(release_data["recoMorphology"], double_cascades),
         "zenith": release_data["recoZenith"],
-        "length": release_data["recoLength"],
+        "length": _length(release_data),
     }
     common = {
         "double_cascades": double_cascades,
