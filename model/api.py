@@ -25,6 +25,7 @@ from diffuse_fit import _API
 from diffuse_fit.binned.dataset import BinnedDataset, bin_dataset
 from diffuse_fit.inference.settings import SamplerSettings
 from diffuse_fit.jobs.inputs import Inputs, component_set, load_inputs  # noqa: F401 (re-exported)
+from diffuse_fit.messages import speaker
 from diffuse_fit.physics.spectra import register_spectrum  # noqa: F401 (re-exported)
 
 __all__ = list(_API)  # the names ``model`` exposes (one list, in model/__init__.py)
@@ -162,7 +163,7 @@ def summary(idata, var_names=None):
 
 
 def run_map(
-    inputs: Inputs, out, priors="default", components: str = "workshop", say=print,
+    inputs: Inputs, out, priors="default", components: str = "workshop", say=None,
     likelihood: str = "poisson", astro_model: str = "spl", progressbar: bool = True,
     analysis=None,
 ):  # fmt: skip
@@ -173,6 +174,7 @@ def run_map(
     ``analysis``: an analysis specification (:class:`diffuse_fit.io.analysis.AnalysisSpec` or
     its TOML/JSON file) giving the inputs (when ``inputs`` is None), the priors, components,
     spectrum, likelihood and binning instead of the options."""
+    say = speaker(say)
     from diffuse_fit.jobs.runs import run_map as _run_map
 
     inputs, priors, options, spec = _with_analysis(
@@ -196,7 +198,7 @@ def run_sample(
     sampler: str = _NUTS.sampler,
     report: bool = True,
     progressbar: bool = True,
-    say=print,
+    say=None,
     likelihood: str = "poisson",
     astro_model: str = "spl",
     posterior_predictive: bool = True,
@@ -219,6 +221,7 @@ def run_sample(
     ``analysis``: an analysis specification (:class:`diffuse_fit.io.analysis.AnalysisSpec` or
     its TOML/JSON file) giving the inputs (when ``inputs`` is None), the priors, components,
     spectrum, likelihood and binning instead of the options."""
+    say = speaker(say)
     from diffuse_fit.jobs.runs import run_sample as _run_sample
 
     inputs, priors, options, spec = _with_analysis(
@@ -253,7 +256,7 @@ def run_scan(
     workers: int | None = None,
     scheduler: str | None = None,
     progressbar: bool = True,
-    say=print,
+    say=None,
     analysis=None,
 ):
     """``diffuse-fit scan``: the profile likelihood on a grid of one or two parameters into
@@ -265,6 +268,7 @@ def run_scan(
     ``analysis``: an analysis specification (:class:`diffuse_fit.io.analysis.AnalysisSpec` or
     its TOML/JSON file) giving the inputs (when ``inputs`` is None), the priors, components,
     spectrum, likelihood and binning instead of the options."""
+    say = speaker(say)
     from diffuse_fit.jobs.scan import parse_param
     from diffuse_fit.jobs.scan import run_scan as _run_scan
 
@@ -298,7 +302,7 @@ def run_toys(
     workers: int | None = None,
     scheduler: str | None = None,
     progressbar: bool = True,
-    say=print,
+    say=None,
     analysis=None,
 ):
     """``diffuse-fit toys``: ``n`` pseudo-experiments at ``truth`` (``"NAME=VALUE,..."`` or a
@@ -308,6 +312,7 @@ def run_toys(
     ``analysis``: an analysis specification (:class:`diffuse_fit.io.analysis.AnalysisSpec` or
     its TOML/JSON file) giving the inputs (when ``inputs`` is None), the priors, components,
     spectrum, likelihood and binning instead of the options."""
+    say = speaker(say)
     from diffuse_fit.jobs.toys import run_toys as _run_toys
 
     inputs, priors, options, spec = _with_analysis(
@@ -342,7 +347,7 @@ def run_sbc(
     workers: int | None = None,
     scheduler: str | None = None,
     progressbar: bool = True,
-    say=print,
+    say=None,
     analysis=None,
 ):
     """``diffuse-fit sbc``: ``n`` simulation-based calibration fits (truths drawn from the
@@ -350,6 +355,7 @@ def run_sbc(
     ``analysis``: an analysis specification (:class:`diffuse_fit.io.analysis.AnalysisSpec` or
     its TOML/JSON file) giving the inputs (when ``inputs`` is None), the priors, components,
     spectrum, likelihood and binning instead of the options."""
+    say = speaker(say)
     from diffuse_fit.jobs.sbc import run_sbc as _run_sbc
 
     inputs, priors, options, spec = _with_analysis(
@@ -383,7 +389,7 @@ def run_compare(
     workers: int | None = None,
     scheduler: str | None = None,
     progressbar: bool = True,
-    say=print,
+    say=None,
     analysis=None,
 ):
     """``diffuse-fit compare``: fit every astrophysical spectrum of ``models`` and compare
@@ -394,6 +400,7 @@ def run_compare(
     ``analysis``: an analysis specification (:class:`diffuse_fit.io.analysis.AnalysisSpec` or
     its TOML/JSON file) giving the inputs (when ``inputs`` is None), the priors, components,
     spectrum, likelihood and binning instead of the options."""
+    say = speaker(say)
     from diffuse_fit.jobs.compare import check_options
     from diffuse_fit.jobs.compare import run_compare as _run_compare
 
@@ -411,20 +418,22 @@ def run_compare(
                         progressbar=progressbar, analysis=spec)  # fmt: skip
 
 
-def write_report(run_dir, say=print):
+def write_report(run_dir, say=None):
     """``diffuse-fit report``: figures and ``report.md`` of the sample run in ``run_dir``
     (reads only the run folder); returns the path of ``report.md``."""
+    say = speaker(say)
     from diffuse_fit.jobs.report_job import run_report
 
     return run_report(run_dir, say=say)
 
 
-def write_spec(out=None, *, from_run=None, schema: bool = False, check=None, say=print):
+def write_spec(out=None, *, from_run=None, schema: bool = False, check=None, say=None):
     """``diffuse-fit spec``: an analysis specification (JSON) -- the one the run folder
     ``from_run`` ran (``diffuse-fit spec --from-run DIR``), or the published JSON Schema of
     specification files (``schema``) -- written atomically to ``out`` or printed; ``check``:
     validate a specification file (one line naming the key path and value if it is bad).
     Returns the written content."""
+    say = speaker(say)
     import json
 
     from diffuse_fit.errors import UsageError

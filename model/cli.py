@@ -11,6 +11,7 @@ from diffuse_fit import __version__
 from diffuse_fit.errors import DataFormatError, FitFailed, RunInterrupted, UsageError
 from diffuse_fit.inference.priors import PriorError
 from diffuse_fit.inference.settings import SamplerSettings
+from diffuse_fit.messages import LOGGER, speaker
 from diffuse_fit.physics.constants import TOY_SEED
 
 TOY_DATASETS = ("default", "broken")  # keep in step with diffuse_fit.physics.toy.TOY_DATASETS
@@ -112,6 +113,11 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help=f"run folder to write (default {DEFAULT_OUT}); replaces an earlier run there")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also debugging lines (the diffuse_fit and pymc loggers)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,10 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
     p_spec.add_argument("--out", type=Path, default=None,
                         help="file to write (default: standard output)")  # fmt: skip
     p_spec.add_argument("--quiet", action="store_true", help="print only warnings and errors")
+    p_spec.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also debugging lines (the diffuse_fit and pymc loggers)",
+    )
     p_report = sub.add_parser("report", help="figures and report.md of a saved sample run")
     p_report.add_argument("--run", dest="run_dir", type=Path, default=DEFAULT_OUT,
                           help=f"folder of a 'sample' run (default {DEFAULT_OUT})")  # fmt: skip
     p_report.add_argument("--quiet", action="store_true", help="print only warnings and errors")
+    p_report.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also debugging lines (the diffuse_fit and pymc loggers)",
+    )
     return parser
 
 
@@ -276,7 +292,7 @@ SPEC_ONLY_OPTIONS = ("fix", "binning")
 
 def api_options(args) -> dict:
     """The options of ``args`` that its command's function in :mod:`diffuse_fit.api` takes."""
-    skip = (*INPUT_OPTIONS, *SPEC_ONLY_OPTIONS, "command", "quiet")
+    skip = (*INPUT_OPTIONS, *SPEC_ONLY_OPTIONS, "command", "quiet", "verbose")
     return {k: v for k, v in vars(args).items() if k not in skip}
 
 
@@ -384,26 +400,38 @@ def _run(args, say) -> None:
     function(inputs, **options, progressbar=not args.quiet, say=say)
 
 
-def _log_warnings_as_lines() -> None:
-    """Warnings of the package's loggers (``model.*``) as ``diffuse-fit: warning: ...`` lines
-    on stderr (once per process)."""
+def _configure_logging(quiet: bool, verbose: bool) -> None:
+    """The package's messages (the ``diffuse_fit`` logger, :mod:`diffuse_fit.messages`) as
+    lines: INFO (and with ``verbose`` DEBUG) as they are on stdout, warnings as
+    ``diffuse-fit: warning: ...`` on stderr; ``quiet``: warnings only.  Once per process (the
+    handlers write to the ``sys.stdout``/``sys.stderr`` of the moment: tests replace them)."""
     import logging
 
-    class StderrLines(logging.StreamHandler):
+    class Lines(logging.StreamHandler):
+        def __init__(self, name: str):
+            super().__init__()
+            self.name_of_stream = name
+
         @property
-        def stream(self):  # the sys.stderr of the moment (tests replace it)
-            return sys.stderr
+        def stream(self):
+            return getattr(sys, self.name_of_stream)
 
         @stream.setter
         def stream(self, value):
             pass
 
-    logger = logging.getLogger("diffuse_fit")
-    if not any(type(h).__name__ == "StderrLines" for h in logger.handlers):
-        handler = StderrLines()
-        handler.setFormatter(logging.Formatter("diffuse-fit: warning: %(message)s"))
-        handler.setLevel(logging.WARNING)
-        logger.addHandler(handler)
+    logger = logging.getLogger(LOGGER)
+    if not any(type(h).__name__ == "Lines" for h in logger.handlers):
+        out = Lines("stdout")
+        out.setFormatter(logging.Formatter("%(message)s"))
+        out.addFilter(lambda record: record.levelno < logging.WARNING)
+        err = Lines("stderr")
+        err.setFormatter(logging.Formatter("diffuse-fit: warning: %(message)s"))
+        err.setLevel(logging.WARNING)
+        logger.addHandler(out)
+        logger.addHandler(err)
+        logger.propagate = False
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
 
 
 def main(argv=None) -> int:
@@ -413,13 +441,14 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a one-line usage error (status 2)
         return int(exc.code or 0)
-    say = (lambda *a, **k: None) if args.quiet else print
-    _log_warnings_as_lines()
-    if args.quiet:
-        import logging
+    say = speaker()  # the diffuse_fit logger (diffuse_fit.messages)
+    _configure_logging(args.quiet, getattr(args, "verbose", False))
+    import logging
 
-        # PyMC's "NUTS[...]" notices (its import resets the "pymc" logger; this child stays)
-        logging.getLogger("pymc.sampling").setLevel(logging.ERROR)
+    # PyMC's "NUTS[...]" notices (its import resets the "pymc" logger; this child stays)
+    logging.getLogger("pymc.sampling").setLevel(
+        logging.ERROR if args.quiet else logging.DEBUG if args.verbose else logging.NOTSET
+    )
     try:
         _run(args, say)
     except (DataFormatError, PriorError, FitFailed, UsageError) as exc:

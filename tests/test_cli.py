@@ -118,7 +118,7 @@ def test_every_command_option_is_a_keyword_of_its_api_function():
     functions = {"report": api.write_report, "spec": api.write_spec}
     for name, sub in commands.choices.items():
         options = {a.dest for a in sub._actions if a.dest != "help"} - {
-            "quiet", *INPUT_OPTIONS, *SPEC_ONLY_OPTIONS}  # fmt: skip
+            "quiet", "verbose", *INPUT_OPTIONS, *SPEC_ONLY_OPTIONS}  # fmt: skip
         function = functions.get(name) or getattr(api, f"run_{name}")
         keywords = set(inspect.signature(function).parameters) - {"inputs", "say", "progressbar",
                                                                     "model"}  # fmt: skip
@@ -157,3 +157,29 @@ def test_toys_print_seed_truth_and_dashboard(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "seed: 1" in out and "dashboard http" in out
     assert "astro_gamma=2.8\n" in out and "atmos_norm=1 (the inputs' truth)" in out
+
+
+def test_messages_go_through_the_diffuse_fit_logger(tmp_path, capsys, caplog):
+    """The command's lines are the ``diffuse_fit`` logger's INFO records (shown on stdout);
+    --quiet hides them, --verbose keeps them; the API logs the same lines without a ``say``."""
+    import logging
+
+    import diffuse_fit as df
+
+    out = tmp_path / "run"
+    assert main(["map", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "finding the MAP ..." in printed and f"wrote {out / 'map.json'}" in printed
+    assert main(["map", "--out", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["map", "--out", str(out), "--verbose"]) == 0
+    assert "finding the MAP ..." in capsys.readouterr().out
+    logger = logging.getLogger("diffuse_fit")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="diffuse_fit"):
+            df.run_map(df.load_inputs(), tmp_path / "api")
+    finally:
+        logger.removeHandler(caplog.handler)
+    lines = [r.getMessage() for r in caplog.records if r.name == "diffuse_fit"]
+    assert "finding the MAP ..." in lines

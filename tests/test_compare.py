@@ -17,7 +17,7 @@ from diffuse_fit.fitting.profile import ProfileFitter
 from diffuse_fit.inference.priors import resolve_priors
 from diffuse_fit.jobs.compare import nested_pairs, parse_models, pointwise_log_likelihood
 from diffuse_fit.jobs.inputs import component_set, inputs_from_spec, load_inputs
-from diffuse_fit.jobs.runs import Job
+from diffuse_fit.jobs.prepared import PreparedFit
 from diffuse_fit.jobs.tasks import FitContext, lrt_toy, task_seed
 from diffuse_fit.physics import toy
 from diffuse_fit.physics.components import parameter_supports
@@ -58,7 +58,7 @@ def test_pointwise_log_likelihood_is_the_poisson_of_the_per_event_expectation(to
     the per-event formula (np.bincount) and scipy's Poisson pmf."""
     import xarray as xr
 
-    job = Job.prepare(load_inputs(), "default", astro_model="logparabola", build=False,
+    job = PreparedFit.prepare(load_inputs(), "default", astro_model="logparabola", build=False,
                       say=lambda *a: None)  # fmt: skip
     rng = np.random.default_rng(3)
     draws = {"atmos_norm": rng.uniform(0.5, 1.5, (2, 3)), "astro_norm": rng.uniform(4, 9, (2, 3)),
@@ -232,7 +232,7 @@ def test_compare_end_to_end(tmp_path):
 
     stored = xr.open_datatree(out / "posterior_spl.nc", engine="h5netcdf")
     assert "log_likelihood" not in stored.children and "posterior" in stored.children
-    job = Job.prepare(load_inputs(), "default", build=False, say=lambda *a: None)
+    job = PreparedFit.prepare(load_inputs(), "default", build=False, say=lambda *a: None)
     bins, loglike = pointwise_log_likelihood(job, stored.posterior)
     stored["log_likelihood"] = xr.Dataset({"counts": (("chain", "draw", "bin"), loglike)})
     assert az.loo(stored, var_name="counts").elpd == pytest.approx(

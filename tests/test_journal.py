@@ -13,7 +13,7 @@ from diffuse_fit.io.journal import ENTRY_KEY, Journal, journal_folder
 from diffuse_fit.jobs.distributed import ClusterOptions
 from diffuse_fit.jobs.entries import BadEntry, check_scan, check_toy
 from diffuse_fit.jobs.inputs import load_inputs
-from diffuse_fit.jobs.many import Prepared
+from diffuse_fit.jobs.prepared import PreparedFit
 from diffuse_fit.jobs.tasks import task_seed
 from diffuse_fit.jobs.toys import run_toys
 
@@ -66,7 +66,7 @@ def test_entry_of_another_job_is_bad(tmp_path):
 
 @pytest.fixture(scope="module")
 def prepared():
-    return Prepared.load(load_inputs(), "flat", say=lambda *a, **k: None)
+    return PreparedFit.load(load_inputs(), "flat", say=lambda *a, **k: None)
 
 
 @pytest.fixture(scope="module")

@@ -39,9 +39,9 @@ def scan_2d(inputs, tmp_path_factory):
 
 
 def test_scan_minimum_is_the_map_and_ts_is_an_independent_profile(binned, inputs, tmp_path):
-    from diffuse_fit.jobs.many import Prepared
+    from diffuse_fit.jobs.prepared import PreparedFit
 
-    best = Prepared.load(inputs, "flat", say=lambda *a: None).best
+    best = PreparedFit.load(inputs, "flat", say=lambda *a: None).best
     g = best.values["astro_gamma"]
     params = [("astro_gamma", g - 0.5, g + 0.5, 11)]  # the MAP is the middle grid point
     scan = run_scan(inputs, "flat", tmp_path / "scan1d", params, cluster=ONE, **QUIET)
@@ -237,11 +237,11 @@ def test_resampled_simulation_is_an_independent_per_event_sum(binned, inputs):
     from the simulation, weights scaled by n_total / N (checked by the workshop's
     per-event weighting of the same events)."""
     from diffuse_fit.binned import reference_fit
-    from diffuse_fit.jobs.many import Prepared
+    from diffuse_fit.jobs.prepared import PreparedFit
     from diffuse_fit.jobs.tasks import resampled_fitter
     from diffuse_fit.jobs.toys import _resample_context
 
-    prepared = Prepared.load(inputs, "flat", say=lambda *a: None)
+    prepared = PreparedFit.load(inputs, "flat", say=lambda *a: None)
     context = prepared.context({"test": 1}, **_resample_context(prepared, 10_000))
     fitter = resampled_fitter(context, 10_000, np.random.default_rng(3))
     sim = binned.simulation

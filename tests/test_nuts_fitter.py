@@ -272,13 +272,13 @@ def test_cached_cfunc_takes_more_shared_inputs_than_a_python_call_can(tmp_path):
     from diffuse_fit.inference import nutpie_cached
     from diffuse_fit.io import hese_release as hr
     from diffuse_fit.jobs.inputs import load_inputs
-    from diffuse_fit.jobs.runs import Job
+    from diffuse_fit.jobs.prepared import PreparedFit
     from diffuse_fit.physics import hese_toy
 
     toy = hese_toy.make_toy_release(seed=22, n=8_000)
     hr.write_release_folder(tmp_path, toy.simulation, toy.data)
     inputs = load_inputs(None, None, hese_release=tmp_path)
-    model = Job.prepare(inputs, "hese", "hese", lambda *a, **k: None, "say", "spl").model
+    model = PreparedFit.prepare(inputs, "hese", "hese", lambda *a, **k: None, "say", "spl").model
     compiled = nutpie_cached.compile_cached(model)
     assert len(compiled.logp_func.get_shared()) > nutpie_cached.MAX_CALL_ITEMS + 5
     for seed in (1, 2):

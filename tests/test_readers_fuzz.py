@@ -504,10 +504,10 @@ def test_journal_entries_forged_but_well_formed_are_refused(result, replacement,
 @pytest.fixture(scope="module")
 def toy_task():
     from diffuse_fit.jobs.inputs import load_inputs
-    from diffuse_fit.jobs.many import Prepared
+    from diffuse_fit.jobs.prepared import PreparedFit
     from diffuse_fit.jobs.tasks import toy
 
-    prepared = Prepared.load(load_inputs(), "flat", say=lambda *a, **k: None)
+    prepared = PreparedFit.load(load_inputs(), "flat", say=lambda *a, **k: None)
     context = prepared.context(prepared.config(kind="toys"))
     args = {"index": 2, "seed": 9, "truth": dict(prepared.best.values), "nuts": False}
     return context, args, json.loads(json.dumps(toy(context, "toy-000002", args)))

@@ -302,11 +302,11 @@ def test_unknown_astro_model_is_a_usage_error(capsys):
 
 def test_journal_config_names_the_model(toy_dataset):
     from diffuse_fit.jobs.inputs import Inputs
-    from diffuse_fit.jobs.many import Prepared
+    from diffuse_fit.jobs.prepared import PreparedFit
 
     inputs = Inputs(toy_dataset.data, toy_dataset.simulation, toy_dataset.truth, "toy", {})
-    spl = Prepared.load(inputs, "flat", say=lambda *a: None)
-    cut = Prepared.load(inputs, "flat", say=lambda *a: None, astro_model="cutoff")
+    spl = PreparedFit.load(inputs, "flat", say=lambda *a: None)
+    cut = PreparedFit.load(inputs, "flat", say=lambda *a: None, astro_model="cutoff")
     assert "astro_model" not in spl.config()  # earlier journals keep their key
     assert cut.config()["astro_model"] == "cutoff"
     assert "astro_log10_ecut" in cut.names

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln, xlogy
 
+from diffuse_fit.binned.nuisance_tables import add_second
 from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 
 
@@ -59,8 +60,7 @@ def loglike_derivatives(
         residual = ratio - 1.0
         gradient = jac.T @ residual
         hessian = -(jac.T * weight) @ jac
-        for i, j, d2lam in second:
-            hessian[i, j] += residual @ d2lam
+        add_second(hessian, second, residual)
     return loglike, gradient, hessian
 
 

@@ -14,6 +14,9 @@ evaluated with its exact derivatives by :func:`log_table_values` /
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import numpy as np
 
 from diffuse_fit.binned import chebyshev
@@ -137,3 +140,73 @@ def tabulate_log_sums(bin_index, weights, log_energy, reference_index, interval,
         if error <= tolerance:
             break
     return active, coeffs, error
+
+
+@dataclass(frozen=True)
+class LogChebyshevTable:
+    """``S_b(x) = exp(L_b(x))`` on the ``active`` bins (0 elsewhere), ``L_b`` a Chebyshev
+    series over ``interval`` of ``x``: the one table type of the power laws, the SAY pairs and
+    the nuisance products (module docstring).  Its protocol: :meth:`values`,
+    :meth:`derivatives` and, in pytensor, :func:`diffuse_fit.inference.table_pt.log_table_pt`.
+
+    Attributes
+    ----------
+    active : ndarray of int
+        Bins with ``S_b > 0``.
+    log_coeffs : ndarray, (len(active), K)
+        Chebyshev coefficients of ``log S_b`` over ``interval``.
+    max_relative_error : float
+        Largest ``|S_table / S_exact - 1|`` found on the check grid.
+    """
+
+    n_bins: int
+    active: np.ndarray
+    log_coeffs: np.ndarray
+    interval: tuple[float, float]
+    max_relative_error: float = 0.0
+
+    @property
+    def n_nodes(self) -> int:
+        return self.log_coeffs.shape[1]
+
+    def values(self, x: float, name: str = "x") -> np.ndarray:
+        """``S_b(x)``, (n_bins,); ``name``: the variable's, for the out-of-range error."""
+        return log_table_values(self.log_coeffs, self.active, self.n_bins, self.interval, x, name)
+
+    def derivatives(self, x: float, name: str = "x") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``S_b``, ``dS_b/dx``, ``d2S_b/dx2`` at ``x`` (n_bins each), exact for the table."""
+        return log_table_derivatives(self.log_coeffs, self.active, self.n_bins, self.interval, x,
+                                     name, self.derivative_stack)  # fmt: skip
+
+    @functools.cached_property
+    def derivative_stack(self) -> np.ndarray:
+        """:func:`log_derivative_stack` of the table (computed once: a fit evaluates the
+        derivatives thousands of times)."""
+        return log_derivative_stack(self.log_coeffs, self.interval)
+
+    def __getstate__(self) -> dict:
+        """Pickle without the cached :attr:`derivative_stack` (rebuilt on use)."""
+        return {k: v for k, v in self.__dict__.items() if k != "derivative_stack"}
+
+    @classmethod
+    def tabulate(cls, bin_index, weights, log_energy, reference_index, interval, n_bins,
+                 tolerance=DEFAULT_TOLERANCE, max_nodes=MAX_NODES) -> LogChebyshevTable:  # fmt: skip
+        """The table of ``S_b(x) = sum_{i in b} w_i exp(-(x - x0) y_i)``
+        (:func:`tabulate_log_sums`)."""
+        active, coeffs, error = tabulate_log_sums(bin_index, weights, log_energy, reference_index,
+                                                  interval, n_bins, tolerance, max_nodes)  # fmt: skip
+        return cls(n_bins, active, coeffs, tuple(map(float, interval)), float(error))
+
+    def record(self, prefix: str) -> dict:
+        """The table as a run's record variables ``<prefix>__active``, ``<prefix>__log_coeffs``
+        (``name -> (dims, array)``; the interval and error are the caller's to describe)."""
+        dims = (f"{prefix}__active_bin", f"{prefix}__node")
+        return {f"{prefix}__active": (dims[:1], np.asarray(self.active, dtype=np.int64)),
+                f"{prefix}__log_coeffs": (dims, self.log_coeffs)}  # fmt: skip
+
+    @classmethod
+    def read(cls, arrays: dict, prefix: str, n_bins: int, interval, error: float,
+             what: str) -> LogChebyshevTable:  # fmt: skip
+        """Inverse of :meth:`record` (:func:`read_log_table`'s checks)."""
+        active, coeffs = read_log_table(arrays, prefix, n_bins, what)
+        return cls(n_bins, active, coeffs, tuple(map(float, interval)), float(error))

@@ -29,20 +29,12 @@ O(bins x nodes) per evaluation, independent of the number of simulated events.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from diffuse_fit.binned.log_tables import (
-    DEFAULT_TOLERANCE,
-    log_derivative_stack,
-    log_table_derivatives,
-    log_table_values,
-    read_log_table,
-    tabulate_log_sums,
-)
+from diffuse_fit.binned.log_tables import DEFAULT_TOLERANCE, LogChebyshevTable
 from diffuse_fit.errors import DataFormatError
 from diffuse_fit.io.events import EventTable
 from diffuse_fit.physics.components import FlatComponent, PowerLawComponent
@@ -53,20 +45,25 @@ MAX_NODES = 128  # as the squared-weight tables of diffuse_fit.binned.variance
 
 @dataclass(frozen=True)
 class LogTable:
-    """``P_b(theta) = exp(sum_k a_k theta_k) S_b(s)``, ``s = sum of params[variables]``.
+    """``P_b(theta) = exp(sum_k a_k theta_k) S_b(sum of params[variables])``.
 
-    ``S_b`` is exact (``per_bin``) when there are no variables, else ``exp`` of a Chebyshev
-    series (``log_coeffs`` on the ``active`` bins, over ``interval`` of ``s``).
+    ``S_b`` is exact (``per_bin``) when there are no variables, else a
+    :class:`LogChebyshevTable` (``table``) over the interval of the variables' sum.
     """
 
     variables: tuple
     linear: tuple  # ((name, a), ...)
     n_bins: int
     per_bin: np.ndarray | None = None
-    interval: tuple = (0.0, 0.0)
-    active: np.ndarray | None = None
-    log_coeffs: np.ndarray | None = None
-    max_relative_error: float = 0.0
+    table: LogChebyshevTable | None = None
+
+    interval = property(lambda self: self.table.interval)
+    active = property(lambda self: self.table.active)
+    log_coeffs = property(lambda self: self.table.log_coeffs)
+
+    @property
+    def max_relative_error(self) -> float:
+        return 0.0 if self.table is None else self.table.max_relative_error
 
     @property
     def covered(self) -> np.ndarray:
@@ -74,7 +71,7 @@ class LogTable:
         if self.per_bin is not None:
             return self.per_bin > 0
         mask = np.zeros(self.n_bins, dtype=bool)
-        mask[self.active] = True
+        mask[self.table.active] = True
         return mask
 
     def _argument(self, params: dict) -> float:
@@ -87,17 +84,8 @@ class LogTable:
         """``P_b`` at ``params``, (n_bins,)."""
         if self.per_bin is not None:
             return self._prefactor(params) * self.per_bin
-        s = log_table_values(self.log_coeffs, self.active, self.n_bins, self.interval,
-                             self._argument(params), "+".join(self.variables))  # fmt: skip
+        s = self.table.values(self._argument(params), "+".join(self.variables))
         return self._prefactor(params) * s
-
-    @functools.cached_property
-    def derivative_stack(self) -> np.ndarray:
-        return log_derivative_stack(self.log_coeffs, self.interval)
-
-    def __getstate__(self) -> dict:
-        """Pickle without the cached :attr:`derivative_stack` (rebuilt on use)."""
-        return {k: v for k, v in self.__dict__.items() if k != "derivative_stack"}
 
     def derivatives(self, params: dict, position: dict, bins: np.ndarray):
         """``P`` (len(bins),), its gradient (len(bins), n) and Hessian (len(bins), n, n) in
@@ -107,9 +95,8 @@ class LogTable:
             s0 = self.per_bin[bins]
             s1 = s2 = np.zeros_like(s0)
         else:
-            s0, s1, s2 = (v[bins] for v in log_table_derivatives(
-                self.log_coeffs, self.active, self.n_bins, self.interval,
-                self._argument(params), "+".join(self.variables), self.derivative_stack))  # fmt: skip
+            s0, s1, s2 = (v[bins] for v in self.table.derivatives(
+                self._argument(params), "+".join(self.variables)))  # fmt: skip
         a, c = np.zeros(n), np.zeros(n)
         for v in self.variables:
             c[position[v]] += 1.0
@@ -158,21 +145,84 @@ def products_values(products, params: dict) -> np.ndarray:
     )
 
 
+@dataclass(frozen=True)
+class LowRankSecond:
+    """Second derivatives of a per-bin quantity ``y_b`` as a sum of rank-one terms:
+    ``d2 y_b / d theta_i d theta_j = sum_r vectors[r, b] matrices[r, i, j]``.
+
+    A consumer needs only contractions ``sum_b w_b d2 y_b / d theta_i d theta_j``
+    (:meth:`contract`): ``O(R (bins + n^2))`` instead of forming ``(bins, n, n)``."""
+
+    vectors: np.ndarray  # (R, len(bins))
+    matrices: np.ndarray  # (R, n, n)
+
+    def contract(self, weights: np.ndarray) -> np.ndarray:
+        """``sum_b weights_b d2 y_b``, (n, n)."""
+        return np.tensordot(self.vectors @ weights, self.matrices, axes=1)
+
+
+def add_second(hessian: np.ndarray, second, weights: np.ndarray) -> None:
+    """``hessian += sum_b weights_b d2 y_b`` for ``second``: entries ``(i, j, d2 y_b)`` or
+    :class:`LowRankSecond`."""
+    for entry in second:
+        if isinstance(entry, LowRankSecond):
+            hessian += entry.contract(weights)
+        else:
+            i, j, d2 = entry
+            hessian[i, j] += weights @ d2
+
+
 def products_derivatives(products, params: dict, position: dict, bins: np.ndarray):
-    """Value (len(bins),), Jacobian (len(bins), n) and second derivatives as
-    ``(i, j, d2 / d theta_i d theta_j)`` entries (both orders) of :func:`products_values`."""
+    """Value (len(bins),), Jacobian (len(bins), n) and second derivatives (one
+    :class:`LowRankSecond`) of :func:`products_values`.
+
+    A product ``m f(theta) e(theta) S(x)``, with ``f = prod_k (a_k + b_k theta_{p_k})``,
+    ``e = exp(a . theta)`` (the table's linear terms) and ``S`` its table in
+    ``x = c . theta`` (the sum of its variables), has
+
+    * gradient ``S alpha + S' beta``, ``alpha = m e (grad f + f a)``, ``beta = m e f c``;
+    * Hessian ``S A + S' B + S'' C``, ``A = m e (hess f + grad f a^T + a grad f^T + f a a^T)``,
+      ``B = m e (grad f c^T + c grad f^T + f (a c^T + c a^T))``, ``C = m e f c c^T``;
+
+    three per-bin vectors and three small matrices per product, never a (bins, n, n)
+    array."""
     n = len(position)
-    value, jac, hess = np.zeros(bins.size), np.zeros((bins.size, n)), np.zeros((bins.size, n, n))
+    value, jac = np.zeros(bins.size), np.zeros((bins.size, n))
+    vectors, matrices = [], []
     for p in products:
         f, fg, fh = coefficient_derivatives(p.factors, params, position)
-        v, g, h = p.table.derivatives(params, position, bins)
-        m = p.multiplier
-        value += m * f * v
-        jac += m * (np.outer(v, fg) + f * g)
-        hess += m * (v[:, None, None] * fh + fg[None, :, None] * g[:, None, :]
-                     + g[:, :, None] * fg[None, None, :] + f * h)  # fmt: skip
-    second = [(i, j, hess[:, i, j]) for i in range(n) for j in range(n) if np.any(hess[:, i, j])]
-    return value, jac, second
+        t = p.table
+        a, c = np.zeros(n), np.zeros(n)
+        for v in t.variables:
+            c[position[v]] += 1.0
+        for name, coef in t.linear:
+            a[position[name]] += coef
+        me = p.multiplier * t._prefactor(params)
+        if t.per_bin is not None:
+            s0 = t.per_bin[bins]
+            s1 = s2 = None
+        else:
+            s0, s1, s2 = (x[bins] for x in t.table.derivatives(t._argument(params),
+                                                                 "+".join(t.variables)))  # fmt: skip
+        value += me * f * s0
+        alpha = me * (fg + f * a)
+        jac += s0[:, None] * alpha
+        vectors.append(s0)
+        matrices.append(me * (fh + _sym(fg, a) + f * a[:, None] * a))
+        if s1 is not None:
+            jac += s1[:, None] * (me * f * c)
+            vectors += [s1, s2]
+            matrices += [me * (_sym(fg, c) + f * _sym(a, c)),
+                         me * f * c[:, None] * c]  # fmt: skip
+    if not vectors:
+        return value, jac, []
+    return value, jac, [LowRankSecond(np.array(vectors), np.array(matrices))]
+
+
+def _sym(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x y^T + y x^T``."""
+    xy = x[:, None] * y
+    return xy + xy.T
 
 
 # ----------------------------------------------------------------------------- components
@@ -284,11 +334,9 @@ def _table(bin_index, weights, terms, n_bins, tolerance, max_nodes) -> LogTable 
         reference += second.reference_index
         low, high = low + second.index_range[0], high + second.index_range[1]
         linear = ((second.index, -delta),) if delta != 0.0 else ()
-    active, coeffs, error = tabulate_log_sums(
-        bin_index, weights, y, reference, (low, high), n_bins, tolerance, max_nodes
-    )
-    return LogTable(tuple(t.index for t in tilted), linear, n_bins, None, (low, high), active,
-                    coeffs, error)  # fmt: skip
+    table = LogChebyshevTable.tabulate(bin_index, weights, y, reference, (low, high), n_bins,
+                                       tolerance, max_nodes)  # fmt: skip
+    return LogTable(tuple(t.index for t in tilted), linear, n_bins, table=table)
 
 
 @dataclass(frozen=True)
@@ -372,9 +420,7 @@ def products_to_record(prefix: str, products, n_bins: int) -> tuple[dict, list]:
             variables[f"{name}__per_bin"] = (("all_bin",), t.per_bin)
         else:
             entry |= {"interval": list(t.interval), "max_relative_error": t.max_relative_error}
-            dims = (f"{name}__active_bin", f"{name}__node")
-            variables[f"{name}__active"] = (dims[:1], np.asarray(t.active, dtype=np.int64))
-            variables[f"{name}__log_coeffs"] = (dims, t.log_coeffs)
+            variables |= t.table.record(name)
         described.append(entry)
     return variables, described
 
@@ -386,9 +432,9 @@ def products_from_record(prefix: str, described: list, arrays: dict, n_bins: int
         name = f"{prefix}{j}"
         common = (tuple(d["variables"]), tuple((str(n), float(a)) for n, a in d["linear"]), n_bins)
         if "interval" in d:
-            active, coeffs = read_log_table(arrays, name, n_bins, f"table {name}")
-            table = LogTable(*common, None, tuple(d["interval"]), active, coeffs,
-                             float(d["max_relative_error"]))  # fmt: skip
+            chebyshev_table = LogChebyshevTable.read(arrays, name, n_bins, d["interval"],
+                                                     d["max_relative_error"], f"table {name}")  # fmt: skip
+            table = LogTable(*common, table=chebyshev_table)
         else:
             per_bin = np.asarray(arrays[f"{name}__per_bin"], dtype=np.float64)
             if per_bin.shape != (n_bins,):

@@ -30,6 +30,7 @@ import numpy as np
 from scipy.special import gammaln, polygamma, psi, xlogy
 
 from diffuse_fit.binned.curvature import expectation_derivatives
+from diffuse_fit.binned.nuisance_tables import add_second
 from diffuse_fit.binned.templates import Templates
 
 
@@ -138,8 +139,6 @@ def say_loglike_derivatives(
             + (j_s.T * l_ms) @ j_mu
             + (j_s.T * l_ss) @ j_s
         )
-        for i, j, d2 in second_mu:
-            hessian[i, j] += l_m @ d2
-        for i, j, d2 in second_s:
-            hessian[i, j] += l_s @ d2
+        add_second(hessian, second_mu, l_m)
+        add_second(hessian, second_s, l_s)
     return float(np.sum(lnl)), gradient, hessian

@@ -20,19 +20,12 @@ from the events; the PyMC model evaluates the same tables as pytensor expression
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from diffuse_fit.binned.binning import Binning
-from diffuse_fit.binned.log_tables import (
-    DEFAULT_TOLERANCE,
-    log_derivative_stack,
-    log_table_derivatives,
-    log_table_values,
-    tabulate_log_sums,
-)
+from diffuse_fit.binned.log_tables import DEFAULT_TOLERANCE, LogChebyshevTable
 from diffuse_fit.binned.nuisance_tables import build_nuisance_template
 from diffuse_fit.binned.spectral_tables import build_spectral_template
 from diffuse_fit.io.events import EventTable
@@ -54,50 +47,25 @@ class FlatTemplate:
 
 @dataclass(frozen=True)
 class PowerLawTemplate:
-    """Chebyshev table of ``log S_b(index)`` for the bins where ``S_b > 0``.
-
-    Attributes
-    ----------
-    active : ndarray of int
-        Bins with positive weight; ``S_b = 0`` identically elsewhere.
-    log_coeffs : ndarray, shape (len(active), K)
-        Chebyshev coefficients of ``log S_b`` over ``component.index_range``.
-    max_relative_error : float
-        Largest ``|S_interp / S_exact - 1|`` found on the check grid.
-    """
+    """A power law's per-bin sums at norm 1, ``S_b(index)``: a :class:`LogChebyshevTable`
+    over ``component.index_range`` (``table.active``: the bins with positive weight)."""
 
     component: PowerLawComponent
-    n_bins: int
-    active: np.ndarray
-    log_coeffs: np.ndarray
-    max_relative_error: float
+    table: LogChebyshevTable
 
-    @property
-    def n_nodes(self) -> int:
-        return self.log_coeffs.shape[1]
+    n_bins = property(lambda self: self.table.n_bins)
+    active = property(lambda self: self.table.active)
+    log_coeffs = property(lambda self: self.table.log_coeffs)
+    max_relative_error = property(lambda self: self.table.max_relative_error)
+    n_nodes = property(lambda self: self.table.n_nodes)
 
     def unit_counts(self, params: dict) -> np.ndarray:
         """``S_b`` at ``params[index]``: expected events per bin at norm 1."""
-        c = self.component
-        return log_table_values(self.log_coeffs, self.active, self.n_bins, c.index_range,
-                                params[c.index], c.index)  # fmt: skip
+        return self.table.values(params[self.component.index], self.component.index)
 
     def unit_counts_derivatives(self, params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``S_b``, ``dS_b/d index`` and ``d2S_b/d index2`` at ``params[index]`` (n_bins each);
-        :func:`log_table_derivatives`."""
-        c = self.component
-        return log_table_derivatives(self.log_coeffs, self.active, self.n_bins, c.index_range,
-                                     params[c.index], c.index, self.derivative_stack)  # fmt: skip
-
-    @functools.cached_property
-    def derivative_stack(self) -> np.ndarray:
-        """:func:`log_derivative_stack` of the table (computed once: a fit evaluates the
-        derivatives thousands of times)."""
-        return log_derivative_stack(self.log_coeffs, self.component.index_range)
-
-    def __getstate__(self) -> dict:
-        """Pickle without the cached :attr:`derivative_stack` (rebuilt on use)."""
-        return {k: v for k, v in self.__dict__.items() if k != "derivative_stack"}
+        """``S_b``, ``dS_b/d index`` and ``d2S_b/d index2`` at ``params[index]`` (n_bins each)."""
+        return self.table.derivatives(params[self.component.index], self.component.index)
 
 
 def build_power_law_template(
@@ -108,11 +76,11 @@ def build_power_law_template(
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> PowerLawTemplate:
     """Tabulate ``log S_b`` with the fewest Chebyshev nodes (8, 12, 16, ...) meeting ``tolerance``."""
-    active, coeffs, error = tabulate_log_sums(
+    table = LogChebyshevTable.tabulate(
         bin_index, events[component.weight_field], component.log_energy(events),
         component.reference_index, component.index_range, n_bins, tolerance,
     )  # fmt: skip
-    return PowerLawTemplate(component, n_bins, active, coeffs, error)
+    return PowerLawTemplate(component, table)
 
 
 @dataclass(frozen=True)

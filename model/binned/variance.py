@@ -22,18 +22,11 @@ up to ``MAX_NODES`` = 128 nodes (the component tables stop at 64).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from diffuse_fit.binned.log_tables import (
-    DEFAULT_TOLERANCE,
-    log_derivative_stack,
-    log_table_derivatives,
-    log_table_values,
-    tabulate_log_sums,
-)
+from diffuse_fit.binned.log_tables import DEFAULT_TOLERANCE, LogChebyshevTable
 from diffuse_fit.io.events import EventTable
 from diffuse_fit.physics.components import FlatComponent, PowerLawComponent, event_weights
 
@@ -59,34 +52,25 @@ class FlatPair:
 
 @dataclass(frozen=True)
 class SmoothPair:
-    """``P_cd,b(index)``: Chebyshev table of its log on the ``active`` bins (0 elsewhere)."""
+    """``P_cd,b(index)``: a :class:`LogChebyshevTable` in the spectral index ``index``."""
 
     norms: tuple[str, str]
     factor: float
     index: str
-    index_range: tuple[float, float]
-    n_bins: int
-    active: np.ndarray
-    log_coeffs: np.ndarray
-    max_relative_error: float
+    table: LogChebyshevTable
+
+    n_bins = property(lambda self: self.table.n_bins)
+    active = property(lambda self: self.table.active)
+    log_coeffs = property(lambda self: self.table.log_coeffs)
+    index_range = property(lambda self: self.table.interval)
+    max_relative_error = property(lambda self: self.table.max_relative_error)
 
     def values(self, params: dict) -> np.ndarray:
-        return log_table_values(self.log_coeffs, self.active, self.n_bins, self.index_range,
-                                params[self.index], self.index)  # fmt: skip
+        return self.table.values(params[self.index], self.index)
 
     def derivatives(self, params: dict):
         """``P``, ``dP/d index``, ``d2P/d index2`` (n_bins each), exact for the table."""
-        return log_table_derivatives(self.log_coeffs, self.active, self.n_bins, self.index_range,
-                                     params[self.index], self.index, self.derivative_stack)  # fmt: skip
-
-    @functools.cached_property
-    def derivative_stack(self) -> np.ndarray:
-        """:func:`log_derivative_stack` of the table, computed once."""
-        return log_derivative_stack(self.log_coeffs, self.index_range)
-
-    def __getstate__(self) -> dict:
-        """Pickle without the cached :attr:`derivative_stack` (rebuilt on use)."""
-        return {k: v for k, v in self.__dict__.items() if k != "derivative_stack"}
+        return self.table.derivatives(params[self.index], self.index)
 
 
 @dataclass(frozen=True)
@@ -188,10 +172,9 @@ def build_variance_tables(
                     f"the SAY likelihood's tables for power laws '{ci.name}' and '{cj.name}' "
                     "with different spectral indices (or index ranges) are not implemented"
                 )
-            active, coeffs, error = tabulate_log_sums(
-                bin_index, weights, y, ref, interval, n_bins, tolerance, MAX_NODES
-            )
-            pairs.append(SmoothPair(norms, factor, index, interval, n_bins, active, coeffs, error))
+            table = LogChebyshevTable.tabulate(bin_index, weights, y, ref, interval, n_bins,
+                                               tolerance, MAX_NODES)  # fmt: skip
+            pairs.append(SmoothPair(norms, factor, index, table))
     return VarianceTables(tuple(pairs))
 
 

@@ -20,7 +20,7 @@ def log_table_pt(table: LogTable, params: dict, model_bins: np.ndarray):
         values = table_input(table.per_bin[model_bins])
     else:
         s = pt.add(*(params[v] for v in table.variables))
-        values = chebyshev_table_pt(table.log_coeffs, table.active, s, table.interval, model_bins)
+        values = chebyshev_table_pt(table.table, s, model_bins)
     if table.linear:
         values = values * pt.exp(pt.add(*(a * params[name] for name, a in table.linear)))
     return values

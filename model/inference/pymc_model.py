@@ -67,8 +67,7 @@ def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
         return table_input(table.per_bin[model_bins])
     if isinstance(table, PowerLawTemplate):
         c = table.component
-        return log_table_pt(table.log_coeffs, table.active, params[c.index], c.index_range,
-                            model_bins)  # fmt: skip
+        return log_table_pt(table.table, params[c.index], model_bins)
     if hasattr(table, "products"):  # with nuisance parameters
         return products_pt(table.products, params, model_bins)
     if isinstance(table, SpectralTable):
@@ -124,8 +123,7 @@ def sum_of_squares_pt(variance: VarianceTables, params: dict, model_bins: np.nda
     terms = []
     for p in variance.pairs:
         if isinstance(p, SmoothPair):
-            table = log_table_pt(p.log_coeffs, p.active, params[p.index], p.index_range,
-                                 model_bins)  # fmt: skip
+            table = log_table_pt(p.table, params[p.index], model_bins)
         else:
             table = table_input(p.per_bin[model_bins])
         terms.append(p.factor * params[p.norms[0]] * params[p.norms[1]] * table)

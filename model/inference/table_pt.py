@@ -32,14 +32,14 @@ def table_input(values: np.ndarray):
     return pytensor.shared(np.ascontiguousarray(values))
 
 
-def log_table_pt(log_coeffs, active, x, interval, model_bins: np.ndarray):
-    """Pytensor expression of ``exp`` of a Chebyshev table of logs at ``x`` on the model bins
-    (0 off the table's ``active`` bins); NumPy twin
-    :func:`diffuse_fit.binned.log_tables.log_table_values` (``[model_bins]``)."""
-    t = chebyshev.to_unit(x, interval)
-    coeffs = table_input(log_coeffs)
+def log_table_pt(table, x, model_bins: np.ndarray):
+    """Pytensor expression of a :class:`diffuse_fit.binned.log_tables.LogChebyshevTable` at
+    ``x`` on the model bins (0 off the table's ``active`` bins); NumPy twin
+    ``table.values(x)[model_bins]``."""
+    t = chebyshev.to_unit(x, table.interval)
+    coeffs = table_input(table.log_coeffs)
     log_s = coeffs @ chebyshev_basis(t, coeffs.shape[1])  # any number of terms: one graph
-    positions = np.searchsorted(model_bins, active)
+    positions = np.searchsorted(model_bins, table.active)
     if positions.size == model_bins.size:
         return pt.exp(log_s)
     return pt.zeros(model_bins.size)[table_input(positions)].set(pt.exp(log_s))

@@ -43,9 +43,10 @@ from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
 from diffuse_fit.jobs.entries import check_lrt
 from diffuse_fit.jobs.inputs import Inputs
 from diffuse_fit.jobs.interrupt import interrupted_message, interruptible
-from diffuse_fit.jobs.many import Prepared
-from diffuse_fit.jobs.runs import Job, sample
+from diffuse_fit.jobs.prepared import PreparedFit
+from diffuse_fit.jobs.runs import sample
 from diffuse_fit.jobs.tasks import alternative_fit, likelihood_ratio, lrt_toy, task_seed
+from diffuse_fit.messages import speaker
 from diffuse_fit.physics.spectra import NESTS_SPL, astro_models
 
 
@@ -54,7 +55,7 @@ class ModelResult:
     """One model's fits: the prepared job, its MAP record, NUTS posterior, evidence."""
 
     name: str
-    job: Job
+    job: PreparedFit
     map_result: dict
     idata: object
     diagnostics: dict
@@ -94,7 +95,7 @@ def run_compare(
     inputs: Inputs, prior_spec, out: Path, models, *, seed: int = 1,
     settings: SamplerSettings | None = None, components="workshop", smc_runs: int = 4,
     smc_draws: int = 2000, lrt_toys: int = 500, cluster: ClusterOptions | None = None,
-    say=print, progressbar=True, analysis=None,
+    say=None, progressbar=True, analysis=None,
 ) -> dict:  # fmt: skip
     """Fit and compare ``models``; write the run folder ``out``; return ``compare.json``.
 
@@ -103,6 +104,7 @@ def run_compare(
     pseudo-experiments per likelihood-ratio test (0: none); ``analysis``: the specification
     the other arguments came from (its sample's binning).
     """
+    say = speaker(say)
     models = parse_models(models)
     out = check_output_folder(out)
     settings = SamplerSettings(**{**(settings or SamplerSettings()).to_dict(), "seed": seed})
@@ -148,7 +150,9 @@ def _fit_model(inputs, prior_spec, components, name, settings, smc_runs, smc_dra
 
     if analysis is not None:
         analysis = with_sample(analysis, astro_model=name)
-    job = Job.prepare(inputs, prior_spec, components, say, "poisson", name, analysis=analysis)
+    job = PreparedFit.prepare(
+        inputs, prior_spec, components, say, "poisson", name, analysis=analysis
+    )
     map_result = job.run_map()
     say(f"sampling {name}: {settings.chains} chains x ({settings.tune} + {settings.draws}), "
         f"seed {settings.seed} ...")  # fmt: skip
@@ -171,7 +175,7 @@ def _fit_model(inputs, prior_spec, components, name, settings, smc_runs, smc_dra
     return ModelResult(name, job, map_result, idata, diag, evidence, problem)
 
 
-def pointwise_log_likelihood(job: Job, posterior) -> tuple[np.ndarray, np.ndarray]:
+def pointwise_log_likelihood(job: PreparedFit, posterior) -> tuple[np.ndarray, np.ndarray]:
     """``(bins, log L)``: the bins some component populates and the Poisson log-likelihood
     of each at every posterior draw, shape (chain, draw, bin) (NumPy tables;
     :func:`diffuse_fit.jobs.inference_data.pointwise_log_likelihood` on those bins)."""
@@ -183,7 +187,7 @@ def pointwise_log_likelihood(job: Job, posterior) -> tuple[np.ndarray, np.ndarra
     return bins, loglike[..., bins]
 
 
-def _attach_log_likelihood(idata, job: Job) -> None:
+def _attach_log_likelihood(idata, job: PreparedFit) -> None:
     import xarray as xr
 
     bins, loglike = pointwise_log_likelihood(job, idata.posterior)
@@ -229,9 +233,9 @@ def _likelihood_ratio_tests(inputs, components, models, n_toys, seed, out, clust
     silent = lambda *a, **k: None  # noqa: E731 (the tables were described above)
     specs = {m: with_sample(analysis, astro_model=m) if analysis is not None else None
              for m in ["spl", *(alt for _, alt in pairs)]}  # fmt: skip
-    null = Prepared.load(inputs, "flat", components, silent, "poisson", "spl",
+    null = PreparedFit.load(inputs, "flat", components, silent, "poisson", "spl",
                          analysis=specs["spl"])  # fmt: skip
-    alternatives = {alt: Prepared.load(inputs, "flat", components, silent, "poisson", alt,
+    alternatives = {alt: PreparedFit.load(inputs, "flat", components, silent, "poisson", alt,
                                        analysis=specs[alt])
                     for _, alt in pairs}  # fmt: skip
     fits = {alt: alternative_fit(p.profile, alt, null.binned.counts, null.best.values,

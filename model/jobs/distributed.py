@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from diffuse_fit.errors import FitFailed, UsageError
 from diffuse_fit.io.atomic import json_text
 from diffuse_fit.io.journal import Journal
+from diffuse_fit.messages import speaker
 
 SCHEDULER_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")  # Dask's network protocols
 CONNECT_TIMEOUT_S = 4  # an unreachable scheduler fails within this (plus < 1 s)
@@ -61,8 +62,9 @@ class ClusterOptions:
 
 
 @contextlib.contextmanager
-def dask_client(options: ClusterOptions, say=print):
+def dask_client(options: ClusterOptions, say=None):
     """A ``dask.distributed.Client`` for ``options``; a local cluster is shut down after."""
+    say = speaker(say)
     from dask.distributed import Client, LocalCluster
 
     check_scheduler(options.scheduler)
@@ -134,7 +136,7 @@ def run_tasks(
     journal: Journal,
     options: ClusterOptions,
     label: str,
-    say=print,
+    say=None,
     progressbar: bool = True,
     batch: int = 1,
     check: Callable | None = None,
@@ -149,6 +151,7 @@ def run_tasks(
     as much CPU as a worker spends on them: on a 2-core machine that CPU is taken from the
     workers.  Each result is still journaled on its own as its batch completes, and every
     worker gets at least :data:`BATCHES_PER_WORKER` batches, so the load stays balanced."""
+    say = speaker(say)
     done = stored_results(journal, tasks, context, check)
     todo = [k for k in tasks if k not in done]
     say(f"{label}: {len(tasks)} tasks, {len(done)} already done (journal {journal.folder}), "

@@ -5,9 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from diffuse_fit.errors import UsageError
-from diffuse_fit.jobs.prepared import PreparedFit
-
-Prepared = PreparedFit  # the many-fit commands' name for it (:mod:`diffuse_fit.jobs.prepared`)
 
 
 def parse_assignments(text: str, names: list[str], what: str) -> dict:

@@ -28,6 +28,7 @@ from diffuse_fit.jobs.inputs import (
 )
 from diffuse_fit.jobs.provenance import record
 from diffuse_fit.jobs.tasks import FitContext
+from diffuse_fit.messages import speaker
 from diffuse_fit.physics.components import parameter_supports
 
 
@@ -74,11 +75,12 @@ class PreparedFit:
 
     @classmethod
     def prepare(
-        cls, inputs: Inputs, prior_spec="default", components="workshop", say=print,
+        cls, inputs: Inputs, prior_spec="default", components="workshop", say=None,
         likelihood="poisson", astro_model="spl", build=True, analysis=None,
     ) -> PreparedFit:  # fmt: skip
         """``analysis``: the specification (:class:`diffuse_fit.io.analysis.AnalysisSpec`)
         the other arguments came from, with the binning of its sample."""
+        say = speaker(say)
         t0 = time.perf_counter()
         chosen = component_set(components, astro_model, likelihood)
         binning = sample_binning(analysis.samples[0] if analysis is not None else None, inputs)
@@ -117,10 +119,11 @@ class PreparedFit:
                    astro_model, analysis=record)  # fmt: skip
 
     @classmethod
-    def load(cls, inputs: Inputs, prior_spec="flat", components="workshop", say=print,
+    def load(cls, inputs: Inputs, prior_spec="flat", components="workshop", say=None,
              likelihood="poisson", astro_model="spl", analysis=None) -> PreparedFit:  # fmt: skip
         """:meth:`prepare` for the many-fit commands: no PyMC model, the global best fit found
         (and said) at once."""
+        say = speaker(say)
         t0 = time.perf_counter()
         silent = lambda *a, **k: None  # noqa: E731 (said below, as these jobs say it)
         prepared = cls.prepare(inputs, prior_spec, components, silent, likelihood, astro_model,

@@ -15,6 +15,7 @@ import xarray as xr
 
 from diffuse_fit.errors import DataFormatError
 from diffuse_fit.io.run_folder import KINDS, Run, read_run, write_run
+from diffuse_fit.messages import speaker
 from diffuse_fit.report import predictive as pp
 
 RECORD_GROUP = "constant_data"
@@ -44,9 +45,10 @@ def read_posterior(run: Run):
     return tree, pp.record_from_variables(arrays, attrs, str(path))
 
 
-def run_report(run_dir, say=print) -> Path:
+def run_report(run_dir, say=None) -> Path:
     """Write the figures, ``ppc.json`` and ``report.md`` of the sample run in ``run_dir`` into
     it (replacing an earlier report); returns the path of ``report.md``."""
+    say = speaker(say)
     from diffuse_fit.report.document import write_report  # figures: matplotlib
 
     run = read_run(run_dir, kinds=("sample",))

@@ -30,6 +30,7 @@ from diffuse_fit.io.run_folder import check_output_folder, write_run
 from diffuse_fit.jobs.inputs import COMPONENT_SETS, Inputs, component_set  # noqa: F401 (re-exported)
 from diffuse_fit.jobs.interrupt import interrupted_message, interruptible
 from diffuse_fit.jobs.prepared import PreparedFit, format_map  # noqa: F401 (re-exported)
+from diffuse_fit.messages import speaker
 from diffuse_fit.physics.parameters import units
 
 
@@ -41,15 +42,12 @@ def sample(model, settings: SamplerSettings, progressbar: bool = True):
     return nuts(model, settings, progressbar=progressbar)
 
 
-Job = PreparedFit  # the map and sample jobs' name for it
-
-
 def run_map(
     inputs: Inputs,
     prior_spec,
     out: Path,
     components="workshop",
-    say=print,
+    say=None,
     likelihood="poisson",
     astro_model="spl",
     analysis=None,
@@ -57,9 +55,10 @@ def run_map(
     """``diffuse-fit map``: write the run folder ``out`` (``map.json``, ``run.json``);
     ``likelihood``: "poisson" or "say"; ``astro_model``: the astrophysical spectrum
     (:data:`diffuse_fit.physics.spectra.ASTRO_MODELS`)."""
+    say = speaker(say)
     out = check_output_folder(out)
     with interruptible(out):
-        job = Job.prepare(inputs, prior_spec, components, say, likelihood, astro_model,
+        job = PreparedFit.prepare(inputs, prior_spec, components, say, likelihood, astro_model,
                           build=False, analysis=analysis)  # fmt: skip
         result = job.run_map()
         result["provenance"] = job.provenance()
@@ -91,7 +90,7 @@ def run_sample(
     settings: SamplerSettings,
     components="workshop",
     progressbar=True,
-    say=print,
+    say=None,
     report=False,
     likelihood="poisson",
     astro_model="spl",
@@ -105,10 +104,11 @@ def run_sample(
     ``groups``: which of ``posterior_predictive`` (default True), ``log_likelihood``,
     ``prior_predictive`` (default False) the posterior gets
     (:func:`diffuse_fit.jobs.inference_data.complete`); ``model``: a user's PyMC model of these
-    inputs (extended), fitted instead of the builder's (:meth:`Job.use_model`)."""
+    inputs (extended), fitted instead of the builder's (:meth:`PreparedFit.use_model`)."""
+    say = speaker(say)
     out = check_output_folder(out)
     with interruptible(out) as interrupts:
-        job = Job.prepare(inputs, prior_spec, components, say, likelihood, astro_model,
+        job = PreparedFit.prepare(inputs, prior_spec, components, say, likelihood, astro_model,
                           build=model is None, analysis=analysis)  # fmt: skip
         if model is not None:
             job.use_model(model)
@@ -147,7 +147,7 @@ def run_sample(
     return summary
 
 
-def _summarise(job: Job, idata, map_result: dict, settings, sampling_s: float):
+def _summarise(job: PreparedFit, idata, map_result: dict, settings, sampling_s: float):
     """``summary.json`` content and the summary table as text; stores the provenance in
     ``map_result`` and the fit record in ``idata``."""
     from diffuse_fit.inference.sampling import diagnostics, summary_table

@@ -26,8 +26,9 @@ from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
 from diffuse_fit.jobs.entries import check_sbc
 from diffuse_fit.jobs.inputs import Inputs
 from diffuse_fit.jobs.interrupt import interruptible
-from diffuse_fit.jobs.many import Prepared
+from diffuse_fit.jobs.prepared import PreparedFit
 from diffuse_fit.jobs.tasks import sbc_fit
+from diffuse_fit.messages import speaker
 
 SBC_SETTINGS = SamplerSettings(draws=500, tune=500, chains=4)  # 2000 draws, thinned to 100
 DRAWS_PER_FIT = 99  # ranks 0..99: 100 values
@@ -36,11 +37,12 @@ DRAWS_PER_FIT = 99  # ranks 0..99: 100 values
 def run_sbc(
     inputs: Inputs, prior_spec, out: Path, n: int, seed: int,
     settings: SamplerSettings = SBC_SETTINGS, draws_per_fit: int = DRAWS_PER_FIT,
-    components="workshop", cluster: ClusterOptions | None = None, say=print,
+    components="workshop", cluster: ClusterOptions | None = None, say=None,
     progressbar=True, likelihood="poisson", astro_model="spl",
     analysis=None,
 ) -> dict:  # fmt: skip
     """``n`` calibration fits; writes the run folder ``out``; returns ``sbc.json``."""
+    say = speaker(say)
     from diffuse_fit.report.many_plots import uniformity_p
 
     out = check_output_folder(out)
@@ -50,7 +52,7 @@ def run_sbc(
         raise UsageError(f"--draws-per-fit {draws_per_fit} must be in 1..{total} "
                          f"(draws x chains)")  # fmt: skip
     with interruptible(out):
-        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood, astro_model,
+        prepared = PreparedFit.load(inputs, prior_spec, components, say, likelihood, astro_model,
                                  analysis=analysis)  # fmt: skip
         improper = [f"{k} ({p})" for k, p in prepared.priors.items() if not p.proper]
         if improper:

@@ -27,8 +27,10 @@ from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
 from diffuse_fit.jobs.entries import check_scan
 from diffuse_fit.jobs.inputs import Inputs
 from diffuse_fit.jobs.interrupt import interruptible
-from diffuse_fit.jobs.many import Prepared, check_inside
+from diffuse_fit.jobs.many import check_inside
+from diffuse_fit.jobs.prepared import PreparedFit
 from diffuse_fit.jobs.tasks import scan_points
+from diffuse_fit.messages import speaker
 
 LEVELS = (0.6827, 0.9545)  # 1 and 2 sigma
 
@@ -54,14 +56,15 @@ def parse_param(text: str) -> tuple[str, float, float, int]:
 def run_scan(
     inputs: Inputs, prior_spec, out: Path, params: list[tuple], components="workshop",
     cluster: ClusterOptions | None = None, posterior_run: Path | None = None,
-    say=print, progressbar=True, likelihood="poisson", astro_model="spl",
+    say=None, progressbar=True, likelihood="poisson", astro_model="spl",
     analysis=None,
 ) -> dict:  # fmt: skip
     """Profile-likelihood scan; writes the run folder ``out``; returns ``scan.json``."""
+    say = speaker(say)
     out = check_output_folder(out)
     cluster = cluster or ClusterOptions()
     with interruptible(out):
-        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood, astro_model,
+        prepared = PreparedFit.load(inputs, prior_spec, components, say, likelihood, astro_model,
                                  analysis=analysis)  # fmt: skip
         names = [p[0] for p in params]
         if not 1 <= len(params) <= 2 or len(set(names)) != len(names):
@@ -110,7 +113,7 @@ def _tasks(names: list[str], grid: dict) -> dict:
     }  # fmt: skip
 
 
-def assemble(prepared: Prepared, names: list[str], grid: dict, results: dict) -> dict:
+def assemble(prepared: PreparedFit, names: list[str], grid: dict, results: dict) -> dict:
     """``scan.json`` from the rows' results (row order = ``grid[names[0]]``)."""
     rows = [results[k] for k in sorted(results)]
     shape = tuple(len(grid[n]) for n in names)
@@ -141,7 +144,7 @@ def assemble(prepared: Prepared, names: list[str], grid: dict, results: dict) ->
     }
 
 
-def _posterior_of(run_dir: Path, prepared: Prepared, names: list[str]) -> dict:
+def _posterior_of(run_dir: Path, prepared: PreparedFit, names: list[str]) -> dict:
     """Posterior draws of ``names`` from a ``sample`` run on the same inputs."""
     import arviz as az
 

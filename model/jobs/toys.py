@@ -29,8 +29,10 @@ from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
 from diffuse_fit.jobs.entries import check_toy
 from diffuse_fit.jobs.inputs import Inputs
 from diffuse_fit.jobs.interrupt import interruptible
-from diffuse_fit.jobs.many import Prepared, check_inside, parse_assignments
+from diffuse_fit.jobs.many import check_inside, parse_assignments
+from diffuse_fit.jobs.prepared import PreparedFit
 from diffuse_fit.jobs.tasks import QUANTILES, toy
+from diffuse_fit.messages import speaker
 from diffuse_fit.physics.components import input_fields
 
 NOMINAL = 0.6827
@@ -41,7 +43,7 @@ MAP_TOYS_PER_TASK = 16  # a MAP pseudo-experiment takes ~30 ms: batched (run_tas
 def run_toys(
     inputs: Inputs, prior_spec, out: Path, truth: dict | str, n: int, seed: int, nuts: bool = False,
     settings: SamplerSettings | None = None, components="workshop",
-    cluster: ClusterOptions | None = None, say=print, progressbar=True, likelihood="poisson",
+    cluster: ClusterOptions | None = None, say=None, progressbar=True, likelihood="poisson",
     resample: int = 0,
     astro_model="spl",
     analysis=None,
@@ -49,11 +51,12 @@ def run_toys(
     """``n`` pseudo-experiments at ``truth``; writes the run folder ``out``; returns
     ``coverage.json``.  ``resample``: fit each with a fresh simulation of that many events
     drawn from the inputs' (:func:`diffuse_fit.jobs.tasks.toy`), 0 for the whole simulation."""
+    say = speaker(say)
     out = check_output_folder(out)
     cluster = cluster or ClusterOptions()
     settings = settings or SamplerSettings()
     with interruptible(out):
-        prepared = Prepared.load(inputs, prior_spec, components, say, likelihood, astro_model,
+        prepared = PreparedFit.load(inputs, prior_spec, components, say, likelihood, astro_model,
                                  analysis=analysis)  # fmt: skip
         given = set(parse_assignments(truth, prepared.names, "--truth") if isinstance(truth, str)
                     else truth)  # fmt: skip
@@ -96,7 +99,7 @@ def run_toys(
     return coverage
 
 
-def resolve_truth(truth: dict | str, prepared: Prepared) -> dict:
+def resolve_truth(truth: dict | str, prepared: PreparedFit) -> dict:
     """Every parameter's true value: given (a dict, or ``NAME=VALUE,...`` text), else the
     inputs' recorded truth (toy data: a partial ``--truth`` is completed from it, and the job
     prints which values came from where); inputs without one need every value."""
@@ -120,7 +123,7 @@ def resolve_truth(truth: dict | str, prepared: Prepared) -> dict:
     return full
 
 
-def _resample_context(prepared: Prepared, resample: int) -> dict:
+def _resample_context(prepared: PreparedFit, resample: int) -> dict:
     """The simulation's fitted fields and bins, shipped to the workers for ``--resample-sim``."""
     if not resample:
         return {}

@@ -24,7 +24,7 @@ from scipy.stats import chi2
 from diffuse_fit.binned import nuisance_tables as nt
 from diffuse_fit.binned.binning import Binning
 from diffuse_fit.binned.joint import JointBinning, sample_parts
-from diffuse_fit.binned.log_tables import read_log_table
+from diffuse_fit.binned.log_tables import LogChebyshevTable
 from diffuse_fit.binned.say import say_loglike
 from diffuse_fit.binned.spectral_tables import SpectralEventSum, SpectralTable
 from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates
@@ -214,9 +214,7 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
         else:
             described.append({"kind": "power_law", **asdict(c),
                               "max_relative_error": t.max_relative_error})  # fmt: skip
-            dims = (f"{c.name}__active_bin", f"{c.name}__node")
-            variables[f"{c.name}__active"] = (dims[:1], np.asarray(t.active, dtype=np.int64))
-            variables[f"{c.name}__log_coeffs"] = (dims, t.log_coeffs)
+            variables |= t.table.record(c.name)
     attrs = {"diffuse_fit_record_version": RECORD_VERSION, "components": json.dumps(described),
              "likelihood": likelihood}  # fmt: skip
     if isinstance(templates.binning, JointBinning):
@@ -237,9 +235,7 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
             if isinstance(p, SmoothPair):
                 entry |= {"index": p.index, "index_range": list(p.index_range),
                           "max_relative_error": p.max_relative_error}  # fmt: skip
-                dims = (f"s2_{j}__active_bin", f"s2_{j}__node")
-                variables[f"s2_{j}__active"] = (dims[:1], np.asarray(p.active, dtype=np.int64))
-                variables[f"s2_{j}__log_coeffs"] = (dims, p.log_coeffs)
+                variables |= p.table.record(f"s2_{j}")
             else:
                 variables[f"s2_{j}__per_bin"] = (("all_bin",), p.per_bin)
             pairs.append(entry)
@@ -257,10 +253,10 @@ def _variance_from_variables(arrays: dict, attrs: dict, n_bins: int) -> Variance
     for j, d in enumerate(json.loads(attrs["variance_pairs"])):
         norms, factor = tuple(d["norms"]), float(d["factor"])
         if "index" in d:
-            active, coeffs = read_log_table(arrays, f"s2_{j}", n_bins,
-                                            f"table of squared weights {j}")  # fmt: skip
-            pairs.append(SmoothPair(norms, factor, d["index"], tuple(d["index_range"]), n_bins,
-                                    active, coeffs, float(d["max_relative_error"])))  # fmt: skip
+            table = LogChebyshevTable.read(arrays, f"s2_{j}", n_bins, d["index_range"],
+                                           d["max_relative_error"],
+                                           f"table of squared weights {j}")  # fmt: skip
+            pairs.append(SmoothPair(norms, factor, d["index"], table))
         else:
             per_bin = np.asarray(arrays[f"s2_{j}__per_bin"], dtype=np.float64)
             if per_bin.shape != (n_bins,):
@@ -339,9 +335,12 @@ def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
             elif cls is FlatComponent:
                 table = FlatTemplate(c, np.asarray(arrays[f"{c.name}__per_bin"], dtype=np.float64))
             else:
-                active, coeffs = read_log_table(arrays, c.name, binning.n_bins,
-                                                f"table of {c.name}")  # fmt: skip
-                table = PowerLawTemplate(c, binning.n_bins, active, coeffs, float(error))
+                table = PowerLawTemplate(
+                    c,
+                    LogChebyshevTable.read(
+                        arrays, c.name, binning.n_bins, c.index_range, error, f"table of {c.name}"
+                    ),
+                )
             components.append(c)
             tables.append(table)
         if counts.shape != (binning.n_bins,) or any(
