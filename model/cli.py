@@ -101,11 +101,12 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
                         "fields conventionalWeight, promptWeight, muonWeight); hese: split plus "
                         "the release's cr_delta_gamma, kpi_ratio, nunubar_ratio (needs also "
                         "pionWeight, kaonWeight, primaryType)")  # fmt: skip
-    p.add_argument("--astro-model", choices=["spl", "logparabola", "broken", "cutoff"],
+    p.add_argument("--astro-model", choices=["spl", "logparabola", "broken", "cutoff", "segmented"],
                    default="spl",
                    help="astrophysical spectrum: spl (power law, gamma), logparabola (alpha, "
                         "beta), broken (gamma1, gamma2, log10 E_break/GeV), cutoff (gamma, "
-                        "log10 E_cut/GeV); see the README's 'Spectral models'")  # fmt: skip
+                        "log10 E_cut/GeV), segmented (E^-2 in 5 segments of true energy, 60 "
+                        "TeV - 10 PeV: astro_norm_1..5); see the README's 'Spectral models'")  # fmt: skip
     p.add_argument("--likelihood", choices=["poisson", "say"], default="poisson",
                    help="poisson: the workshop's (the simulation's per-bin sums taken as exact); "
                         "say: accounts for the simulation's finite statistics (Arguelles, "

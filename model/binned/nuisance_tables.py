@@ -37,7 +37,7 @@ import numpy as np
 from diffuse_fit.binned.log_tables import DEFAULT_TOLERANCE, LogChebyshevTable
 from diffuse_fit.errors import DataFormatError
 from diffuse_fit.io.events import EventTable
-from diffuse_fit.physics.components import FlatComponent, PowerLawComponent
+from diffuse_fit.physics.components import FlatComponent, PowerLawComponent, SegmentComponent
 from diffuse_fit.physics.nuisance import SIGN_FIELD, NuisanceComponent, Term
 
 MAX_NODES = 128  # as the squared-weight tables of diffuse_fit.binned.variance
@@ -275,6 +275,9 @@ def component_terms(component) -> tuple[Term, ...]:
             )  # fmt: skip
             for t in component.terms
         )
+    if isinstance(component, SegmentComponent):
+        raise ValueError("the segmented spectrum with the HESE nuisance components is not "
+                         "implemented (use --components workshop or split)")  # fmt: skip
     if isinstance(component, FlatComponent):
         return (Term(component.weight_field, norm),)
     if isinstance(component, PowerLawComponent):

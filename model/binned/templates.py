@@ -155,7 +155,7 @@ def build_templates(
     tables = []
     for c in components:
         if isinstance(c, FlatComponent):
-            tables.append(FlatTemplate(c, binning.histogram(bin_index, simulation[c.weight_field])))
+            tables.append(FlatTemplate(c, binning.histogram(bin_index, c.unit_weights(simulation))))
         elif isinstance(c, PowerLawComponent):
             tables.append(
                 build_power_law_template(c, simulation, bin_index, binning.n_bins, tolerance)

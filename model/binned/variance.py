@@ -118,9 +118,9 @@ class VarianceTables:
 
 def _unit_weights(component, events: EventTable):
     """``(w, y, reference, index, range)``: nominal weights and, for a power law, ln(E/pivot)."""
+    if isinstance(component, FlatComponent):  # a segment's unit weights included
+        return np.asarray(component.unit_weights(events), dtype=np.float64), None, None, None, None
     w = np.asarray(events[component.weight_field], dtype=np.float64)
-    if isinstance(component, FlatComponent):
-        return w, None, None, None, None
     if isinstance(component, PowerLawComponent):
         return (w, component.log_energy(events), component.reference_index, component.index,
                 tuple(map(float, component.index_range)))  # fmt: skip

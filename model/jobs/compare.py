@@ -81,6 +81,9 @@ def parse_models(text: str | list) -> list[str]:
         raise UsageError(
             f"--models: unknown model {unknown[0]!r} (known: {', '.join(astro_models())})"
         )
+    if "segmented" in names:
+        raise UsageError("--models: segmented is not compared yet (fit it with sample "
+                         "--astro-model segmented)")  # fmt: skip
     if len(set(names)) != len(names) or len(names) < 2:
         raise UsageError(f"--models: give at least two different models, not {','.join(names)!r}")
     return names

@@ -40,8 +40,12 @@ def component_set(components: str = "workshop", astro_model: str = "spl",
             f"astro model must be one of {list(astro_models())}, not {astro_model!r}"
             " (others: diffuse_fit.register_spectrum)"
         )
-    if likelihood == "say" and astro_model != "spl":
-        raise UsageError(f"--likelihood say supports only --astro-model spl, not {astro_model!r}")
+    if likelihood == "say" and astro_model not in ("spl", "segmented"):
+        raise UsageError(f"--likelihood say supports only --astro-model spl or segmented, not "
+                         f"{astro_model!r}")  # fmt: skip
+    if astro_model == "segmented" and components == "hese":
+        raise UsageError("--astro-model segmented with --components hese is not implemented "
+                         "(use --components workshop or split)")  # fmt: skip
     return with_astro_model(COMPONENT_SETS[components], astro_model)
 
 

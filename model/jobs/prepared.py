@@ -190,13 +190,13 @@ class PreparedFit:
     def sensitive_range(self, map_result: dict) -> tuple[float, float]:
         """The astrophysical flux's sensitive range of true energy (GeV) at the MAP
         (:func:`diffuse_fit.physics.flux.sensitive_energy_range`)."""
-        from diffuse_fit.physics.flux import astrophysical_component, sensitive_energy_range
+        from diffuse_fit.physics.flux import astrophysical_components, sensitive_energy_range
 
         b = self.binned
-        component = astrophysical_component(b.components)
+        components = astrophysical_components(b.components)  # one, or the segments
         best = b.templates.with_fixed({n: map_result[n] for n in map_result["parameter_order"]})
-        weights = component.event_weights(b.simulation, best)
-        energy = b.simulation[component.energy_field]
+        weights = sum(c.event_weights(b.simulation, best) for c in components)
+        energy = b.simulation[components[0].energy_field]
         return tuple(map(float, sensitive_energy_range(weights, energy, b.sim_bin_index >= 0)))
 
     @property

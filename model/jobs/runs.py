@@ -151,6 +151,7 @@ def _summarise(job: PreparedFit, idata, map_result: dict, settings, sampling_s: 
     """``summary.json`` content and the summary table as text; stores the provenance in
     ``map_result`` and the fit record in ``idata``."""
     from diffuse_fit.inference.sampling import diagnostics, summary_table
+    from diffuse_fit.physics.flux import astrophysical_components, is_segmented
 
     names = job.parameters
     table = summary_table(idata, names)
@@ -175,6 +176,16 @@ def _summarise(job: PreparedFit, idata, map_result: dict, settings, sampling_s: 
         "ess_bulk_per_second": float(diag["min_ess_bulk"] / sampling_s),
         "provenance": provenance,
     }
+    components = job.binned.components
+    if is_segmented(components):  # the differential flux, as the report draws it
+        from diffuse_fit.report.predictive import parameter_draws
+        from diffuse_fit.report.spectrum import UPPER_LIMIT_RULE, segment_summary
+
+        segments = astrophysical_components(components)
+        draws = parameter_draws(idata.posterior, [c.norm for c in segments],
+                                job.binned.templates.fixed)  # fmt: skip
+        summary["segments"] = segment_summary(segments, draws)
+        summary["segments_rule"] = UPPER_LIMIT_RULE
     map_result["provenance"] = provenance
     text = table.rename(columns=SUMMARY_COLUMNS).to_string(float_format=lambda v: f"{v:.4g}")
     return summary, text

@@ -34,9 +34,37 @@ class FlatComponent:
     def parameters(self) -> tuple[str, ...]:
         return (self.norm,)
 
+    def unit_weights(self, events: EventTable) -> np.ndarray:
+        """Expected events of each simulated event at norm 1."""
+        return events[self.weight_field]
+
     def event_weights(self, events: EventTable, params: dict) -> np.ndarray:
         """Expected events of each simulated event at ``params``."""
-        return params[self.norm] * events[self.weight_field]
+        return params[self.norm] * self.unit_weights(events)
+
+
+@dataclass(frozen=True)
+class SegmentComponent(FlatComponent):
+    """The astrophysical flux in one segment of true neutrino energy, ``[low, high)`` GeV:
+    ``norm * 1e-18 (E / pivot)^-index`` GeV^-1 cm^-2 s^-1 sr^-1 (all flavours, nu + nubar;
+    ``index`` 2: flat in ``E^2 dPhi/dE``) inside it, 0 outside.  Linear in its norm, so its
+    table is an exact per-bin sum: the unit weight of a simulated event is its reference
+    weight ``w`` (``E^-reference_index`` at norm 1) times ``(E / pivot)^-(index -
+    reference_index)`` inside the segment.  The norm has the units of ``astro_norm``: with one
+    segment over every simulated energy and index 2, it is the single power law at gamma 2."""
+
+    energy_field: str = "primaryEnergy"
+    low: float = 6.0e4
+    high: float = 1.0e7
+    pivot: float = 1.0e5
+    reference_index: float = 2.5
+    index: float = 2.0
+
+    def unit_weights(self, events: EventTable) -> np.ndarray:
+        energy = np.asarray(events[self.energy_field], dtype=np.float64)
+        inside = (energy >= self.low) & (energy < self.high)
+        tilt = (energy / self.pivot) ** -(self.index - self.reference_index)
+        return np.where(inside, events[self.weight_field] * tilt, 0.0)
 
 
 @dataclass(frozen=True)

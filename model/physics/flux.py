@@ -30,6 +30,29 @@ def _draws(params: dict, names) -> dict[str, np.ndarray]:
     return dict(zip(names, np.broadcast_arrays(*arrays), strict=True))
 
 
+def astrophysical_components(components) -> list:
+    """The astrophysical components of a component set: the one named ``astrophysical``,
+    or the segments ``astrophysical_1``, ... of the segmented spectrum."""
+    found = [c for c in components
+             if c.name == "astrophysical" or c.name.startswith("astrophysical_")]  # fmt: skip
+    if not found:
+        raise ValueError("no astrophysical component")
+    return found
+
+
+def is_segmented(components) -> bool:
+    """Whether the astrophysical flux is the segmented spectrum (several segments)."""
+    return any(c.name.startswith("astrophysical_") for c in components)
+
+
+def segment_e2_flux(component, norms) -> np.ndarray:
+    """``E^2 dPhi/dE`` (GeV cm^-2 s^-1 sr^-1, all flavours) in a segment of index 2 at the
+    values ``norms`` of its norm: ``norm 1e-18 pivot^2`` (constant in E)."""
+    if component.index != 2.0:
+        raise ValueError("E^2 dPhi/dE of a segment is constant only for index 2")
+    return np.asarray(norms, dtype=np.float64) * ASTRO_UNIT * component.pivot**2
+
+
 def astrophysical_component(components):
     """The component named ``astrophysical`` of a component set (e.g.
     :func:`diffuse_fit.physics.spectra.with_astro_model`)."""

@@ -31,10 +31,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffuse_fit.io.events import EventTable
-from diffuse_fit.physics.components import PowerLawComponent
+from diffuse_fit.physics.components import PowerLawComponent, SegmentComponent
 
 LN10 = math.log(10.0)
-ASTRO_MODELS = ("spl", "logparabola", "broken", "cutoff")
+ASTRO_MODELS = ("spl", "logparabola", "broken", "cutoff", "segmented")
+SEGMENT_EDGES_GEV = (6.0e4, 1.5e5, 4.0e5, 1.0e6, 3.0e6, 1.0e7)
+"""Default segments of ``segmented`` (true neutrino energy, GeV): 60 TeV - 10 PeV in 5 about
+log-equal steps, the range of the HESE analyses' differential flux."""
 """The built-in spectral models; :func:`astro_models` adds those registered by the user."""
 
 # model -> (shape parameter names, their allowed (tabulated) ranges)
@@ -263,6 +266,8 @@ def spectral_component(
         raise ValueError(f"astro model must be one of {list(astro_models())}, not {model!r}")
     if model == "spl":
         return power_law
+    if model == "segmented":
+        raise ValueError("segmented is several components: use with_astro_model")
     if model in SHAPES:
         shape, ranges = SHAPES[model]
     else:
@@ -273,9 +278,39 @@ def spectral_component(
     )  # fmt: skip
 
 
-def with_astro_model(components, model: str) -> tuple:
+def segment_components(power_law: PowerLawComponent, edges=SEGMENT_EDGES_GEV) -> tuple:
+    """The astrophysical power law as one :class:`SegmentComponent` per segment between
+    ``edges`` (GeV, increasing): ``astrophysical_1``, ... with norms ``astro_norm_1``, ..."""
+    edges = [float(e) for e in edges]
+    if len(edges) < 2 or not all(b > a > 0 for a, b in zip(edges, edges[1:], strict=False)):
+        raise ValueError(f"segment edges must be >= 2 positive increasing energies, not {edges}")
+    return tuple(
+        SegmentComponent(
+            f"{power_law.name}_{k}",
+            power_law.weight_field,
+            f"astro_norm_{k}",
+            power_law.energy_field,
+            low,
+            high,
+            power_law.pivot,
+            power_law.reference_index,
+        )  # fmt: skip
+        for k, (low, high) in enumerate(zip(edges, edges[1:], strict=False), start=1)
+    )
+
+
+def with_astro_model(components, model: str, segments=SEGMENT_EDGES_GEV) -> tuple:
     """``components`` with every power law named ``astrophysical`` given the spectrum
-    ``model`` (:func:`spectral_component`)."""
+    ``model`` (:func:`spectral_component`; ``segmented``: :func:`segment_components` between
+    ``segments``)."""
+    if model == "segmented":
+        out = []
+        for c in components:
+            if isinstance(c, PowerLawComponent) and c.name == "astrophysical":
+                out.extend(segment_components(c, segments))
+            else:
+                out.append(c)
+        return tuple(out)
     return tuple(
         spectral_component(c, model)
         if isinstance(c, PowerLawComponent) and c.name == "astrophysical"

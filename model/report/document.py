@@ -77,10 +77,24 @@ def _binning_line(binning, prov) -> str:
 def _flux_figure(summary, idata, record: pp.FitRecord):
     """The unfolded astrophysical flux ``E^2 dPhi/dE`` of the run's own spectral model: its
     posterior band, drawn solid in the sensitive energy range recorded in ``summary.json``."""
-    from diffuse_fit.physics.flux import astrophysical_component
+    from diffuse_fit.physics.flux import (
+        astrophysical_component,
+        astrophysical_components,
+        is_segmented,
+    )
     from diffuse_fit.report.spectrum import ENERGIES_GEV, flux_band, spectrum_figure
 
     model = summary["provenance"].get("astro_model", "spl")
+    if is_segmented(record.templates.components):
+        from diffuse_fit.report.spectrum import segment_summary, segmented_figure
+
+        segments = astrophysical_components(record.templates.components)
+        norms = [c.norm for c in segments]
+        draws = pp.parameter_draws(idata.posterior, norms, record.templates.fixed)
+        truth = summary["provenance"].get("truth") or {}
+        injected = ((truth["astro_norm"], truth["astro_gamma"])
+                    if {"astro_norm", "astro_gamma"} <= set(truth) else None)  # fmt: skip
+        return segmented_figure(segment_summary(segments, draws), truth=injected)
     component = astrophysical_component(record.templates.components)
     draws = pp.parameter_draws(idata.posterior, component.parameters, record.templates.fixed)
     band = flux_band(component, draws, ENERGIES_GEV)

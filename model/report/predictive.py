@@ -30,7 +30,7 @@ from diffuse_fit.binned.spectral_tables import SpectralEventSum, SpectralTable
 from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 from diffuse_fit.binned.variance import FlatPair, SmoothPair, VarianceTables
 from diffuse_fit.errors import DataFormatError
-from diffuse_fit.physics.components import FlatComponent, PowerLawComponent
+from diffuse_fit.physics.components import FlatComponent, PowerLawComponent, SegmentComponent
 from diffuse_fit.physics.spectra import SpectralComponent
 
 AXES = ("topology", "zenith", "energy")  # the order of Binning.shape
@@ -152,7 +152,7 @@ def deviance_check(counts, components: dict, rng, s2=None) -> dict:
 
 RECORD_VERSION = 1
 _KINDS = {
-    "flat": FlatComponent, "power_law": PowerLawComponent,
+    "flat": FlatComponent, "segment": SegmentComponent, "power_law": PowerLawComponent,
     "spectral_table": SpectralComponent, "spectral_events": SpectralComponent,
 }  # fmt: skip
 
@@ -193,7 +193,8 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
     for t in templates.tables:
         c = t.component
         if isinstance(t, FlatTemplate):
-            described.append({"kind": "flat", **asdict(c)})
+            kind = "segment" if isinstance(c, SegmentComponent) else "flat"
+            described.append({"kind": kind, **asdict(c)})
             variables[f"{c.name}__per_bin"] = (("all_bin",), t.per_bin)
         elif isinstance(t, nt.NuisanceTemplate):
             arrays, products = nt.products_to_record(f"{c.name}__", t.products, t.n_bins)
@@ -332,7 +333,7 @@ def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
             c = cls(**d)
             if cls is SpectralComponent:
                 table = _spectral_from_variables(arrays, kind, c, binning.n_bins, error, reason)
-            elif cls is FlatComponent:
+            elif cls in (FlatComponent, SegmentComponent):
                 table = FlatTemplate(c, np.asarray(arrays[f"{c.name}__per_bin"], dtype=np.float64))
             else:
                 table = PowerLawTemplate(

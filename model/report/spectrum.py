@@ -156,3 +156,75 @@ def spectrum_figure(bands: dict[str, dict], ranges: dict[str, tuple[float, float
     ax.legend(*zip(*entries, strict=True), fontsize=9, loc="upper right", frameon=False)
     ax.grid(True, which="major", alpha=0.3)
     return fig
+
+
+UPPER_LIMIT_RULE = ("a segment whose 68% highest-density interval starts at zero flux (its "
+                    "posterior peaks at 0: the lowest 1% of the draws) is drawn as its 95% "
+                    "upper limit")  # fmt: skip
+
+
+def _hdi_starts_at_zero(values: np.ndarray, mass: float = 0.68) -> bool:
+    """Whether the shortest interval holding ``mass`` of ``values`` starts among the lowest
+    1% of them (a posterior that peaks at its lower bound, 0)."""
+    x = np.sort(values)
+    n = x.size
+    k = max(1, int(np.ceil(mass * n)))
+    widths = x[k - 1 :] - x[: n - k + 1]
+    return int(np.argmin(widths)) <= 0.01 * n
+
+
+def segment_summary(segments, draws: dict) -> list[dict]:
+    """Per segment (a :class:`diffuse_fit.physics.components.SegmentComponent`): its energy
+    range (GeV), the posterior median and 68% interval of ``E^2 dPhi/dE`` (GeV cm^-2 s^-1
+    sr^-1, all flavours), its 95% upper limit, and whether it is drawn as a limit
+    (:data:`UPPER_LIMIT_RULE`).  ``draws``: norm name -> posterior draws."""
+    from diffuse_fit.physics.flux import segment_e2_flux
+
+    out = []
+    for c in segments:
+        flux = segment_e2_flux(c, np.asarray(draws[c.norm]).reshape(-1))
+        q16, median, q84, q95 = np.quantile(flux, [0.16, 0.5, 0.84, 0.95])
+        out.append({"name": c.name, "norm": c.norm, "low_GeV": c.low, "high_GeV": c.high,
+                    "median": float(median), "q16": float(q16), "q84": float(q84),
+                    "upper_limit_95": float(q95),
+                    "limit": _hdi_starts_at_zero(flux)})  # fmt: skip
+    return out
+
+
+def segmented_figure(summary: list[dict], band: dict | None = None,
+                     truth: tuple[float, float] | None = None) -> plt.Figure:  # fmt: skip
+    """The segmented (differential) flux: per segment its posterior median and 68% interval
+    of ``E^2 dPhi/dE``, or its 95% upper limit (an arrow) by :data:`UPPER_LIMIT_RULE`;
+    ``band``: a :func:`flux_band` (e.g. the single power law's) drawn behind for comparison;
+    ``truth``: ``(astro_norm, astro_gamma)`` of simulated data, drawn as a line."""
+    fig, ax = plt.subplots(figsize=(7.5, 5.2), layout="constrained")
+    if truth is not None:
+        e = np.geomspace(summary[0]["low_GeV"], summary[-1]["high_GeV"], 50)
+        norm, gamma = truth
+        ax.plot(e, norm * 1e-18 * e**2 * (e / 1e5) ** -gamma, color="k", ls=":", lw=1.2,
+                label=f"injected: {norm:g} x (E/100 TeV)^-{gamma:g}")  # fmt: skip
+    if band is not None:
+        e = np.asarray(band["energies"])
+        ax.fill_between(e, _at(band, 0.16), _at(band, 0.84), color="0.8", lw=0,
+                        label="single power law, 68%")  # fmt: skip
+        ax.plot(e, _at(band, 0.5), color="0.5", lw=1)
+    for k, s in enumerate(summary):
+        lo, hi = s["low_GeV"], s["high_GeV"]
+        centre = np.sqrt(lo * hi)
+        label = "segments: median, 68% credible" if k == 0 else None
+        if s["limit"]:
+            ax.hlines(s["upper_limit_95"], lo, hi, color="C3", lw=2)
+            ax.annotate("", xy=(centre, s["upper_limit_95"] / 3), xytext=(centre, s["upper_limit_95"]),
+                        arrowprops={"arrowstyle": "->", "color": "C3", "lw": 1.5})  # fmt: skip
+        else:
+            ax.hlines(s["median"], lo, hi, color="C0", lw=2, label=label)
+            ax.errorbar(centre, s["median"], yerr=[[s["median"] - s["q16"]], [s["q84"] - s["median"]]],
+                        color="C0", capsize=3, lw=1.5)  # fmt: skip
+    ax.plot([], [], color="C3", lw=2, label="95% upper limit")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("Neutrino energy [GeV]")
+    ax.set_ylabel(r"$E^2\,d\Phi/dE$ [GeV cm$^{-2}$ s$^{-1}$ sr$^{-1}$] (all flavours)")
+    ax.set_title("Segmented astrophysical flux ($E^{-2}$ in each segment)")
+    ax.legend(loc="best", fontsize=8)
+    return fig
