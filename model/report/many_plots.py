@@ -10,10 +10,6 @@ from __future__ import annotations
 import corner
 import matplotlib.pyplot as plt
 import numpy as np
-from arviz_stats.ecdf_utils import (
-    get_pointwise_confidence_band,
-    simulate_confidence_bands,
-)
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from scipy import stats
@@ -350,7 +346,8 @@ def sbc_bands(n_ranks: int, draws_per_fit: int, prob: float = SBC_BAND,
     ``N ECDF(z) ~ Binomial(N, z)`` exactly.  The simultaneous level is found by the
     simulation method of Säilynoja, Bürkner & Vehtari (2022, Stat. Comput. 32:32, sec. 2.2),
     as implemented in arviz-stats (``ecdf_utils.simulate_confidence_bands`` and
-    ``get_pointwise_confidence_band``), with a seeded generator.
+    ``get_pointwise_confidence_band``), with a seeded generator; without those internals, by
+    :func:`_simultaneous_band` (the same method in SciPy).
 
     Returns
     -------
@@ -361,9 +358,40 @@ def sbc_bands(n_ranks: int, draws_per_fit: int, prob: float = SBC_BAND,
     n_points = max(1, min(draws_per_fit, n_ranks))
     boundaries = np.unique(np.round(np.linspace(0, L1, n_points + 2)[1:-1]).astype(np.int64))
     z = boundaries / L1
-    gamma = simulate_confidence_bands(n_ranks, 1, z, prob, n_simulations, np.random.default_rng(seed))  # fmt: skip
-    lower, upper = get_pointwise_confidence_band(gamma, n_ranks, z)
+    rng = np.random.default_rng(seed)
+    ecdf_utils = _arviz_ecdf_utils()
+    if ecdf_utils is not None:
+        gamma = ecdf_utils.simulate_confidence_bands(n_ranks, 1, z, prob, n_simulations, rng)
+        lower, upper = ecdf_utils.get_pointwise_confidence_band(gamma, n_ranks, z)
+    else:
+        lower, upper = _simultaneous_band(n_ranks, z, prob, n_simulations, rng)
     return tuple(np.r_[0.0, a, 1.0] for a in (z, lower, upper))
+
+
+def _arviz_ecdf_utils():
+    """arviz-stats' ``ecdf_utils`` (an internal module: pinned below arviz-stats 2), or None
+    where it is missing or lacks the two functions: then :func:`_simultaneous_band`."""
+    try:
+        from arviz_stats import ecdf_utils
+    except ImportError:
+        return None
+    needed = ("simulate_confidence_bands", "get_pointwise_confidence_band")
+    return ecdf_utils if all(hasattr(ecdf_utils, n) for n in needed) else None
+
+
+def _simultaneous_band(n: int, z: np.ndarray, prob: float, n_simulations: int, rng):
+    """The same simultaneous band in NumPy/SciPy (the fallback of :func:`sbc_bands`):
+    Säilynoja et al.'s simulation method -- the pointwise two-sided binomial level ``gamma``
+    whose band holds the whole ECDF of ``n`` uniform draws with probability ``prob``, found as
+    the ``1 - prob`` quantile over simulated ECDFs of their smallest pointwise tail
+    probability -- and the binomial quantiles at ``gamma / 2`` and ``1 - gamma / 2``."""
+    counts = np.stack([np.searchsorted(np.sort(rng.uniform(size=n)), z, side="right")
+                       for _ in range(n_simulations)])  # fmt: skip
+    tails = 2 * np.minimum(stats.binom.cdf(counts, n, z), stats.binom.sf(counts - 1, n, z))
+    gamma = float(np.quantile(tails.min(axis=1), 1 - prob))
+    lower = stats.binom.ppf(gamma / 2, n, z) / n
+    upper = stats.binom.ppf(1 - gamma / 2, n, z) / n
+    return lower, upper
 
 
 def rank_ecdf(ranks: np.ndarray, draws_per_fit: int, z: np.ndarray) -> np.ndarray:
