@@ -181,3 +181,56 @@ def test_each_sample_is_checked_on_its_own_files():
     samples[1] = (samples[1][0], empty, samples[1][2], samples[1][3])
     with pytest.raises(DataFormatError, match="empty likelihood"):
         bin_samples(samples)
+
+
+def test_a_per_sample_nuisance_parameter_equals_scipy(tmp_path):
+    """tracks rename atmos_norm: each sample has its own atmospheric norm, the astrophysical
+    parameters stay shared; the MAP (flat priors) equals SciPy's maximum of the summed
+    per-event likelihood with those four parameters (1e-4)."""
+    spec = json.loads(json.dumps(TWO_BINNINGS))
+    spec["samples"][1]["parameters"] = {"atmos_norm": "atmos_norm_tracks"}
+    path = tmp_path / "own.json"
+    path.write_text(json.dumps(spec))
+    out = tmp_path / "run"
+    assert main(["map", "--analysis", str(path), "--out", str(out), "--quiet"]) == 0
+    fit = json.loads((out / "map.json").read_text())
+    assert fit["parameter_order"] == ["atmos_norm", "atmos_norm_tracks", "astro_norm",
+                                      "astro_gamma"]  # fmt: skip
+    ds = toy.generate()
+    sim = ds.simulation
+    per_sample = []
+    for s in spec["samples"]:
+        b = s["binning"]
+        args = (b["energy_edges_GeV"], b["cos_zenith_edges"], b["topology_codes"])
+        data_bin, n = _binned_by_hand(ds.data, *args)
+        sim_bin, _ = _binned_by_hand(sim, *args)
+        keep = sim_bin >= 0
+        per_sample.append((np.bincount(data_bin[data_bin >= 0], minlength=n).astype(float),
+                           np.asarray(sim["atmoWeight"])[keep], np.asarray(sim["astroWeight"])[keep],
+                           np.asarray(sim["primaryEnergy"])[keep], sim_bin[keep], n))  # fmt: skip
+
+    def nll(x):
+        a_c, a_t, norm, gamma = x
+        total = 0.0
+        for a, (k, atmo, astro, energy, index, n) in zip((a_c, a_t), per_sample, strict=True):
+            w = a * atmo + norm * astro * (energy / 1e5) ** (-(gamma - 2.5))
+            mu = np.bincount(index, weights=w, minlength=n)
+            live = mu > 0
+            total -= np.sum(k[live] * np.log(mu[live]) - mu[live] - gammaln(k[live] + 1.0))
+        return total
+
+    best = scipy.optimize.minimize(nll, [1.0, 1.0, 6.0, 2.5], method="Nelder-Mead",
+                                   options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 40_000})  # fmt: skip
+    got = [fit[n] for n in ("atmos_norm", "atmos_norm_tracks", "astro_norm", "astro_gamma")]
+    np.testing.assert_allclose(got, best.x, rtol=1e-4)
+    assert fit["neg_log_likelihood"] == pytest.approx(best.fun, abs=1e-6)
+
+
+def test_renaming_an_astrophysical_parameter_is_refused(tmp_path, capsys):
+    spec = json.loads(json.dumps(TWO_BINNINGS))
+    spec["samples"][0]["parameters"] = {"astro_gamma": "gamma_cascades"}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(spec))
+    assert main(["map", "--analysis", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "samples.cascades.parameters.astro_gamma" in err and len(err.splitlines()) == 1

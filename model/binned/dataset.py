@@ -7,7 +7,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from diffuse_fit.binned.binning import Binning
-from diffuse_fit.binned.joint import JointBinning, join_tables, joint_index, sample_parts
+from diffuse_fit.binned.joint import (
+    JointBinning,
+    join_tables,
+    joint_index,
+    sample_components,
+    sample_parts,
+    with_sample_columns,
+)
 from diffuse_fit.binned.templates import Templates, build_templates
 from diffuse_fit.binned.variance import build_variance_tables
 from diffuse_fit.errors import DataFormatError
@@ -109,11 +116,13 @@ class BinnedSample:
 
 
 def bin_samples(samples, components=WORKSHOP_COMPONENTS, variance: bool = False,
-                spectral_method: str = "auto") -> JointDataset:  # fmt: skip
+                spectral_method: str = "auto", renames=None) -> JointDataset:  # fmt: skip
     """The joint dataset of ``samples``: ``(name, data, simulation, binning)`` each
     (``binning`` None: the workshop's).  Each sample is checked on its own files as
     :func:`bin_dataset` checks one; the components are the same in every sample, so
-    parameters of the same name are one parameter of the joint fit."""
+    parameters of the same name are one parameter of the joint fit, except those a sample
+    renames (``renames``: one ``{parameter: name in this sample}`` per sample,
+    :func:`diffuse_fit.binned.joint.sample_components`): a per-sample nuisance parameter."""
     names, datas, sims, parts, d_idx, s_idx = [], [], [], [], [], []
     for name, data, simulation, binning in samples:
         binning = binning or Binning()
@@ -127,9 +136,12 @@ def bin_samples(samples, components=WORKSHOP_COMPONENTS, variance: bool = False,
     joint = JointBinning(tuple(names), tuple(parts))
     records = tuple(BinnedSample(n, d, s, int(np.sum(di < 0)), int(np.sum(si < 0)))
                     for n, d, s, di, si in zip(names, datas, sims, d_idx, s_idx, strict=True))  # fmt: skip
-    return assemble(join_tables(names, datas, "data"), join_tables(names, sims, "simulation"),
-                    joint, joint_index(joint, d_idx), joint_index(joint, s_idx), components,
-                    variance, spectral_method, cls=JointDataset, samples=records)  # fmt: skip
+    final, columns = sample_components(components, names, renames or [{} for _ in names])
+    simulation = with_sample_columns(join_tables(names, sims, "simulation"),
+                                     [len(s) for s in sims], columns)  # fmt: skip
+    return assemble(join_tables(names, datas, "data"), simulation, joint,
+                    joint_index(joint, d_idx), joint_index(joint, s_idx), final, variance,
+                    spectral_method, cls=JointDataset, samples=records)  # fmt: skip
 
 
 def describe(provenance: dict, counts: np.ndarray) -> list[str]:

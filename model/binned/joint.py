@@ -16,6 +16,7 @@ sample's file) and then joins them with the functions here.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -115,3 +116,52 @@ def join_tables(names: list[str], tables: list[EventTable], what: str) -> EventT
             clamped[field] = clamped.get(field, 0) + n
     return EventTable(columns, source, digest.hexdigest(), {"joined": what},
                       "joined from the samples", columns_digest(columns), clamped)  # fmt: skip
+
+
+def _renamed(component, mapping: dict):
+    """``component`` with its parameter names changed by ``mapping`` (norm, index, shape)."""
+    changes = {"norm": mapping.get(component.norm, component.norm)}
+    if hasattr(component, "index") and isinstance(component.index, str):
+        changes["index"] = mapping.get(component.index, component.index)
+    if hasattr(component, "shape") and isinstance(component.shape, tuple):
+        changes["shape"] = tuple(mapping.get(s, s) for s in component.shape)
+    return dataclasses.replace(component, **changes)
+
+
+def sample_components(components, names, renames) -> tuple[tuple, list]:
+    """The components of a joint fit whose samples rename some parameters (``renames``: one
+    ``{parameter: its name in this sample}`` per sample, in ``names`` order).
+
+    A component with a renamed parameter in any sample becomes one copy per sample,
+    ``<name>@<sample>``, with that sample's parameter names and the weight field
+    ``<field>@<sample>`` (the field, 0 outside the sample's events: returned as ``(new
+    field, field, sample number)`` for the joined simulation); the others stay shared.
+    Components with nuisance terms cannot be renamed (``ValueError``)."""
+    renamed = set().union(*(set(r) for r in renames)) if renames else set()
+    if not renamed:
+        return tuple(components), []
+    out, columns = [], []
+    for c in components:
+        if not renamed & set(c.parameters):
+            out.append(c)
+            continue
+        if not hasattr(c, "weight_field") or hasattr(c, "terms"):
+            raise ValueError(f"component {c.name!r}: its parameters cannot differ by sample")
+        for k, (sample, mapping) in enumerate(zip(names, renames, strict=True)):
+            field = f"{c.weight_field}@{sample}"
+            out.append(dataclasses.replace(_renamed(c, mapping), name=f"{c.name}@{sample}",
+                                           weight_field=field))  # fmt: skip
+            columns.append((field, c.weight_field, k))
+    return tuple(out), columns
+
+
+def with_sample_columns(simulation: EventTable, sizes: list[int], columns: list) -> EventTable:
+    """``simulation`` (samples joined, ``sizes`` events each) with the per-sample weight
+    fields of :func:`sample_components`."""
+    if not columns:
+        return simulation
+    sample_of = np.repeat(np.arange(len(sizes)), sizes)
+    extra = {new: np.where(sample_of == k, simulation[field], 0.0) for new, field, k in columns}
+    merged = {**simulation.columns, **extra}
+    return EventTable(merged, simulation.source, simulation.sha256, simulation.meta,
+                      simulation.loaded_from, columns_digest(merged), simulation.clamped)  # fmt: skip

@@ -171,6 +171,9 @@ class SampleSpec(_Section):
     components: Literal["workshop", "split", "hese"] = "workshop"
     astro_model: str = "spl"
     likelihood: Literal["poisson", "say"] = "poisson"
+    # a joint fit's per-sample parameters: {parameter: its name in this sample}, e.g.
+    # {atmos_norm = "atmos_norm_tracks"}; the others are shared by name
+    parameters: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = {}
 
 
 class AnalysisSpec(_Section):

@@ -88,10 +88,11 @@ class PreparedFit:
             if len(inputs.samples) != len(analysis.samples):
                 raise UsageError("a joint analysis needs its samples' inputs "
                                  "(diffuse_fit.jobs.inputs.analysis_inputs)")  # fmt: skip
+            renames = check_renames(analysis, chosen)
             binned = bin_samples(
                 [(s.name, i.data, i.simulation, sample_binning(s, i))
                  for s, (_, i) in zip(analysis.samples, inputs.samples, strict=True)],
-                components=chosen, variance=likelihood == "say",
+                components=chosen, variance=likelihood == "say", renames=renames,
             )  # fmt: skip
         else:
             binned = bin_dataset(inputs.data, inputs.simulation, components=chosen,
@@ -101,7 +102,8 @@ class PreparedFit:
             binned = replace(binned, templates=replace(binned.templates, fixed=fixed))
         supports = {n: s for n, s in parameter_supports(binned.components).items()
                     if n not in fixed}  # fmt: skip
-        priors = resolve_priors(prior_spec, supports)
+        priors = _inherited(resolve_priors(prior_spec, supports), prior_spec,
+                            analysis)  # a renamed parameter: the prior of its original  # fmt: skip
         model = None
         if build:  # PyMC is imported only for jobs that sample
             from diffuse_fit.inference.pymc_model import build_model
@@ -257,6 +259,7 @@ class PreparedFit:
             and (self.astro_model == "spl")
             and not self.extension  # the workshop's is the unextended model
             and not self.binned.templates.fixed  # and fits all three parameters
+            and set(names) == set(reference_fit.PARAMETERS)  # (no per-sample parameters)
         ):
             fit = reference_fit.fit(b.counts, b.simulation, b.sim_bin_index, b.binning.n_bins)
             ref = {**fit.as_dict(), "neg_log_likelihood": fit.neg_log_likelihood,
@@ -286,6 +289,47 @@ class PreparedFit:
         for problem in result.problems:  # loud even with --quiet
             print(f"WARNING: MAP: {problem}", file=sys.stderr)
         return out
+
+
+def check_renames(analysis, components) -> list[dict]:
+    """Each sample's ``parameters`` (renamed per sample) checked against ``components``:
+    :class:`UsageError` naming the key for an unknown or astrophysical parameter."""
+    from diffuse_fit.physics.components import parameter_names
+    from diffuse_fit.physics.flux import astrophysical_components
+
+    known = set(parameter_names(components))
+    astro = {p for c in astrophysical_components(components) for p in c.parameters}
+    renames = []
+    for s in analysis.samples:
+        for name, new in s.parameters.items():
+            where = f"samples.{s.name}.parameters.{name}"
+            if name not in known:
+                raise UsageError(f"{where}: unknown parameter {name!r} (known: "
+                                 f"{', '.join(sorted(known))})")  # fmt: skip
+            if name in astro:
+                raise UsageError(f"{where}: the astrophysical parameters are shared by every "
+                                 "sample (rename nuisance parameters only)")  # fmt: skip
+            if new in known and new != name:
+                raise UsageError(f"{where} = {new!r}: already a parameter of the model")
+        renames.append(dict(s.parameters))
+    if any(s.parameters for s in analysis.samples) and any(hasattr(c, "terms") for c in components):
+        raise UsageError("per-sample parameters with --components hese are not implemented")
+    return renames
+
+
+def _inherited(priors: dict, prior_spec, analysis) -> dict:
+    """A named prior set's prior of a parameter for the names samples give it (a parameter
+    a set does not name has a flat prior: its renamed copies get the original's instead)."""
+    from diffuse_fit.inference.priors import PRIOR_SETS
+
+    if analysis is None or not isinstance(prior_spec, str) or prior_spec not in PRIOR_SETS:
+        return priors
+    out = dict(priors)
+    for s in analysis.samples:
+        for name, new in s.parameters.items():
+            if new in out and name in PRIOR_SETS[prior_spec]:
+                out[new] = PRIOR_SETS[prior_spec][name]
+    return out
 
 
 def format_map(m: dict) -> str:
