@@ -198,15 +198,23 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
         "",
         "![corner](corner.png)",
         "",
-        "The unfolded astrophysical flux E² dΦ/dE (all flavours, ν + ν̄): posterior median, 68% "
-        "and 95% credible bands of the fitted spectrum, solid in the sensitive energy range "
-        "(the central 90% of the true energy of the expected astrophysical events in the bins"
-        + (
-            ", {:.3g}-{:.3g} GeV".format(*summary["sensitive_energy_range_GeV"])
-            if summary.get("sensitive_energy_range_GeV")
-            else ""
-        )
-        + "):",
+        (
+            "The segmented astrophysical flux E² dΦ/dE (all flavours, ν + ν̄; E⁻² in each "
+            "segment of true energy): per segment the posterior median and 68% credible "
+            "interval, or the 95% upper limit where the 68% highest-density interval starts "
+            "at zero flux:"
+            if "segments" in summary
+            else "The unfolded astrophysical flux E² dΦ/dE (all flavours, ν + ν̄): posterior "
+            "median, 68% and 95% credible bands of the fitted spectrum, solid in the sensitive "
+            "energy range (the central 90% of the true energy of the expected astrophysical "
+            "events in the bins"
+            + (
+                ", {:.3g}-{:.3g} GeV".format(*summary["sensitive_energy_range_GeV"])
+                if summary.get("sensitive_energy_range_GeV")
+                else ""
+            )
+            + "):"
+        ),
         "",
         "![flux](flux.png)",
         "",
