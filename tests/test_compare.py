@@ -15,10 +15,10 @@ from diffuse_fit.binned.templates import expected_counts
 from diffuse_fit.cli import TOY_DATASETS, main
 from diffuse_fit.fitting.profile import ProfileFitter
 from diffuse_fit.inference.priors import resolve_priors
-from diffuse_fit.jobs.compare import nested_pairs, parse_models, pointwise_log_likelihood
+from diffuse_fit.jobs.compare import lrt_toy, nested_pairs, parse_models, pointwise_log_likelihood
 from diffuse_fit.jobs.inputs import component_set, inputs_from_spec, load_inputs
+from diffuse_fit.jobs.many import FitContext, task_seed
 from diffuse_fit.jobs.prepared import PreparedFit
-from diffuse_fit.jobs.tasks import FitContext, lrt_toy, task_seed
 from diffuse_fit.physics import toy
 from diffuse_fit.physics.components import parameter_supports
 from diffuse_fit.physics.spectra import spl_inside

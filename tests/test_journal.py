@@ -13,8 +13,8 @@ from diffuse_fit.io.journal import ENTRY_KEY, Journal, journal_folder
 from diffuse_fit.jobs.distributed import ClusterOptions
 from diffuse_fit.jobs.entries import BadEntry, check_scan, check_toy
 from diffuse_fit.jobs.inputs import load_inputs
+from diffuse_fit.jobs.many import task_seed
 from diffuse_fit.jobs.prepared import PreparedFit
-from diffuse_fit.jobs.tasks import task_seed
 from diffuse_fit.jobs.toys import run_toys
 
 QUIET = {"say": lambda *a, **k: None, "progressbar": False}
@@ -71,7 +71,7 @@ def prepared():
 
 @pytest.fixture(scope="module")
 def toy_result(prepared):
-    from diffuse_fit.jobs.tasks import toy
+    from diffuse_fit.jobs.toys import toy
 
     context = prepared.context(prepared.config(kind="toys"))
     args = {"index": 3, "seed": 5, "truth": dict(prepared.best.values), "nuts": False}

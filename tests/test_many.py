@@ -17,8 +17,8 @@ from diffuse_fit.inference.settings import SamplerSettings
 from diffuse_fit.io.journal import journal_folder
 from diffuse_fit.jobs.distributed import ClusterOptions
 from diffuse_fit.jobs.inputs import load_inputs
+from diffuse_fit.jobs.many import task_seed
 from diffuse_fit.jobs.scan import run_scan
-from diffuse_fit.jobs.tasks import task_seed
 from diffuse_fit.jobs.toys import run_toys
 from tests.test_profile import scipy_profile
 
@@ -238,8 +238,7 @@ def test_resampled_simulation_is_an_independent_per_event_sum(binned, inputs):
     per-event weighting of the same events)."""
     from diffuse_fit.binned import reference_fit
     from diffuse_fit.jobs.prepared import PreparedFit
-    from diffuse_fit.jobs.tasks import resampled_fitter
-    from diffuse_fit.jobs.toys import _resample_context
+    from diffuse_fit.jobs.toys import _resample_context, resampled_fitter
 
     prepared = PreparedFit.load(inputs, "flat", say=lambda *a: None)
     context = prepared.context({"test": 1}, **_resample_context(prepared, 10_000))

@@ -505,7 +505,7 @@ def test_journal_entries_forged_but_well_formed_are_refused(result, replacement,
 def toy_task():
     from diffuse_fit.jobs.inputs import load_inputs
     from diffuse_fit.jobs.prepared import PreparedFit
-    from diffuse_fit.jobs.tasks import toy
+    from diffuse_fit.jobs.toys import toy
 
     prepared = PreparedFit.load(load_inputs(), "flat", say=lambda *a, **k: None)
     context = prepared.context(prepared.config(kind="toys"))

@@ -14,7 +14,7 @@ same binned data with the same priors (``prior_spec``), and compared four ways:
   beta = 0, and inside ``broken``, gamma1 = gamma2): ``ts = 2 (max ln L_alt - max ln
   L_spl)`` with flat priors (maximum likelihood), its p-value from pseudo-experiments
   generated under the single power law at its maximum-likelihood fit
-  (:func:`diffuse_fit.jobs.tasks.lrt_toy` on Dask, journaled), ``p = (1 + #{ts_toy >= ts}) /
+  (:func:`diffuse_fit.jobs.compare.lrt_toy` on Dask, journaled), ``p = (1 + #{ts_toy >= ts}) /
   (1 + n)``; and, for orientation only, the chi-square p-value with the number of extra
   parameters as degrees of freedom (Wilks' theorem does not hold here: the break energy is
   undefined under the null).
@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from diffuse_fit.errors import RunInterrupted, UsageError
+from diffuse_fit.fitting.profile import Fit, ProfileFitter
 from diffuse_fit.inference.settings import SamplerSettings
 from diffuse_fit.io.analysis import with_sample
 from diffuse_fit.io.journal import Journal, journal_folder
@@ -43,9 +44,9 @@ from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
 from diffuse_fit.jobs.entries import check_lrt
 from diffuse_fit.jobs.inputs import Inputs
 from diffuse_fit.jobs.interrupt import interrupted_message, interruptible
+from diffuse_fit.jobs.many import FitContext, fitter, poisson_counts, task_seed
 from diffuse_fit.jobs.prepared import PreparedFit
 from diffuse_fit.jobs.runs import sample
-from diffuse_fit.jobs.tasks import alternative_fit, likelihood_ratio, lrt_toy, task_seed
 from diffuse_fit.messages import speaker
 from diffuse_fit.physics.spectra import NESTS_SPL, astro_models
 
@@ -424,3 +425,49 @@ def _figures(stage, results, bands, ranges, lrt, truth) -> None:
     tested = [t for t in lrt if t["n_toys"]]
     if tested:
         save_figure(stage, lrt_figure(tested), "lrt", dpi=150)
+
+
+def lrt_toy(context: FitContext, key: str, args: dict) -> dict:
+    """Pseudo-experiment ``args["index"]`` under the null model (the context's) at
+    ``args["truth"]``: the best fit of the null and of every nesting alternative
+    (``context.alternatives``), and the likelihood-ratio statistic of each,
+    ``ts = 2 (-ln L_null - (-ln L_alt))``.  Each alternative starts from the better of its
+    fit to the data and the null's fit placed inside it
+    (:func:`diffuse_fit.physics.spectra.spl_inside`), so that its maximum is not below the null's
+    (``ts`` of a few 1e-9 below 0 from the fits' tolerance is set to 0)."""
+    seed = task_seed(args["seed"], args["index"])
+    rng = np.random.default_rng(seed)
+    null, fitter_id = fitter(context)
+    counts = poisson_counts(context, args["truth"], rng)
+    best = null.fit(counts, x0=context.start)
+    out = {"index": args["index"], "seed": seed, "n_observed": float(counts.sum()),
+           "null_neg_log_likelihood": best.neg_log_likelihood, "converged": best.converged,
+           "ts": {}, "alternative_neg_log_likelihood": {}, "worker_fitter": fitter_id}  # fmt: skip
+    for name, (_, _, start) in context.alternatives.items():
+        alternative, _ = fitter(context, f"alternative:{name}")
+        fit = alternative_fit(alternative, name, counts, best.values, start)
+        out["ts"][name] = likelihood_ratio(best, fit)
+        out["alternative_neg_log_likelihood"][name] = fit.neg_log_likelihood
+        out["converged"] = out["converged"] and fit.converged
+    return out
+
+
+def likelihood_ratio(null: Fit, alternative: Fit) -> float:
+    """``ts = 2 (-ln L_null - (-ln L_alt))`` of two best fits; a few 1e-9 below 0 (the fits'
+    tolerance) is 0, a larger negative value (a failed fit) is kept."""
+    ts = 2.0 * (null.neg_log_likelihood - alternative.neg_log_likelihood)
+    return max(ts, 0.0) if ts > -1e-6 else ts
+
+
+def alternative_fit(alternative: ProfileFitter, name: str, counts, null_values: dict, start: dict):
+    """The better (higher log p) of two fits of the nesting model ``name`` to ``counts``:
+    from the null's best fit ``null_values`` placed inside it, and from ``start`` (its fit
+    to the data: the broken power law's likelihood has several maxima in E_break).  The
+    same for the data and for every pseudo-experiment.  Higher log p wins even over a fit
+    flagged converged: the broken law's maximum often sits on a kink in E_break, where the
+    gradient does not vanish and L-BFGS-B's line search ends "abnormally"."""
+    from diffuse_fit.physics.spectra import spl_inside
+
+    fits = [alternative.fit(counts, x0={**start, **spl_inside(name, null_values)}),
+            alternative.fit(counts, x0=start)]  # fmt: skip
+    return max(fits, key=lambda f: f.log_posterior if math.isfinite(f.log_posterior) else -math.inf)

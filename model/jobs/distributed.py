@@ -3,7 +3,7 @@
 By default a ``dask.distributed.LocalCluster`` with one single-threaded worker process per
 core is started for the job (nothing to set up); ``scheduler="tcp://host:8786"`` uses an
 existing cluster instead (``dask scheduler`` / ``dask worker``, or dask-jobqueue on
-HTCondor/SLURM: see the README).  The shared :class:`diffuse_fit.jobs.tasks.FitContext` is sent
+HTCondor/SLURM: see the README).  The shared :class:`diffuse_fit.jobs.many.FitContext` is sent
 to every worker once (``Client.scatter(broadcast=True)``); each result is written to the
 :class:`diffuse_fit.io.journal.Journal` as it completes, so a re-run computes only what is missing.
 """

@@ -2,7 +2,7 @@
 
 A journal entry that passes :meth:`diffuse_fit.io.journal.Journal.load` (intact, this task's,
 written under the user's key) is still checked against what its task must return: every
-key with its type, the task's index and seed (:func:`diffuse_fit.jobs.tasks.task_seed`), fitted
+key with its type, the task's index and seed (:func:`diffuse_fit.jobs.many.task_seed`), fitted
 values inside their prior's support, intervals ordered, ranks in range.  Each check is
 ``check(context, key, args, result)`` and raises :class:`BadEntry` with the reason (one
 line); the job then computes the task again.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from diffuse_fit.jobs.tasks import QUANTILES, task_seed
+from diffuse_fit.jobs.many import QUANTILES, task_seed
 
 
 class BadEntry(ValueError):
@@ -88,7 +88,7 @@ def _nuts(result: dict, names) -> None:
 
 
 def check_toy(context, key: str, args: dict, result: dict) -> None:
-    """A pseudo-experiment (:func:`diffuse_fit.jobs.tasks.toy`)."""
+    """A pseudo-experiment (:func:`diffuse_fit.jobs.toys.toy`)."""
     priors = context.priors
     _index_and_seed(result, args)
     _has(result, ("n_observed", "map", "hessian_error", "neg_log_likelihood", "log_posterior",
@@ -115,7 +115,7 @@ def check_toy(context, key: str, args: dict, result: dict) -> None:
 
 
 def check_sbc(context, key: str, args: dict, result: dict) -> None:
-    """A calibration fit (:func:`diffuse_fit.jobs.tasks.sbc_fit`)."""
+    """A calibration fit (:func:`diffuse_fit.jobs.sbc.sbc_fit`)."""
     _index_and_seed(result, args)
     _has(result, ("truth", "ranks", "n_observed"))
     _inside(result["truth"], context.priors, "truth")
@@ -126,7 +126,7 @@ def check_sbc(context, key: str, args: dict, result: dict) -> None:
 
 
 def check_scan(context, key: str, args: dict, result: dict) -> None:
-    """Profile fits along a row of a scan (:func:`diffuse_fit.jobs.tasks.scan_points`)."""
+    """Profile fits along a row of a scan (:func:`diffuse_fit.jobs.scan.scan_points`)."""
     points = args["points"]
     _has(result, ("log_posterior", "neg_log_likelihood", "values", "converged", "worker_fitter"))
     for name in ("log_posterior", "neg_log_likelihood", "values", "converged"):
@@ -145,7 +145,7 @@ def check_scan(context, key: str, args: dict, result: dict) -> None:
 
 
 def check_lrt(context, key: str, args: dict, result: dict) -> None:
-    """A likelihood-ratio pseudo-experiment (:func:`diffuse_fit.jobs.tasks.lrt_toy`)."""
+    """A likelihood-ratio pseudo-experiment (:func:`diffuse_fit.jobs.compare.lrt_toy`)."""
     _index_and_seed(result, args)
     _has(result, ("n_observed", "null_neg_log_likelihood", "converged", "ts",
                   "alternative_neg_log_likelihood", "worker_fitter"))  # fmt: skip

@@ -26,8 +26,8 @@ from diffuse_fit.jobs.inputs import (
     fixed_parameters,
     sample_binning,
 )
+from diffuse_fit.jobs.many import FitContext
 from diffuse_fit.jobs.provenance import record
-from diffuse_fit.jobs.tasks import FitContext
 from diffuse_fit.messages import speaker
 from diffuse_fit.physics.components import parameter_supports
 

@@ -26,8 +26,8 @@ from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
 from diffuse_fit.jobs.entries import check_sbc
 from diffuse_fit.jobs.inputs import Inputs
 from diffuse_fit.jobs.interrupt import interruptible
+from diffuse_fit.jobs.many import FitContext, poisson_counts, posterior_summary, task_seed
 from diffuse_fit.jobs.prepared import PreparedFit
-from diffuse_fit.jobs.tasks import sbc_fit
 from diffuse_fit.messages import speaker
 
 SBC_SETTINGS = SamplerSettings(draws=500, tune=500, chains=4)  # 2000 draws, thinned to 100
@@ -122,3 +122,22 @@ def _figure(stage, sbc: dict) -> None:
 
     ranks = {k: np.array(v) for k, v in sbc["ranks"].items()}
     save_figure(stage, sbc_figure(ranks, sbc["draws_per_fit"]), "sbc", dpi=150)
+
+
+def sbc_fit(context: FitContext, key: str, args: dict) -> dict:
+    """One simulation-based calibration fit: parameters drawn from the priors, counts from
+    the model at them, NUTS, and the rank of each true value among ``draws_per_fit``
+    thinned posterior draws (all chains pooled, every ``total // draws_per_fit``-th draw)."""
+    seed = task_seed(args["seed"], args["index"])
+    rng = np.random.default_rng(seed)
+    truth = {n: float(p.draw(rng)) for n, p in context.priors.items()}
+    counts = poisson_counts(context, truth, rng)
+    summary, idata = posterior_summary(context, counts, seed)
+    ranks = {}
+    for name in context.priors:
+        draws = idata.posterior[name].values.reshape(-1)  # chain-major
+        step = draws.size // context.draws_per_fit
+        thinned = draws[::step][: context.draws_per_fit]
+        ranks[name] = int(np.sum(thinned < truth[name]))
+    return {"index": args["index"], "seed": seed, "truth": truth, "ranks": ranks,
+            "n_observed": float(counts.sum()), **summary}  # fmt: skip

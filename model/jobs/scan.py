@@ -27,9 +27,8 @@ from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
 from diffuse_fit.jobs.entries import check_scan
 from diffuse_fit.jobs.inputs import Inputs
 from diffuse_fit.jobs.interrupt import interruptible
-from diffuse_fit.jobs.many import check_inside
+from diffuse_fit.jobs.many import FitContext, check_inside, fitter
 from diffuse_fit.jobs.prepared import PreparedFit
-from diffuse_fit.jobs.tasks import scan_points
 from diffuse_fit.messages import speaker
 
 LEVELS = (0.6827, 0.9545)  # 1 and 2 sigma
@@ -176,3 +175,25 @@ def _say_summary(scan: dict, say) -> None:
     say(f"scan of {' x '.join(scan['parameters'])}: {n} points in {scan['wall_time_s']:.1f} s, "
         f"best fit {best}, min ts on the grid {scan['min_ts']:.3g}"
         + (f"; {bad} points did not converge" if bad else ""))  # fmt: skip
+
+
+def scan_points(context: FitContext, key: str, args: dict) -> dict:
+    """Profile fits at ``args["points"]`` (each: scanned parameter -> value), warm-started
+    along the list from the global best fit; ``log p`` and the fitted values of the other parameters
+    at each point."""
+    profile, fitter_id = fitter(context)
+    counts = context.counts
+    start = dict(context.start)
+    log_posterior, neg_log_likelihood, fitted, converged = [], [], [], []
+    for fixed in args["points"]:
+        fit = profile.fit(counts, fixed=fixed, x0=start)
+        if not fit.converged:  # warm start led astray: from the global best instead
+            retry = profile.fit(counts, fixed=fixed, x0=context.start)
+            fit = retry if retry.converged or retry.log_posterior > fit.log_posterior else fit
+        start = {**start, **fit.values}
+        log_posterior.append(fit.log_posterior)
+        neg_log_likelihood.append(fit.neg_log_likelihood)
+        fitted.append(fit.values)
+        converged.append(fit.converged)
+    return {"log_posterior": log_posterior, "neg_log_likelihood": neg_log_likelihood,
+            "values": fitted, "converged": converged, "worker_fitter": fitter_id}  # fmt: skip

@@ -1,7 +1,7 @@
 """``diffuse-fit toys``: pseudo-experiments at a truth, fitted; pulls and coverage.
 
 Each pseudo-experiment draws Poisson counts per bin at the truth (seeded per experiment,
-:func:`diffuse_fit.jobs.tasks.task_seed`), finds the MAP with its Hessian errors and the 68.27%
+:func:`diffuse_fit.jobs.many.task_seed`), finds the MAP with its Hessian errors and the 68.27%
 profile-likelihood interval of every parameter (:class:`diffuse_fit.fitting.profile.ProfileFitter`),
 and with ``nuts`` samples the posterior (nutpie, compiled once per worker).  Experiments are
 tasks on Dask, stored as they complete (:mod:`diffuse_fit.jobs.distributed`).
@@ -14,6 +14,7 @@ standard error), and the figures ``pulls`` and ``coverage`` (PNG and PDF).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -21,19 +22,32 @@ from pathlib import Path
 
 import numpy as np
 
+from diffuse_fit.binned.templates import build_templates
+from diffuse_fit.binned.variance import build_variance_tables
 from diffuse_fit.errors import UsageError
+from diffuse_fit.fitting.profile import ProfileFitter
 from diffuse_fit.inference.settings import SamplerSettings
+from diffuse_fit.io.events import EventTable
 from diffuse_fit.io.journal import Journal, journal_folder
 from diffuse_fit.io.run_folder import check_output_folder, write_run
 from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
 from diffuse_fit.jobs.entries import check_toy
 from diffuse_fit.jobs.inputs import Inputs
 from diffuse_fit.jobs.interrupt import interruptible
-from diffuse_fit.jobs.many import check_inside, parse_assignments
+from diffuse_fit.jobs.many import (
+    QUANTILES,
+    FitContext,
+    check_inside,
+    fitter,
+    map_summary,
+    parse_assignments,
+    poisson_counts,
+    posterior_summary,
+    task_seed,
+)
 from diffuse_fit.jobs.prepared import PreparedFit
-from diffuse_fit.jobs.tasks import QUANTILES, toy
 from diffuse_fit.messages import speaker
-from diffuse_fit.physics.components import input_fields
+from diffuse_fit.physics.components import input_fields, weight_fields
 
 NOMINAL = 0.6827
 MAX_EXPECTED = 1e18  # most expected events in a bin that Poisson counts are drawn for
@@ -50,7 +64,7 @@ def run_toys(
 ) -> dict:  # fmt: skip
     """``n`` pseudo-experiments at ``truth``; writes the run folder ``out``; returns
     ``coverage.json``.  ``resample``: fit each with a fresh simulation of that many events
-    drawn from the inputs' (:func:`diffuse_fit.jobs.tasks.toy`), 0 for the whole simulation."""
+    drawn from the inputs' (:func:`diffuse_fit.jobs.toys.toy`), 0 for the whole simulation."""
     say = speaker(say)
     out = check_output_folder(out)
     cluster = cluster or ClusterOptions()
@@ -235,3 +249,58 @@ def _figures(stage, ds, coverage: dict, truth: dict) -> None:
              for n in ds["parameter"].values.tolist()}  # fmt: skip
     save_figure(stage, pull_figure(pulls), "pulls", dpi=150)
     save_figure(stage, coverage_figure(coverage, coverage["n"]), "coverage", dpi=150)
+
+
+def toy(context: FitContext, key: str, args: dict) -> dict:
+    """Pseudo-experiment ``args["index"]`` at ``args["truth"]``: Poisson counts per bin,
+    MAP with Hessian errors and profile intervals, and (``args["nuts"]``) posterior
+    quantiles.
+
+    With ``args["resample"] = N`` the counts are drawn from the whole simulation's
+    expectation at the truth, but fitted with tables of a fresh simulation of ``N`` events
+    drawn from it without replacement (weights scaled by ``n_total / N``): the experiment
+    then also carries the finite statistics of an ``N``-event simulation.
+    """
+    seed = task_seed(args["seed"], args["index"])
+    rng = np.random.default_rng(seed)
+    profile, fitter_id = fitter(context)
+    counts = poisson_counts(context, args["truth"], rng)
+    out = {"index": args["index"], "seed": seed, "n_observed": float(counts.sum()),
+           "worker_fitter": fitter_id}  # fmt: skip
+    if args.get("resample"):
+        profile = resampled_fitter(context, args["resample"], rng)
+        empty = (counts > 0) & ~profile.templates.covered()
+        if np.any(empty):  # no expectation where events were seen: no fit is possible
+            return {**out, **_impossible(profile.names, int(empty.sum()))}
+    out.update(map_summary(profile, counts, context.start, intervals=True))
+    if args.get("nuts"):
+        out.update(posterior_summary(context, counts, seed)[0])
+    return out
+
+
+def resampled_fitter(context: FitContext, size: int, rng) -> ProfileFitter:
+    """A :class:`ProfileFitter` on ``size`` events drawn without replacement from the
+    context's simulation, their weights scaled by ``n_total / size``."""
+    sim, templates = context.simulation, context.templates
+    pick = np.sort(rng.choice(len(sim), size=size, replace=False))
+    scale = len(sim) / size
+    columns = {name: values[pick] for name, values in sim.columns.items()}
+    for name in {f for component in templates.components for f in weight_fields(component)}:
+        columns[name] = columns[name] * scale
+    sub = EventTable(columns, f"{sim.source} (resampled: {size} events)")
+    index = context.sim_bin_index[pick]
+    tables = build_templates(sub, templates.binning, templates.components, bin_index=index)
+    tables = dataclasses.replace(tables, fixed=templates.fixed)
+    if context.likelihood == "say":
+        variance = build_variance_tables(sub, index, templates.binning.n_bins, templates.components)
+        tables = dataclasses.replace(tables, variance=variance)
+    return ProfileFitter(tables, context.priors, likelihood=context.likelihood)
+
+
+def _impossible(names: list[str], n_bins: int) -> dict:
+    """A pseudo-experiment that cannot be fitted (no expected events where some were seen)."""
+    none = dict.fromkeys(names)
+    return {"map": {n: math.nan for n in names}, "hessian_error": none, "neg_log_likelihood": math.nan,
+            "log_posterior": math.nan, "converged": False,
+            "problems": [f"observed events in {n_bins} bins where the resampled simulation has none"],
+            "profile_68": {n: [None, None] for n in names}}  # fmt: skip
