@@ -22,12 +22,12 @@ import numpy as np
 import scipy.optimize
 
 from diffuse_fit.binned import reference_fit
-from diffuse_fit.fitting.profile import GRADIENT_TOLERANCE, ProfileFitter
+from diffuse_fit.fitting.profile import GRADIENT_TOLERANCE, OPTIONS, ProfileFitter, lbfgsb
 from diffuse_fit.fitting.profile import covariance_from_hessian as _covariance
 from diffuse_fit.physics.parameters import units as parameter_units
 
 X0 = dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))  # the workshop's start
-MAP_OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}
+MAP_OPTIONS = OPTIONS  # the one optimiser's (diffuse_fit.fitting.profile.lbfgsb)
 BOUND_TOLERANCE = 1e-9  # relative distance to a support's bound that counts as on it
 RUNAWAY = 1e100  # |value| beyond which a parameter has run away (no finite maximum)
 
@@ -245,9 +245,7 @@ def fit_map(profile: ProfileFitter, counts: np.ndarray, x0: dict | None = None) 
 
     u0 = start(profile, x0 or X0)
     newton = _newton(profile, counts, x0 or X0)
-    result = newton or scipy.optimize.minimize(
-        negative, u0, jac=True, method="L-BFGS-B", options=MAP_OPTIONS
-    )
+    result = newton or lbfgsb(negative, u0)  # Newton's fallback, from the start
     with np.errstate(over="ignore", invalid="ignore"):
         _, grad, x = _logp_grad_natural(profile, result.x, counts)
     values = dict(zip(profile.names, map(float, x), strict=True))

@@ -31,7 +31,16 @@ import scipy.optimize
 from diffuse_fit.binned.likelihoods import LIKELIHOODS
 from diffuse_fit.binned.templates import Templates, expected_counts
 
-OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}
+OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}  # L-BFGS-B's, every fit's
+
+
+def lbfgsb(negative, u0: np.ndarray):
+    """The one fallback of Newton's method, for profile fits, the NumPy MAP and PyMC's MAP
+    alike: L-BFGS-B on ``negative(u) -> (-log p, -gradient)`` in the unconstrained
+    coordinates from ``u0``, with :data:`OPTIONS`; its ``OptimizeResult``."""
+    return scipy.optimize.minimize(negative, u0, jac=True, method="L-BFGS-B", options=OPTIONS)
+
+
 GRADIENT_TOLERANCE = 1e-5  # max |d log p / d u| at an accepted optimum (u unconstrained)
 CURVATURE_TOLERANCE = 1e-10  # smallest accepted eigenvalue of the scaled -Hessian (diagonal 1)
 _U_LIMIT = 700.0  # |u| beyond which exp(u) overflows
@@ -231,9 +240,7 @@ class ProfileFitter:
                     return 1e300, np.zeros(len(free))
                 return -logp, -grad_u
 
-            result = scipy.optimize.minimize(
-                negative, u, jac=True, method="L-BFGS-B", options=OPTIONS
-            )
+            result = lbfgsb(negative, u)
             u = result.x
             converged, message = bool(result.success), str(result.message).strip()
             method = "l-bfgs-b"

@@ -27,12 +27,11 @@ import numpy as np
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
-import scipy.optimize
 from pymc.blocking import DictToArrayBijection, RaveledVars
 from pymc.initial_point import make_initial_point_fn
 
-from diffuse_fit.fitting.map_core import MAP_OPTIONS, MapResult, boundary_problems, search_problems
-from diffuse_fit.fitting.profile import GRADIENT_TOLERANCE, covariance_from_hessian
+from diffuse_fit.fitting.map_core import MapResult, boundary_problems, search_problems
+from diffuse_fit.fitting.profile import GRADIENT_TOLERANCE, covariance_from_hessian, lbfgsb
 from diffuse_fit.inference.exact_float import exact_float
 
 PATH = "pymc"  # MapResult.path of this route
@@ -136,8 +135,7 @@ class PymcMap:
                 return np.inf, np.zeros_like(u)
             return -logp, -grad
 
-        result = scipy.optimize.minimize(negative, u0, jac=True, method="L-BFGS-B",
-                                         options=MAP_OPTIONS)  # fmt: skip
+        result = lbfgsb(negative, u0)
         u = np.asarray(result.x, dtype=np.float64)
         logp, grad = self.logp_grad(u, info)
         for _ in range(_NEWTON_STEPS):  # polish: Newton on the differenced Hessian
