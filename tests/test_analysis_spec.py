@@ -179,3 +179,19 @@ def test_any_content_is_a_specification_or_one_line(content):
         assert isinstance(spec, AnalysisSpec) and spec.samples
         with pytest.raises(Exception, match="frozen"):
             spec.priors = "flat"
+
+
+def test_the_readmes_specification_is_the_shipped_example():
+    """The README's TOML block is a valid specification, the analysis of
+    examples/joint_own_atmospheric.toml (the README stays true)."""
+    import re
+    import tomllib
+
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", text, re.S).group(1)
+    readme = from_dict(tomllib.loads(block))
+    shipped = read_analysis(EXAMPLES / "joint_own_atmospheric.toml")
+    assert readme.model_dump(exclude={"samples"}) == shipped.model_dump(exclude={"samples"})
+    for a, b in zip(readme.samples, shipped.samples, strict=True):
+        assert (a.name, a.binning, a.parameters, a.inputs.toy) == (b.name, b.binning,
+                                                                   b.parameters, b.inputs.toy)  # fmt: skip
