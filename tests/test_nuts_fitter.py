@@ -244,7 +244,7 @@ def test_cache_serves_other_tables_with_the_same_binning(binned):
         assert isinstance(table, PowerLawTemplate) and table.log_coeffs.shape[1] > 20
         coeffs = table.log_coeffs[:, :-4].copy()  # four terms fewer
         coeffs[:, 0] += 0.2
-        return replace(table, log_coeffs=coeffs)
+        return replace(table, table=replace(table.table, log_coeffs=coeffs))
 
     templates = replace(binned.templates, tables=tuple(map(other, binned.templates.tables)))
     priors = resolve_priors("default", parameter_supports(binned.components))
