@@ -34,11 +34,13 @@ from diffuse_fit.io.events import EventTable
 from diffuse_fit.physics.components import PowerLawComponent, SegmentComponent
 
 LN10 = math.log(10.0)
-ASTRO_MODELS = ("spl", "logparabola", "broken", "cutoff", "segmented")
+ASTRO_MODELS = ("spl", "logparabola", "broken", "cutoff")
+SEGMENTED = "segmented"  # several components (segment_components), not a parametric spectrum
 SEGMENT_EDGES_GEV = (6.0e4, 1.5e5, 4.0e5, 1.0e6, 3.0e6, 1.0e7)
 """Default segments of ``segmented`` (true neutrino energy, GeV): 60 TeV - 10 PeV in 5 about
 log-equal steps, the range of the HESE analyses' differential flux."""
-"""The built-in spectral models; :func:`astro_models` adds those registered by the user."""
+"""The built-in parametric spectral models; :func:`astro_models` adds ``segmented`` and those
+registered by the user."""
 
 # model -> (shape parameter names, their allowed (tabulated) ranges)
 SHAPES = {
@@ -95,7 +97,7 @@ def register_spectrum(name: str, parameters: dict, log_flux: Callable, *, smooth
             "my_cutoff", {"astro_gamma": (1.0, 4.0), "astro_lg_ecut": (5.0, 8.0)},
             lambda x, v, xp: -v[0] * x - xp.exp(x + math.log(1e5) - math.log(10) * v[1]))
     """
-    if name in ASTRO_MODELS:
+    if name in (*ASTRO_MODELS, SEGMENTED):
         raise ValueError(f"{name!r} is a built-in spectral model; choose another name")
     if not parameters:
         raise ValueError("a spectrum needs at least one shape parameter")
@@ -112,7 +114,7 @@ def register_spectrum(name: str, parameters: dict, log_flux: Callable, *, smooth
 
 def astro_models() -> tuple[str, ...]:
     """Every spectral model known: the built-in ones, then those registered."""
-    return (*ASTRO_MODELS, *_REGISTERED)
+    return (*ASTRO_MODELS, SEGMENTED, *_REGISTERED)
 
 
 def _registered(model: str) -> Spectrum:
