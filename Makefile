@@ -55,7 +55,7 @@ compare: $(STAMP)
 	$(BIN)/diffuse-fit compare --toy broken --seed 1 --out results/compare_broken
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check model scripts tests

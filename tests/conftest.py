@@ -7,20 +7,25 @@ from diffuse_fit.physics import toy
 
 @pytest.fixture(scope="session", autouse=True)
 def user_key_file(tmp_path_factory):
-    """The per-user key of cache and journal entries (diffuse_fit.io.user_key) in a folder of the
-    test session's own, not the user's config folder (subprocesses inherit it)."""
+    """The per-user key of cache and journal entries (diffuse_fit.io.user_key) and the parse
+    cache in folders of the test session's own, not the user's (subprocesses inherit them)."""
     import os
 
     from diffuse_fit.io import user_key
+    from diffuse_fit.io.cache import CACHE_ENV
 
     path = tmp_path_factory.mktemp("key") / "state.key"
-    previous = os.environ.get(user_key.KEY_ENV)
-    os.environ[user_key.KEY_ENV] = str(path)
+    # the parse cache too: the session's own (test processes running side by side each have
+    # their own key, and would see each other's entries as forged)
+    settings = {user_key.KEY_ENV: str(path), CACHE_ENV: str(tmp_path_factory.mktemp("cache"))}
+    previous = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
     yield path
-    if previous is None:
-        os.environ.pop(user_key.KEY_ENV, None)
-    else:
-        os.environ[user_key.KEY_ENV] = previous
+    for k, v in previous.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture

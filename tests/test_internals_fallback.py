@@ -1,35 +1,14 @@
 """Where the package uses another library's internals (issue 23: upper version bounds in
 pyproject.toml, and a fallback that is tested), the fallback computes the same thing: an
-upstream change costs speed, never correctness."""
+upstream change costs speed, never correctness.  nutpie's: tests/test_nuts_fitter.py
+(``test_cached_compile_falls_back_to_nutpie``, ``test_cached_route_draws_equal_nutpie_numba``)."""
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import pytest
 
-import diffuse_fit as df
-from diffuse_fit.inference import nutpie_cached
-from diffuse_fit.inference.settings import SamplerSettings
 from diffuse_fit.report import many_plots
-
-
-def test_nutpie_without_its_internals_samples_the_same_draws(monkeypatch):
-    """nutpie_cached builds on nutpie.compile_pymc's private functions; without them it warns
-    and compiles with nutpie.compile_pymc_model: the same draws for the same seed."""
-    from diffuse_fit.inference.sampling import sample
-
-    model = df.build_model(df.bin_inputs(df.load_inputs()), priors="default")
-    settings = SamplerSettings(draws=200, tune=200, chains=2, seed=3, sampler="nutpie")
-    cached = sample(model, settings, progressbar=False)
-    monkeypatch.setattr(nutpie_cached, "cached_compile_available", lambda: False)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fallback = sample(model, settings, progressbar=False)
-    assert any("lacks the internals" in str(w.message) for w in caught)
-    for name in ("atmos_norm", "astro_norm", "astro_gamma"):
-        np.testing.assert_array_equal(fallback.posterior[name], cached.posterior[name])
 
 
 def test_sbc_band_without_arviz_stats_internals(monkeypatch):
