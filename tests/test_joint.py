@@ -95,6 +95,25 @@ TWO_BINNINGS = {
 }  # fmt: skip
 
 
+def _by_hand(samples) -> list[tuple]:
+    """Per sample of a specification: observed counts per bin, and the atmospheric weight,
+    astrophysical weight, true energy and bin of each simulated event in its bins, all
+    binned by hand (:func:`_binned_by_hand`), with the number of bins."""
+    ds = toy.generate()
+    sim = ds.simulation
+    out = []
+    for s in samples:
+        b = s["binning"]
+        args = (b["energy_edges_GeV"], b["cos_zenith_edges"], b["topology_codes"])
+        data_bin, n = _binned_by_hand(ds.data, *args)
+        sim_bin, _ = _binned_by_hand(sim, *args)
+        keep = sim_bin >= 0
+        out.append((np.bincount(data_bin[data_bin >= 0], minlength=n).astype(float),
+                    np.asarray(sim["atmoWeight"])[keep], np.asarray(sim["astroWeight"])[keep],
+                    np.asarray(sim["primaryEnergy"])[keep], sim_bin[keep], n))  # fmt: skip
+    return out
+
+
 def test_joint_fit_with_two_binnings_equals_scipy(tmp_path):
     """(b) two samples with different binnings: the MAP (flat priors) equals SciPy's
     maximum of the summed per-event Poisson likelihood, each sample binned by hand (1e-4)."""
@@ -103,18 +122,7 @@ def test_joint_fit_with_two_binnings_equals_scipy(tmp_path):
     out = tmp_path / "run"
     assert main(["map", "--analysis", str(path), "--out", str(out), "--quiet"]) == 0
     fit = json.loads((out / "map.json").read_text())
-    ds = toy.generate()
-    sim = ds.simulation
-    per_sample = []
-    for s in TWO_BINNINGS["samples"]:
-        b = s["binning"]
-        args = (b["energy_edges_GeV"], b["cos_zenith_edges"], b["topology_codes"])
-        data_bin, n = _binned_by_hand(ds.data, *args)
-        sim_bin, _ = _binned_by_hand(sim, *args)
-        keep = sim_bin >= 0
-        per_sample.append((np.bincount(data_bin[data_bin >= 0], minlength=n).astype(float),
-                           np.asarray(sim["atmoWeight"])[keep], np.asarray(sim["astroWeight"])[keep],
-                           np.asarray(sim["primaryEnergy"])[keep], sim_bin[keep], n))  # fmt: skip
+    per_sample = _by_hand(TWO_BINNINGS["samples"])
 
     def nll(x):
         a, norm, gamma = x
@@ -196,18 +204,7 @@ def test_a_per_sample_nuisance_parameter_equals_scipy(tmp_path):
     fit = json.loads((out / "map.json").read_text())
     assert fit["parameter_order"] == ["atmos_norm", "atmos_norm_tracks", "astro_norm",
                                       "astro_gamma"]  # fmt: skip
-    ds = toy.generate()
-    sim = ds.simulation
-    per_sample = []
-    for s in spec["samples"]:
-        b = s["binning"]
-        args = (b["energy_edges_GeV"], b["cos_zenith_edges"], b["topology_codes"])
-        data_bin, n = _binned_by_hand(ds.data, *args)
-        sim_bin, _ = _binned_by_hand(sim, *args)
-        keep = sim_bin >= 0
-        per_sample.append((np.bincount(data_bin[data_bin >= 0], minlength=n).astype(float),
-                           np.asarray(sim["atmoWeight"])[keep], np.asarray(sim["astroWeight"])[keep],
-                           np.asarray(sim["primaryEnergy"])[keep], sim_bin[keep], n))  # fmt: skip
+    per_sample = _by_hand(spec["samples"])
 
     def nll(x):
         a_c, a_t, norm, gamma = x

@@ -74,6 +74,14 @@ def _histogram_bins(x, edges: np.ndarray) -> np.ndarray:
     return np.where((i >= 0) & (i < n), i, OUTSIDE)
 
 
+def histogram(index: np.ndarray, n_bins: int, weights=None) -> np.ndarray:
+    """Per-bin sums of ``weights`` (counts if None) of events in bins ``index`` (-1 outside,
+    dropped), shape (n_bins,), float64."""
+    inside = index >= 0
+    w = None if weights is None else np.asarray(weights)[inside]
+    return np.bincount(index[inside], weights=w, minlength=n_bins).astype(np.float64)
+
+
 @dataclass(frozen=True)
 class Binning:
     """Bin edges of energy and zenith, and the binned topology codes.
@@ -174,9 +182,7 @@ class Binning:
 
     def histogram(self, index: np.ndarray, weights=None) -> np.ndarray:
         """Per-bin sums of ``weights`` (counts if None) from per-event indices; outside dropped."""
-        inside = index >= 0
-        w = None if weights is None else np.asarray(weights)[inside]
-        return np.bincount(index[inside], weights=w, minlength=self.n_bins).astype(np.float64)
+        return histogram(index, self.n_bins, weights)
 
     def to_dict(self) -> dict:
         """Edges, codes and the edge convention, as lists and text (provenance)."""

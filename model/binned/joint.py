@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.binning import Binning, histogram
 from diffuse_fit.io.events import EventTable, columns_digest
 
 
@@ -71,9 +71,7 @@ class JointBinning:
 
     def histogram(self, index: np.ndarray, weights=None) -> np.ndarray:
         """Per-bin sums of ``weights`` (counts if None) from joint per-event indices."""
-        inside = index >= 0
-        w = None if weights is None else np.asarray(weights)[inside]
-        return np.bincount(index[inside], weights=w, minlength=self.n_bins).astype(np.float64)
+        return histogram(index, self.n_bins, weights)
 
     def to_dict(self) -> dict:
         """Each sample's name and :meth:`Binning.to_dict`, in bin order (provenance)."""

@@ -87,28 +87,22 @@ class LogTable:
         s = self.table.values(self._argument(params), "+".join(self.variables))
         return self._prefactor(params) * s
 
-    def derivatives(self, params: dict, position: dict, bins: np.ndarray):
-        """``P`` (len(bins),), its gradient (len(bins), n) and Hessian (len(bins), n, n) in
-        the parameters of ``position`` (name -> i); exact for the table."""
+    def pieces(self, params: dict, position: dict, bins: np.ndarray) -> tuple:
+        """``(e, a, c, S, S', S'')`` of ``P_b = e S_b(c . theta)``, ``e = exp(a . theta)``:
+        the prefactor, the vectors (n,) of the linear terms and of the variables in the
+        parameters of ``position`` (name -> i), and the table and its first two derivatives
+        on ``bins`` (``S'``, ``S''`` None for an exact table); exact for the table."""
         n = len(position)
-        if self.per_bin is not None:
-            s0 = self.per_bin[bins]
-            s1 = s2 = np.zeros_like(s0)
-        else:
-            s0, s1, s2 = (v[bins] for v in self.table.derivatives(
-                self._argument(params), "+".join(self.variables)))  # fmt: skip
         a, c = np.zeros(n), np.zeros(n)
         for v in self.variables:
             c[position[v]] += 1.0
         for name, coef in self.linear:
             a[position[name]] += coef
-        e = self._prefactor(params)
-        value = e * s0
-        grad = e * (np.outer(s0, a) + np.outer(s1, c))
-        hess = e * (s0[:, None, None] * np.outer(a, a)
-                    + s1[:, None, None] * (np.outer(a, c) + np.outer(c, a))
-                    + s2[:, None, None] * np.outer(c, c))  # fmt: skip
-        return value, grad, hess
+        if self.per_bin is not None:
+            return self._prefactor(params), a, c, self.per_bin[bins], None, None
+        s0, s1, s2 = (v[bins] for v in self.table.derivatives(self._argument(params),
+                                                              "+".join(self.variables)))  # fmt: skip
+        return self._prefactor(params), a, c, s0, s1, s2
 
 
 @dataclass(frozen=True)
@@ -191,19 +185,8 @@ def products_derivatives(products, params: dict, position: dict, bins: np.ndarra
     vectors, matrices = [], []
     for p in products:
         f, fg, fh = coefficient_derivatives(p.factors, params, position)
-        t = p.table
-        a, c = np.zeros(n), np.zeros(n)
-        for v in t.variables:
-            c[position[v]] += 1.0
-        for name, coef in t.linear:
-            a[position[name]] += coef
-        me = p.multiplier * t._prefactor(params)
-        if t.per_bin is not None:
-            s0 = t.per_bin[bins]
-            s1 = s2 = None
-        else:
-            s0, s1, s2 = (x[bins] for x in t.table.derivatives(t._argument(params),
-                                                                 "+".join(t.variables)))  # fmt: skip
+        e, a, c, s0, s1, s2 = p.table.pieces(params, position, bins)
+        me = p.multiplier * e
         value += me * f * s0
         alpha = me * (fg + f * a)
         jac += s0[:, None] * alpha

@@ -83,7 +83,7 @@ class PreparedFit:
         say = speaker(say)
         t0 = time.perf_counter()
         chosen = component_set(components, astro_model, likelihood)
-        binning = sample_binning(analysis.samples[0] if analysis is not None else None, inputs)
+        binning = None  # recorded for runs without a specification (analysis_record)
         if analysis is not None and len(analysis.samples) > 1:  # a joint fit
             if len(inputs.samples) != len(analysis.samples):
                 raise UsageError("a joint analysis needs its samples' inputs "
@@ -95,6 +95,7 @@ class PreparedFit:
                 components=chosen, variance=likelihood == "say", renames=renames,
             )  # fmt: skip
         else:
+            binning = sample_binning(analysis.samples[0] if analysis is not None else None, inputs)
             binned = bin_dataset(inputs.data, inputs.simulation, components=chosen,
                                  binning=binning, variance=likelihood == "say")  # fmt: skip
         fixed = fixed_parameters(binned.components, analysis.fix if analysis is not None else {})
