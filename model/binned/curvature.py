@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln, xlogy
 
+from diffuse_fit.binned.detector_tables import apply_responses
 from diffuse_fit.binned.nuisance_tables import add_second
 from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 
@@ -71,33 +72,40 @@ def expectation_derivatives(
     (len(bins), n) and its non-zero second derivatives as ``(i, j, d2 lam_b / d theta_i
     d theta_j)`` entries (both orders of each off-diagonal pair), at ``params``;
     ``position``: parameter name -> i."""
+    n = len(position)
+    lam, jac, second = np.zeros(bins.size), np.zeros((bins.size, n)), []
+    for table in templates.tables:
+        value, d1, d2 = _table_derivatives(table, params, position, bins, curvature)
+        responses = templates.responses_of(table.component.name)
+        value, d1, d2 = apply_responses(value, d1, d2, responses, params, position, bins)
+        lam, jac, second = lam + value, jac + d1, second + d2
+    return lam, jac, second
+
+
+def _table_derivatives(table, params: dict, position: dict, bins: np.ndarray, curvature: bool):
+    """One component's expectation on ``bins``: value, Jacobian, second-derivative entries."""
+    if hasattr(table, "expectation_derivatives"):  # diffuse_fit.binned.nuisance_tables
+        return table.expectation_derivatives(params, position, bins)
     jac = np.zeros((bins.size, len(position)))
     second = []
-    lam = np.zeros(bins.size)
-    for table in templates.tables:
-        if hasattr(table, "expectation_derivatives"):  # diffuse_fit.binned.nuisance_tables
-            value, d1, d2 = table.expectation_derivatives(params, position, bins)
-            lam, jac, second = lam + value, jac + d1, second + d2
-            continue
-        c = table.component
-        norm = params[c.norm]
-        if isinstance(table, FlatTemplate):
-            unit = table.per_bin[bins]
-            jac[:, position[c.norm]] += unit
-        elif isinstance(table, PowerLawTemplate):
-            unit, d1, d2 = (a[bins] for a in table.unit_counts_derivatives(params))
-            i, j = position[c.norm], position[c.index]
-            jac[:, i] += unit
-            jac[:, j] += norm * d1
-            second += [(i, j, d1), (j, i, d1), (j, j, norm * d2)]
-        else:  # SpectralTable / SpectralEventSum: shape parameters s_a
-            unit, d1, d2 = table.unit_counts_derivatives(params, curvature=curvature)
-            unit, d1, d2 = unit[bins], d1[..., bins], d2[..., bins]
-            i, shape = position[c.norm], [position[name] for name in c.shape]
-            jac[:, i] += unit
-            for a, j in enumerate(shape):
-                jac[:, j] += norm * d1[a]
-                second += [(i, j, d1[a]), (j, i, d1[a])]
-                second += [(j, k, norm * d2[a, b]) for b, k in enumerate(shape)]
-        lam += norm * unit
-    return lam, jac, second
+    c = table.component
+    norm = params[c.norm]
+    if isinstance(table, FlatTemplate):
+        unit = table.per_bin[bins]
+        jac[:, position[c.norm]] += unit
+    elif isinstance(table, PowerLawTemplate):
+        unit, d1, d2 = (a[bins] for a in table.unit_counts_derivatives(params))
+        i, j = position[c.norm], position[c.index]
+        jac[:, i] += unit
+        jac[:, j] += norm * d1
+        second += [(i, j, d1), (j, i, d1), (j, j, norm * d2)]
+    else:  # SpectralTable / SpectralEventSum: shape parameters s_a
+        unit, d1, d2 = table.unit_counts_derivatives(params, curvature=curvature)
+        unit, d1, d2 = unit[bins], d1[..., bins], d2[..., bins]
+        i, shape = position[c.norm], [position[name] for name in c.shape]
+        jac[:, i] += unit
+        for a, j in enumerate(shape):
+            jac[:, j] += norm * d1[a]
+            second += [(i, j, d1[a]), (j, i, d1[a])]
+            second += [(j, k, norm * d2[a, b]) for b, k in enumerate(shape)]
+    return norm * unit, jac, second

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.detector_tables import build_response_tables
 from diffuse_fit.binned.joint import (
     JointBinning,
     join_tables,
@@ -61,9 +62,22 @@ class BinnedDataset:
         if self.templates.variance is not None:
             return self
         variance = build_variance_tables(
-            self.simulation, self.sim_bin_index, self.binning.n_bins, self.components
-        )
+            self.simulation, self.sim_bin_index, self.binning.n_bins, self.components,
+            responses=self.templates.responses,
+        )  # fmt: skip
         return replace(self, templates=replace(self.templates, variance=variance))
+
+    def with_detector(self, splines: dict) -> BinnedDataset:
+        """This dataset with the release's detector systematics as per-bin responses of the
+        conventional, prompt and astrophysical components
+        (:mod:`diffuse_fit.binned.detector_tables`; ``splines``: table path ->
+        :class:`diffuse_fit.io.hese_splines.SplineTable`); the SAY tables, if any, rebuilt
+        with them."""
+        responses = build_response_tables(self.simulation, self.sim_bin_index,
+                                          self.binning.n_bins, self.components, splines)  # fmt: skip
+        had_variance = self.templates.variance is not None
+        out = replace(self, templates=replace(self.templates, responses=responses, variance=None))
+        return out.with_variance() if had_variance else out
 
     def provenance(self) -> dict:
         """Files, hashes, how they were read, what was fitted, event counts; for results files."""
@@ -78,6 +92,10 @@ class BinnedDataset:
             out["exact_sums"] = notes
         if self.templates.variance is not None:
             out["variance_table_max_relative_error"] = self.templates.variance.max_relative_error
+        if self.templates.responses:
+            out["detector_responses"] = {r.key: {"interval": list(r.interval),
+                                                 "max_relative_error": r.max_relative_error}
+                                         for r in self.templates.responses}  # fmt: skip
         return out
 
     def summary_lines(self) -> list[str]:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from diffuse_fit.binned.detector_tables import apply_responses, response_values
 from diffuse_fit.binned.log_tables import DEFAULT_TOLERANCE, LogChebyshevTable
 from diffuse_fit.errors import DataFormatError
 from diffuse_fit.io.events import EventTable
@@ -107,11 +108,13 @@ class LogTable:
 
 @dataclass(frozen=True)
 class Product:
-    """``multiplier * prod_k (a_k + b_k params[p_k]) * table``."""
+    """``multiplier * prod_k (a_k + b_k params[p_k]) * table * prod_r R_r`` (``responses``:
+    detector response tables, :mod:`diffuse_fit.binned.detector_tables`)."""
 
     multiplier: float
     factors: tuple
     table: LogTable
+    responses: tuple = ()
 
 
 def coefficient_derivatives(factors, params: dict, position: dict):
@@ -135,6 +138,7 @@ def products_values(products, params: dict) -> np.ndarray:
         p.multiplier
         * math.prod(a + b * params[n] for n, a, b in p.factors)
         * p.table.values(params)
+        * response_values(p.responses, params)
         for p in products
     )
 
@@ -179,7 +183,23 @@ def products_derivatives(products, params: dict, position: dict, bins: np.ndarra
       ``B = m e (grad f c^T + c grad f^T + f (a c^T + c a^T))``, ``C = m e f c c^T``;
 
     three per-bin vectors and three small matrices per product, never a (bins, n, n)
-    array."""
+    array.  Products with detector responses are summed per set of responses, which then
+    multiply the sum (:func:`diffuse_fit.binned.detector_tables.apply_responses`)."""
+    groups: dict = {}
+    for p in products:
+        groups.setdefault(p.responses, []).append(p)
+    if groups and (len(groups) > 1 or () not in groups):
+        value, jac, second = 0.0, 0.0, []
+        for responses, members in groups.items():
+            v, j, s = _plain_derivatives(members, params, position, bins)
+            v, j, s = apply_responses(v, j, s, responses, params, position, bins)
+            value, jac, second = value + v, jac + j, second + s
+        return value, jac, second
+    return _plain_derivatives(products, params, position, bins)
+
+
+def _plain_derivatives(products, params: dict, position: dict, bins: np.ndarray):
+    """:func:`products_derivatives` of products without responses."""
     n = len(position)
     value, jac = np.zeros(bins.size), np.zeros((bins.size, n))
     vectors, matrices = [], []
@@ -377,17 +397,24 @@ class NuisanceVariance:
 
 
 def build_nuisance_variance(simulation: EventTable, bin_index: np.ndarray, n_bins: int,
-                            components, tolerance: float = DEFAULT_TOLERANCE) -> NuisanceVariance:  # fmt: skip
-    """The tables of every pair of terms of ``components`` whose events overlap."""
+                            components, tolerance: float = DEFAULT_TOLERANCE,
+                            responses: tuple = ()) -> NuisanceVariance:  # fmt: skip
+    """The tables of every pair of terms of ``components`` whose events overlap; a pair of
+    terms of components ``c``, ``c'`` carries their detector responses ``R_c R_c'``
+    (``responses``: :class:`diffuse_fit.binned.detector_tables.ResponseTable` s)."""
     check_fields(simulation, components)
-    prepared = _prepare([t for c in components for t in component_terms(c)], simulation)
+    owned = [(c.name, t) for c in components for t in component_terms(c)]
+    prepared = _prepare([t for _, t in owned], simulation)
+    of = [tuple(r for r in responses if r.component == name) for name, _ in owned]
     products = []
     for i, p in enumerate(prepared):
-        for q in prepared[i:]:
+        for j in range(i, len(prepared)):
+            q = prepared[j]
             table = _table(bin_index, p.weights * q.weights, [p, q], n_bins, tolerance, MAX_NODES)
             if table is not None:
                 multiplier = 1.0 if q is p else 2.0
-                products.append(Product(multiplier, p.term.factors + q.term.factors, table))
+                products.append(Product(multiplier, p.term.factors + q.term.factors, table,
+                                        of[i] + of[j]))  # fmt: skip
     return NuisanceVariance(tuple(products))
 
 
@@ -401,7 +428,8 @@ def products_to_record(prefix: str, products, n_bins: int) -> tuple[dict, list]:
     for j, p in enumerate(products):
         t, name = p.table, f"{prefix}{j}"
         entry = {"multiplier": p.multiplier, "factors": [list(f) for f in p.factors],
-                 "variables": list(t.variables), "linear": [list(a) for a in t.linear]}  # fmt: skip
+                 "variables": list(t.variables), "linear": [list(a) for a in t.linear],
+                 "responses": [r.key for r in p.responses]}  # fmt: skip
         if t.per_bin is not None:
             variables[f"{name}__per_bin"] = (("all_bin",), t.per_bin)
         else:
@@ -411,8 +439,11 @@ def products_to_record(prefix: str, products, n_bins: int) -> tuple[dict, list]:
     return variables, described
 
 
-def products_from_record(prefix: str, described: list, arrays: dict, n_bins: int) -> tuple:
-    """Inverse of :func:`products_to_record`; ``KeyError``/``ValueError`` if damaged."""
+def products_from_record(prefix: str, described: list, arrays: dict, n_bins: int,
+                         responses: tuple = ()) -> tuple:  # fmt: skip
+    """Inverse of :func:`products_to_record` (``responses``: the record's detector response
+    tables); ``KeyError``/``ValueError`` if damaged."""
+    by_key = {r.key: r for r in responses}
     products = []
     for j, d in enumerate(described):
         name = f"{prefix}{j}"
@@ -427,7 +458,8 @@ def products_from_record(prefix: str, described: list, arrays: dict, n_bins: int
                 raise ValueError(f"inconsistent table {name}")
             table = LogTable(*common, per_bin=per_bin)
         factors = tuple((str(p), float(a), float(b)) for p, a, b in d["factors"])
-        products.append(Product(float(d["multiplier"]), factors, table))
+        linked = tuple(by_key[k] for k in d.get("responses", []))
+        products.append(Product(float(d["multiplier"]), factors, table, linked))
     return tuple(products)
 
 

@@ -25,11 +25,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.detector_tables import response_supports, response_values
 from diffuse_fit.binned.log_tables import DEFAULT_TOLERANCE, LogChebyshevTable
 from diffuse_fit.binned.nuisance_tables import build_nuisance_template
 from diffuse_fit.binned.spectral_tables import build_spectral_template
 from diffuse_fit.io.events import EventTable
-from diffuse_fit.physics.components import FlatComponent, PowerLawComponent, event_weights
+from diffuse_fit.physics.components import (
+    FlatComponent,
+    PowerLawComponent,
+    event_weights,
+    parameter_supports,
+)
 from diffuse_fit.physics.spectra import SpectralComponent
 
 
@@ -98,6 +104,16 @@ class Templates:
     tables: tuple  # one FlatTemplate / PowerLawTemplate / SpectralTable / SpectralEventSum each
     variance: object = None  # VarianceTables | None
     fixed: dict = field(default_factory=dict)  # parameter -> value held fixed (--fix)
+    responses: tuple = ()  # detector responses (diffuse_fit.binned.detector_tables.ResponseTable)
+
+    def responses_of(self, component: str) -> tuple:
+        """The detector responses multiplying ``component``'s expectation (empty: none)."""
+        return tuple(r for r in self.responses if r.component == component)
+
+    def parameter_supports(self) -> dict[str, tuple[float, float]]:
+        """Every parameter of the expectation and its allowed range: the components' and the
+        detector systematics' (:mod:`diffuse_fit.binned.detector_tables`)."""
+        return {**parameter_supports(self.components), **response_supports(self.responses)}
 
     def with_fixed(self, params: dict) -> dict:
         """``params`` with the fixed parameters' values added (a value given in ``params``
@@ -109,8 +125,10 @@ class Templates:
         fixed parameters (:attr:`fixed`) need not be given."""
         params = self.with_fixed(params)
         return {
-            t.component.name: params[t.component.norm] * t.unit_counts(params) for t in self.tables
-        }
+            t.component.name: params[t.component.norm] * t.unit_counts(params)
+            * response_values(self.responses_of(t.component.name), params)
+            for t in self.tables
+        }  # fmt: skip
 
     def sum_of_squares(self, params: dict) -> np.ndarray:
         """The SAY likelihood's per-bin sums of squared weights at ``params`` (needs

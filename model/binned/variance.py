@@ -133,13 +133,16 @@ def build_variance_tables(
     n_bins: int,
     components,
     tolerance: float = DEFAULT_TOLERANCE,
+    responses: tuple = (),
 ) -> VarianceTables:
     """The table of every pair ``c <= d`` of ``components`` (order as given); for components
-    with nuisance parameters :func:`diffuse_fit.binned.nuisance_tables.build_nuisance_variance`."""
-    if any(hasattr(c, "terms") for c in components):
+    with nuisance parameters or detector ``responses``
+    :func:`diffuse_fit.binned.nuisance_tables.build_nuisance_variance`."""
+    if responses or any(hasattr(c, "terms") for c in components):
         from diffuse_fit.binned.nuisance_tables import build_nuisance_variance
 
-        return build_nuisance_variance(simulation, bin_index, n_bins, components, tolerance)
+        return build_nuisance_variance(simulation, bin_index, n_bins, components, tolerance,
+                                       responses)  # fmt: skip
     for c in components:
         if not isinstance(c, FlatComponent | PowerLawComponent):
             raise ValueError(

@@ -104,3 +104,32 @@ def read_spline_table(path) -> SplineTable:
     if not np.all(np.isfinite(coefficients)):
         raise DataFormatError(str(path), "non-finite spline coefficients")
     return SplineTable(knots, coefficients, degrees, str(path))
+
+
+SPLINE_FOLDERS = ("DOMEffSplines", "HoleIceSplines", "AnisotropySplines")
+
+
+def find_spline_folder(release) -> Path | None:
+    """The folder holding the release's spline tables (``DOMEffSplines/`` etc.) for a release
+    path as given to ``--hese-release``: ``<path>/resources/splines``, ``<path>/splines``,
+    the ``splines`` beside a ``resources/data`` folder, or ``path`` itself; None if none."""
+    path = Path(release)
+    candidates = [path / "resources" / "splines", path / "splines", path.parent / "splines",
+                  path / "HESE-7-year-data-release" / "resources" / "splines", path]  # fmt: skip
+    for folder in candidates:
+        if all((folder / name).is_dir() for name in SPLINE_FOLDERS):
+            return folder
+    return None
+
+
+def read_release_splines(folder) -> dict[str, SplineTable]:
+    """Every ``*.fits`` table under the three systematics' folders of ``folder``, keyed by
+    its path relative to ``folder`` (``DOMEffSplines/domefficiency_atmConv_shower.fits``)."""
+    folder = Path(folder)
+    out = {}
+    for name in SPLINE_FOLDERS:
+        for path in sorted((folder / name).glob("*.fits")):
+            out[f"{name}/{path.name}"] = read_spline_table(path)
+    if not out:
+        raise DataFormatError(str(folder), f"holds no spline tables under {', '.join(SPLINE_FOLDERS)}")
+    return out

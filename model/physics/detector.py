@@ -1,0 +1,186 @@
+"""The HESE release's detector systematics, per simulated event (NumPy, the reference).
+
+The release (``det_sys_weights.py``; PRD 104, 022002, eqs. E13/E14) multiplies the weight of
+each simulated neutrino of flux component ``c`` (astrophysical per flavour, conventional,
+prompt; muons are not corrected) and reconstructed morphology ``m`` by
+
+    D_i(v) = prod_s 10^(S_{s,c,m}(x_i, v_s) - S_{s,c,m}(x_i, nominal_s))
+
+for the three systematics ``s`` (:data:`DETECTOR_SYSTEMATICS`): ``S`` a tensor-product
+B-spline table (:mod:`diffuse_fit.io.hese_splines`) of the event's reconstructed coordinates
+``x_i`` (:func:`coordinates`) and the parameter.  An event whose coordinates at the nominal
+value lie outside a table's extents is left uncorrected by it (the double cascades'
+anisotropy table is cut at log10 L <= 2.3, as in the release).
+
+The spline in the parameter is evaluated through its tensor-product structure: ``S(x, v) =
+sum_j B_j(v) a_j(x)`` with ``B_j`` the B-spline basis of the parameter's knots and ``a_j(x)``
+the table with its last axis fixed at ``j`` (:func:`parameter_coefficients`), so that a
+correction at many values costs one small matrix product per value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from diffuse_fit.errors import DataFormatError
+
+MORPHOLOGIES = {0: "shower", 1: "track", 2: "doublebang"}
+FLAVOURS = {12: "e", 14: "mu", 16: "tau"}  # |PDG code| of the neutrino
+FLUX_TABLES = {"conventional": "atmConv", "prompt": "atmPrompt", "astrophysical": "diffuseAstro"}
+"""Component name -> the release's flux name in its table files (muons: none)."""
+DOUBLE_CASCADE_ANISOTROPY_MAX_LOG10_L = 2.3
+
+
+@dataclass(frozen=True)
+class DetectorSystematic:
+    """One detector systematic: its parameter, nominal value, the release's prior
+    (``prior_mu``, ``prior_sigma``) and the range fitted here (``support``: the release's
+    bounds where its tables are defined; see :data:`DETECTOR_SYSTEMATICS`)."""
+
+    parameter: str
+    folder: str
+    prefix: str
+    nominal: float
+    prior_mu: float
+    prior_sigma: float
+    support: tuple[float, float]
+
+    def table_path(self, component: str, morphology: int, flavour: int | None = None) -> str:
+        """The table's path under the release's ``resources/splines``."""
+        flux = FLUX_TABLES[component]
+        if component == "astrophysical":
+            flux = f"{flux}_{FLAVOURS[abs(int(flavour))]}"
+        return f"{self.folder}/{self.prefix}_{flux}_{MORPHOLOGIES[int(morphology)]}.fits"
+
+
+DETECTOR_SYSTEMATICS = (
+    # the release's bounds [0.8, 1.25]; its tables end at 1.204
+    DetectorSystematic("epsilon_dom", "DOMEffSplines", "domefficiency", 0.99, 0.99, 0.1,
+                       (0.8, 1.2)),  # fmt: skip
+    # the release's bounds [-3.82, 2.18]; its tables end at 1.583
+    DetectorSystematic("epsilon_head_on", "HoleIceSplines", "holeice", 0.0, 0.0, 0.5,
+                       (-3.82, 1.58)),  # fmt: skip
+    DetectorSystematic("anisotropy_scale", "AnisotropySplines", "tauanisotropy", 1.0, 1.0, 0.2,
+                       (0.0, 2.0)),  # fmt: skip
+)
+"""The release's three detector systematics (names, nominal values and priors of its
+``HESE_fit.py``).  Where the release's bounds reach beyond its own tables (epsilon_dom above
+1.204, epsilon_head_on above 1.583) the spline is not defined, so the range fitted here
+stops just inside the tables."""
+SYSTEMATIC_BY_PARAMETER = {s.parameter: s for s in DETECTOR_SYSTEMATICS}
+EPSILON_DOM_SPLIT = 0.99
+"""The release's ``HESE_fit.py`` fits twice, with epsilon_dom below and above this value:
+its likelihood is bimodal there."""
+
+
+def coordinates(systematic: DetectorSystematic, morphology: int, energy, zenith, length):
+    """The table coordinates (without the parameter) of events of one morphology, ``(n, d)``:
+    ``(log10 E, cos zenith)``, double cascades' hole ice ``(log10 E, log10 L)``, anisotropy
+    ``(log10 E)`` or for double cascades ``(log10 L)``.  E: reconstructed deposited energy,
+    GeV; zenith rad; L: reconstructed length, m."""
+    log_e = np.log10(np.asarray(energy, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_l = np.log10(np.asarray(length, dtype=np.float64))
+    if systematic.parameter == "anisotropy_scale":
+        return (log_l if morphology == 2 else log_e)[:, None]
+    if systematic.parameter == "epsilon_head_on" and morphology == 2:
+        return np.column_stack([log_e, log_l])
+    return np.column_stack([log_e, np.cos(np.asarray(zenith, dtype=np.float64))])
+
+
+def parameter_coefficients(table, points: np.ndarray) -> np.ndarray:
+    """``a_j(x)`` of ``S(x, v) = sum_j B_j(v) a_j(x)`` at ``points`` ``(n, d)``, shape
+    ``(n, n_coefficients of the parameter axis)``."""
+    from scipy.interpolate import NdBSpline
+
+    knots, degrees = table.knots[:-1], table.degrees[:-1]
+    out = np.empty((len(points), table.coefficients.shape[-1]))
+    for j in range(out.shape[1]):
+        out[:, j] = NdBSpline(knots, table.coefficients[..., j], degrees, extrapolate=False)(points)
+    return out
+
+
+def parameter_basis(table, values) -> np.ndarray:
+    """``B_j(v)`` of the parameter axis at ``values``, ``(len(values), n_coefficients)``."""
+    from scipy.interpolate import BSpline
+
+    values = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    return BSpline.design_matrix(values, table.knots[-1], table.degrees[-1]).toarray()
+
+
+@dataclass(frozen=True)
+class EventLogCorrections:
+    """``log10 D_i(v) = (B(v) - B(nominal)) . a_i`` of one systematic on the events
+    ``rows`` (those inside the tables' extents; the others are uncorrected)."""
+
+    rows: np.ndarray
+    tables: tuple  # one (SplineTable, positions in rows, coefficients) per table used
+    n_events: int
+
+    def log10(self, value: float) -> np.ndarray:
+        """``log10 D_i(value)`` of every event (0 where uncorrected)."""
+        return self.log10_many([value])[:, 0]
+
+    def log10_many(self, values) -> np.ndarray:
+        """``log10 D_i(v)`` at each of ``values``: (n_events, len(values))."""
+        values = np.atleast_1d(np.asarray(values, dtype=np.float64))
+        out = np.zeros((self.n_events, values.size))
+        for table, where, coefficients, nominal_basis in self.tables:
+            basis = parameter_basis(table, values) - nominal_basis
+            out[self.rows[where]] = coefficients @ basis.T
+        return out
+
+
+def event_log_corrections(systematic: DetectorSystematic, component: str, simulation,
+                          splines) -> EventLogCorrections:  # fmt: skip
+    """The per-event corrections of ``systematic`` for the events of ``component``
+    (conventional, prompt or astrophysical) of a simulation in the workshop columns of a
+    converted release (``energy``, ``zenith``, ``length``, ``topology`` = the release's
+    morphology, ``primaryType``); ``splines``: table path -> SplineTable."""
+    topology = np.asarray(simulation["topology"])
+    code = np.asarray(simulation["primaryType"])
+    energy, zenith, length = (np.asarray(simulation[f]) for f in ("energy", "zenith", "length"))
+    groups = []
+    for morphology in MORPHOLOGIES:
+        for flavour in (FLAVOURS if component == "astrophysical" else (None,)):
+            mask = topology == morphology
+            mask &= np.abs(code) == flavour if flavour else np.abs(code) != 13
+            if np.any(mask):
+                groups.append((morphology, flavour, np.flatnonzero(mask)))
+    rows, parts, start = [], [], 0
+    for morphology, flavour, where in groups:
+        path = systematic.table_path(component, morphology, flavour)
+        if path not in splines:
+            raise DataFormatError(path, "spline table missing from the release's resources/splines")
+        table = splines[path]
+        points = coordinates(systematic, morphology, energy[where], zenith[where], length[where])
+        extents = table.extents.copy()
+        if systematic.parameter == "anisotropy_scale" and morphology == 2:
+            extents[0, 1] = DOUBLE_CASCADE_ANISOTROPY_MAX_LOG10_L
+        at_nominal = np.column_stack([points, np.full(len(points), systematic.nominal)])
+        inside = np.all((at_nominal >= extents[:, 0]) & (at_nominal <= extents[:, 1]), axis=1)
+        where, points = where[inside], points[inside]
+        if where.size == 0:
+            continue
+        coefficients = parameter_coefficients(table, points)
+        nominal_basis = parameter_basis(table, systematic.nominal)[0]
+        positions = np.arange(start, start + where.size)
+        parts.append((table, positions, coefficients, nominal_basis))
+        rows.append(where)
+        start += where.size
+    rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    return EventLogCorrections(rows, tuple(parts), len(topology))
+
+
+def check_support(systematic: DetectorSystematic, splines) -> None:
+    """:class:`DataFormatError` unless every table of ``systematic`` in ``splines`` covers
+    its fitted range (:attr:`DetectorSystematic.support`) in the parameter."""
+    low, high = systematic.support
+    for path, table in splines.items():
+        if path.startswith(systematic.folder + "/"):
+            t_low, t_high = table.extents[-1]
+            if not (t_low <= low and high <= t_high):
+                raise DataFormatError(path, f"covers {systematic.parameter} on [{t_low:g}, "
+                                      f"{t_high:g}], not the fitted range [{low:g}, {high:g}]")  # fmt: skip
