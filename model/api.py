@@ -96,9 +96,8 @@ def build_model(binned: BinnedDataset, priors="default", likelihood: str = "pois
     """
     from diffuse_fit.inference.priors import resolve_priors
     from diffuse_fit.inference.pymc_model import build_model as _build
-    from diffuse_fit.inference.pymc_model import parameter_supports
 
-    priors = resolve_priors(priors, parameter_supports(binned.components))
+    priors = resolve_priors(priors, binned.templates.parameter_supports())
     return _build(binned, priors, likelihood=likelihood)
 
 

@@ -299,15 +299,14 @@ def api_options(args) -> dict:
 
 def _fixed(args, components) -> dict:
     """``--fix`` as parameter -> value, checked against the model's parameters and ranges."""
-    from diffuse_fit.jobs.inputs import fixed_parameters
+    from diffuse_fit.jobs.inputs import fixed_parameters, model_supports
     from diffuse_fit.jobs.many import parse_assignments
-    from diffuse_fit.physics.components import parameter_names
 
-    names = list(parameter_names(components))
+    supports = model_supports(components)
     fix = {}
     for text in getattr(args, "fix", []) or []:
-        fix |= parse_assignments(text, names, "--fix")
-    return fixed_parameters(components, fix)
+        fix |= parse_assignments(text, list(supports), "--fix")
+    return fixed_parameters(supports, fix)
 
 
 def _with_cli_spec(spec, args, inputs, fix: dict):

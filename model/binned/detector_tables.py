@@ -24,12 +24,13 @@ does not touch events.  The SAY likelihood's squared weights get ``R_c R_c'``.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from diffuse_fit.binned import chebyshev
-from diffuse_fit.binned.log_tables import log_derivative_stack, read_log_table
+from diffuse_fit.binned.log_tables import log_derivative_stack
 from diffuse_fit.physics.detector import (
     DETECTOR_SYSTEMATICS,
     FLUX_TABLES,
@@ -39,7 +40,7 @@ from diffuse_fit.physics.detector import (
 
 RESPONSE_TOLERANCE = 1e-11  # relative, of R against the per-bin sum at the check points
 NODES = (6, 8, 10, 12, 16)  # Chebyshev nodes per piece tried
-CHECK_PER_PIECE = 5
+CHECK_PER_PIECE = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,38 +160,52 @@ def build_response_tables(simulation, bin_index: np.ndarray, n_bins: int, compon
     ``splines``: table path -> :class:`diffuse_fit.io.hese_splines.SplineTable`."""
     from scipy.sparse import csr_matrix
 
-    inside = np.flatnonzero(bin_index >= 0)
     out = []
     for systematic in DETECTOR_SYSTEMATICS:
         check_support(systematic, splines)
+    inside = bin_index >= 0
     for component in corrected_components(components):
-        w0 = reference_weights(component, simulation)[inside]
-        total = np.bincount(bin_index[inside], weights=w0, minlength=n_bins)
+        w0 = reference_weights(component, simulation)
+        total = np.bincount(bin_index[inside], weights=w0[inside], minlength=n_bins)
         active = np.flatnonzero(total > 0)
-        row = np.searchsorted(active, bin_index[inside])
-        keep = w0 != 0
-        summing = csr_matrix((w0[keep] / total[active][row[keep]], (row[keep], np.flatnonzero(keep))),
-                             shape=(active.size, inside.size))  # fmt: skip
         for systematic in DETECTOR_SYSTEMATICS:
             corrections = event_log_corrections(systematic, component.name, simulation, splines)
+            rows = corrections.rows
+            used = inside[rows] & (w0[rows] != 0)  # corrected events in the bins
+            events = rows[used]
+            share = w0[events] / total[bin_index[events]]
+            corrected = np.bincount(bin_index[events], weights=share, minlength=n_bins)
+            summing = csr_matrix((share, (np.searchsorted(active, bin_index[events]),
+                                          np.arange(events.size))),
+                                 shape=(active.size, events.size))  # fmt: skip
+            uncorrected = 1.0 - corrected[active]  # the share of events left as they are
 
-            def responses(values, corrections=corrections):
+            def responses(values, corrections=corrections, used=used, summing=summing,
+                          uncorrected=uncorrected):  # fmt: skip
                 """``R_b`` at each value: (len(values), len(active))."""
-                return np.asarray(summing @ 10.0 ** corrections.log10_many(values)[inside]).T
+                factors = corrections.log10_rows(values)[used]
+                np.exp(np.multiply(factors, math.log(10.0), out=factors), out=factors)
+                corrected_part = summing @ factors
+                return (uncorrected[:, None] + corrected_part).T
 
             breaks = response_breaks(systematic, splines)
-            pieces, worst = [], 0.0
-            for a, b in zip(breaks[:-1], breaks[1:], strict=True):
-                check = np.linspace(a, b, CHECK_PER_PIECE)
-                exact = responses(check)
-                for k in NODES:
-                    coeffs = chebyshev.fit(np.log(responses(chebyshev.nodes(k, (a, b))).T), (a, b))
-                    approx = np.exp(np.stack([chebyshev.evaluate(coeffs, v, (a, b)) for v in check]))
-                    error = float(np.max(np.abs(approx / exact - 1.0), initial=0.0))
-                    if error <= tolerance:
-                        break
-                pieces.append(np.pad(coeffs, ((0, 0), (0, NODES[-1] - coeffs.shape[1]))))
-                worst = max(worst, error)
+            pieces = list(zip(breaks[:-1], breaks[1:], strict=True))
+            checks = [np.linspace(a, b, CHECK_PER_PIECE) for a, b in pieces]
+            exact = np.split(responses(np.concatenate(checks)), len(pieces))
+            coeffs, errors = [None] * len(pieces), [np.inf] * len(pieces)
+            todo = list(range(len(pieces)))
+            for k in NODES:  # every piece still short of the tolerance, in one batch
+                at = responses(np.concatenate([chebyshev.nodes(k, pieces[p]) for p in todo]))
+                for p, values in zip(todo, np.split(at, len(todo)), strict=True):
+                    c = chebyshev.fit(np.log(values.T), pieces[p])
+                    approx = np.exp(np.stack([chebyshev.evaluate(c, v, pieces[p])
+                                              for v in checks[p]]))  # fmt: skip
+                    coeffs[p] = np.pad(c, ((0, 0), (0, NODES[-1] - k)))
+                    errors[p] = float(np.max(np.abs(approx / exact[p] - 1.0), initial=0.0))
+                todo = [p for p in todo if errors[p] > tolerance]
+                if not todo:
+                    break
+            pieces, worst = coeffs, max(errors)
             out.append(ResponseTable(component.name, systematic.parameter, n_bins, active, breaks,
                                      np.stack(pieces), worst))  # fmt: skip
     return tuple(out)

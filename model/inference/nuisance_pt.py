@@ -10,6 +10,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from diffuse_fit.binned.nuisance_tables import LogTable
+from diffuse_fit.inference.detector_pt import responses_pt
 from diffuse_fit.inference.table_pt import log_table_pt as chebyshev_table_pt
 from diffuse_fit.inference.table_pt import table_input
 
@@ -33,5 +34,7 @@ def products_pt(products, params: dict, model_bins: np.ndarray):
         coefficient = p.multiplier
         for name, a, b in p.factors:
             coefficient = coefficient * (a + b * params[name])
-        terms.append(coefficient * log_table_pt(p.table, params, model_bins))
+        term = coefficient * log_table_pt(p.table, params, model_bins)
+        response = responses_pt(p.responses, params, model_bins)
+        terms.append(term if response is None else term * response)
     return pt.add(*terms) if terms else pt.zeros(model_bins.size)

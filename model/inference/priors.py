@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffuse_fit.io.json_text import describe_json_error, loads_strict
+from diffuse_fit.physics.detector import DETECTOR_SYSTEMATICS
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -272,6 +273,16 @@ PRIOR_SETS = {
         ),
     },
 }
+DETECTOR_PRIORS = {
+    s.parameter: Prior("TruncatedNormal", {"mu": s.prior_mu, "sigma": s.prior_sigma,
+                                           "lower": s.support[0], "upper": s.support[1]})
+    for s in DETECTOR_SYSTEMATICS
+}  # fmt: skip
+"""The release's priors of its detector systematics (Normal, within the range fitted here:
+:data:`diffuse_fit.physics.detector.DETECTOR_SYSTEMATICS`), in the ``hese`` and ``default``
+sets."""
+PRIOR_SETS["hese"].update(DETECTOR_PRIORS)
+PRIOR_SETS["default"].update(DETECTOR_PRIORS)
 
 
 def prior_from_dict(name: str, spec: dict, source: str) -> Prior:

@@ -46,6 +46,7 @@ from diffuse_fit.binned.spectral_tables import SpectralEventSum, SpectralTable
 from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 from diffuse_fit.binned.variance import SmoothPair, VarianceTables
 from diffuse_fit.errors import DataFormatError
+from diffuse_fit.inference.detector_pt import responses_pt
 from diffuse_fit.inference.nuisance_pt import products_pt
 from diffuse_fit.inference.table_pt import (
     chebyshev_basis,
@@ -53,7 +54,6 @@ from diffuse_fit.inference.table_pt import (
     table_input,
 )
 from diffuse_fit.physics.components import (
-    parameter_names,
     parameter_supports,  # noqa: F401 (re-exported)
 )
 
@@ -109,10 +109,12 @@ def spectral_event_sum_pt(table: SpectralEventSum, params: dict, model_bins: np.
 
 def expected_counts_pt(templates: Templates, params: dict, model_bins: np.ndarray) -> dict:
     """Expected events per model bin of each component (name -> pytensor vector)."""
-    return {
-        t.component.name: params[t.component.norm] * unit_counts_pt(t, params, model_bins)
-        for t in templates.tables
-    }
+    out = {}
+    for t in templates.tables:
+        lam = params[t.component.norm] * unit_counts_pt(t, params, model_bins)
+        response = responses_pt(templates.responses_of(t.component.name), params, model_bins)
+        out[t.component.name] = lam if response is None else lam * response
+    return out
 
 
 def sum_of_squares_pt(variance: VarianceTables, params: dict, model_bins: np.ndarray):
@@ -186,7 +188,7 @@ def build_model(binned: BinnedDataset, priors: dict, likelihood: str = "poisson"
         counts = pm.Data("counts", binned.counts[model_bins], dims="bin")
         params = {name: pt.constant(np.float64(templates.fixed[name]), name=name)
                   if name in templates.fixed else priors[name].build(name)
-                  for name in parameter_names(templates.components)}  # fmt: skip
+                  for name in templates.parameter_supports()}  # fmt: skip
         per_component = expected_counts_pt(templates, params, model_bins)
         pm.Deterministic(
             "n_expected", pt.stack([lam.sum() for lam in per_component.values()]), dims="component"

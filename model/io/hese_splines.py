@@ -131,5 +131,7 @@ def read_release_splines(folder) -> dict[str, SplineTable]:
         for path in sorted((folder / name).glob("*.fits")):
             out[f"{name}/{path.name}"] = read_spline_table(path)
     if not out:
-        raise DataFormatError(str(folder), f"holds no spline tables under {', '.join(SPLINE_FOLDERS)}")
+        raise DataFormatError(
+            str(folder), f"holds no spline tables under {', '.join(SPLINE_FOLDERS)}"
+        )
     return out

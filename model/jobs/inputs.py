@@ -13,10 +13,12 @@ from diffuse_fit.binned.joint import JointBinning, join_tables
 from diffuse_fit.errors import DataFormatError, UsageError
 from diffuse_fit.io import hese_release as hr
 from diffuse_fit.io.events import EventTable
+from diffuse_fit.io.hese_splines import find_spline_folder
 from diffuse_fit.io.workshop_format import default_cache_dir, read_data, read_simulation
 from diffuse_fit.physics import hese_weights as hw
 from diffuse_fit.physics import toy
 from diffuse_fit.physics.components import WORKSHOP_COMPONENTS, parameter_supports
+from diffuse_fit.physics.detector import DETECTOR_SYSTEMATICS
 from diffuse_fit.physics.hese_weights import HESE_COMPONENTS_NUISANCE, HESE_COMPONENTS_SPLIT
 from diffuse_fit.physics.spectra import astro_models, with_astro_model
 
@@ -49,11 +51,20 @@ def component_set(components: str = "workshop", astro_model: str = "spl",
     return with_astro_model(COMPONENT_SETS[components], astro_model)
 
 
-def fixed_parameters(components, fix: dict) -> dict[str, float]:
-    """``fix`` (parameter -> value, ``--fix NAME=VALUE``) checked against ``components``'
-    parameters and their allowed ranges: :class:`UsageError` in one line naming the
-    parameter and value otherwise."""
+def model_supports(components) -> dict[str, tuple[float, float]]:
+    """The parameters of ``components`` and their ranges, with the release's detector
+    systematics for the ``hese`` components (used when the release's spline tables are at
+    hand: :meth:`diffuse_fit.binned.dataset.BinnedDataset.with_detector`)."""
     supports = parameter_supports(components)
+    if any(hasattr(c, "terms") for c in components):
+        supports |= {s.parameter: s.support for s in DETECTOR_SYSTEMATICS}
+    return supports
+
+
+def fixed_parameters(supports: dict, fix: dict) -> dict[str, float]:
+    """``fix`` (parameter -> value, ``--fix NAME=VALUE``) checked against the parameters
+    ``supports`` (name -> allowed range): :class:`UsageError` in one line naming the
+    parameter and value otherwise."""
     out = {}
     for name, value in (fix or {}).items():
         if name not in supports:
@@ -80,6 +91,7 @@ class Inputs:
     description: str
     spec: dict  # how to load them again: {"toy_seed": N} or {"data": path, "sim": path}
     samples: tuple = ()  # a joint analysis: (name, Inputs) of each sample; data/simulation joined
+    splines: str | None = None  # the release's detector-systematics tables (resources/splines)
 
 
 def load_inputs(
@@ -162,7 +174,11 @@ def load_hese_release(folder, double_cascades: str = "drop") -> Inputs:
         f"'{other}' would keep {counts[other]['in_bins']}))"
     )
     spec = {"hese_release": str(folder), "double_cascades": double_cascades}
-    return Inputs(data, sim, None, description, spec)
+    splines = find_spline_folder(folder)
+    if splines is not None:
+        description += f"; detector-systematics tables {splines}"
+    return Inputs(data, sim, None, description, spec,
+                  splines=None if splines is None else str(splines))  # fmt: skip
 
 
 def sample_inputs(sample) -> Inputs:

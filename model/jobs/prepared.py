@@ -18,6 +18,7 @@ from diffuse_fit.errors import FitFailed, UsageError
 from diffuse_fit.fitting.map_core import X0, fit_map
 from diffuse_fit.fitting.profile import Fit, ProfileFitter
 from diffuse_fit.inference.priors import resolve_priors
+from diffuse_fit.io.hese_splines import read_release_splines
 from diffuse_fit.io.journal import config_digest
 from diffuse_fit.jobs.inputs import (
     Inputs,
@@ -29,7 +30,7 @@ from diffuse_fit.jobs.inputs import (
 from diffuse_fit.jobs.many import FitContext
 from diffuse_fit.jobs.provenance import record
 from diffuse_fit.messages import speaker
-from diffuse_fit.physics.components import parameter_supports
+from diffuse_fit.physics.detector import DETECTOR_SYSTEMATICS
 
 
 @dataclass
@@ -98,10 +99,20 @@ class PreparedFit:
             binning = sample_binning(analysis.samples[0] if analysis is not None else None, inputs)
             binned = bin_dataset(inputs.data, inputs.simulation, components=chosen,
                                  binning=binning, variance=likelihood == "say")  # fmt: skip
-        fixed = fixed_parameters(binned.components, analysis.fix if analysis is not None else {})
+        if inputs.splines is not None and components == "hese" and not inputs.samples:
+            t1 = time.perf_counter()
+            binned = binned.with_detector(read_release_splines(inputs.splines))
+            say(f"detector systematics ({', '.join(s.parameter for s in DETECTOR_SYSTEMATICS)}) "
+                f"from {inputs.splines}: per-bin response tables built in "
+                f"{time.perf_counter() - t1:.1f} s")  # fmt: skip
+        elif inputs.splines is not None:
+            say("detector-systematics tables found; they enter the fit with --components hese "
+                "(one sample)")  # fmt: skip
+        fixed = fixed_parameters(binned.templates.parameter_supports(),
+                                 analysis.fix if analysis is not None else {})  # fmt: skip
         if fixed:
             binned = replace(binned, templates=replace(binned.templates, fixed=fixed))
-        supports = {n: s for n, s in parameter_supports(binned.components).items()
+        supports = {n: s for n, s in binned.templates.parameter_supports().items()
                     if n not in fixed}  # fmt: skip
         priors = _inherited(resolve_priors(prior_spec, supports), prior_spec,
                             analysis)  # a renamed parameter: the prior of its original  # fmt: skip

@@ -57,13 +57,16 @@ class DetectorSystematic:
 
 DETECTOR_SYSTEMATICS = (
     # the release's bounds [0.8, 1.25]; its tables end at 1.204
-    DetectorSystematic("epsilon_dom", "DOMEffSplines", "domefficiency", 0.99, 0.99, 0.1,
-                       (0.8, 1.2)),  # fmt: skip
+    DetectorSystematic(
+        "epsilon_dom", "DOMEffSplines", "domefficiency", 0.99, 0.99, 0.1, (0.8, 1.2)
+    ),  # fmt: skip
     # the release's bounds [-3.82, 2.18]; its tables end at 1.583
-    DetectorSystematic("epsilon_head_on", "HoleIceSplines", "holeice", 0.0, 0.0, 0.5,
-                       (-3.82, 1.58)),  # fmt: skip
-    DetectorSystematic("anisotropy_scale", "AnisotropySplines", "tauanisotropy", 1.0, 1.0, 0.2,
-                       (0.0, 2.0)),  # fmt: skip
+    DetectorSystematic(
+        "epsilon_head_on", "HoleIceSplines", "holeice", 0.0, 0.0, 0.5, (-3.82, 1.58)
+    ),  # fmt: skip
+    DetectorSystematic(
+        "anisotropy_scale", "AnisotropySplines", "tauanisotropy", 1.0, 1.0, 0.2, (0.0, 2.0)
+    ),  # fmt: skip
 )
 """The release's three detector systematics (names, nominal values and priors of its
 ``HESE_fit.py``).  Where the release's bounds reach beyond its own tables (epsilon_dom above
@@ -93,13 +96,18 @@ def coordinates(systematic: DetectorSystematic, morphology: int, energy, zenith,
 def parameter_coefficients(table, points: np.ndarray) -> np.ndarray:
     """``a_j(x)`` of ``S(x, v) = sum_j B_j(v) a_j(x)`` at ``points`` ``(n, d)``, shape
     ``(n, n_coefficients of the parameter axis)``."""
-    from scipy.interpolate import NdBSpline
+    from scipy.interpolate import BSpline
 
-    knots, degrees = table.knots[:-1], table.degrees[:-1]
-    out = np.empty((len(points), table.coefficients.shape[-1]))
-    for j in range(out.shape[1]):
-        out[:, j] = NdBSpline(knots, table.coefficients[..., j], degrees, extrapolate=False)(points)
-    return out
+    design = [BSpline.design_matrix(points[:, d], table.knots[d], table.degrees[d])
+              for d in range(table.ndim - 1)]  # fmt: skip
+    c = table.coefficients
+    first = design[0] @ c.reshape(c.shape[0], -1)  # (n, rest of the axes)
+    if table.ndim == 2:
+        return np.asarray(first)
+    if table.ndim != 3:
+        raise ValueError(f"{table.source}: tables of {table.ndim} dimensions are not supported")
+    first = np.asarray(first).reshape(len(points), c.shape[1], c.shape[2])
+    return np.einsum("nk,nkj->nj", design[1].toarray(), first)
 
 
 def parameter_basis(table, values) -> np.ndarray:
@@ -125,11 +133,16 @@ class EventLogCorrections:
 
     def log10_many(self, values) -> np.ndarray:
         """``log10 D_i(v)`` at each of ``values``: (n_events, len(values))."""
+        out = np.zeros((self.n_events, np.size(values)))
+        out[self.rows] = self.log10_rows(values)
+        return out
+
+    def log10_rows(self, values) -> np.ndarray:
+        """``log10 D_i(v)`` of the corrected events ``rows`` only: (len(rows), len(values))."""
         values = np.atleast_1d(np.asarray(values, dtype=np.float64))
-        out = np.zeros((self.n_events, values.size))
+        out = np.empty((self.rows.size, values.size))
         for table, where, coefficients, nominal_basis in self.tables:
-            basis = parameter_basis(table, values) - nominal_basis
-            out[self.rows[where]] = coefficients @ basis.T
+            out[where] = coefficients @ (parameter_basis(table, values) - nominal_basis).T
         return out
 
 
@@ -144,7 +157,7 @@ def event_log_corrections(systematic: DetectorSystematic, component: str, simula
     energy, zenith, length = (np.asarray(simulation[f]) for f in ("energy", "zenith", "length"))
     groups = []
     for morphology in MORPHOLOGIES:
-        for flavour in (FLAVOURS if component == "astrophysical" else (None,)):
+        for flavour in FLAVOURS if component == "astrophysical" else (None,):
             mask = topology == morphology
             mask &= np.abs(code) == flavour if flavour else np.abs(code) != 13
             if np.any(mask):

@@ -23,6 +23,7 @@ from scipy.stats import chi2
 
 from diffuse_fit.binned import nuisance_tables as nt
 from diffuse_fit.binned.binning import Binning
+from diffuse_fit.binned.detector_tables import ResponseTable
 from diffuse_fit.binned.joint import JointBinning, sample_parts
 from diffuse_fit.binned.log_tables import LogChebyshevTable
 from diffuse_fit.binned.say import say_loglike
@@ -222,6 +223,10 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
         attrs["samples"] = json.dumps(list(templates.binning.names))
     if templates.fixed:
         attrs["fixed"] = json.dumps(templates.fixed)
+    if templates.responses:  # detector systematics (diffuse_fit.binned.detector_tables)
+        attrs["responses"] = json.dumps([r.describe() for r in templates.responses])
+        for r in templates.responses:
+            variables |= r.record()
     if any(r != _DEFAULT_RULES for r in rules):  # a binning other than by zenith, histogram
         attrs["binning_rules"] = json.dumps(rules)
     if likelihood == "say" and isinstance(templates.variance, nt.NuisanceVariance):
@@ -244,12 +249,14 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
     return variables, attrs
 
 
-def _variance_from_variables(arrays: dict, attrs: dict, n_bins: int) -> VarianceTables:
+def _variance_from_variables(arrays: dict, attrs: dict, n_bins: int,
+                             responses: tuple = ()) -> VarianceTables:  # fmt: skip
     """The SAY tables of a record (inverse of the ``likelihood="say"`` part of
     :func:`record_variables`); ``KeyError``/``ValueError`` if damaged."""
     if "variance_products" in attrs:
         described = json.loads(attrs["variance_products"])
-        return nt.NuisanceVariance(nt.products_from_record("s2_", described, arrays, n_bins))
+        return nt.NuisanceVariance(nt.products_from_record("s2_", described, arrays, n_bins,
+                                                           responses))  # fmt: skip
     pairs = []
     for j, d in enumerate(json.loads(attrs["variance_pairs"])):
         norms, factor = tuple(d["norms"]), float(d["factor"])
@@ -311,6 +318,8 @@ def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
                               "older diffuse-fit? run 'diffuse-fit sample' again)")  # fmt: skip
     try:
         binning = _binning_from_variables(arrays, attrs)
+        responses = tuple(ResponseTable.read(d, arrays, binning.n_bins)
+                          for d in json.loads(attrs.get("responses", "[]")))  # fmt: skip
         counts = np.asarray(arrays["counts"], dtype=np.float64)
         components, tables = [], []
         for d in json.loads(attrs["components"]):
@@ -352,7 +361,9 @@ def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
         if likelihood not in ("poisson", "say"):
             raise ValueError(f"unknown likelihood {likelihood!r}")
         variance = (
-            _variance_from_variables(arrays, attrs, binning.n_bins) if likelihood == "say" else None
+            _variance_from_variables(arrays, attrs, binning.n_bins, responses)
+            if likelihood == "say"
+            else None
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataFormatError(source, f"has a damaged fit record ({exc})") from None
@@ -360,5 +371,5 @@ def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
         fixed = {str(k): float(v) for k, v in json.loads(attrs.get("fixed", "{}")).items()}
     except (TypeError, ValueError, AttributeError) as exc:
         raise DataFormatError(source, f"has a damaged fit record (fixed: {exc})") from None
-    templates = Templates(binning, tuple(components), tuple(tables), variance, fixed)
+    templates = Templates(binning, tuple(components), tuple(tables), variance, fixed, responses)
     return FitRecord(counts, templates, likelihood)
