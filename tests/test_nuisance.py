@@ -6,6 +6,7 @@ release-schema columns (``pionFlux``, ``kaonFlux``, ``promptFlux``, self-veto co
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,14 +200,33 @@ def scipy_map(sim, binned, priors):
     return dict(zip(NAMES, best.x, strict=True)), best.fun
 
 
-def test_cli_map_hese_release_say_prior_hese_equals_scipy(tmp_path, capsys):
+SPLINES = Path(__file__).parents[2] / "shared" / "hese7" / "splines"
+NOMINAL_DETECTOR = ["--fix", "epsilon_dom=0.99", "--fix", "epsilon_head_on=0", "--fix",
+                    "anisotropy_scale=1"]  # fmt: skip
+
+
+@pytest.mark.parametrize("splines", [False, True], ids=["no-splines", "splines-fixed-nominal"])
+def test_cli_map_hese_release_say_prior_hese_equals_scipy(tmp_path, capsys, splines):
+    """Issue 21's acceptance: with the release's spline tables beside the files and the
+    detector systematics fixed at nominal, the MAP equals SciPy's maximisation of the
+    release's objective (its priors and bounds), and -ln L its calcEffLLH formula."""
+    if splines and not SPLINES.is_dir():
+        pytest.skip("../shared/hese7/splines not present")
     folder = tmp_path / "release"
     toy = hese_toy.make_toy_release(seed=21, n=20_000)
     hr.write_release_folder(folder, toy.simulation, toy.data)
+    if splines:
+        (folder / "resources").mkdir()
+        (folder / "resources" / "splines").symlink_to(SPLINES)
     out = tmp_path / "fit"
     assert main(["map", "--hese-release", str(folder), "--components", "hese", "--likelihood",
-                 "say", "--prior", "hese", "--out", str(out)]) == 0  # fmt: skip
+                 "say", "--prior", "hese", "--out", str(out),
+                 *(NOMINAL_DETECTOR if splines else [])]) == 0  # fmt: skip
     result = json.loads((out / "map.json").read_text())
+    if splines:
+        assert result["fixed"] == {"epsilon_dom": 0.99, "epsilon_head_on": 0.0,
+                                   "anisotropy_scale": 1.0}  # fmt: skip
+        assert "detector systematics" in capsys.readouterr().out
     inputs = load_inputs(hese_release=folder)
     binned = bin_dataset(inputs.data, inputs.simulation, components=hw.HESE_COMPONENTS_NUISANCE,
                          binning=release_binning())  # the default for --hese-release  # fmt: skip

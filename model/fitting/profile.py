@@ -30,6 +30,7 @@ import scipy.optimize
 
 from diffuse_fit.binned.likelihoods import LIKELIHOODS
 from diffuse_fit.binned.templates import Templates, expected_counts
+from diffuse_fit.physics.detector import EPSILON_DOM_SPLIT
 
 OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}  # L-BFGS-B's, every fit's
 
@@ -185,6 +186,27 @@ class ProfileFitter:
     def fit(self, counts: np.ndarray, fixed: dict | None = None, x0: dict | None = None) -> Fit:
         """Best fit of the parameters not in ``fixed`` for ``counts``, from ``x0``
         (natural values; default: the middle of each support, or 1 for a norm).
+
+        With the detector systematic ``epsilon_dom`` free and not given in ``x0``, the fit
+        is made twice, as the release's ``HESE_fit.py`` does, because the likelihood can
+        be bimodal about epsilon_dom = 0.99: from a start below and from one above (each
+        free to cross; the release bounds each to its side), and the better is returned.
+        """
+        split = EPSILON_DOM_SPLIT
+        if (
+            "epsilon_dom" in self.names
+            and "epsilon_dom" not in (fixed or {})
+            and (x0 is None or "epsilon_dom" not in x0)
+        ):
+            low, high = self.transforms["epsilon_dom"].lo, self.transforms["epsilon_dom"].hi
+            starts = (0.5 * (low + split), 0.5 * (split + high))
+            fits = [self._fit_once(counts, fixed, {**(x0 or {}), "epsilon_dom": s}) for s in starts]
+            return max(fits, key=lambda f: (f.converged, f.log_posterior))
+        return self._fit_once(counts, fixed, x0)
+
+    def _fit_once(self, counts: np.ndarray, fixed: dict | None = None,
+                  x0: dict | None = None) -> Fit:  # fmt: skip
+        """One fit from ``x0`` (:meth:`fit`).
 
         Newton's method on the exact Hessian in the unconstrained coordinates (a handful of
         steps, with backtracking and a Levenberg shift where the Hessian is not negative
