@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffuse_fit.io.json_text import describe_json_error, loads_strict
-from diffuse_fit.physics.detector import DETECTOR_SYSTEMATICS
+from diffuse_fit.physics.detector_parameters import DETECTOR_SYSTEMATICS
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 

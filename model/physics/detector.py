@@ -25,57 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffuse_fit.errors import DataFormatError
-
-MORPHOLOGIES = {0: "shower", 1: "track", 2: "doublebang"}
-FLAVOURS = {12: "e", 14: "mu", 16: "tau"}  # |PDG code| of the neutrino
-FLUX_TABLES = {"conventional": "atmConv", "prompt": "atmPrompt", "astrophysical": "diffuseAstro"}
-"""Component name -> the release's flux name in its table files (muons: none)."""
-DOUBLE_CASCADE_ANISOTROPY_MAX_LOG10_L = 2.3
-
-
-@dataclass(frozen=True)
-class DetectorSystematic:
-    """One detector systematic: its parameter, nominal value, the release's prior
-    (``prior_mu``, ``prior_sigma``) and the range fitted here (``support``: the release's
-    bounds where its tables are defined; see :data:`DETECTOR_SYSTEMATICS`)."""
-
-    parameter: str
-    folder: str
-    prefix: str
-    nominal: float
-    prior_mu: float
-    prior_sigma: float
-    support: tuple[float, float]
-
-    def table_path(self, component: str, morphology: int, flavour: int | None = None) -> str:
-        """The table's path under the release's ``resources/splines``."""
-        flux = FLUX_TABLES[component]
-        if component == "astrophysical":
-            flux = f"{flux}_{FLAVOURS[abs(int(flavour))]}"
-        return f"{self.folder}/{self.prefix}_{flux}_{MORPHOLOGIES[int(morphology)]}.fits"
-
-
-DETECTOR_SYSTEMATICS = (
-    # the release's bounds [0.8, 1.25]; its tables end at 1.204
-    DetectorSystematic(
-        "epsilon_dom", "DOMEffSplines", "domefficiency", 0.99, 0.99, 0.1, (0.8, 1.2)
-    ),  # fmt: skip
-    # the release's bounds [-3.82, 2.18]; its tables end at 1.583
-    DetectorSystematic(
-        "epsilon_head_on", "HoleIceSplines", "holeice", 0.0, 0.0, 0.5, (-3.82, 1.58)
-    ),  # fmt: skip
-    DetectorSystematic(
-        "anisotropy_scale", "AnisotropySplines", "tauanisotropy", 1.0, 1.0, 0.2, (0.0, 2.0)
-    ),  # fmt: skip
+from diffuse_fit.physics.detector_parameters import (  # noqa: F401 (re-exported)
+    DETECTOR_SYSTEMATICS,
+    DOUBLE_CASCADE_ANISOTROPY_MAX_LOG10_L,
+    EPSILON_DOM_SPLIT,
+    FLAVOURS,
+    FLUX_TABLES,
+    MORPHOLOGIES,
+    SYSTEMATIC_BY_PARAMETER,
+    DetectorSystematic,
 )
-"""The release's three detector systematics (names, nominal values and priors of its
-``HESE_fit.py``).  Where the release's bounds reach beyond its own tables (epsilon_dom above
-1.204, epsilon_head_on above 1.583) the spline is not defined, so the range fitted here
-stops just inside the tables."""
-SYSTEMATIC_BY_PARAMETER = {s.parameter: s for s in DETECTOR_SYSTEMATICS}
-EPSILON_DOM_SPLIT = 0.99
-"""The release's ``HESE_fit.py`` fits twice, with epsilon_dom below and above this value:
-its likelihood is bimodal there."""
 
 
 def coordinates(systematic: DetectorSystematic, morphology: int, energy, zenith, length):
