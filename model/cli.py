@@ -333,10 +333,11 @@ def _with_cli_spec(spec, args, inputs, fix: dict):
 
 
 def _check_parameter_names(args, components) -> None:
-    """``--param`` and ``--truth`` name parameters of the chosen model (known without data)."""
-    from diffuse_fit.physics.components import parameter_names
+    """``--param`` and ``--truth`` name parameters of the chosen model (known without data;
+    the ``hese`` components' include the detector systematics)."""
+    from diffuse_fit.jobs.inputs import model_supports
 
-    names = list(parameter_names(components))
+    names = list(model_supports(components))
     if args.command == "scan":
         from diffuse_fit.jobs.scan import parse_param
 

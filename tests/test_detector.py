@@ -249,3 +249,21 @@ def test_pymc_logp_equals_numpy_twin(release):
     lnl, _, _ = LIKELIHOODS["say"](corrected.templates, corrected.counts, point, names, bins)
     prior = sum(priors[n].log_density(point[n]) for n in names)
     assert logp(values) == pytest.approx(lnl + prior, rel=1e-9)
+
+
+def test_truth_and_scan_names_include_the_detector_systematics():
+    """``toys --truth`` and ``scan --param`` accept the detector systematics of the hese
+    components (checked before any input is read) and still refuse unknown names."""
+    import argparse
+
+    from diffuse_fit.cli import _check_parameter_names
+    from diffuse_fit.errors import UsageError
+
+    truth = ",".join(f"{n}={v}" for n, v in {**REFERENCE, **NOMINAL}.items())
+    _check_parameter_names(argparse.Namespace(command="toys", truth=truth),
+                           HESE_COMPONENTS_NUISANCE)  # fmt: skip
+    _check_parameter_names(argparse.Namespace(command="scan", params=["epsilon_dom=0.9:1.1:3"]),
+                           HESE_COMPONENTS_NUISANCE)  # fmt: skip
+    with pytest.raises(UsageError, match="unknown parameter 'epsilon_domm'"):
+        _check_parameter_names(argparse.Namespace(command="scan", params=["epsilon_domm=1:2:3"]),
+                               HESE_COMPONENTS_NUISANCE)  # fmt: skip
