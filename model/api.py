@@ -54,14 +54,19 @@ def _with_analysis(analysis, inputs, priors, default_priors, **options):
     given = {k: v for k, v in options.items() if v != _MODEL_DEFAULTS[k]}
     if priors != default_priors:
         given["priors"] = priors
-    wanted = {"priors": spec.priors, **{k: getattr(sample, k) for k in options}}
+    wanted = {"priors": spec.priors, **{k: _sample_option(sample, k) for k in options}}
     conflicts = [k for k, v in given.items() if v != wanted[k]]
     if conflicts:
         raise UsageError(f"the analysis specification sets {', '.join(conflicts)}: change it "
                          "there, not as an option")  # fmt: skip
     if inputs is None:
         inputs = analysis_inputs(spec)
-    return inputs, spec.priors, {k: getattr(sample, k) for k in options}, spec
+    return inputs, spec.priors, {k: _sample_option(sample, k) for k in options}, spec
+
+
+def _sample_option(sample, key: str):
+    """A sample's value of the model option ``key`` (its spectrum with its segments)."""
+    return sample.spectrum() if key == "astro_model" else getattr(sample, key)
 
 
 def bin_inputs(

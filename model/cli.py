@@ -107,6 +107,10 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
                         "beta), broken (gamma1, gamma2, log10 E_break/GeV), cutoff (gamma, "
                         "log10 E_cut/GeV), segmented (E^-2 in 5 segments of true energy, 60 "
                         "TeV - 10 PeV: astro_norm_1..5); see the README's 'Spectral models'")  # fmt: skip
+    p.add_argument("--segments", metavar="E1,E2,...", default=None,
+                   help="with --astro-model segmented (or compare's --models segmented): the "
+                        "segments' edges in true neutrino energy, GeV, increasing (e.g. "
+                        "6e4,2e5,1e6,1e7: 3 segments); default 6e4,1.5e5,4e5,1e6,3e6,1e7")  # fmt: skip
     p.add_argument("--likelihood", choices=["poisson", "say"], default="poisson",
                    help="poisson: the workshop's (the simulation's per-bin sums taken as exact); "
                         "say: accounts for the simulation's finite statistics (Arguelles, "
@@ -262,7 +266,8 @@ INPUT_OPTIONS = ("data", "sim", "hese_release", "double_cascades", "toy", "toy_s
 # what an analysis specification gives instead: these options keep their defaults with it
 SPEC_OPTIONS = {"data": None, "sim": None, "hese_release": None, "double_cascades": "drop",
                 "toy": "default", "toy_seed": TOY_SEED, "no_cache": False,
-                "components": "workshop", "astro_model": "spl", "likelihood": "poisson"}  # fmt: skip
+                "components": "workshop", "astro_model": "spl", "segments": None,
+                "likelihood": "poisson"}  # fmt: skip
 
 
 def _read_analysis(args):
@@ -288,7 +293,7 @@ def _read_analysis(args):
 
 
 # options that become part of the analysis specification the job receives (``fix``)
-SPEC_ONLY_OPTIONS = ("fix", "binning")
+SPEC_ONLY_OPTIONS = ("fix", "binning", "segments")
 
 
 def api_options(args) -> dict:
@@ -332,6 +337,29 @@ def _with_cli_spec(spec, args, inputs, fix: dict):
     return spec.model_copy(update={"fix": {**spec.fix, **fix}})
 
 
+def _fold_segments(args) -> None:
+    """``--segments`` into the spectrum's name (``--astro-model``, or ``segmented`` among
+    compare's ``--models``): ``segmented:E1,E2,...`` as every job takes it."""
+    text = getattr(args, "segments", None)
+    if text is None:
+        return
+    from diffuse_fit.io.spectrum_names import SEGMENTED, segmented_model
+
+    try:
+        name = segmented_model(text.split(","))
+    except ValueError as exc:
+        raise UsageError(f"--segments {text}: {exc}") from None
+    if args.command == "compare":
+        models = [m.strip() for m in args.models.split(",")]
+        if SEGMENTED not in models:
+            raise UsageError("--segments: give segmented among --models")
+        args.models = [name if m == SEGMENTED else m for m in models]  # a list: edges have commas
+    elif args.astro_model != SEGMENTED:
+        raise UsageError(f"--segments is for --astro-model segmented, not {args.astro_model}")
+    else:
+        args.astro_model = name
+
+
 def _check_parameter_names(args, components) -> None:
     """``--param`` and ``--truth`` name parameters of the chosen model (known without data;
     the ``hese`` components' include the detector systematics)."""
@@ -371,8 +399,10 @@ def _run(args, say) -> None:
 
         check_scheduler(args.scheduler)
     spec = _read_analysis(args)
+    _fold_segments(args)
     sample = spec.samples[0] if spec is not None else args
-    model = (sample.components, sample.astro_model, sample.likelihood)
+    spectrum = sample.spectrum() if spec is not None else args.astro_model
+    model = (sample.components, spectrum, sample.likelihood)
     if args.command == "compare":
         from diffuse_fit.jobs.compare import check_options
 

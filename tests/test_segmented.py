@@ -68,21 +68,20 @@ def test_segment_expectations_equal_the_per_event_formula():
                                rtol=1e-10, atol=1e-14)  # fmt: skip
 
 
-def test_segmented_map_equals_scipy(tmp_path):
-    """map --astro-model segmented --prior flat: the MAP equals SciPy's maximum of the
-    per-event likelihood (bounded, norms >= 0): 1e-4 relative, 1e-6 absolute at 0."""
-    out = tmp_path / "run"
-    assert main(["map", "--astro-model", "segmented", "--prior", "flat", "--out", str(out),
-                 "--quiet"]) == 0  # fmt: skip
-    fit = json.loads((out / "map.json").read_text())
-    names = ["atmos_norm", *(f"astro_norm_{k}" for k in range(1, 6))]
-    assert fit["parameter_order"] == names
-    inputs = df.load_inputs()
+def _workshop_counts(inputs):
     b = Binning()
-    k = b.histogram(b.bin_index(inputs.data["energy"], inputs.data["zenith"],
-                                inputs.data["topology"]))  # fmt: skip
-    basis = np.stack([_per_event(inputs.simulation, SEGMENT_EDGES_GEV,
-                                 {n: float(n == m) for n in names}) for m in names], axis=1)  # fmt: skip
+    return b.histogram(b.bin_index(inputs.data["energy"], inputs.data["zenith"],
+                                   inputs.data["topology"]))  # fmt: skip
+
+
+def _nll_of(edges):
+    """The per-event Poisson -ln L of the segmented model between ``edges`` (plain NumPy),
+    as a function of (atmos_norm, astro_norm_1, ...), with its gradient; and the names."""
+    inputs = df.load_inputs()
+    names = ["atmos_norm", *(f"astro_norm_{k}" for k in range(1, len(edges)))]
+    k = _workshop_counts(inputs)
+    basis = np.stack([_per_event(inputs.simulation, edges, {n: float(n == m) for n in names})
+                      for m in names], axis=1)  # fmt: skip
 
     def nll(x):
         mu = basis @ x
@@ -91,29 +90,145 @@ def test_segmented_map_equals_scipy(tmp_path):
         grad = -(basis[live].T @ (k[live] / mu[live] - 1.0))
         return value, grad
 
-    best = scipy.optimize.minimize(nll, np.ones(len(names)), jac=True, method="L-BFGS-B",
-                                   bounds=[(0, None)] * len(names),
+    return nll, names
+
+
+def _scipy_min(nll, n, fixed=None):
+    """SciPy's bounded minimum of ``nll`` (norms >= 0), ``fixed``: index -> value."""
+    fixed = fixed or {}
+    free = [i for i in range(n) if i not in fixed]
+
+    def f(y):
+        x = np.empty(n)
+        x[free] = y
+        for i, v in fixed.items():
+            x[i] = v
+        value, grad = nll(x)
+        return value, grad[free]
+
+    return scipy.optimize.minimize(f, np.ones(len(free)), jac=True, method="L-BFGS-B",
+                                   bounds=[(0, None)] * len(free),
                                    options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10_000})  # fmt: skip
+
+
+@pytest.mark.parametrize("edges", [None, (6e4, 2e5, 1e6, 1e7)], ids=["default", "--segments"])
+def test_segmented_map_equals_scipy(tmp_path, edges):
+    """map --astro-model segmented --prior flat (default edges, and the user's through
+    --segments): the MAP equals SciPy's maximum of the per-event likelihood (bounded,
+    norms >= 0): 1e-4 relative, 1e-6 absolute at 0."""
+    out = tmp_path / "run"
+    extra = ["--segments", ",".join(f"{e:g}" for e in edges)] if edges else []
+    assert main(["map", "--astro-model", "segmented", "--prior", "flat", *extra, "--out",
+                 str(out), "--quiet"]) == 0  # fmt: skip
+    fit = json.loads((out / "map.json").read_text())
+    nll, names = _nll_of(edges or SEGMENT_EDGES_GEV)
+    assert fit["parameter_order"] == names
+    best = _scipy_min(nll, len(names))
     np.testing.assert_allclose([fit[n] for n in names], best.x, rtol=1e-4, atol=1e-6)
     assert fit["neg_log_likelihood"] == pytest.approx(best.fun, abs=1e-6)
 
 
+def test_segments_in_the_specification_equal_the_option(tmp_path):
+    """A specification's segments_GeV fits the same model as --segments (the recorded
+    specification of the --segments run has them); bad edges are refused in one line
+    naming the field."""
+    from diffuse_fit.io.analysis import read_analysis
+
+    spec = tmp_path / "a.toml"
+    spec.write_text('priors = "flat"\n[[samples]]\nastro_model = "segmented"\n'
+                    "segments_GeV = [6e4, 2e5, 1e6, 1e7]\n")  # fmt: skip
+    assert main(["map", "--analysis", str(spec), "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    assert main(["map", "--astro-model", "segmented", "--segments", "6e4,2e5,1e6,1e7",
+                 "--prior", "flat", "--out", str(tmp_path / "b"), "--quiet"]) == 0  # fmt: skip
+    a, b = (json.loads((tmp_path / r / "map.json").read_text()) for r in "ab")
+    assert a["parameter_order"] == b["parameter_order"] == [
+        "atmos_norm", "astro_norm_1", "astro_norm_2", "astro_norm_3"]  # fmt: skip
+    assert a["neg_log_likelihood"] == pytest.approx(b["neg_log_likelihood"], abs=1e-9)
+    assert main(["spec", "--from-run", str(tmp_path / "b"), "--out", str(tmp_path / "b.json"),
+                 "--quiet"]) == 0  # fmt: skip
+    sample = read_analysis(tmp_path / "b.json").samples[0]
+    assert (sample.astro_model, sample.segments_GeV) == ("segmented", [6e4, 2e5, 1e6, 1e7])
+    for bad, words in (("[6e4, 2e5, 1e5]", "strictly increasing"), ("[6e4]", "segments_GeV")):
+        spec.write_text(f'[[samples]]\nastro_model = "segmented"\nsegments_GeV = {bad}\n')
+        with pytest.raises(Exception, match=words):
+            read_analysis(spec)
+    spec.write_text('[[samples]]\nastro_model = "spl"\nsegments_GeV = [6e4, 1e7]\n')
+    with pytest.raises(Exception, match="segments_GeV is for astro_model"):
+        read_analysis(spec)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["map", "--segments", "6e4,1e7"], "--segments is for --astro-model segmented"),
+    (["map", "--astro-model", "segmented", "--segments", "6e4,abc"], "--segments 6e4,abc"),
+    (["map", "--astro-model", "segmented", "--segments", "1e7,6e4"], "strictly increasing"),
+    (["compare", "--models", "spl,logparabola", "--segments", "6e4,1e7"], "segmented among"),
+])  # fmt: skip
+def test_bad_segments_are_refused_in_one_line(tmp_path, capsys, args, words):
+    assert main([*args, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+@pytest.mark.slow
 def test_segmented_sample_reports_the_differential_flux(tmp_path):
-    """NUTS on the toy: 0 divergences; the report's flux figure is the segmented one and
-    summary.json records each segment's median, 68% interval and upper limit."""
+    """NUTS on the toy with the user's segments: 0 divergences; the report's flux figure is
+    the segmented one; summary.json records each segment's median, 68% interval and upper
+    limit, its profile-likelihood interval (equal to SciPy's profile of the per-event
+    likelihood, 1e-4 relative) and the single power law's band (its median at the 100 TeV
+    pivot, where the flux is linear in astro_norm, at the power law's MAP)."""
+    from scipy.optimize import brentq
+
     out = tmp_path / "run"
-    assert main(["sample", "--astro-model", "segmented", "--draws", "500", "--tune", "500",
-                 "--chains", "2", "--report", "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    edges = (6e4, 2e5, 1e6, 1e7)
+    assert main(["sample", "--astro-model", "segmented", "--segments", "6e4,2e5,1e6,1e7",
+                 "--prior", "flat", "--draws", "400", "--tune", "400", "--chains", "2",
+                 "--report", "--out", str(out), "--quiet"]) == 0  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     assert summary["diagnostics"]["divergences"] == 0
     assert (out / "flux.png").is_file()
     segments = summary["segments"]
-    assert [s["norm"] for s in segments] == [f"astro_norm_{k}" for k in range(1, 6)]
+    assert [s["norm"] for s in segments] == ["astro_norm_1", "astro_norm_2", "astro_norm_3"]
     for s in segments:
         assert s["q16"] <= s["median"] <= s["q84"] <= s["upper_limit_95"] or s["limit"]
     assert not segments[0]["limit"]  # the lowest segment is measured on the toy
+    nll, names = _nll_of(edges)
+    best = _scipy_min(nll, len(names))
+    to_flux = 1e-18 * 1e10  # E^2 dPhi/dE of a segment of index 2: norm 1e-18 (100 TeV)^2
+    for i, s in enumerate(segments, start=1):
+
+        def excess(x, i=i):
+            return 2 * (_scipy_min(nll, len(names), {i: x}).fun - best.fun) - 1.0
+
+        x_hat = best.x[i]
+        low = 0.0 if excess(0.0) < 0 else brentq(excess, 0.0, x_hat, xtol=1e-12)
+        high = brentq(excess, x_hat, 10 * x_hat + 10, xtol=1e-12)
+        np.testing.assert_allclose(s["profile_68"], [low * to_flux, high * to_flux],
+                                   rtol=1e-4, atol=1e-6 * to_flux)  # fmt: skip
+        assert s["profile_map"] == pytest.approx(x_hat * to_flux, rel=1e-4, abs=1e-6 * to_flux)
+    band = summary["power_law_band"]
+    at = int(np.argmin(np.abs(np.log(np.asarray(band["energies"]) / 1e5))))
+    median, q16, q84 = (band["e2_flux"][band["quantiles"].index(q)][at] for q in (0.5, 0.16, 0.84))
+    assert band["energies"][at] == pytest.approx(1e5)
+    assert abs(median - band["map"]["astro_norm"] * to_flux) < 0.1 * (q84 - q16) / 2
 
 
-def test_segmented_is_refused_where_not_implemented(tmp_path, capsys):
-    assert main(["compare", "--models", "spl,segmented", "--out", str(tmp_path / "o")]) == 2
-    assert "segmented is not compared yet" in capsys.readouterr().err
+@pytest.mark.slow
+def test_compare_segmented_with_the_power_law(tmp_path):
+    """compare --models spl,segmented --segments ...: both fitted and ranked; the segmented
+    model's files are named 'segmented' and its band is piecewise constant; its MAP equals
+    SciPy's (1e-4)."""
+    out = tmp_path / "cmp"
+    assert main(["compare", "--models", "spl,segmented", "--segments", "6e4,2e5,1e6,1e7",
+                 "--prior", "flat", "--draws", "200", "--tune", "300", "--chains", "2",
+                 "--smc-runs", "0", "--lrt-toys", "0", "--seed", "2", "--out", str(out),
+                 "--quiet"]) == 0  # fmt: skip
+    table = json.loads((out / "compare.json").read_text())
+    name = "segmented:60000.0,200000.0,1000000.0,10000000.0"
+    assert set(table["models"]) == {"spl", name}
+    assert sorted(r["model"] for r in table["loo_ranking"]) == sorted(["spl", name])
+    for file in ("corner_segmented.png", "posterior_segmented.nc", "spectrum.png"):
+        assert (out / file).stat().st_size > 0
+    nll, names = _nll_of((6e4, 2e5, 1e6, 1e7))
+    best = _scipy_min(nll, len(names))
+    fit = table["models"][name]["map"]
+    np.testing.assert_allclose([fit[n] for n in names], best.x, rtol=1e-4, atol=1e-6)

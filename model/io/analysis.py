@@ -16,7 +16,8 @@ A file::
     [[samples]]
     name = "main"
     components = "workshop"            # workshop | split | hese
-    astro_model = "spl"                # spl | logparabola | broken | cutoff
+    astro_model = "spl"                # spl | logparabola | broken | cutoff | segmented
+    # segments_GeV = [6e4, 2e5, 1e6, 1e7]  # segmented only: edges in true energy (GeV)
     likelihood = "poisson"             # poisson | say
     [samples.inputs]
     toy = "default"                    # or data = "data.json", simulation = "sim.json",
@@ -170,10 +171,38 @@ class SampleSpec(_Section):
     binning: BinningSpec = BinningSpec()
     components: Literal["workshop", "split", "hese"] = "workshop"
     astro_model: str = "spl"
+    # the segmented spectrum's edges in true neutrino energy (GeV, increasing); only with
+    # astro_model = "segmented" (omitted: 60 TeV - 10 PeV in 5 segments)
+    segments_GeV: Annotated[list[float], Field(min_length=2)] | None = None
     likelihood: Literal["poisson", "say"] = "poisson"
     # a joint fit's per-sample parameters: {parameter: its name in this sample}, e.g.
     # {atmos_norm = "atmos_norm_tracks"}; the others are shared by name
     parameters: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = {}
+
+    @model_validator(mode="after")
+    def _segments_of_segmented(self):
+        from diffuse_fit.io.spectrum_names import check_segment_edges, split_segmented
+
+        name, edges = split_segmented(self.astro_model)
+        if self.segments_GeV is None:
+            return self
+        if name != "segmented":
+            raise ValueError(f"segments_GeV is for astro_model = 'segmented', not "
+                             f"{self.astro_model!r}")  # fmt: skip
+        given = check_segment_edges(self.segments_GeV)
+        if self.astro_model != "segmented" and given != edges:
+            raise ValueError(f"segments_GeV {list(given)} differs from the edges of "
+                             f"astro_model = {self.astro_model!r}")  # fmt: skip
+        return self
+
+    def spectrum(self) -> str:
+        """The spectral model's name as the jobs take it (``segmented:E1,...`` for segments
+        of the sample's own: :func:`diffuse_fit.physics.spectra.segmented_model`)."""
+        if self.segments_GeV is None:
+            return self.astro_model
+        from diffuse_fit.io.spectrum_names import segmented_model
+
+        return segmented_model(self.segments_GeV)
 
 
 class AnalysisSpec(_Section):
@@ -223,8 +252,14 @@ def from_options(
         given["simulation"] = given.pop("sim")
     if "toy_seed" in given and "toy" not in given:
         given["toy"] = "default"
+    from diffuse_fit.io.spectrum_names import SEGMENTED, split_segmented
+
+    segments = None
+    if astro_model != SEGMENTED and split_segmented(astro_model)[0] == SEGMENTED:
+        astro_model, segments = SEGMENTED, list(split_segmented(astro_model)[1])
     sample = SampleSpec(inputs=InputsSpec(**given), components=components,
-                        astro_model=astro_model, likelihood=likelihood)  # fmt: skip
+                        astro_model=astro_model, segments_GeV=segments,
+                        likelihood=likelihood)  # fmt: skip
     return AnalysisSpec(priors=priors if isinstance(priors, dict) else str(priors),
                         samples=[sample])  # fmt: skip
 

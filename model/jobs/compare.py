@@ -48,7 +48,7 @@ from diffuse_fit.jobs.many import FitContext, fitter, poisson_counts, task_seed
 from diffuse_fit.jobs.prepared import PreparedFit
 from diffuse_fit.jobs.runs import sample
 from diffuse_fit.messages import speaker
-from diffuse_fit.physics.spectra import NESTS_SPL, astro_models
+from diffuse_fit.physics.spectra import NESTS_SPL, astro_models, split_segmented
 
 
 @dataclass
@@ -77,17 +77,25 @@ def parse_models(text: str | list) -> list[str]:
     """``spl,logparabola`` -> the list; each a known model, once, at least two."""
     names = [m.strip() for m in text.split(",")] if isinstance(text, str) else list(text)
     names = [m for m in names if m]
-    unknown = [m for m in names if m not in astro_models()]
+    try:
+        unknown = [m for m in names if split_segmented(m)[0] not in astro_models()]
+    except ValueError as exc:
+        raise UsageError(f"--models: {exc}") from None
     if unknown:
         raise UsageError(
             f"--models: unknown model {unknown[0]!r} (known: {', '.join(astro_models())})"
         )
-    if "segmented" in names:
-        raise UsageError("--models: segmented is not compared yet (fit it with sample "
-                         "--astro-model segmented)")  # fmt: skip
+    if sum(split_segmented(m)[0] == "segmented" for m in names) > 1:
+        raise UsageError("--models: give segmented once (its edges: --segments)")
     if len(set(names)) != len(names) or len(names) < 2:
         raise UsageError(f"--models: give at least two different models, not {','.join(names)!r}")
     return names
+
+
+def file_key(model: str) -> str:
+    """A model's name in file names: ``segmented`` for the segmented spectrum whatever its
+    edges (a comparison has it once; its edges are in ``compare.json``)."""
+    return split_segmented(model)[0]
 
 
 def nested_pairs(models: list[str]) -> list[tuple[str, str]]:
@@ -138,7 +146,7 @@ def run_compare(
             stage.write_text("compare.md", format_table(table) + "\n")
             for r in results:  # without the point-wise log-likelihood (13 MB per model)
                 posterior = r.idata.drop_nodes("log_likelihood")
-                stage.write_netcdf(f"posterior_{r.name}.nc", posterior)
+                stage.write_netcdf(f"posterior_{file_key(r.name)}.nc", posterior)
             _figures(stage, results, bands, ranges, lrt, inputs.truth)
     say(format_table(table))
     say(f"wrote the run folder {out} (compare.json, compare.md, posteriors, figures)")
@@ -393,16 +401,26 @@ def format_table(table: dict) -> str:
 
 
 def _spectra(results) -> tuple[dict, dict]:
-    from diffuse_fit.physics.flux import astrophysical_component
+    from diffuse_fit.physics.flux import (
+        astrophysical_component,
+        astrophysical_components,
+        is_segmented,
+    )
     from diffuse_fit.report.predictive import parameter_draws
-    from diffuse_fit.report.spectrum import ENERGIES_GEV, flux_band
+    from diffuse_fit.report.spectrum import ENERGIES_GEV, flux_band, segmented_band
 
     bands, ranges = {}, {}
     for r in results:
-        component = astrophysical_component(r.job.binned.components)
-        draws = parameter_draws(r.idata.posterior, component.parameters,
-                                r.job.binned.templates.fixed)  # fmt: skip
-        bands[r.name] = flux_band(component, draws, ENERGIES_GEV)
+        components = r.job.binned.components
+        fixed = r.job.binned.templates.fixed
+        if is_segmented(components):
+            segments = astrophysical_components(components)
+            draws = parameter_draws(r.idata.posterior, [c.norm for c in segments], fixed)
+            bands[r.name] = segmented_band(segments, draws, ENERGIES_GEV)
+        else:
+            component = astrophysical_component(components)
+            draws = parameter_draws(r.idata.posterior, component.parameters, fixed)
+            bands[r.name] = flux_band(component, draws, ENERGIES_GEV)
         ranges[r.name] = r.job.sensitive_range(r.map_result)
     return bands, ranges
 
@@ -420,7 +438,10 @@ def _figures(stage, results, bands, ranges, lrt, truth) -> None:
         if truth and all(n in truth for n in names):
             points["truth"] = truth
         save_figure(
-            stage, corner_plot(r.idata.posterior, names, points), f"corner_{r.name}", dpi=110
+            stage,
+            corner_plot(r.idata.posterior, names, points),
+            f"corner_{file_key(r.name)}",
+            dpi=110,
         )
     tested = [t for t in lrt if t["n_toys"]]
     if tested:

@@ -20,7 +20,7 @@ from diffuse_fit.physics import toy
 from diffuse_fit.physics.components import WORKSHOP_COMPONENTS, parameter_supports
 from diffuse_fit.physics.detector import DETECTOR_SYSTEMATICS
 from diffuse_fit.physics.hese_weights import HESE_COMPONENTS_NUISANCE, HESE_COMPONENTS_SPLIT
-from diffuse_fit.physics.spectra import astro_models, with_astro_model
+from diffuse_fit.physics.spectra import astro_models, split_segmented, with_astro_model
 
 COMPONENT_SETS = {
     "workshop": WORKSHOP_COMPONENTS,
@@ -37,15 +37,19 @@ def component_set(components: str = "workshop", astro_model: str = "spl",
     the single power law)."""
     if components not in COMPONENT_SETS:
         raise UsageError(f"components must be one of {sorted(COMPONENT_SETS)}, not {components!r}")
-    if astro_model not in astro_models():
+    try:
+        name, _ = split_segmented(astro_model)
+    except ValueError as exc:
+        raise UsageError(f"astro model {astro_model!r}: {exc}") from None
+    if name not in astro_models():
         raise UsageError(
             f"astro model must be one of {list(astro_models())}, not {astro_model!r}"
             " (others: diffuse_fit.register_spectrum)"
         )
-    if likelihood == "say" and astro_model not in ("spl", "segmented"):
+    if likelihood == "say" and name not in ("spl", "segmented"):
         raise UsageError(f"--likelihood say supports only --astro-model spl or segmented, not "
                          f"{astro_model!r}")  # fmt: skip
-    if astro_model == "segmented" and components == "hese":
+    if name == "segmented" and components == "hese":
         raise UsageError("--astro-model segmented with --components hese is not implemented "
                          "(use --components workshop or split)")  # fmt: skip
     return with_astro_model(COMPONENT_SETS[components], astro_model)
@@ -215,7 +219,7 @@ def check_joint(spec) -> None:
     components, spectrum and likelihood (:class:`UsageError` naming the first that differs)."""
     first = spec.samples[0]
     for s in spec.samples[1:]:
-        for key in ("components", "astro_model", "likelihood"):
+        for key in ("components", "astro_model", "segments_GeV", "likelihood"):
             if getattr(s, key) != getattr(first, key):
                 raise UsageError(
                     f"samples.{s.name}.{key} = {getattr(s, key)!r} differs from sample "

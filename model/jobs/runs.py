@@ -186,6 +186,15 @@ def _summarise(job: PreparedFit, idata, map_result: dict, settings, sampling_s: 
                                 job.binned.templates.fixed)  # fmt: skip
         summary["segments"] = segment_summary(segments, draws)
         summary["segments_rule"] = UPPER_LIMIT_RULE
+        from diffuse_fit.jobs.segments import power_law_band, segment_profiles
+        from diffuse_fit.report.spectrum import ENERGIES_GEV
+
+        profiles = segment_profiles(job, segments)
+        for s in summary["segments"]:
+            if s["norm"] in profiles:
+                profile = profiles[s["norm"]]
+                s.update(profile_map=profile["map"], profile_68=profile["profile_68"])
+        summary["power_law_band"] = power_law_band(job, ENERGIES_GEV, settings.seed)
     map_result["provenance"] = provenance
     text = table.rename(columns=SUMMARY_COLUMNS).to_string(float_format=lambda v: f"{v:.4g}")
     return summary, text

@@ -53,6 +53,22 @@ def segment_e2_flux(component, norms) -> np.ndarray:
     return np.asarray(norms, dtype=np.float64) * ASTRO_UNIT * component.pivot**2
 
 
+def segmented_e2_flux(segments, params: dict, energies_gev) -> np.ndarray:
+    """``E^2 dPhi/dE`` (GeV cm^-2 s^-1 sr^-1, all flavours) of the segmented spectrum at each
+    draw and energy: the value of the segment holding the energy (segments ``[low, high)``,
+    the last one closed), NaN outside every segment.  ``params``: norm name -> draws (as
+    :func:`e2_flux`); returns shape (n_draws, n_energies)."""
+    energies = np.asarray(energies_gev, dtype=np.float64).reshape(-1)
+    draws = _draws(params, [c.norm for c in segments])
+    n = next(iter(draws.values())).size
+    out = np.full((n, energies.size), np.nan)
+    for k, c in enumerate(segments):
+        last = k == len(segments) - 1
+        inside = (energies >= c.low) & ((energies <= c.high) if last else (energies < c.high))
+        out[:, inside] = segment_e2_flux(c, draws[c.norm])[:, None]
+    return out
+
+
 def astrophysical_component(components):
     """The component named ``astrophysical`` of a component set (e.g.
     :func:`diffuse_fit.physics.spectra.with_astro_model`)."""

@@ -31,14 +31,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffuse_fit.io.events import EventTable
+from diffuse_fit.io.spectrum_names import (  # noqa: F401 (re-exported)
+    SEGMENT_EDGES_GEV,
+    SEGMENTED,
+    check_segment_edges,
+    segmented_model,
+    split_segmented,
+)
 from diffuse_fit.physics.components import PowerLawComponent, SegmentComponent
 
 LN10 = math.log(10.0)
 ASTRO_MODELS = ("spl", "logparabola", "broken", "cutoff")
-SEGMENTED = "segmented"  # several components (segment_components), not a parametric spectrum
-SEGMENT_EDGES_GEV = (6.0e4, 1.5e5, 4.0e5, 1.0e6, 3.0e6, 1.0e7)
-"""Default segments of ``segmented`` (true neutrino energy, GeV): 60 TeV - 10 PeV in 5 about
-log-equal steps, the range of the HESE analyses' differential flux."""
 """The built-in parametric spectral models; :func:`astro_models` adds ``segmented`` and those
 registered by the user."""
 
@@ -283,9 +286,7 @@ def spectral_component(
 def segment_components(power_law: PowerLawComponent, edges=SEGMENT_EDGES_GEV) -> tuple:
     """The astrophysical power law as one :class:`SegmentComponent` per segment between
     ``edges`` (GeV, increasing): ``astrophysical_1``, ... with norms ``astro_norm_1``, ..."""
-    edges = [float(e) for e in edges]
-    if len(edges) < 2 or not all(b > a > 0 for a, b in zip(edges, edges[1:], strict=False)):
-        raise ValueError(f"segment edges must be >= 2 positive increasing energies, not {edges}")
+    edges = check_segment_edges(edges)
     return tuple(
         SegmentComponent(
             f"{power_law.name}_{k}",
@@ -301,11 +302,13 @@ def segment_components(power_law: PowerLawComponent, edges=SEGMENT_EDGES_GEV) ->
     )
 
 
-def with_astro_model(components, model: str, segments=SEGMENT_EDGES_GEV) -> tuple:
+def with_astro_model(components, model: str, segments=None) -> tuple:
     """``components`` with every power law named ``astrophysical`` given the spectrum
-    ``model`` (:func:`spectral_component`; ``segmented``: :func:`segment_components` between
-    ``segments``)."""
+    ``model`` (:func:`spectral_component`; ``segmented`` or ``segmented:E1,E2,...``:
+    :func:`segment_components` between those edges, or ``segments`` (GeV) if given)."""
+    model, edges = split_segmented(model)
     if model == "segmented":
+        segments = edges if segments is None else check_segment_edges(segments)
         out = []
         for c in components:
             if isinstance(c, PowerLawComponent) and c.name == "astrophysical":

@@ -94,7 +94,10 @@ def _flux_figure(summary, idata, record: pp.FitRecord):
         truth = summary["provenance"].get("truth") or {}
         injected = ((truth["astro_norm"], truth["astro_gamma"])
                     if {"astro_norm", "astro_gamma"} <= set(truth) else None)  # fmt: skip
-        return segmented_figure(segment_summary(segments, draws), truth=injected)
+        rows = segment_summary(segments, draws)
+        for row, recorded in zip(rows, summary.get("segments", []), strict=False):
+            row.update({k: v for k, v in recorded.items() if k.startswith("profile_")})
+        return segmented_figure(rows, band=summary.get("power_law_band"), truth=injected)
     component = astrophysical_component(record.templates.components)
     draws = pp.parameter_draws(idata.posterior, component.parameters, record.templates.fixed)
     band = flux_band(component, draws, ENERGIES_GEV)

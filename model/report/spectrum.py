@@ -22,12 +22,14 @@ MODEL_LABELS = {
     "logparabola": "log-parabola",
     "broken": "broken power law",
     "cutoff": "power law with cutoff",
+    "segmented": "segmented (E⁻² per segment)",
 }
 MODEL_COLOURS = {
     "spl": "tab:blue",
     "logparabola": "tab:orange",
     "broken": "tab:green",
     "cutoff": "tab:purple",
+    "segmented": "tab:red",
 }
 OUTSIDE_ALPHA = 0.35  # opacity factor of everything outside the sensitive energy range
 X_LABEL = "E [GeV]"
@@ -72,6 +74,33 @@ def flux_band(component, posterior_draws: dict[str, np.ndarray], energies,
     }
 
 
+def segmented_band(segments, posterior_draws: dict[str, np.ndarray], energies,
+                   quantiles=QUANTILES) -> dict:  # fmt: skip
+    """:func:`flux_band` of the segmented spectrum (piecewise constant ``E^2 dPhi/dE``,
+    :func:`diffuse_fit.physics.flux.segmented_e2_flux`) at the ``energies`` inside its
+    segments, with each inner edge twice (the steps drawn vertical)."""
+    from diffuse_fit.physics.flux import segmented_e2_flux
+
+    energies = np.asarray(energies, dtype=np.float64).reshape(-1)
+    low, high = segments[0].low, segments[-1].high
+    edges = np.array([c.low for c in segments[1:]])
+    grid = np.sort(np.r_[energies[(energies > low) & (energies < high)], low, high, edges])
+    at = np.sort(np.r_[grid, edges * (1 - 1e-12)])
+    q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
+    flux = segmented_e2_flux(segments, posterior_draws, at)
+    return {"energies": at, "quantiles": q, "e2_flux": np.quantile(flux, q, axis=0),
+            "n_draws": flux.shape[0]}  # fmt: skip
+
+
+def _label(name: str) -> str:
+    """A model's legend label (a segmented spectrum's edges in TeV)."""
+    base, _, edges = name.partition(":")
+    label = MODEL_LABELS.get(base, name)
+    if edges:
+        label += ", edges " + "-".join(f"{float(e) / 1e3:g}" for e in edges.split(",")) + " TeV"
+    return label
+
+
 def _at(band: dict, p: float) -> np.ndarray:
     """The band's quantile ``p`` curve."""
     hit = np.flatnonzero(np.isclose(band["quantiles"], p, rtol=0, atol=1e-9))
@@ -113,7 +142,7 @@ def spectrum_figure(bands: dict[str, dict], ranges: dict[str, tuple[float, float
     fig, ax = plt.subplots(figsize=(7.5, 5.2), layout="constrained")
     entries, shown = [], []
     for i, (name, band) in enumerate(bands.items()):
-        colour = MODEL_COLOURS.get(name, f"C{i}")
+        colour = MODEL_COLOURS.get(name.split(":")[0], f"C{i}")
         energies = np.asarray(band["energies"], dtype=np.float64)
         # a flux that underflows to 0 (far above a cutoff) is drawn at the smallest float
         curves = [np.maximum(_at(band, p), TINY) for p in (0.025, 0.16, 0.5, 0.84, 0.975)]
@@ -131,7 +160,7 @@ def spectrum_figure(bands: dict[str, dict], ranges: dict[str, tuple[float, float
             if j == 1:
                 shown.append(np.r_[y95lo, y95hi])
         entries.append((Patch(facecolor=colour, alpha=0.5, edgecolor=colour),
-                        MODEL_LABELS.get(name, name)))  # fmt: skip
+                        _label(name)))  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(min(b["energies"][0] for b in bands.values()), max(b["energies"][-1] for b in bands.values()))  # fmt: skip
@@ -204,13 +233,29 @@ def segmented_figure(summary: list[dict], band: dict | None = None,
         ax.plot(e, norm * 1e-18 * e**2 * (e / 1e5) ** -gamma, color="k", ls=":", lw=1.2,
                 label=f"injected: {norm:g} x (E/100 TeV)^-{gamma:g}")  # fmt: skip
     if band is not None:
-        e = np.asarray(band["energies"])
-        ax.fill_between(e, _at(band, 0.16), _at(band, 0.84), color="0.8", lw=0,
-                        label="single power law, 68%")  # fmt: skip
-        ax.plot(e, _at(band, 0.5), color="0.5", lw=1)
+        band = {k: np.asarray(v) if k in ("energies", "quantiles", "e2_flux") else v
+                for k, v in band.items()}  # fmt: skip
+        e = band["energies"]
+        inside = (e >= summary[0]["low_GeV"]) & (e <= summary[-1]["high_GeV"])
+        ax.fill_between(e[inside], _at(band, 0.16)[inside], _at(band, 0.84)[inside],
+                        color="0.82", lw=0, label="single power law, 68% (Laplace at its MAP)")  # fmt: skip
+        ax.plot(e[inside], _at(band, 0.5)[inside], color="0.5", lw=1)
+    profiled = False
     for k, s in enumerate(summary):
         lo, hi = s["low_GeV"], s["high_GeV"]
         centre = np.sqrt(lo * hi)
+        if "profile_68" in s:  # beside the credible interval, a little to the right
+            p_lo, p_hi = s["profile_68"]
+            x = centre * (hi / lo) ** 0.12
+            label = "profile likelihood: MAP, 68% (arrow: from 0)" if not profiled else None
+            if p_lo > 0:
+                m = s["profile_map"]
+                ax.errorbar(x, m, yerr=[[m - p_lo], [p_hi - m]], fmt="o", mfc="white",
+                            color="C1", capsize=3, lw=1.2, ms=4, label=label)  # fmt: skip
+            else:  # the interval starts at 0: its upper end, an arrow down
+                ax.errorbar(x, p_hi, yerr=[[p_hi * (1 - 1 / 3)], [0]], uplims=True, fmt="none",
+                            color="C1", capsize=3, lw=1.2, label=label)  # fmt: skip
+            profiled = True
         label = "segments: median, 68% credible" if k == 0 else None
         if s["limit"]:
             ax.hlines(s["upper_limit_95"], lo, hi, color="C3", lw=2)
