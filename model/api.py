@@ -57,8 +57,10 @@ def _with_analysis(analysis, inputs, priors, default_priors, **options):
     wanted = {"priors": spec.priors, **{k: _sample_option(sample, k) for k in options}}
     conflicts = [k for k, v in given.items() if v != wanted[k]]
     if conflicts:
-        raise UsageError(f"the analysis specification sets {', '.join(conflicts)}: change it "
-                         "there, not as an option")  # fmt: skip
+        raise UsageError(
+            f"the analysis specification sets {', '.join(conflicts)}: change it "
+            "there, not as an option"
+        )
     if inputs is None:
         inputs = analysis_inputs(spec)
     return inputs, spec.priors, {k: _sample_option(sample, k) for k in options}, spec
@@ -87,8 +89,12 @@ def bin_inputs(
     astro_model : {"spl", "logparabola", "broken", "cutoff"}
         The astrophysical spectrum (:mod:`diffuse_fit.physics.spectra`; README "Spectral models").
     """
-    return bin_dataset(inputs.data, inputs.simulation, binning=binning,
-                       components=component_set(components, astro_model))  # fmt: skip
+    return bin_dataset(
+        inputs.data,
+        inputs.simulation,
+        binning=binning,
+        components=component_set(components, astro_model),
+    )
 
 
 def build_model(binned: BinnedDataset, priors="default", likelihood: str = "poisson"):
@@ -152,9 +158,15 @@ def sample(
 
     settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
     tree = _sample(pymc_model, settings, progressbar=progressbar)
-    return complete(tree, pymc_model, seed=seed, posterior_predictive=posterior_predictive,
-                    log_likelihood=log_likelihood, prior_predictive=prior_predictive,
-                    expected=expected)  # fmt: skip
+    return complete(
+        tree,
+        pymc_model,
+        seed=seed,
+        posterior_predictive=posterior_predictive,
+        log_likelihood=log_likelihood,
+        prior_predictive=prior_predictive,
+        expected=expected,
+    )
 
 
 def summary(idata, var_names=None):
@@ -167,10 +179,16 @@ def summary(idata, var_names=None):
 
 
 def run_map(
-    inputs: Inputs, out, priors="default", components: str = "workshop", say=None,
-    likelihood: str = "poisson", astro_model: str = "spl", progressbar: bool = True,
+    inputs: Inputs,
+    out,
+    priors="default",
+    components: str = "workshop",
+    say=None,
+    likelihood: str = "poisson",
+    astro_model: str = "spl",
+    progressbar: bool = True,
     analysis=None,
-):  # fmt: skip
+):
     """``diffuse-fit map``: the MAP (and, for the Poisson likelihood and the single power
     law, the workshop's scipy fit) into the run folder ``out``; returns the ``map.json``
     content.  ``astro_model``: the astrophysical spectrum (:mod:`diffuse_fit.physics.spectra`);
@@ -182,9 +200,14 @@ def run_map(
     from diffuse_fit.jobs.runs import run_map as _run_map
 
     inputs, priors, options, spec = _with_analysis(
-        analysis, inputs, priors, "default", components=components, likelihood=likelihood,
+        analysis,
+        inputs,
+        priors,
+        "default",
+        components=components,
+        likelihood=likelihood,
         astro_model=astro_model,
-    )  # fmt: skip
+    )
     return _run_map(inputs, priors, out, say=say, analysis=spec, **options)
 
 
@@ -229,16 +252,33 @@ def run_sample(
     from diffuse_fit.jobs.runs import run_sample as _run_sample
 
     inputs, priors, options, spec = _with_analysis(
-        analysis, inputs, priors, "default", components=components, likelihood=likelihood,
+        analysis,
+        inputs,
+        priors,
+        "default",
+        components=components,
+        likelihood=likelihood,
         astro_model=astro_model,
-    )  # fmt: skip
+    )
     settings = SamplerSettings(draws, tune, chains, seed, target_accept, sampler)
     return _run_sample(
-        inputs, priors, out, settings, progressbar=progressbar, say=say, report=report,
-        groups=dict(posterior_predictive=posterior_predictive, log_likelihood=log_likelihood,
-                    prior_predictive=prior_predictive, expected=expected), model=model,
-        analysis=spec, **options,
-    )  # fmt: skip
+        inputs,
+        priors,
+        out,
+        settings,
+        progressbar=progressbar,
+        say=say,
+        report=report,
+        groups=dict(
+            posterior_predictive=posterior_predictive,
+            log_likelihood=log_likelihood,
+            prior_predictive=prior_predictive,
+            expected=expected,
+        ),
+        model=model,
+        analysis=spec,
+        **options,
+    )
 
 
 def _cluster(workers, scheduler):
@@ -277,13 +317,27 @@ def run_scan(
     from diffuse_fit.jobs.scan import run_scan as _run_scan
 
     inputs, priors, options, spec = _with_analysis(
-        analysis, inputs, priors, "flat", components=components, likelihood=likelihood,
+        analysis,
+        inputs,
+        priors,
+        "flat",
+        components=components,
+        likelihood=likelihood,
         astro_model=astro_model,
-    )  # fmt: skip
+    )
     params = [parse_param(p) if isinstance(p, str) else tuple(p) for p in params]
-    return _run_scan(inputs, priors, out, params, cluster=_cluster(workers, scheduler),
-                     posterior_run=posterior_run, say=say, progressbar=progressbar,
-                     analysis=spec, **options)  # fmt: skip
+    return _run_scan(
+        inputs,
+        priors,
+        out,
+        params,
+        cluster=_cluster(workers, scheduler),
+        posterior_run=posterior_run,
+        say=say,
+        progressbar=progressbar,
+        analysis=spec,
+        **options,
+    )
 
 
 def run_toys(
@@ -320,14 +374,33 @@ def run_toys(
     from diffuse_fit.jobs.toys import run_toys as _run_toys
 
     inputs, priors, options, spec = _with_analysis(
-        analysis, inputs, priors, "flat", components=components, likelihood=likelihood,
+        analysis,
+        inputs,
+        priors,
+        "flat",
+        components=components,
+        likelihood=likelihood,
         astro_model=astro_model,
-    )  # fmt: skip
-    settings = SamplerSettings(draws=draws, tune=tune, chains=chains,
-                               target_accept=target_accept, sampler="nutpie")  # fmt: skip
-    return _run_toys(inputs, priors, out, truth, n, seed, nuts=nuts, settings=settings,
-                     cluster=_cluster(workers, scheduler), say=say, progressbar=progressbar,
-                     resample=resample_sim, analysis=spec, **options)  # fmt: skip
+    )
+    settings = SamplerSettings(
+        draws=draws, tune=tune, chains=chains, target_accept=target_accept, sampler="nutpie"
+    )
+    return _run_toys(
+        inputs,
+        priors,
+        out,
+        truth,
+        n,
+        seed,
+        nuts=nuts,
+        settings=settings,
+        cluster=_cluster(workers, scheduler),
+        say=say,
+        progressbar=progressbar,
+        resample=resample_sim,
+        analysis=spec,
+        **options,
+    )
 
 
 _SBC = SamplerSettings(draws=500, tune=500)  # the sbc command's NUTS defaults
@@ -363,14 +436,31 @@ def run_sbc(
     from diffuse_fit.jobs.sbc import run_sbc as _run_sbc
 
     inputs, priors, options, spec = _with_analysis(
-        analysis, inputs, priors, "default", components=components, likelihood=likelihood,
+        analysis,
+        inputs,
+        priors,
+        "default",
+        components=components,
+        likelihood=likelihood,
         astro_model=astro_model,
-    )  # fmt: skip
-    settings = SamplerSettings(draws=draws, tune=tune, chains=chains,
-                               target_accept=target_accept, sampler="nutpie")  # fmt: skip
-    return _run_sbc(inputs, priors, out, n, seed, settings=settings,
-                    draws_per_fit=draws_per_fit, cluster=_cluster(workers, scheduler), say=say,
-                    progressbar=progressbar, analysis=spec, **options)  # fmt: skip
+    )
+    settings = SamplerSettings(
+        draws=draws, tune=tune, chains=chains, target_accept=target_accept, sampler="nutpie"
+    )
+    return _run_sbc(
+        inputs,
+        priors,
+        out,
+        n,
+        seed,
+        settings=settings,
+        draws_per_fit=draws_per_fit,
+        cluster=_cluster(workers, scheduler),
+        say=say,
+        progressbar=progressbar,
+        analysis=spec,
+        **options,
+    )
 
 
 def run_compare(
@@ -409,17 +499,35 @@ def run_compare(
     from diffuse_fit.jobs.compare import run_compare as _run_compare
 
     inputs, priors, options, spec = _with_analysis(
-        analysis, inputs, priors, "default", components=components, likelihood=likelihood,
+        analysis,
+        inputs,
+        priors,
+        "default",
+        components=components,
+        likelihood=likelihood,
         astro_model=astro_model,
-    )  # fmt: skip
+    )
     components = options["components"]
     check_options(models, options["likelihood"], options["astro_model"])
-    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
-                               target_accept=target_accept)  # fmt: skip
-    return _run_compare(inputs, priors, out, models, seed=seed, settings=settings,
-                        components=components, smc_runs=smc_runs, smc_draws=smc_draws,
-                        lrt_toys=lrt_toys, cluster=_cluster(workers, scheduler), say=say,
-                        progressbar=progressbar, analysis=spec)  # fmt: skip
+    settings = SamplerSettings(
+        draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept
+    )
+    return _run_compare(
+        inputs,
+        priors,
+        out,
+        models,
+        seed=seed,
+        settings=settings,
+        components=components,
+        smc_runs=smc_runs,
+        smc_draws=smc_draws,
+        lrt_toys=lrt_toys,
+        cluster=_cluster(workers, scheduler),
+        say=say,
+        progressbar=progressbar,
+        analysis=spec,
+    )
 
 
 def write_report(run_dir, say=None):
@@ -469,8 +577,14 @@ def write_spec(out=None, *, from_run=None, schema: bool = False, check=None, say
 
 def _run_provenance(run) -> dict:
     """The provenance a run folder recorded (in its main JSON file)."""
-    for name in ("map.json", "summary.json", "scan.json", "coverage.json", "sbc.json",
-                 "compare.json"):  # fmt: skip
+    for name in (
+        "map.json",
+        "summary.json",
+        "scan.json",
+        "coverage.json",
+        "sbc.json",
+        "compare.json",
+    ):
         if name in run.contents:
             document = run.json(name)
             if "provenance" in document:

@@ -63,60 +63,115 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
     g = p.add_argument_group("inputs (default: the embedded toy dataset)")
     g.add_argument("--data", type=Path, help="observed events, workshop JSON format")
     g.add_argument("--sim", type=Path, help="simulated events, workshop JSON format")
-    g.add_argument("--hese-release", type=Path, metavar="DIR",
-                   help="folder of a downloaded IceCube HESE 7.5-year release "
-                        "(HESE_data.json, HESE_mc_*.json)")  # fmt: skip
-    g.add_argument("--double-cascades", choices=["drop", "cascade"], default="drop",
-                   help="HESE release: drop double cascades (as the workshop binning does) "
-                        "or merge them with cascades")  # fmt: skip
-    g.add_argument("--toy", choices=list(TOY_DATASETS), default="default",
-                   help="which embedded toy dataset: default (single power law, the workshop's "
-                        "best fit) or broken (a broken power law, the demonstration of "
-                        "'compare'); both share one simulation")  # fmt: skip
-    g.add_argument("--toy-seed", type=SEED, default=TOY_SEED,
-                   help=f"seed of the embedded toy dataset (default {TOY_SEED})")  # fmt: skip
-    g.add_argument("--analysis", type=Path, metavar="FILE",
-                   help="an analysis specification (TOML or JSON; see 'diffuse-fit spec "
-                        "--schema'): its inputs, binning, components, spectrum, likelihood and "
-                        "priors instead of these options")  # fmt: skip
-    g.add_argument("--no-cache", action="store_true",
-                   help="do not cache parsed simulation files (cache: $DIFFUSE_FIT_CACHE "
-                        "or ~/.cache/diffuse-fit)")  # fmt: skip
-    p.add_argument("--prior", dest="priors", default=prior_default,
-                   help="'flat' (MAP = maximum likelihood), 'default' (documented weakly "
-                        "informative priors), 'hese' (the HESE release's priors), or a JSON file of per-parameter priors "
-                        f"(default '{prior_default}')")  # fmt: skip
-    p.add_argument("--binning", choices=["auto", "workshop", "hese-release"], default="auto",
-                   help="the bins: workshop (20 energy x 10 cos(zenith) x cascade/track), "
-                        "hese-release (the release's own 840 bins, double cascades in energy x "
-                        "length) or auto (default: hese-release for --hese-release, else "
-                        "workshop); a specification's [samples.binning] preset")  # fmt: skip
-    p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
-                   help="hold a parameter fixed at a value (repeat, or NAME=VALUE,NAME=VALUE): it "
-                        "is neither fitted nor sampled and has no prior; recorded in the run's "
-                        "specification (its 'fix' table)")  # fmt: skip
-    p.add_argument("--components", choices=["workshop", "split", "hese"], default="workshop",
-                   help="workshop: atmospheric + astrophysical (3 parameters); split: "
-                        "conventional, prompt and muon normalizations apart (needs the "
-                        "fields conventionalWeight, promptWeight, muonWeight); hese: split plus "
-                        "the release's cr_delta_gamma, kpi_ratio, nunubar_ratio (needs also "
-                        "pionWeight, kaonWeight, primaryType)")  # fmt: skip
-    p.add_argument("--astro-model", choices=["spl", "logparabola", "broken", "cutoff", "segmented"],
-                   default="spl",
-                   help="astrophysical spectrum: spl (power law, gamma), logparabola (alpha, "
-                        "beta), broken (gamma1, gamma2, log10 E_break/GeV), cutoff (gamma, "
-                        "log10 E_cut/GeV), segmented (E^-2 in 5 segments of true energy, 60 "
-                        "TeV - 10 PeV: astro_norm_1..5); see the README's 'Spectral models'")  # fmt: skip
-    p.add_argument("--segments", metavar="E1,E2,...", default=None,
-                   help="with --astro-model segmented (or compare's --models segmented): the "
-                        "segments' edges in true neutrino energy, GeV, increasing (e.g. "
-                        "6e4,2e5,1e6,1e7: 3 segments); default 6e4,1.5e5,4e5,1e6,3e6,1e7")  # fmt: skip
-    p.add_argument("--likelihood", choices=["poisson", "say"], default="poisson",
-                   help="poisson: the workshop's (the simulation's per-bin sums taken as exact); "
-                        "say: accounts for the simulation's finite statistics (Arguelles, "
-                        "Schneider, Yuan 2019, arXiv:1901.04645)")  # fmt: skip
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                   help=f"run folder to write (default {DEFAULT_OUT}); replaces an earlier run there")  # fmt: skip
+    g.add_argument(
+        "--hese-release",
+        type=Path,
+        metavar="DIR",
+        help="folder of a downloaded IceCube HESE 7.5-year release "
+        "(HESE_data.json, HESE_mc_*.json)",
+    )
+    g.add_argument(
+        "--double-cascades",
+        choices=["drop", "cascade"],
+        default="drop",
+        help="HESE release: drop double cascades (as the workshop binning does) "
+        "or merge them with cascades",
+    )
+    g.add_argument(
+        "--toy",
+        choices=list(TOY_DATASETS),
+        default="default",
+        help="which embedded toy dataset: default (single power law, the workshop's "
+        "best fit) or broken (a broken power law, the demonstration of "
+        "'compare'); both share one simulation",
+    )
+    g.add_argument(
+        "--toy-seed",
+        type=SEED,
+        default=TOY_SEED,
+        help=f"seed of the embedded toy dataset (default {TOY_SEED})",
+    )
+    g.add_argument(
+        "--analysis",
+        type=Path,
+        metavar="FILE",
+        help="an analysis specification (TOML or JSON; see 'diffuse-fit spec "
+        "--schema'): its inputs, binning, components, spectrum, likelihood and "
+        "priors instead of these options",
+    )
+    g.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not cache parsed simulation files (cache: $DIFFUSE_FIT_CACHE "
+        "or ~/.cache/diffuse-fit)",
+    )
+    p.add_argument(
+        "--prior",
+        dest="priors",
+        default=prior_default,
+        help="'flat' (MAP = maximum likelihood), 'default' (documented weakly "
+        "informative priors), 'hese' (the HESE release's priors), or a JSON file of per-parameter priors "
+        f"(default '{prior_default}')",
+    )
+    p.add_argument(
+        "--binning",
+        choices=["auto", "workshop", "hese-release"],
+        default="auto",
+        help="the bins: workshop (20 energy x 10 cos(zenith) x cascade/track), "
+        "hese-release (the release's own 840 bins, double cascades in energy x "
+        "length) or auto (default: hese-release for --hese-release, else "
+        "workshop); a specification's [samples.binning] preset",
+    )
+    p.add_argument(
+        "--fix",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="hold a parameter fixed at a value (repeat, or NAME=VALUE,NAME=VALUE): it "
+        "is neither fitted nor sampled and has no prior; recorded in the run's "
+        "specification (its 'fix' table)",
+    )
+    p.add_argument(
+        "--components",
+        choices=["workshop", "split", "hese"],
+        default="workshop",
+        help="workshop: atmospheric + astrophysical (3 parameters); split: "
+        "conventional, prompt and muon normalizations apart (needs the "
+        "fields conventionalWeight, promptWeight, muonWeight); hese: split plus "
+        "the release's cr_delta_gamma, kpi_ratio, nunubar_ratio (needs also "
+        "pionWeight, kaonWeight, primaryType)",
+    )
+    p.add_argument(
+        "--astro-model",
+        choices=["spl", "logparabola", "broken", "cutoff", "segmented"],
+        default="spl",
+        help="astrophysical spectrum: spl (power law, gamma), logparabola (alpha, "
+        "beta), broken (gamma1, gamma2, log10 E_break/GeV), cutoff (gamma, "
+        "log10 E_cut/GeV), segmented (E^-2 in 5 segments of true energy, 60 "
+        "TeV - 10 PeV: astro_norm_1..5); see the README's 'Spectral models'",
+    )
+    p.add_argument(
+        "--segments",
+        metavar="E1,E2,...",
+        default=None,
+        help="with --astro-model segmented (or compare's --models segmented): the "
+        "segments' edges in true neutrino energy, GeV, increasing (e.g. "
+        "6e4,2e5,1e6,1e7: 3 segments); default 6e4,1.5e5,4e5,1e6,3e6,1e7",
+    )
+    p.add_argument(
+        "--likelihood",
+        choices=["poisson", "say"],
+        default="poisson",
+        help="poisson: the workshop's (the simulation's per-bin sums taken as exact); "
+        "say: accounts for the simulation's finite statistics (Arguelles, "
+        "Schneider, Yuan 2019, arXiv:1901.04645)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"run folder to write (default {DEFAULT_OUT}); replaces an earlier run there",
+    )
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     p.add_argument(
         "--verbose",
@@ -137,35 +192,59 @@ def build_parser() -> argparse.ArgumentParser:
     p_sample = sub.add_parser("sample", help="MAP, then NUTS posterior sampling")
     _inputs_arguments(p_sample)
     d = SamplerSettings()
-    p_sample.add_argument("--seed", type=SEED, default=d.seed,
-                          help=f"sampler seed, 0..{MAX_SEED} (default {d.seed})")  # fmt: skip
+    p_sample.add_argument(
+        "--seed", type=SEED, default=d.seed, help=f"sampler seed, 0..{MAX_SEED} (default {d.seed})"
+    )
     _sampler_arguments(p_sample, d)
-    p_sample.add_argument("--sampler", choices=["auto", "nutpie", "nutpie-numba", "pymc"], default=d.sampler,
-                          help="NUTS implementation (auto: nutpie if installed)")  # fmt: skip
-    p_sample.add_argument("--report", action="store_true",
-                          help="also write the report (figures, report.md) into the run folder")  # fmt: skip
+    p_sample.add_argument(
+        "--sampler",
+        choices=["auto", "nutpie", "nutpie-numba", "pymc"],
+        default=d.sampler,
+        help="NUTS implementation (auto: nutpie if installed)",
+    )
+    p_sample.add_argument(
+        "--report",
+        action="store_true",
+        help="also write the report (figures, report.md) into the run folder",
+    )
     g = p_sample.add_argument_group("groups of posterior.nc (as PyMC's)")
-    g.add_argument("--no-posterior-predictive", dest="posterior_predictive",
-                   action="store_false",
-                   help="leave out the posterior-predictive counts (written by default)")  # fmt: skip
-    g.add_argument("--log-likelihood", action="store_true",
-                   help="add the point-wise log-likelihood over bins (for az.loo, az.compare)")  # fmt: skip
-    g.add_argument("--prior-predictive", action="store_true",
-                   help="add the prior and prior-predictive groups (proper priors only)")  # fmt: skip
-    g.add_argument("--expected", action="store_true",
-                   help="add the expected events per bin at every draw (posterior.expected)")  # fmt: skip
+    g.add_argument(
+        "--no-posterior-predictive",
+        dest="posterior_predictive",
+        action="store_false",
+        help="leave out the posterior-predictive counts (written by default)",
+    )
+    g.add_argument(
+        "--log-likelihood",
+        action="store_true",
+        help="add the point-wise log-likelihood over bins (for az.loo, az.compare)",
+    )
+    g.add_argument(
+        "--prior-predictive",
+        action="store_true",
+        help="add the prior and prior-predictive groups (proper priors only)",
+    )
+    g.add_argument(
+        "--expected",
+        action="store_true",
+        help="add the expected events per bin at every draw (posterior.expected)",
+    )
     _many_fit_parsers(sub, d)
     _compare_parser(sub, d)
-    p_spec = sub.add_parser("spec", help="analysis specifications: of a run, the JSON Schema, "
-                            "or a check of a file")  # fmt: skip
+    p_spec = sub.add_parser(
+        "spec", help="analysis specifications: of a run, the JSON Schema, or a check of a file"
+    )
     what = p_spec.add_mutually_exclusive_group(required=True)
-    what.add_argument("--from-run", type=Path, metavar="DIR",
-                      help="the specification the run folder DIR ran")  # fmt: skip
-    what.add_argument("--schema", action="store_true",
-                      help="the JSON Schema of specification files")  # fmt: skip
+    what.add_argument(
+        "--from-run", type=Path, metavar="DIR", help="the specification the run folder DIR ran"
+    )
+    what.add_argument(
+        "--schema", action="store_true", help="the JSON Schema of specification files"
+    )
     what.add_argument("--check", type=Path, metavar="FILE", help="validate a specification file")
-    p_spec.add_argument("--out", type=Path, default=None,
-                        help="file to write (default: standard output)")  # fmt: skip
+    p_spec.add_argument(
+        "--out", type=Path, default=None, help="file to write (default: standard output)"
+    )
     p_spec.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     p_spec.add_argument(
         "--verbose",
@@ -173,8 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also debugging lines (the diffuse_fit and pymc loggers)",
     )
     p_report = sub.add_parser("report", help="figures and report.md of a saved sample run")
-    p_report.add_argument("--run", dest="run_dir", type=Path, default=DEFAULT_OUT,
-                          help=f"folder of a 'sample' run (default {DEFAULT_OUT})")  # fmt: skip
+    p_report.add_argument(
+        "--run",
+        dest="run_dir",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"folder of a 'sample' run (default {DEFAULT_OUT})",
+    )
     p_report.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     p_report.add_argument(
         "--verbose",
@@ -186,77 +270,149 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cluster_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("where the fits run (Dask)")
-    g.add_argument("--workers", type=COUNT, default=None,
-                   help="local cluster: worker processes (default: one per core)")  # fmt: skip
-    g.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="address of a running Dask scheduler (e.g. tcp://host:8786, or one "
-                        "started by dask-jobqueue) instead of a local cluster")  # fmt: skip
+    g.add_argument(
+        "--workers",
+        type=COUNT,
+        default=None,
+        help="local cluster: worker processes (default: one per core)",
+    )
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="address of a running Dask scheduler (e.g. tcp://host:8786, or one "
+        "started by dask-jobqueue) instead of a local cluster",
+    )
 
 
 def _sampler_arguments(p, d: SamplerSettings) -> None:
     p.add_argument("--draws", type=COUNT, default=d.draws, help="NUTS draws per chain (>= 1)")
-    p.add_argument("--tune", type=_integer(0, what="a number of steps"), default=d.tune,
-                   help="NUTS tuning steps per chain (>= 0)")  # fmt: skip
+    p.add_argument(
+        "--tune",
+        type=_integer(0, what="a number of steps"),
+        default=d.tune,
+        help="NUTS tuning steps per chain (>= 0)",
+    )
     p.add_argument("--chains", type=COUNT, default=d.chains, help="NUTS chains (>= 1)")
-    p.add_argument("--target-accept", type=_open_unit_interval, default=d.target_accept,
-                   help="NUTS target acceptance rate, in (0, 1)")  # fmt: skip
+    p.add_argument(
+        "--target-accept",
+        type=_open_unit_interval,
+        default=d.target_accept,
+        help="NUTS target acceptance rate, in (0, 1)",
+    )
 
 
 def _many_fit_parsers(sub, d: SamplerSettings) -> None:
     p_scan = sub.add_parser("scan", help="profile-likelihood scan over one or two parameters")
     _inputs_arguments(p_scan, prior_default="flat")
-    p_scan.add_argument("--param", dest="params", action="append", required=True,
-                        metavar="NAME=START:STOP:NUM",
-                        help="scanned parameter and its grid numpy.linspace(START, STOP, NUM); "
-                             "once or twice")  # fmt: skip
-    p_scan.add_argument("--run", dest="posterior_run", type=Path, default=None, metavar="DIR",
-                        help="a 'sample' run on the same inputs: overlay its credible regions")  # fmt: skip
+    p_scan.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        required=True,
+        metavar="NAME=START:STOP:NUM",
+        help="scanned parameter and its grid numpy.linspace(START, STOP, NUM); once or twice",
+    )
+    p_scan.add_argument(
+        "--run",
+        dest="posterior_run",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a 'sample' run on the same inputs: overlay its credible regions",
+    )
     _cluster_arguments(p_scan)
     p_toys = sub.add_parser("toys", help="pseudo-experiments at a truth: pulls and coverage")
     _inputs_arguments(p_toys, prior_default="flat")
-    p_toys.add_argument("--truth", default="", metavar="NAME=VALUE,...",
-                        help="true parameter values (default: the toy dataset's truth)")  # fmt: skip
+    p_toys.add_argument(
+        "--truth",
+        default="",
+        metavar="NAME=VALUE,...",
+        help="true parameter values (default: the toy dataset's truth)",
+    )
     p_toys.add_argument("--n", type=COUNT, required=True, help="number of pseudo-experiments")
-    p_toys.add_argument("--seed", type=SEED, default=d.seed,
-                        help=f"seed of the pseudo-experiments, 0..{MAX_SEED} (default {d.seed})")  # fmt: skip
-    p_toys.add_argument("--nuts", action="store_true",
-                        help="also sample each posterior (credible-interval coverage)")  # fmt: skip
-    p_toys.add_argument("--resample-sim", type=COUNT, default=0, metavar="N",
-                        help="fit each pseudo-experiment with a fresh simulation of N events "
-                             "drawn from the given one (weights scaled up): the coverage then "
-                             "includes the simulation's finite statistics")  # fmt: skip
+    p_toys.add_argument(
+        "--seed",
+        type=SEED,
+        default=d.seed,
+        help=f"seed of the pseudo-experiments, 0..{MAX_SEED} (default {d.seed})",
+    )
+    p_toys.add_argument(
+        "--nuts",
+        action="store_true",
+        help="also sample each posterior (credible-interval coverage)",
+    )
+    p_toys.add_argument(
+        "--resample-sim",
+        type=COUNT,
+        default=0,
+        metavar="N",
+        help="fit each pseudo-experiment with a fresh simulation of N events "
+        "drawn from the given one (weights scaled up): the coverage then "
+        "includes the simulation's finite statistics",
+    )
     _sampler_arguments(p_toys, d)
     _cluster_arguments(p_toys)
     from_sbc = SamplerSettings(draws=500, tune=500)  # keep in step with diffuse_fit.jobs.sbc
     p_sbc = sub.add_parser("sbc", help="simulation-based calibration of the posterior (NUTS)")
     _inputs_arguments(p_sbc)
     p_sbc.add_argument("--n", type=COUNT, required=True, help="number of calibration fits")
-    p_sbc.add_argument("--seed", type=SEED, default=d.seed,
-                       help=f"seed of the calibration, 0..{MAX_SEED} (default {d.seed})")  # fmt: skip
-    p_sbc.add_argument("--draws-per-fit", type=COUNT, default=99,
-                       help="posterior draws (thinned) each true value is ranked among")  # fmt: skip
+    p_sbc.add_argument(
+        "--seed",
+        type=SEED,
+        default=d.seed,
+        help=f"seed of the calibration, 0..{MAX_SEED} (default {d.seed})",
+    )
+    p_sbc.add_argument(
+        "--draws-per-fit",
+        type=COUNT,
+        default=99,
+        help="posterior draws (thinned) each true value is ranked among",
+    )
     _sampler_arguments(p_sbc, from_sbc)
     _cluster_arguments(p_sbc)
 
 
 def _compare_parser(sub, d: SamplerSettings) -> None:
-    p = sub.add_parser("compare", help="fit several astrophysical spectra and compare them "
-                       "(LOO, SMC evidence, Bayes factors, likelihood-ratio tests)")  # fmt: skip
+    p = sub.add_parser(
+        "compare",
+        help="fit several astrophysical spectra and compare them "
+        "(LOO, SMC evidence, Bayes factors, likelihood-ratio tests)",
+    )
     _inputs_arguments(p)
-    p.add_argument("--models", default="spl,logparabola,broken", metavar="M1,M2,...",
-                   help="spectral models to compare, at least two of spl, logparabola, broken, "
-                        "cutoff (default spl,logparabola,broken)")  # fmt: skip
-    p.add_argument("--seed", type=SEED, default=d.seed,
-                   help=f"seed of every random step, 0..{MAX_SEED} (default {d.seed})")  # fmt: skip
+    p.add_argument(
+        "--models",
+        default="spl,logparabola,broken",
+        metavar="M1,M2,...",
+        help="spectral models to compare, at least two of spl, logparabola, broken, "
+        "cutoff (default spl,logparabola,broken)",
+    )
+    p.add_argument(
+        "--seed",
+        type=SEED,
+        default=d.seed,
+        help=f"seed of every random step, 0..{MAX_SEED} (default {d.seed})",
+    )
     _sampler_arguments(p, d)
-    p.add_argument("--smc-runs", type=_integer(0, what="a number of runs"), default=4,
-                   help="independent SMC runs per model for the evidence (their spread is its "
-                        "error; 0: no evidence)")  # fmt: skip
-    p.add_argument("--smc-draws", type=_integer(10, what="a number of draws"), default=2000,
-                   help="particles per SMC run")  # fmt: skip
-    p.add_argument("--lrt-toys", type=_integer(0, what="a number of pseudo-experiments"),
-                   default=500,
-                   help="pseudo-experiments under spl per likelihood-ratio test (0: none)")  # fmt: skip
+    p.add_argument(
+        "--smc-runs",
+        type=_integer(0, what="a number of runs"),
+        default=4,
+        help="independent SMC runs per model for the evidence (their spread is its "
+        "error; 0: no evidence)",
+    )
+    p.add_argument(
+        "--smc-draws",
+        type=_integer(10, what="a number of draws"),
+        default=2000,
+        help="particles per SMC run",
+    )
+    p.add_argument(
+        "--lrt-toys",
+        type=_integer(0, what="a number of pseudo-experiments"),
+        default=500,
+        help="pseudo-experiments under spl per likelihood-ratio test (0: none)",
+    )
     _cluster_arguments(p)
 
 
@@ -264,10 +420,19 @@ def _compare_parser(sub, d: SamplerSettings) -> None:
 # keyword of its function in diffuse_fit.api (tests/test_cli.py checks that the two sets agree)
 INPUT_OPTIONS = ("data", "sim", "hese_release", "double_cascades", "toy", "toy_seed", "no_cache")
 # what an analysis specification gives instead: these options keep their defaults with it
-SPEC_OPTIONS = {"data": None, "sim": None, "hese_release": None, "double_cascades": "drop",
-                "toy": "default", "toy_seed": TOY_SEED, "no_cache": False,
-                "components": "workshop", "astro_model": "spl", "segments": None,
-                "likelihood": "poisson"}  # fmt: skip
+SPEC_OPTIONS = {
+    "data": None,
+    "sim": None,
+    "hese_release": None,
+    "double_cascades": "drop",
+    "toy": "default",
+    "toy_seed": TOY_SEED,
+    "no_cache": False,
+    "components": "workshop",
+    "astro_model": "spl",
+    "segments": None,
+    "likelihood": "poisson",
+}
 
 
 def _read_analysis(args):
@@ -282,8 +447,9 @@ def _read_analysis(args):
     if args.priors != _PRIOR_DEFAULTS.get(args.command, "default"):
         given.append("priors")
     if given:
-        flags = ", ".join("--" + {"priors": "prior", "sim": "sim"}.get(k, k).replace("_", "-")
-                          for k in given)  # fmt: skip
+        flags = ", ".join(
+            "--" + {"priors": "prior", "sim": "sim"}.get(k, k).replace("_", "-") for k in given
+        )
         raise UsageError(f"--analysis {args.analysis} gives the inputs and the model: drop {flags}")
     if len(spec.samples) > 1:
         from diffuse_fit.jobs.inputs import check_joint
@@ -324,16 +490,23 @@ def _with_cli_spec(spec, args, inputs, fix: dict):
     if spec is None:
         from diffuse_fit.io.analysis import from_options
 
-        spec = from_options(priors=args.priors, components=args.components,
-                            astro_model=args.astro_model, likelihood=args.likelihood,
-                            inputs=inputs.spec)  # fmt: skip
+        spec = from_options(
+            priors=args.priors,
+            components=args.components,
+            astro_model=args.astro_model,
+            likelihood=args.likelihood,
+            inputs=inputs.spec,
+        )
     if preset != "auto":
-        samples = [s.model_copy(update={"binning": s.binning.model_copy(update={"preset": preset})})
-                   for s in spec.samples]  # fmt: skip
+        samples = [
+            s.model_copy(update={"binning": s.binning.model_copy(update={"preset": preset})})
+            for s in spec.samples
+        ]
         from diffuse_fit.io.analysis import from_dict
 
-        spec = from_dict({**spec.to_dict(), "samples": [s.model_dump(mode="json") for s in samples]},
-                         "--binning")  # validated again: a preset with edges is refused  # fmt: skip
+        spec = from_dict(
+            {**spec.to_dict(), "samples": [s.model_dump(mode="json") for s in samples]}, "--binning"
+        )  # validated again: a preset with edges is refused
     return spec.model_copy(update={"fix": {**spec.fix, **fix}})
 
 
@@ -388,8 +561,9 @@ def _run(args, say) -> None:
         api.write_report(args.run_dir, say=say)
         return
     if args.command == "spec":
-        api.write_spec(args.out, from_run=args.from_run, schema=args.schema, check=args.check,
-                       say=say)  # fmt: skip
+        api.write_spec(
+            args.out, from_run=args.from_run, schema=args.schema, check=args.check, say=say
+        )
         return
     from diffuse_fit.io.run_folder import check_output_folder
 
@@ -418,10 +592,14 @@ def _run(args, say) -> None:
         inputs = analysis_inputs(spec)
     else:
         inputs = load_inputs(
-            args.data, args.sim, hese_release=args.hese_release,
-            double_cascades=args.double_cascades, toy_seed=args.toy_seed,
-            use_cache=not args.no_cache, toy_name=args.toy,
-        )  # fmt: skip
+            args.data,
+            args.sim,
+            hese_release=args.hese_release,
+            double_cascades=args.double_cascades,
+            toy_seed=args.toy_seed,
+            use_cache=not args.no_cache,
+            toy_name=args.toy,
+        )
     say(f"inputs: {inputs.description}")
     spec = _with_cli_spec(spec, args, inputs, fix)
     if fix:

@@ -53,9 +53,11 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    print(f"{'sim events':>10s} {'tables s':>9s} {'build+compile s':>16s} "
-          f"{'logp+grad ms':>13s} {'exact numpy llh ms':>19s} {'SAY s2 tables s':>16s} "
-          f"{'SAY logp+grad ms':>17s}")  # fmt: skip
+    print(
+        f"{'sim events':>10s} {'tables s':>9s} {'build+compile s':>16s} "
+        f"{'logp+grad ms':>13s} {'exact numpy llh ms':>19s} {'SAY s2 tables s':>16s} "
+        f"{'SAY logp+grad ms':>17s}"
+    )
     for size in args.sizes:
         ds = toy.generate(seed=1, n_simulated=int(size / SELECTED_FRACTION))
         t0 = time.perf_counter()
@@ -79,9 +81,11 @@ def main() -> None:
             return reference_fit.llh(b.counts, lam)
 
         t_exact = per_call(exact, repeat=5 if size > 3e5 else 50)
-        print(f"{len(ds.simulation):10d} {t_tables:9.2f} {t_build:16.2f} "
-              f"{t_eval * 1e3:13.4f} {t_exact * 1e3:19.2f} {t_say_tables:16.2f} "
-              f"{t_say_eval * 1e3:17.4f}")  # fmt: skip
+        print(
+            f"{len(ds.simulation):10d} {t_tables:9.2f} {t_build:16.2f} "
+            f"{t_eval * 1e3:13.4f} {t_exact * 1e3:19.2f} {t_say_tables:16.2f} "
+            f"{t_say_eval * 1e3:17.4f}"
+        )
 
     ds = toy.generate()
     binned = bin_dataset(ds.data, ds.simulation)
@@ -98,8 +102,10 @@ def main() -> None:
         fitter.fit()
     refit = (time.perf_counter() - t0) / 20
     set_counts(model, binned.counts)
-    print(f"\nMAP (default toy data): {first:.2f} s with compilation; "
-          f"{refit * 1e3:.1f} ms per pseudo-experiment refit")  # fmt: skip
+    print(
+        f"\nMAP (default toy data): {first:.2f} s with compilation; "
+        f"{refit * 1e3:.1f} ms per pseudo-experiment refit"
+    )
     for sampler in ("nutpie", "nutpie-numba"):
         t0 = time.perf_counter()
         fitter_nuts = NutsFitter(model, sampler=sampler)  # compiled once
@@ -113,19 +119,23 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
             divergences.append(int(idata.sample_stats["diverging"].sum()))
         set_counts(model, binned.counts)
-        print(f"NUTS {sampler:12s} NutsFitter: compilation {compile_s:5.2f} s; refit 4 x (1000 tune "
-              f"+ {args.draws} draws) median {np.median(times):.2f} s over 5 pseudo-experiments, "
-              f"divergences {divergences}")  # fmt: skip
+        print(
+            f"NUTS {sampler:12s} NutsFitter: compilation {compile_s:5.2f} s; refit 4 x (1000 tune "
+            f"+ {args.draws} draws) median {np.median(times):.2f} s over 5 pseudo-experiments, "
+            f"divergences {divergences}"
+        )
     for sampler in ("nutpie", "nutpie-numba", "pymc"):
         settings = SamplerSettings(draws=args.draws, tune=1000, chains=4, seed=1, sampler=sampler)
         t0 = time.perf_counter()
         idata = sample(model, settings, progressbar=False)
         wall = time.perf_counter() - t0
         d = diagnostics(idata, list(result.values))
-        print(f"NUTS {sampler:12s} 4 x (1000 tune + {args.draws} draws), compilation included: "
-              f"{wall:6.1f} s wall, divergences {d['divergences']}, max R-hat "
-              f"{d['max_r_hat']:.4f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
-              f"ESS/s {d['min_ess_bulk'] / wall:.0f}")  # fmt: skip
+        print(
+            f"NUTS {sampler:12s} 4 x (1000 tune + {args.draws} draws), compilation included: "
+            f"{wall:6.1f} s wall, divergences {d['divergences']}, max R-hat "
+            f"{d['max_r_hat']:.4f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
+            f"ESS/s {d['min_ess_bulk'] / wall:.0f}"
+        )
 
 
 if __name__ == "__main__":

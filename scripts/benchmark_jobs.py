@@ -51,7 +51,7 @@ def main() -> None:
                 "--out",
                 f"{tmp}/sample",
                 "--quiet",
-            ],  # fmt: skip
+            ],
         }
         rows = []
         for name, argv in jobs.items():
@@ -61,8 +61,9 @@ def main() -> None:
         cold_env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={tmp}/empty-cache"}
         wall, peak = run([*jobs["sample"][:-3], "--out", f"{tmp}/cold", "--quiet"], cold_env)
         rows.append(("sample, cold caches", wall, wall, peak))
-    print(f"{'job (toy dataset)':22s} {'min s':>7s} {'median s':>9s} {'target s':>9s} "
-          f"{'peak MB':>8s}")  # fmt: skip
+    print(
+        f"{'job (toy dataset)':22s} {'min s':>7s} {'median s':>9s} {'target s':>9s} {'peak MB':>8s}"
+    )
     for name, low, median, peak in rows:
         print(f"{name:22s} {low:7.2f} {median:9.2f} {TARGETS[name]:9.1f} {peak:8.0f}")
     print(f"(peak memory target of 'sample': {MEMORY_TARGET_MB} MB)")

@@ -57,8 +57,12 @@ def write_file(path: Path, target_mb: float) -> int:
 
 
 def run(mode: str, path: Path, cache: Path) -> tuple[float, float, int]:
-    out = subprocess.run([sys.executable, "-c", CHILD, mode, str(path), str(cache)],
-                         check=True, capture_output=True, text=True).stdout.split()  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(path), str(cache)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     return float(out[0]), float(out[1]), int(out[2])
 
 
@@ -73,10 +77,12 @@ def main() -> None:
         size = path.stat().st_size / 1e6
         print(f"file: {size:.0f} MB, {n} events, written in {time.perf_counter() - t0:.1f} s")
         print(f"{'load':38s} {'time s':>8s} {'peak RSS MB':>12s} {'x file':>7s}")
-        for label, mode in [("diffuse-fit, no cache", "nocache"),
-                            ("diffuse-fit, first load (writes cache)", "cache"),
-                            ("diffuse-fit, cached", "cache"),
-                            ("notebook json.load + np.array", "json")]:  # fmt: skip
+        for label, mode in [
+            ("diffuse-fit, no cache", "nocache"),
+            ("diffuse-fit, first load (writes cache)", "cache"),
+            ("diffuse-fit, cached", "cache"),
+            ("notebook json.load + np.array", "json"),
+        ]:
             dt, peak, count = run(mode, path, cache)
             assert count == n
             print(f"{label:38s} {dt:8.2f} {peak:12.0f} {peak / size:7.1f}")

@@ -35,8 +35,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         rows = []
-        scan = ["scan", "--prior", "flat", "--param", "astro_gamma=2.4:4.0:61",
-                "--param", "astro_norm=3:15:41", "--workers", "2"]  # fmt: skip
+        scan = [
+            "scan",
+            "--prior",
+            "flat",
+            "--param",
+            "astro_gamma=2.4:4.0:61",
+            "--param",
+            "astro_norm=3:15:41",
+            "--workers",
+            "2",
+        ]
         rows.append(
             (
                 "61 x 41 profile scan, 2 workers",
@@ -47,15 +56,36 @@ def main() -> None:
         times = {}
         for workers in (1, 2):
             out = work / f"toys{workers}"
-            times[workers] = timed(["toys", "--n", str(args.toys), "--seed", "1",
-                                    "--workers", str(workers), "--out", str(out)])  # fmt: skip
-            rows.append((f"{args.toys} MAP pseudo-experiments, {workers} worker(s)", times[workers],
-                         "< 60 s" if workers == 2 else ""))  # fmt: skip
+            times[workers] = timed(
+                [
+                    "toys",
+                    "--n",
+                    str(args.toys),
+                    "--seed",
+                    "1",
+                    "--workers",
+                    str(workers),
+                    "--out",
+                    str(out),
+                ]
+            )
+            rows.append(
+                (
+                    f"{args.toys} MAP pseudo-experiments, {workers} worker(s)",
+                    times[workers],
+                    "< 60 s" if workers == 2 else "",
+                )
+            )
         rows.append(("speed-up 2 workers / 1", times[1] / times[2], ">= 1.7 x"))
         if args.sbc:
             sbc = ["sbc", "--n", str(args.sbc), "--seed", "1", "--workers", "2"]
-            rows.append((f"SBC, {args.sbc} NUTS fits, 2 workers", timed([*sbc, "--out", str(work / "sbc")]),
-                         "< 15 min for 500"))  # fmt: skip
+            rows.append(
+                (
+                    f"SBC, {args.sbc} NUTS fits, 2 workers",
+                    timed([*sbc, "--out", str(work / "sbc")]),
+                    "< 15 min for 500",
+                )
+            )
     print("| job | wall time (s) | target |\n|---|---|---|")
     for name, value, target in rows:
         unit = "x" if name.startswith("speed-up") else ""

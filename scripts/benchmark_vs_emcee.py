@@ -43,8 +43,9 @@ def make_inputs(folder: Path, in_bins: float) -> tuple[Path, Path, int]:
 def timed(argv: list[str], env: dict | None = None) -> tuple[float, str, float]:
     """Wall seconds, stdout and peak RSS (MB, by GNU time) of a fresh process."""
     t0 = time.perf_counter()
-    result = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], capture_output=True, text=True,
-                            env=env)  # fmt: skip
+    result = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", *argv], capture_output=True, text=True, env=env
+    )
     wall = time.perf_counter() - t0
     if result.returncode != 0:
         raise SystemExit(f"{argv[:3]} failed ({result.returncode}): {result.stderr[-2000:]}")
@@ -61,28 +62,52 @@ def main() -> None:
     folder = args.workdir or Path(tempfile.mkdtemp(prefix="diffuse-fit-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     cli = str(Path(sys.executable).with_name("diffuse-fit"))
-    print(f"{'in bins':>9s} {'diffuse-fit s':>14s} {'min ESS':>8s} {'peak MB':>8s} "
-          f"{'emcee s':>9s} {'min ESS':>8s} {'ratio':>7s}")  # fmt: skip
+    print(
+        f"{'in bins':>9s} {'diffuse-fit s':>14s} {'min ESS':>8s} {'peak MB':>8s} "
+        f"{'emcee s':>9s} {'min ESS':>8s} {'ratio':>7s}"
+    )
     for size in args.in_bins:
         sim, data, n_in = make_inputs(folder, size)
         out = folder / f"run_{size:.0e}"
-        job = [cli, "sample", "--data", str(data), "--sim", str(sim), "--prior", "flat",
-               "--seed", "1", "--out", str(out), "--quiet"]  # fmt: skip
+        job = [
+            cli,
+            "sample",
+            "--data",
+            str(data),
+            "--sim",
+            str(sim),
+            "--prior",
+            "flat",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
         timed(job)  # warm the parse cache and the compile caches
         runs = [timed(job) for _ in range(args.repeat)]
         ours, peak = min(r[0] for r in runs), max(r[2] for r in runs)
         summary = json.loads((out / "summary.json").read_text())
         our_ess = summary["diagnostics"]["min_ess_bulk"]
-        baseline = [sys.executable, str(HERE / "emcee_baseline.py"), "--data", str(data),
-                    "--sim", str(sim)]  # fmt: skip
+        baseline = [
+            sys.executable,
+            str(HERE / "emcee_baseline.py"),
+            "--data",
+            str(data),
+            "--sim",
+            str(sim),
+        ]
         theirs, stdout, _ = timed(baseline)
         their_ess = json.loads(stdout.strip().splitlines()[-1])["min_ess"]
         for _ in range(args.repeat - 1 if theirs < 60 else 0):
             wall, stdout, _ = timed(baseline)
             if wall < theirs:
                 theirs, their_ess = wall, json.loads(stdout.strip().splitlines()[-1])["min_ess"]
-        print(f"{n_in:9d} {ours:14.1f} {our_ess:8.0f} {peak:8.0f} {theirs:9.1f} "
-              f"{their_ess:8.0f} {theirs / ours:7.2f}", flush=True)  # fmt: skip
+        print(
+            f"{n_in:9d} {ours:14.1f} {our_ess:8.0f} {peak:8.0f} {theirs:9.1f} "
+            f"{their_ess:8.0f} {theirs / ours:7.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

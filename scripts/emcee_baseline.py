@@ -73,8 +73,16 @@ def main():
         tau = sampler.get_autocorr_time(discard=n // 5, tol=0)
         ess = float((n - n // 5) * walkers / np.max(tau))
     t_end = time.perf_counter()
-    print(json.dumps({"seconds": t_end - T0, "sampling_seconds": t_end - t_sampling,
-                      "steps": sampler.iteration, "min_ess": ess}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "seconds": t_end - T0,
+                "sampling_seconds": t_end - t_sampling,
+                "steps": sampler.iteration,
+                "min_ess": ess,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,21 @@ def sample_run(tmp_path_factory):
     from diffuse_fit.cli import main
 
     out = tmp_path_factory.mktemp("run")
-    code = main(["sample", "--draws", "300", "--tune", "300", "--chains", "2", "--seed", "5",
-                 "--out", str(out), "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "sample",
+            "--draws",
+            "300",
+            "--tune",
+            "300",
+            "--chains",
+            "2",
+            "--seed",
+            "5",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     return out

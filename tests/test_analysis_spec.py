@@ -66,8 +66,9 @@ def test_own_binning_equals_an_independent_scipy_fit(tmp_path):
     fit = _map(tmp_path, "--analysis", str(EXAMPLES / "coarse_binning.toml"))
     ds = toy.generate()
     data_bin, n = _binned_by_hand(ds.data, b.energy_edges_GeV, b.cos_zenith_edges, b.topology_codes)
-    sim_bin, _ = _binned_by_hand(ds.simulation, b.energy_edges_GeV, b.cos_zenith_edges,
-                                 b.topology_codes)  # fmt: skip
+    sim_bin, _ = _binned_by_hand(
+        ds.simulation, b.energy_edges_GeV, b.cos_zenith_edges, b.topology_codes
+    )
     k = np.bincount(data_bin[data_bin >= 0], minlength=n).astype(float)
     sim = ds.simulation
     keep = sim_bin >= 0
@@ -81,8 +82,12 @@ def test_own_binning_equals_an_independent_scipy_fit(tmp_path):
         live = mu > 0
         return -np.sum(k[live] * np.log(mu[live]) - mu[live] - gammaln(k[live] + 1.0))
 
-    best = scipy.optimize.minimize(nll, [1.0, 6.0, 2.5], method="Nelder-Mead",
-                                   options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000})  # fmt: skip
+    best = scipy.optimize.minimize(
+        nll,
+        [1.0, 6.0, 2.5],
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000},
+    )
     np.testing.assert_allclose([fit[p] for p in PARAMETERS], best.x, rtol=1e-5)
     assert fit["neg_log_likelihood"] == pytest.approx(best.fun, abs=1e-6)
     assert fit["provenance"]["binning"]["energy_edges_GeV"] == b.energy_edges_GeV
@@ -115,14 +120,18 @@ BAD = [
     ({"format_version": 2}, "format_version"),
     ({"samples": []}, "samples"),
     ({"samples": [{"colour": "red"}]}, "samples.0.colour"),
-    ({"samples": [{"binning": {"energy_edges_GeV": [1e5, 6e4]}}]},
-     "samples.0.binning.energy_edges_GeV: energy edges must be strictly increasing"),
-    ({"samples": [{"binning": {"cos_zenith_edges": [-2, 0, 1]}}]},
-     "samples.0.binning.cos_zenith_edges"),
+    (
+        {"samples": [{"binning": {"energy_edges_GeV": [1e5, 6e4]}}]},
+        "samples.0.binning.energy_edges_GeV: energy edges must be strictly increasing",
+    ),
+    (
+        {"samples": [{"binning": {"cos_zenith_edges": [-2, 0, 1]}}]},
+        "samples.0.binning.cos_zenith_edges",
+    ),
     ({"samples": [{"likelihood": "gauss"}]}, "samples.0.likelihood"),
     ({"samples": [{"inputs": {"data": "d.json"}}]}, "samples.0.inputs"),
     ({"samples": [{"name": "a"}, {"name": "a"}]}, "samples: Value error, sample names"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("content", "where"), BAD)
@@ -136,13 +145,19 @@ def test_bad_specifications_are_one_line_naming_the_key(tmp_path, capsys, conten
 
 
 def test_use_time_refusals(tmp_path, capsys):
-    two = {"format": "diffuse-fit-analysis", "format_version": 1,
-           "samples": [{"name": "cascades"}, {"name": "tracks"}]}  # fmt: skip
+    two = {
+        "format": "diffuse-fit-analysis",
+        "format_version": 1,
+        "samples": [{"name": "cascades"}, {"name": "tracks"}],
+    }
     path = tmp_path / "two.json"
     path.write_text(json.dumps(two))
     mixed = tmp_path / "mixed.json"
-    mixed.write_text(json.dumps({**two, "samples": [{"name": "cascades"},
-                                                     {"name": "tracks", "likelihood": "say"}]}))  # fmt: skip
+    mixed.write_text(
+        json.dumps(
+            {**two, "samples": [{"name": "cascades"}, {"name": "tracks", "likelihood": "say"}]}
+        )
+    )
     assert main(["map", "--analysis", str(mixed), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "samples.tracks.likelihood = 'say' differs" in err and len(err.splitlines()) == 1
@@ -150,21 +165,52 @@ def test_use_time_refusals(tmp_path, capsys):
     unknown.write_text(json.dumps({**two, "samples": [{"astro_model": "plaw"}]}))
     assert main(["map", "--analysis", str(unknown), "--out", str(tmp_path / "o")]) == 2
     assert "plaw" in capsys.readouterr().err
-    assert main(["map", "--analysis", str(EXAMPLES / "default.toml"), "--likelihood", "say",
-                 "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "map",
+                "--analysis",
+                str(EXAMPLES / "default.toml"),
+                "--likelihood",
+                "say",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "drop --likelihood" in capsys.readouterr().err
 
 
 _values = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=True)
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(allow_nan=True)
     | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8),
-                                                                      children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
-)  # fmt: skip
-_keys = st.sampled_from(["format", "format_version", "priors", "samples", "name", "inputs",
-                         "binning", "components", "astro_model", "likelihood", "toy",
-                         "energy_edges_GeV", "cos_zenith_edges", "topology_codes"])  # fmt: skip
+)
+_keys = st.sampled_from(
+    [
+        "format",
+        "format_version",
+        "priors",
+        "samples",
+        "name",
+        "inputs",
+        "binning",
+        "components",
+        "astro_model",
+        "likelihood",
+        "toy",
+        "energy_edges_GeV",
+        "cos_zenith_edges",
+        "topology_codes",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -193,5 +239,9 @@ def test_the_readmes_specification_is_the_shipped_example():
     shipped = read_analysis(EXAMPLES / "joint_own_atmospheric.toml")
     assert readme.model_dump(exclude={"samples"}) == shipped.model_dump(exclude={"samples"})
     for a, b in zip(readme.samples, shipped.samples, strict=True):
-        assert (a.name, a.binning, a.parameters, a.inputs.toy) == (b.name, b.binning,
-                                                                   b.parameters, b.inputs.toy)  # fmt: skip
+        assert (a.name, a.binning, a.parameters, a.inputs.toy) == (
+            b.name,
+            b.binning,
+            b.parameters,
+            b.inputs.toy,
+        )

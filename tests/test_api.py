@@ -40,8 +40,11 @@ def test_api_run_map_writes_a_verified_run_folder(tmp_path):
     written = run.json("map.json")
     for name in ("atmos_norm", "astro_norm", "astro_gamma"):
         assert written[name] == pytest.approx(result["reference_fit"][name], rel=1e-6)
-    assert written["units"] == {"atmos_norm": "1", "astro_gamma": "1",
-                                "astro_norm": "1e-18 GeV^-1 cm^-2 s^-1 sr^-1"}  # fmt: skip
+    assert written["units"] == {
+        "atmos_norm": "1",
+        "astro_gamma": "1",
+        "astro_norm": "1e-18 GeV^-1 cm^-2 s^-1 sr^-1",
+    }
     assert written["map_path"] == "numpy"
 
 
@@ -59,6 +62,7 @@ def test_a_users_model_py_does_not_shadow_the_package(tmp_path):
 
     (tmp_path / "model.py").write_text("raise ImportError('the user model.py was imported')\n")
     code = "import diffuse_fit; print(diffuse_fit.load_inputs.__module__)"
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert done.stdout.strip() == "diffuse_fit.jobs.inputs"

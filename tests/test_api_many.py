@@ -44,8 +44,14 @@ def toy_inputs():
 def test_run_scan_equals_the_scan_command(tmp_path, toy_inputs):
     args = ["--param", "astro_gamma=2.6:3.8:7", "--workers", "1"]
     assert main(["scan", *args, "--out", str(tmp_path / "cli"), "--quiet"]) == 0
-    df.run_scan(toy_inputs, tmp_path / "api", ["astro_gamma=2.6:3.8:7"], workers=1,
-                progressbar=False, say=lambda *a: None)  # fmt: skip
+    df.run_scan(
+        toy_inputs,
+        tmp_path / "api",
+        ["astro_gamma=2.6:3.8:7"],
+        workers=1,
+        progressbar=False,
+        say=lambda *a: None,
+    )
     _same_results(tmp_path / "cli", tmp_path / "api", "scan.json")
 
 
@@ -53,16 +59,39 @@ def test_run_scan_equals_the_scan_command(tmp_path, toy_inputs):
 def test_run_toys_equals_the_toys_command(tmp_path, toy_inputs):
     args = ["--n", "6", "--seed", "4", "--workers", "1"]
     assert main(["toys", *args, "--out", str(tmp_path / "cli"), "--quiet"]) == 0
-    df.run_toys(toy_inputs, tmp_path / "api", n=6, seed=4, workers=1, progressbar=False,
-                say=lambda *a: None)  # fmt: skip
+    df.run_toys(
+        toy_inputs, tmp_path / "api", n=6, seed=4, workers=1, progressbar=False, say=lambda *a: None
+    )
     _same_results(tmp_path / "cli", tmp_path / "api", "coverage.json", "toys.nc")
 
 
 @pytest.mark.slow
 def test_run_sbc_equals_the_sbc_command(tmp_path, toy_inputs):
-    args = ["--n", "2", "--seed", "4", "--workers", "1", "--draws", "100", "--tune", "100",
-            "--draws-per-fit", "19"]  # fmt: skip
+    args = [
+        "--n",
+        "2",
+        "--seed",
+        "4",
+        "--workers",
+        "1",
+        "--draws",
+        "100",
+        "--tune",
+        "100",
+        "--draws-per-fit",
+        "19",
+    ]
     assert main(["sbc", *args, "--out", str(tmp_path / "cli"), "--quiet"]) == 0
-    df.run_sbc(toy_inputs, tmp_path / "api", n=2, seed=4, workers=1, draws=100, tune=100,
-               draws_per_fit=19, progressbar=False, say=lambda *a: None)  # fmt: skip
+    df.run_sbc(
+        toy_inputs,
+        tmp_path / "api",
+        n=2,
+        seed=4,
+        workers=1,
+        draws=100,
+        tune=100,
+        draws_per_fit=19,
+        progressbar=False,
+        say=lambda *a: None,
+    )
     _same_results(tmp_path / "cli", tmp_path / "api", "sbc.json")

@@ -156,9 +156,14 @@ def test_configurable_edges():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"energy_edges": [1.0, 1.0]}, {"zenith_edges": [0.0, np.inf]}, {"topology_codes": []},
-     {"topology_codes": [0, 0]}, {"topology_codes": [0.5]}],
-)  # fmt: skip
+    [
+        {"energy_edges": [1.0, 1.0]},
+        {"zenith_edges": [0.0, np.inf]},
+        {"topology_codes": []},
+        {"topology_codes": [0, 0]},
+        {"topology_codes": [0.5]},
+    ],
+)
 def test_invalid_binning_is_refused(kwargs):
     with pytest.raises(ValueError, match="Binning"):
         Binning(**kwargs)

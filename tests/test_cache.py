@@ -79,14 +79,16 @@ FORGERIES = {
     "other_numbers_same_digest": _scale_all,
     "last_row_changed_same_digest": _change_last_row,
     "digest_not_matching": lambda a: a.update({"col:energy": a["col:energy"] + 1}),
-    "other_hash": lambda a: a.update(info=np.array(str(a["info"]).replace('"source_sha256": "',
-                                                                          '"source_sha256": "0'))),
+    "other_hash": lambda a: a.update(
+        info=np.array(str(a["info"]).replace('"source_sha256": "', '"source_sha256": "0'))
+    ),
     "other_meta": lambda a: a.update(meta=np.array(json.dumps({"toy": {"truth": {}}}))),
     "column_missing": lambda a: a.pop("col:zenith"),
-    "rows_shortened": lambda a: [a.update({k: v[:-1]}) for k, v in list(a.items())
-                                 if k.startswith("col:")],
+    "rows_shortened": lambda a: [
+        a.update({k: v[:-1]}) for k, v in list(a.items()) if k.startswith("col:")
+    ],
     "column_as_int": lambda a: a.update({"col:topology": a["col:topology"].astype(np.int64)}),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", sorted(FORGERIES))
@@ -128,8 +130,13 @@ def test_entry_records_what_it_holds(tmp_path, sim_file):
     assert entry.name == f"{table.sha256}.v{cache.FORMAT}.npz"
     with np.load(entry) as npz:
         info = json.loads(str(npz["info"]))
-    assert info == {"format": cache.FORMAT, "source_sha256": table.sha256, "rows": len(table),
-                    "fields": table.fields, "columns_sha256": table.columns_sha256}  # fmt: skip
+    assert info == {
+        "format": cache.FORMAT,
+        "source_sha256": table.sha256,
+        "rows": len(table),
+        "fields": table.fields,
+        "columns_sha256": table.columns_sha256,
+    }
 
 
 def test_large_file_rows_are_sampled(tmp_path, small_sim, capsys):
@@ -158,8 +165,9 @@ def test_sampled_rows():
     assert len(set(seen)) == len(seen)
     bad = rows.copy()
     bad[seen[1]] += 1  # the same rows are drawn again with the same generator
-    message = cache.spot_check_rows(raw, (1, len(raw) - 1), 10_000, lambda i: bad[i],
-                                    np.random.default_rng(1))  # fmt: skip
+    message = cache.spot_check_rows(
+        raw, (1, len(raw) - 1), 10_000, lambda i: bad[i], np.random.default_rng(1)
+    )
     assert message == f"differs from the source in row {seen[1]}"
 
 

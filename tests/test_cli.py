@@ -84,14 +84,19 @@ def test_executable_exits_with_mains_status_and_all_its_output(tmp_path):
     :func:`main`'s -- 0 for a fit, 2 for bad input."""
     run = [sys.executable, "-m", "diffuse_fit.cli"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # block buffered
-    done = subprocess.run([*run, "map", "--out", str(tmp_path / "fit")], capture_output=True,
-                          text=True, env=env)  # fmt: skip
+    done = subprocess.run(
+        [*run, "map", "--out", str(tmp_path / "fit")], capture_output=True, text=True, env=env
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].startswith("inputs: embedded toy dataset")
     assert done.stdout.splitlines()[-1].startswith(f"wrote {tmp_path / 'fit'}")
     assert json.loads((tmp_path / "fit" / "map.json").read_text())["astro_gamma"] > 0
-    refused = subprocess.run([*run, "map", "--prior", "no-such-prior", "--out",
-                              str(tmp_path / "bad")], capture_output=True, text=True, env=env)  # fmt: skip
+    refused = subprocess.run(
+        [*run, "map", "--prior", "no-such-prior", "--out", str(tmp_path / "bad")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1].startswith("diffuse-fit: error: prior 'no-such")
     assert not (tmp_path / "bad").exists()
@@ -118,10 +123,18 @@ def test_every_command_option_is_a_keyword_of_its_api_function():
     functions = {"report": api.write_report, "spec": api.write_spec}
     for name, sub in commands.choices.items():
         options = {a.dest for a in sub._actions if a.dest != "help"} - {
-            "quiet", "verbose", *INPUT_OPTIONS, *SPEC_ONLY_OPTIONS}  # fmt: skip
+            "quiet",
+            "verbose",
+            *INPUT_OPTIONS,
+            *SPEC_ONLY_OPTIONS,
+        }
         function = functions.get(name) or getattr(api, f"run_{name}")
-        keywords = set(inspect.signature(function).parameters) - {"inputs", "say", "progressbar",
-                                                                    "model"}  # fmt: skip
+        keywords = set(inspect.signature(function).parameters) - {
+            "inputs",
+            "say",
+            "progressbar",
+            "model",
+        }
         assert options == keywords, (name, options ^ keywords)
 
 
@@ -132,8 +145,9 @@ def test_every_command_option_is_a_keyword_of_its_api_function():
         (["toys", "--n", "2", "--truth", "gamma=2.5"], "--truth: unknown parameter 'gamma'"),
     ],
 )
-def test_unknown_parameter_names_are_refused_before_inputs_are_read(tmp_path, capsys, argv,
-                                                                    message):  # fmt: skip
+def test_unknown_parameter_names_are_refused_before_inputs_are_read(
+    tmp_path, capsys, argv, message
+):
     """The inputs named here do not exist: the names are checked first (exit 2, one line)."""
     missing = ["--data", str(tmp_path / "no-data.json"), "--sim", str(tmp_path / "no-sim.json")]
     assert main([*argv, *missing, "--out", str(tmp_path / "out")]) == 2
@@ -152,8 +166,22 @@ def test_every_seeded_command_has_the_same_default_seed():
 
 @pytest.mark.slow
 def test_toys_print_seed_truth_and_dashboard(tmp_path, capsys):
-    assert main(["toys", "--n", "2", "--workers", "1", "--truth", "astro_gamma=2.8",
-                 "--out", str(tmp_path / "toys")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "toys",
+                "--n",
+                "2",
+                "--workers",
+                "1",
+                "--truth",
+                "astro_gamma=2.8",
+                "--out",
+                str(tmp_path / "toys"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "seed: 1" in out and "dashboard http" in out
     assert "astro_gamma=2.8\n" in out and "atmos_norm=1 (the inputs' truth)" in out

@@ -27,13 +27,26 @@ def test_make_fit_runs_the_command_of_the_committed_run():
 
 @pytest.mark.slow
 def test_make_fit_reproduces_results_default(tmp_path):
-    assert main(["sample", "--prior", "default", "--seed", "1", "--out", str(tmp_path / "run"),
-                 "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sample",
+                "--prior",
+                "default",
+                "--seed",
+                "1",
+                "--out",
+                str(tmp_path / "run"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     new = json.loads((tmp_path / "run" / "summary.json").read_text())
     old = json.loads((ROOT / "results/default/summary.json").read_text())
     for name, committed in old["parameters"].items():
         ours = new["parameters"][name]
-        assert ours["mean"] == pytest.approx(committed["mean"],
-                                             abs=4 * math.hypot(ours["mcse_mean"],
-                                                                committed["mcse_mean"]))  # fmt: skip
+        assert ours["mean"] == pytest.approx(
+            committed["mean"], abs=4 * math.hypot(ours["mcse_mean"], committed["mcse_mean"])
+        )
         assert new["map"][name] == pytest.approx(old["map"][name], rel=1e-9)

@@ -47,10 +47,18 @@ def test_spl_inside_gives_the_spl_expectation(toy_dataset, model):
     inside = spl_inside(model, spl)
     if model == "broken":
         inside["astro_log10_ebreak"] = 5.9  # any break energy
-    b_spl, b_alt = (bin_dataset(toy_dataset.data, toy_dataset.simulation,
-                                components=component_set("workshop", m)) for m in ("spl", model))  # fmt: skip
-    np.testing.assert_allclose(expected_counts(b_alt.templates, inside),
-                               reference_expectation(b_spl, "spl", spl), rtol=1e-10, atol=1e-14)  # fmt: skip
+    b_spl, b_alt = (
+        bin_dataset(
+            toy_dataset.data, toy_dataset.simulation, components=component_set("workshop", m)
+        )
+        for m in ("spl", model)
+    )
+    np.testing.assert_allclose(
+        expected_counts(b_alt.templates, inside),
+        reference_expectation(b_spl, "spl", spl),
+        rtol=1e-10,
+        atol=1e-14,
+    )
 
 
 def test_pointwise_log_likelihood_is_the_poisson_of_the_per_event_expectation(toy_dataset):
@@ -58,11 +66,16 @@ def test_pointwise_log_likelihood_is_the_poisson_of_the_per_event_expectation(to
     the per-event formula (np.bincount) and scipy's Poisson pmf."""
     import xarray as xr
 
-    job = PreparedFit.prepare(load_inputs(), "default", astro_model="logparabola", build=False,
-                      say=lambda *a: None)  # fmt: skip
+    job = PreparedFit.prepare(
+        load_inputs(), "default", astro_model="logparabola", build=False, say=lambda *a: None
+    )
     rng = np.random.default_rng(3)
-    draws = {"atmos_norm": rng.uniform(0.5, 1.5, (2, 3)), "astro_norm": rng.uniform(4, 9, (2, 3)),
-             "astro_alpha": rng.uniform(2.5, 3.3, (2, 3)), "astro_beta": rng.uniform(-0.1, 0.3, (2, 3))}  # fmt: skip
+    draws = {
+        "atmos_norm": rng.uniform(0.5, 1.5, (2, 3)),
+        "astro_norm": rng.uniform(4, 9, (2, 3)),
+        "astro_alpha": rng.uniform(2.5, 3.3, (2, 3)),
+        "astro_beta": rng.uniform(-0.1, 0.3, (2, 3)),
+    }
     posterior = xr.Dataset({k: (("chain", "draw"), v) for k, v in draws.items()})
     bins, loglike = pointwise_log_likelihood(job, posterior)
     assert loglike.shape == (2, 3, bins.size)
@@ -86,17 +99,22 @@ def lrt_context(toy_dataset):
     """The null (spl) and the alternative (logparabola), flat priors, as compare ships them."""
     fitters = {}
     for m in ("spl", "logparabola"):
-        b = bin_dataset(toy_dataset.data, toy_dataset.simulation,
-                        components=component_set("workshop", m))  # fmt: skip
+        b = bin_dataset(
+            toy_dataset.data, toy_dataset.simulation, components=component_set("workshop", m)
+        )
         priors = resolve_priors("flat", parameter_supports(b.components))
         f = ProfileFitter(b.templates, priors)
         fitters[m] = (b, priors, f.fit(b.counts, x0={"atmos_norm": 1.0, "astro_norm": 6.0}))
     b, priors, best = fitters["spl"]
     alt_b, alt_priors, alt_best = fitters["logparabola"]
-    context = FitContext(key="test-lrt", templates=b.templates, counts=b.counts.astype(float),
-                         priors=priors, start=dict(best.values),
-                         alternatives={"logparabola": (alt_b.templates, alt_priors,
-                                                       dict(alt_best.values))})  # fmt: skip
+    context = FitContext(
+        key="test-lrt",
+        templates=b.templates,
+        counts=b.counts.astype(float),
+        priors=priors,
+        start=dict(best.values),
+        alternatives={"logparabola": (alt_b.templates, alt_priors, dict(alt_best.values))},
+    )
     return context, fitters
 
 
@@ -117,8 +135,9 @@ def test_lrt_toy_matches_an_independent_scipy_maximisation(lrt_context):
         supports = parameter_supports(bm.components)
         names = list(supports)
         toy_binned = _with_counts(bm, counts)
-        _, nll[m] = _scipy_fit(toy_binned, m, names, list(supports.values()),
-                               [x0[n] for n in names])  # fmt: skip
+        _, nll[m] = _scipy_fit(
+            toy_binned, m, names, list(supports.values()), [x0[n] for n in names]
+        )
     assert out["null_neg_log_likelihood"] == pytest.approx(nll["spl"], abs=1e-6)
     assert out["ts"]["logparabola"] == pytest.approx(
         2 * (nll["spl"] - nll["logparabola"]), abs=1e-5
@@ -195,9 +214,30 @@ def test_compare_end_to_end(tmp_path):
     from diffuse_fit.io.run_folder import read_run
 
     out = tmp_path / "cmp"
-    code = main(["compare", "--models", "spl,logparabola", "--draws", "200", "--tune", "300",
-                 "--smc-runs", "2", "--smc-draws", "200", "--lrt-toys", "12", "--workers", "1",
-                 "--seed", "3", "--out", str(out), "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "compare",
+            "--models",
+            "spl,logparabola",
+            "--draws",
+            "200",
+            "--tune",
+            "300",
+            "--smc-runs",
+            "2",
+            "--smc-draws",
+            "200",
+            "--lrt-toys",
+            "12",
+            "--workers",
+            "1",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     read_run(out, "compare")
     table = json.loads((out / "compare.json").read_text())
@@ -220,8 +260,14 @@ def test_compare_end_to_end(tmp_path):
         assert np.isfinite(m["loo"]["elpd"]) and m["loo"]["se"] > 0
         lo, hi = m["sensitive_energy_range_gev"]
         assert 1e4 < lo < hi < 1e8
-    for name in ("spectrum.png", "corner_spl.png", "corner_logparabola.png", "lrt.png",
-                 "posterior_spl.nc", "compare.md"):  # fmt: skip
+    for name in (
+        "spectrum.png",
+        "corner_spl.png",
+        "corner_logparabola.png",
+        "lrt.png",
+        "posterior_spl.nc",
+        "compare.md",
+    ):
         assert (out / name).stat().st_size > 0
     ranking = [r["model"] for r in table["loo_ranking"]]
     assert sorted(ranking) == ["logparabola", "spl"]

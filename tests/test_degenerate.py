@@ -50,9 +50,13 @@ def _map(binned: BinnedDataset):
 
 @pytest.mark.parametrize(
     ("field", "everywhere", "parameters"),
-    [("astroWeight", True, "astro_norm, astro_gamma"), ("astroWeight", False, "astro_norm, astro_gamma"),
-     ("atmoWeight", True, "atmos_norm"), ("atmoWeight", False, "atmos_norm")],
-)  # fmt: skip
+    [
+        ("astroWeight", True, "astro_norm, astro_gamma"),
+        ("astroWeight", False, "astro_norm, astro_gamma"),
+        ("atmoWeight", True, "atmos_norm"),
+        ("atmoWeight", False, "atmos_norm"),
+    ],
+)
 def test_component_without_weight_in_the_bins_is_refused(
     toy_dataset, field, everywhere, parameters
 ):
@@ -71,8 +75,11 @@ def test_component_without_weight_in_the_bins_is_refused(
 def test_data_all_outside_the_bins_is_refused(toy_dataset):
     data = toy_dataset.data
     below = _with(data, "low_data.json", energy=np.full(len(data), 5.0e4))  # below 60 TeV
-    with pytest.raises(DataFormatError, match=r"^file 'low_data.json': empty likelihood: "
-                       rf"none of the {len(data)} data events falls inside the bins "):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=r"^file 'low_data.json': empty likelihood: "
+        rf"none of the {len(data)} data events falls inside the bins ",
+    ):
         bin_dataset(below, toy_dataset.simulation)
     doubles = _with(data, "dc_data.json", topology=np.full(len(data), 2.0))  # double cascades
     with pytest.raises(DataFormatError, match="empty likelihood"):
@@ -95,8 +102,19 @@ def test_command_line_exits_with_the_message(toy_dataset, tmp_path, capsys):
     sim = toy_dataset.simulation
     write_workshop_file(tmp_path / "sim.json", _with(sim, "x", astroWeight=np.zeros(len(sim))))
     write_workshop_file(tmp_path / "data.json", toy_dataset.data)
-    code = main(["map", "--data", str(tmp_path / "data.json"), "--sim", str(tmp_path / "sim.json"),
-                 "--out", str(tmp_path / "out"), "--quiet", "--no-cache"])  # fmt: skip
+    code = main(
+        [
+            "map",
+            "--data",
+            str(tmp_path / "data.json"),
+            "--sim",
+            str(tmp_path / "sim.json"),
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+            "--no-cache",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and not (tmp_path / "out" / "map.json").exists()
     assert "sim.json" in err and "'astroWeight'" in err and "astro_norm, astro_gamma" in err
@@ -165,8 +183,9 @@ def test_weights_times_1e_minus_300_is_not_a_converged_fit(toy_dataset, tmp_path
     from diffuse_fit.io.workshop_format import write_workshop_file
 
     sim = toy_dataset.simulation
-    tiny = EventTable({k: v * 1e-300 if k.endswith("Weight") else v
-                       for k, v in sim.columns.items()}, "tiny")  # fmt: skip
+    tiny = EventTable(
+        {k: v * 1e-300 if k.endswith("Weight") else v for k, v in sim.columns.items()}, "tiny"
+    )
     binned = bin_dataset(toy_dataset.data, tiny)
     priors = resolve_priors("flat", parameter_supports(binned.components))
     result = fit_map(ProfileFitter(binned.templates, priors), binned.counts)
@@ -179,8 +198,19 @@ def test_weights_times_1e_minus_300_is_not_a_converged_fit(toy_dataset, tmp_path
     write_workshop_file(sim_file, tiny)
     assert main(["map", "--prior", "flat", "--out", str(out), "--quiet"]) == 0
     before = (out / "map.json").read_bytes()
-    argv = ["map", "--prior", "flat", "--data", str(data), "--sim", str(sim_file), "--no-cache",
-            "--out", str(out), "--quiet"]  # fmt: skip
+    argv = [
+        "map",
+        "--prior",
+        "flat",
+        "--data",
+        str(data),
+        "--sim",
+        str(sim_file),
+        "--no-cache",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -195,7 +225,8 @@ def test_boundary_problems():
     supports = {"n": (0.0, np.inf), "g": (1.0, 4.0)}
     assert boundary_problems({"n": 0.3, "g": 2.5}, supports) == []
     assert boundary_problems({"n": 1e-12, "g": 2.5}, supports) == [
-        "n = 1e-12 is on the bound 0 of its prior's support [0, inf]"]  # fmt: skip
+        "n = 1e-12 is on the bound 0 of its prior's support [0, inf]"
+    ]
     assert "on the bound 4" in boundary_problems({"n": 1.0, "g": 4.0}, supports)[0]
     assert "run away" in boundary_problems({"n": 1e150, "g": 2.0}, supports)[0]
     assert "run away" in boundary_problems({"x": np.nan}, {})[0]
@@ -213,8 +244,24 @@ def test_sample_goes_on_when_the_map_sits_on_a_bound(tmp_path, capsys):
     args = ["--astro-model", "broken", "--prior", "flat", "--quiet"]
     assert main(["map", *args, "--out", str(tmp_path / "map")]) == 2
     assert "astro_gamma2 = 4 is on the bound" in capsys.readouterr().err
-    assert main(["sample", *args, "--draws", "100", "--tune", "100", "--chains", "1",
-                 "--report", "--out", str(tmp_path / "sample")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sample",
+                *args,
+                "--draws",
+                "100",
+                "--tune",
+                "100",
+                "--chains",
+                "1",
+                "--report",
+                "--out",
+                str(tmp_path / "sample"),
+            ]
+        )
+        == 0
+    )
     assert "WARNING: MAP: astro_gamma2 = 4 is on the bound" in capsys.readouterr().err
     recorded = json.loads((tmp_path / "sample" / "map.json").read_text())
     assert recorded["converged"] is False and recorded["at_bound"] == ["astro_gamma2"]

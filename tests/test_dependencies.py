@@ -26,8 +26,10 @@ def _imported_top_level(folder: Path) -> set[str]:
 
 def _declared() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return {re.split(r"[\[<>=!~ ;]", d, maxsplit=1)[0].lower().replace("_", "-")
-            for d in project["dependencies"]}  # fmt: skip
+    return {
+        re.split(r"[\[<>=!~ ;]", d, maxsplit=1)[0].lower().replace("_", "-")
+        for d in project["dependencies"]
+    }
 
 
 def test_every_imported_package_is_declared():

@@ -27,11 +27,27 @@ from diffuse_fit.physics.hese_weights import HESE_COMPONENTS_NUISANCE
 
 SPLINES = Path(__file__).parents[2] / "shared" / "hese7" / "splines"
 pytestmark = pytest.mark.skipif(not SPLINES.is_dir(), reason="../shared/hese7/splines not present")
-FLUX = {"atmos_norm": 1.1, "prompt_norm": 0.7, "muon_norm": 0.9, "astro_norm": 6.0,
-        "astro_gamma": 2.9, "cr_delta_gamma": -0.05, "kpi_ratio": 1.05, "nunubar_ratio": 0.95}  # fmt: skip
+FLUX = {
+    "atmos_norm": 1.1,
+    "prompt_norm": 0.7,
+    "muon_norm": 0.9,
+    "astro_norm": 6.0,
+    "astro_gamma": 2.9,
+    "cr_delta_gamma": -0.05,
+    "kpi_ratio": 1.05,
+    "nunubar_ratio": 0.95,
+}
 NOMINAL = {"epsilon_dom": 0.99, "epsilon_head_on": 0.0, "anisotropy_scale": 1.0}
-REFERENCE = {"atmos_norm": 1.0, "prompt_norm": 1.0, "muon_norm": 1.0, "astro_norm": 1.0,
-             "astro_gamma": 2.5, "cr_delta_gamma": 0.0, "kpi_ratio": 1.0, "nunubar_ratio": 1.0}  # fmt: skip
+REFERENCE = {
+    "atmos_norm": 1.0,
+    "prompt_norm": 1.0,
+    "muon_norm": 1.0,
+    "astro_norm": 1.0,
+    "astro_gamma": 2.5,
+    "cr_delta_gamma": 0.0,
+    "kpi_ratio": 1.0,
+    "nunubar_ratio": 1.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +59,13 @@ def release(tmp_path_factory):
     (folder / "resources" / "splines").symlink_to(SPLINES)
     inputs = load_inputs(hese_release=folder)
     splines = read_release_splines(inputs.splines)
-    plain = bin_dataset(inputs.data, inputs.simulation, components=HESE_COMPONENTS_NUISANCE,
-                        binning=release_binning(), variance=True)  # fmt: skip
+    plain = bin_dataset(
+        inputs.data,
+        inputs.simulation,
+        components=HESE_COMPONENTS_NUISANCE,
+        binning=release_binning(),
+        variance=True,
+    )
     return folder, inputs, splines, plain, plain.with_detector(splines)
 
 
@@ -60,8 +81,11 @@ def reference_correction(systematic, component, simulation, splines, value):
             if not mask.any():
                 continue
             table = splines[systematic.table_path(component, m, flavour)]
-            x = det.coordinates(systematic, m, *(np.asarray(simulation[f])[mask]
-                                                 for f in ("energy", "zenith", "length")))  # fmt: skip
+            x = det.coordinates(
+                systematic,
+                m,
+                *(np.asarray(simulation[f])[mask] for f in ("energy", "zenith", "length")),
+            )
             keep = x[:, 0] <= 2.3 if (systematic.parameter == "anisotropy_scale" and m == 2) else 1
             out[mask] = np.where(keep, table.correction(x, value, systematic.nominal), 1.0)
     return out
@@ -98,10 +122,18 @@ def test_event_corrections_equal_the_spline_ratio(release, systematic, component
 def test_responses_are_exactly_one_at_nominal(release):
     *_, plain, corrected = release
     params = {**FLUX, **NOMINAL}
-    np.testing.assert_allclose(expected_counts(corrected.templates, params),
-                               expected_counts(plain.templates, FLUX), rtol=1e-10, atol=1e-300)  # fmt: skip
-    np.testing.assert_allclose(corrected.templates.sum_of_squares(params),
-                               plain.templates.sum_of_squares(FLUX), rtol=1e-10, atol=1e-300)  # fmt: skip
+    np.testing.assert_allclose(
+        expected_counts(corrected.templates, params),
+        expected_counts(plain.templates, FLUX),
+        rtol=1e-10,
+        atol=1e-300,
+    )
+    np.testing.assert_allclose(
+        corrected.templates.sum_of_squares(params),
+        plain.templates.sum_of_squares(FLUX),
+        rtol=1e-10,
+        atol=1e-300,
+    )
 
 
 @pytest.mark.parametrize("systematic", det.DETECTOR_SYSTEMATICS, ids=lambda s: s.parameter)
@@ -118,8 +150,9 @@ def test_one_systematic_at_the_reference_spectrum_equals_the_per_event_sum(relea
             if c.name in det.FLUX_TABLES:
                 w = w * reference_correction(systematic, c.name, sim, splines, value)
             exact += per_bin(corrected, w)
-        got = expected_counts(corrected.templates,
-                              {**REFERENCE, **NOMINAL, systematic.parameter: value})  # fmt: skip
+        got = expected_counts(
+            corrected.templates, {**REFERENCE, **NOMINAL, systematic.parameter: value}
+        )
         keep = exact > 0
         np.testing.assert_allclose(got[keep], exact[keep], rtol=1e-9)
 
@@ -204,10 +237,12 @@ def test_fit_record_keeps_the_responses(release):
     arrays = {k: v[1] for k, v in variables.items()}
     back = record_from_variables(arrays, attrs, "<record>").templates
     point = {**FLUX, "epsilon_dom": 0.9, "epsilon_head_on": 0.7, "anisotropy_scale": 0.4}
-    np.testing.assert_array_equal(expected_counts(back, point),
-                                  expected_counts(corrected.templates, point))  # fmt: skip
-    np.testing.assert_array_equal(back.sum_of_squares(point),
-                                  corrected.templates.sum_of_squares(point))  # fmt: skip
+    np.testing.assert_array_equal(
+        expected_counts(back, point), expected_counts(corrected.templates, point)
+    )
+    np.testing.assert_array_equal(
+        back.sum_of_squares(point), corrected.templates.sum_of_squares(point)
+    )
 
 
 def test_two_sided_map_returns_the_better_side(release):
@@ -260,10 +295,15 @@ def test_truth_and_scan_names_include_the_detector_systematics():
     from diffuse_fit.errors import UsageError
 
     truth = ",".join(f"{n}={v}" for n, v in {**REFERENCE, **NOMINAL}.items())
-    _check_parameter_names(argparse.Namespace(command="toys", truth=truth),
-                           HESE_COMPONENTS_NUISANCE)  # fmt: skip
-    _check_parameter_names(argparse.Namespace(command="scan", params=["epsilon_dom=0.9:1.1:3"]),
-                           HESE_COMPONENTS_NUISANCE)  # fmt: skip
+    _check_parameter_names(
+        argparse.Namespace(command="toys", truth=truth), HESE_COMPONENTS_NUISANCE
+    )
+    _check_parameter_names(
+        argparse.Namespace(command="scan", params=["epsilon_dom=0.9:1.1:3"]),
+        HESE_COMPONENTS_NUISANCE,
+    )
     with pytest.raises(UsageError, match="unknown parameter 'epsilon_domm'"):
-        _check_parameter_names(argparse.Namespace(command="scan", params=["epsilon_domm=1:2:3"]),
-                               HESE_COMPONENTS_NUISANCE)  # fmt: skip
+        _check_parameter_names(
+            argparse.Namespace(command="scan", params=["epsilon_domm=1:2:3"]),
+            HESE_COMPONENTS_NUISANCE,
+        )

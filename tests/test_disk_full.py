@@ -14,9 +14,11 @@ from diffuse_fit.cli import main
 from diffuse_fit.io import run_folder as rf
 from diffuse_fit.io.write_errors import mount_point
 
-HDF5_FULL = ("Can't close file (file write failed: time = ..., filename = 'x/posterior.nc', "
-             "file descriptor = 3, errno = 28, error message = 'No space left on device', "
-             "total write size = 95)\n, second line")  # fmt: skip
+HDF5_FULL = (
+    "Can't close file (file write failed: time = ..., filename = 'x/posterior.nc', "
+    "file descriptor = 3, errno = 28, error message = 'No space left on device', "
+    "total write size = 95)\n, second line"
+)
 
 
 def _leftovers(out: Path) -> list[str]:
@@ -87,8 +89,10 @@ def test_full_disk_on_the_command_line(tmp_path, monkeypatch, capsys):
     monkeypatch.undo()
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
-    assert err.startswith(f"diffuse-fit: error: cannot write '{out.resolve() / 'map.json'}': "
-                          "no space left on the device mounted at")  # fmt: skip
+    assert err.startswith(
+        f"diffuse-fit: error: cannot write '{out.resolve() / 'map.json'}': "
+        "no space left on the device mounted at"
+    )
     assert _snapshot(out) == before and _leftovers(out) == []
 
 
@@ -96,8 +100,9 @@ def _small_tmpfs(path: Path) -> bool:
     if os.geteuid() != 0 or not shutil.which("mount"):
         return False
     path.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(path)],
-                          capture_output=True)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(path)], capture_output=True
+    )
     return done.returncode == 0
 
 
@@ -109,12 +114,29 @@ def test_sample_on_a_300k_tmpfs(tmp_path):
     try:
         out = disk / "r"
         base = [sys.executable, "-m", "diffuse_fit.cli"]
-        first = subprocess.run([*base, "map", "--prior", "flat", "--quiet", "--out", str(out)],
-                               capture_output=True, text=True, timeout=300)  # fmt: skip
+        first = subprocess.run(
+            [*base, "map", "--prior", "flat", "--quiet", "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert first.returncode == 0, first.stderr
         before = _snapshot(out)
-        argv = [*base, "sample", "--prior", "flat", "--seed", "1", "--draws", "300", "--tune",
-                "300", "--quiet", "--out", str(out)]  # fmt: skip
+        argv = [
+            *base,
+            "sample",
+            "--prior",
+            "flat",
+            "--seed",
+            "1",
+            "--draws",
+            "300",
+            "--tune",
+            "300",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
         run = subprocess.run(argv, capture_output=True, text=True, timeout=600)
         assert run.returncode == 2, run.stderr
         assert run.stderr.count("\n") == 1, run.stderr

@@ -23,15 +23,18 @@ def test_run_batch_stops_at_the_first_failure():
         None,
     )
     assert run_batch(square_or_fail, {"fail_at": 2}, items) == (
-        [{"y": 1, "key": "t-001"}], ("t-002", "ValueError: bad x in t-002"))  # fmt: skip
+        [{"y": 1, "key": "t-001"}],
+        ("t-002", "ValueError: bad x in t-002"),
+    )
 
 
 def test_batched_tasks_are_journaled_one_by_one_and_a_failure_is_named(tmp_path):
     quiet = {"say": lambda *a, **k: None, "progressbar": False, "batch": 8}
     one_worker = ClusterOptions(workers=1)
     journal = Journal(tmp_path / "ok", {"kind": "test"})
-    results = run_tasks(square_or_fail, {"fail_at": -1}, TASKS, journal, one_worker, "test",
-                        **quiet)  # fmt: skip
+    results = run_tasks(
+        square_or_fail, {"fail_at": -1}, TASKS, journal, one_worker, "test", **quiet
+    )
     assert results == {k: {"y": a["x"] ** 2, "key": k} for k, a in TASKS.items()}
     assert journal.done(TASKS) == set(TASKS)
 
@@ -59,8 +62,7 @@ def test_batched_tasks_are_journaled_one_by_one_and_a_failure_is_named(tmp_path)
 def test_bad_scheduler_addresses_are_one_line_errors(tmp_path, capsys, address, reason):
     from diffuse_fit.cli import main
 
-    argv = ["toys", "--n", "2", "--seed", "1", "--scheduler", address, "--out",
-            str(tmp_path / "t")]  # fmt: skip
+    argv = ["toys", "--n", "2", "--seed", "1", "--scheduler", address, "--out", str(tmp_path / "t")]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("diffuse-fit: error: --scheduler")
@@ -75,8 +77,18 @@ def test_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys):
     from diffuse_fit.jobs.distributed import CONNECT_TIMEOUT_S
 
     assert CONNECT_TIMEOUT_S <= 4
-    argv = ["toys", "--n", "2", "--seed", "1", "--scheduler", "tcp://127.0.0.1:9", "--out",
-            str(tmp_path / "t"), "--quiet"]  # fmt: skip
+    argv = [
+        "toys",
+        "--n",
+        "2",
+        "--seed",
+        "1",
+        "--scheduler",
+        "tcp://127.0.0.1:9",
+        "--out",
+        str(tmp_path / "t"),
+        "--quiet",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err

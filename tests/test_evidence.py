@@ -68,8 +68,9 @@ def _grid_log_integrand(binned, priors, atmos, astro, gamma):
     two normalizations, so the tables are evaluated once per gamma."""
     k = binned.counts
     seen = k > 0
-    atmos_unit = expected_counts(binned.templates, {"atmos_norm": 1.0, "astro_norm": 0.0,
-                                                    "astro_gamma": 2.0})  # fmt: skip
+    atmos_unit = expected_counts(
+        binned.templates, {"atmos_norm": 1.0, "astro_norm": 0.0, "astro_gamma": 2.0}
+    )
     log_prior = (
         _scipy_prior(priors["atmos_norm"]).logpdf(atmos)[:, None, None]
         + _scipy_prior(priors["astro_norm"]).logpdf(astro)[None, :, None]
@@ -77,8 +78,9 @@ def _grid_log_integrand(binned, priors, atmos, astro, gamma):
     )
     out = np.empty((atmos.size, astro.size, gamma.size))
     for j, g in enumerate(gamma):
-        astro_unit = expected_counts(binned.templates, {"atmos_norm": 0.0, "astro_norm": 1.0,
-                                                        "astro_gamma": g})  # fmt: skip
+        astro_unit = expected_counts(
+            binned.templates, {"atmos_norm": 0.0, "astro_norm": 1.0, "astro_gamma": g}
+        )
         mu_seen = atmos[:, None, None] * atmos_unit[seen] + astro[None, :, None] * astro_unit[seen]
         out[:, :, j] = (
             (k[seen] * np.log(mu_seen)).sum(axis=-1)
@@ -152,14 +154,18 @@ def test_gamma_poisson_evidence_is_analytic(toy_dataset):
     seen = k > 0
     total = k.sum()
     exact = (
-        (k[seen] * np.log(unit[seen])).sum() - gammaln(k + 1.0).sum()
-        + alpha * math.log(beta) - gammaln(alpha)
-        + gammaln(alpha + total) - (alpha + total) * math.log(beta + unit.sum())
-    )  # fmt: skip
+        (k[seen] * np.log(unit[seen])).sum()
+        - gammaln(k + 1.0).sum()
+        + alpha * math.log(beta)
+        - gammaln(alpha)
+        + gammaln(alpha + total)
+        - (alpha + total) * math.log(beta + unit.sum())
+    )
     result = log_evidence(model, runs=4, draws=2000, seed=SEED)
     assert abs(result.log_z - exact) < max(4.0 * result.standard_error, FLOOR), (
-        result.log_z_runs, exact,
-    )  # fmt: skip
+        result.log_z_runs,
+        exact,
+    )
 
 
 @pytest.mark.parametrize("prior", ["flat", "hese"])
@@ -169,10 +175,13 @@ def test_improper_priors_are_refused(binned, prior):
         log_evidence(model, seed=SEED)
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"runs": 1}, "at least 2 runs"),
-    ({"draws": 5}, "at least 10 draws"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"runs": 1}, "at least 2 runs"),
+        ({"draws": 5}, "at least 10 draws"),
+    ],
+)
 def test_bad_options_are_refused(default_model, options, message):
     with pytest.raises(UsageError, match=message):
         log_evidence(default_model, seed=SEED, **options)

@@ -39,13 +39,16 @@ def _scipy_fixed_gamma():
     tilt = (np.asarray(sim["primaryEnergy"])[keep] / 1e5) ** (-(GAMMA - 2.5))
 
     def nll(x):
-        mu = np.bincount(index[keep], weights=x[0] * atmo + x[1] * astro * tilt,
-                         minlength=b.n_bins)  # fmt: skip
+        mu = np.bincount(index[keep], weights=x[0] * atmo + x[1] * astro * tilt, minlength=b.n_bins)
         live = mu > 0
         return -np.sum(k[live] * np.log(mu[live]) - mu[live] - gammaln(k[live] + 1.0))
 
-    return scipy.optimize.minimize(nll, [1.0, 6.0], method="Nelder-Mead",
-                                   options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000})  # fmt: skip
+    return scipy.optimize.minimize(
+        nll,
+        [1.0, 6.0],
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000},
+    )
 
 
 def test_fixed_index_map_equals_scipy_and_is_recorded(tmp_path):
@@ -89,16 +92,35 @@ def test_fixed_parameter_is_a_constant_of_the_pymc_model():
     assert (fast.path, slow.path) == ("numpy", "pymc")
     best = _scipy_fixed_gamma()
     for result in (fast, slow):
-        np.testing.assert_allclose([result.values["atmos_norm"], result.values["astro_norm"]],
-                                   best.x, rtol=1e-5)  # fmt: skip
+        np.testing.assert_allclose(
+            [result.values["atmos_norm"], result.values["astro_norm"]], best.x, rtol=1e-5
+        )
 
 
 def test_sample_with_a_fixed_parameter_reports(tmp_path):
     """sample --fix: the posterior has only the free parameters, the report draws the flux
     with the fixed index, and the saved record (read again by ``report``) keeps it."""
     out = tmp_path / "run"
-    assert main(["sample", "--fix", f"astro_gamma={GAMMA}", "--draws", "200", "--tune", "200",
-                 "--chains", "2", "--report", "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sample",
+                "--fix",
+                f"astro_gamma={GAMMA}",
+                "--draws",
+                "200",
+                "--tune",
+                "200",
+                "--chains",
+                "2",
+                "--report",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     tree = xr.open_datatree(out / "posterior.nc")
     assert "astro_gamma" not in tree.posterior.data_vars
     assert {"atmos_norm", "astro_norm"} <= set(tree.posterior.data_vars)
@@ -108,12 +130,15 @@ def test_sample_with_a_fixed_parameter_reports(tmp_path):
     assert summary["provenance"]["fixed"] == {"astro_gamma": GAMMA}
 
 
-@pytest.mark.parametrize(("fix", "message"), [
-    ("gamma=2", "--fix: unknown parameter 'gamma'"),
-    ("astro_gamma=7", "outside the allowed range [1, 4]"),
-    ("astro_gamma=2,astro_norm=3,atmos_norm=1", "every parameter is fixed"),
-    ("astro_gamma", "is not NAME=VALUE"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("fix", "message"),
+    [
+        ("gamma=2", "--fix: unknown parameter 'gamma'"),
+        ("astro_gamma=7", "outside the allowed range [1, 4]"),
+        ("astro_gamma=2,astro_norm=3,atmos_norm=1", "every parameter is fixed"),
+        ("astro_gamma", "is not NAME=VALUE"),
+    ],
+)
 def test_bad_fix_is_one_line(tmp_path, capsys, fix, message):
     assert main(["map", "--fix", fix, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

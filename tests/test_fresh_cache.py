@@ -52,11 +52,36 @@ def _executable() -> str:
 def test_draws_do_not_depend_on_what_filled_the_cache(tmp_path):
     env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={tmp_path / 'cache'}"}
     # make fit on a fresh machine: the executable fills an empty compile cache
-    subprocess.run([_executable(), "sample", "--prior", "default", "--seed", "1", "--quiet",
-                    "--draws", "50", "--tune", "50", "--chains", "1",
-                    "--out", str(tmp_path / "run")], env=env, check=True, timeout=600)  # fmt: skip
+    subprocess.run(
+        [
+            _executable(),
+            "sample",
+            "--prior",
+            "default",
+            "--seed",
+            "1",
+            "--quiet",
+            "--draws",
+            "50",
+            "--tune",
+            "50",
+            "--chains",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        env=env,
+        check=True,
+        timeout=600,
+    )
     # make test: another process samples by the cached route and by nutpie's own compilation
-    done = subprocess.run([sys.executable, "-c", _COMPARE], env=env, check=True, timeout=600,
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _COMPARE],
+        env=env,
+        check=True,
+        timeout=600,
+        capture_output=True,
+        text=True,
+    )
     differences = json.loads(done.stdout)
     assert differences == {n: 0.0 for n in differences}, differences

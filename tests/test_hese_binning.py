@@ -43,8 +43,11 @@ def _reference_bins(energy, zenith, length, morphology):
         keep = (energy >= 60.0e3) & (energy <= 1.0e7)
         keep &= (morphology != 2) | ((length >= 10.0) & (length <= 1000.0))
     masks = []
-    for topology, second, edges in ((0, zenith, z_edges), (1, zenith, z_edges),
-                                    (2, length, l_edges)):  # fmt: skip
+    for topology, second, edges in (
+        (0, zenith, z_edges),
+        (1, zenith, z_edges),
+        (2, length, l_edges),
+    ):
         e_map = np.digitize(energy, e_edges) - 1
         s_map = np.digitize(second, edges) - 1
         for j in range(len(edges) - 1):
@@ -62,8 +65,9 @@ def _events_on_edges(rng):
     energies = np.concatenate([cascades.energy_edges, [6e4, 1e7, 1e7 * (1 + 1e-15), 59999.99]])
     zeniths = np.concatenate([cascades.zenith_edges, [0.0, np.pi, 1.0]])
     lengths = np.concatenate([doubles.zenith_edges, [10.0, 1000.0, 9.999999, 1000.0000001, np.nan]])
-    e, z, length, m = (a.reshape(-1) for a in np.meshgrid(energies, zeniths, lengths, [0, 1, 2],
-                                                            indexing="ij"))  # fmt: skip
+    e, z, length, m = (
+        a.reshape(-1) for a in np.meshgrid(energies, zeniths, lengths, [0, 1, 2], indexing="ij")
+    )
     n = 20_000  # and random ones
     e = np.concatenate([e, 10 ** rng.uniform(4.5, 7.3, n)])
     z = np.concatenate([z, np.arccos(rng.uniform(-1, 1, n))])
@@ -99,32 +103,70 @@ def test_release_folder_is_fitted_in_the_release_bins(release_folder, tmp_path):
     gives the workshop's 400 bins."""
     folder, toy = release_folder
     out = tmp_path / "run"
-    assert main(["map", "--hese-release", str(folder), "--prior", "flat", "--out", str(out),
-                 "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            ["map", "--hese-release", str(folder), "--prior", "flat", "--out", str(out), "--quiet"]
+        )
+        == 0
+    )
     result = json.loads((out / "map.json").read_text())
     prov = result["provenance"]
-    assert [s["name"] for s in prov["binning"]["samples"]] == ["cascades", "tracks",
-                                                               "double_cascades"]  # fmt: skip
+    assert [s["name"] for s in prov["binning"]["samples"]] == [
+        "cascades",
+        "tracks",
+        "double_cascades",
+    ]
     assert prov["analysis"]["samples"][0]["binning"]["preset"] == "hese-release"
     data = toy.data
-    expected, n_bins = _reference_bins(*(np.asarray(data[f], dtype=np.float64) for f in
-                                         ("recoDepositedEnergy", "recoZenith", "recoLength",
-                                          "recoMorphology")))  # fmt: skip
+    expected, n_bins = _reference_bins(
+        *(
+            np.asarray(data[f], dtype=np.float64)
+            for f in ("recoDepositedEnergy", "recoZenith", "recoLength", "recoMorphology")
+        )
+    )
     inputs = load_inputs(hese_release=folder)
     binned = bin_dataset(inputs.data, inputs.simulation, binning=release_binning())
     assert isinstance(binned.binning, JointBinning)
-    np.testing.assert_array_equal(binned.counts, np.bincount(expected[expected >= 0],
-                                                             minlength=n_bins))  # fmt: skip
+    np.testing.assert_array_equal(
+        binned.counts, np.bincount(expected[expected >= 0], minlength=n_bins)
+    )
     assert np.sum(binned.counts[420:]) == np.sum(expected >= 420) > 0  # double cascades in
     workshop = tmp_path / "workshop"
-    assert main(["map", "--hese-release", str(folder), "--binning", "workshop", "--prior",
-                 "flat", "--out", str(workshop), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "map",
+                "--hese-release",
+                str(folder),
+                "--binning",
+                "workshop",
+                "--prior",
+                "flat",
+                "--out",
+                str(workshop),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     w = json.loads((workshop / "map.json").read_text())
     assert len(w["provenance"]["binning"]["energy_edges_GeV"]) == 21
 
 
 def test_merging_double_cascades_needs_the_workshop_binning(release_folder, tmp_path, capsys):
     folder, _ = release_folder
-    assert main(["map", "--hese-release", str(folder), "--double-cascades", "cascade",
-                 "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "map",
+                "--hese-release",
+                str(folder),
+                "--double-cascades",
+                "cascade",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "add --binning workshop" in capsys.readouterr().err

@@ -31,15 +31,30 @@ def release_folder(tmp_path_factory):
 def test_cli_map_on_release_folder_equals_reference(release_folder, tmp_path, capsys):
     """--binning workshop: the workshop's bins on the release (double cascades dropped)."""
     out = tmp_path / "fit"
-    assert main(["map", "--hese-release", str(release_folder), "--prior", "flat",
-                 "--binning", "workshop", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "map",
+                "--hese-release",
+                str(release_folder),
+                "--prior",
+                "flat",
+                "--binning",
+                "workshop",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "double cascades 'drop'" in printed and "'cascade' would keep" in printed
     result = json.loads((out / "map.json").read_text())
     inputs = load_inputs(hese_release=release_folder)
     binned = bin_dataset(inputs.data, inputs.simulation)
-    ref = reference_fit.fit(binned.counts, binned.simulation, binned.sim_bin_index,
-                            binned.binning.n_bins)  # fmt: skip
+    ref = reference_fit.fit(
+        binned.counts, binned.simulation, binned.sim_bin_index, binned.binning.n_bins
+    )
     np.testing.assert_allclose([result[n] for n in NAMES], ref.x, rtol=1e-4)
     assert result["neg_log_likelihood"] == pytest.approx(ref.neg_log_likelihood, abs=1e-6)
     assert result["provenance"]["input_spec"]["hese_release"] == str(release_folder)
@@ -61,8 +76,13 @@ def test_split_components_fit_separate_normalizations(release_folder, tmp_path):
     priors = resolve_priors("flat", parameter_supports(binned.components))
     assert set(priors) == {"atmos_norm", "prompt_norm", "muon_norm", "astro_norm", "astro_gamma"}
     model = build_model(binned, priors)
-    truth = {"atmos_norm": 1.2, "prompt_norm": 2.0, "muon_norm": 0.7,
-             "astro_norm": 6.0, "astro_gamma": 2.6}  # fmt: skip
+    truth = {
+        "atmos_norm": 1.2,
+        "prompt_norm": 2.0,
+        "muon_norm": 0.7,
+        "astro_norm": 6.0,
+        "astro_gamma": 2.6,
+    }
     set_counts(model, expected_counts(binned.templates, truth))
     result = find_map(model)
     # Asimov: the MAP is the truth; the weakly constrained prompt norm to a looser tolerance
@@ -70,16 +90,43 @@ def test_split_components_fit_separate_normalizations(release_folder, tmp_path):
         assert result.values[name] == pytest.approx(
             value, rel=1e-3 if name == "prompt_norm" else 1e-4
         )
-    assert main(["map", "--hese-release", str(release_folder), "--components", "split",
-                 "--prior", "default", "--binning", "workshop", "--out", str(tmp_path),
-                 "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "map",
+                "--hese-release",
+                str(release_folder),
+                "--components",
+                "split",
+                "--prior",
+                "default",
+                "--binning",
+                "workshop",
+                "--out",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     written = json.loads((tmp_path / "map.json").read_text())
     assert written["reference_fit"] is None and "muon_norm" in written
 
 
 def test_release_and_data_options_conflict(release_folder, tmp_path, capsys):
-    code = main(["map", "--hese-release", str(release_folder), "--data", "d.json", "--sim",
-                 "s.json", "--out", str(tmp_path)])  # fmt: skip
+    code = main(
+        [
+            "map",
+            "--hese-release",
+            str(release_folder),
+            "--data",
+            "d.json",
+            "--sim",
+            "s.json",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 2 and "either --hese-release or --data/--sim" in capsys.readouterr().err
 
 

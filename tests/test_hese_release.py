@@ -106,8 +106,14 @@ def test_writer_splits_files_and_reader_round_trips(release_dir, toy_release):
         content = json.loads((release_dir / name).read_text())
         assert sorted(content) == sorted(fields)
     assert json.loads((release_dir / "HESE_mc_truth.json").read_text())["primaryType"][0] in (
-        -16, -14, -12, 12, 14, 16, 13,
-    )  # fmt: skip
+        -16,
+        -14,
+        -12,
+        12,
+        14,
+        16,
+        13,
+    )
     sim, data = hr.read_release(release_dir)
     for table, columns in ((sim, toy_release.simulation), (data, toy_release.data)):
         assert sorted(table.fields) == sorted(columns)
@@ -171,12 +177,18 @@ def _transcribed(sim, norm=1.0, gamma=2.5, dgamma=0.0):
     w, e = sim["weightOverFluxOverLivetime"], sim["primaryEnergy"]
     return {
         "astro": w * norm * 1e-18 / 6 * (e / 1e5) ** -gamma * LIVETIME,
-        "conventional": w * (sim["pionFlux"] + sim["kaonFlux"])
-        * sim["conventionalSelfVetoCorrection"] * (e / 2020.0) ** -dgamma * LIVETIME,
-        "prompt": w * sim["promptFlux"] * sim["promptSelfVetoCorrection"]
-        * (e / 7887.0) ** -dgamma * LIVETIME,
+        "conventional": w
+        * (sim["pionFlux"] + sim["kaonFlux"])
+        * sim["conventionalSelfVetoCorrection"]
+        * (e / 2020.0) ** -dgamma
+        * LIVETIME,
+        "prompt": w
+        * sim["promptFlux"]
+        * sim["promptSelfVetoCorrection"]
+        * (e / 7887.0) ** -dgamma
+        * LIVETIME,
         "muon": sim["muonWeightOverLivetime"] * LIVETIME,
-    }  # fmt: skip
+    }
 
 
 def test_component_expectations_match_the_formulas(release_dir):
@@ -201,18 +213,33 @@ def test_converted_weights_match_the_formulas(release_dir):
     release_sim, release_data = hr.read_release(release_dir)
     sim, data = hw.to_workshop(release_sim, release_data)
     expected = _transcribed(release_sim)
-    assert sim.fields == [*SIMULATION_FIELDS, "length", "conventionalWeight", "promptWeight",
-                          "muonWeight", "pionWeight", "kaonWeight", "primaryType"]  # fmt: skip
+    assert sim.fields == [
+        *SIMULATION_FIELDS,
+        "length",
+        "conventionalWeight",
+        "promptWeight",
+        "muonWeight",
+        "pionWeight",
+        "kaonWeight",
+        "primaryType",
+    ]
     length = np.asarray(release_sim["recoLength"], dtype=np.float64)
     np.testing.assert_array_equal(sim["length"], np.where(np.isnan(length), 0.0, length))
-    for field, name in (("astroWeight", "astro"), ("conventionalWeight", "conventional"),
-                        ("promptWeight", "prompt"), ("muonWeight", "muon")):  # fmt: skip
+    for field, name in (
+        ("astroWeight", "astro"),
+        ("conventionalWeight", "conventional"),
+        ("promptWeight", "prompt"),
+        ("muonWeight", "muon"),
+    ):
         np.testing.assert_allclose(sim[field], expected[name], rtol=1e-13, atol=0, err_msg=field)
     atmo = expected["conventional"] + expected["prompt"] + expected["muon"]
     np.testing.assert_allclose(sim["atmoWeight"], atmo, rtol=1e-13, atol=0)
-    for field, release_field in (("energy", "recoDepositedEnergy"), ("zenith", "recoZenith"),
-                                 ("primaryEnergy", "primaryEnergy"),
-                                 ("primaryZenith", "primaryZenith")):  # fmt: skip
+    for field, release_field in (
+        ("energy", "recoDepositedEnergy"),
+        ("zenith", "recoZenith"),
+        ("primaryEnergy", "primaryEnergy"),
+        ("primaryZenith", "primaryZenith"),
+    ):
         np.testing.assert_array_equal(sim[field], release_sim[release_field])
     # muons only in atmoWeight; neutrinos carry astro weight
     muon = release_sim["muonWeightOverLivetime"] > 0
@@ -277,8 +304,10 @@ def test_converted_files_read_back(converted, release_dir):
 def test_asimov_fit_on_converted_release_recovers_truth(converted):
     sim, data = converted
     binned = bin_dataset(data, sim)
-    for truth in ({"atmos_norm": 1.0, "astro_norm": 6.37, "astro_gamma": 2.87},
-                  {"atmos_norm": 1.4, "astro_norm": 3.0, "astro_gamma": 2.3}):  # fmt: skip
+    for truth in (
+        {"atmos_norm": 1.0, "astro_norm": 6.37, "astro_gamma": 2.87},
+        {"atmos_norm": 1.4, "astro_norm": 3.0, "astro_gamma": 2.3},
+    ):
         asimov = expected_counts(binned.templates, truth)
         fit = reference_fit.fit(
             asimov, binned.simulation, binned.sim_bin_index, binned.binning.n_bins
@@ -295,13 +324,16 @@ def test_split_components(converted):
     np.testing.assert_allclose(
         expected_counts(split.templates, same),
         expected_counts(joint.templates, {"atmos_norm": 1.2, **astro}),
-        rtol=1e-12, atol=1e-15,
-    )  # fmt: skip
+        rtol=1e-12,
+        atol=1e-15,
+    )
     params = {"atmos_norm": 0.8, "prompt_norm": 2.5, "muon_norm": 0.3, **astro}
     weights = (
-        0.8 * sim["conventionalWeight"] + 2.5 * sim["promptWeight"] + 0.3 * sim["muonWeight"]
+        0.8 * sim["conventionalWeight"]
+        + 2.5 * sim["promptWeight"]
+        + 0.3 * sim["muonWeight"]
         + 5.0 * sim["astroWeight"] * (sim["primaryEnergy"] / 1e5) ** -(2.7 - 2.5)
-    )  # fmt: skip
+    )
     index = split.sim_bin_index
     exact = np.bincount(index[index >= 0], weights[index >= 0], minlength=split.binning.n_bins)
     np.testing.assert_allclose(expected_counts(split.templates, params), exact, rtol=1e-9)
@@ -309,8 +341,16 @@ def test_split_components(converted):
 
 def test_script_runs_as_a_program(release_dir, tmp_path):
     out_sim, out_data = tmp_path / "s.json", tmp_path / "d.json"
-    args = ["--release", str(release_dir), "--out-sim", str(out_sim), "--out-data", str(out_data),
-            "--double-cascades", "cascade"]  # fmt: skip
+    args = [
+        "--release",
+        str(release_dir),
+        "--out-sim",
+        str(out_sim),
+        "--out-data",
+        str(out_data),
+        "--double-cascades",
+        "cascade",
+    ]
     done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "double cascades 'cascade' (chosen)" in done.stdout
@@ -321,8 +361,14 @@ def test_script_runs_as_a_program(release_dir, tmp_path):
 def test_script_bad_input_exits_2_with_one_line(tmp_path, capsys):
     hr.write_release_folder(tmp_path, None, copy.deepcopy(GOOD_DATA))  # no simulation
     out = tmp_path / "out"
-    argv = ["--release", str(tmp_path), "--out-sim", str(out / "s.json"),
-            "--out-data", str(out / "d.json")]  # fmt: skip
+    argv = [
+        "--release",
+        str(tmp_path),
+        "--out-sim",
+        str(out / "s.json"),
+        "--out-data",
+        str(out / "d.json"),
+    ]
     assert _load_script().main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "HESE_mc_truth.json" in err and "does not exist" in err
@@ -430,50 +476,94 @@ def _edit_json(path, change):
 
 
 STRUCTURE = {
-    "not_json": ("HESE_mc_flux.json", lambda p: p.write_text("this is not json"),
-                 ["is not valid JSON"]),
-    "truncated": ("HESE_data.json", lambda p: p.write_text(p.read_text()[:-25]),
-                  ["is not valid JSON", "truncated"]),
-    "not_utf8": ("HESE_mc_truth.json", lambda p: p.write_bytes(b'{"a": \xff}'), ["not a JSON text"]),
-    "top_level_list": ("HESE_mc_observable.json", lambda p: p.write_text("[1, 2, 3]"),
-                       ["top level must be a JSON object", "list"]),
-    "data_missing_field": ("HESE_data.json", lambda p: _edit_json(p, lambda c: c.pop("recoZenith")),
-                           ["field 'recoZenith'", "required field is missing"]),
-    "sim_missing_field": ("HESE_mc_flux.json", lambda p: _edit_json(p, lambda c: c.pop("pionFlux")),
-                          ["field 'pionFlux'", "required field is missing", "HESE_mc_truth.json"]),
-    "column_lengths": ("HESE_data.json",
-                       lambda p: _edit_json(p, lambda c: c["recoZenith"].pop()),
-                       ["field 'recoZenith'", "has 1 values", "field 'recoDepositedEnergy' has 2"]),
-    "sim_column_lengths": ("HESE_mc_flux.json",
-                           lambda p: _edit_json(p, lambda c: c["promptFlux"].append(1e-19)),
-                           ["field 'promptFlux'", "has 4 values", "has 3"]),
-    "file_event_counts": ("HESE_mc_flux.json",
-                          lambda p: _edit_json(p, lambda c: [v.pop() for v in c.values()]),
-                          ["has 2 events", "HESE_mc_truth.json has 3", "same events"]),
-    "column_not_list": ("HESE_mc_truth.json",
-                        lambda p: _edit_json(p, lambda c: c.update(primaryEnergy=1e5)),
-                        ["field 'primaryEnergy'", "must be a list of numbers, not float"]),
-    "empty": ("HESE_data.json",
-              lambda p: _edit_json(p, lambda c: [v.clear() for v in c.values()]),
-              ["has no events"]),
-    "conflicting_duplicate": ("HESE_mc_observable.json",
-                              lambda p: _edit_json(p.parent / "HESE_mc_truth.json",
-                                                   lambda c: c.update(recoZenith=[0.1, 0.2, 0.3])),
-                              ["field 'recoZenith'", "differs from the same field in",
-                               "HESE_mc_truth.json"]),
-    "huge_integer": ("HESE_mc_flux.json",
-                     lambda p: p.write_text(p.read_text().replace("1e-09", "1" + "0" * 400)),
-                     ["field 'muonWeightOverLivetime'", "events[2]", "10000000...0000 (401 digits)",
-                      "beyond the float range"]),
-    "duplicate_key": ("HESE_mc_truth.json",
-                      lambda p: p.write_text(p.read_text().replace("{", '{"primaryType": [], ', 1)),
-                      ["'primaryType' twice"]),
-    "huge_integer_text": ("HESE_data.json",
-                          lambda p: p.write_text(p.read_text().replace("[0, 2]", "[0, 2" + "0" * 5000 + "]")),
-                          ["is not usable JSON", "4300"]),
-    "deep_nesting": ("HESE_data.json", lambda p: p.write_text("[" * 100000 + "]" * 100000),
-                     ["nested too deeply"]),
-}  # fmt: skip
+    "not_json": (
+        "HESE_mc_flux.json",
+        lambda p: p.write_text("this is not json"),
+        ["is not valid JSON"],
+    ),
+    "truncated": (
+        "HESE_data.json",
+        lambda p: p.write_text(p.read_text()[:-25]),
+        ["is not valid JSON", "truncated"],
+    ),
+    "not_utf8": (
+        "HESE_mc_truth.json",
+        lambda p: p.write_bytes(b'{"a": \xff}'),
+        ["not a JSON text"],
+    ),
+    "top_level_list": (
+        "HESE_mc_observable.json",
+        lambda p: p.write_text("[1, 2, 3]"),
+        ["top level must be a JSON object", "list"],
+    ),
+    "data_missing_field": (
+        "HESE_data.json",
+        lambda p: _edit_json(p, lambda c: c.pop("recoZenith")),
+        ["field 'recoZenith'", "required field is missing"],
+    ),
+    "sim_missing_field": (
+        "HESE_mc_flux.json",
+        lambda p: _edit_json(p, lambda c: c.pop("pionFlux")),
+        ["field 'pionFlux'", "required field is missing", "HESE_mc_truth.json"],
+    ),
+    "column_lengths": (
+        "HESE_data.json",
+        lambda p: _edit_json(p, lambda c: c["recoZenith"].pop()),
+        ["field 'recoZenith'", "has 1 values", "field 'recoDepositedEnergy' has 2"],
+    ),
+    "sim_column_lengths": (
+        "HESE_mc_flux.json",
+        lambda p: _edit_json(p, lambda c: c["promptFlux"].append(1e-19)),
+        ["field 'promptFlux'", "has 4 values", "has 3"],
+    ),
+    "file_event_counts": (
+        "HESE_mc_flux.json",
+        lambda p: _edit_json(p, lambda c: [v.pop() for v in c.values()]),
+        ["has 2 events", "HESE_mc_truth.json has 3", "same events"],
+    ),
+    "column_not_list": (
+        "HESE_mc_truth.json",
+        lambda p: _edit_json(p, lambda c: c.update(primaryEnergy=1e5)),
+        ["field 'primaryEnergy'", "must be a list of numbers, not float"],
+    ),
+    "empty": (
+        "HESE_data.json",
+        lambda p: _edit_json(p, lambda c: [v.clear() for v in c.values()]),
+        ["has no events"],
+    ),
+    "conflicting_duplicate": (
+        "HESE_mc_observable.json",
+        lambda p: _edit_json(
+            p.parent / "HESE_mc_truth.json", lambda c: c.update(recoZenith=[0.1, 0.2, 0.3])
+        ),
+        ["field 'recoZenith'", "differs from the same field in", "HESE_mc_truth.json"],
+    ),
+    "huge_integer": (
+        "HESE_mc_flux.json",
+        lambda p: p.write_text(p.read_text().replace("1e-09", "1" + "0" * 400)),
+        [
+            "field 'muonWeightOverLivetime'",
+            "events[2]",
+            "10000000...0000 (401 digits)",
+            "beyond the float range",
+        ],
+    ),
+    "duplicate_key": (
+        "HESE_mc_truth.json",
+        lambda p: p.write_text(p.read_text().replace("{", '{"primaryType": [], ', 1)),
+        ["'primaryType' twice"],
+    ),
+    "huge_integer_text": (
+        "HESE_data.json",
+        lambda p: p.write_text(p.read_text().replace("[0, 2]", "[0, 2" + "0" * 5000 + "]")),
+        ["is not usable JSON", "4300"],
+    ),
+    "deep_nesting": (
+        "HESE_data.json",
+        lambda p: p.write_text("[" * 100000 + "]" * 100000),
+        ["nested too deeply"],
+    ),
+}
 
 
 @pytest.mark.parametrize("case", sorted(STRUCTURE))

@@ -33,8 +33,11 @@ def _basis(t, k, x):
         nxt = np.zeros(len(t) - 1 - d)
         for i in range(len(nxt)):
             left = (x - t[i]) / (t[i + d] - t[i]) * b[i] if t[i + d] > t[i] else 0.0
-            right = ((t[i + d + 1] - x) / (t[i + d + 1] - t[i + 1]) * b[i + 1]
-                     if t[i + d + 1] > t[i + 1] else 0.0)  # fmt: skip
+            right = (
+                (t[i + d + 1] - x) / (t[i + d + 1] - t[i + 1]) * b[i + 1]
+                if t[i + d + 1] > t[i + 1]
+                else 0.0
+            )
             nxt[i] = left + right
         b = nxt
     return b[:n]

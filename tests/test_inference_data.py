@@ -31,9 +31,24 @@ def saved_runs(tmp_path_factory):
     runs = []
     for seed in (5, 6):
         out = tmp_path_factory.mktemp(f"run{seed}")
-        code = main(["sample", "--draws", "500", "--tune", "500", "--chains", "2", "--seed",
-                     str(seed), "--log-likelihood", "--prior-predictive", "--out", str(out),
-                     "--quiet"])  # fmt: skip
+        code = main(
+            [
+                "sample",
+                "--draws",
+                "500",
+                "--tune",
+                "500",
+                "--chains",
+                "2",
+                "--seed",
+                str(seed),
+                "--log-likelihood",
+                "--prior-predictive",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
         assert code == 0
         runs.append(out / "posterior.nc")
     return runs
@@ -44,8 +59,16 @@ def saved_runs(tmp_path_factory):
 @pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto:UserWarning")
 def test_saved_posterior_works_with_arviz(saved_runs):
     tree = az.from_netcdf(saved_runs[0])
-    for group in ("posterior", "sample_stats", "observed_data", "constant_data",
-                  "posterior_predictive", "log_likelihood", "prior", "prior_predictive"):  # fmt: skip
+    for group in (
+        "posterior",
+        "sample_stats",
+        "observed_data",
+        "constant_data",
+        "posterior_predictive",
+        "log_likelihood",
+        "prior",
+        "prior_predictive",
+    ):
         assert group in tree.children, group
     loo = az.loo(tree)
     assert np.isfinite(float(loo.elpd)) and int(loo.n_data_points) == 400
@@ -96,8 +119,9 @@ def test_log_likelihood_equals_pymc(small_posterior):
     posterior_only = xr.DataTree.from_dict({"posterior": tree.posterior.to_dataset()})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        theirs = pm.compute_log_likelihood(posterior_only, model=m, progressbar=False,
-                                           extend_inferencedata=False)  # fmt: skip
+        theirs = pm.compute_log_likelihood(
+            posterior_only, model=m, progressbar=False, extend_inferencedata=False
+        )
     bins = np.asarray(m.coords["bin"])
     ours = np.asarray(tree.log_likelihood["observed"]).reshape(2, SHORT["draws"], -1)
     np.testing.assert_allclose(ours[..., bins], np.asarray(theirs["observed"]), rtol=1e-10)
@@ -150,6 +174,7 @@ def test_expected_counts_on_request_agree_with_the_models_deterministic():
     expected = tree.posterior["expected"]
     assert expected.dims == ("chain", "draw", "topology", "zenith", "energy")
     total = expected.sum(("topology", "zenith", "energy")).values
-    np.testing.assert_allclose(total, tree.posterior["n_expected"].sum("component").values,
-                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        total, tree.posterior["n_expected"].sum("component").values, rtol=1e-5
+    )
     assert "expected" not in df.sample(m, seed=4, progressbar=False, **SHORT).posterior

@@ -60,8 +60,9 @@ def test_one_point_scan_draws_without_warnings(tmp_path, capsys):
     out = tmp_path / "scan"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        code = main(["scan", "--param", "astro_gamma=2:4:1", "--workers", "1", "--quiet",
-                     "--out", str(out)])  # fmt: skip
+        code = main(
+            ["scan", "--param", "astro_gamma=2:4:1", "--workers", "1", "--quiet", "--out", str(out)]
+        )
     assert code == 0
     assert capsys.readouterr().err == ""
     shown = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
@@ -70,8 +71,20 @@ def test_one_point_scan_draws_without_warnings(tmp_path, capsys):
 
 
 def test_truth_beyond_what_poisson_draws_allow_is_one_line(tmp_path, capsys):
-    argv = ["toys", "--truth", "atmos_norm=1e308", "--n", "2", "--seed", "1", "--workers", "1",
-            "--quiet", "--out", str(tmp_path / "t")]  # fmt: skip
+    argv = [
+        "toys",
+        "--truth",
+        "atmos_norm=1e308",
+        "--n",
+        "2",
+        "--seed",
+        "1",
+        "--workers",
+        "1",
+        "--quiet",
+        "--out",
+        str(tmp_path / "t"),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("diffuse-fit: error: --truth atmos_norm=1e+308")

@@ -66,10 +66,24 @@ def test_ctrl_c_during_toys_is_one_line_and_the_workers_stop_quietly(tmp_path):
     from diffuse_fit.io.journal import journal_folder
 
     out = tmp_path / "toys"
-    argv = [sys.executable, "-m", "diffuse_fit.cli", "toys", "--n", "3000", "--seed", "1",
-            "--workers", "2", "--out", str(out), "--quiet"]  # fmt: skip
-    process = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "diffuse_fit.cli",
+        "toys",
+        "--n",
+        "3000",
+        "--seed",
+        "1",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    process = subprocess.Popen(
+        argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and process.poll() is None:

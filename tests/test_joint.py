@@ -35,10 +35,15 @@ PARAMETERS = ("atmos_norm", "astro_norm", "astro_gamma")
 def _split_by_topology(inputs, binnings=None):
     """The toy as two samples, cascades and tracks, each with its own events only."""
     binnings = binnings or {}
-    return [(name, inputs.data.select(inputs.data["topology"] == code),
-             inputs.simulation.select(inputs.simulation["topology"] == code),
-             binnings.get(name, Binning(topology_codes=[code])))
-            for name, code in (("cascades", 0), ("tracks", 1))]  # fmt: skip
+    return [
+        (
+            name,
+            inputs.data.select(inputs.data["topology"] == code),
+            inputs.simulation.select(inputs.simulation["topology"] == code),
+            binnings.get(name, Binning(topology_codes=[code])),
+        )
+        for name, code in (("cascades", 0), ("tracks", 1))
+    ]
 
 
 def _numpy_map(binned, priors="flat"):
@@ -69,13 +74,18 @@ def test_split_into_samples_has_the_same_posterior():
     f1, f2 = single.compile_logp(), joint.compile_logp()
     rng = np.random.default_rng(3)
     for _ in range(5):
-        point = {"atmos_norm_log__": rng.normal(0, 0.5), "astro_norm_log__": rng.normal(1.8, 0.3),
-                 "astro_gamma_interval__": rng.normal(0, 1)}  # fmt: skip
+        point = {
+            "atmos_norm_log__": rng.normal(0, 0.5),
+            "astro_norm_log__": rng.normal(1.8, 0.3),
+            "astro_gamma_interval__": rng.normal(0, 1),
+        }
         assert f2(point) == pytest.approx(f1(point), rel=1e-10)
-    a = df.sample(single, draws=400, tune=400, chains=2, seed=5, progressbar=False,
-                  posterior_predictive=False)  # fmt: skip
-    b = df.sample(joint, draws=400, tune=400, chains=2, seed=6, progressbar=False,
-                  posterior_predictive=False)  # fmt: skip
+    a = df.sample(
+        single, draws=400, tune=400, chains=2, seed=5, progressbar=False, posterior_predictive=False
+    )
+    b = df.sample(
+        joint, draws=400, tune=400, chains=2, seed=6, progressbar=False, posterior_predictive=False
+    )
     for name in PARAMETERS:
         x, y = (np.asarray(t.posterior[name]).reshape(-1) for t in (a, b))
         mcse = np.hypot(*(df.summary(t)["mcse_mean"][name] for t in (a, b)))
@@ -83,16 +93,30 @@ def test_split_into_samples_has_the_same_posterior():
 
 
 TWO_BINNINGS = {
-    "format": "diffuse-fit-analysis", "format_version": 1, "priors": "flat",
+    "format": "diffuse-fit-analysis",
+    "format_version": 1,
+    "priors": "flat",
     "samples": [
-        {"name": "cascades", "inputs": {"toy": "default"},
-         "binning": {"energy_edges_GeV": [6e4, 1e5, 2e5, 4e5, 1e6, 3e6, 1e7],
-                     "cos_zenith_edges": [-1, -0.3, 0.3, 1], "topology_codes": [0]}},
-        {"name": "tracks", "inputs": {"toy": "default"},
-         "binning": {"energy_edges_GeV": [6e4, 1.5e5, 5e5, 1e7],
-                     "cos_zenith_edges": [-1, 0, 1], "topology_codes": [1]}},
+        {
+            "name": "cascades",
+            "inputs": {"toy": "default"},
+            "binning": {
+                "energy_edges_GeV": [6e4, 1e5, 2e5, 4e5, 1e6, 3e6, 1e7],
+                "cos_zenith_edges": [-1, -0.3, 0.3, 1],
+                "topology_codes": [0],
+            },
+        },
+        {
+            "name": "tracks",
+            "inputs": {"toy": "default"},
+            "binning": {
+                "energy_edges_GeV": [6e4, 1.5e5, 5e5, 1e7],
+                "cos_zenith_edges": [-1, 0, 1],
+                "topology_codes": [1],
+            },
+        },
     ],
-}  # fmt: skip
+}
 
 
 def _by_hand(samples) -> list[tuple]:
@@ -108,9 +132,16 @@ def _by_hand(samples) -> list[tuple]:
         data_bin, n = _binned_by_hand(ds.data, *args)
         sim_bin, _ = _binned_by_hand(sim, *args)
         keep = sim_bin >= 0
-        out.append((np.bincount(data_bin[data_bin >= 0], minlength=n).astype(float),
-                    np.asarray(sim["atmoWeight"])[keep], np.asarray(sim["astroWeight"])[keep],
-                    np.asarray(sim["primaryEnergy"])[keep], sim_bin[keep], n))  # fmt: skip
+        out.append(
+            (
+                np.bincount(data_bin[data_bin >= 0], minlength=n).astype(float),
+                np.asarray(sim["atmoWeight"])[keep],
+                np.asarray(sim["astroWeight"])[keep],
+                np.asarray(sim["primaryEnergy"])[keep],
+                sim_bin[keep],
+                n,
+            )
+        )
     return out
 
 
@@ -134,8 +165,12 @@ def test_joint_fit_with_two_binnings_equals_scipy(tmp_path):
             total -= np.sum(k[live] * np.log(mu[live]) - mu[live] - gammaln(k[live] + 1.0))
         return total
 
-    best = scipy.optimize.minimize(nll, [1.0, 6.0, 2.5], method="Nelder-Mead",
-                                   options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000})  # fmt: skip
+    best = scipy.optimize.minimize(
+        nll,
+        [1.0, 6.0, 2.5],
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000},
+    )
     np.testing.assert_allclose([fit[p] for p in PARAMETERS], best.x, rtol=1e-4)
     assert fit["neg_log_likelihood"] == pytest.approx(best.fun, abs=1e-6)
     # the run records the specification and each sample's bins and files
@@ -153,9 +188,27 @@ def test_joint_run_is_arviz_ready_and_reports_each_sample(tmp_path):
 
     spec = ROOT / "examples/joint_cascades_tracks.toml"
     out = tmp_path / "run"
-    assert main(["sample", "--analysis", str(spec), "--out", str(out), "--draws", "200",
-                 "--tune", "200", "--chains", "2", "--log-likelihood", "--report",
-                 "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sample",
+                "--analysis",
+                str(spec),
+                "--out",
+                str(out),
+                "--draws",
+                "200",
+                "--tune",
+                "200",
+                "--chains",
+                "2",
+                "--log-likelihood",
+                "--report",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     tree = xr.open_datatree(out / "posterior.nc")
     observed = tree["observed_data"]["observed"]
     assert observed.dims == ("bin",)
@@ -176,9 +229,11 @@ def test_joint_run_is_arviz_ready_and_reports_each_sample(tmp_path):
 def _edges(sample) -> dict:
     b = sample.binning
     default = Binning()
-    return {"energy_edges": b.energy_edges_GeV or default.energy_edges,
-            "zenith_edges": default.zenith_edges if b.zenith_edges() is None else b.zenith_edges(),
-            "topology_codes": b.topology_codes}  # fmt: skip
+    return {
+        "energy_edges": b.energy_edges_GeV or default.energy_edges,
+        "zenith_edges": default.zenith_edges if b.zenith_edges() is None else b.zenith_edges(),
+        "topology_codes": b.topology_codes,
+    }
 
 
 def test_each_sample_is_checked_on_its_own_files():
@@ -202,8 +257,12 @@ def test_a_per_sample_nuisance_parameter_equals_scipy(tmp_path):
     out = tmp_path / "run"
     assert main(["map", "--analysis", str(path), "--out", str(out), "--quiet"]) == 0
     fit = json.loads((out / "map.json").read_text())
-    assert fit["parameter_order"] == ["atmos_norm", "atmos_norm_tracks", "astro_norm",
-                                      "astro_gamma"]  # fmt: skip
+    assert fit["parameter_order"] == [
+        "atmos_norm",
+        "atmos_norm_tracks",
+        "astro_norm",
+        "astro_gamma",
+    ]
     per_sample = _by_hand(spec["samples"])
 
     def nll(x):
@@ -216,8 +275,12 @@ def test_a_per_sample_nuisance_parameter_equals_scipy(tmp_path):
             total -= np.sum(k[live] * np.log(mu[live]) - mu[live] - gammaln(k[live] + 1.0))
         return total
 
-    best = scipy.optimize.minimize(nll, [1.0, 1.0, 6.0, 2.5], method="Nelder-Mead",
-                                   options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 40_000})  # fmt: skip
+    best = scipy.optimize.minimize(
+        nll,
+        [1.0, 1.0, 6.0, 2.5],
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 40_000},
+    )
     got = [fit[n] for n in ("atmos_norm", "atmos_norm_tracks", "astro_norm", "astro_gamma")]
     np.testing.assert_allclose(got, best.x, rtol=1e-4)
     assert fit["neg_log_likelihood"] == pytest.approx(best.fun, abs=1e-6)

@@ -124,10 +124,16 @@ def test_forged_toy_results_are_refused(toy_result, case):
 def test_scan_result_must_be_at_the_tasks_points(prepared):
     context = prepared.context(prepared.config(kind="scan"))
     args = {"points": [{"astro_gamma": 2.5}, {"astro_gamma": 2.6}]}
-    good = {"log_posterior": [-1.0, -2.0], "neg_log_likelihood": [1.0, 2.0],
-            "values": [{**prepared.best.values, "astro_gamma": 2.5},
-                       {**prepared.best.values, "astro_gamma": 2.6}],
-            "converged": [True, True], "worker_fitter": "1-0"}  # fmt: skip
+    good = {
+        "log_posterior": [-1.0, -2.0],
+        "neg_log_likelihood": [1.0, 2.0],
+        "values": [
+            {**prepared.best.values, "astro_gamma": 2.5},
+            {**prepared.best.values, "astro_gamma": 2.6},
+        ],
+        "converged": [True, True],
+        "worker_fitter": "1-0",
+    }
     check_scan(context, "chunk-00000", args, good)
     moved = json.loads(json.dumps(good))
     moved["values"][1]["astro_gamma"] = 2.7
@@ -165,15 +171,17 @@ def test_bad_toy_entries_are_named_and_computed_again(tmp_path, caplog):
     journal.write("toy-000007", journal.load("toy-000000")[0])  # signed, but of index 0
     lines = []
     with caplog.at_level(logging.WARNING, logger="diffuse_fit.jobs.distributed"):
-        run_toys(inputs, "flat", out, "", 8, 3, cluster=cluster, say=lines.append,
-                 progressbar=False)  # fmt: skip
+        run_toys(
+            inputs, "flat", out, "", 8, 3, cluster=cluster, say=lines.append, progressbar=False
+        )
     warnings = [r.getMessage() for r in caplog.records if r.name == "diffuse_fit.jobs.distributed"]
     assert len(warnings) == 6, warnings
     for i, message in zip((2, 3, 4, 5, 6, 7), warnings, strict=True):
         assert str(path[i]) in message and "\n" not in message and "computing it again" in message
     assert "index is 0, the task's is 7" in warnings[-1]
-    assert any("8 tasks, 2 already done" in str(line) and "6 to compute" in str(line)
-               for line in lines), lines  # fmt: skip
+    assert any(
+        "8 tasks, 2 already done" in str(line) and "6 to compute" in str(line) for line in lines
+    ), lines
     again = xr.load_dataset(out / "toys.nc", engine="h5netcdf")
     assert again["toy"].values.tolist() == list(range(8))
     np.testing.assert_array_equal(again["map"].values, first["map"].values)

@@ -86,13 +86,32 @@ def test_executable_sample_job_imports_no_matplotlib(tmp_path):
     installs the lazy ``arviz``) never imports matplotlib: ``-X importtime`` lists every
     module the process imported."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "diffuse_fit.cli", "sample", "--draws", "100",
-         "--tune", "100", "--chains", "2", "--out", str(tmp_path / "run"), "--quiet"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "diffuse_fit.cli",
+            "sample",
+            "--draws",
+            "100",
+            "--tune",
+            "100",
+            "--chains",
+            "2",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
-                if line.startswith("import time:")}  # fmt: skip
+    imported = {
+        line.split("|")[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
     assert {"nutpie", "arviz_base", "arviz_stats"} <= imported
     assert not {m for m in imported if m.split(".")[0] in ("matplotlib", "arviz_plots")}
     assert (tmp_path / "run" / "posterior.nc").is_file()

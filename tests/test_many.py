@@ -80,8 +80,16 @@ def test_scan_rerun_computes_nothing_and_overlays_a_sample_run(inputs, scan_2d, 
     scan, out = scan_2d
     said = []
     params = [("astro_gamma", 2.7, 3.7, 6), ("astro_norm", 5.0, 12.0, 5)]
-    again = run_scan(inputs, "flat", out, params, cluster=ONE, posterior_run=sample_run,
-                     say=said.append, progressbar=False)  # fmt: skip
+    again = run_scan(
+        inputs,
+        "flat",
+        out,
+        params,
+        cluster=ONE,
+        posterior_run=sample_run,
+        say=said.append,
+        progressbar=False,
+    )
     assert any("6 already done" in line and "0 to compute" in line for line in said)
     assert not any(line.startswith("dask:") for line in said)  # no cluster was started
     assert again["ts"] == scan["ts"]
@@ -127,8 +135,18 @@ def test_each_worker_builds_its_fitter_once(toys_run):
 
 def test_toys_with_nuts_compile_once_per_worker(inputs, tmp_path):
     settings = SamplerSettings(draws=200, tune=200, chains=2)
-    coverage = run_toys(inputs, "flat", tmp_path / "n", "atmos_norm=0.6,astro_norm=8,astro_gamma=3.2",
-                        3, 1, nuts=True, settings=settings, cluster=ONE, **QUIET)  # fmt: skip
+    coverage = run_toys(
+        inputs,
+        "flat",
+        tmp_path / "n",
+        "atmos_norm=0.6,astro_norm=8,astro_gamma=3.2",
+        3,
+        1,
+        nuts=True,
+        settings=settings,
+        cluster=ONE,
+        **QUIET,
+    )
     assert set(coverage["parameters"]["astro_gamma"]) == {"hessian_68", "profile_68", "credible_68"}
     entries = [
         json.loads(p.read_text()) for p in journal_folder(tmp_path / "n").glob("*/toy-*.json")
@@ -142,9 +160,28 @@ def test_toys_with_nuts_compile_once_per_worker(inputs, tmp_path):
 
 def test_sbc_small(tmp_path):
     out = tmp_path / "sbc"
-    code = main(["sbc", "--n", "3", "--seed", "2", "--draws", "100", "--tune", "200",
-                 "--chains", "2", "--draws-per-fit", "19", "--workers", "1",
-                 "--out", str(out), "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "sbc",
+            "--n",
+            "3",
+            "--seed",
+            "2",
+            "--draws",
+            "100",
+            "--tune",
+            "200",
+            "--chains",
+            "2",
+            "--draws-per-fit",
+            "19",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     sbc = json.loads((out / "sbc.json").read_text())
     assert sbc["n"] == 3 and sbc["draws_per_fit"] == 19
@@ -182,10 +219,24 @@ def test_killed_ensemble_resumes_with_only_the_missing_experiments(tmp_path):
     """SIGKILL the whole command mid-run; the rerun keeps every stored experiment (not
     recomputed: the files are untouched) and computes the rest."""
     out = tmp_path / "toys"
-    argv = [sys.executable, "-m", "diffuse_fit.cli", "toys", "--n", "150", "--seed", "4",
-            "--workers", "1", "--out", str(out), "--quiet"]  # fmt: skip
-    process = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "diffuse_fit.cli",
+        "toys",
+        "--n",
+        "150",
+        "--seed",
+        "4",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    process = subprocess.Popen(
+        argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     journal = journal_folder(out)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(journal.glob("*/toy-*.json"))) < 5:
@@ -221,8 +272,23 @@ def test_scan_with_say_minimum_is_the_say_map(tmp_path):
         )
         == 0
     )
-    assert main(["scan", "--likelihood", "say", "--param", "astro_gamma=2.6:3.8:4", "--workers", "1",
-                 "--out", str(tmp_path / "s"), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "scan",
+                "--likelihood",
+                "say",
+                "--param",
+                "astro_gamma=2.6:3.8:4",
+                "--workers",
+                "1",
+                "--out",
+                str(tmp_path / "s"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     best = json.loads((tmp_path / "m" / "map.json").read_text())
     scan = json.loads((tmp_path / "s" / "scan.json").read_text())
     assert scan["provenance"]["likelihood"] == "say"
@@ -275,12 +341,21 @@ def test_toys_run_on_an_existing_dask_cluster(inputs, toys_run, tmp_path):
     from dask.distributed import LocalCluster
 
     _, first = toys_run
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                      dashboard_address="127.0.0.1:0") as cluster:  # fmt: skip
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
+    ) as cluster:
         said = []
-        run_toys(inputs, "flat", tmp_path / "remote", "", 3, 7,
-                 cluster=ClusterOptions(scheduler=cluster.scheduler_address),
-                 say=said.append, progressbar=False)  # fmt: skip
+        run_toys(
+            inputs,
+            "flat",
+            tmp_path / "remote",
+            "",
+            3,
+            7,
+            cluster=ClusterOptions(scheduler=cluster.scheduler_address),
+            say=said.append,
+            progressbar=False,
+        )
     assert any(line.startswith(f"dask: scheduler {cluster.scheduler_address}") for line in said)
     here = xr.load_dataset(tmp_path / "remote" / "toys.nc", engine="h5netcdf")
     before = xr.load_dataset(first / "toys.nc", engine="h5netcdf")

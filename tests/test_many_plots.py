@@ -35,7 +35,12 @@ def wilks_contours(fig):
     """level -> vertices of the unfilled (Wilks) contour lines of the scan axes."""
     out = {}
     for cs in fig.axes[0].collections:
-        if isinstance(cs, ContourSet) and not cs.filled and len(cs.levels) and cs.get_linewidth()[0] > 1.5:  # fmt: skip
+        if (
+            isinstance(cs, ContourSet)
+            and not cs.filled
+            and len(cs.levels)
+            and cs.get_linewidth()[0] > 1.5
+        ):
             for level, path in zip(cs.levels, cs.get_paths(), strict=True):
                 out[float(level)] = path.vertices
     return out
@@ -61,7 +66,10 @@ def test_scan_2d_contours_at_wilks_radius():
 def test_scan_2d_with_failed_points_and_posterior(rng):
     scan = quadratic_scan(n=21, failed=[(3, 4), (10, 10), (20, 0)])
     scan["ts"][5][5] = float("nan")
-    posterior = {"atmos_norm": rng.normal(1.2, 0.8, 4000), "astro_gamma": rng.normal(2.4, 0.9, 4000)}  # fmt: skip
+    posterior = {
+        "atmos_norm": rng.normal(1.2, 0.8, 4000),
+        "astro_gamma": rng.normal(2.4, 0.9, 4000),
+    }
     fig = mp.scan_figure(scan, posterior)
     ax = fig.axes[0]
     filled = [c for c in ax.collections if isinstance(c, ContourSet) and c.filled]
@@ -87,12 +95,20 @@ def test_scan_1d(rng):
     ts = ((grid - 2.0) / 0.5) ** 2
     ts_list = [None if i == 7 else float(v) for i, v in enumerate(ts)]
     ts_list[30] = float("nan")
-    scan = {"parameters": ["astro_norm"], "grid": {"astro_norm": grid.tolist()}, "ts": ts_list,
-            "best": {"astro_norm": 2.0, "atmos_norm": 1.0}, "profiled": {}}  # fmt: skip
+    scan = {
+        "parameters": ["astro_norm"],
+        "grid": {"astro_norm": grid.tolist()},
+        "ts": ts_list,
+        "best": {"astro_norm": 2.0, "atmos_norm": 1.0},
+        "profiled": {},
+    }
     fig = mp.scan_figure(scan, {"astro_norm": rng.normal(2.0, 0.5, 5000)})
     ax = fig.axes[0]
-    horizontal = sorted(line.get_ydata()[0] for line in ax.get_lines()
-                        if len(set(line.get_ydata())) == 1 and line.get_xdata()[0] == 0)  # fmt: skip
+    horizontal = sorted(
+        line.get_ydata()[0]
+        for line in ax.get_lines()
+        if len(set(line.get_ydata())) == 1 and line.get_xdata()[0] == 0
+    )
     np.testing.assert_allclose(horizontal, [1.0, 4.0], atol=1e-3)
     spans = [p for p in ax.patches]
     assert len(spans) == 2  # the 68.3% and 95.4% credible intervals
@@ -108,7 +124,10 @@ def test_scan_rejects_bad_shape():
 
 
 def test_pull_figure(rng):
-    pulls = {"atmos_norm": rng.normal(0, 1, 300), "astro_gamma": np.r_[rng.normal(0.5, 2, 200), [np.nan] * 3, np.inf]}  # fmt: skip
+    pulls = {
+        "atmos_norm": rng.normal(0, 1, 300),
+        "astro_gamma": np.r_[rng.normal(0.5, 2, 200), [np.nan] * 3, np.inf],
+    }
     pulls["astro_norm"] = np.full(5, np.nan)
     fig = mp.pull_figure(pulls)
     axes = [ax for ax in fig.axes if ax.get_visible()]
@@ -133,17 +152,27 @@ def test_binomial_interval_clopper_pearson():
 
 
 def test_coverage_figure():
-    coverage = {"parameters": {
-        "atmos_norm": {"hessian_68": 0.66, "profile_68": 0.69, "credible_68": 0.70},
-        "astro_gamma": {"hessian_68": 0.55, "profile_68": 0.67, "credible_68": None},
-        "astro_norm": {"hessian_68": 0.60, "profile_68": float("nan")},
-    }}  # fmt: skip
+    coverage = {
+        "parameters": {
+            "atmos_norm": {"hessian_68": 0.66, "profile_68": 0.69, "credible_68": 0.70},
+            "astro_gamma": {"hessian_68": 0.55, "profile_68": 0.67, "credible_68": None},
+            "astro_norm": {"hessian_68": 0.60, "profile_68": float("nan")},
+        }
+    }
     fig = mp.coverage_figure(coverage, n=200)
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == [mp.SHORT[n] for n in coverage["parameters"]]  # fmt: skip
-    assert 0.6827 in [line.get_ydata()[0] for line in ax.get_lines() if len(set(line.get_ydata())) == 1]  # fmt: skip
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        mp.SHORT[n] for n in coverage["parameters"]
+    ]
+    assert 0.6827 in [
+        line.get_ydata()[0] for line in ax.get_lines() if len(set(line.get_ydata())) == 1
+    ]
     points = {c.get_label(): c for c in ax.containers}
-    assert set(points) == {"Hessian (MAP $\\pm\\sigma$)", "profile likelihood (Wilks)", "posterior credible (central)"}  # fmt: skip
+    assert set(points) == {
+        "Hessian (MAP $\\pm\\sigma$)",
+        "profile likelihood (Wilks)",
+        "posterior credible (central)",
+    }
     assert len(points["Hessian (MAP $\\pm\\sigma$)"].lines[0].get_xdata()) == 3
     assert len(points["profile likelihood (Wilks)"].lines[0].get_xdata()) == 2
     assert len(points["posterior credible (central)"].lines[0].get_xdata()) == 1
@@ -192,7 +221,10 @@ def test_rank_ecdf_at_boundaries():
 
 def test_sbc_figure(rng):
     L = 99
-    ranks = {"atmos_norm": rng.integers(0, L + 1, 120), "astro_gamma": np.r_[np.zeros(60), rng.integers(0, L + 1, 60)]}  # fmt: skip
+    ranks = {
+        "atmos_norm": rng.integers(0, L + 1, 120),
+        "astro_gamma": np.r_[np.zeros(60), rng.integers(0, L + 1, 60)],
+    }
     fig = mp.sbc_figure(ranks, L)
     assert len(fig.axes) == 4
     ecdf_ax, hist_ax, biased_ax, _ = fig.axes

@@ -36,8 +36,14 @@ def _find_map(m: pm.Model) -> dict:
     start = dict(zip(reference_fit.PARAMETERS, reference_fit.X0, strict=True))
     with m, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        point = pm.find_MAP(initvals=start, progressbar=False, return_inferencedata=False,
-                            jitter=False, tol=1e-12, maxiter=20_000)  # fmt: skip
+        point = pm.find_MAP(
+            initvals=start,
+            progressbar=False,
+            return_inferencedata=False,
+            jitter=False,
+            tol=1e-12,
+            maxiter=20_000,
+        )
     return {k: float(np.asarray(v)) for k, v in point.items() if np.ndim(v) == 0}
 
 
@@ -76,8 +82,9 @@ def test_potential_is_fitted_not_ignored(binned_toy, caplog):
     assert twin is not None
     from diffuse_fit.binned.likelihoods import LIKELIHOODS
 
-    loglike = LIKELIHOODS["poisson"](twin.templates, binned_toy.counts, result.values,
-                                     list(PARAMETERS), twin.bins)[0]  # fmt: skip
+    loglike = LIKELIHOODS["poisson"](
+        twin.templates, binned_toy.counts, result.values, list(PARAMETERS), twin.bins
+    )[0]
     assert result.neg_log_likelihood == pytest.approx(-loglike, rel=1e-10)
 
 
@@ -119,8 +126,9 @@ def test_prior_changed_with_do_and_rebuilt_model(binned_toy):
 def test_new_counts_keep_the_fast_path(binned_toy):
     """pm.set_data / set_counts change the data, not the model: the twin stays valid."""
     m = df.build_model(binned_toy, priors="flat")
-    asimov = expected_counts(binned_toy.templates,
-                             {"atmos_norm": 1.2, "astro_norm": 5.0, "astro_gamma": 2.7})  # fmt: skip
+    asimov = expected_counts(
+        binned_toy.templates, {"atmos_norm": 1.2, "astro_norm": 5.0, "astro_gamma": 2.7}
+    )
     set_counts(m, asimov)
     result = df.fit_map(m)
     assert result.path == "numpy"

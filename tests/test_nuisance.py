@@ -28,31 +28,75 @@ from diffuse_fit.physics import hese_toy
 from diffuse_fit.physics import hese_weights as hw
 
 T = hw.LIVETIME_S
-NAMES = ["atmos_norm", "nunubar_ratio", "cr_delta_gamma", "kpi_ratio", "prompt_norm",
-         "muon_norm", "astro_norm", "astro_gamma"]  # fmt: skip
+NAMES = [
+    "atmos_norm",
+    "nunubar_ratio",
+    "cr_delta_gamma",
+    "kpi_ratio",
+    "prompt_norm",
+    "muon_norm",
+    "astro_norm",
+    "astro_gamma",
+]
 POINTS = [
-    dict(atmos_norm=1.0, prompt_norm=1.0, muon_norm=1.0, astro_norm=6.0, astro_gamma=2.5,
-         cr_delta_gamma=0.0, kpi_ratio=1.0, nunubar_ratio=1.0),
-    dict(atmos_norm=1.3, prompt_norm=2.1, muon_norm=0.6, astro_norm=4.0, astro_gamma=2.95,
-         cr_delta_gamma=-0.31, kpi_ratio=1.25, nunubar_ratio=0.7),
-    dict(atmos_norm=0.8, prompt_norm=0.3, muon_norm=1.4, astro_norm=9.0, astro_gamma=1.3,
-         cr_delta_gamma=0.42, kpi_ratio=0.05, nunubar_ratio=1.9),
-]  # fmt: skip
+    dict(
+        atmos_norm=1.0,
+        prompt_norm=1.0,
+        muon_norm=1.0,
+        astro_norm=6.0,
+        astro_gamma=2.5,
+        cr_delta_gamma=0.0,
+        kpi_ratio=1.0,
+        nunubar_ratio=1.0,
+    ),
+    dict(
+        atmos_norm=1.3,
+        prompt_norm=2.1,
+        muon_norm=0.6,
+        astro_norm=4.0,
+        astro_gamma=2.95,
+        cr_delta_gamma=-0.31,
+        kpi_ratio=1.25,
+        nunubar_ratio=0.7,
+    ),
+    dict(
+        atmos_norm=0.8,
+        prompt_norm=0.3,
+        muon_norm=1.4,
+        astro_norm=9.0,
+        astro_gamma=1.3,
+        cr_delta_gamma=0.42,
+        kpi_ratio=0.05,
+        nunubar_ratio=1.9,
+    ),
+]
 
 
 def release_weights(sim, p):
     """Expected events of each simulated event, written from the release's weighter.py."""
     e, wofl = sim["primaryEnergy"], sim["weightOverFluxOverLivetime"]
     r = np.where(sim["primaryType"] > 0, p["nunubar_ratio"], 2.0 - p["nunubar_ratio"])
-    conv = (p["atmos_norm"] * (e / 2020.0) ** -p["cr_delta_gamma"]
-            * (sim["pionFlux"] + p["kpi_ratio"] * sim["kaonFlux"]) * r
-            * sim["conventionalSelfVetoCorrection"])  # fmt: skip
-    prompt = (p["prompt_norm"] * (e / 7887.0) ** -p["cr_delta_gamma"] * sim["promptFlux"] * r
-              * sim["promptSelfVetoCorrection"])  # fmt: skip
+    conv = (
+        p["atmos_norm"]
+        * (e / 2020.0) ** -p["cr_delta_gamma"]
+        * (sim["pionFlux"] + p["kpi_ratio"] * sim["kaonFlux"])
+        * r
+        * sim["conventionalSelfVetoCorrection"]
+    )
+    prompt = (
+        p["prompt_norm"]
+        * (e / 7887.0) ** -p["cr_delta_gamma"]
+        * sim["promptFlux"]
+        * r
+        * sim["promptSelfVetoCorrection"]
+    )
     astro = p["astro_norm"] * 1e-18 / 6.0 * (e / 1e5) ** -p["astro_gamma"]
-    return {"conventional": wofl * conv * T, "prompt": wofl * prompt * T,
-            "muon": p["muon_norm"] * sim["muonWeightOverLivetime"] * T,
-            "astrophysical": wofl * astro * T}  # fmt: skip
+    return {
+        "conventional": wofl * conv * T,
+        "prompt": wofl * prompt * T,
+        "muon": p["muon_norm"] * sim["muonWeightOverLivetime"] * T,
+        "astrophysical": wofl * astro * T,
+    }
 
 
 def per_bin(index, w, n):
@@ -67,8 +111,9 @@ def say_ref(k, mu, s2):
     m, s = mu[pos], s2[pos]
     a, b = m**2 / s + 1.0, m / s
     kk = k[pos]
-    out[pos] = (a * np.log(b) + gammaln(kk + a) - gammaln(kk + 1) - (kk + a) * np.log1p(b)
-                - gammaln(a))  # fmt: skip
+    out[pos] = (
+        a * np.log(b) + gammaln(kk + a) - gammaln(kk + 1) - (kk + a) * np.log1p(b) - gammaln(a)
+    )
     return out
 
 
@@ -85,8 +130,9 @@ def release():
 def test_converter_fills_the_nuisance_columns(release):
     sim, binned = release
     ws = binned.simulation
-    np.testing.assert_allclose(ws["pionWeight"] + ws["kaonWeight"], ws["conventionalWeight"],
-                               rtol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        ws["pionWeight"] + ws["kaonWeight"], ws["conventionalWeight"], rtol=1e-12
+    )
     np.testing.assert_array_equal(ws["primaryType"], sim["primaryType"])
     ref = (
         sim["weightOverFluxOverLivetime"] * sim["kaonFlux"] * sim["conventionalSelfVetoCorrection"]
@@ -142,8 +188,13 @@ def test_hese_prior_set_is_the_release_priors():
     supports = parameter_supports(hw.HESE_COMPONENTS_NUISANCE)
     priors = resolve_priors("hese", supports)
     # HESE_fit.py `priors`: (mean, sigma, low, high); flat where mean is None
-    release = {"cr_delta_gamma": (-0.05, 0.05), "nunubar_ratio": (1.0, 0.1),
-               "atmos_norm": (1.0, 0.4), "muon_norm": (1.0, 0.5), "kpi_ratio": (1.0, 0.1)}  # fmt: skip
+    release = {
+        "cr_delta_gamma": (-0.05, 0.05),
+        "nunubar_ratio": (1.0, 0.1),
+        "atmos_norm": (1.0, 0.4),
+        "muon_norm": (1.0, 0.5),
+        "kpi_ratio": (1.0, 0.1),
+    }
     for name, (mu, sigma) in release.items():
         x = np.array([mu - 0.3 * sigma, mu + 0.7 * sigma])
         diff = [priors[name].log_density(v) - stats.norm.logpdf(v, mu, sigma) for v in x]
@@ -174,11 +225,23 @@ def test_pymc_logp_equals_numpy_twin(release):
 def scipy_map(sim, binned, priors):
     """MAP of the per-event SAY likelihood plus the release's Gaussian priors (scipy)."""
     n, index, k = binned.binning.n_bins, binned.sim_bin_index, binned.counts
-    gauss = {"cr_delta_gamma": (-0.05, 0.05), "nunubar_ratio": (1.0, 0.1),
-             "atmos_norm": (1.0, 0.4), "muon_norm": (1.0, 0.5), "kpi_ratio": (1.0, 0.1)}  # fmt: skip
-    bounds = {"cr_delta_gamma": (-0.55, 0.45), "nunubar_ratio": (0, 2), "atmos_norm": (0, None),
-              "muon_norm": (0, None), "kpi_ratio": (0, None), "prompt_norm": (0, None),
-              "astro_norm": (0, None), "astro_gamma": (1, 4)}  # fmt: skip
+    gauss = {
+        "cr_delta_gamma": (-0.05, 0.05),
+        "nunubar_ratio": (1.0, 0.1),
+        "atmos_norm": (1.0, 0.4),
+        "muon_norm": (1.0, 0.5),
+        "kpi_ratio": (1.0, 0.1),
+    }
+    bounds = {
+        "cr_delta_gamma": (-0.55, 0.45),
+        "nunubar_ratio": (0, 2),
+        "atmos_norm": (0, None),
+        "muon_norm": (0, None),
+        "kpi_ratio": (0, None),
+        "prompt_norm": (0, None),
+        "astro_norm": (0, None),
+        "astro_gamma": (1, 4),
+    }
 
     def neg(x):
         p = dict(zip(NAMES, x, strict=True))
@@ -191,18 +254,28 @@ def scipy_map(sim, binned, priors):
     x0 = [1.0, 1.0, -0.05, 1.0, 1.0, 1.0, 6.0, 2.5]
     best = None
     for method in ("L-BFGS-B", "Powell"):
-        r = scipy.optimize.minimize(neg, x0 if best is None else best.x, method=method,
-                                    bounds=[bounds[m] for m in NAMES],
-                                    options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 20000}
-                                    if method == "L-BFGS-B" else {"xtol": 1e-10, "ftol": 1e-15,
-                                                                  "maxiter": 200000})  # fmt: skip
+        r = scipy.optimize.minimize(
+            neg,
+            x0 if best is None else best.x,
+            method=method,
+            bounds=[bounds[m] for m in NAMES],
+            options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 20000}
+            if method == "L-BFGS-B"
+            else {"xtol": 1e-10, "ftol": 1e-15, "maxiter": 200000},
+        )
         best = r if best is None or r.fun <= best.fun else best
     return dict(zip(NAMES, best.x, strict=True)), best.fun
 
 
 SPLINES = Path(__file__).parents[2] / "shared" / "hese7" / "splines"
-NOMINAL_DETECTOR = ["--fix", "epsilon_dom=0.99", "--fix", "epsilon_head_on=0", "--fix",
-                    "anisotropy_scale=1"]  # fmt: skip
+NOMINAL_DETECTOR = [
+    "--fix",
+    "epsilon_dom=0.99",
+    "--fix",
+    "epsilon_head_on=0",
+    "--fix",
+    "anisotropy_scale=1",
+]
 
 
 @pytest.mark.parametrize("splines", [False, True], ids=["no-splines", "splines-fixed-nominal"])
@@ -219,17 +292,40 @@ def test_cli_map_hese_release_say_prior_hese_equals_scipy(tmp_path, capsys, spli
         (folder / "resources").mkdir()
         (folder / "resources" / "splines").symlink_to(SPLINES)
     out = tmp_path / "fit"
-    assert main(["map", "--hese-release", str(folder), "--components", "hese", "--likelihood",
-                 "say", "--prior", "hese", "--out", str(out),
-                 *(NOMINAL_DETECTOR if splines else [])]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "map",
+                "--hese-release",
+                str(folder),
+                "--components",
+                "hese",
+                "--likelihood",
+                "say",
+                "--prior",
+                "hese",
+                "--out",
+                str(out),
+                *(NOMINAL_DETECTOR if splines else []),
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "map.json").read_text())
     if splines:
-        assert result["fixed"] == {"epsilon_dom": 0.99, "epsilon_head_on": 0.0,
-                                   "anisotropy_scale": 1.0}  # fmt: skip
+        assert result["fixed"] == {
+            "epsilon_dom": 0.99,
+            "epsilon_head_on": 0.0,
+            "anisotropy_scale": 1.0,
+        }
         assert "detector systematics" in capsys.readouterr().out
     inputs = load_inputs(hese_release=folder)
-    binned = bin_dataset(inputs.data, inputs.simulation, components=hw.HESE_COMPONENTS_NUISANCE,
-                         binning=release_binning())  # the default for --hese-release  # fmt: skip
+    binned = bin_dataset(
+        inputs.data,
+        inputs.simulation,
+        components=hw.HESE_COMPONENTS_NUISANCE,
+        binning=release_binning(),
+    )  # the default for --hese-release
     assert binned.binning.n_bins == 840
     sim_release = EventTable({k: np.asarray(v, float) for k, v in toy.simulation.items()}, "s")
     assert len(sim_release) == len(binned.simulation)
@@ -265,8 +361,11 @@ def test_neutrino_without_particle_type_is_refused(release):
     code[np.flatnonzero(columns["pionWeight"] > 0)[0]] = 0.0
     columns["primaryType"] = code
     with pytest.raises(DataFormatError) as err:
-        bin_dataset(binned.data, EventTable(columns, "typeless.json"),
-                    components=hw.HESE_COMPONENTS_NUISANCE)  # fmt: skip
+        bin_dataset(
+            binned.data,
+            EventTable(columns, "typeless.json"),
+            components=hw.HESE_COMPONENTS_NUISANCE,
+        )
     assert "typeless.json" in str(err.value) and "primaryType" in str(err.value)
 
 
@@ -276,9 +375,33 @@ def test_cli_sample_and_report_with_nuisances(tmp_path):
     toy = hese_toy.make_toy_release(seed=22, n=8_000)
     hr.write_release_folder(folder, toy.simulation, toy.data)
     out = tmp_path / "run"
-    assert main(["sample", "--hese-release", str(folder), "--components", "hese",
-                 "--likelihood", "say", "--prior", "hese", "--draws", "200", "--tune", "300",
-                 "--chains", "2", "--seed", "3", "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sample",
+                "--hese-release",
+                str(folder),
+                "--components",
+                "hese",
+                "--likelihood",
+                "say",
+                "--prior",
+                "hese",
+                "--draws",
+                "200",
+                "--tune",
+                "300",
+                "--chains",
+                "2",
+                "--seed",
+                "3",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["report", "--run", str(out), "--quiet"]) == 0
     summary = json.loads((out / "map.json").read_text())
     assert set(NAMES) <= set(summary)

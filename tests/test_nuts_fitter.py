@@ -86,9 +86,12 @@ def cfunc_logp(compiled, x):
     grad, logp = np.zeros(n), np.zeros(())
     as_ptr = ctypes.POINTER(ctypes.c_double)
     status = compiled.compiled_logp_func.ctypes(
-        n, x.ctypes.data_as(as_ptr), grad.ctypes.data_as(as_ptr), logp.ctypes.data_as(as_ptr),
+        n,
+        x.ctypes.data_as(as_ptr),
+        grad.ctypes.data_as(as_ptr),
+        logp.ctypes.data_as(as_ptr),
         ctypes.c_void_p(compiled.user_data.ctypes.data),
-    )  # fmt: skip
+    )
     return float(logp), grad, status
 
 
@@ -96,8 +99,11 @@ def reference_logp(model, compiled, x):
     """The model's log density (with the transforms' jacobians) and gradient at the
     unconstrained point ``x``, by pytensor's Python backend (no numba, no cache)."""
     names, slices, shapes = compiled.shape_info
-    point = {n: x[s].reshape(shape) for n, s, shape in zip(names, slices, shapes, strict=False)
-             if n in {v.name for v in model.value_vars}}  # fmt: skip
+    point = {
+        n: x[s].reshape(shape)
+        for n, s, shape in zip(names, slices, shapes, strict=False)
+        if n in {v.name for v in model.value_vars}
+    }
     logp = model.compile_logp(mode="FAST_COMPILE")(point)
     grad = model.compile_dlogp(mode="FAST_COMPILE")(point)
     return logp, grad
@@ -108,18 +114,24 @@ def spectral_binned(toy_dataset, astro_model, likelihood="poisson", method=None)
     from diffuse_fit.jobs.inputs import component_set
 
     return bin_dataset(
-        toy_dataset.data, toy_dataset.simulation, variance=likelihood == "say",
+        toy_dataset.data,
+        toy_dataset.simulation,
+        variance=likelihood == "say",
         components=component_set("workshop", astro_model, likelihood),
         **({"spectral_method": method} if method else {}),
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("astro_model", "likelihood", "method"),
-    [("spl", "poisson", None), ("spl", "say", None), ("cutoff", "poisson", None),
-     ("logparabola", "poisson", "table")],
-)  # fmt: skip
+    [
+        ("spl", "poisson", None),
+        ("spl", "say", None),
+        ("cutoff", "poisson", None),
+        ("logparabola", "poisson", "table"),
+    ],
+)
 def test_cached_cfunc_is_the_model_density(toy_dataset, astro_model, likelihood, method):
     """The cached logp cfunc returns the model's log density and gradient, for models with
     one shared input (counts), several (the exact per-event sum) or a 2-D one (a tensor
@@ -181,10 +193,16 @@ def test_cached_refit_does_not_compile(binned, monkeypatch):
 
     compilations = []
     real_cached = nutpie_cached.compile_cached
-    monkeypatch.setattr(nutpie_cached, "compile_cached",
-                        lambda *a, **k: compilations.append("cached") or real_cached(*a, **k))  # fmt: skip
-    monkeypatch.setattr(nutpie, "compile_pymc_model",
-                        lambda *a, **k: pytest.fail("nutpie.compile_pymc_model was called"))  # fmt: skip
+    monkeypatch.setattr(
+        nutpie_cached,
+        "compile_cached",
+        lambda *a, **k: compilations.append("cached") or real_cached(*a, **k),
+    )
+    monkeypatch.setattr(
+        nutpie,
+        "compile_pymc_model",
+        lambda *a, **k: pytest.fail("nutpie.compile_pymc_model was called"),
+    )
     priors = resolve_priors("default", parameter_supports(binned.components))
     model = build_model(binned, priors)
     fitter = nuts_fitter.NutsFitter(model, sampler="nutpie")
@@ -221,8 +239,11 @@ def test_cached_compile_falls_back_to_nutpie(binned, monkeypatch, broken):
         monkeypatch.setattr(nutpie_cached, "cached_compile_available", lambda: False)
     else:
         real = nutpie_cached._signature
-        monkeypatch.setattr(nutpie_cached, "_signature",
-                            lambda name: real("expand_cfunc" if name == "logp_cfunc" else name))  # fmt: skip
+        monkeypatch.setattr(
+            nutpie_cached,
+            "_signature",
+            lambda name: real("expand_cfunc" if name == "logp_cfunc" else name),
+        )
     monkeypatch.setattr(nutpie, "compile_pymc_model", lambda model, backend: ("nutpie", backend))
     model = build_model(binned, resolve_priors("flat", parameter_supports(binned.components)))
     with pytest.warns(RuntimeWarning, match="nutpie.compile_pymc_model compiles instead"):

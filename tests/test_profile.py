@@ -46,9 +46,11 @@ def scipy_profile(binned, fixed: dict) -> float:
         return per_event_nll(binned, params)
 
     result = scipy.optimize.minimize(
-        objective, [START[n] for n in free], method="Nelder-Mead",
+        objective,
+        [START[n] for n in free],
+        method="Nelder-Mead",
         options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000, "maxfev": 40_000},
-    )  # fmt: skip
+    )
     return float(result.fun)
 
 
@@ -67,15 +69,23 @@ def test_best_fit_equals_pymc_map(binned, spec):
 
 def test_flat_best_fit_equals_the_workshop_fit(binned):
     best = ProfileFitter(binned.templates, priors_of(binned, "flat")).fit(binned.counts, x0=START)
-    ref = reference_fit.fit(binned.counts, binned.simulation, binned.sim_bin_index,
-                            binned.binning.n_bins)  # fmt: skip
+    ref = reference_fit.fit(
+        binned.counts, binned.simulation, binned.sim_bin_index, binned.binning.n_bins
+    )
     assert ref.converged
     for name, value in ref.as_dict().items():
         assert best.values[name] == pytest.approx(value, rel=1e-6)
 
 
-@pytest.mark.parametrize("fixed", [{"astro_gamma": 2.6}, {"astro_gamma": 3.6},
-                                   {"astro_norm": 5.0}, {"astro_norm": 11.0, "astro_gamma": 3.0}])  # fmt: skip
+@pytest.mark.parametrize(
+    "fixed",
+    [
+        {"astro_gamma": 2.6},
+        {"astro_gamma": 3.6},
+        {"astro_norm": 5.0},
+        {"astro_norm": 11.0, "astro_gamma": 3.0},
+    ],
+)
 def test_profile_equals_independent_scipy_profile(binned, fixed):
     profile = ProfileFitter(binned.templates, priors_of(binned, "flat"))
     fit = profile.fit(binned.counts, fixed=fixed, x0=START)
@@ -105,8 +115,10 @@ def test_interval_reaching_a_boundary_is_the_boundary(binned):
     counts = np.random.default_rng(3).poisson(profile.expected(truth)).astype(float)
     best = profile.fit(counts, x0=START)
     lower, upper = profile.interval(counts, best, "astro_norm")
-    ts_at_zero = -2 * (profile.fit(counts, fixed={"astro_norm": 0.0}, x0=best.values).log_posterior
-                       - best.log_posterior)  # fmt: skip
+    ts_at_zero = -2 * (
+        profile.fit(counts, fixed={"astro_norm": 0.0}, x0=best.values).log_posterior
+        - best.log_posterior
+    )
     assert ts_at_zero < 1.0
     assert lower == 0.0
     assert upper > best.values["astro_norm"]
@@ -179,8 +191,11 @@ def test_log_posterior_is_the_pymc_models_density(binned, spec):
     dlogp = model.compile_dlogp(jacobian=False)
     rng = np.random.default_rng(4)
     for _ in range(5):
-        values = {"atmos_norm": rng.uniform(0.2, 2), "astro_norm": rng.uniform(2, 15),
-                  "astro_gamma": rng.uniform(1.5, 3.8)}  # fmt: skip
+        values = {
+            "atmos_norm": rng.uniform(0.2, 2),
+            "astro_norm": rng.uniform(2, 15),
+            "astro_gamma": rng.uniform(1.5, 3.8),
+        }
         point = model.initial_point()
         for rv, value_var in zip(model.free_RVs, model.value_vars, strict=True):
             transform = model.rvs_to_transforms[rv]

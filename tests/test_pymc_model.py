@@ -32,10 +32,13 @@ def fitter(flat_model):
 
 def _random_points(rng, n):
     return [
-        {"atmos_norm": rng.uniform(0.05, 3), "astro_norm": rng.uniform(0.1, 20),
-         "astro_gamma": rng.uniform(1.001, 3.999)}
+        {
+            "atmos_norm": rng.uniform(0.05, 3),
+            "astro_norm": rng.uniform(0.1, 20),
+            "astro_gamma": rng.uniform(1.001, 3.999),
+        }
         for _ in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def _transformed(point):
@@ -105,8 +108,9 @@ def _reference_errors(binned, x, h=1e-4):
     for i in range(3):
         for j in range(3):
             ei, ej = np.eye(3)[i] * steps[i], np.eye(3)[j] * steps[j]
-            hess[i, j] = (nll(x + ei + ej) - nll(x + ei - ej) - nll(x - ei + ej)
-                          + nll(x - ei - ej)) / (4 * steps[i] * steps[j])  # fmt: skip
+            hess[i, j] = (
+                nll(x + ei + ej) - nll(x + ei - ej) - nll(x - ei + ej) + nll(x - ei - ej)
+            ) / (4 * steps[i] * steps[j])
     return np.sqrt(np.diag(np.linalg.inv(hess)))
 
 
@@ -147,9 +151,11 @@ def test_map_of_empty_counts_is_reported(binned, flat_model, fitter):
 
 @pytest.mark.parametrize(
     "truth",
-    [{"atmos_norm": 1.0, "astro_norm": 6.7, "astro_gamma": 3.0},
-     {"atmos_norm": 1.5, "astro_norm": 2.0, "astro_gamma": 2.2}],
-)  # fmt: skip
+    [
+        {"atmos_norm": 1.0, "astro_norm": 6.7, "astro_gamma": 3.0},
+        {"atmos_norm": 1.5, "astro_norm": 2.0, "astro_gamma": 2.2},
+    ],
+)
 def test_map_equals_reference_fit_on_asimov_data(binned, flat_model, fitter, truth):
     asimov = expected_counts(binned.templates, truth)
     set_counts(flat_model, asimov)  # the same model and compiled fitter, new observations
@@ -170,8 +176,14 @@ def test_fitter_agrees_with_pm_find_map(binned, flat_model, fitter):
     set_counts(flat_model, binned.counts)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # find_MAP's notices about its future defaults
-        fm = pm.find_MAP(initvals=X0, return_inferencedata=True, jitter=False, progressbar=False,
-                         model=flat_model, options={"ftol": 1e-15, "gtol": 1e-10})  # fmt: skip
+        fm = pm.find_MAP(
+            initvals=X0,
+            return_inferencedata=True,
+            jitter=False,
+            progressbar=False,
+            model=flat_model,
+            options={"ftol": 1e-15, "gtol": 1e-10},
+        )
     result = fitter.fit()
     for name in NAMES:
         assert result.values[name] == pytest.approx(float(fm.posterior[name].squeeze()), rel=1e-6)
@@ -194,8 +206,10 @@ def test_bins_without_simulation_are_left_out_and_guarded(toy_dataset):
     with pytest.raises(DataFormatError, match="simulation has none"):
         set_counts(model, counts)
     data = toy_dataset.data
-    extra = {k: np.append(v, {"energy": 5e8, "zenith": 1.0, "topology": 0.0}[k])
-             for k, v in data.columns.items()}  # fmt: skip
+    extra = {
+        k: np.append(v, {"energy": 5e8, "zenith": 1.0, "topology": 0.0}[k])
+        for k, v in data.columns.items()
+    }
     with pytest.raises(DataFormatError, match="predicts no events"):
         bin_dataset(EventTable(extra, "extra.json"), toy_dataset.simulation, binning)
 

@@ -40,10 +40,47 @@ NAN = float("nan")
 # --------------------------------------------------------------------------- mutations
 
 CHARS = '0123456789.eE+-, []":{}'
-ODD_NUMBERS = ["1e999", "-1e999", "-0", "-0.0", "NaN", "Infinity", "-Infinity", "1" + "0" * 400,
-               "01", "-01", "1.", ".5", "+3", "1.2.3", "--1", "1e", "1e+", ".1.5", "0x10", "1_0",
-               "3.142", "3.1416", "3.15", "-1e-20", "4.9e-324", "1e-400", "0e0", "1E5", "1e05",
-               "2.0000000000000001", "1 2", "", " ", "nan", "inf", "true", "null", '"1"', "[1]"]  # fmt: skip
+ODD_NUMBERS = [
+    "1e999",
+    "-1e999",
+    "-0",
+    "-0.0",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1" + "0" * 400,
+    "01",
+    "-01",
+    "1.",
+    ".5",
+    "+3",
+    "1.2.3",
+    "--1",
+    "1e",
+    "1e+",
+    ".1.5",
+    "0x10",
+    "1_0",
+    "3.142",
+    "3.1416",
+    "3.15",
+    "-1e-20",
+    "4.9e-324",
+    "1e-400",
+    "0e0",
+    "1E5",
+    "1e05",
+    "2.0000000000000001",
+    "1 2",
+    "",
+    " ",
+    "nan",
+    "inf",
+    "true",
+    "null",
+    '"1"',
+    "[1]",
+]
 NUMBER = re.compile(rb"-?[0-9][0-9.eE+-]*|NaN")
 
 edit = st.one_of(
@@ -144,8 +181,13 @@ WORKSHOP = (
     + ",\n".join("[" + ", ".join(map(repr, row)) + "]" for row in SIM_ROWS)
     + "\n]}\n"
 ).encode()
-WORKSHOP_KEYS = [b'"events": [[1, 2, 3, 4, 5, 6, 7, 8]]', b'"mapping": {"energy": 0}',
-                 b'"energy": 1', b'"toy": 2', b'"seed": 3']  # fmt: skip
+WORKSHOP_KEYS = [
+    b'"events": [[1, 2, 3, 4, 5, 6, 7, 8]]',
+    b'"mapping": {"energy": 0}',
+    b'"energy": 1',
+    b'"toy": 2',
+    b'"seed": 3',
+]
 
 
 def check_workshop_read(raw: bytes, tmp: Path, required) -> None:
@@ -165,8 +207,9 @@ def check_workshop_read(raw: bytes, tmp: Path, required) -> None:
     )
     for name, column in mapping.items():
         expected = np.array([row[column] for row in events], dtype=np.float64)
-        assert_same_bits(table[name], expected, table.clamped.get(name, 0),
-                         CLAMP_BOUNDS.get(name), name)  # fmt: skip
+        assert_same_bits(
+            table[name], expected, table.clamped.get(name, 0), CLAMP_BOUNDS.get(name), name
+        )
     assert table.columns_sha256 == columns_digest(table.columns)
     assert table.loaded_from in ("json (fast path)", "json (exact parser)")
     assert all(np.isfinite(v).all() for v in table.columns.values())  # every column
@@ -209,8 +252,9 @@ def test_fast_path_on_generated_number_tokens(rows, spaces):
     """Rows of generated tokens, with JSON whitespace here and there."""
     a, b, c, d = spaces
     body = f",{a}".join(f"[{b}" + f"{c},{d}".join(row) + f"{a}]" for row in rows)
-    raw = ('{"mapping": {"energy": 0, "zenith": 1, "topology": 2}, "events": ['
-           + b + body + d + "]}").encode()  # fmt: skip
+    raw = (
+        '{"mapping": {"energy": 0, "zenith": 1, "topology": 2}, "events": [' + b + body + d + "]}"
+    ).encode()
     check_fast_path(raw)
     with tempfile.TemporaryDirectory() as tmp:
         check_workshop_read(raw, Path(tmp), wf.DATA_FIELDS)
@@ -221,17 +265,30 @@ def test_fast_path_on_generated_number_tokens(rows, spaces):
 
 def _release_texts() -> dict[str, bytes]:
     sim = {
-        "primaryType": [12, -14, 13], "primaryEnergy": [1.0e5, 2.5e5, 3.0e4],
-        "primaryZenith": [0.5, 3.141, 1.0], "trueLength": [NAN, 12.5, NAN],
-        "interactionType": [1, 2, 0], "recoDepositedEnergy": [9.0e4, 1.5e5, 2.5e4],
-        "recoMorphology": [0, 1, 2], "recoZenith": [1.1, 2.0, 0.0], "recoLength": [NAN, NAN, 3.0],
-        "weightOverFluxOverLivetime": [1.0e3, 2.0e3, 0.0], "muonWeightOverLivetime": [0, 0, 1e-9],
-        "pionFlux": [1.0e-18, 2.0e-18, 0.0], "kaonFlux": [1e-18, 1e-18, 1e-18],
-        "promptFlux": [1e-19, 1e-19, 1e-19], "conventionalSelfVetoCorrection": [0.5, 1.0, 1.0],
+        "primaryType": [12, -14, 13],
+        "primaryEnergy": [1.0e5, 2.5e5, 3.0e4],
+        "primaryZenith": [0.5, 3.141, 1.0],
+        "trueLength": [NAN, 12.5, NAN],
+        "interactionType": [1, 2, 0],
+        "recoDepositedEnergy": [9.0e4, 1.5e5, 2.5e4],
+        "recoMorphology": [0, 1, 2],
+        "recoZenith": [1.1, 2.0, 0.0],
+        "recoLength": [NAN, NAN, 3.0],
+        "weightOverFluxOverLivetime": [1.0e3, 2.0e3, 0.0],
+        "muonWeightOverLivetime": [0, 0, 1e-9],
+        "pionFlux": [1.0e-18, 2.0e-18, 0.0],
+        "kaonFlux": [1e-18, 1e-18, 1e-18],
+        "promptFlux": [1e-19, 1e-19, 1e-19],
+        "conventionalSelfVetoCorrection": [0.5, 1.0, 1.0],
         "promptSelfVetoCorrection": [0.9, 1.0, 1.0],
-    }  # fmt: skip
-    data = {"recoDepositedEnergy": [1.0e5, 2.0e5], "recoMorphology": [0, 2],
-            "recoZenith": [1.0, 2.0], "recoLength": [NAN, 20.0], "other": ["kept", 1]}  # fmt: skip
+    }
+    data = {
+        "recoDepositedEnergy": [1.0e5, 2.0e5],
+        "recoMorphology": [0, 2],
+        "recoZenith": [1.0, 2.0],
+        "recoLength": [NAN, 20.0],
+        "other": ["kept", 1],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         hr.write_release_folder(tmp, sim, data)
         return {name: (Path(tmp) / name).read_bytes() for name in hr.ALL_FILES}
@@ -245,8 +302,9 @@ def check_release_columns(table, contents: list[dict]) -> None:
     for name in table.fields:
         source = next(c for c in contents if name in c)
         expected = np.array(source[name], dtype=np.float64)
-        assert_same_bits(table[name], expected, table.clamped.get(name, 0),
-                         CLAMP_BOUNDS.get(name), name)  # fmt: skip
+        assert_same_bits(
+            table[name], expected, table.clamped.get(name, 0), CLAMP_BOUNDS.get(name), name
+        )
     assert table.columns_sha256 == columns_digest(table.columns)
 
 
@@ -273,8 +331,10 @@ def test_hese_release_reader_on_mutated_files(file, edits):
         check_release_columns(table, contents[-1:])
     else:
         present = {f for c in contents[:-1] for f in c}
-        assert set(table.fields) == present & {*hr.SIMULATION_FIELDS,
-                                               *hr.OPTIONAL_SIMULATION_FIELDS}  # fmt: skip
+        assert set(table.fields) == present & {
+            *hr.SIMULATION_FIELDS,
+            *hr.OPTIONAL_SIMULATION_FIELDS,
+        }
         check_release_columns(table, contents[:-1])
 
 
@@ -389,8 +449,19 @@ def test_cache_with_forged_consistent_entries(cache_entry, capsys, column, row, 
 
 # --------------------------------------------------------------------------- large-file cache
 
-BIG_ROWS = [[1e-3 * (1 + i % 7), 2e-4 * (1 + i % 5), 1e5 + 37 * i, 2e5 + 11 * i, (i % 100) / 100,
-             i % 3, (i % 300) / 100, i] for i in range(4 * cache.SAMPLE_ROWS)]  # fmt: skip
+BIG_ROWS = [
+    [
+        1e-3 * (1 + i % 7),
+        2e-4 * (1 + i % 5),
+        1e5 + 37 * i,
+        2e5 + 11 * i,
+        (i % 100) / 100,
+        i % 3,
+        (i % 300) / 100,
+        i,
+    ]
+    for i in range(4 * cache.SAMPLE_ROWS)
+]
 BIG_SOURCE = (
     '{"mapping": {' + ", ".join(f'"{f}": {i}' for i, f in enumerate(SIM_FIELDS)) + "},\n"
     ' "events": [\n' + ",\n".join("[" + ", ".join(map(repr, r)) + "]" for r in BIG_ROWS) + "\n]}\n"
@@ -446,15 +517,23 @@ def test_cache_one_row_forged_in_a_large_file(big_cache_entry, capsys, column, r
 
 # --------------------------------------------------------------------------- journals
 
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53),
-                      st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8))  # fmt: skip
+json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+)
 json_value = st.recursive(
     json_leaf,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=12,
-)  # fmt: skip
-results = st.dictionaries(st.text(max_size=8).filter(lambda k: k != "_journal"), json_value,
-                          min_size=1, max_size=6)  # fmt: skip
+)
+results = st.dictionaries(
+    st.text(max_size=8).filter(lambda k: k != "_journal"), json_value, min_size=1, max_size=6
+)
 
 
 def _leaves(obj, path=()):
@@ -471,8 +550,12 @@ def _leaves(obj, path=()):
 
 
 @settings(FUZZ, max_examples=300)
-@given(result=results, replacement=json_value, pick=st.integers(0, 1 << 16),
-       key=st.sampled_from(["t-0", "t-1"]))  # fmt: skip
+@given(
+    result=results,
+    replacement=json_value,
+    pick=st.integers(0, 1 << 16),
+    key=st.sampled_from(["t-0", "t-1"]),
+)
 def test_journal_entries_forged_but_well_formed_are_refused(result, replacement, pick, key):
     """A stored result reads back exactly; any well-formed change of its content (a value
     replaced anywhere), or the entry filed under another task, is refused with one line."""

@@ -38,8 +38,10 @@ def test_llh_equals_notebook_mask_loop(toy_dataset, rng):
 
 
 def test_asimov_fit_recovers_truth(binned):
-    for truth in ({"atmos_norm": 1.0, "astro_norm": 6.7, "astro_gamma": 3.0},
-                  {"atmos_norm": 1.4, "astro_norm": 3.0, "astro_gamma": 2.3}):  # fmt: skip
+    for truth in (
+        {"atmos_norm": 1.0, "astro_norm": 6.7, "astro_gamma": 3.0},
+        {"atmos_norm": 1.4, "astro_norm": 3.0, "astro_gamma": 2.3},
+    ):
         asimov = expected_counts(binned.templates, truth)
         fit = reference_fit.fit(
             asimov, binned.simulation, binned.sim_bin_index, binned.binning.n_bins
@@ -111,16 +113,22 @@ def test_fit_equals_the_notebooks_loop_over_every_simulated_event(binned):
     def notebook(x):  # every event, every time, as transcribed from the notebook
         lam = reference_fit.get_expectation(index, reference_fit.weight_event(sim, *x), n)
         astro = reference_fit.weight_event(sim, 0.0, 1.0, x[2])
-        d_lam = (reference_fit.get_expectation(index, sim["atmoWeight"], n),
-                 reference_fit.get_expectation(index, astro, n),
-                 x[1] * reference_fit.get_expectation(index, -log_e * astro, n))  # fmt: skip
+        d_lam = (
+            reference_fit.get_expectation(index, sim["atmoWeight"], n),
+            reference_fit.get_expectation(index, astro, n),
+            x[1] * reference_fit.get_expectation(index, -log_e * astro, n),
+        )
         residual = np.divide(k, lam, out=np.zeros_like(lam), where=lam > 0) - 1.0
         return -reference_fit.llh(k, lam), -np.array([residual @ d for d in d_lam])
 
     expected = scipy.optimize.minimize(
-        notebook, np.asarray(reference_fit.X0), jac=True, method="L-BFGS-B",
-        bounds=reference_fit.BOUNDS, options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000},
-    )  # fmt: skip
+        notebook,
+        np.asarray(reference_fit.X0),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=reference_fit.BOUNDS,
+        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000},
+    )
     fit = reference_fit.fit(binned.counts, sim, index, n)
     np.testing.assert_array_equal(fit.x, expected.x)
     assert fit.neg_log_likelihood == expected.fun

@@ -76,8 +76,9 @@ def test_spectrum_plots(built, binned, axis):
     errorbars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
     assert len(errorbars) == 1
     assert len(errorbars[0].lines[0].get_xdata()) == np.count_nonzero(observed)
-    np.testing.assert_allclose(sorted(errorbars[0].lines[0].get_ydata()),
-                               sorted(observed[observed > 0]))  # fmt: skip
+    np.testing.assert_allclose(
+        sorted(errorbars[0].lines[0].get_ydata()), sorted(observed[observed > 0])
+    )
     bands = out["bands"][axis]
     assert np.all(bands.band95[0] <= bands.band68[0]) and np.all(bands.band68[1] <= bands.band95[1])
     assert np.all(bands.band68[0] <= bands.mean) and np.all(bands.mean <= bands.band68[1])
@@ -165,8 +166,16 @@ def test_report_writes_document(reported):
     figures = [
         line[line.index("](") + 2 : -5] for line in text.splitlines() if line.startswith("![")
     ]
-    assert set(figures) == {"corner", "flux", "events_energy", "events_zenith",
-                            "events_topology", "trace", "rank", "ppc_deviance"}  # fmt: skip
+    assert set(figures) == {
+        "corner",
+        "flux",
+        "events_energy",
+        "events_zenith",
+        "events_topology",
+        "trace",
+        "rank",
+        "ppc_deviance",
+    }
     run = read_run(reported)  # the report is part of the run: listed and verified
     for name in figures:
         assert len(run.contents[f"{name}.png"]) > 10_000 and f"{name}.pdf" in run.contents
@@ -189,8 +198,10 @@ def test_report_again_replaces_report(reported):
 
 def test_report_of_damaged_posterior_is_one_line_error(sample_run, tmp_path):
     good = read_run(sample_run)
-    for label, data in (("truncated", good.contents["posterior.nc"][:5000]),
-                        ("garbage", b"not a netcdf file" * 10)):  # fmt: skip
+    for label, data in (
+        ("truncated", good.contents["posterior.nc"][:5000]),
+        ("garbage", b"not a netcdf file" * 10),
+    ):
         out = tmp_path / label
         with write_run(out, "sample") as stage:  # a consistent manifest around a bad file
             for name in ("map.json", "summary.json", "summary.txt"):
@@ -229,10 +240,11 @@ def test_importing_the_report_keeps_the_callers_backend():
     import subprocess
     import sys
 
-    code = ("import matplotlib; matplotlib.use('svg'); import diffuse_fit.report.plots, "
-            "diffuse_fit.report.many_plots, diffuse_fit.report.spectrum, "
-            "diffuse_fit.report.figures, diffuse_fit.report.document; "
-            "print(matplotlib.get_backend())")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)  # fmt: skip
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import diffuse_fit.report.plots, "
+        "diffuse_fit.report.many_plots, diffuse_fit.report.spectrum, "
+        "diffuse_fit.report.figures, diffuse_fit.report.document; "
+        "print(matplotlib.get_backend())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "svg"

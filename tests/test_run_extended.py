@@ -22,8 +22,9 @@ def test_run_sample_fits_and_reports_the_extended_model(tmp_path):
     with m:
         pm.Potential("gamma_constraint", pm.logp(pm.Normal.dist(2.2, 0.05), m["astro_gamma"]))
     out = tmp_path / "run"
-    summary = df.run_sample(inputs, out, model=m, report=True, progressbar=False,
-                            say=lambda *a: None, **SHORT)  # fmt: skip
+    summary = df.run_sample(
+        inputs, out, model=m, report=True, progressbar=False, say=lambda *a: None, **SHORT
+    )
     map_json = json.loads((out / "map.json").read_text())
     assert map_json["map_path"] == "pymc" and map_json["reference_fit"] is None
     assert abs(map_json["astro_gamma"] - 2.2) < 0.1  # the constraint was fitted
@@ -35,8 +36,9 @@ def test_run_sample_fits_and_reports_the_extended_model(tmp_path):
     (out / "report.md").write_text("")  # (the run folder's check would refuse it: replaced)
     with pytest.raises(DataFormatError, match="report.md"):
         df.write_report(out, say=lambda *a: None)
-    df.run_sample(inputs, out, model=m, report=False, progressbar=False, say=lambda *a: None,
-                  **SHORT)  # fmt: skip
+    df.run_sample(
+        inputs, out, model=m, report=False, progressbar=False, say=lambda *a: None, **SHORT
+    )
     df.write_report(out, say=lambda *a: None)
     assert "potentials added: gamma_constraint" in (out / "report.md").read_text()
 
@@ -47,6 +49,7 @@ def test_run_sample_refuses_a_model_of_other_inputs(tmp_path):
     m = df.build_model(df.bin_inputs(other), priors="default")
     assert not np.array_equal(df.bin_inputs(other).counts, df.bin_inputs(inputs).counts)
     with pytest.raises(UsageError, match="other inputs"):
-        df.run_sample(inputs, tmp_path / "run", model=m, progressbar=False,
-                      say=lambda *a: None, **SHORT)  # fmt: skip
+        df.run_sample(
+            inputs, tmp_path / "run", model=m, progressbar=False, say=lambda *a: None, **SHORT
+        )
     assert not (tmp_path / "run").exists()

@@ -96,12 +96,20 @@ def test_stale_staging_of_dead_process_is_removed(tmp_path):
     rf.read_run(out)
 
 
-@pytest.mark.parametrize("name", [
-    ".run.staging-mybackup", ".run.old-mybackup", ".run.staging-999999999-00ff00f",
-    ".run.staging-999999999-00ff00ff0", ".run.staging-999999999-00FF00FF",
-    ".run.staging-0999999-00ff00ff", ".run.staging-999999999-00ff00ff.bak",
-    ".run.stagingx-999999999-00ff00ff", ".run2.staging-999999999-00ff00ff",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".run.staging-mybackup",
+        ".run.old-mybackup",
+        ".run.staging-999999999-00ff00f",
+        ".run.staging-999999999-00ff00ff0",
+        ".run.staging-999999999-00FF00FF",
+        ".run.staging-0999999-00ff00ff",
+        ".run.staging-999999999-00ff00ff.bak",
+        ".run.stagingx-999999999-00ff00ff",
+        ".run2.staging-999999999-00ff00ff",
+    ],
+)
 def test_look_alikes_of_stale_folders_survive(tmp_path, name):
     """Only folders named exactly as write_run names its own are removed."""
     out = tmp_path / "run"
@@ -186,8 +194,10 @@ def test_json_is_strict_nan_as_null(tmp_path):
     text = (tmp_path / "a.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {
-        "x": None, "y": [1.0, None], "z": 2.5,
-    }  # fmt: skip
+        "x": None,
+        "y": [1.0, None],
+        "z": 2.5,
+    }
 
 
 def test_reader_errors_are_one_line(tmp_path):
@@ -196,8 +206,9 @@ def test_reader_errors_are_one_line(tmp_path):
         stage.write_text("map.json", '{"format": "diffuse-fit-run", "format_version": 1, "a":')
         stage.write_bytes("posterior.nc", b"")
         stage.write_text("summary.txt", "")
-        stage.write_text("summary.json", json_text({"format": "diffuse-fit-run",
-                                                    "format_version": 99}))  # fmt: skip
+        stage.write_text(
+            "summary.json", json_text({"format": "diffuse-fit-run", "format_version": 99})
+        )
     run = rf.read_run(out)
     with pytest.raises(DataFormatError, match="truncated"):
         run.json("map.json")
@@ -240,8 +251,15 @@ def _paths(obj, prefix=()):
     return out
 
 
-values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=True),
-                   st.text(max_size=5), st.just([]), st.just({}))  # fmt: skip
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.just([]),
+    st.just({}),
+)
 mutations = st.one_of(
     st.tuples(st.just("truncate"), st.integers(0, 10_000)),
     st.tuples(st.just("flip"), st.integers(0, 10_000), st.integers(1, 255)),
@@ -252,8 +270,9 @@ mutations = st.one_of(
 names = st.sampled_from(["run.json", "map.json", "summary.json", "summary.txt", "posterior.nc"])
 
 
-@settings(derandomize=True, deadline=None, max_examples=300,
-          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@settings(
+    derandomize=True, deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(st.lists(st.tuples(names, mutations), min_size=1, max_size=3))
 def test_reader_returns_original_or_refuses(changes):
     original = _original_run()

@@ -94,8 +94,16 @@ def test_map_cli_on_files_equals_embedded(tmp_path, toy_dataset):
 
     write_workshop_file(tmp_path / "d.json", toy_dataset.data)
     write_workshop_file(tmp_path / "s.json", toy_dataset.simulation)
-    args = ["map", "--data", str(tmp_path / "d.json"), "--sim", str(tmp_path / "s.json"),
-            "--no-cache", "--quiet", "--out"]  # fmt: skip
+    args = [
+        "map",
+        "--data",
+        str(tmp_path / "d.json"),
+        "--sim",
+        str(tmp_path / "s.json"),
+        "--no-cache",
+        "--quiet",
+        "--out",
+    ]
     assert main([*args, str(tmp_path / "files")]) == 0
     assert main(["map", "--quiet", "--out", str(tmp_path / "toy")]) == 0
     a = json.loads((tmp_path / "files" / "map.json").read_text())
@@ -208,8 +216,9 @@ def test_interrupt_swallowed_by_sampler_is_detected(previous_run, monkeypatch, h
 def test_sample_with_report_is_one_run(previous_run):
     inputs, out, _ = previous_run
     settings = runs.SamplerSettings(draws=100, tune=100, chains=2, seed=2)
-    runs.run_sample(inputs, "flat", out, settings, progressbar=False, say=lambda *a: None,
-                    report=True)  # fmt: skip
+    runs.run_sample(
+        inputs, "flat", out, settings, progressbar=False, say=lambda *a: None, report=True
+    )
     run = read_run(out)
     assert {"report.md", "rank.png", "corner.pdf", "ppc.json", "posterior.nc"} <= set(run.contents)
     assert "## Posterior" in run.contents["report.md"].decode()

@@ -32,8 +32,9 @@ def split_binned(tmp_path_factory):
     toy = hese_toy.make_toy_release(n=4000)
     hr.write_release_folder(folder, toy.simulation, toy.data)
     inputs = load_inputs(hese_release=folder)
-    return bin_dataset(inputs.data, inputs.simulation, components=HESE_COMPONENTS_SPLIT,
-                       variance=True)  # fmt: skip
+    return bin_dataset(
+        inputs.data, inputs.simulation, components=HESE_COMPONENTS_SPLIT, variance=True
+    )
 
 
 def _per_event_workshop(sim, index, n_bins, p):
@@ -56,8 +57,13 @@ def _say_reference(k, mu, s2):
             out.append(float(xlogy(kb, m) - m - gammaln(kb + 1)) if m > 0 or kb == 0 else -np.inf)
             continue
         a, b = m * m / s + 1.0, m / s
-        out.append(a * np.log(b) + gammaln(kb + a) - gammaln(kb + 1) - (kb + a) * np.log(1 + b)
-                   - gammaln(a))  # fmt: skip
+        out.append(
+            a * np.log(b)
+            + gammaln(kb + a)
+            - gammaln(kb + 1)
+            - (kb + a) * np.log(1 + b)
+            - gammaln(a)
+        )
     return np.array(out)
 
 
@@ -67,8 +73,11 @@ def test_variance_tables_match_per_event_sums(say_binned, rng):
     assert variance.max_relative_error < 1e-11
     assert len(variance.pairs) == 3  # aa, a*astro, astro*astro
     for _ in range(30):
-        p = {"atmos_norm": rng.uniform(0, 3), "astro_norm": rng.uniform(0, 20),
-             "astro_gamma": rng.uniform(1, 4)}  # fmt: skip
+        p = {
+            "atmos_norm": rng.uniform(0, 3),
+            "astro_norm": rng.uniform(0, 20),
+            "astro_gamma": rng.uniform(1, 4),
+        }
         _, s2 = _per_event_workshop(b.simulation, b.sim_bin_index, n, p)
         np.testing.assert_allclose(variance.sum_of_squares(p), s2, rtol=TABLE_RTOL, atol=0)
     for gamma in (1.0, 4.0):  # the ends of the tabulated range
@@ -82,17 +91,24 @@ def test_variance_tables_of_split_components_match_per_event_sums(split_binned, 
     b = split_binned
     assert len(b.templates.variance.pairs) == 10
     for _ in range(10):
-        p = dict(zip(SPLIT_NAMES, [*rng.uniform(0.1, 3, 3), rng.uniform(0, 20),
-                                   rng.uniform(1, 4)], strict=True))  # fmt: skip
-        exact = sum_of_squares_exact(b.simulation, b.sim_bin_index, b.binning.n_bins,
-                                     b.components, p)  # fmt: skip
+        p = dict(
+            zip(
+                SPLIT_NAMES,
+                [*rng.uniform(0.1, 3, 3), rng.uniform(0, 20), rng.uniform(1, 4)],
+                strict=True,
+            )
+        )
+        exact = sum_of_squares_exact(
+            b.simulation, b.sim_bin_index, b.binning.n_bins, b.components, p
+        )
         w = sum(c.event_weights(b.simulation, p) for c in b.components)
         inside = b.sim_bin_index >= 0
         direct = np.zeros(b.binning.n_bins)
         np.add.at(direct, b.sim_bin_index[inside], w[inside] ** 2)
         np.testing.assert_allclose(exact, direct, rtol=1e-12)
-        np.testing.assert_allclose(b.templates.variance.sum_of_squares(p), direct,
-                                   rtol=TABLE_RTOL, atol=0)  # fmt: skip
+        np.testing.assert_allclose(
+            b.templates.variance.sum_of_squares(p), direct, rtol=TABLE_RTOL, atol=0
+        )
 
 
 def test_say_loglike_equals_the_formula(rng):
@@ -101,8 +117,11 @@ def test_say_loglike_equals_the_formula(rng):
     s2 = mu * rng.uniform(0.001, 2.0, 200)
     np.testing.assert_allclose(say_loglike(k, mu, s2), _say_reference(k, mu, s2), rtol=1e-11)
     # s2 = 0: Poisson; mu = 0 with k = 0 adds 0, with k > 0 -inf
-    np.testing.assert_allclose(say_loglike([2.0, 0.0, 0.0], [1.5, 0.0, 0.0], [0.0, 0.0, 0.0])[:2],
-                               [2 * np.log(1.5) - 1.5 - np.log(2), 0.0], rtol=1e-14)  # fmt: skip
+    np.testing.assert_allclose(
+        say_loglike([2.0, 0.0, 0.0], [1.5, 0.0, 0.0], [0.0, 0.0, 0.0])[:2],
+        [2 * np.log(1.5) - 1.5 - np.log(2), 0.0],
+        rtol=1e-14,
+    )
     assert say_loglike(1.0, 0.0, 0.0) == -np.inf
     # a bin of 1e6 effective simulated events (alpha ~ 1e6): SAY is Poisson to O(1e-6)
     mu = 2.5
@@ -133,8 +152,9 @@ def test_say_gradient_and_hessian_against_finite_differences(which, say_binned, 
     bins = np.flatnonzero(b.templates.covered())
 
     def f(x):
-        return say_loglike_derivatives(b.templates, b.counts, dict(zip(names, x, strict=True)),
-                                       names, bins)  # fmt: skip
+        return say_loglike_derivatives(
+            b.templates, b.counts, dict(zip(names, x, strict=True)), names, bins
+        )
 
     _, gradient, hessian = f(point)
     np.testing.assert_allclose(hessian, hessian.T, rtol=1e-12, atol=1e-12)
@@ -143,26 +163,36 @@ def test_say_gradient_and_hessian_against_finite_differences(which, say_binned, 
         e[i] = 1e-5 * max(1.0, abs(point[i]))
         up, down = f(point + e), f(point - e)
         assert gradient[i] == pytest.approx((up[0] - down[0]) / (2 * e[i]), rel=1e-6, abs=1e-6)
-        np.testing.assert_allclose(hessian[:, i], (up[1] - down[1]) / (2 * e[i]),
-                                   rtol=1e-5, atol=1e-6)  # fmt: skip
+        np.testing.assert_allclose(
+            hessian[:, i], (up[1] - down[1]) / (2 * e[i]), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_say_needs_the_variance_tables(binned):
     with pytest.raises(ValueError, match="tables of squared weights"):
-        say_loglike_derivatives(binned.templates, binned.counts,
-                                {"atmos_norm": 1, "astro_norm": 1, "astro_gamma": 2.5},
-                                ["atmos_norm", "astro_norm", "astro_gamma"], np.arange(3))  # fmt: skip
+        say_loglike_derivatives(
+            binned.templates,
+            binned.counts,
+            {"atmos_norm": 1, "astro_norm": 1, "astro_gamma": 2.5},
+            ["atmos_norm", "astro_norm", "astro_gamma"],
+            np.arange(3),
+        )
 
 
 def test_templates_with_variance_stay_small_and_picklable(say_binned):
     templates = say_binned.templates
     again = pickle.loads(pickle.dumps(templates))
     p = {"atmos_norm": 1.1, "astro_norm": 4.0, "astro_gamma": 2.2}
-    np.testing.assert_array_equal(again.variance.sum_of_squares(p),
-                                  templates.variance.sum_of_squares(p))  # fmt: skip
+    np.testing.assert_array_equal(
+        again.variance.sum_of_squares(p), templates.variance.sum_of_squares(p)
+    )
     # bins x nodes of every table and little else, independent of the number of events
-    arrays = [getattr(t, a) for t in (*templates.tables, *templates.variance.pairs)
-              for a in ("per_bin", "active", "log_coeffs") if hasattr(t, a)]  # fmt: skip
+    arrays = [
+        getattr(t, a)
+        for t in (*templates.tables, *templates.variance.pairs)
+        for a in ("per_bin", "active", "log_coeffs")
+        if hasattr(t, a)
+    ]
     assert len(pickle.dumps(templates)) < sum(a.nbytes for a in arrays) + 20_000
     assert len(pickle.dumps(templates)) < say_binned.simulation["astroWeight"].nbytes
 
@@ -171,6 +201,9 @@ def test_two_power_laws_with_different_indices_are_refused(toy_dataset):
     second = PowerLawComponent("second", "astroWeight", "primaryEnergy", "n2", "gamma2")
     sim = toy_dataset.simulation
     with pytest.raises(ValueError, match="different spectral indices"):
-        build_variance_tables(sim, np.zeros(len(sim), dtype=int), 1,
-                              (PowerLawComponent("first", "astroWeight", "primaryEnergy",
-                                                 "n1", "gamma1"), second))  # fmt: skip
+        build_variance_tables(
+            sim,
+            np.zeros(len(sim), dtype=int),
+            1,
+            (PowerLawComponent("first", "astroWeight", "primaryEnergy", "n1", "gamma1"), second),
+        )

@@ -36,14 +36,30 @@ def say_run(tmp_path_factory):
     """``diffuse-fit sample --likelihood say --report`` with the default sampler settings
     (4 chains x (1000 tune + 1000 draws), target_accept 0.95) and default priors."""
     out = tmp_path_factory.mktemp("say_run")
-    assert main(["sample", "--likelihood", "say", "--seed", "11", "--report", "--out",
-                 str(out), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sample",
+                "--likelihood",
+                "say",
+                "--seed",
+                "11",
+                "--report",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def test_map_cli_with_say_records_its_likelihood(tmp_path, binned):
-    assert main(["map", "--likelihood", "say", "--prior", "flat", "--out", str(tmp_path),
-                 "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(["map", "--likelihood", "say", "--prior", "flat", "--out", str(tmp_path), "--quiet"])
+        == 0
+    )
     result = json.loads((tmp_path / "map.json").read_text())
     assert result["likelihood"] == "say"
     assert result["provenance"]["likelihood"] == "say"
@@ -98,8 +114,9 @@ def test_say_report_uses_the_recorded_likelihood(say_run):
     assert "say likelihood" in (say_run / "report.md").read_text()
     tree = az.from_netcdf(say_run / "posterior.nc")
     group = tree["constant_data"].dataset
-    record = pp.record_from_variables({n: group[n].values for n in group.data_vars},
-                                      dict(group.attrs), "posterior.nc")  # fmt: skip
+    record = pp.record_from_variables(
+        {n: group[n].values for n in group.data_vars}, dict(group.attrs), "posterior.nc"
+    )
     assert record.likelihood == "say"
     point = {"atmos_norm": 1.1, "astro_norm": 5.0, "astro_gamma": 2.6}
     s2 = record.templates.variance.sum_of_squares(point)
@@ -109,11 +126,13 @@ def test_say_report_uses_the_recorded_likelihood(say_run):
 def test_say_deviance_is_poisson_where_s2_is_zero_and_the_formula_elsewhere(rng):
     k = rng.poisson(3.0, (4, 30)).astype(float)
     mu = rng.uniform(0.1, 8.0, (4, 30))
-    np.testing.assert_allclose(pp.say_deviance(k, mu, np.zeros_like(mu)), pp.deviance(k, mu),
-                               rtol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        pp.say_deviance(k, mu, np.zeros_like(mu)), pp.deviance(k, mu), rtol=1e-12
+    )
     s2 = mu * rng.uniform(0.01, 1.0, mu.shape)
     a, b = mu**2 / s2 + 1, mu / s2
     lnl = a * np.log(b) + gammaln(k + a) - gammaln(k + 1) - (k + a) * np.log1p(b) - gammaln(a)
     saturated = xlogy(k, k) - k - gammaln(k + 1)
-    np.testing.assert_allclose(pp.say_deviance(k, mu, s2), 2 * np.sum(saturated - lnl, axis=-1),
-                               rtol=1e-10)  # fmt: skip
+    np.testing.assert_allclose(
+        pp.say_deviance(k, mu, s2), 2 * np.sum(saturated - lnl, axis=-1), rtol=1e-10
+    )

@@ -64,15 +64,19 @@ def test_pytensor_logp_equals_numpy_twin(binned, say_model, rng):
     variance = say_model.diffuse_fit_twin.templates.variance
     bins = np.asarray(say_model.coords["bin"])
     for _ in range(10):
-        point = {"atmos_norm": rng.uniform(0.05, 3), "astro_norm": rng.uniform(0.1, 20),
-                 "astro_gamma": rng.uniform(1.001, 3.999)}  # fmt: skip
+        point = {
+            "atmos_norm": rng.uniform(0.05, 3),
+            "astro_norm": rng.uniform(0.1, 20),
+            "astro_gamma": rng.uniform(1.001, 3.999),
+        }
         mu = expected_counts(binned.templates, point)[bins]
         s2 = variance.sum_of_squares(point)[bins]
         numpy = float(np.sum(say_loglike(binned.counts[bins], mu, s2)))
         loglike, _ = f(np.array([point[n] for n in NAMES]))
         assert float(loglike) == pytest.approx(numpy, rel=1e-10)
-        assert float(loglike) == pytest.approx(-_per_event_say(binned, list(point.values())),
-                                               rel=1e-9)  # fmt: skip
+        assert float(loglike) == pytest.approx(
+            -_per_event_say(binned, list(point.values())), rel=1e-9
+        )
 
 
 def test_say_logp_elementwise_and_at_s2_zero(rng):
@@ -108,10 +112,12 @@ def test_say_map_equals_scipy_on_the_per_event_formula(binned, say_model):
     result = MapFitter(say_model).fit()
     assert result.converged, result.problems
     reference = scipy.optimize.minimize(
-        lambda p: _per_event_say(binned, p), [X0[n] for n in NAMES], method="Nelder-Mead",
+        lambda p: _per_event_say(binned, p),
+        [X0[n] for n in NAMES],
+        method="Nelder-Mead",
         bounds=[(0, None), (0, None), (1, 4)],
         options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 20_000, "maxfev": 20_000},
-    )  # fmt: skip
+    )
     assert reference.success, reference.message
     for name, value in zip(NAMES, reference.x, strict=True):
         assert result.values[name] == pytest.approx(value, rel=1e-4)
@@ -137,8 +143,9 @@ def test_split_components_pytensor_logp_equals_numpy_twin(tmp_path):
     hr.write_release_folder(tmp_path, toy.simulation, toy.data)
     inputs = load_inputs(hese_release=tmp_path)
     split = bin_dataset(inputs.data, inputs.simulation, components=HESE_COMPONENTS_SPLIT)
-    model = build_model(split, resolve_priors("flat", parameter_supports(split.components)),
-                        likelihood="say")  # fmt: skip
+    model = build_model(
+        split, resolve_priors("flat", parameter_supports(split.components)), likelihood="say"
+    )
     names = [rv.name for rv in model.free_RVs]
     f = natural_functions(model)
     for point in ([0.9, 1.4, 0.7, 5.0, 2.7], [1.2, 0.3, 2.0, 11.0, 1.9]):

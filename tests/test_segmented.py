@@ -36,8 +36,9 @@ def test_one_segment_over_every_energy_is_the_power_law_at_gamma_2():
     spl = bin_dataset(inputs.data, inputs.simulation)
     for a, n in ((1.0, 6.0), (0.4, 9.5), (2.0, 0.3)):
         mu_seg = expected_counts(seg.templates, {"atmos_norm": a, "astro_norm_1": n})
-        mu_spl = expected_counts(spl.templates, {"atmos_norm": a, "astro_norm": n,
-                                                 "astro_gamma": 2.0})  # fmt: skip
+        mu_spl = expected_counts(
+            spl.templates, {"atmos_norm": a, "astro_norm": n, "astro_gamma": 2.0}
+        )
         assert _poisson_lnl(seg.counts, mu_seg) == pytest.approx(
             _poisson_lnl(spl.counts, mu_spl), rel=1e-10
         )
@@ -60,18 +61,25 @@ def _per_event(sim, edges, params):
 
 def test_segment_expectations_equal_the_per_event_formula():
     inputs = df.load_inputs()
-    binned = bin_dataset(inputs.data, inputs.simulation,
-                         components=with_astro_model(WORKSHOP_COMPONENTS, "segmented"))  # fmt: skip
+    binned = bin_dataset(
+        inputs.data,
+        inputs.simulation,
+        components=with_astro_model(WORKSHOP_COMPONENTS, "segmented"),
+    )
     params = {"atmos_norm": 0.8, **{f"astro_norm_{k}": 2.0 + k for k in range(1, 6)}}
-    np.testing.assert_allclose(expected_counts(binned.templates, params),
-                               _per_event(inputs.simulation, SEGMENT_EDGES_GEV, params),
-                               rtol=1e-10, atol=1e-14)  # fmt: skip
+    np.testing.assert_allclose(
+        expected_counts(binned.templates, params),
+        _per_event(inputs.simulation, SEGMENT_EDGES_GEV, params),
+        rtol=1e-10,
+        atol=1e-14,
+    )
 
 
 def _workshop_counts(inputs):
     b = Binning()
-    return b.histogram(b.bin_index(inputs.data["energy"], inputs.data["zenith"],
-                                   inputs.data["topology"]))  # fmt: skip
+    return b.histogram(
+        b.bin_index(inputs.data["energy"], inputs.data["zenith"], inputs.data["topology"])
+    )
 
 
 def _nll_of(edges):
@@ -80,8 +88,10 @@ def _nll_of(edges):
     inputs = df.load_inputs()
     names = ["atmos_norm", *(f"astro_norm_{k}" for k in range(1, len(edges)))]
     k = _workshop_counts(inputs)
-    basis = np.stack([_per_event(inputs.simulation, edges, {n: float(n == m) for n in names})
-                      for m in names], axis=1)  # fmt: skip
+    basis = np.stack(
+        [_per_event(inputs.simulation, edges, {n: float(n == m) for n in names}) for m in names],
+        axis=1,
+    )
 
     def nll(x):
         mu = basis @ x
@@ -106,9 +116,14 @@ def _scipy_min(nll, n, fixed=None):
         value, grad = nll(x)
         return value, grad[free]
 
-    return scipy.optimize.minimize(f, np.ones(len(free)), jac=True, method="L-BFGS-B",
-                                   bounds=[(0, None)] * len(free),
-                                   options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10_000})  # fmt: skip
+    return scipy.optimize.minimize(
+        f,
+        np.ones(len(free)),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0, None)] * len(free),
+        options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10_000},
+    )
 
 
 @pytest.mark.parametrize("edges", [None, (6e4, 2e5, 1e6, 1e7)], ids=["default", "--segments"])
@@ -118,8 +133,22 @@ def test_segmented_map_equals_scipy(tmp_path, edges):
     norms >= 0): 1e-4 relative, 1e-6 absolute at 0."""
     out = tmp_path / "run"
     extra = ["--segments", ",".join(f"{e:g}" for e in edges)] if edges else []
-    assert main(["map", "--astro-model", "segmented", "--prior", "flat", *extra, "--out",
-                 str(out), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "map",
+                "--astro-model",
+                "segmented",
+                "--prior",
+                "flat",
+                *extra,
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     fit = json.loads((out / "map.json").read_text())
     nll, names = _nll_of(edges or SEGMENT_EDGES_GEV)
     assert fit["parameter_order"] == names
@@ -135,17 +164,48 @@ def test_segments_in_the_specification_equal_the_option(tmp_path):
     from diffuse_fit.io.analysis import read_analysis
 
     spec = tmp_path / "a.toml"
-    spec.write_text('priors = "flat"\n[[samples]]\nastro_model = "segmented"\n'
-                    "segments_GeV = [6e4, 2e5, 1e6, 1e7]\n")  # fmt: skip
+    spec.write_text(
+        'priors = "flat"\n[[samples]]\nastro_model = "segmented"\n'
+        "segments_GeV = [6e4, 2e5, 1e6, 1e7]\n"
+    )
     assert main(["map", "--analysis", str(spec), "--out", str(tmp_path / "a"), "--quiet"]) == 0
-    assert main(["map", "--astro-model", "segmented", "--segments", "6e4,2e5,1e6,1e7",
-                 "--prior", "flat", "--out", str(tmp_path / "b"), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "map",
+                "--astro-model",
+                "segmented",
+                "--segments",
+                "6e4,2e5,1e6,1e7",
+                "--prior",
+                "flat",
+                "--out",
+                str(tmp_path / "b"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     a, b = (json.loads((tmp_path / r / "map.json").read_text()) for r in "ab")
-    assert a["parameter_order"] == b["parameter_order"] == [
-        "atmos_norm", "astro_norm_1", "astro_norm_2", "astro_norm_3"]  # fmt: skip
+    assert (
+        a["parameter_order"]
+        == b["parameter_order"]
+        == ["atmos_norm", "astro_norm_1", "astro_norm_2", "astro_norm_3"]
+    )
     assert a["neg_log_likelihood"] == pytest.approx(b["neg_log_likelihood"], abs=1e-9)
-    assert main(["spec", "--from-run", str(tmp_path / "b"), "--out", str(tmp_path / "b.json"),
-                 "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "spec",
+                "--from-run",
+                str(tmp_path / "b"),
+                "--out",
+                str(tmp_path / "b.json"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     sample = read_analysis(tmp_path / "b.json").samples[0]
     assert (sample.astro_model, sample.segments_GeV) == ("segmented", [6e4, 2e5, 1e6, 1e7])
     for bad, words in (("[6e4, 2e5, 1e5]", "strictly increasing"), ("[6e4]", "segments_GeV")):
@@ -157,12 +217,15 @@ def test_segments_in_the_specification_equal_the_option(tmp_path):
         read_analysis(spec)
 
 
-@pytest.mark.parametrize("args, words", [
-    (["map", "--segments", "6e4,1e7"], "--segments is for --astro-model segmented"),
-    (["map", "--astro-model", "segmented", "--segments", "6e4,abc"], "--segments 6e4,abc"),
-    (["map", "--astro-model", "segmented", "--segments", "1e7,6e4"], "strictly increasing"),
-    (["compare", "--models", "spl,logparabola", "--segments", "6e4,1e7"], "segmented among"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["map", "--segments", "6e4,1e7"], "--segments is for --astro-model segmented"),
+        (["map", "--astro-model", "segmented", "--segments", "6e4,abc"], "--segments 6e4,abc"),
+        (["map", "--astro-model", "segmented", "--segments", "1e7,6e4"], "strictly increasing"),
+        (["compare", "--models", "spl,logparabola", "--segments", "6e4,1e7"], "segmented among"),
+    ],
+)
 def test_bad_segments_are_refused_in_one_line(tmp_path, capsys, args, words):
     assert main([*args, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
@@ -180,9 +243,30 @@ def test_segmented_sample_reports_the_differential_flux(tmp_path):
 
     out = tmp_path / "run"
     edges = (6e4, 2e5, 1e6, 1e7)
-    assert main(["sample", "--astro-model", "segmented", "--segments", "6e4,2e5,1e6,1e7",
-                 "--prior", "flat", "--draws", "400", "--tune", "400", "--chains", "2",
-                 "--report", "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sample",
+                "--astro-model",
+                "segmented",
+                "--segments",
+                "6e4,2e5,1e6,1e7",
+                "--prior",
+                "flat",
+                "--draws",
+                "400",
+                "--tune",
+                "400",
+                "--chains",
+                "2",
+                "--report",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["diagnostics"]["divergences"] == 0
     assert (out / "flux.png").is_file()
@@ -202,8 +286,9 @@ def test_segmented_sample_reports_the_differential_flux(tmp_path):
         x_hat = best.x[i]
         low = 0.0 if excess(0.0) < 0 else brentq(excess, 0.0, x_hat, xtol=1e-12)
         high = brentq(excess, x_hat, 10 * x_hat + 10, xtol=1e-12)
-        np.testing.assert_allclose(s["profile_68"], [low * to_flux, high * to_flux],
-                                   rtol=1e-4, atol=1e-6 * to_flux)  # fmt: skip
+        np.testing.assert_allclose(
+            s["profile_68"], [low * to_flux, high * to_flux], rtol=1e-4, atol=1e-6 * to_flux
+        )
         assert s["profile_map"] == pytest.approx(x_hat * to_flux, rel=1e-4, abs=1e-6 * to_flux)
     band = summary["power_law_band"]
     at = int(np.argmin(np.abs(np.log(np.asarray(band["energies"]) / 1e5))))
@@ -218,10 +303,35 @@ def test_compare_segmented_with_the_power_law(tmp_path):
     model's files are named 'segmented' and its band is piecewise constant; its MAP equals
     SciPy's (1e-4)."""
     out = tmp_path / "cmp"
-    assert main(["compare", "--models", "spl,segmented", "--segments", "6e4,2e5,1e6,1e7",
-                 "--prior", "flat", "--draws", "200", "--tune", "300", "--chains", "2",
-                 "--smc-runs", "0", "--lrt-toys", "0", "--seed", "2", "--out", str(out),
-                 "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "compare",
+                "--models",
+                "spl,segmented",
+                "--segments",
+                "6e4,2e5,1e6,1e7",
+                "--prior",
+                "flat",
+                "--draws",
+                "200",
+                "--tune",
+                "300",
+                "--chains",
+                "2",
+                "--smc-runs",
+                "0",
+                "--lrt-toys",
+                "0",
+                "--seed",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     table = json.loads((out / "compare.json").read_text())
     name = "segmented:60000.0,200000.0,1000000.0,10000000.0"
     assert set(table["models"]) == {"spl", name}

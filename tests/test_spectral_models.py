@@ -70,7 +70,7 @@ POINTS = {
         "astro_gamma1": (1.2, 3.9),
         "astro_gamma2": (1.2, 3.9),
         "astro_log10_ebreak": (4.6, 6.9),
-    },  # fmt: skip
+    },
     "cutoff": {"astro_gamma": (1.2, 3.9), "astro_log10_ecut": (5.1, 7.9)},
 }
 
@@ -93,9 +93,11 @@ def spectral(toy_dataset):
     }
     for m in ("logparabola", "cutoff"):
         out[f"{m}-table"] = bin_dataset(
-            toy_dataset.data, toy_dataset.simulation, components=component_set("workshop", m),
+            toy_dataset.data,
+            toy_dataset.simulation,
+            components=component_set("workshop", m),
             spectral_method="table",
-        )  # fmt: skip
+        )
     return out
 
 
@@ -139,11 +141,16 @@ def test_exact_sum_derivatives_do_not_depend_on_the_event_order(spectral, model,
 
     table = spectral[model].templates.tables[1]
     order = rng.permutation(table.event_bin.size)
-    shuffled = dataclasses.replace(table, event_bin=table.event_bin[order],
-                                   weight=table.weight[order], log_energy=table.log_energy[order])  # fmt: skip
+    shuffled = dataclasses.replace(
+        table,
+        event_bin=table.event_bin[order],
+        weight=table.weight[order],
+        log_energy=table.log_energy[order],
+    )
     p = random_point(rng, model)
-    for a, b in zip(table.unit_counts_derivatives(p), shuffled.unit_counts_derivatives(p),
-                    strict=True):  # fmt: skip
+    for a, b in zip(
+        table.unit_counts_derivatives(p), shuffled.unit_counts_derivatives(p), strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-300)
     _, grad, _ = table.unit_counts_derivatives(p)
     for i, name in enumerate(table.component.shape[:2]):
@@ -239,7 +246,7 @@ def test_single_power_law_is_a_special_case(spectral, rng):
                 "astro_gamma1": gamma,
                 "astro_gamma2": gamma,
                 "astro_log10_ebreak": rng.uniform(4.6, 6.9),
-            },  # fmt: skip
+            },
         }
         expected = reference_llh(counts, reference_expectation(spectral["spl"], "spl", spl))
         for m, p in cases.items():
@@ -257,10 +264,20 @@ def _scipy_fit(binned, model, names, supports, x0):
         return -reference_llh(binned.counts, lam)
 
     bounds = [(max(lo, 1e-9), hi if np.isfinite(hi) else None) for lo, hi in supports]
-    first = scipy.optimize.minimize(nll, x0, method="L-BFGS-B", bounds=bounds,
-                                    options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000})  # fmt: skip
-    best = scipy.optimize.minimize(nll, first.x, method="Nelder-Mead", bounds=bounds,
-                                   options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000})  # fmt: skip
+    first = scipy.optimize.minimize(
+        nll,
+        x0,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000},
+    )
+    best = scipy.optimize.minimize(
+        nll,
+        first.x,
+        method="Nelder-Mead",
+        bounds=bounds,
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000},
+    )
     return best.x, best.fun
 
 
@@ -280,16 +297,27 @@ def test_map_matches_independent_scipy_fit(spectral, key):
     assert result.optimum, result.problems
     assert result.converged == (not result.at_bound)
     assert set(result.at_bound) <= ({"astro_gamma2"} if model == "broken" else set())
-    x, fun = _scipy_fit(binned, model, names, list(supports.values()),
-                        [result.values[n] for n in names])  # fmt: skip
+    x, fun = _scipy_fit(
+        binned, model, names, list(supports.values()), [result.values[n] for n in names]
+    )
     assert result.neg_log_likelihood == pytest.approx(fun, abs=1e-6)
     x_free = [result.values[n] for n in names]
     np.testing.assert_allclose(x_free, x, rtol=1e-4, atol=1e-6)
 
 
 def test_say_with_a_spectral_model_is_refused_in_one_line(capsys, tmp_path):
-    code = main(["map", "--astro-model", "logparabola", "--likelihood", "say",
-                 "--out", str(tmp_path / "run"), "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "map",
+            "--astro-model",
+            "logparabola",
+            "--likelihood",
+            "say",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "--astro-model spl" in err

@@ -127,8 +127,11 @@ def test_e2_flux_refusals():
 @pytest.mark.parametrize("gamma", [1.2, 2.5, 2.87, 3.8])
 def test_logparabola_with_zero_curvature_is_the_power_law(gamma):
     spl = e2_flux(component("spl"), {"astro_norm": 6.0, "astro_gamma": gamma}, ENERGIES)
-    lp = e2_flux(component("logparabola"),
-                 {"astro_norm": 6.0, "astro_alpha": gamma, "astro_beta": 0.0}, ENERGIES)  # fmt: skip
+    lp = e2_flux(
+        component("logparabola"),
+        {"astro_norm": 6.0, "astro_alpha": gamma, "astro_beta": 0.0},
+        ENERGIES,
+    )
     np.testing.assert_allclose(lp, spl, rtol=1e-12, atol=0)
 
 
@@ -136,16 +139,26 @@ def test_logparabola_with_zero_curvature_is_the_power_law(gamma):
 @pytest.mark.parametrize("gamma", [1.7, 2.87])
 def test_broken_law_with_equal_indices_is_the_power_law(gamma, log10_ebreak):
     spl = e2_flux(component("spl"), {"astro_norm": 3.0, "astro_gamma": gamma}, ENERGIES)
-    broken = e2_flux(component("broken"),
-                     {"astro_norm": 3.0, "astro_gamma1": gamma, "astro_gamma2": gamma,
-                      "astro_log10_ebreak": log10_ebreak}, ENERGIES)  # fmt: skip
+    broken = e2_flux(
+        component("broken"),
+        {
+            "astro_norm": 3.0,
+            "astro_gamma1": gamma,
+            "astro_gamma2": gamma,
+            "astro_log10_ebreak": log10_ebreak,
+        },
+        ENERGIES,
+    )
     np.testing.assert_allclose(broken, spl, rtol=1e-12, atol=0)
 
 
 def test_cutoff_far_above_the_energies_is_the_power_law():
     spl = e2_flux(component("spl"), {"astro_norm": 3.0, "astro_gamma": 2.4}, ENERGIES)
-    cut = e2_flux(component("cutoff"),
-                  {"astro_norm": 3.0, "astro_gamma": 2.4, "astro_log10_ecut": 30.0}, ENERGIES)  # fmt: skip
+    cut = e2_flux(
+        component("cutoff"),
+        {"astro_norm": 3.0, "astro_gamma": 2.4, "astro_log10_ecut": 30.0},
+        ENERGIES,
+    )
     np.testing.assert_allclose(cut, spl, rtol=1e-12, atol=0)
 
 
@@ -159,8 +172,11 @@ def random_draws(model: str, n: int, rng) -> dict[str, np.ndarray]:
     elif model == "logparabola":
         draws |= {"astro_alpha": rng.uniform(2, 3.5, n), "astro_beta": rng.uniform(-0.2, 0.5, n)}
     elif model == "broken":
-        draws |= {"astro_gamma1": rng.uniform(1.5, 3.5, n), "astro_gamma2": rng.uniform(1.5, 3.5, n),
-                  "astro_log10_ebreak": rng.uniform(4.5, 7.0, n)}  # fmt: skip
+        draws |= {
+            "astro_gamma1": rng.uniform(1.5, 3.5, n),
+            "astro_gamma2": rng.uniform(1.5, 3.5, n),
+            "astro_log10_ebreak": rng.uniform(4.5, 7.0, n),
+        }
     else:
         draws |= {"astro_gamma": rng.uniform(2, 3.5, n), "astro_log10_ecut": rng.uniform(5, 8, n)}
     return draws
@@ -170,14 +186,17 @@ def random_draws(model: str, n: int, rng) -> dict[str, np.ndarray]:
 def test_flux_band_is_the_quantile_of_the_per_draw_fluxes(model, rng):
     draws = random_draws(model, 301, rng)
     band = flux_band(component(model), draws, ENERGIES)
-    direct = np.array([
-        reference_e2_flux(model, {k: v[i] for k, v in draws.items()}, ENERGIES) for i in range(301)
-    ])  # fmt: skip
+    direct = np.array(
+        [
+            reference_e2_flux(model, {k: v[i] for k, v in draws.items()}, ENERGIES)
+            for i in range(301)
+        ]
+    )
     np.testing.assert_array_equal(band["energies"], ENERGIES)
     np.testing.assert_array_equal(band["quantiles"], QS)
     assert band["n_draws"] == 301
     assert band["e2_flux"].shape == (len(QS), ENERGIES.size)
-    np.testing.assert_allclose(band["e2_flux"], np.quantile(direct, QS, axis=0), rtol=1e-12, atol=0)  # fmt: skip
+    np.testing.assert_allclose(band["e2_flux"], np.quantile(direct, QS, axis=0), rtol=1e-12, atol=0)
     assert np.all(np.diff(band["e2_flux"], axis=0) >= 0)  # ordered quantiles at every energy
 
 
@@ -185,9 +204,15 @@ def test_flux_band_with_other_quantiles_and_chain_draw_shape(rng):
     draws = {k: v.reshape(3, 40) for k, v in random_draws("cutoff", 120, rng).items()}
     band = flux_band(component("cutoff"), draws, ENERGIES, quantiles=(0.05, 0.95))
     flat = {k: v.reshape(-1) for k, v in draws.items()}
-    direct = np.array([reference_e2_flux("cutoff", {k: v[i] for k, v in flat.items()}, ENERGIES)
-                       for i in range(120)])  # fmt: skip
-    np.testing.assert_allclose(band["e2_flux"], np.quantile(direct, (0.05, 0.95), axis=0), rtol=1e-12)  # fmt: skip
+    direct = np.array(
+        [
+            reference_e2_flux("cutoff", {k: v[i] for k, v in flat.items()}, ENERGIES)
+            for i in range(120)
+        ]
+    )
+    np.testing.assert_allclose(
+        band["e2_flux"], np.quantile(direct, (0.05, 0.95), axis=0), rtol=1e-12
+    )
 
 
 # ----------------------------------------------------------------- sensitive_energy_range
@@ -218,14 +243,17 @@ def test_sensitive_range_against_brute_force(seed, fraction):
     weights[0] = 1.0  # some weight in the bins
     lo, hi = sensitive_energy_range(weights, energies, mask, fraction)
     w, e = weights[mask], energies[mask]
-    expected = [brute_force_quantile(w, e, (1 - fraction) / 2),
-                brute_force_quantile(w, e, (1 + fraction) / 2)]  # fmt: skip
+    expected = [
+        brute_force_quantile(w, e, (1 - fraction) / 2),
+        brute_force_quantile(w, e, (1 + fraction) / 2),
+    ]
     assert (lo, hi) == tuple(expected)
     assert lo <= hi
     # the same as NumPy's weighted inverted-CDF quantile
     np.testing.assert_array_equal(
-        [lo, hi], np.quantile(e, [(1 - fraction) / 2, (1 + fraction) / 2], weights=w, method="inverted_cdf")
-    )  # fmt: skip
+        [lo, hi],
+        np.quantile(e, [(1 - fraction) / 2, (1 + fraction) / 2], weights=w, method="inverted_cdf"),
+    )
 
 
 def test_sensitive_range_of_one_event_carrying_all_weight():
@@ -245,8 +273,10 @@ def test_sensitive_range_takes_the_event_that_reaches_the_quantile_exactly():
     energies = np.array([5e5, 1e4, 2e6, 3e4, 8e4, 1e6, 2e5, 4e6])  # unsorted on purpose
     lo, hi = sensitive_energy_range(np.ones(8), energies, np.ones(8, bool), fraction=0.5)
     assert (lo, hi) == (3e4, 1e6)  # cumulative 2 of 8 and 6 of 8
-    assert (lo, hi) == (brute_force_quantile(np.ones(8), energies, 0.25),
-                        brute_force_quantile(np.ones(8), energies, 0.75))  # fmt: skip
+    assert (lo, hi) == (
+        brute_force_quantile(np.ones(8), energies, 0.25),
+        brute_force_quantile(np.ones(8), energies, 0.75),
+    )
 
 
 def test_sensitive_range_refusals():
@@ -261,7 +291,12 @@ def test_sensitive_range_refusals():
 
 # ------------------------------------------------------------------------------ the figure
 
-RANGES = {"spl": (6e4, 2e6), "logparabola": (5e4, 1.5e6), "broken": (8e4, 3e6), "cutoff": (4e4, 1e6)}  # fmt: skip
+RANGES = {
+    "spl": (6e4, 2e6),
+    "logparabola": (5e4, 1.5e6),
+    "broken": (8e4, 3e6),
+    "cutoff": (4e4, 1e6),
+}
 
 
 @pytest.fixture
@@ -295,14 +330,20 @@ def test_spectrum_figure_draws_the_median_solid_exactly_inside_the_range(bands):
         assert (x[0], x[-1]) == pytest.approx(RANGES[model], rel=1e-12)
         inside = (ENERGIES > RANGES[model][0]) & (ENERGIES < RANGES[model][1])
         np.testing.assert_allclose(y[1:-1], bands[model]["e2_flux"][2][inside], rtol=1e-12)
-    colours = {tuple(ln.get_color()) if not isinstance(ln.get_color(), str) else ln.get_color() for ln in solid}  # fmt: skip
+    colours = {
+        tuple(ln.get_color()) if not isinstance(ln.get_color(), str) else ln.get_color()
+        for ln in solid
+    }
     assert len(colours) == len(ASTRO_MODELS)
 
 
 def test_spectrum_figure_survives_a_flux_underflowing_to_zero():
     energies = np.geomspace(1e4, 1e9, 40)
-    band = flux_band(component("cutoff"), {"astro_norm": [5.0, 6.0], "astro_gamma": [2.5, 2.6],
-                                           "astro_log10_ecut": [5.0, 5.1]}, energies)  # fmt: skip
+    band = flux_band(
+        component("cutoff"),
+        {"astro_norm": [5.0, 6.0], "astro_gamma": [2.5, 2.6], "astro_log10_ecut": [5.0, 5.1]},
+        energies,
+    )
     assert band["e2_flux"][:, -1].max() == 0.0  # exp(-1e4) underflows
     fig = spectrum_figure({"cutoff": band}, {"cutoff": (3e4, 8e5)})
     fig.canvas.draw()

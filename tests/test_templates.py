@@ -31,9 +31,12 @@ def test_tables_match_exact_sum_at_random_points(binned, rng):
             expected_counts(binned.templates, p), reference, rtol=TABLE_RTOL, atol=0
         )
         np.testing.assert_allclose(
-            expected_counts_exact(binned.simulation, binned.sim_bin_index, n, WORKSHOP_COMPONENTS, p),
-            reference, rtol=1e-12,
-        )  # fmt: skip
+            expected_counts_exact(
+                binned.simulation, binned.sim_bin_index, n, WORKSHOP_COMPONENTS, p
+            ),
+            reference,
+            rtol=1e-12,
+        )
 
 
 def test_tables_exact_at_range_ends(binned):

@@ -74,8 +74,12 @@ def test_registered_spectrum_fits_like_scipy(registered):
     nll = _scipy_reference(inputs, Binning())
     names = ("atmos_norm", "astro_norm", "astro_index", "astro_lg_ecut")
     start = [fit.values[n] for n in names]
-    best = scipy.optimize.minimize(nll, start, method="Nelder-Mead",
-                                   options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 40_000})  # fmt: skip
+    best = scipy.optimize.minimize(
+        nll,
+        start,
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 40_000},
+    )
     assert fit.neg_log_likelihood == pytest.approx(best.fun, abs=1e-7)
     np.testing.assert_allclose(start, best.x, rtol=1e-5)
     # the same spectrum in pytensor: PyMC's own log-density (a model with a potential is
@@ -95,8 +99,8 @@ def test_registered_spectrum_runs_as_a_job(registered, tmp_path):
     out = tmp_path / "run"
     df.run_map(df.load_inputs(), out, priors="flat", astro_model=registered, say=lambda *a: None)
     result = json.loads((out / "map.json").read_text())
-    assert result["parameter_order"] == ["atmos_norm", "astro_norm", "astro_index",
-                                         "astro_lg_ecut"]  # fmt: skip
+    assert result["parameter_order"] == ["atmos_norm", "astro_norm", "astro_index", "astro_lg_ecut"]
     with pytest.raises(UsageError, match="register_spectrum"):
-        df.run_map(df.load_inputs(), tmp_path / "x", astro_model="not_registered",
-                   say=lambda *a: None)  # fmt: skip
+        df.run_map(
+            df.load_inputs(), tmp_path / "x", astro_model="not_registered", say=lambda *a: None
+        )

@@ -86,9 +86,14 @@ GOOD = {
     "events": [[1e5, 1.0, 0], [2e5, 2.0, 1]],
 }
 SIM_MAPPING = {
-    "astroWeight": 0, "atmoWeight": 1, "energy": 2, "primaryEnergy": 3,
-    "primaryZenith": 4, "topology": 5, "zenith": 6,
-}  # fmt: skip
+    "astroWeight": 0,
+    "atmoWeight": 1,
+    "energy": 2,
+    "primaryEnergy": 3,
+    "primaryZenith": 4,
+    "topology": 5,
+    "zenith": 6,
+}
 SIM_ROW = [1e-3, 2e-3, 1e5, 2e5, 1.0, 0, 1.1]
 
 
@@ -289,8 +294,13 @@ def test_huge_integer_is_a_clear_error(tmp_path):
     with pytest.raises(DataFormatError) as info:
         read_data(path)
     message = str(info.value)
-    for part in [str(path), "field 'energy'", "events[1]", "10000000...0000 (401 digits)",
-                 "beyond the float range"]:  # fmt: skip
+    for part in [
+        str(path),
+        "field 'energy'",
+        "events[1]",
+        "10000000...0000 (401 digits)",
+        "beyond the float range",
+    ]:
         assert part in message, message
     assert len(message) < 200
 
@@ -299,11 +309,10 @@ def test_huge_integer_is_a_clear_error(tmp_path):
     ("text", "key"),
     [
         (HEAD + '[[1e5, 1, 0]], "events": [[2e5, 2, 1]]}', "events"),
-        ('{"mapping": {"energy": 0, "energy": 1, "topology": 2}, "events": [[1, 1, 0]]}',
-         "energy"),
+        ('{"mapping": {"energy": 0, "energy": 1, "topology": 2}, "events": [[1, 1, 0]]}', "energy"),
         (HEAD + '[[1e5, 1, 0]], "toy": {"a": 1, "a": 2}}', "a"),
     ],
-)  # fmt: skip
+)
 def test_duplicate_keys_are_refused(tmp_path, text, key):
     path = tmp_path / "dup.json"
     path.write_text(text)
@@ -373,9 +382,14 @@ def test_zenith_printed_rounded_above_pi_is_pi(tmp_path, printed, field):
 
 @pytest.mark.parametrize(
     ("field", "printed", "shown"),
-    [("zenith", "3.15", "3.15"), ("zenith", "3.1417", "3.1417"), ("zenith", "-0.0001", "-0.0001"),
-     ("atmoWeight", "-1e-20", "-1e-20"), ("astroWeight", "-0.0", None)],
-)  # fmt: skip
+    [
+        ("zenith", "3.15", "3.15"),
+        ("zenith", "3.1417", "3.1417"),
+        ("zenith", "-0.0001", "-0.0001"),
+        ("atmoWeight", "-1e-20", "-1e-20"),
+        ("astroWeight", "-0.0", None),
+    ],
+)
 def test_clearly_outside_is_still_an_error(tmp_path, field, printed, shown):
     rows = [list(SIM_ROW), list(SIM_ROW)]
     rows[1][SIM_MAPPING[field]] = "X"

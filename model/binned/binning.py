@@ -110,8 +110,9 @@ class Binning:
             )
         if self.rule not in ("histogram", "digitize"):
             raise ValueError(f"Binning.rule must be 'histogram' or 'digitize', not {self.rule!r}")
-        object.__setattr__(self, "cuts", tuple((str(f), float(lo), float(hi))
-                                               for f, lo, hi in self.cuts))  # fmt: skip
+        object.__setattr__(
+            self, "cuts", tuple((str(f), float(lo), float(hi)) for f, lo, hi in self.cuts)
+        )
         for name in ("energy_edges", "zenith_edges"):
             edges = np.asarray(getattr(self, name), dtype=np.float64)
             if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
@@ -186,8 +187,11 @@ class Binning:
 
     def to_dict(self) -> dict:
         """Edges, codes and the edge convention, as lists and text (provenance)."""
-        second = ({"zenith_edges_rad": self.zenith_edges.tolist()} if self.second == "zenith"
-                  else {"length_edges_m": self.zenith_edges.tolist()})  # fmt: skip
+        second = (
+            {"zenith_edges_rad": self.zenith_edges.tolist()}
+            if self.second == "zenith"
+            else {"length_edges_m": self.zenith_edges.tolist()}
+        )
         out = {
             "energy_edges_GeV": self.energy_edges.tolist(),
             **second,

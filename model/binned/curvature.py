@@ -30,9 +30,13 @@ from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templat
 
 
 def loglike_derivatives(
-    templates: Templates, counts: np.ndarray, params: dict, names: list[str], bins: np.ndarray,
+    templates: Templates,
+    counts: np.ndarray,
+    params: dict,
+    names: list[str],
+    bins: np.ndarray,
     curvature: bool = True,
-) -> tuple[float, np.ndarray, np.ndarray]:  # fmt: skip
+) -> tuple[float, np.ndarray, np.ndarray]:
     """``(ln L, gradient, Hessian)`` in the parameters ``names`` (that order) at ``params``.
 
     Parameters

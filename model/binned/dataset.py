@@ -62,9 +62,12 @@ class BinnedDataset:
         if self.templates.variance is not None:
             return self
         variance = build_variance_tables(
-            self.simulation, self.sim_bin_index, self.binning.n_bins, self.components,
+            self.simulation,
+            self.sim_bin_index,
+            self.binning.n_bins,
+            self.components,
             responses=self.templates.responses,
-        )  # fmt: skip
+        )
         return replace(self, templates=replace(self.templates, variance=variance))
 
     def with_detector(self, splines: dict) -> BinnedDataset:
@@ -73,8 +76,9 @@ class BinnedDataset:
         (:mod:`diffuse_fit.binned.detector_tables`; ``splines``: table path ->
         :class:`diffuse_fit.io.hese_splines.SplineTable`); the SAY tables, if any, rebuilt
         with them."""
-        responses = build_response_tables(self.simulation, self.sim_bin_index,
-                                          self.binning.n_bins, self.components, splines)  # fmt: skip
+        responses = build_response_tables(
+            self.simulation, self.sim_bin_index, self.binning.n_bins, self.components, splines
+        )
         had_variance = self.templates.variance is not None
         out = replace(self, templates=replace(self.templates, responses=responses, variance=None))
         return out.with_variance() if had_variance else out
@@ -93,9 +97,10 @@ class BinnedDataset:
         if self.templates.variance is not None:
             out["variance_table_max_relative_error"] = self.templates.variance.max_relative_error
         if self.templates.responses:
-            out["detector_responses"] = {r.key: {"interval": list(r.interval),
-                                                 "max_relative_error": r.max_relative_error}
-                                         for r in self.templates.responses}  # fmt: skip
+            out["detector_responses"] = {
+                r.key: {"interval": list(r.interval), "max_relative_error": r.max_relative_error}
+                for r in self.templates.responses
+            }
         return out
 
     def summary_lines(self) -> list[str]:
@@ -114,11 +119,15 @@ class JointDataset(BinnedDataset):
     def provenance(self) -> dict:
         out = super().provenance()
         out["samples"] = [
-            {"name": s.name, "data": _table_record(s.data, s.n_data_outside),
-             "simulation": _table_record(s.simulation, s.n_sim_outside),
-             "n_observed_in_bins": int(np.sum(self.counts[where])), "n_bins": where.stop - where.start}
+            {
+                "name": s.name,
+                "data": _table_record(s.data, s.n_data_outside),
+                "simulation": _table_record(s.simulation, s.n_sim_outside),
+                "n_observed_in_bins": int(np.sum(self.counts[where])),
+                "n_bins": where.stop - where.start,
+            }
             for s, (_, _, where) in zip(self.samples, sample_parts(self.binning), strict=True)
-        ]  # fmt: skip
+        ]
         return out
 
 
@@ -133,8 +142,13 @@ class BinnedSample:
     n_sim_outside: int
 
 
-def bin_samples(samples, components=WORKSHOP_COMPONENTS, variance: bool = False,
-                spectral_method: str = "auto", renames=None) -> JointDataset:  # fmt: skip
+def bin_samples(
+    samples,
+    components=WORKSHOP_COMPONENTS,
+    variance: bool = False,
+    spectral_method: str = "auto",
+    renames=None,
+) -> JointDataset:
     """The joint dataset of ``samples``: ``(name, data, simulation, binning)`` each
     (``binning`` None: the workshop's).  Each sample is checked on its own files as
     :func:`bin_dataset` checks one; the components are the same in every sample, so
@@ -152,14 +166,26 @@ def bin_samples(samples, components=WORKSHOP_COMPONENTS, variance: bool = False,
         d_idx.append(di)
         s_idx.append(si)
     joint = JointBinning(tuple(names), tuple(parts))
-    records = tuple(BinnedSample(n, d, s, int(np.sum(di < 0)), int(np.sum(si < 0)))
-                    for n, d, s, di, si in zip(names, datas, sims, d_idx, s_idx, strict=True))  # fmt: skip
+    records = tuple(
+        BinnedSample(n, d, s, int(np.sum(di < 0)), int(np.sum(si < 0)))
+        for n, d, s, di, si in zip(names, datas, sims, d_idx, s_idx, strict=True)
+    )
     final, columns = sample_components(components, names, renames or [{} for _ in names])
-    simulation = with_sample_columns(join_tables(names, sims, "simulation"),
-                                     [len(s) for s in sims], columns)  # fmt: skip
-    return assemble(join_tables(names, datas, "data"), simulation, joint,
-                    joint_index(joint, d_idx), joint_index(joint, s_idx), final, variance,
-                    spectral_method, cls=JointDataset, samples=records)  # fmt: skip
+    simulation = with_sample_columns(
+        join_tables(names, sims, "simulation"), [len(s) for s in sims], columns
+    )
+    return assemble(
+        join_tables(names, datas, "data"),
+        simulation,
+        joint,
+        joint_index(joint, d_idx),
+        joint_index(joint, s_idx),
+        final,
+        variance,
+        spectral_method,
+        cls=JointDataset,
+        samples=records,
+    )
 
 
 def describe(provenance: dict, counts: np.ndarray) -> list[str]:
@@ -187,10 +213,14 @@ def _table_record(table: EventTable, n_outside: int) -> dict:
     """Source, hash, how the table was read (``loaded_from``), a digest of the columns that
     were fitted, values clamped on reading, event counts."""
     return {
-        "source": table.source, "sha256": table.sha256, "loaded_from": table.loaded_from,
-        "columns_sha256": table.columns_sha256, "clamped": table.clamped,
-        "n_events": len(table), "n_outside_bins": n_outside,
-    }  # fmt: skip
+        "source": table.source,
+        "sha256": table.sha256,
+        "loaded_from": table.loaded_from,
+        "columns_sha256": table.columns_sha256,
+        "clamped": table.clamped,
+        "n_events": len(table),
+        "n_outside_bins": n_outside,
+    }
 
 
 def _clamped(record: dict) -> str:
@@ -224,19 +254,31 @@ def bin_dataset(
     """
     binning = binning or Binning()
     data_index, sim_index = check_sample(data, simulation, binning, components)
-    return assemble(data, simulation, binning, data_index, sim_index, components, variance,
-                    spectral_method)  # fmt: skip
+    return assemble(
+        data, simulation, binning, data_index, sim_index, components, variance, spectral_method
+    )
 
 
-def assemble(data, simulation, binning, data_index, sim_index, components, variance=False,
-             spectral_method="auto", cls=BinnedDataset, **extra) -> BinnedDataset:  # fmt: skip
+def assemble(
+    data,
+    simulation,
+    binning,
+    data_index,
+    sim_index,
+    components,
+    variance=False,
+    spectral_method="auto",
+    cls=BinnedDataset,
+    **extra,
+) -> BinnedDataset:
     """The dataset of events already binned (``data_index``, ``sim_index``: one bin per event,
     -1 outside, checked by :func:`check_sample`): counts, tables, and the check that every
     observed event has simulation in its bin.  ``cls`` and ``extra``: a subclass and its
     fields (:class:`diffuse_fit.binned.joint.JointDataset`)."""
     counts = binning.histogram(data_index)
-    templates = build_templates(simulation, binning, components, bin_index=sim_index,
-                                spectral_method=spectral_method)  # fmt: skip
+    templates = build_templates(
+        simulation, binning, components, bin_index=sim_index, spectral_method=spectral_method
+    )
     empty = np.flatnonzero((counts > 0) & ~templates.covered())
     if empty.size:
         b = int(empty[0])
@@ -276,8 +318,11 @@ def check_sample(data, simulation, binning, components):
     for table in (data, simulation):
         for name in _binned_fields(binning):
             if name not in table:
-                raise DataFormatError(table.source, f"the binning needs this field (have "
-                                      f"{sorted(table.fields)})", field=name)  # fmt: skip
+                raise DataFormatError(
+                    table.source,
+                    f"the binning needs this field (have {sorted(table.fields)})",
+                    field=name,
+                )
     data_index, sim_index = binning.bin_events(data), binning.bin_events(simulation)
     _check_not_empty(data, simulation, binning, data_index, sim_index, components)
     return data_index, sim_index
@@ -285,8 +330,11 @@ def check_sample(data, simulation, binning, components):
 
 def _binned_fields(binning) -> set[str]:
     """The event fields ``binning`` reads (observables and cuts)."""
-    return {name for _, part, _ in sample_parts(binning)
-            for name in ("energy", part.second, "topology", *(c[0] for c in part.cuts))}  # fmt: skip
+    return {
+        name
+        for _, part, _ in sample_parts(binning)
+        for name in ("energy", part.second, "topology", *(c[0] for c in part.cuts))
+    }
 
 
 def _describe_bins(binning) -> str:

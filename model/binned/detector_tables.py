@@ -68,8 +68,9 @@ class ResponseTable:
 
     def piece(self, v: float) -> int:
         """The interval holding ``v`` (the upper one at a break)."""
-        return int(np.clip(np.searchsorted(self.breaks, v, side="right") - 1, 0,
-                           len(self.breaks) - 2))  # fmt: skip
+        return int(
+            np.clip(np.searchsorted(self.breaks, v, side="right") - 1, 0, len(self.breaks) - 2)
+        )
 
     def log_values(self, v: float) -> np.ndarray:
         """``log R_b(v)``, (n_bins,)."""
@@ -82,19 +83,21 @@ class ResponseTable:
     @functools.cached_property
     def derivative_stacks(self) -> list:
         """Per piece, the Chebyshev coefficients of ``L``, ``L'``, ``L''`` (3, len(active), K)."""
-        return [log_derivative_stack(c, (self.breaks[p], self.breaks[p + 1]))
-                for p, c in enumerate(self.log_coeffs)]  # fmt: skip
+        return [
+            log_derivative_stack(c, (self.breaks[p], self.breaks[p + 1]))
+            for p, c in enumerate(self.log_coeffs)
+        ]
 
     def log_derivatives(self, v: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``L_b``, ``dL_b/dv``, ``d2L_b/dv2`` at ``v`` (n_bins each; 0 off the active bins)."""
         low, high = self.interval
         if not low <= v <= high:
-            raise ValueError(f"{self.parameter}={v} is outside the tabulated range "
-                             f"[{low}, {high}]")  # fmt: skip
+            raise ValueError(f"{self.parameter}={v} is outside the tabulated range [{low}, {high}]")
         p = self.piece(v)
         out = np.zeros((3, self.n_bins))
-        out[:, self.active] = chebyshev.evaluate(self.derivative_stacks[p], v,
-                                                 (self.breaks[p], self.breaks[p + 1]))  # fmt: skip
+        out[:, self.active] = chebyshev.evaluate(
+            self.derivative_stacks[p], v, (self.breaks[p], self.breaks[p + 1])
+        )
         return out[0], out[1], out[2]
 
     def __getstate__(self) -> dict:
@@ -104,13 +107,18 @@ class ResponseTable:
         """The table as record variables ``name -> (dims, array)``."""
         prefix = f"response_{self.key}"
         dims = (f"{prefix}__piece", f"{prefix}__active_bin", f"{prefix}__node")
-        return {f"{prefix}__active": (dims[1:2], np.asarray(self.active, dtype=np.int64)),
-                f"{prefix}__breaks": ((f"{prefix}__break",), self.breaks),
-                f"{prefix}__log_coeffs": (dims, self.log_coeffs)}  # fmt: skip
+        return {
+            f"{prefix}__active": (dims[1:2], np.asarray(self.active, dtype=np.int64)),
+            f"{prefix}__breaks": ((f"{prefix}__break",), self.breaks),
+            f"{prefix}__log_coeffs": (dims, self.log_coeffs),
+        }
 
     def describe(self) -> dict:
-        return {"component": self.component, "parameter": self.parameter,
-                "max_relative_error": self.max_relative_error}  # fmt: skip
+        return {
+            "component": self.component,
+            "parameter": self.parameter,
+            "max_relative_error": self.max_relative_error,
+        }
 
     @classmethod
     def read(cls, described: dict, arrays: dict, n_bins: int) -> ResponseTable:
@@ -121,12 +129,23 @@ class ResponseTable:
         active = np.asarray(arrays[f"{prefix}__active"], dtype=np.int64)
         breaks = np.asarray(arrays[f"{prefix}__breaks"], dtype=np.float64)
         coeffs = np.asarray(arrays[f"{prefix}__log_coeffs"], dtype=np.float64)
-        if (coeffs.ndim != 3 or coeffs.shape[:2] != (len(breaks) - 1, len(active))
-                or np.any(np.diff(breaks) <= 0) or np.any(active < 0)
-                or np.any(active >= n_bins)):  # fmt: skip
+        if (
+            coeffs.ndim != 3
+            or coeffs.shape[:2] != (len(breaks) - 1, len(active))
+            or np.any(np.diff(breaks) <= 0)
+            or np.any(active < 0)
+            or np.any(active >= n_bins)
+        ):
             raise ValueError(f"inconsistent response table {component}/{parameter}")
-        return cls(component, parameter, n_bins, active, breaks, coeffs,
-                   float(described["max_relative_error"]))  # fmt: skip
+        return cls(
+            component,
+            parameter,
+            n_bins,
+            active,
+            breaks,
+            coeffs,
+            float(described["max_relative_error"]),
+        )
 
 
 def reference_weights(component, simulation) -> np.ndarray:
@@ -154,8 +173,14 @@ def response_breaks(systematic, splines) -> np.ndarray:
     return np.concatenate([[low], inner, [high]])
 
 
-def build_response_tables(simulation, bin_index: np.ndarray, n_bins: int, components, splines,
-                          tolerance: float = RESPONSE_TOLERANCE) -> tuple[ResponseTable, ...]:  # fmt: skip
+def build_response_tables(
+    simulation,
+    bin_index: np.ndarray,
+    n_bins: int,
+    components,
+    splines,
+    tolerance: float = RESPONSE_TOLERANCE,
+) -> tuple[ResponseTable, ...]:
     """One :class:`ResponseTable` per corrected component and systematic (module doc);
     ``splines``: table path -> :class:`diffuse_fit.io.hese_splines.SplineTable`."""
     from scipy.sparse import csr_matrix
@@ -175,13 +200,15 @@ def build_response_tables(simulation, bin_index: np.ndarray, n_bins: int, compon
             events = rows[used]
             share = w0[events] / total[bin_index[events]]
             corrected = np.bincount(bin_index[events], weights=share, minlength=n_bins)
-            summing = csr_matrix((share, (np.searchsorted(active, bin_index[events]),
-                                          np.arange(events.size))),
-                                 shape=(active.size, events.size))  # fmt: skip
+            summing = csr_matrix(
+                (share, (np.searchsorted(active, bin_index[events]), np.arange(events.size))),
+                shape=(active.size, events.size),
+            )
             uncorrected = 1.0 - corrected[active]  # the share of events left as they are
 
-            def responses(values, corrections=corrections, used=used, summing=summing,
-                          uncorrected=uncorrected):  # fmt: skip
+            def responses(
+                values, corrections=corrections, used=used, summing=summing, uncorrected=uncorrected
+            ):
                 """``R_b`` at each value: (len(values), len(active))."""
                 factors = corrections.log10_rows(values)[used]
                 np.exp(np.multiply(factors, math.log(10.0), out=factors), out=factors)
@@ -198,16 +225,26 @@ def build_response_tables(simulation, bin_index: np.ndarray, n_bins: int, compon
                 at = responses(np.concatenate([chebyshev.nodes(k, pieces[p]) for p in todo]))
                 for p, values in zip(todo, np.split(at, len(todo)), strict=True):
                     c = chebyshev.fit(np.log(values.T), pieces[p])
-                    approx = np.exp(np.stack([chebyshev.evaluate(c, v, pieces[p])
-                                              for v in checks[p]]))  # fmt: skip
+                    approx = np.exp(
+                        np.stack([chebyshev.evaluate(c, v, pieces[p]) for v in checks[p]])
+                    )
                     coeffs[p] = np.pad(c, ((0, 0), (0, NODES[-1] - k)))
                     errors[p] = float(np.max(np.abs(approx / exact[p] - 1.0), initial=0.0))
                 todo = [p for p in todo if errors[p] > tolerance]
                 if not todo:
                     break
             pieces, worst = coeffs, max(errors)
-            out.append(ResponseTable(component.name, systematic.parameter, n_bins, active, breaks,
-                                     np.stack(pieces), worst))  # fmt: skip
+            out.append(
+                ResponseTable(
+                    component.name,
+                    systematic.parameter,
+                    n_bins,
+                    active,
+                    breaks,
+                    np.stack(pieces),
+                    worst,
+                )
+            )
     return tuple(out)
 
 
@@ -223,8 +260,7 @@ def response_values(responses, params: dict) -> np.ndarray | float:
     return np.exp(sum(r.log_values(params[r.parameter]) for r in responses))
 
 
-def apply_responses(value, jac, second, responses, params: dict, position: dict,
-                    bins: np.ndarray):  # fmt: skip
+def apply_responses(value, jac, second, responses, params: dict, position: dict, bins: np.ndarray):
     """Value, Jacobian and second-derivative entries of ``rho * h`` from those of ``h``
     (``rho = prod_k R_k``, of parameters ``h`` does not depend on):
 

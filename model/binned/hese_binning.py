@@ -58,7 +58,13 @@ def release_binning() -> JointBinning:
     parts = (
         Binning(energy, zenith, np.array([0]), rule="digitize", cuts=(energy_cut,)),
         Binning(energy, zenith, np.array([1]), rule="digitize", cuts=(energy_cut,)),
-        Binning(energy, length, np.array([2]), second="length", rule="digitize",
-                cuts=(energy_cut, length_cut)),
-    )  # fmt: skip
+        Binning(
+            energy,
+            length,
+            np.array([2]),
+            second="length",
+            rule="digitize",
+            cuts=(energy_cut, length_cut),
+        ),
+    )
     return JointBinning(PART_NAMES, parts)

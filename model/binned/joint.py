@@ -75,16 +75,21 @@ class JointBinning:
 
     def to_dict(self) -> dict:
         """Each sample's name and :meth:`Binning.to_dict`, in bin order (provenance)."""
-        return {"samples": [{"name": n, **p.to_dict()} for n, p in zip(self.names, self.parts,
-                                                                         strict=True)]}  # fmt: skip
+        return {
+            "samples": [
+                {"name": n, **p.to_dict()} for n, p in zip(self.names, self.parts, strict=True)
+            ]
+        }
 
 
 def sample_parts(binning) -> list[tuple[str | None, Binning, slice]]:
     """``(sample name, its Binning, its slice of the bin vector)`` for every sample of
     ``binning``: one entry with name ``None`` for a plain :class:`Binning`."""
     if isinstance(binning, JointBinning):
-        return [(n, p, binning.slice(i)) for i, (n, p) in enumerate(zip(binning.names,
-                                                                        binning.parts, strict=True))]  # fmt: skip
+        return [
+            (n, p, binning.slice(i))
+            for i, (n, p) in enumerate(zip(binning.names, binning.parts, strict=True))
+        ]
     return [(None, binning, slice(0, binning.n_bins))]
 
 
@@ -102,8 +107,9 @@ def join_tables(names: list[str], tables: list[EventTable], what: str) -> EventT
     have (a component's fields are checked per sample before).  Its ``sha256`` is the digest
     of the samples' names and hashes; ``source`` names every sample's file."""
     common = [f for f in tables[0].fields if all(f in t for t in tables[1:])]
-    columns = {f: np.concatenate([np.asarray(t[f], dtype=np.float64) for t in tables])
-               for f in common}  # fmt: skip
+    columns = {
+        f: np.concatenate([np.asarray(t[f], dtype=np.float64) for t in tables]) for f in common
+    }
     digest = hashlib.sha256()
     for name, t in zip(names, tables, strict=True):
         digest.update(f"{name} {t.sha256}\n".encode())
@@ -112,8 +118,15 @@ def join_tables(names: list[str], tables: list[EventTable], what: str) -> EventT
     for t in tables:
         for field, n in t.clamped.items():
             clamped[field] = clamped.get(field, 0) + n
-    return EventTable(columns, source, digest.hexdigest(), {"joined": what},
-                      "joined from the samples", columns_digest(columns), clamped)  # fmt: skip
+    return EventTable(
+        columns,
+        source,
+        digest.hexdigest(),
+        {"joined": what},
+        "joined from the samples",
+        columns_digest(columns),
+        clamped,
+    )
 
 
 def _renamed(component, mapping: dict):
@@ -147,8 +160,11 @@ def sample_components(components, names, renames) -> tuple[tuple, list]:
             raise ValueError(f"component {c.name!r}: its parameters cannot differ by sample")
         for k, (sample, mapping) in enumerate(zip(names, renames, strict=True)):
             field = f"{c.weight_field}@{sample}"
-            out.append(dataclasses.replace(_renamed(c, mapping), name=f"{c.name}@{sample}",
-                                           weight_field=field))  # fmt: skip
+            out.append(
+                dataclasses.replace(
+                    _renamed(c, mapping), name=f"{c.name}@{sample}", weight_field=field
+                )
+            )
             columns.append((field, c.weight_field, k))
     return tuple(out), columns
 
@@ -161,5 +177,12 @@ def with_sample_columns(simulation: EventTable, sizes: list[int], columns: list)
     sample_of = np.repeat(np.arange(len(sizes)), sizes)
     extra = {new: np.where(sample_of == k, simulation[field], 0.0) for new, field, k in columns}
     merged = {**simulation.columns, **extra}
-    return EventTable(merged, simulation.source, simulation.sha256, simulation.meta,
-                      simulation.loaded_from, columns_digest(merged), simulation.clamped)  # fmt: skip
+    return EventTable(
+        merged,
+        simulation.source,
+        simulation.sha256,
+        simulation.meta,
+        simulation.loaded_from,
+        columns_digest(merged),
+        simulation.clamped,
+    )

@@ -100,8 +100,16 @@ def _exact_power_law_sums(idx, w, x, gammas, reference_index, n_bins):
     return out
 
 
-def tabulate_log_sums(bin_index, weights, log_energy, reference_index, interval, n_bins,
-                      tolerance=DEFAULT_TOLERANCE, max_nodes=MAX_NODES):  # fmt: skip
+def tabulate_log_sums(
+    bin_index,
+    weights,
+    log_energy,
+    reference_index,
+    interval,
+    n_bins,
+    tolerance=DEFAULT_TOLERANCE,
+    max_nodes=MAX_NODES,
+):
     """Chebyshev table of ``log S_b(x)``, ``S_b(x) = sum_{i in b} w_i exp(-(x - x0) y_i)``.
 
     Parameters
@@ -132,8 +140,9 @@ def tabulate_log_sums(bin_index, weights, log_energy, reference_index, interval,
     check = np.linspace(*interval, CHECK_POINTS)
     exact_check = _exact_power_law_sums(*args, check, reference_index, n_bins)[:, active]
     for k in range(8, max_nodes + 1, 4):
-        at_nodes = _exact_power_law_sums(*args, chebyshev.nodes(k, interval), reference_index,
-                                         n_bins)  # fmt: skip
+        at_nodes = _exact_power_law_sums(
+            *args, chebyshev.nodes(k, interval), reference_index, n_bins
+        )
         coeffs = chebyshev.fit(np.log(at_nodes[:, active].T), interval)
         interp = np.exp(np.stack([chebyshev.evaluate(coeffs, g, interval) for g in check]))
         error = float(np.max(np.abs(interp / exact_check - 1.0), initial=0.0))
@@ -175,8 +184,9 @@ class LogChebyshevTable:
 
     def derivatives(self, x: float, name: str = "x") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``S_b``, ``dS_b/dx``, ``d2S_b/dx2`` at ``x`` (n_bins each), exact for the table."""
-        return log_table_derivatives(self.log_coeffs, self.active, self.n_bins, self.interval, x,
-                                     name, self.derivative_stack)  # fmt: skip
+        return log_table_derivatives(
+            self.log_coeffs, self.active, self.n_bins, self.interval, x, name, self.derivative_stack
+        )
 
     @functools.cached_property
     def derivative_stack(self) -> np.ndarray:
@@ -189,24 +199,37 @@ class LogChebyshevTable:
         return {k: v for k, v in self.__dict__.items() if k != "derivative_stack"}
 
     @classmethod
-    def tabulate(cls, bin_index, weights, log_energy, reference_index, interval, n_bins,
-                 tolerance=DEFAULT_TOLERANCE, max_nodes=MAX_NODES) -> LogChebyshevTable:  # fmt: skip
+    def tabulate(
+        cls,
+        bin_index,
+        weights,
+        log_energy,
+        reference_index,
+        interval,
+        n_bins,
+        tolerance=DEFAULT_TOLERANCE,
+        max_nodes=MAX_NODES,
+    ) -> LogChebyshevTable:
         """The table of ``S_b(x) = sum_{i in b} w_i exp(-(x - x0) y_i)``
         (:func:`tabulate_log_sums`)."""
-        active, coeffs, error = tabulate_log_sums(bin_index, weights, log_energy, reference_index,
-                                                  interval, n_bins, tolerance, max_nodes)  # fmt: skip
+        active, coeffs, error = tabulate_log_sums(
+            bin_index, weights, log_energy, reference_index, interval, n_bins, tolerance, max_nodes
+        )
         return cls(n_bins, active, coeffs, tuple(map(float, interval)), float(error))
 
     def record(self, prefix: str) -> dict:
         """The table as a run's record variables ``<prefix>__active``, ``<prefix>__log_coeffs``
         (``name -> (dims, array)``; the interval and error are the caller's to describe)."""
         dims = (f"{prefix}__active_bin", f"{prefix}__node")
-        return {f"{prefix}__active": (dims[:1], np.asarray(self.active, dtype=np.int64)),
-                f"{prefix}__log_coeffs": (dims, self.log_coeffs)}  # fmt: skip
+        return {
+            f"{prefix}__active": (dims[:1], np.asarray(self.active, dtype=np.int64)),
+            f"{prefix}__log_coeffs": (dims, self.log_coeffs),
+        }
 
     @classmethod
-    def read(cls, arrays: dict, prefix: str, n_bins: int, interval, error: float,
-             what: str) -> LogChebyshevTable:  # fmt: skip
+    def read(
+        cls, arrays: dict, prefix: str, n_bins: int, interval, error: float, what: str
+    ) -> LogChebyshevTable:
         """Inverse of :meth:`record` (:func:`read_log_table`'s checks)."""
         active, coeffs = read_log_table(arrays, prefix, n_bins, what)
         return cls(n_bins, active, coeffs, tuple(map(float, interval)), float(error))

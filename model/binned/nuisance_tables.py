@@ -101,8 +101,10 @@ class LogTable:
             a[position[name]] += coef
         if self.per_bin is not None:
             return self._prefactor(params), a, c, self.per_bin[bins], None, None
-        s0, s1, s2 = (v[bins] for v in self.table.derivatives(self._argument(params),
-                                                              "+".join(self.variables)))  # fmt: skip
+        s0, s1, s2 = (
+            v[bins]
+            for v in self.table.derivatives(self._argument(params), "+".join(self.variables))
+        )
         return self._prefactor(params), a, c, s0, s1, s2
 
 
@@ -215,8 +217,7 @@ def _plain_derivatives(products, params: dict, position: dict, bins: np.ndarray)
         if s1 is not None:
             jac += s1[:, None] * (me * f * c)
             vectors += [s1, s2]
-            matrices += [me * (_sym(fg, c) + f * _sym(a, c)),
-                         me * f * c[:, None] * c]  # fmt: skip
+            matrices += [me * (_sym(fg, c) + f * _sym(a, c)), me * f * c[:, None] * c]
     if not vectors:
         return value, jac, []
     return value, jac, [LowRankSecond(np.array(vectors), np.array(matrices))]
@@ -275,18 +276,29 @@ def component_terms(component) -> tuple[Term, ...]:
                 t.pivot,
                 t.reference_index,
                 tuple(t.index_range),
-            )  # fmt: skip
+            )
             for t in component.terms
         )
     if isinstance(component, SegmentComponent):
-        raise ValueError("the segmented spectrum with the HESE nuisance components is not "
-                         "implemented (use --components workshop or split)")  # fmt: skip
+        raise ValueError(
+            "the segmented spectrum with the HESE nuisance components is not "
+            "implemented (use --components workshop or split)"
+        )
     if isinstance(component, FlatComponent):
         return (Term(component.weight_field, norm),)
     if isinstance(component, PowerLawComponent):
-        return (Term(component.weight_field, norm, 0, component.index, component.energy_field,
-                     component.pivot, component.reference_index,
-                     tuple(map(float, component.index_range))),)  # fmt: skip
+        return (
+            Term(
+                component.weight_field,
+                norm,
+                0,
+                component.index,
+                component.energy_field,
+                component.pivot,
+                component.reference_index,
+                tuple(map(float, component.index_range)),
+            ),
+        )
     raise TypeError(f"unknown component type {type(component).__name__}")
 
 
@@ -311,8 +323,9 @@ def check_fields(simulation: EventTable, components) -> None:
                     simulation.source,
                     f"primaryType 0 (neither neutrino nor antineutrino) for an event with "
                     f"{t.weight_field} > 0; the nu/nubar ratio cannot weight it",
-                    field=SIGN_FIELD, row=row,
-                )  # fmt: skip
+                    field=SIGN_FIELD,
+                    row=row,
+                )
 
 
 def _table(bin_index, weights, terms, n_bins, tolerance, max_nodes) -> LogTable | None:
@@ -340,8 +353,9 @@ def _table(bin_index, weights, terms, n_bins, tolerance, max_nodes) -> LogTable 
         reference += second.reference_index
         low, high = low + second.index_range[0], high + second.index_range[1]
         linear = ((second.index, -delta),) if delta != 0.0 else ()
-    table = LogChebyshevTable.tabulate(bin_index, weights, y, reference, (low, high), n_bins,
-                                       tolerance, max_nodes)  # fmt: skip
+    table = LogChebyshevTable.tabulate(
+        bin_index, weights, y, reference, (low, high), n_bins, tolerance, max_nodes
+    )
     return LogTable(tuple(t.index for t in tilted), linear, n_bins, table=table)
 
 
@@ -364,9 +378,13 @@ def _prepare(terms, simulation: EventTable) -> list[_Prepared]:
     ]
 
 
-def build_nuisance_template(component: NuisanceComponent, simulation: EventTable,
-                            bin_index: np.ndarray, n_bins: int,
-                            tolerance: float = DEFAULT_TOLERANCE) -> NuisanceTemplate:  # fmt: skip
+def build_nuisance_template(
+    component: NuisanceComponent,
+    simulation: EventTable,
+    bin_index: np.ndarray,
+    n_bins: int,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> NuisanceTemplate:
     """One table per term of ``component`` (terms without events in the bins left out)."""
     check_fields(simulation, (component,))
     products = []
@@ -396,9 +414,14 @@ class NuisanceVariance:
         return products_derivatives(self.products, params, position, bins)
 
 
-def build_nuisance_variance(simulation: EventTable, bin_index: np.ndarray, n_bins: int,
-                            components, tolerance: float = DEFAULT_TOLERANCE,
-                            responses: tuple = ()) -> NuisanceVariance:  # fmt: skip
+def build_nuisance_variance(
+    simulation: EventTable,
+    bin_index: np.ndarray,
+    n_bins: int,
+    components,
+    tolerance: float = DEFAULT_TOLERANCE,
+    responses: tuple = (),
+) -> NuisanceVariance:
     """The tables of every pair of terms of ``components`` whose events overlap; a pair of
     terms of components ``c``, ``c'`` carries their detector responses ``R_c R_c'``
     (``responses``: :class:`diffuse_fit.binned.detector_tables.ResponseTable` s)."""
@@ -413,8 +436,9 @@ def build_nuisance_variance(simulation: EventTable, bin_index: np.ndarray, n_bin
             table = _table(bin_index, p.weights * q.weights, [p, q], n_bins, tolerance, MAX_NODES)
             if table is not None:
                 multiplier = 1.0 if q is p else 2.0
-                products.append(Product(multiplier, p.term.factors + q.term.factors, table,
-                                        of[i] + of[j]))  # fmt: skip
+                products.append(
+                    Product(multiplier, p.term.factors + q.term.factors, table, of[i] + of[j])
+                )
     return NuisanceVariance(tuple(products))
 
 
@@ -427,9 +451,13 @@ def products_to_record(prefix: str, products, n_bins: int) -> tuple[dict, list]:
     variables, described = {}, []
     for j, p in enumerate(products):
         t, name = p.table, f"{prefix}{j}"
-        entry = {"multiplier": p.multiplier, "factors": [list(f) for f in p.factors],
-                 "variables": list(t.variables), "linear": [list(a) for a in t.linear],
-                 "responses": [r.key for r in p.responses]}  # fmt: skip
+        entry = {
+            "multiplier": p.multiplier,
+            "factors": [list(f) for f in p.factors],
+            "variables": list(t.variables),
+            "linear": [list(a) for a in t.linear],
+            "responses": [r.key for r in p.responses],
+        }
         if t.per_bin is not None:
             variables[f"{name}__per_bin"] = (("all_bin",), t.per_bin)
         else:
@@ -439,8 +467,9 @@ def products_to_record(prefix: str, products, n_bins: int) -> tuple[dict, list]:
     return variables, described
 
 
-def products_from_record(prefix: str, described: list, arrays: dict, n_bins: int,
-                         responses: tuple = ()) -> tuple:  # fmt: skip
+def products_from_record(
+    prefix: str, described: list, arrays: dict, n_bins: int, responses: tuple = ()
+) -> tuple:
     """Inverse of :func:`products_to_record` (``responses``: the record's detector response
     tables); ``KeyError``/``ValueError`` if damaged."""
     by_key = {r.key: r for r in responses}
@@ -449,8 +478,9 @@ def products_from_record(prefix: str, described: list, arrays: dict, n_bins: int
         name = f"{prefix}{j}"
         common = (tuple(d["variables"]), tuple((str(n), float(a)) for n, a in d["linear"]), n_bins)
         if "interval" in d:
-            chebyshev_table = LogChebyshevTable.read(arrays, name, n_bins, d["interval"],
-                                                     d["max_relative_error"], f"table {name}")  # fmt: skip
+            chebyshev_table = LogChebyshevTable.read(
+                arrays, name, n_bins, d["interval"], d["max_relative_error"], f"table {name}"
+            )
             table = LogTable(*common, table=chebyshev_table)
         else:
             per_bin = np.asarray(arrays[f"{name}__per_bin"], dtype=np.float64)
@@ -472,7 +502,7 @@ def component_from_dict(d: dict) -> NuisanceComponent:
                 "factors": tuple(tuple(f) for f in t["factors"]),
                 "index_range": tuple(t["index_range"]),
             }
-        )  # fmt: skip
+        )
         for t in d["terms"]
     )
     supports = tuple((n, tuple(r)) for n, r in d["linear_supports"])

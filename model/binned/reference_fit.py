@@ -91,8 +91,10 @@ def fit(data_counts, simulation, sim_bin_index, n_bins, x0=X0) -> ReferenceFit:
     # same per-event weights, summed per bin in the same order: the same expectations).
     inside = np.asarray(sim_bin_index) >= 0
     index = np.asarray(sim_bin_index)[inside]
-    events = {name: np.asarray(simulation[name])[inside]
-              for name in ("primaryEnergy", "atmoWeight", "astroWeight")}  # fmt: skip
+    events = {
+        name: np.asarray(simulation[name])[inside]
+        for name in ("primaryEnergy", "atmoWeight", "astroWeight")
+    }
     log_e = np.log(events["primaryEnergy"] / 1.0e5)
 
     def per_bin(weights):  # get_expectation on events that are all inside
@@ -110,9 +112,13 @@ def fit(data_counts, simulation, sim_bin_index, n_bins, x0=X0) -> ReferenceFit:
         return -llh(data_counts, lam), -np.array([residual @ d for d in d_lam])
 
     result = scipy.optimize.minimize(
-        neg_llh_and_grad, np.asarray(x0, dtype=np.float64), jac=True, method="L-BFGS-B",
-        bounds=BOUNDS, options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000},
-    )  # fmt: skip
+        neg_llh_and_grad,
+        np.asarray(x0, dtype=np.float64),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=BOUNDS,
+        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000},
+    )
     message = str(result.message).strip()
     if not result.success:
         message = (

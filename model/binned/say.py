@@ -97,9 +97,13 @@ def say_partials(k, mu, s2):
 
 
 def say_loglike_derivatives(
-    templates: Templates, counts: np.ndarray, params: dict, names: list[str], bins: np.ndarray,
+    templates: Templates,
+    counts: np.ndarray,
+    params: dict,
+    names: list[str],
+    bins: np.ndarray,
     curvature: bool = True,
-) -> tuple[float, np.ndarray, np.ndarray]:  # fmt: skip
+) -> tuple[float, np.ndarray, np.ndarray]:
     """``(ln L, gradient, Hessian)`` of the SAY log-likelihood in ``names`` (that order).
 
     As :func:`diffuse_fit.binned.curvature.loglike_derivatives`; ``templates.variance`` must hold

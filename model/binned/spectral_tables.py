@@ -73,8 +73,9 @@ def exact_log_sums(component, events: _SortedEvents, points: np.ndarray) -> np.n
         p = points[lo : lo + _CHUNK]
         f = component.log_tilt(x, [p[:, a][None, :] for a in range(p.shape[1])])
         top = np.maximum.reduceat(f, events.starts, axis=0)
-        sums = np.add.reduceat(events.weight[:, None] * np.exp(f - top[index]), events.starts,
-                               axis=0)  # fmt: skip
+        sums = np.add.reduceat(
+            events.weight[:, None] * np.exp(f - top[index]), events.starts, axis=0
+        )
         out[lo : lo + len(p)] = (top + np.log(sums)).T
     return out
 
@@ -116,8 +117,9 @@ def _interpolate_grid(coeffs: np.ndarray, axes, ranges) -> np.ndarray:
     """The table ``coeffs`` over the tensor grid ``axes``: (n, len(axes[0]), ...)."""
     out = coeffs
     for a, (values, interval) in enumerate(zip(axes, ranges, strict=True)):
-        basis = chebyshev.basis(chebyshev.to_unit(np.asarray(values, dtype=np.float64), interval),
-                                coeffs.shape[1 + a])  # (len(values), K_a)  # fmt: skip
+        basis = chebyshev.basis(
+            chebyshev.to_unit(np.asarray(values, dtype=np.float64), interval), coeffs.shape[1 + a]
+        )  # (len(values), K_a)
         out = np.moveaxis(np.tensordot(out, basis, axes=([1 + a], [1])), -1, 1 + a)
     return out
 
@@ -150,8 +152,10 @@ def _derivative_matrices(k: int) -> tuple[np.ndarray, np.ndarray]:
     """Matrices mapping Chebyshev coefficients (k) to those of the first (k-1) and second
     (k-2) derivative in ``t``."""
     eye = np.eye(k)
-    return (np.polynomial.chebyshev.chebder(eye, m=1, axis=0),
-            np.polynomial.chebyshev.chebder(eye, m=2, axis=0))  # fmt: skip
+    return (
+        np.polynomial.chebyshev.chebder(eye, m=1, axis=0),
+        np.polynomial.chebyshev.chebder(eye, m=2, axis=0),
+    )
 
 
 def _basis_derivatives(x: float, interval, k: int):
@@ -159,8 +163,11 @@ def _basis_derivatives(x: float, interval, k: int):
     t = chebyshev.to_unit(np.float64(x), interval)
     scale = 2.0 / (interval[1] - interval[0])
     d1, d2 = _derivative_matrices(k)
-    return (chebyshev.basis(t, k), scale * d1.T @ chebyshev.basis(t, k - 1),
-            scale**2 * d2.T @ chebyshev.basis(t, k - 2))  # fmt: skip
+    return (
+        chebyshev.basis(t, k),
+        scale * d1.T @ chebyshev.basis(t, k - 1),
+        scale**2 * d2.T @ chebyshev.basis(t, k - 2),
+    )
 
 
 def _check_inside(component, values) -> None:
@@ -196,8 +203,10 @@ class SpectralTable:
         """``S_b`` (n_bins,) at the shape parameters in ``params``: events per bin at norm 1."""
         values = self._values(params)
         k = self.log_coeffs.shape[1:]
-        vectors = [chebyshev.basis(chebyshev.to_unit(np.float64(v), r), n)
-                   for v, r, n in zip(values, self.component.shape_ranges, k, strict=True)]  # fmt: skip
+        vectors = [
+            chebyshev.basis(chebyshev.to_unit(np.float64(v), r), n)
+            for v, r, n in zip(values, self.component.shape_ranges, k, strict=True)
+        ]
         out = np.zeros(self.n_bins)
         out[self.active] = np.exp(_contract(self.log_coeffs, vectors))
         return out
@@ -208,8 +217,12 @@ class SpectralTable:
         ``curvature`` is for :class:`SpectralEventSum`'s signature (always exact here)."""
         values = self._values(params)
         d = len(values)
-        bases = [_basis_derivatives(v, r, n) for v, r, n in
-                 zip(values, self.component.shape_ranges, self.log_coeffs.shape[1:], strict=True)]  # fmt: skip
+        bases = [
+            _basis_derivatives(v, r, n)
+            for v, r, n in zip(
+                values, self.component.shape_ranges, self.log_coeffs.shape[1:], strict=True
+            )
+        ]
 
         def partial(orders: dict) -> np.ndarray:
             return _contract(self.log_coeffs, [bases[a][orders.get(a, 0)] for a in range(d)])
@@ -341,8 +354,9 @@ def tabulate_spectral(component, events: _SortedEvents, n_bins: int, tolerance: 
     while True:
         nodes = [chebyshev.nodes(n, r) for n, r in zip(k, ranges, strict=True)]
         coeffs = _fit_tensor(exact_log_sums_grid(component, events, nodes), ranges)
-        error = float(np.max(np.abs(np.expm1(_interpolate_grid(coeffs, check, ranges) - exact)),
-                             initial=0.0))  # fmt: skip
+        error = float(
+            np.max(np.abs(np.expm1(_interpolate_grid(coeffs, check, ranges) - exact)), initial=0.0)
+        )
         best = min(best, error)
         if error <= tolerance:
             return SpectralTable(component, n_bins, events.bins, coeffs, error), error, k
@@ -354,8 +368,7 @@ def tabulate_spectral(component, events: _SortedEvents, n_bins: int, tolerance: 
         k = grown
 
 
-def build_spectral_template(component, events_table, bin_index, n_bins, tolerance,
-                            method="auto"):  # fmt: skip
+def build_spectral_template(component, events_table, bin_index, n_bins, tolerance, method="auto"):
     """How ``component``'s per-bin sums are evaluated (``method``):
 
     * ``"table"``: the :class:`SpectralTable` if one meets ``tolerance``, else the exact
@@ -368,23 +381,31 @@ def build_spectral_template(component, events_table, bin_index, n_bins, toleranc
     if method not in ("auto", "table", "exact"):
         raise ValueError(f"method must be 'auto', 'table' or 'exact', not {method!r}")
     events = _sorted_events(
-        np.asarray(bin_index), np.asarray(events_table[component.weight_field], dtype=np.float64),
+        np.asarray(bin_index),
+        np.asarray(events_table[component.weight_field], dtype=np.float64),
         component.log_energy(events_table),
-    )  # fmt: skip
+    )
     n_events = events.weight.size
     if not component.smooth:
-        reason = ("S_b is not smooth in the break energy (a kink at every simulated energy): "
-                  "no polynomial table reaches the tolerance")  # fmt: skip
+        reason = (
+            "S_b is not smooth in the break energy (a kink at every simulated energy): "
+            "no polynomial table reaches the tolerance"
+        )
     elif method == "exact":
         reason = "chosen"
     elif method == "auto" and n_events <= EXACT_SUM_EVENTS:
-        reason = (f"{n_events} simulated events cost less per evaluation than a table of "
-                  f"~1e6 coefficients (tables are used above {EXACT_SUM_EVENTS} events)")  # fmt: skip
+        reason = (
+            f"{n_events} simulated events cost less per evaluation than a table of "
+            f"~1e6 coefficients (tables are used above {EXACT_SUM_EVENTS} events)"
+        )
     else:
         table, error, k = tabulate_spectral(component, events, n_bins, tolerance)
         if table is not None:
             return table
-        reason = (f"the Chebyshev table of log S_b reached only {error:.1e} relative with "
-                  f"{k} nodes per axis (tolerance {tolerance:.0e})")  # fmt: skip
-    return SpectralEventSum(component, n_bins, events.bins, events.event_bin, events.weight,
-                            events.log_energy, reason)  # fmt: skip
+        reason = (
+            f"the Chebyshev table of log S_b reached only {error:.1e} relative with "
+            f"{k} nodes per axis (tolerance {tolerance:.0e})"
+        )
+    return SpectralEventSum(
+        component, n_bins, events.bins, events.event_bin, events.weight, events.log_energy, reason
+    )

@@ -83,9 +83,14 @@ def build_power_law_template(
 ) -> PowerLawTemplate:
     """Tabulate ``log S_b`` with the fewest Chebyshev nodes (8, 12, 16, ...) meeting ``tolerance``."""
     table = LogChebyshevTable.tabulate(
-        bin_index, events[component.weight_field], component.log_energy(events),
-        component.reference_index, component.index_range, n_bins, tolerance,
-    )  # fmt: skip
+        bin_index,
+        events[component.weight_field],
+        component.log_energy(events),
+        component.reference_index,
+        component.index_range,
+        n_bins,
+        tolerance,
+    )
     return PowerLawTemplate(component, table)
 
 
@@ -125,10 +130,11 @@ class Templates:
         fixed parameters (:attr:`fixed`) need not be given."""
         params = self.with_fixed(params)
         return {
-            t.component.name: params[t.component.norm] * t.unit_counts(params)
+            t.component.name: params[t.component.norm]
+            * t.unit_counts(params)
             * response_values(self.responses_of(t.component.name), params)
             for t in self.tables
-        }  # fmt: skip
+        }
 
     def sum_of_squares(self, params: dict) -> np.ndarray:
         """The SAY likelihood's per-bin sums of squared weights at ``params`` (needs
@@ -148,8 +154,11 @@ class Templates:
     def exact_sum_notes(self) -> list[str]:
         """One line per component evaluated by the exact per-event sum instead of a table,
         with the reason (:class:`diffuse_fit.binned.spectral_tables.SpectralEventSum`)."""
-        return [f"{t.component.name}: exact per-event sum, no table ({t.reason})"
-                for t in self.tables if hasattr(t, "reason")]  # fmt: skip
+        return [
+            f"{t.component.name}: exact per-event sum, no table ({t.reason})"
+            for t in self.tables
+            if hasattr(t, "reason")
+        ]
 
     @property
     def max_relative_error(self) -> float:
@@ -186,7 +195,7 @@ def build_templates(
             tables.append(
                 build_spectral_template(
                     c, simulation, bin_index, binning.n_bins, tolerance, spectral_method
-                )  # fmt: skip
+                )
             )
         else:
             raise TypeError(f"unknown component type {type(c).__name__}")

@@ -110,9 +110,13 @@ class VarianceTables:
             if isinstance(p, SmoothPair):
                 ig = position[p.index]
                 jac[:, ig] += f * nc * nd * d1
-                second += [(ic, ig, f * nd * d1), (ig, ic, f * nd * d1),
-                           (id_, ig, f * nc * d1), (ig, id_, f * nc * d1),
-                           (ig, ig, f * nc * nd * d2)]  # fmt: skip
+                second += [
+                    (ic, ig, f * nd * d1),
+                    (ig, ic, f * nd * d1),
+                    (id_, ig, f * nc * d1),
+                    (ig, id_, f * nc * d1),
+                    (ig, ig, f * nc * nd * d2),
+                ]
         return s2, jac, second
 
 
@@ -122,8 +126,13 @@ def _unit_weights(component, events: EventTable):
         return np.asarray(component.unit_weights(events), dtype=np.float64), None, None, None, None
     w = np.asarray(events[component.weight_field], dtype=np.float64)
     if isinstance(component, PowerLawComponent):
-        return (w, component.log_energy(events), component.reference_index, component.index,
-                tuple(map(float, component.index_range)))  # fmt: skip
+        return (
+            w,
+            component.log_energy(events),
+            component.reference_index,
+            component.index,
+            tuple(map(float, component.index_range)),
+        )
     raise TypeError(f"unknown component type {type(component).__name__}")
 
 
@@ -141,8 +150,9 @@ def build_variance_tables(
     if responses or any(hasattr(c, "terms") for c in components):
         from diffuse_fit.binned.nuisance_tables import build_nuisance_variance
 
-        return build_nuisance_variance(simulation, bin_index, n_bins, components, tolerance,
-                                       responses)  # fmt: skip
+        return build_nuisance_variance(
+            simulation, bin_index, n_bins, components, tolerance, responses
+        )
     for c in components:
         if not isinstance(c, FlatComponent | PowerLawComponent):
             raise ValueError(
@@ -175,8 +185,9 @@ def build_variance_tables(
                     f"the SAY likelihood's tables for power laws '{ci.name}' and '{cj.name}' "
                     "with different spectral indices (or index ranges) are not implemented"
                 )
-            table = LogChebyshevTable.tabulate(bin_index, weights, y, ref, interval, n_bins,
-                                               tolerance, MAX_NODES)  # fmt: skip
+            table = LogChebyshevTable.tabulate(
+                bin_index, weights, y, ref, interval, n_bins, tolerance, MAX_NODES
+            )
             pairs.append(SmoothPair(norms, factor, index, table))
     return VarianceTables(tuple(pairs))
 

@@ -42,13 +42,17 @@ def boundary_problems(values: dict, supports: dict) -> list[str]:
     for name, value in values.items():
         low, high = supports.get(name, (-np.inf, np.inf))
         if not np.isfinite(value) or abs(value) >= RUNAWAY:
-            problems.append(f"{name} = {value:g} has run away (no finite maximum: check the "
-                            "inputs' weights and the priors)")  # fmt: skip
+            problems.append(
+                f"{name} = {value:g} has run away (no finite maximum: check the "
+                "inputs' weights and the priors)"
+            )
             continue
         for bound in (low, high):
             if np.isfinite(bound) and abs(value - bound) <= BOUND_TOLERANCE * max(1.0, abs(bound)):
-                problems.append(f"{name} = {value:g} is on the bound {bound:g} of its prior's "
-                                f"support [{low:g}, {high:g}]")  # fmt: skip
+                problems.append(
+                    f"{name} = {value:g} is on the bound {bound:g} of its prior's "
+                    f"support [{low:g}, {high:g}]"
+                )
                 break
     return problems
 
@@ -130,18 +134,28 @@ class MapResult:
         """Plain JSON-able content: values, errors, units, covariance, correlation, -ln L,
         convergence, path, problems."""
         finite = lambda m: [[float(x) if np.isfinite(x) else None for x in row] for row in m]  # noqa: E731
-        return {"values": dict(self.values), "errors": self.errors, "units": self.units,
-                "covariance": finite(self.covariance), "correlation": finite(self.correlation),
-                "neg_log_likelihood": self.neg_log_likelihood, "converged": self.converged,
-                "path": self.path, "path_reason": self.path_reason, "problems": list(self.problems),
-                "message": self.message}  # fmt: skip
+        return {
+            "values": dict(self.values),
+            "errors": self.errors,
+            "units": self.units,
+            "covariance": finite(self.covariance),
+            "correlation": finite(self.correlation),
+            "neg_log_likelihood": self.neg_log_likelihood,
+            "converged": self.converged,
+            "path": self.path,
+            "path_reason": self.path_reason,
+            "problems": list(self.problems),
+            "message": self.message,
+        }
 
     def __str__(self) -> str:
         """A table as iminuit prints one: value, error, unit; then -ln L, path, problems."""
         errors = self.errors
         width = max(len(n) for n in self.values) if self.values else 4
-        lines = [f"MAP ({'converged' if self.converged else 'NOT converged'}; "
-                 f"path: {self.path}{f' -- {self.path_reason}' if self.path_reason else ''})"]  # fmt: skip
+        lines = [
+            f"MAP ({'converged' if self.converged else 'NOT converged'}; "
+            f"path: {self.path}{f' -- {self.path_reason}' if self.path_reason else ''})"
+        ]
         for name, value in self.values.items():
             error = errors[name]
             shown = "(unconstrained)" if error is None else f"+- {error:.4g}"

@@ -142,8 +142,13 @@ class ProfileFitter:
         :data:`diffuse_fit.binned.likelihoods.LIKELIHOODS` (SAY needs ``templates.variance``).
     """
 
-    def __init__(self, templates: Templates, priors: dict, bins: np.ndarray | None = None,
-                 likelihood: str = "poisson"):  # fmt: skip
+    def __init__(
+        self,
+        templates: Templates,
+        priors: dict,
+        bins: np.ndarray | None = None,
+        likelihood: str = "poisson",
+    ):
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {sorted(LIKELIHOODS)}, not {likelihood!r}")
         self.likelihood = likelihood
@@ -165,8 +170,9 @@ class ProfileFitter:
         Hessian may skip costly entries (the broken power law's in E_break), for
         gradient-only searches."""
         values = {**values, **self.fixed}
-        loglike, grad, hess = self._loglike(self.templates, counts, values, self._all, self.bins,
-                                            curvature=curvature)  # fmt: skip
+        loglike, grad, hess = self._loglike(
+            self.templates, counts, values, self._all, self.bins, curvature=curvature
+        )
         if self.fixed:  # the derivatives in the fitted parameters only
             n = len(self.names)
             grad, hess = grad[:n], hess[:n, :n]
@@ -204,8 +210,9 @@ class ProfileFitter:
             return max(fits, key=lambda f: (f.converged, f.log_posterior))
         return self._fit_once(counts, fixed, x0)
 
-    def _fit_once(self, counts: np.ndarray, fixed: dict | None = None,
-                  x0: dict | None = None) -> Fit:  # fmt: skip
+    def _fit_once(
+        self, counts: np.ndarray, fixed: dict | None = None, x0: dict | None = None
+    ) -> Fit:
         """One fit from ``x0`` (:meth:`fit`).
 
         Newton's method on the exact Hessian in the unconstrained coordinates (a handful of
@@ -274,8 +281,16 @@ class ProfileFitter:
         max_grad = float(np.max(np.abs(grad_u))) if free else 0.0
         ok = bool(np.isfinite(logp) and (converged or max_grad < GRADIENT_TOLERANCE))
         ordered = {n: values[n] for n in self.names}
-        return Fit(ordered, float(logp), -float(loglike), ok,
-                   f"{message} (max |gradient| {max_grad:.1e})", grad, hess, method)  # fmt: skip
+        return Fit(
+            ordered,
+            float(logp),
+            -float(loglike),
+            ok,
+            f"{message} (max |gradient| {max_grad:.1e})",
+            grad,
+            hess,
+            method,
+        )
 
     @staticmethod
     def _newton(evaluate, u: np.ndarray, state, max_steps: int = 100, stall_steps: int = 5):
@@ -341,8 +356,9 @@ class ProfileFitter:
         (:func:`covariance_from_hessian`)."""
         return covariance_from_hessian(self.names, best.hessian)
 
-    def interval(self, counts: np.ndarray, best: Fit, name: str, threshold: float = 1.0,
-                 xtol: float = 1e-8) -> tuple[float, float]:  # fmt: skip
+    def interval(
+        self, counts: np.ndarray, best: Fit, name: str, threshold: float = 1.0, xtol: float = 1e-8
+    ) -> tuple[float, float]:
         """Profile interval of ``name``: where ``ts(x) = -2 (log p_profile(x) - log p(best))
         <= threshold`` (1.0: 68.27% for one parameter, Wilks).
 
@@ -375,8 +391,10 @@ class ProfileFitter:
         def h(x):
             fit = self.fit(counts, fixed={name: x}, x0=others)
             others.update({k: fit.values[k] for k in others})
-            return (-2.0 * (fit.log_posterior - best.log_posterior) - threshold,
-                    -2.0 * fit.gradient[i])  # fmt: skip
+            return (
+                -2.0 * (fit.log_posterior - best.log_posterior) - threshold,
+                -2.0 * fit.gradient[i],
+            )
 
         inside, outside = x_best, None  # h < 0 at inside, h > 0 at outside
         x = x_best + direction * scale
@@ -437,13 +455,18 @@ def covariance_from_hessian(
     diag = np.diag(curvature)
     uncurved = ~(diag > 0)
     if np.any(uncurved):
-        flag(uncurved, "log p has no curvature (or curves upwards) in {}: unconstrained by the "
-                       "data and priors")  # fmt: skip
+        flag(
+            uncurved,
+            "log p has no curvature (or curves upwards) in {}: unconstrained by the "
+            "data and priors",
+        )
         tiny = 1e-12 * np.max(np.abs(curvature))
         coupled = ~uncurved & np.any(np.abs(curvature[uncurved]) > tiny, axis=0)
         if np.any(coupled):
-            flag(coupled, "the Hessian of log p is indefinite: {} coupled to an "
-                          "unconstrained parameter")  # fmt: skip
+            flag(
+                coupled,
+                "the Hessian of log p is indefinite: {} coupled to an unconstrained parameter",
+            )
     rest = ~flagged
     if np.any(rest):
         scale = np.sqrt(diag[rest])
@@ -453,9 +476,12 @@ def covariance_from_hessian(
         if np.any(weak):
             involved = np.zeros(len(names), dtype=bool)
             involved[rest] = np.max(np.abs(vectors[:, weak]), axis=1) > 0.1
-            flag(involved, "the Hessian of log p is not negative definite (smallest "
-                           f"eigenvalue of the scaled -Hessian {eigenvalues.min():.1e}): "
-                           "a combination of {} is unconstrained")  # fmt: skip
+            flag(
+                involved,
+                "the Hessian of log p is not negative definite (smallest "
+                f"eigenvalue of the scaled -Hessian {eigenvalues.min():.1e}): "
+                "a combination of {} is unconstrained",
+            )
     covariance = np.full_like(curvature, np.nan)
     rest = ~flagged
     if np.any(rest) and not np.any(curvature[np.ix_(rest, flagged)]):

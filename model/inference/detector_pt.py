@@ -52,12 +52,12 @@ def _response_log_pt(table, v, model_bins: np.ndarray):
 def component_log_response_pt(responses, params: dict, model_bins: np.ndarray):
     """``sum_k log R_k(params[parameter_k])`` of one component's tables on the model bins,
     built once per set of tables, parameters and bins."""
-    key = (tuple(responses), tuple(params[r.parameter] for r in responses),
-           model_bins.tobytes())  # fmt: skip
+    key = (tuple(responses), tuple(params[r.parameter] for r in responses), model_bins.tobytes())
     built = _BUILT.setdefault(responses[0], {})  # kept while its first table lives
     if key not in built:
-        built[key] = pt.add(*(response_log_pt(r, params[r.parameter], model_bins)
-                              for r in responses))  # fmt: skip
+        built[key] = pt.add(
+            *(response_log_pt(r, params[r.parameter], model_bins) for r in responses)
+        )
     return built[key]
 
 

@@ -85,16 +85,24 @@ class Evidence:
             log_z=float(logsumexp(values) - math.log(runs)),
             spread=spread,
             standard_error=spread / math.sqrt(runs),
-            draws=int(draws), runs=runs, seed=int(seed), posterior=posterior,
-        )  # fmt: skip
+            draws=int(draws),
+            runs=runs,
+            seed=int(seed),
+            posterior=posterior,
+        )
 
     def to_dict(self) -> dict:
         """JSON-able summary (without the posterior)."""
         return {
-            "log_z": self.log_z, "standard_error": self.standard_error, "spread": self.spread,
-            "log_z_runs": list(self.log_z_runs), "runs": self.runs, "draws": self.draws,
-            "seed": self.seed, "estimator": "log of the mean of the runs' Z (SMC)",
-        }  # fmt: skip
+            "log_z": self.log_z,
+            "standard_error": self.standard_error,
+            "spread": self.spread,
+            "log_z_runs": list(self.log_z_runs),
+            "runs": self.runs,
+            "draws": self.draws,
+            "seed": self.seed,
+            "estimator": "log of the mean of the runs' Z (SMC)",
+        }
 
 
 def bayes_factor(a: Evidence, b: Evidence) -> dict:
@@ -110,8 +118,9 @@ def check_proper(model: pm.Model) -> None:
     """:class:`UsageError` (one line) naming the free parameters of ``model`` (built by
     :func:`diffuse_fit.inference.pymc_model.build_model`) whose prior is improper."""
     priors = numpy_twin(model).priors
-    improper = [f"{rv.name} ({priors[rv.name]})" for rv in model.free_RVs
-                if not priors[rv.name].proper]  # fmt: skip
+    improper = [
+        f"{rv.name} ({priors[rv.name]})" for rv in model.free_RVs if not priors[rv.name].proper
+    ]
     if improper:
         raise UsageError(
             f"the evidence needs proper priors; improper: {', '.join(improper)} "
@@ -137,9 +146,14 @@ def log_evidence(
     check_proper(model)
     with _quiet_smc(), exact_float():
         idata = pm.sample_smc(
-            draws=draws, chains=runs, cores=1, random_seed=seed, model=model,
-            progressbar=progressbar, compute_convergence_checks=False,
-        )  # fmt: skip
+            draws=draws,
+            chains=runs,
+            cores=1,
+            random_seed=seed,
+            model=model,
+            progressbar=progressbar,
+            compute_convergence_checks=False,
+        )
     values = final_stage_values(idata.sample_stats["log_marginal_likelihood"].values, runs)
     if not np.all(np.isfinite(values)):
         bad = [i for i, v in enumerate(values) if not math.isfinite(v)]

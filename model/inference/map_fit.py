@@ -55,8 +55,9 @@ class MapFitter:
         self._twin, self.reason = builder_twin(self.model)
         if self._twin is not None:
             priors = {n: self._twin.priors[n] for n in self.names}
-            self._objective = ProfileFitter(self._twin.templates, priors, self._twin.bins,
-                                            likelihood=self._twin.likelihood)  # fmt: skip
+            self._objective = ProfileFitter(
+                self._twin.templates, priors, self._twin.bins, likelihood=self._twin.likelihood
+            )
             self._pymc = None
             self.path = "numpy"
         else:

@@ -48,16 +48,22 @@ class PymcMap:
         self.value_vars = list(model.value_vars)
         logp = model.logp(jacobian=False)
         grad = pt.concatenate([g.ravel() for g in pytensor.grad(logp, self.value_vars)])
-        loglike = pt.sum([pt.sum(t) for t in model.logp(vars=model.observed_RVs, sum=False,
-                                                         jacobian=False)])  # fmt: skip
+        loglike = pt.sum(
+            [pt.sum(t) for t in model.logp(vars=model.observed_RVs, sum=False, jacobian=False)]
+        )
         natural = [model.replace_rvs_by_values([rv])[0] for rv in model.free_RVs]
         # one compiled function (one numba compilation, cached on disk by pytensor)
         with exact_float():
-            self._fn = model.compile_fn([logp, grad, loglike, *natural], inputs=self.value_vars,
-                                        point_fn=False, on_unused_input="ignore")  # fmt: skip
+            self._fn = model.compile_fn(
+                [logp, grad, loglike, *natural],
+                inputs=self.value_vars,
+                point_fn=False,
+                on_unused_input="ignore",
+            )
         self.names = []
-        for rv, value in zip(model.free_RVs, self._natural_values(model.initial_point()),
-                             strict=True):  # fmt: skip
+        for rv, value in zip(
+            model.free_RVs, self._natural_values(model.initial_point()), strict=True
+        ):
             n = np.asarray(value).size
             if np.ndim(value) == 0:
                 self.names.append(rv.name)
@@ -69,10 +75,12 @@ class PymcMap:
         """Unconstrained start: ``x0``'s natural values for the free variables it names (the
         others at the model's initial values), transformed by PyMC's own forward transforms."""
         by_name = {rv.name: rv for rv in self.model.free_RVs}
-        overrides = {by_name[k]: np.asarray(v, dtype=np.float64) for k, v in x0.items()
-                     if k in by_name}  # fmt: skip
-        point = make_initial_point_fn(model=self.model, overrides=overrides, jitter_rvs=set(),
-                                      return_transformed=True)(None)  # fmt: skip
+        overrides = {
+            by_name[k]: np.asarray(v, dtype=np.float64) for k, v in x0.items() if k in by_name
+        }
+        point = make_initial_point_fn(
+            model=self.model, overrides=overrides, jitter_rvs=set(), return_transformed=True
+        )(None)
         return DictToArrayBijection.map({v.name: point[v.name] for v in self.value_vars})
 
     def _arrays(self, u: np.ndarray, info) -> list[np.ndarray]:

@@ -95,8 +95,12 @@ def compile_cached(model):
     if not cached_compile_available():
         import nutpie
 
-        warnings.warn("this nutpie lacks the internals of the cached compilation: "
-                      "nutpie.compile_pymc_model compiles instead", RuntimeWarning, stacklevel=2)  # fmt: skip
+        warnings.warn(
+            "this nutpie lacks the internals of the cached compilation: "
+            "nutpie.compile_pymc_model compiles instead",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return nutpie.compile_pymc_model(model, backend="numba")
     from nutpie.compile_pymc import (
         CompiledPyMCModel,
@@ -109,13 +113,22 @@ def compile_cached(model):
 
     # as nutpie.compile_pymc_model(model, backend="numba") with its defaults
     initial_point_fn = _wrap_with_lock(
-        make_initial_point_fn(model=model, default_strategy="support_point",
-                              jitter_rvs=set(model.free_RVs), return_transformed=True)
-    )  # fmt: skip
+        make_initial_point_fn(
+            model=model,
+            default_strategy="support_point",
+            jitter_rvs=set(model.free_RVs),
+            return_transformed=True,
+        )
+    )
     n_dim, n_expanded, logp_fn_pt, expand_fn_pt, flat_initial_point_fn, shape_info, reparam = (
-        _make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
-                        pymc_initial_point_fn=initial_point_fn)
-    )  # fmt: skip
+        _make_functions(
+            model,
+            mode="NUMBA",
+            compute_grad=True,
+            join_expanded=True,
+            pymc_initial_point_fn=initial_point_fn,
+        )
+    )
     shared_var_keys, shared_data = {}, {}
     for var in [*logp_fn_pt.get_shared(), *expand_fn_pt.get_shared()]:
         if var not in shared_var_keys:  # deterministic keys: they are part of the source
@@ -124,22 +137,37 @@ def compile_cached(model):
             shared_data[key] = np.array(var.get_value(), order="C", copy=True)
             shared_data[key].flags.writeable = False
     user_data = make_user_data(shared_var_keys, shared_data)
-    if not _same_signatures(n_dim, n_expanded, logp_fn_pt, expand_fn_pt, user_data,
-                            shared_var_keys, shared_data):  # fmt: skip
+    if not _same_signatures(
+        n_dim, n_expanded, logp_fn_pt, expand_fn_pt, user_data, shared_var_keys, shared_data
+    ):
         import nutpie
 
-        warnings.warn("this nutpie calls its cfuncs with other arguments than the cached "
-                      "compilation's: nutpie.compile_pymc_model compiles instead",
-                      RuntimeWarning, stacklevel=2)  # fmt: skip
+        warnings.warn(
+            "this nutpie calls its cfuncs with other arguments than the cached "
+            "compilation's: nutpie.compile_pymc_model compiles instead",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return nutpie.compile_pymc_model(model, backend="numba")
     logp_cfunc = _cfunc(
-        _LOGP_SOURCE, "logp_cfunc", logp_fn_pt, shared_var_keys, shared_data, user_data,
+        _LOGP_SOURCE,
+        "logp_cfunc",
+        logp_fn_pt,
+        shared_var_keys,
+        shared_data,
+        user_data,
         n_dim=n_dim,
-    )  # fmt: skip
+    )
     expand_cfunc = _cfunc(
-        _EXPAND_SOURCE, "expand_cfunc", expand_fn_pt, shared_var_keys, shared_data, user_data,
-        n_dim=n_dim, n_expanded=n_expanded,
-    )  # fmt: skip
+        _EXPAND_SOURCE,
+        "expand_cfunc",
+        expand_fn_pt,
+        shared_var_keys,
+        shared_data,
+        user_data,
+        n_dim=n_dim,
+        n_expanded=n_expanded,
+    )
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparam)
     return CompiledPyMCModel(
         _n_dim=n_dim,
@@ -168,8 +196,9 @@ def _same_signatures(n_dim, n_expanded, logp_fn_pt, expand_fn_pt, user_data, key
     logp_keys = [keys[var] for var in logp_fn_pt.get_shared()]
     expand_keys = [keys[var] for var in expand_fn_pt.get_shared()]
     _, logp_sig = _make_c_logp_func(n_dim, logp_fn_pt.vm.jit_fn, user_data, logp_keys, data)
-    _, expand_sig = _make_c_expand_func(n_dim, n_expanded, expand_fn_pt.vm.jit_fn, user_data,
-                                        expand_keys, data)  # fmt: skip
+    _, expand_sig = _make_c_expand_func(
+        n_dim, n_expanded, expand_fn_pt.vm.jit_fn, user_data, expand_keys, data
+    )
     return logp_sig == _signature("logp_cfunc") and expand_sig == _signature("expand_cfunc")
 
 
@@ -197,8 +226,10 @@ def _unpack_lines(function, shared_var_keys, shared_data, user_data) -> tuple[st
             shape = "(" + "".join(f"int(words[{first + d}]), " for d in range(value.ndim)) + ")"
         else:
             shape = "()"
-        lines.append(f"        a{i} = carray(address_to_voidptr(words[{data}]), {shape}, "
-                     f"np.{value.dtype.name})")  # fmt: skip
+        lines.append(
+            f"        a{i} = carray(address_to_voidptr(words[{data}]), {shape}, "
+            f"np.{value.dtype.name})"
+        )
         args.append(f"a{i}")
     return "\n".join(lines), _call_arguments(["x", *args])
 
@@ -240,8 +271,9 @@ def _cfunc(template, name, function, shared_var_keys, shared_data, user_data, **
     )
     signature = _signature(name)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Cannot cache compiled function",
-                                category=numba.NumbaWarning)  # fmt: skip
+        warnings.filterwarnings(
+            "ignore", message="Cannot cache compiled function", category=numba.NumbaWarning
+        )
         return numba.cfunc(signature, cache=key is not None)(py_func)
 
 

@@ -65,17 +65,23 @@ class NutsFitter:
 
         counts = np.asarray(self.model["counts"].get_value())
         compiled = self._compiled.with_data(counts=counts)
-        progress = NutpieProgressBarManager(chains=settings.chains, draws=settings.draws,
-                                            progressbar=progressbar)  # fmt: skip
+        progress = NutpieProgressBarManager(
+            chains=settings.chains, draws=settings.draws, progressbar=progressbar
+        )
         t0 = time.time()
         with warnings.catch_warnings(), progress, exact_float():  # nutpie compiles lazily
             warnings.simplefilter("ignore", UserWarning)  # fork()/terminal notices
             warnings.simplefilter("ignore", RuntimeWarning)
             idata = nutpie.sample(
-                compiled, draws=settings.draws, tune=max(settings.tune, 1),
-                chains=settings.chains, seed=nutpie_seed(settings.seed, settings.chains),
-                save_warmup=False, progress_bar=False, progress_callback=progress.update,
+                compiled,
+                draws=settings.draws,
+                tune=max(settings.tune, 1),
+                chains=settings.chains,
+                seed=nutpie_seed(settings.seed, settings.chains),
+                save_warmup=False,
+                progress_bar=False,
+                progress_callback=progress.update,
                 target_accept=settings.target_accept,
-            )  # fmt: skip
+            )
         patch_nutpie_idata(idata, self.model, sampling_time=time.time() - t0)
         return idata

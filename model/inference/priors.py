@@ -274,10 +274,12 @@ PRIOR_SETS = {
     },
 }
 DETECTOR_PRIORS = {
-    s.parameter: Prior("TruncatedNormal", {"mu": s.prior_mu, "sigma": s.prior_sigma,
-                                           "lower": s.support[0], "upper": s.support[1]})
+    s.parameter: Prior(
+        "TruncatedNormal",
+        {"mu": s.prior_mu, "sigma": s.prior_sigma, "lower": s.support[0], "upper": s.support[1]},
+    )
     for s in DETECTOR_SYSTEMATICS
-}  # fmt: skip
+}
 """The release's priors of its detector systematics (Normal, within the range fitted here:
 :data:`diffuse_fit.physics.detector.DETECTOR_SYSTEMATICS`), in the ``hese`` and ``default``
 sets."""

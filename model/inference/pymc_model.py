@@ -186,9 +186,12 @@ def build_model(binned: BinnedDataset, priors: dict, likelihood: str = "poisson"
     names = [t.component.name for t in templates.tables]
     with pm.Model(coords={"bin": model_bins, "component": names}) as model:
         counts = pm.Data("counts", binned.counts[model_bins], dims="bin")
-        params = {name: pt.constant(np.float64(templates.fixed[name]), name=name)
-                  if name in templates.fixed else priors[name].build(name)
-                  for name in templates.parameter_supports()}  # fmt: skip
+        params = {
+            name: pt.constant(np.float64(templates.fixed[name]), name=name)
+            if name in templates.fixed
+            else priors[name].build(name)
+            for name in templates.parameter_supports()
+        }
         per_component = expected_counts_pt(templates, params, model_bins)
         pm.Deterministic(
             "n_expected", pt.stack([lam.sum() for lam in per_component.values()]), dims="component"
@@ -200,9 +203,14 @@ def build_model(binned: BinnedDataset, priors: dict, likelihood: str = "poisson"
         else:
             dist_params, logp, random = (expected,), poisson_logp, _poisson_random
         pm.CustomDist(
-            "observed", *dist_params, logp=logp, random=random,
-            observed=counts, dims="bin", dtype="float64",
-        )  # fmt: skip
+            "observed",
+            *dist_params,
+            logp=logp,
+            random=random,
+            observed=counts,
+            dims="bin",
+            dtype="float64",
+        )
     model.diffuse_fit_twin = NumpyTwin(templates, dict(priors), model_bins, likelihood)
     model.diffuse_fit_signature = ModelSignature.of(model)
     return model
@@ -215,9 +223,11 @@ def structure_key(model: pm.Model) -> tuple:
     groups = (model.free_RVs, model.observed_RVs, model.potentials, model.deterministics)
     return (
         tuple(tuple(id(v) for v in g) for g in groups),
-        tuple((id(rv), id(model.rvs_to_values.get(rv)), id(model.rvs_to_transforms.get(rv)))
-              for rv in model.free_RVs),
-    )  # fmt: skip
+        tuple(
+            (id(rv), id(model.rvs_to_values.get(rv)), id(model.rvs_to_transforms.get(rv)))
+            for rv in model.free_RVs
+        ),
+    )
 
 
 @dataclass
@@ -234,8 +244,9 @@ class ModelSignature:
 
     @classmethod
     def of(cls, model: pm.Model) -> ModelSignature:
-        return cls(model.logp(jacobian=True), _observation_logp(model), _names(model),
-                   structure_key(model))  # fmt: skip
+        return cls(
+            model.logp(jacobian=True), _observation_logp(model), _names(model), structure_key(model)
+        )
 
     def same_observation(self, model: pm.Model) -> bool:
         """Whether ``model``'s observation (the observed variables' log-density as a graph of
@@ -342,8 +353,9 @@ class NumpyTwin:
         counts = self.full_counts(model)
         derivatives = LIKELIHOODS[self.likelihood]
         fixed = list(self.templates.fixed)
-        loglike, _, hessian = derivatives(self.templates, counts, self.templates.with_fixed(values),
-                                          names + fixed, self.bins)  # fmt: skip
+        loglike, _, hessian = derivatives(
+            self.templates, counts, self.templates.with_fixed(values), names + fixed, self.bins
+        )
         hessian = hessian[: len(names), : len(names)]
         for i, name in enumerate(names):
             hessian[i, i] += self.priors[name].log_density_curvature(values[name])

@@ -29,11 +29,16 @@ def sample(model: pm.Model, settings: SamplerSettings, progressbar: bool = True)
         warnings.simplefilter("ignore", UserWarning)  # fork()/terminal notices, not results
         warnings.simplefilter("ignore", RuntimeWarning)
         return pm.sample(
-            draws=settings.draws, tune=settings.tune, chains=settings.chains,
-            random_seed=settings.seed, nuts_sampler=PYMC_SAMPLER_NAMES.get(sampler, sampler),
-            progressbar=progressbar, nuts={"target_accept": settings.target_accept},
-            model=model, compute_convergence_checks=False,
-        )  # fmt: skip
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=settings.chains,
+            random_seed=settings.seed,
+            nuts_sampler=PYMC_SAMPLER_NAMES.get(sampler, sampler),
+            progressbar=progressbar,
+            nuts={"target_accept": settings.target_accept},
+            model=model,
+            compute_convergence_checks=False,
+        )
 
 
 def summary_table(idata, var_names):

@@ -37,6 +37,10 @@ class SamplerSettings:
 
     def to_dict(self) -> dict:
         return {
-            "draws": self.draws, "tune": self.tune, "chains": self.chains, "seed": self.seed,
-            "target_accept": self.target_accept, "sampler": self.resolved_sampler(),
-        }  # fmt: skip
+            "draws": self.draws,
+            "tune": self.tune,
+            "chains": self.chains,
+            "seed": self.seed,
+            "target_accept": self.target_accept,
+            "sampler": self.resolved_sampler(),
+        }

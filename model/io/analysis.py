@@ -81,8 +81,11 @@ class InputsSpec(_Section):
 
     def resolved(self, folder: Path) -> InputsSpec:
         """Paths made absolute against ``folder`` (the specification file's)."""
-        update = {k: (folder / v).resolve() for k in ("data", "simulation", "hese_release")
-                  if (v := getattr(self, k)) is not None and not Path(v).is_absolute()}  # fmt: skip
+        update = {
+            k: (folder / v).resolve()
+            for k in ("data", "simulation", "hese_release")
+            if (v := getattr(self, k)) is not None and not Path(v).is_absolute()
+        }
         return self.model_copy(update=update)
 
 
@@ -144,14 +147,20 @@ class BinningSpec(_Section):
         if self.cos_zenith_edges is not None and self.zenith_edges_rad is not None:
             raise ValueError("give cos_zenith_edges or zenith_edges_rad, not both")
         if self.preset == "hese-release" and self.explicit():
-            raise ValueError("preset 'hese-release' is the release's whole binning: give no "
-                             "edges or topology codes with it")  # fmt: skip
+            raise ValueError(
+                "preset 'hese-release' is the release's whole binning: give no "
+                "edges or topology codes with it"
+            )
         return self
 
     def explicit(self) -> bool:
         """Whether edges or topology codes other than the workshop's are given."""
-        return (self.energy_edges_GeV is not None or self.cos_zenith_edges is not None
-                or self.zenith_edges_rad is not None or list(self.topology_codes) != [0, 1])  # fmt: skip
+        return (
+            self.energy_edges_GeV is not None
+            or self.cos_zenith_edges is not None
+            or self.zenith_edges_rad is not None
+            or list(self.topology_codes) != [0, 1]
+        )
 
     def zenith_edges(self) -> np.ndarray | None:
         """Zenith edges in rad, increasing (None: the workshop's)."""
@@ -187,12 +196,15 @@ class SampleSpec(_Section):
         if self.segments_GeV is None:
             return self
         if name != "segmented":
-            raise ValueError(f"segments_GeV is for astro_model = 'segmented', not "
-                             f"{self.astro_model!r}")  # fmt: skip
+            raise ValueError(
+                f"segments_GeV is for astro_model = 'segmented', not {self.astro_model!r}"
+            )
         given = check_segment_edges(self.segments_GeV)
         if self.astro_model != "segmented" and given != edges:
-            raise ValueError(f"segments_GeV {list(given)} differs from the edges of "
-                             f"astro_model = {self.astro_model!r}")  # fmt: skip
+            raise ValueError(
+                f"segments_GeV {list(given)} differs from the edges of "
+                f"astro_model = {self.astro_model!r}"
+            )
         return self
 
     def spectrum(self) -> str:
@@ -257,11 +269,16 @@ def from_options(
     segments = None
     if astro_model != SEGMENTED and split_segmented(astro_model)[0] == SEGMENTED:
         astro_model, segments = SEGMENTED, list(split_segmented(astro_model)[1])
-    sample = SampleSpec(inputs=InputsSpec(**given), components=components,
-                        astro_model=astro_model, segments_GeV=segments,
-                        likelihood=likelihood)  # fmt: skip
-    return AnalysisSpec(priors=priors if isinstance(priors, dict) else str(priors),
-                        samples=[sample])  # fmt: skip
+    sample = SampleSpec(
+        inputs=InputsSpec(**given),
+        components=components,
+        astro_model=astro_model,
+        segments_GeV=segments,
+        likelihood=likelihood,
+    )
+    return AnalysisSpec(
+        priors=priors if isinstance(priors, dict) else str(priors), samples=[sample]
+    )
 
 
 def from_provenance(provenance: dict, source: str = "<run>") -> AnalysisSpec:
@@ -278,9 +295,11 @@ def from_provenance(provenance: dict, source: str = "<run>") -> AnalysisSpec:
     )
     binning = provenance.get("binning")
     if binning:
-        edges = BinningSpec(energy_edges_GeV=binning["energy_edges_GeV"],
-                            zenith_edges_rad=binning["zenith_edges_rad"],
-                            topology_codes=binning["topology_codes"])  # fmt: skip
+        edges = BinningSpec(
+            energy_edges_GeV=binning["energy_edges_GeV"],
+            zenith_edges_rad=binning["zenith_edges_rad"],
+            topology_codes=binning["topology_codes"],
+        )
         spec = with_sample(spec, binning=edges)
     return spec
 

@@ -64,15 +64,24 @@ def entry_mac(info_text: str, meta_text: str, digest: str) -> str:
 
 def store(path: Path, sha256: str, meta: dict, columns: dict[str, np.ndarray], digest: str):
     """Write an entry atomically; a failure (read-only folder, full disk) is a warning."""
-    info = {"format": FORMAT, "source_sha256": sha256, "rows": len(next(iter(columns.values()))),
-            "fields": list(columns), "columns_sha256": digest}  # fmt: skip
+    info = {
+        "format": FORMAT,
+        "source_sha256": sha256,
+        "rows": len(next(iter(columns.values()))),
+        "fields": list(columns),
+        "columns_sha256": digest,
+    }
     info_text, meta_text = json.dumps(info), json.dumps(meta)
     try:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, info=np.array(info_text), meta=np.array(meta_text),
-                         mac=np.array(entry_mac(info_text, meta_text, digest)),
-                         **{f"col:{k}": v for k, v in columns.items()})  # fmt: skip
+                np.savez(
+                    fh,
+                    info=np.array(info_text),
+                    meta=np.array(meta_text),
+                    mac=np.array(entry_mac(info_text, meta_text, digest)),
+                    **{f"col:{k}": v for k, v in columns.items()},
+                )
     except OSError as exc:
         warn(f"cannot write the cache {path} ({exc.strerror or exc}); continuing without it")
 
@@ -100,8 +109,10 @@ def _read(path: Path, sha256: str) -> tuple[dict, dict[str, np.ndarray], str]:
     if digest != info.get("columns_sha256"):
         raise CacheMismatch("its columns do not match their recorded digest")
     if not same_digest(mac, entry_mac(info_text, meta_text, digest)):
-        raise CacheMismatch("was not written by this user's diffuse-fit (its keyed digest "
-                            "does not match its content: changed or forged)")  # fmt: skip
+        raise CacheMismatch(
+            "was not written by this user's diffuse-fit (its keyed digest "
+            "does not match its content: changed or forged)"
+        )
     return meta, columns, digest
 
 

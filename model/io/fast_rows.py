@@ -29,9 +29,17 @@ _EVENTS_END = re.compile(rb"\][ \t\n\r]*\]")
 _OPEN, _COMMA, _CLOSE, _ZERO, _DIGIT, _DOT, _EXP, _PLUS, _MINUS, _OTHER = range(1, 11)
 _SPACE = b" \t\n\r"
 _CLASS = bytearray([_OTHER]) * 256
-for _chars, _cls in ((b"[", _OPEN), (b",", _COMMA), (b"]", _CLOSE), (b"0", _ZERO),
-                     (b"123456789", _DIGIT), (b".", _DOT), (b"eE", _EXP), (b"+", _PLUS),
-                     (b"-", _MINUS)):  # fmt: skip
+for _chars, _cls in (
+    (b"[", _OPEN),
+    (b",", _COMMA),
+    (b"]", _CLOSE),
+    (b"0", _ZERO),
+    (b"123456789", _DIGIT),
+    (b".", _DOT),
+    (b"eE", _EXP),
+    (b"+", _PLUS),
+    (b"-", _MINUS),
+):
     for _c in _chars:
         _CLASS[_c] = _cls
 _CLASS = bytes(_CLASS)
@@ -52,8 +60,9 @@ _ALLOWED_PAIRS = bytes(  # (previous class << 4) | next class
 )
 # classes -> letters: separators "s", "0" "0", "1"-"9" "d", "." ".", exponent "e"; signs
 # deleted (so "-0" leads a number like "0")
-_CLASS_LETTERS = bytes.maketrans(bytes([_OPEN, _COMMA, _CLOSE, _ZERO, _DIGIT, _DOT, _EXP]),
-                                  b"sss0d.e")  # fmt: skip
+_CLASS_LETTERS = bytes.maketrans(
+    bytes([_OPEN, _COMMA, _CLOSE, _ZERO, _DIGIT, _DOT, _EXP]), b"sss0d.e"
+)
 _SIGNS = bytes([_PLUS, _MINUS])
 _NUMBER_OR_SPACE = bytes.maketrans(b"0123456789.eE+-\t\n\r", b"nnnnnnnnnnnnnnn   ")
 

@@ -46,16 +46,28 @@ from diffuse_fit.io.json_text import parse_json
 DATA_FILE = "HESE_data.json"
 SIMULATION_FILES = {  # file -> the fields the release keeps there (the writer's split)
     "HESE_mc_truth.json": (
-        "primaryType", "primaryEnergy", "primaryZenith", "trueLength", "interactionType",
+        "primaryType",
+        "primaryEnergy",
+        "primaryZenith",
+        "trueLength",
+        "interactionType",
     ),
     "HESE_mc_observable.json": (
-        "recoDepositedEnergy", "recoMorphology", "recoZenith", "recoLength",
+        "recoDepositedEnergy",
+        "recoMorphology",
+        "recoZenith",
+        "recoLength",
     ),
     "HESE_mc_flux.json": (
-        "weightOverFluxOverLivetime", "muonWeightOverLivetime", "pionFlux", "kaonFlux",
-        "promptFlux", "conventionalSelfVetoCorrection", "promptSelfVetoCorrection",
+        "weightOverFluxOverLivetime",
+        "muonWeightOverLivetime",
+        "pionFlux",
+        "kaonFlux",
+        "promptFlux",
+        "conventionalSelfVetoCorrection",
+        "promptSelfVetoCorrection",
     ),
-}  # fmt: skip
+}
 ALL_FILES = (DATA_FILE, *SIMULATION_FILES)
 DATA_FIELDS = ("recoDepositedEnergy", "recoMorphology", "recoZenith", "recoLength")
 OPTIONAL_SIMULATION_FIELDS = ("trueLength", "interactionType")  # checked when present
@@ -277,8 +289,9 @@ def read_release_simulation(folder: str | os.PathLike) -> EventTable:
     digest = hashlib.sha256("".join(f"{f} {h}\n" for f, h in hashes.items()).encode())
     source = str(folder / "HESE_mc_{truth,observable,flux}.json")
     meta = {"hese_release": {"files": hashes}}
-    return EventTable(ordered, source, digest.hexdigest(), meta, LOADED_FROM,
-                      columns_digest(ordered), clamped)  # fmt: skip
+    return EventTable(
+        ordered, source, digest.hexdigest(), meta, LOADED_FROM, columns_digest(ordered), clamped
+    )
 
 
 def read_release(folder: str | os.PathLike) -> tuple[EventTable, EventTable]:

@@ -42,8 +42,12 @@ class SplineTable:
     @property
     def extents(self) -> np.ndarray:
         """``(ndim, 2)``: where each dimension's spline is defined, ``[t_k, t_n]``."""
-        return np.array([(t[k], t[n]) for t, k, n in
-                         zip(self.knots, self.degrees, self.coefficients.shape, strict=True)])  # fmt: skip
+        return np.array(
+            [
+                (t[k], t[n])
+                for t, k, n in zip(self.knots, self.degrees, self.coefficients.shape, strict=True)
+            ]
+        )
 
     def inside(self, points: np.ndarray) -> np.ndarray:
         """Whether each point ``(n, ndim)`` lies inside the extents (closed)."""
@@ -86,8 +90,7 @@ def read_spline_table(path) -> SplineTable:
             coefficients = np.asarray(hdus[0].data, dtype=np.float64)
             ndim = coefficients.ndim
             degrees = tuple(int(header[f"ORDER{i}"]) for i in range(ndim))
-            knots = tuple(np.asarray(hdus[f"KNOTS{i}"].data, dtype=np.float64)
-                          for i in range(ndim))  # fmt: skip
+            knots = tuple(np.asarray(hdus[f"KNOTS{i}"].data, dtype=np.float64) for i in range(ndim))
     except FileNotFoundError:
         raise DataFormatError(str(path), "no such spline table") from None
     except (OSError, KeyError, TypeError, ValueError) as exc:
@@ -99,8 +102,11 @@ def read_spline_table(path) -> SplineTable:
             or np.any(np.diff(t) < 0)
             or not np.all(np.isfinite(t))
         ):
-            raise DataFormatError(str(path), f"KNOTS{i}: {t.size} knots for {n} coefficients "
-                                  f"of degree {k} (need {n + k + 1}, non-decreasing, finite)")  # fmt: skip
+            raise DataFormatError(
+                str(path),
+                f"KNOTS{i}: {t.size} knots for {n} coefficients "
+                f"of degree {k} (need {n + k + 1}, non-decreasing, finite)",
+            )
     if not np.all(np.isfinite(coefficients)):
         raise DataFormatError(str(path), "non-finite spline coefficients")
     return SplineTable(knots, coefficients, degrees, str(path))
@@ -114,8 +120,13 @@ def find_spline_folder(release) -> Path | None:
     path as given to ``--hese-release``: ``<path>/resources/splines``, ``<path>/splines``,
     the ``splines`` beside a ``resources/data`` folder, or ``path`` itself; None if none."""
     path = Path(release)
-    candidates = [path / "resources" / "splines", path / "splines", path.parent / "splines",
-                  path / "HESE-7-year-data-release" / "resources" / "splines", path]  # fmt: skip
+    candidates = [
+        path / "resources" / "splines",
+        path / "splines",
+        path.parent / "splines",
+        path / "HESE-7-year-data-release" / "resources" / "splines",
+        path,
+    ]
     for folder in candidates:
         if all((folder / name).is_dir() for name in SPLINE_FOLDERS):
             return folder

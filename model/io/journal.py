@@ -117,10 +117,13 @@ class Journal:
         ):
             return None, f"is not a journal entry (no {ENTRY_KEY!r} record with job, key, mac)"
         if record["job"] != self.digest or record["key"] != key:
-            return None, (f"is the entry of task {record['key'][:40]!r} of job "
-                          f"{record['job'][:16]!r}, not of {key!r} of {self.digest!r}")  # fmt: skip
+            return None, (
+                f"is the entry of task {record['key'][:40]!r} of job "
+                f"{record['job'][:16]!r}, not of {key!r} of {self.digest!r}"
+            )
         result = {k: v for k, v in entry.items() if k != ENTRY_KEY}
         if not same_digest(record["mac"], self._mac(key, result)):
-            return None, ("its keyed digest does not match its content (edited, or written "
-                          "by another user)")  # fmt: skip
+            return None, (
+                "its keyed digest does not match its content (edited, or written by another user)"
+            )
         return result, None

@@ -98,14 +98,16 @@ def _check_replaceable(out: Path) -> None:
     if MANIFEST in names:
         with contextlib.suppress(DataFormatError):
             listed |= {f["name"] for f in _read_manifest(out)[0]["files"]}
-    others = [n for n in names
-              if n not in listed and not (_LEGACY.fullmatch(n) and (out / n).is_file())]  # fmt: skip
+    others = [
+        n for n in names if n not in listed and not (_LEGACY.fullmatch(n) and (out / n).is_file())
+    ]
     if others:
         raise DataFormatError(
-            str(out), f"holds files that are not part of a run ({', '.join(others[:5])}"
+            str(out),
+            f"holds files that are not part of a run ({', '.join(others[:5])}"
             f"{', ...' if len(others) > 5 else ''}); refusing to replace it: choose an empty "
             "or new --out folder",
-        )  # fmt: skip
+        )
 
 
 # ----------------------------------------------------------------------------- writing
@@ -216,8 +218,13 @@ def _exchange(a: Path, b: Path) -> bool:
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
         return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                          ctypes.c_uint]  # fmt: skip
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
     if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
         return True
     err = ctypes.get_errno()
@@ -277,8 +284,10 @@ def write_run(out, kind: str, *, replaces: str | None = None, extra: dict | None
         if out.is_dir():
             _check_replaceable(out)
         if replaces is not None and _manifest_sha(out) != replaces:
-            raise DataFormatError(str(out), "was replaced by another run while this one was "
-                                  "being written; nothing was changed")  # fmt: skip
+            raise DataFormatError(
+                str(out),
+                "was replaced by another run while this one was being written; nothing was changed",
+            )
         with writing(out, out.parent):
             _swap_in(staged, out, token)
             _fsync(out.parent)
@@ -289,13 +298,17 @@ def write_run(out, kind: str, *, replaces: str | None = None, extra: dict | None
 
 def _finish(staged: Path, stage: Stage, kind: str, extra: dict | None) -> None:
     """Write the manifest last and flush every staged file to the disk."""
-    manifest = stamp({
-        "kind": kind,
-        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "files": [{"name": n, "size": (staged / n).stat().st_size,
-                   "sha256": sha256_file(staged / n)} for n in stage.names],
-        **(extra or {}),
-    })  # fmt: skip
+    manifest = stamp(
+        {
+            "kind": kind,
+            "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "files": [
+                {"name": n, "size": (staged / n).stat().st_size, "sha256": sha256_file(staged / n)}
+                for n in stage.names
+            ],
+            **(extra or {}),
+        }
+    )
     (staged / MANIFEST).write_text(json_text(manifest))
     for path in staged.iterdir():
         _fsync(path)
@@ -354,8 +367,11 @@ def _check_stamp(obj, where: Path) -> None:
         raise DataFormatError(str(where), f'is not a {FORMAT} file (no "format": "{FORMAT}")')
     version = obj.get("format_version")
     if type(version) is not int or version != FORMAT_VERSION:
-        raise DataFormatError(str(where), f"has format_version {version!r}; this diffuse-fit "
-                              f"reads version {FORMAT_VERSION}", field="format_version")  # fmt: skip
+        raise DataFormatError(
+            str(where),
+            f"has format_version {version!r}; this diffuse-fit reads version {FORMAT_VERSION}",
+            field="format_version",
+        )
 
 
 def _bad_manifest(run: Path, what: str) -> DataFormatError:
@@ -379,11 +395,16 @@ def _read_manifest(run: Path) -> tuple[dict, str]:
         raise _bad_manifest(run, "no list of files")
     names = []
     for entry in files:
-        ok = (isinstance(entry, dict) and set(entry) == {"name", "size", "sha256"}
-              and isinstance(entry["name"], str) and _NAME.fullmatch(entry["name"])
-              and entry["name"] != MANIFEST and type(entry["size"]) is int
-              and isinstance(entry["sha256"], str)
-              and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]))  # fmt: skip
+        ok = (
+            isinstance(entry, dict)
+            and set(entry) == {"name", "size", "sha256"}
+            and isinstance(entry["name"], str)
+            and _NAME.fullmatch(entry["name"])
+            and entry["name"] != MANIFEST
+            and type(entry["size"]) is int
+            and isinstance(entry["sha256"], str)
+            and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"])
+        )
         if not ok:
             raise _bad_manifest(run, f"bad file entry {json.dumps(entry)[:80]}")
         names.append(entry["name"])
@@ -403,8 +424,9 @@ def read_run(run, kinds=tuple(KINDS)) -> Run:
         raise DataFormatError(str(run), "is not a run folder (no such folder)")
     manifest, manifest_sha = _read_manifest(run)
     if manifest["kind"] not in kinds:
-        raise DataFormatError(str(run), f"is a {manifest['kind']} run; need a "
-                              f"{' or '.join(kinds)} run")  # fmt: skip
+        raise DataFormatError(
+            str(run), f"is a {manifest['kind']} run; need a {' or '.join(kinds)} run"
+        )
     contents = {}
     for entry in manifest["files"]:
         path = run / entry["name"]
@@ -415,8 +437,11 @@ def read_run(run, kinds=tuple(KINDS)) -> Run:
         except OSError as exc:
             raise DataFormatError(str(path), f"cannot be read ({exc.strerror})") from None
         if len(data) != entry["size"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            raise DataFormatError(str(path), f"differs from the run's manifest ({len(data)} "
-                                  f"bytes, manifest {entry['size']}): damaged or "
-                                  "changed after the run")  # fmt: skip
+            raise DataFormatError(
+                str(path),
+                f"differs from the run's manifest ({len(data)} "
+                f"bytes, manifest {entry['size']}): damaged or "
+                "changed after the run",
+            )
         contents[entry["name"]] = data
     return Run(run, manifest, contents, manifest_sha)

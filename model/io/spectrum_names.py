@@ -35,8 +35,11 @@ def check_segment_edges(edges) -> tuple[float, ...]:
         values = tuple(float(e) for e in edges)
     except (TypeError, ValueError):
         raise ValueError(f"segment edges must be energies in GeV, not {edges!r}") from None
-    if (len(values) < 2 or not all(math.isfinite(e) and e > 0 for e in values)
-            or not all(b > a for a, b in zip(values, values[1:], strict=False))):  # fmt: skip
+    if (
+        len(values) < 2
+        or not all(math.isfinite(e) and e > 0 for e in values)
+        or not all(b > a for a, b in zip(values, values[1:], strict=False))
+    ):
         raise ValueError(
             f"segment edges must be >= 2 finite, positive, strictly increasing energies (GeV), "
             f"not {list(edges)}"
@@ -55,7 +58,8 @@ def split_segmented(model: str) -> tuple[str, tuple[float, ...] | None]:
         try:
             edges = [float(e) for e in text.split(",")]
         except ValueError:
-            raise ValueError(f"segment edges must be comma-separated energies in GeV, not "
-                             f"{text!r}") from None  # fmt: skip
+            raise ValueError(
+                f"segment edges must be comma-separated energies in GeV, not {text!r}"
+            ) from None
         return SEGMENTED, check_segment_edges(edges)
     return model, None

@@ -80,8 +80,12 @@ def _key_for(path: Path) -> bytes:
         return _read_or_create(path)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        log.warning("the key file %s cannot be used (%s): cached parses and journal entries of "
-                    "earlier runs are recomputed, not reused", path, reason)  # fmt: skip
+        log.warning(
+            "the key file %s cannot be used (%s): cached parses and journal entries of "
+            "earlier runs are recomputed, not reused",
+            path,
+            reason,
+        )
         return secrets.token_bytes(KEY_BYTES)
 
 

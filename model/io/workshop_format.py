@@ -120,8 +120,12 @@ def _parse_exact(raw: bytes, source: str) -> tuple[dict, np.ndarray]:
     try:
         table = np.array(events, dtype=np.float64)
     except OverflowError:  # an integer beyond the float range
-        i, j = next((i, j) for i, row in enumerate(events) for j, v in enumerate(row)
-                    if abs(v) > sys.float_info.max)  # fmt: skip
+        i, j = next(
+            (i, j)
+            for i, row in enumerate(events)
+            for j, v in enumerate(row)
+            if abs(v) > sys.float_info.max
+        )
         raise DataFormatError(
             source,
             f"integer {checks.short_integer(events[i][j])} is beyond the float range",
@@ -187,9 +191,11 @@ def _verify_entry(raw: bytes, meta: dict, columns: dict[str, np.ndarray]) -> str
         return "has other top-level keys than the file"
     order = sorted(mapping, key=mapping.get)  # columns in the file's column order
     return cache.spot_check_rows(
-        raw, (start + 1, stop - 1), len(columns[order[0]]),
+        raw,
+        (start + 1, stop - 1),
+        len(columns[order[0]]),
         lambda rows: np.column_stack([columns[name][rows] for name in order]),
-    )  # fmt: skip
+    )
 
 
 def _meta_of(content: dict) -> dict:

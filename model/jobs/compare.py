@@ -104,11 +104,22 @@ def nested_pairs(models: list[str]) -> list[tuple[str, str]]:
 
 
 def run_compare(
-    inputs: Inputs, prior_spec, out: Path, models, *, seed: int = 1,
-    settings: SamplerSettings | None = None, components="workshop", smc_runs: int = 4,
-    smc_draws: int = 2000, lrt_toys: int = 500, cluster: ClusterOptions | None = None,
-    say=None, progressbar=True, analysis=None,
-) -> dict:  # fmt: skip
+    inputs: Inputs,
+    prior_spec,
+    out: Path,
+    models,
+    *,
+    seed: int = 1,
+    settings: SamplerSettings | None = None,
+    components="workshop",
+    smc_runs: int = 4,
+    smc_draws: int = 2000,
+    lrt_toys: int = 500,
+    cluster: ClusterOptions | None = None,
+    say=None,
+    progressbar=True,
+    analysis=None,
+) -> dict:
     """Fit and compare ``models``; write the run folder ``out``; return ``compare.json``.
 
     ``settings``: NUTS settings (its seed is replaced by ``seed``); ``smc_runs`` x
@@ -127,15 +138,36 @@ def run_compare(
         results = []
         for i, name in enumerate(models):
             say(f"--- model {name} ---")
-            results.append(_fit_model(inputs, prior_spec, components, name, settings,
-                                      smc_runs, smc_draws, task_seed(seed, i), say, progressbar,
-                                      analysis))  # fmt: skip
+            results.append(
+                _fit_model(
+                    inputs,
+                    prior_spec,
+                    components,
+                    name,
+                    settings,
+                    smc_runs,
+                    smc_draws,
+                    task_seed(seed, i),
+                    say,
+                    progressbar,
+                    analysis,
+                )
+            )
             if interrupts:
                 raise RunInterrupted(interrupted_message(out))
         loo = _loo(results)
-        lrt = _likelihood_ratio_tests(inputs, components, models, lrt_toys, seed, out,
-                                      cluster or ClusterOptions(), say, progressbar,
-                                      analysis)  # fmt: skip
+        lrt = _likelihood_ratio_tests(
+            inputs,
+            components,
+            models,
+            lrt_toys,
+            seed,
+            out,
+            cluster or ClusterOptions(),
+            say,
+            progressbar,
+            analysis,
+        )
         table = _assemble(results, loo, lrt, prior_spec, settings, smc_runs, smc_draws, seed)
         table["wall_time_s"] = time.perf_counter() - t0
         bands, ranges = _spectra(results)
@@ -156,8 +188,19 @@ def run_compare(
 # ----------------------------------------------------------------------------- per model
 
 
-def _fit_model(inputs, prior_spec, components, name, settings, smc_runs, smc_draws, seed, say,
-               progressbar, analysis=None) -> ModelResult:  # fmt: skip
+def _fit_model(
+    inputs,
+    prior_spec,
+    components,
+    name,
+    settings,
+    smc_runs,
+    smc_draws,
+    seed,
+    say,
+    progressbar,
+    analysis=None,
+) -> ModelResult:
     from diffuse_fit.inference.sampling import diagnostics
 
     if analysis is not None:
@@ -166,8 +209,10 @@ def _fit_model(inputs, prior_spec, components, name, settings, smc_runs, smc_dra
         inputs, prior_spec, components, say, "poisson", name, analysis=analysis
     )
     map_result = job.run_map()
-    say(f"sampling {name}: {settings.chains} chains x ({settings.tune} + {settings.draws}), "
-        f"seed {settings.seed} ...")  # fmt: skip
+    say(
+        f"sampling {name}: {settings.chains} chains x ({settings.tune} + {settings.draws}), "
+        f"seed {settings.seed} ..."
+    )
     idata = sample(job.model, settings, progressbar=progressbar)
     diag = diagnostics(idata, job.parameters)
     _attach_log_likelihood(idata, job)
@@ -182,8 +227,9 @@ def _fit_model(inputs, prior_spec, components, name, settings, smc_runs, smc_dra
             say(f"no evidence for {name}: {problem}")
         else:
             say(f"SMC evidence of {name}: {smc_runs} runs x {smc_draws} draws, seed {seed} ...")
-            evidence = log_evidence(job.model, runs=smc_runs, draws=smc_draws, seed=seed,
-                                    progressbar=progressbar)  # fmt: skip
+            evidence = log_evidence(
+                job.model, runs=smc_runs, draws=smc_draws, seed=seed, progressbar=progressbar
+            )
     return ModelResult(name, job, map_result, idata, diag, evidence, problem)
 
 
@@ -209,7 +255,7 @@ def _attach_log_likelihood(idata, job: PreparedFit) -> None:
             "chain": idata.posterior["chain"].values,
             "draw": idata.posterior["draw"].values,
             "bin": bins,
-        },  # fmt: skip
+        },
     )
 
 
@@ -224,50 +270,83 @@ def _loo(results: list[ModelResult]) -> dict:
         for r in results:
             loo = az.loo(r.idata, var_name="counts")
             k = np.asarray(loo.pareto_k).reshape(-1)
-            per_model[r.name] = {"elpd": float(loo.elpd), "se": float(loo.se), "p_loo": float(loo.p),
-                                 "n_bins": int(loo.n_data_points), "max_pareto_k": float(np.max(k)),
-                                 "n_pareto_k_above_0.7": int(np.sum(k > 0.7))}  # fmt: skip
+            per_model[r.name] = {
+                "elpd": float(loo.elpd),
+                "se": float(loo.se),
+                "p_loo": float(loo.p),
+                "n_bins": int(loo.n_data_points),
+                "max_pareto_k": float(np.max(k)),
+                "n_pareto_k_above_0.7": int(np.sum(k > 0.7)),
+            }
         ranked = az.compare({r.name: r.idata for r in results}, var_name="counts")
-    comparison = [{"model": str(m), "rank": int(row["rank"]), "elpd_diff": float(row["elpd_diff"]),
-                   "dse": float(row["dse"]), "weight": float(row["weight"])}
-                  for m, row in ranked.iterrows()]  # fmt: skip
+    comparison = [
+        {
+            "model": str(m),
+            "rank": int(row["rank"]),
+            "elpd_diff": float(row["elpd_diff"]),
+            "dse": float(row["dse"]),
+            "weight": float(row["weight"]),
+        }
+        for m, row in ranked.iterrows()
+    ]
     return {"models": per_model, "ranking": comparison}
 
 
 # ----------------------------------------------------------------------------- LRT
 
 
-def _likelihood_ratio_tests(inputs, components, models, n_toys, seed, out, cluster, say,
-                            progressbar, analysis=None) -> list[dict]:  # fmt: skip
+def _likelihood_ratio_tests(
+    inputs, components, models, n_toys, seed, out, cluster, say, progressbar, analysis=None
+) -> list[dict]:
     pairs = nested_pairs(models)
     if not pairs:
         return []
     silent = lambda *a, **k: None  # noqa: E731 (the tables were described above)
-    specs = {m: with_sample(analysis, astro_model=m) if analysis is not None else None
-             for m in ["spl", *(alt for _, alt in pairs)]}  # fmt: skip
-    null = PreparedFit.load(inputs, "flat", components, silent, "poisson", "spl",
-                         analysis=specs["spl"])  # fmt: skip
-    alternatives = {alt: PreparedFit.load(inputs, "flat", components, silent, "poisson", alt,
-                                       analysis=specs[alt])
-                    for _, alt in pairs}  # fmt: skip
-    fits = {alt: alternative_fit(p.profile, alt, null.binned.counts, null.best.values,
-                                 dict(p.best.values))
-            for alt, p in alternatives.items()}  # fmt: skip
+    specs = {
+        m: with_sample(analysis, astro_model=m) if analysis is not None else None
+        for m in ["spl", *(alt for _, alt in pairs)]
+    }
+    null = PreparedFit.load(
+        inputs, "flat", components, silent, "poisson", "spl", analysis=specs["spl"]
+    )
+    alternatives = {
+        alt: PreparedFit.load(
+            inputs, "flat", components, silent, "poisson", alt, analysis=specs[alt]
+        )
+        for _, alt in pairs
+    }
+    fits = {
+        alt: alternative_fit(
+            p.profile, alt, null.binned.counts, null.best.values, dict(p.best.values)
+        )
+        for alt, p in alternatives.items()
+    }
     observed = {alt: likelihood_ratio(null.best, f) for alt, f in fits.items()}
     truth = dict(null.best.values)
     rows = {alt: [] for alt in alternatives}
     if n_toys:
-        config = null.config(kind="compare-lrt", truth=truth, seed=seed,
-                             alternatives={a: p.config() for a, p in alternatives.items()})  # fmt: skip
+        config = null.config(
+            kind="compare-lrt",
+            truth=truth,
+            seed=seed,
+            alternatives={a: p.config() for a, p in alternatives.items()},
+        )
         journal = Journal(journal_folder(out), config)
-        context = null.context(config, alternatives={
-            a: (p.binned.templates, p.priors, dict(p.best.values)) for a, p in alternatives.items()
-        })  # fmt: skip
+        context = null.context(
+            config,
+            alternatives={
+                a: (p.binned.templates, p.priors, dict(p.best.values))
+                for a, p in alternatives.items()
+            },
+        )
         tasks = {f"lrt-{i:06d}": {"index": i, "seed": seed, "truth": truth} for i in range(n_toys)}
-        say(f"likelihood-ratio tests of spl against {', '.join(alternatives)}: {n_toys} "
-            "pseudo-experiments under spl at its maximum-likelihood fit")  # fmt: skip
-        done = run_tasks(lrt_toy, context, tasks, journal, cluster, "lrt", say, progressbar,
-                         check=check_lrt)  # fmt: skip
+        say(
+            f"likelihood-ratio tests of spl against {', '.join(alternatives)}: {n_toys} "
+            "pseudo-experiments under spl at its maximum-likelihood fit"
+        )
+        done = run_tasks(
+            lrt_toy, context, tasks, journal, cluster, "lrt", say, progressbar, check=check_lrt
+        )
         for k in tasks:
             for alt in alternatives:
                 rows[alt].append(done[k]["ts"][alt])
@@ -278,18 +357,29 @@ def _likelihood_ratio_tests(inputs, components, models, n_toys, seed, out, clust
     for alt, p in alternatives.items():
         ts = np.asarray(rows[alt], dtype=np.float64)
         extra = len(p.names) - len(null.names)
-        test = {"null": "spl", "alternative": alt, "ts": observed[alt],
-                "null_max_likelihood": truth, "alternative_max_likelihood": dict(fits[alt].values),
-                "null_neg_log_likelihood": null.best.neg_log_likelihood,
-                "alternative_neg_log_likelihood": fits[alt].neg_log_likelihood,
-                "extra_parameters": extra, "p_value_chi2": _chi2_sf(observed[alt], extra),
-                "n_toys": int(ts.size), "toys_ts": ts.tolist(), "journal": journal_name}  # fmt: skip
+        test = {
+            "null": "spl",
+            "alternative": alt,
+            "ts": observed[alt],
+            "null_max_likelihood": truth,
+            "alternative_max_likelihood": dict(fits[alt].values),
+            "null_neg_log_likelihood": null.best.neg_log_likelihood,
+            "alternative_neg_log_likelihood": fits[alt].neg_log_likelihood,
+            "extra_parameters": extra,
+            "p_value_chi2": _chi2_sf(observed[alt], extra),
+            "n_toys": int(ts.size),
+            "toys_ts": ts.tolist(),
+            "journal": journal_name,
+        }
         if ts.size:
             valid = ts[np.isfinite(ts) & (ts >= 0)]
             at_least = int(np.sum(valid >= observed[alt]))
-            test.update(n_failed=int(ts.size - valid.size), n_at_least=at_least,
-                        p_value=(1 + at_least) / (1 + valid.size),
-                        p_value_is_bound=at_least == 0)  # fmt: skip
+            test.update(
+                n_failed=int(ts.size - valid.size),
+                n_at_least=at_least,
+                p_value=(1 + at_least) / (1 + valid.size),
+                p_value_is_bound=at_least == 0,
+            )
         else:
             test.update(n_failed=0, n_at_least=None, p_value=None, p_value_is_bound=False)
         tests.append(test)
@@ -350,7 +440,7 @@ def _assemble(results, loo, lrt, prior_spec, settings, smc_runs, smc_draws, seed
             "nuts": settings.to_dict(),
             "smc_runs": smc_runs,
             "smc_draws": smc_draws,
-        },  # fmt: skip
+        },
         "provenance": {
             **first.job.provenance(sampler=settings.to_dict()),
             "astro_model": [r.name for r in results],  # every model, not only the first's
@@ -365,8 +455,10 @@ def _quantiles(values) -> dict:
 
 def format_table(table: dict) -> str:
     """The comparison as a Markdown table (and the tests below it)."""
-    lines = ["| model | parameters (MAP) | -ln L | elpd LOO (se) | ln Z (spread) | NUTS |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| model | parameters (MAP) | -ln L | elpd LOO (se) | ln Z (spread) | NUTS |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, m in table["models"].items():
         values = ", ".join(f"{k}={v:.3g}" for k, v in m["map"].items())
         loo = m["loo"]
@@ -374,15 +466,23 @@ def format_table(table: dict) -> str:
         evidence = f"{z['log_z']:.2f} ({z['spread']:.2f})" if z else "n/a (improper prior)"
         nuts = m["nuts"]
         ok = "ok" if nuts["passed"] else "NOT CONVERGED"
-        lines.append(f"| {name} | {values} | {m['neg_log_likelihood']:.3f} | "
-                     f"{loo['elpd']:.2f} ({loo['se']:.2f}) | {evidence} | "
-                     f"{ok}, {nuts['divergences']} div. |")  # fmt: skip
-    lines += ["", "LOO ranking (ArviZ compare): "
-              + "; ".join(f"{r['model']} {r['elpd_diff']:+.2f} +- {r['dse']:.2f}"
-                          for r in table["loo_ranking"])]  # fmt: skip
+        lines.append(
+            f"| {name} | {values} | {m['neg_log_likelihood']:.3f} | "
+            f"{loo['elpd']:.2f} ({loo['se']:.2f}) | {evidence} | "
+            f"{ok}, {nuts['divergences']} div. |"
+        )
+    lines += [
+        "",
+        "LOO ranking (ArviZ compare): "
+        + "; ".join(
+            f"{r['model']} {r['elpd_diff']:+.2f} +- {r['dse']:.2f}" for r in table["loo_ranking"]
+        ),
+    ]
     for f in table["bayes_factors"]:
-        lines.append(f"Bayes factor {f['model']} vs {f['versus']}: ln B = {f['log_bf']:+.2f} "
-                     f"+- {f['standard_error']:.2f} (B = {math.exp(min(f['log_bf'], 700)):.3g})")  # fmt: skip
+        lines.append(
+            f"Bayes factor {f['model']} vs {f['versus']}: ln B = {f['log_bf']:+.2f} "
+            f"+- {f['standard_error']:.2f} (B = {math.exp(min(f['log_bf'], 700)):.3g})"
+        )
     for t in table["likelihood_ratio_tests"]:
         if t["p_value"] is None:
             p = "no pseudo-experiments"
@@ -390,10 +490,13 @@ def format_table(table: dict) -> str:
             bound = "<" if t["p_value_is_bound"] else "="
             sigma = p_to_sigma(t["p_value"])
             more = " or more" if bound == "<" else ""
-            p = (f"p {bound} {t['p_value']:.3g} from {t['n_toys']} pseudo-experiments"
-                 + (f" ({sigma:.1f} sigma{more})" if sigma > 0 else ""))  # fmt: skip
-        lines.append(f"LRT spl vs {t['alternative']}: ts = {t['ts']:.2f}, {p}; "
-                     f"chi2({t['extra_parameters']}) would say p = {t['p_value_chi2']:.2g}")  # fmt: skip
+            p = f"p {bound} {t['p_value']:.3g} from {t['n_toys']} pseudo-experiments" + (
+                f" ({sigma:.1f} sigma{more})" if sigma > 0 else ""
+            )
+        lines.append(
+            f"LRT spl vs {t['alternative']}: ts = {t['ts']:.2f}, {p}; "
+            f"chi2({t['extra_parameters']}) would say p = {t['p_value_chi2']:.2g}"
+        )
     return "\n".join(lines)
 
 
@@ -461,9 +564,16 @@ def lrt_toy(context: FitContext, key: str, args: dict) -> dict:
     null, fitter_id = fitter(context)
     counts = poisson_counts(context, args["truth"], rng)
     best = null.fit(counts, x0=context.start)
-    out = {"index": args["index"], "seed": seed, "n_observed": float(counts.sum()),
-           "null_neg_log_likelihood": best.neg_log_likelihood, "converged": best.converged,
-           "ts": {}, "alternative_neg_log_likelihood": {}, "worker_fitter": fitter_id}  # fmt: skip
+    out = {
+        "index": args["index"],
+        "seed": seed,
+        "n_observed": float(counts.sum()),
+        "null_neg_log_likelihood": best.neg_log_likelihood,
+        "converged": best.converged,
+        "ts": {},
+        "alternative_neg_log_likelihood": {},
+        "worker_fitter": fitter_id,
+    }
     for name, (_, _, start) in context.alternatives.items():
         alternative, _ = fitter(context, f"alternative:{name}")
         fit = alternative_fit(alternative, name, counts, best.values, start)
@@ -489,6 +599,8 @@ def alternative_fit(alternative: ProfileFitter, name: str, counts, null_values: 
     gradient does not vanish and L-BFGS-B's line search ends "abnormally"."""
     from diffuse_fit.physics.spectra import spl_inside
 
-    fits = [alternative.fit(counts, x0={**start, **spl_inside(name, null_values)}),
-            alternative.fit(counts, x0=start)]  # fmt: skip
+    fits = [
+        alternative.fit(counts, x0={**start, **spl_inside(name, null_values)}),
+        alternative.fit(counts, x0=start),
+    ]
     return max(fits, key=lambda f: f.log_posterior if math.isfinite(f.log_posterior) else -math.inf)

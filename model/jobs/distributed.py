@@ -43,8 +43,10 @@ def check_scheduler(address: str | None) -> None:
         raise UsageError(f"--scheduler {address!r} is not PROTOCOL://HOST[:PORT]; {hint}")
     protocol, _, port = match.groups()
     if protocol not in SCHEDULER_PROTOCOLS:
-        raise UsageError(f"--scheduler {address!r}: protocol {protocol!r} is not one of "
-                         f"{', '.join(SCHEDULER_PROTOCOLS)}; {hint}")  # fmt: skip
+        raise UsageError(
+            f"--scheduler {address!r}: protocol {protocol!r} is not one of "
+            f"{', '.join(SCHEDULER_PROTOCOLS)}; {hint}"
+        )
     if port is not None and not 1 <= int(port) <= 65535:
         raise UsageError(f"--scheduler {address!r}: port {port} is not in 1..65535; {hint}")
 
@@ -73,24 +75,35 @@ def dask_client(options: ClusterOptions, say=None):
             client = Client(options.scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
         except Exception as exc:  # noqa: BLE001 - refused, timed out, not a Dask scheduler
             reason = str(exc).splitlines()[0][:200] if str(exc) else ""
-            raise FitFailed(f"cannot reach the Dask scheduler {options.scheduler}: "
-                            f"{type(exc).__name__}: {reason}") from None  # fmt: skip
+            raise FitFailed(
+                f"cannot reach the Dask scheduler {options.scheduler}: "
+                f"{type(exc).__name__}: {reason}"
+            ) from None
         with client:
             n = len(client.scheduler_info().get("workers", {}))
-            say(f"dask: scheduler {options.scheduler} with {n} workers; dashboard "
-                f"{client.dashboard_link}")  # fmt: skip
+            say(
+                f"dask: scheduler {options.scheduler} with {n} workers; dashboard "
+                f"{client.dashboard_link}"
+            )
             yield client
         return
     n = options.n_local_workers()
     # workers ignore Ctrl-C (diffuse_fit.jobs.quiet_worker); its HTTP server on a free local port:
     # a fixed one (8787) may be taken by another job
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL,
-                           preload=["diffuse_fit.jobs.quiet_worker"])  # fmt: skip
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.CRITICAL,
+        preload=["diffuse_fit.jobs.quiet_worker"],
+    )
     try:
         with Client(cluster) as client:
-            say(f"dask: local cluster with {n} worker process{'es' if n > 1 else ''}; "
-                f"dashboard {client.dashboard_link}")  # fmt: skip
+            say(
+                f"dask: local cluster with {n} worker process{'es' if n > 1 else ''}; "
+                f"dashboard {client.dashboard_link}"
+            )
             yield client
     finally:
         cluster.close()
@@ -120,8 +133,11 @@ def stored_results(journal: Journal, tasks: dict[str, dict], context, check=None
     for key, why in bad[:NAMED_BAD_ENTRIES]:
         log.warning("journal entry %s %s; computing it again", journal.path(key), why)
     if len(bad) > NAMED_BAD_ENTRIES:
-        log.warning("%d more bad entries in the journal %s; computing them again",
-                    len(bad) - NAMED_BAD_ENTRIES, journal.folder)  # fmt: skip
+        log.warning(
+            "%d more bad entries in the journal %s; computing them again",
+            len(bad) - NAMED_BAD_ENTRIES,
+            journal.folder,
+        )
     return results
 
 
@@ -154,14 +170,17 @@ def run_tasks(
     say = speaker(say)
     done = stored_results(journal, tasks, context, check)
     todo = [k for k in tasks if k not in done]
-    say(f"{label}: {len(tasks)} tasks, {len(done)} already done (journal {journal.folder}), "
-        f"{len(todo)} to compute")  # fmt: skip
+    say(
+        f"{label}: {len(tasks)} tasks, {len(done)} already done (journal {journal.folder}), "
+        f"{len(todo)} to compute"
+    )
     if todo:
         with dask_client(options, say) as client:
             workers = max(1, len(client.scheduler_info().get("workers", {})))
             size = max(1, min(batch, len(todo) // (BATCHES_PER_WORKER * workers)))
-            new = _compute(client, function, context, tasks, todo, journal, label, progressbar,
-                           size)  # fmt: skip
+            new = _compute(
+                client, function, context, tasks, todo, journal, label, progressbar, size
+            )
         done.update(new)
     return {k: done[k] for k in tasks}
 
@@ -198,14 +217,19 @@ def _compute(client, function, context, tasks, todo, journal, label, progressbar
             key=f"{label}-{journal.digest}-{keys[0]}-{len(keys)}",
             pure=False,
             retries=1,
-        ): keys  # fmt: skip
+        ): keys
         for keys in batches
     }
     computed = {}
-    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
-               TimeRemainingColumn())  # fmt: skip
-    with Progress(*columns, disable=not progressbar, transient=False,
-                  console=_console()) as progress:  # fmt: skip
+    columns = (
+        *Progress.get_default_columns()[:1],
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(
+        *columns, disable=not progressbar, transient=False, console=_console()
+    ) as progress:
         bar = progress.add_task(label, total=len(todo))
         try:
             for future in as_completed(futures):
@@ -213,15 +237,19 @@ def _compute(client, function, context, tasks, todo, journal, label, progressbar
                 try:
                     results, failure = future.result()
                 except Exception as exc:  # noqa: BLE001 - the worker's loss, in one line
-                    raise FitFailed(f"{label}: task {keys[0]} failed: {type(exc).__name__}: "
-                                    f"{exc} (completed tasks are kept in the journal)") from None  # fmt: skip
+                    raise FitFailed(
+                        f"{label}: task {keys[0]} failed: {type(exc).__name__}: "
+                        f"{exc} (completed tasks are kept in the journal)"
+                    ) from None
                 for key, result in zip(keys, results, strict=False):
                     journal.write(key, result)
                     computed[key] = json.loads(json_text(result))  # as a rerun reads it
                 progress.advance(bar, len(results))
                 if failure is not None:
-                    raise FitFailed(f"{label}: task {failure[0]} failed: {failure[1]} "
-                                    "(completed tasks are kept in the journal)")  # fmt: skip
+                    raise FitFailed(
+                        f"{label}: task {failure[0]} failed: {failure[1]} "
+                        "(completed tasks are kept in the journal)"
+                    )
         finally:
             for future in futures:
                 future.cancel()

@@ -69,8 +69,14 @@ def _index_and_seed(result: dict, args: dict) -> None:
 
 
 def _nuts(result: dict, names) -> None:
-    keys = ("posterior_quantiles", "divergences", "max_r_hat", "min_ess_bulk",
-            "nuts_worker_fitter", "nuts_compilations")  # fmt: skip
+    keys = (
+        "posterior_quantiles",
+        "divergences",
+        "max_r_hat",
+        "min_ess_bulk",
+        "nuts_worker_fitter",
+        "nuts_compilations",
+    )
     _has(result, keys)
     quantiles = _per_parameter(result["posterior_quantiles"], names, "posterior_quantiles")
     for name, q in quantiles.items():
@@ -91,8 +97,20 @@ def check_toy(context, key: str, args: dict, result: dict) -> None:
     """A pseudo-experiment (:func:`diffuse_fit.jobs.toys.toy`)."""
     priors = context.priors
     _index_and_seed(result, args)
-    _has(result, ("n_observed", "map", "hessian_error", "neg_log_likelihood", "log_posterior",
-                  "converged", "problems", "profile_68", "worker_fitter"))  # fmt: skip
+    _has(
+        result,
+        (
+            "n_observed",
+            "map",
+            "hessian_error",
+            "neg_log_likelihood",
+            "log_posterior",
+            "converged",
+            "problems",
+            "profile_68",
+            "worker_fitter",
+        ),
+    )
     _number(result["n_observed"], "n_observed", 0)
     converged = _kind(result["converged"], bool, "converged")
     _inside(result["map"], priors, "map", none=not converged)
@@ -147,8 +165,17 @@ def check_scan(context, key: str, args: dict, result: dict) -> None:
 def check_lrt(context, key: str, args: dict, result: dict) -> None:
     """A likelihood-ratio pseudo-experiment (:func:`diffuse_fit.jobs.compare.lrt_toy`)."""
     _index_and_seed(result, args)
-    _has(result, ("n_observed", "null_neg_log_likelihood", "converged", "ts",
-                  "alternative_neg_log_likelihood", "worker_fitter"))  # fmt: skip
+    _has(
+        result,
+        (
+            "n_observed",
+            "null_neg_log_likelihood",
+            "converged",
+            "ts",
+            "alternative_neg_log_likelihood",
+            "worker_fitter",
+        ),
+    )
     _number(result["n_observed"], "n_observed", 0)
     _number(result["null_neg_log_likelihood"], "null_neg_log_likelihood", none=True)
     _kind(result["converged"], bool, "converged")

@@ -92,8 +92,12 @@ def _joint_coords(binning: JointBinning) -> dict:
     units: dict[str, str] = {}
     for name, part in zip(binning.names, binning.parts, strict=True):
         axes = analysis_coords(part)
-        grids = np.meshgrid(np.arange(part.shape[0]), np.arange(part.shape[1]),
-                            np.arange(part.shape[2]), indexing="ij")  # fmt: skip
+        grids = np.meshgrid(
+            np.arange(part.shape[0]),
+            np.arange(part.shape[1]),
+            np.arange(part.shape[2]),
+            indexing="ij",
+        )
         dims = ("topology", part.second, "energy")
         index = dict(zip(dims, (g.reshape(-1) for g in grids), strict=True))
         column = {"sample": np.full(part.n_bins, name, dtype=object)}
@@ -105,9 +109,19 @@ def _joint_coords(binning: JointBinning) -> dict:
     out = {}
     for coord in dict.fromkeys(k for c in columns for k in c):  # a part without it: NaN / ""
         text = coord in ("sample", "topology")
-        values = np.concatenate([c.get(coord, np.full(len(c["sample"]), "" if text else np.nan,
-                                                      dtype=object if text else np.float64))
-                                 for c in columns])  # fmt: skip
+        values = np.concatenate(
+            [
+                c.get(
+                    coord,
+                    np.full(
+                        len(c["sample"]),
+                        "" if text else np.nan,
+                        dtype=object if text else np.float64,
+                    ),
+                )
+                for c in columns
+            ]
+        )
         values = values.astype(str) if text else values.astype(np.float64)
         out[coord] = ("bin", values, {"units": units[coord]} if coord in units else {})
     return out
@@ -173,8 +187,9 @@ def complete(
 
     twin = observation_twin(model)
     if twin is None:
-        return _complete_by_pymc(tree, model, seed, posterior_predictive, log_likelihood,
-                                 prior_predictive, prior_draws)  # fmt: skip
+        return _complete_by_pymc(
+            tree, model, seed, posterior_predictive, log_likelihood, prior_predictive, prior_draws
+        )
     templates = twin.templates
     binning = templates.binning
     counts = twin.full_counts(model)
@@ -189,8 +204,9 @@ def complete(
     if expected:
         posterior = tree.posterior.to_dataset()
         dims, values = _on_axes(mu, binning, ("chain", "draw"))
-        posterior["expected"] = xr.DataArray(values.astype(np.float32), dims=dims,
-                                             coords={**coords, **sample})  # fmt: skip
+        posterior["expected"] = xr.DataArray(
+            values.astype(np.float32), dims=dims, coords={**coords, **sample}
+        )
         tree["posterior"] = xr.DataTree(posterior)
     if posterior_predictive:
         rng = np.random.default_rng(seed + PREDICTIVE_SEED_OFFSET)
@@ -199,16 +215,17 @@ def complete(
             xr.Dataset(
                 {"observed": _on_axes(draws, binning, ("chain", "draw"))},
                 coords={**coords, **sample},
-            )  # fmt: skip
+            )
         )
     if log_likelihood:
-        loglike = pointwise_log_likelihood(templates, counts, tree.posterior, names,
-                                           twin.likelihood, mu=mu)  # fmt: skip
+        loglike = pointwise_log_likelihood(
+            templates, counts, tree.posterior, names, twin.likelihood, mu=mu
+        )
         tree["log_likelihood"] = xr.DataTree(
             xr.Dataset(
                 {"observed": _on_axes(loglike, binning, ("chain", "draw"))},
                 coords={**coords, **sample},
-            )  # fmt: skip
+            )
         )
     if prior_predictive:
         prior = _prior_predictive(model, prior_draws, seed)
@@ -222,7 +239,7 @@ def complete(
             xr.Dataset(
                 {"observed": _on_axes(full, binning, ("chain", "draw"))},
                 coords={**coords, **prior_sample},
-            )  # fmt: skip
+            )
         )
     attach_record(tree, counts, templates, twin.likelihood)
     return tree
@@ -233,8 +250,9 @@ def _prior_predictive(model, draws: int, seed: int):
 
     from diffuse_fit.inference.exact_float import exact_float
 
-    improper = [rv.name for rv in model.free_RVs
-                if type(rv.owner.op).__name__ in ("FlatRV", "HalfFlatRV")]  # fmt: skip
+    improper = [
+        rv.name for rv in model.free_RVs if type(rv.owner.op).__name__ in ("FlatRV", "HalfFlatRV")
+    ]
     if improper:
         raise UsageError(
             f"a prior predictive needs proper priors; {', '.join(improper)} "
@@ -249,13 +267,15 @@ def _object_mode_notice_off():
     """The observation's random draws (a ``pm.CustomDist`` with a NumPy ``random``) run in
     Python inside the compiled function: pytensor's notice of it is not the user's concern."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Numba will use object mode",
-                                category=UserWarning)  # fmt: skip
+        warnings.filterwarnings(
+            "ignore", message="Numba will use object mode", category=UserWarning
+        )
         yield
 
 
-def _complete_by_pymc(tree, model, seed, posterior_predictive, log_likelihood,
-                      prior_predictive, prior_draws):  # fmt: skip
+def _complete_by_pymc(
+    tree, model, seed, posterior_predictive, log_likelihood, prior_predictive, prior_draws
+):
     """The groups by PyMC itself, for a model that is not the builder's (its own dims)."""
     import pymc as pm
 
@@ -263,12 +283,17 @@ def _complete_by_pymc(tree, model, seed, posterior_predictive, log_likelihood,
 
     with exact_float(), _object_mode_notice_off():
         if posterior_predictive:
-            pm.sample_posterior_predictive(tree, model=model, extend_inferencedata=True,
-                                           random_seed=seed + PREDICTIVE_SEED_OFFSET,
-                                           progressbar=False)  # fmt: skip
+            pm.sample_posterior_predictive(
+                tree,
+                model=model,
+                extend_inferencedata=True,
+                random_seed=seed + PREDICTIVE_SEED_OFFSET,
+                progressbar=False,
+            )
         if log_likelihood:
-            pm.compute_log_likelihood(tree, model=model, extend_inferencedata=True,
-                                      progressbar=False)  # fmt: skip
+            pm.compute_log_likelihood(
+                tree, model=model, extend_inferencedata=True, progressbar=False
+            )
     if prior_predictive:
         prior = _prior_predictive(model, prior_draws, seed)
         for group in ("prior", "prior_predictive"):

@@ -29,8 +29,9 @@ COMPONENT_SETS = {
 }
 
 
-def component_set(components: str = "workshop", astro_model: str = "spl",
-                  likelihood: str = "poisson") -> tuple:  # fmt: skip
+def component_set(
+    components: str = "workshop", astro_model: str = "spl", likelihood: str = "poisson"
+) -> tuple:
     """The components of the set ``components`` with the astrophysical spectrum
     ``astro_model`` (:mod:`diffuse_fit.physics.spectra`); :class:`UsageError` in one line for an
     unknown name or a combination that is not implemented (SAY with a spectrum other than
@@ -47,11 +48,14 @@ def component_set(components: str = "workshop", astro_model: str = "spl",
             " (others: diffuse_fit.register_spectrum)"
         )
     if likelihood == "say" and name not in ("spl", "segmented"):
-        raise UsageError(f"--likelihood say supports only --astro-model spl or segmented, not "
-                         f"{astro_model!r}")  # fmt: skip
+        raise UsageError(
+            f"--likelihood say supports only --astro-model spl or segmented, not {astro_model!r}"
+        )
     if name == "segmented" and components == "hese":
-        raise UsageError("--astro-model segmented with --components hese is not implemented "
-                         "(use --components workshop or split)")  # fmt: skip
+        raise UsageError(
+            "--astro-model segmented with --components hese is not implemented "
+            "(use --components workshop or split)"
+        )
     return with_astro_model(COMPONENT_SETS[components], astro_model)
 
 
@@ -72,13 +76,15 @@ def fixed_parameters(supports: dict, fix: dict) -> dict[str, float]:
     out = {}
     for name, value in (fix or {}).items():
         if name not in supports:
-            raise UsageError(f"--fix {name}={value}: unknown parameter {name!r} "
-                             f"(known: {', '.join(supports)})")  # fmt: skip
+            raise UsageError(
+                f"--fix {name}={value}: unknown parameter {name!r} (known: {', '.join(supports)})"
+            )
         low, high = supports[name]
         value = float(value)
         if not (math.isfinite(value) and low <= value <= high):
-            raise UsageError(f"--fix {name}={value:g}: outside the allowed range [{low:g}, "
-                             f"{high:g}] of {name}")  # fmt: skip
+            raise UsageError(
+                f"--fix {name}={value:g}: outside the allowed range [{low:g}, {high:g}] of {name}"
+            )
         out[name] = value
     if out and len(out) == len(supports):
         raise UsageError("--fix: every parameter is fixed; nothing is left to fit")
@@ -124,14 +130,20 @@ def load_inputs(
     if data_path is None and sim_path is None:
         ds = _toy(toy_name, toy_seed)
         if toy_name == "default":  # the spec of runs made before there was a second toy
-            return Inputs(ds.data, ds.simulation, ds.truth,
-                          f"embedded toy dataset (seed {toy_seed})", {"toy_seed": toy_seed})  # fmt: skip
+            return Inputs(
+                ds.data,
+                ds.simulation,
+                ds.truth,
+                f"embedded toy dataset (seed {toy_seed})",
+                {"toy_seed": toy_seed},
+            )
         description = (
             f"embedded toy dataset '{toy_name}' ({toy.TOY_DATASETS[toy_name][0]} "
             f"spectrum, seed {toy_seed})"
         )
-        return Inputs(ds.data, ds.simulation, ds.truth, description,
-                      {"toy_seed": toy_seed, "toy": toy_name})  # fmt: skip
+        return Inputs(
+            ds.data, ds.simulation, ds.truth, description, {"toy_seed": toy_seed, "toy": toy_name}
+        )
     if data_path is None or sim_path is None:
         given, missing = ("--data", "--sim") if sim_path is None else ("--sim", "--data")
         raise DataFormatError(
@@ -141,8 +153,13 @@ def load_inputs(
     data = read_data(data_path)
     simulation = read_simulation(sim_path, cache_dir=cache)
     truth = data.meta.get("toy", {}).get("truth")
-    return Inputs(data, simulation, truth, f"data {data_path}, simulation {sim_path}",
-                  {"data": str(data_path), "sim": str(sim_path)})  # fmt: skip
+    return Inputs(
+        data,
+        simulation,
+        truth,
+        f"data {data_path}, simulation {sim_path}",
+        {"data": str(data_path), "sim": str(sim_path)},
+    )
 
 
 @functools.lru_cache(maxsize=2)
@@ -158,8 +175,9 @@ def inputs_from_spec(spec: dict) -> Inputs:
     if "toy_seed" in spec:
         return load_inputs(toy_seed=spec["toy_seed"], toy_name=spec.get("toy", "default"))
     if "hese_release" in spec:
-        return load_inputs(hese_release=spec["hese_release"],
-                           double_cascades=spec["double_cascades"])  # fmt: skip
+        return load_inputs(
+            hese_release=spec["hese_release"], double_cascades=spec["double_cascades"]
+        )
     return load_inputs(spec.get("data"), spec.get("sim"))
 
 
@@ -181,8 +199,9 @@ def load_hese_release(folder, double_cascades: str = "drop") -> Inputs:
     splines = find_spline_folder(folder)
     if splines is not None:
         description += f"; detector-systematics tables {splines}"
-    return Inputs(data, sim, None, description, spec,
-                  splines=None if splines is None else str(splines))  # fmt: skip
+    return Inputs(
+        data, sim, None, description, spec, splines=None if splines is None else str(splines)
+    )
 
 
 def sample_inputs(sample) -> Inputs:
@@ -206,12 +225,17 @@ def analysis_inputs(spec) -> Inputs:
     parts = [sample_inputs(s) for s in spec.samples]
     truths = [p.truth for p in parts]
     truth = truths[0] if all(t == truths[0] for t in truths) else None
-    description = "; ".join(f"sample {n}: {p.description}" for n, p in zip(names, parts,
-                                                                           strict=True))  # fmt: skip
-    return Inputs(join_tables(names, [p.data for p in parts], "data"),
-                  join_tables(names, [p.simulation for p in parts], "simulation"), truth,
-                  description, {"samples": {n: p.spec for n, p in zip(names, parts, strict=True)}},
-                  tuple(zip(names, parts, strict=True)))  # fmt: skip
+    description = "; ".join(
+        f"sample {n}: {p.description}" for n, p in zip(names, parts, strict=True)
+    )
+    return Inputs(
+        join_tables(names, [p.data for p in parts], "data"),
+        join_tables(names, [p.simulation for p in parts], "simulation"),
+        truth,
+        description,
+        {"samples": {n: p.spec for n, p in zip(names, parts, strict=True)}},
+        tuple(zip(names, parts, strict=True)),
+    )
 
 
 def check_joint(spec) -> None:
@@ -238,9 +262,11 @@ def sample_binning(sample, inputs: Inputs | None = None):
     from_release = inputs is not None and "hese_release" in inputs.spec
     if preset == "hese-release" or (preset == "auto" and not explicit and from_release):
         if inputs is not None and inputs.spec.get("double_cascades") == "cascade":
-            raise UsageError("--double-cascades cascade merges double cascades into cascades, a "
-                             "choice of the workshop binning: add --binning workshop (the "
-                             "release's binning bins them in energy x length)")  # fmt: skip
+            raise UsageError(
+                "--double-cascades cascade merges double cascades into cascades, a "
+                "choice of the workshop binning: add --binning workshop (the "
+                "release's binning bins them in energy x length)"
+            )
         return release_binning()
     if not explicit:
         return None
@@ -253,8 +279,15 @@ def sample_binning(sample, inputs: Inputs | None = None):
     )
 
 
-def analysis_record(analysis, inputs: Inputs, prior_spec, components, astro_model, likelihood,
-                    binning: Binning | None) -> dict:  # fmt: skip
+def analysis_record(
+    analysis,
+    inputs: Inputs,
+    prior_spec,
+    components,
+    astro_model,
+    likelihood,
+    binning: Binning | None,
+) -> dict:
     """The specification a run records (``diffuse-fit spec --from-run`` writes it back): the
     one given, else today's options as one (with the binning's edges where not the
     workshop's)."""
@@ -262,15 +295,22 @@ def analysis_record(analysis, inputs: Inputs, prior_spec, components, astro_mode
         return analysis.to_dict()
     from diffuse_fit.io.analysis import BinningSpec, from_options  # pydantic: when recorded
 
-    spec = from_options(priors=prior_spec, components=components, astro_model=astro_model,
-                        likelihood=likelihood, inputs=inputs.spec)  # fmt: skip
+    spec = from_options(
+        priors=prior_spec,
+        components=components,
+        astro_model=astro_model,
+        likelihood=likelihood,
+        inputs=inputs.spec,
+    )
     if isinstance(binning, JointBinning):  # the release's own
         sample = spec.samples[0].model_copy(update={"binning": BinningSpec(preset="hese-release")})
         spec = spec.model_copy(update={"samples": [sample]})
     elif binning is not None:
-        edges = BinningSpec(energy_edges_GeV=binning.energy_edges.tolist(),
-                            zenith_edges_rad=binning.zenith_edges.tolist(),
-                            topology_codes=binning.topology_codes.tolist())  # fmt: skip
+        edges = BinningSpec(
+            energy_edges_GeV=binning.energy_edges.tolist(),
+            zenith_edges_rad=binning.zenith_edges.tolist(),
+            topology_codes=binning.topology_codes.tolist(),
+        )
         sample = spec.samples[0].model_copy(update={"binning": edges})
         spec = spec.model_copy(update={"samples": [sample]})
     return spec.to_dict()

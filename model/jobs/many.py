@@ -98,11 +98,18 @@ def map_summary(profile: ProfileFitter, counts: np.ndarray, start: dict, interva
     best = profile.fit(counts, x0=start)
     covariance, problems, _ = covariance_from_hessian(profile.names, best.hessian)
     diag = np.diag(covariance)
-    errors = {n: float(math.sqrt(d)) if best.converged and np.isfinite(d) and d > 0 else None
-              for n, d in zip(profile.names, diag, strict=True)}  # fmt: skip
-    out = {"map": best.values, "hessian_error": errors,
-           "neg_log_likelihood": best.neg_log_likelihood, "log_posterior": best.log_posterior,
-           "converged": best.converged, "problems": problems}  # fmt: skip
+    errors = {
+        n: float(math.sqrt(d)) if best.converged and np.isfinite(d) and d > 0 else None
+        for n, d in zip(profile.names, diag, strict=True)
+    }
+    out = {
+        "map": best.values,
+        "hessian_error": errors,
+        "neg_log_likelihood": best.neg_log_likelihood,
+        "log_posterior": best.log_posterior,
+        "converged": best.converged,
+        "problems": problems,
+    }
     if intervals:
         out["profile_68"] = {
             n: list(profile.interval(counts, best, n)) if best.converged else [None, None]
@@ -163,5 +170,7 @@ def check_inside(values: dict, priors: dict, what: str) -> None:
     for name, value in values.items():
         lo, hi = priors[name].support()
         if not lo <= value <= hi:
-            raise UsageError(f"{what}: {name}={value:g} is outside its prior's support "
-                             f"[{lo:g}, {hi:g}] ({priors[name]})")  # fmt: skip
+            raise UsageError(
+                f"{what}: {name}={value:g} is outside its prior's support "
+                f"[{lo:g}, {hi:g}] ({priors[name]})"
+            )

@@ -76,9 +76,16 @@ class PreparedFit:
 
     @classmethod
     def prepare(
-        cls, inputs: Inputs, prior_spec="default", components="workshop", say=None,
-        likelihood="poisson", astro_model="spl", build=True, analysis=None,
-    ) -> PreparedFit:  # fmt: skip
+        cls,
+        inputs: Inputs,
+        prior_spec="default",
+        components="workshop",
+        say=None,
+        likelihood="poisson",
+        astro_model="spl",
+        build=True,
+        analysis=None,
+    ) -> PreparedFit:
         """``analysis``: the specification (:class:`diffuse_fit.io.analysis.AnalysisSpec`)
         the other arguments came from, with the binning of its sample."""
         say = speaker(say)
@@ -87,35 +94,53 @@ class PreparedFit:
         binning = None  # recorded for runs without a specification (analysis_record)
         if analysis is not None and len(analysis.samples) > 1:  # a joint fit
             if len(inputs.samples) != len(analysis.samples):
-                raise UsageError("a joint analysis needs its samples' inputs "
-                                 "(diffuse_fit.jobs.inputs.analysis_inputs)")  # fmt: skip
+                raise UsageError(
+                    "a joint analysis needs its samples' inputs "
+                    "(diffuse_fit.jobs.inputs.analysis_inputs)"
+                )
             renames = check_renames(analysis, chosen)
             binned = bin_samples(
-                [(s.name, i.data, i.simulation, sample_binning(s, i))
-                 for s, (_, i) in zip(analysis.samples, inputs.samples, strict=True)],
-                components=chosen, variance=likelihood == "say", renames=renames,
-            )  # fmt: skip
+                [
+                    (s.name, i.data, i.simulation, sample_binning(s, i))
+                    for s, (_, i) in zip(analysis.samples, inputs.samples, strict=True)
+                ],
+                components=chosen,
+                variance=likelihood == "say",
+                renames=renames,
+            )
         else:
             binning = sample_binning(analysis.samples[0] if analysis is not None else None, inputs)
-            binned = bin_dataset(inputs.data, inputs.simulation, components=chosen,
-                                 binning=binning, variance=likelihood == "say")  # fmt: skip
+            binned = bin_dataset(
+                inputs.data,
+                inputs.simulation,
+                components=chosen,
+                binning=binning,
+                variance=likelihood == "say",
+            )
         if inputs.splines is not None and components == "hese" and not inputs.samples:
             t1 = time.perf_counter()
             binned = binned.with_detector(read_release_splines(inputs.splines))
-            say(f"detector systematics ({', '.join(s.parameter for s in DETECTOR_SYSTEMATICS)}) "
+            say(
+                f"detector systematics ({', '.join(s.parameter for s in DETECTOR_SYSTEMATICS)}) "
                 f"from {inputs.splines}: per-bin response tables built in "
-                f"{time.perf_counter() - t1:.1f} s")  # fmt: skip
+                f"{time.perf_counter() - t1:.1f} s"
+            )
         elif inputs.splines is not None:
-            say("detector-systematics tables found; they enter the fit with --components hese "
-                "(one sample)")  # fmt: skip
-        fixed = fixed_parameters(binned.templates.parameter_supports(),
-                                 analysis.fix if analysis is not None else {})  # fmt: skip
+            say(
+                "detector-systematics tables found; they enter the fit with --components hese "
+                "(one sample)"
+            )
+        fixed = fixed_parameters(
+            binned.templates.parameter_supports(), analysis.fix if analysis is not None else {}
+        )
         if fixed:
             binned = replace(binned, templates=replace(binned.templates, fixed=fixed))
-        supports = {n: s for n, s in binned.templates.parameter_supports().items()
-                    if n not in fixed}  # fmt: skip
-        priors = _inherited(resolve_priors(prior_spec, supports), prior_spec,
-                            analysis)  # a renamed parameter: the prior of its original  # fmt: skip
+        supports = {
+            n: s for n, s in binned.templates.parameter_supports().items() if n not in fixed
+        }
+        priors = _inherited(
+            resolve_priors(prior_spec, supports), prior_spec, analysis
+        )  # a renamed parameter: the prior of its original
         model = None
         if build:  # PyMC is imported only for jobs that sample
             from diffuse_fit.inference.pymc_model import build_model
@@ -123,33 +148,64 @@ class PreparedFit:
             model = build_model(binned, priors, likelihood=likelihood)
         for line in binned.summary_lines():
             say(line)
-        say(f"tables{' and model' if build else ''} built in {time.perf_counter() - t0:.2f} s "
-            f"(table accuracy {binned.templates.max_relative_error:.1e} relative)")  # fmt: skip
+        say(
+            f"tables{' and model' if build else ''} built in {time.perf_counter() - t0:.2f} s "
+            f"(table accuracy {binned.templates.max_relative_error:.1e} relative)"
+        )
         for line in binned.templates.exact_sum_notes():
             say(line)
-        record = analysis_record(analysis, inputs, prior_spec, components, astro_model,
-                                 likelihood, binning)  # fmt: skip
-        return cls(inputs, binned, priors, model, str(prior_spec), components, say, likelihood,
-                   astro_model, analysis=record)  # fmt: skip
+        record = analysis_record(
+            analysis, inputs, prior_spec, components, astro_model, likelihood, binning
+        )
+        return cls(
+            inputs,
+            binned,
+            priors,
+            model,
+            str(prior_spec),
+            components,
+            say,
+            likelihood,
+            astro_model,
+            analysis=record,
+        )
 
     @classmethod
-    def load(cls, inputs: Inputs, prior_spec="flat", components="workshop", say=None,
-             likelihood="poisson", astro_model="spl", analysis=None) -> PreparedFit:  # fmt: skip
+    def load(
+        cls,
+        inputs: Inputs,
+        prior_spec="flat",
+        components="workshop",
+        say=None,
+        likelihood="poisson",
+        astro_model="spl",
+        analysis=None,
+    ) -> PreparedFit:
         """:meth:`prepare` for the many-fit commands: no PyMC model, the global best fit found
         (and said) at once."""
         say = speaker(say)
         t0 = time.perf_counter()
         silent = lambda *a, **k: None  # noqa: E731 (said below, as these jobs say it)
-        prepared = cls.prepare(inputs, prior_spec, components, silent, likelihood, astro_model,
-                               build=False, analysis=analysis)  # fmt: skip
+        prepared = cls.prepare(
+            inputs,
+            prior_spec,
+            components,
+            silent,
+            likelihood,
+            astro_model,
+            build=False,
+            analysis=analysis,
+        )
         prepared.say = say
         b = prepared.binned
         for line in [*b.summary_lines(), *b.templates.exact_sum_notes()]:
             say(line)
         best = prepared.best
-        say(f"tables built and best fit found in {time.perf_counter() - t0:.2f} s: "
+        say(
+            f"tables built and best fit found in {time.perf_counter() - t0:.2f} s: "
             + ", ".join(f"{k}={v:.4g}" for k, v in best.values.items())
-            + f", -lnL={best.neg_log_likelihood:.6f}")  # fmt: skip
+            + f", -lnL={best.neg_log_likelihood:.6f}"
+        )
         return prepared
 
     def config(self, **extra) -> dict:
@@ -169,10 +225,15 @@ class PreparedFit:
         }
 
     def context(self, config: dict, **extra) -> FitContext:
-        return FitContext(key=config_digest(config), templates=self.binned.templates,
-                          counts=np.asarray(self.binned.counts, dtype=np.float64),
-                          priors=self.priors, start=dict(self.best.values),
-                          likelihood=self.likelihood, **extra)  # fmt: skip
+        return FitContext(
+            key=config_digest(config),
+            templates=self.binned.templates,
+            counts=np.asarray(self.binned.counts, dtype=np.float64),
+            priors=self.priors,
+            start=dict(self.best.values),
+            likelihood=self.likelihood,
+            **extra,
+        )
 
     def use_model(self, model) -> None:
         """Fit the user's ``model`` (built from these inputs by ``build_model``, then extended,
@@ -188,16 +249,22 @@ class PreparedFit:
             if counts.shape != self.binned.counts.shape or not np.array_equal(
                 counts, self.binned.counts
             ):
-                raise UsageError("the model was built from other inputs than the run's "
-                                 "(its observed counts differ)")  # fmt: skip
+                raise UsageError(
+                    "the model was built from other inputs than the run's "
+                    "(its observed counts differ)"
+                )
         vectors = [rv.name for rv in model.free_RVs if rv.ndim != 0]
         if vectors:
-            raise UsageError(f"run_sample reports scalar parameters; {', '.join(vectors)} "
-                             "are vectors (sample the model with model.sample instead)")  # fmt: skip
+            raise UsageError(
+                f"run_sample reports scalar parameters; {', '.join(vectors)} "
+                "are vectors (sample the model with model.sample instead)"
+            )
         missing = set(self.names) - {rv.name for rv in model.free_RVs}
         if missing:
-            raise UsageError(f"the model lacks the parameters {', '.join(sorted(missing))} "
-                             "that the report's expectations need")  # fmt: skip
+            raise UsageError(
+                f"the model lacks the parameters {', '.join(sorted(missing))} "
+                "that the report's expectations need"
+            )
         self.model = model
         self.extension = "" if twin is not None else why
 
@@ -258,9 +325,10 @@ class PreparedFit:
             result = fit_map(self.profile, self.binned.counts)
         if not (result.converged or (allow_bound and result.optimum)):
             raise FitFailed(
-                "the MAP fit failed, nothing was written: " + "; ".join(result.problems)
+                "the MAP fit failed, nothing was written: "
+                + "; ".join(result.problems)
                 + " (check the inputs: weights, energies and counts)"
-            )  # fmt: skip
+            )
         b = self.binned
         names = list(result.values)
         ref = None
@@ -274,8 +342,12 @@ class PreparedFit:
             and set(names) == set(reference_fit.PARAMETERS)  # (no per-sample parameters)
         ):
             fit = reference_fit.fit(b.counts, b.simulation, b.sim_bin_index, b.binning.n_bins)
-            ref = {**fit.as_dict(), "neg_log_likelihood": fit.neg_log_likelihood,
-                   "converged": fit.converged, "message": fit.message}  # fmt: skip
+            ref = {
+                **fit.as_dict(),
+                "neg_log_likelihood": fit.neg_log_likelihood,
+                "converged": fit.converged,
+                "message": fit.message,
+            }
             if not fit.converged:  # loud even with --quiet
                 print(f"WARNING: the workshop's scipy fit: {fit.message}", file=sys.stderr)
         out = {
@@ -316,11 +388,14 @@ def check_renames(analysis, components) -> list[dict]:
         for name, new in s.parameters.items():
             where = f"samples.{s.name}.parameters.{name}"
             if name not in known:
-                raise UsageError(f"{where}: unknown parameter {name!r} (known: "
-                                 f"{', '.join(sorted(known))})")  # fmt: skip
+                raise UsageError(
+                    f"{where}: unknown parameter {name!r} (known: {', '.join(sorted(known))})"
+                )
             if name in astro:
-                raise UsageError(f"{where}: the astrophysical parameters are shared by every "
-                                 "sample (rename nuisance parameters only)")  # fmt: skip
+                raise UsageError(
+                    f"{where}: the astrophysical parameters are shared by every "
+                    "sample (rename nuisance parameters only)"
+                )
             if new in known and new != name:
                 raise UsageError(f"{where} = {new!r}: already a parameter of the model")
         renames.append(dict(s.parameters))

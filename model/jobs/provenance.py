@@ -7,8 +7,19 @@ import importlib.metadata
 import platform
 import sys
 
-PACKAGES = ("diffuse-fit", "numpy", "scipy", "pymc", "pytensor", "arviz", "arviz-plots", "nutpie",
-            "matplotlib", "xarray", "h5netcdf")  # fmt: skip
+PACKAGES = (
+    "diffuse-fit",
+    "numpy",
+    "scipy",
+    "pymc",
+    "pytensor",
+    "arviz",
+    "arviz-plots",
+    "nutpie",
+    "matplotlib",
+    "xarray",
+    "h5netcdf",
+)
 
 
 def versions() -> dict[str, str | None]:

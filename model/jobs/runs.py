@@ -58,8 +58,16 @@ def run_map(
     say = speaker(say)
     out = check_output_folder(out)
     with interruptible(out):
-        job = PreparedFit.prepare(inputs, prior_spec, components, say, likelihood, astro_model,
-                          build=False, analysis=analysis)  # fmt: skip
+        job = PreparedFit.prepare(
+            inputs,
+            prior_spec,
+            components,
+            say,
+            likelihood,
+            astro_model,
+            build=False,
+            analysis=analysis,
+        )
         result = job.run_map()
         result["provenance"] = job.provenance()
         with write_run(out, "map") as stage:
@@ -69,9 +77,16 @@ def run_map(
 
 
 # summary.json's names of ArviZ's summary columns (summary.txt uses the same)
-SUMMARY_COLUMNS = {"mean": "mean", "sd": "sd", "hdi94_lb": "hdi_3%", "hdi94_ub": "hdi_97%",
-                   "r_hat": "r_hat", "ess_bulk": "ess_bulk", "ess_tail": "ess_tail",
-                   "mcse_mean": "mcse_mean"}  # fmt: skip
+SUMMARY_COLUMNS = {
+    "mean": "mean",
+    "sd": "sd",
+    "hdi94_lb": "hdi_3%",
+    "hdi94_ub": "hdi_97%",
+    "r_hat": "r_hat",
+    "ess_bulk": "ess_bulk",
+    "ess_tail": "ess_tail",
+    "mcse_mean": "mcse_mean",
+}
 
 
 def _summary_dict(table, names) -> dict:
@@ -108,14 +123,24 @@ def run_sample(
     say = speaker(say)
     out = check_output_folder(out)
     with interruptible(out) as interrupts:
-        job = PreparedFit.prepare(inputs, prior_spec, components, say, likelihood, astro_model,
-                          build=model is None, analysis=analysis)  # fmt: skip
+        job = PreparedFit.prepare(
+            inputs,
+            prior_spec,
+            components,
+            say,
+            likelihood,
+            astro_model,
+            build=model is None,
+            analysis=analysis,
+        )
         if model is not None:
             job.use_model(model)
         map_result = job.run_map(allow_bound=True)
         sampler = settings.resolved_sampler()
-        say(f"sampling: {settings.chains} chains x ({settings.tune} tune + {settings.draws} "
-            f"draws), NUTS by {sampler}, seed {settings.seed} ...")  # fmt: skip
+        say(
+            f"sampling: {settings.chains} chains x ({settings.tune} tune + {settings.draws} "
+            f"draws), NUTS by {sampler}, seed {settings.seed} ..."
+        )
         t0 = time.perf_counter()
         idata = sample(job.model, settings, progressbar=progressbar)
         sampling_s = time.perf_counter() - t0
@@ -136,14 +161,23 @@ def run_sample(
                 write_report(stage, map_result, summary, idata, job.binned)
     diag = summary["diagnostics"]
     say(text)
-    say(f"sampling took {sampling_s:.1f} s; divergences {diag['divergences']}, "
-        f"max R-hat {diag['max_r_hat']:.4f}, min bulk ESS {diag['min_ess_bulk']:.0f}")  # fmt: skip
+    say(
+        f"sampling took {sampling_s:.1f} s; divergences {diag['divergences']}, "
+        f"max R-hat {diag['max_r_hat']:.4f}, min bulk ESS {diag['min_ess_bulk']:.0f}"
+    )
     if not diag["passed"]:  # loud even with --quiet
-        print("!" * 78 + "\nWARNING: CONVERGENCE REQUIREMENTS NOT MET: "
-              + "; ".join(diag["problems"]) + "\nDo not trust these posteriors; rerun with more "
-              "tuning or a higher --target-accept.\n" + "!" * 78, file=sys.stderr)  # fmt: skip
-    say(f"wrote the run folder {out} (map.json, posterior.nc, summary.json, summary.txt"
-        f"{', report.md and figures' if report else ''})")  # fmt: skip
+        print(
+            "!" * 78
+            + "\nWARNING: CONVERGENCE REQUIREMENTS NOT MET: "
+            + "; ".join(diag["problems"])
+            + "\nDo not trust these posteriors; rerun with more "
+            "tuning or a higher --target-accept.\n" + "!" * 78,
+            file=sys.stderr,
+        )
+    say(
+        f"wrote the run folder {out} (map.json, posterior.nc, summary.json, summary.txt"
+        f"{', report.md and figures' if report else ''})"
+    )
     return summary
 
 
@@ -157,10 +191,14 @@ def _summarise(job: PreparedFit, idata, map_result: dict, settings, sampling_s: 
     table = summary_table(idata, names)
     diag = diagnostics(idata, names, table=table)  # the summary is computed once
     provenance = job.provenance(sampler=settings.to_dict())
-    idata.attrs.update({"diffuse_fit_seed": settings.seed,
-                        "data_sha256": str(job.inputs.data.sha256),
-                        "simulation_sha256": str(job.inputs.simulation.sha256),
-                        "prior_set": job.prior_spec})  # fmt: skip
+    idata.attrs.update(
+        {
+            "diffuse_fit_seed": settings.seed,
+            "data_sha256": str(job.inputs.data.sha256),
+            "simulation_sha256": str(job.inputs.simulation.sha256),
+            "prior_set": job.prior_spec,
+        }
+    )
     summary = {
         "parameters": _summary_dict(table, names),
         "divergences": diag["divergences"],
@@ -168,7 +206,7 @@ def _summarise(job: PreparedFit, idata, map_result: dict, settings, sampling_s: 
         "map": {
             k: map_result[k]
             for k in [*names, "neg_log_likelihood", "covariance", "errors", "problems"]
-        },  # fmt: skip
+        },
         "units": units(names),
         "sensitive_energy_range_GeV": list(job.sensitive_range(map_result)),
         "reference_fit": map_result["reference_fit"],
@@ -182,8 +220,9 @@ def _summarise(job: PreparedFit, idata, map_result: dict, settings, sampling_s: 
         from diffuse_fit.report.spectrum import UPPER_LIMIT_RULE, segment_summary
 
         segments = astrophysical_components(components)
-        draws = parameter_draws(idata.posterior, [c.norm for c in segments],
-                                job.binned.templates.fixed)  # fmt: skip
+        draws = parameter_draws(
+            idata.posterior, [c.norm for c in segments], job.binned.templates.fixed
+        )
         summary["segments"] = segment_summary(segments, draws)
         summary["segments_rule"] = UPPER_LIMIT_RULE
         from diffuse_fit.jobs.segments import power_law_band, segment_profiles

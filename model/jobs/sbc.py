@@ -35,12 +35,21 @@ DRAWS_PER_FIT = 99  # ranks 0..99: 100 values
 
 
 def run_sbc(
-    inputs: Inputs, prior_spec, out: Path, n: int, seed: int,
-    settings: SamplerSettings = SBC_SETTINGS, draws_per_fit: int = DRAWS_PER_FIT,
-    components="workshop", cluster: ClusterOptions | None = None, say=None,
-    progressbar=True, likelihood="poisson", astro_model="spl",
+    inputs: Inputs,
+    prior_spec,
+    out: Path,
+    n: int,
+    seed: int,
+    settings: SamplerSettings = SBC_SETTINGS,
+    draws_per_fit: int = DRAWS_PER_FIT,
+    components="workshop",
+    cluster: ClusterOptions | None = None,
+    say=None,
+    progressbar=True,
+    likelihood="poisson",
+    astro_model="spl",
     analysis=None,
-) -> dict:  # fmt: skip
+) -> dict:
     """``n`` calibration fits; writes the run folder ``out``; returns ``sbc.json``."""
     say = speaker(say)
     from diffuse_fit.report.many_plots import uniformity_p
@@ -49,17 +58,22 @@ def run_sbc(
     cluster = cluster or ClusterOptions()
     total = settings.draws * settings.chains
     if not 1 <= draws_per_fit <= total:
-        raise UsageError(f"--draws-per-fit {draws_per_fit} must be in 1..{total} "
-                         f"(draws x chains)")  # fmt: skip
+        raise UsageError(f"--draws-per-fit {draws_per_fit} must be in 1..{total} (draws x chains)")
     with interruptible(out):
-        prepared = PreparedFit.load(inputs, prior_spec, components, say, likelihood, astro_model,
-                                 analysis=analysis)  # fmt: skip
+        prepared = PreparedFit.load(
+            inputs, prior_spec, components, say, likelihood, astro_model, analysis=analysis
+        )
         improper = [f"{k} ({p})" for k, p in prepared.priors.items() if not p.proper]
         if improper:
-            raise UsageError(f"sbc draws the parameters from the priors, which must be proper; "
-                             f"improper: {', '.join(improper)} (use --prior default or a file)")  # fmt: skip
-        sampler = {k: v for k, v in settings.to_dict().items()
-                   if k in ("draws", "tune", "chains", "target_accept")}  # fmt: skip
+            raise UsageError(
+                f"sbc draws the parameters from the priors, which must be proper; "
+                f"improper: {', '.join(improper)} (use --prior default or a file)"
+            )
+        sampler = {
+            k: v
+            for k, v in settings.to_dict().items()
+            if k in ("draws", "tune", "chains", "target_accept")
+        }
         config = prepared.config(
             kind="sbc", seed=seed, sampler=sampler, draws_per_fit=draws_per_fit
         )
@@ -67,8 +81,9 @@ def run_sbc(
         tasks = {f"fit-{i:06d}": {"index": i, "seed": seed} for i in range(n)}
         t0 = time.perf_counter()
         context = prepared.context(config, sampler=sampler, draws_per_fit=draws_per_fit)
-        results = run_tasks(sbc_fit, context, tasks, journal, cluster, "sbc", say, progressbar,
-                            check=check_sbc)  # fmt: skip
+        results = run_tasks(
+            sbc_fit, context, tasks, journal, cluster, "sbc", say, progressbar, check=check_sbc
+        )
         rows = [results[k] for k in tasks]
         ranks = {name: [r["ranks"][name] for r in rows] for name in prepared.names}
         sbc = {
@@ -90,7 +105,7 @@ def run_sbc(
                     )
                 }
                 for r in rows
-            ],  # fmt: skip
+            ],
             "total_divergences": int(sum(r["divergences"] for r in rows)),
             "fits_with_divergences": int(sum(r["divergences"] > 0 for r in rows)),
             "sampler": sampler,
@@ -108,11 +123,15 @@ def run_sbc(
 
 
 def format_sbc(sbc: dict) -> str:
-    lines = [f"simulation-based calibration: {sbc['n']} fits, ranks among "
-             f"{sbc['draws_per_fit']} posterior draws; uniformity p-values (chi-square):"]  # fmt: skip
+    lines = [
+        f"simulation-based calibration: {sbc['n']} fits, ranks among "
+        f"{sbc['draws_per_fit']} posterior draws; uniformity p-values (chi-square):"
+    ]
     lines += [f"  {k:12s} p = {p:.3f}" for k, p in sbc["uniformity_p"].items()]
-    lines.append(f"  divergences: {sbc['total_divergences']} in {sbc['fits_with_divergences']} "
-                 f"of {sbc['n']} fits")  # fmt: skip
+    lines.append(
+        f"  divergences: {sbc['total_divergences']} in {sbc['fits_with_divergences']} "
+        f"of {sbc['n']} fits"
+    )
     return "\n".join(lines)
 
 
@@ -139,5 +158,11 @@ def sbc_fit(context: FitContext, key: str, args: dict) -> dict:
         step = draws.size // context.draws_per_fit
         thinned = draws[::step][: context.draws_per_fit]
         ranks[name] = int(np.sum(thinned < truth[name]))
-    return {"index": args["index"], "seed": seed, "truth": truth, "ranks": ranks,
-            "n_observed": float(counts.sum()), **summary}  # fmt: skip
+    return {
+        "index": args["index"],
+        "seed": seed,
+        "truth": truth,
+        "ranks": ranks,
+        "n_observed": float(counts.sum()),
+        **summary,
+    }

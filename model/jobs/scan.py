@@ -53,25 +53,35 @@ def parse_param(text: str) -> tuple[str, float, float, int]:
 
 
 def run_scan(
-    inputs: Inputs, prior_spec, out: Path, params: list[tuple], components="workshop",
-    cluster: ClusterOptions | None = None, posterior_run: Path | None = None,
-    say=None, progressbar=True, likelihood="poisson", astro_model="spl",
+    inputs: Inputs,
+    prior_spec,
+    out: Path,
+    params: list[tuple],
+    components="workshop",
+    cluster: ClusterOptions | None = None,
+    posterior_run: Path | None = None,
+    say=None,
+    progressbar=True,
+    likelihood="poisson",
+    astro_model="spl",
     analysis=None,
-) -> dict:  # fmt: skip
+) -> dict:
     """Profile-likelihood scan; writes the run folder ``out``; returns ``scan.json``."""
     say = speaker(say)
     out = check_output_folder(out)
     cluster = cluster or ClusterOptions()
     with interruptible(out):
-        prepared = PreparedFit.load(inputs, prior_spec, components, say, likelihood, astro_model,
-                                 analysis=analysis)  # fmt: skip
+        prepared = PreparedFit.load(
+            inputs, prior_spec, components, say, likelihood, astro_model, analysis=analysis
+        )
         names = [p[0] for p in params]
         if not 1 <= len(params) <= 2 or len(set(names)) != len(names):
             raise UsageError("scan: give one or two different --param")
         for name in names:
             if name not in prepared.names:
-                raise UsageError(f"--param: unknown parameter {name!r} "
-                                 f"(known: {', '.join(prepared.names)})")  # fmt: skip
+                raise UsageError(
+                    f"--param: unknown parameter {name!r} (known: {', '.join(prepared.names)})"
+                )
         grid = {n: np.linspace(a, b, k) for n, a, b, k in params}
         for n, values in grid.items():
             check_inside({n: float(values.min())}, prepared.priors, "--param")
@@ -82,9 +92,16 @@ def run_scan(
         tasks = _tasks(names, grid)
         t0 = time.perf_counter()
         results = run_tasks(
-            scan_points, prepared.context(config), tasks, journal, cluster, "scan", say, progressbar,
+            scan_points,
+            prepared.context(config),
+            tasks,
+            journal,
+            cluster,
+            "scan",
+            say,
+            progressbar,
             check=check_scan,
-        )  # fmt: skip
+        )
         scan = assemble(prepared, names, grid, results)
         scan["wall_time_s"] = time.perf_counter() - t0
         scan["provenance"] = prepared.provenance(journal=journal.name)
@@ -101,15 +118,19 @@ def _tasks(names: list[str], grid: dict) -> dict:
     of the grid.  Each task's points are fitted in order, warm-started."""
     if len(names) == 2:
         return {
-            f"row-{i:05d}": {"points": [{names[0]: float(x), names[1]: float(y)} for y in grid[names[1]]]}
+            f"row-{i:05d}": {
+                "points": [{names[0]: float(x), names[1]: float(y)} for y in grid[names[1]]]
+            }
             for i, x in enumerate(grid[names[0]])
-        }  # fmt: skip
+        }
     values = grid[names[0]]
     size = max(1, -(-values.size // 16))
     return {
-        f"chunk-{i:05d}": {"points": [{names[0]: float(x)} for x in values[i * size:(i + 1) * size]]}
+        f"chunk-{i:05d}": {
+            "points": [{names[0]: float(x)} for x in values[i * size : (i + 1) * size]]
+        }
         for i in range(-(-values.size // size))
-    }  # fmt: skip
+    }
 
 
 def assemble(prepared: PreparedFit, names: list[str], grid: dict, results: dict) -> dict:
@@ -134,7 +155,7 @@ def assemble(prepared: PreparedFit, names: list[str], grid: dict, results: dict)
         "profiled": profiled,
         "converged": converged,
         "ts_definition": "-2 (log p(profiled) - log p(best)); log p = ln L + log prior "
-        "(flat priors: -2 Delta ln L)",  # fmt: skip
+        "(flat priors: -2 Delta ln L)",
         "thresholds": {f"{level:.4f}": float(stats.chi2.ppf(level, dof)) for level in LEVELS},
         "dof": dof,
         "prior_set": prepared.prior_spec,
@@ -152,8 +173,11 @@ def _posterior_of(run_dir: Path, prepared: PreparedFit, names: list[str]) -> dic
     for what, table in (("data", prepared.inputs.data), ("simulation", prepared.inputs.simulation)):
         recorded = provenance.get(what, {}).get("sha256")
         if recorded != table.sha256:
-            raise DataFormatError(str(run_dir), f"--run was made from other {what} "
-                                  f"(SHA-256 {str(recorded)[:12]}... vs {table.sha256[:12]}...)")  # fmt: skip
+            raise DataFormatError(
+                str(run_dir),
+                f"--run was made from other {what} "
+                f"(SHA-256 {str(recorded)[:12]}... vs {table.sha256[:12]}...)",
+            )
     tree = az.from_netcdf(run.file("posterior.nc"))
     missing = [n for n in names if n not in tree.posterior]
     if missing:
@@ -172,9 +196,11 @@ def _say_summary(scan: dict, say) -> None:
     best = ", ".join(f"{k}={v:.4g}" for k, v in scan["best"].items())
     n = np.size(scan["ts"])
     bad = n - int(np.sum(scan["converged"]))
-    say(f"scan of {' x '.join(scan['parameters'])}: {n} points in {scan['wall_time_s']:.1f} s, "
+    say(
+        f"scan of {' x '.join(scan['parameters'])}: {n} points in {scan['wall_time_s']:.1f} s, "
         f"best fit {best}, min ts on the grid {scan['min_ts']:.3g}"
-        + (f"; {bad} points did not converge" if bad else ""))  # fmt: skip
+        + (f"; {bad} points did not converge" if bad else "")
+    )
 
 
 def scan_points(context: FitContext, key: str, args: dict) -> dict:
@@ -195,5 +221,10 @@ def scan_points(context: FitContext, key: str, args: dict) -> dict:
         neg_log_likelihood.append(fit.neg_log_likelihood)
         fitted.append(fit.values)
         converged.append(fit.converged)
-    return {"log_posterior": log_posterior, "neg_log_likelihood": neg_log_likelihood,
-            "values": fitted, "converged": converged, "worker_fitter": fitter_id}  # fmt: skip
+    return {
+        "log_posterior": log_posterior,
+        "neg_log_likelihood": neg_log_likelihood,
+        "values": fitted,
+        "converged": converged,
+        "worker_fitter": fitter_id,
+    }

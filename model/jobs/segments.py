@@ -49,10 +49,19 @@ def power_law_band(job, energies, seed: int, n_draws: int = 4000) -> dict | None
     if job.analysis is not None:
         spec = from_dict(job.analysis, "<run>")
         keep = {k: v for k, v in spec.fix.items() if not k.startswith("astro_norm_")}
-        spec = with_sample(spec.model_copy(update={"fix": keep}), astro_model="spl",
-                           segments_GeV=None)  # fmt: skip
-    spl = PreparedFit.prepare(job.inputs, job.prior_spec, job.components, lambda *a, **k: None,
-                              job.likelihood, "spl", build=False, analysis=spec)  # fmt: skip
+        spec = with_sample(
+            spec.model_copy(update={"fix": keep}), astro_model="spl", segments_GeV=None
+        )
+    spl = PreparedFit.prepare(
+        job.inputs,
+        job.prior_spec,
+        job.components,
+        lambda *a, **k: None,
+        job.likelihood,
+        "spl",
+        build=False,
+        analysis=spec,
+    )
     best = spl.profile.fit(spl.binned.counts)
     covariance, problems, _ = covariance_from_hessian(spl.profile.names, best.hessian)
     if not best.converged or problems:
@@ -65,8 +74,13 @@ def power_law_band(job, energies, seed: int, n_draws: int = 4000) -> dict | None
     fixed = spl.binned.templates.fixed
     draws |= {n: np.full(n_draws, float(fixed[n])) for n in component.parameters if n in fixed}
     band = flux_band(component, draws, energies)
-    return {"energies": band["energies"].tolist(), "quantiles": band["quantiles"].tolist(),
-            "e2_flux": band["e2_flux"].tolist(), "n_draws": n_draws, "seed": seed,
-            "map": {n: float(v) for n, v in best.values.items()},
-            "method": "Laplace approximation at the single power law's MAP (same data, "
-                      "binning, priors)"}  # fmt: skip
+    return {
+        "energies": band["energies"].tolist(),
+        "quantiles": band["quantiles"].tolist(),
+        "e2_flux": band["e2_flux"].tolist(),
+        "n_draws": n_draws,
+        "seed": seed,
+        "map": {n: float(v) for n, v in best.values.items()},
+        "method": "Laplace approximation at the single power law's MAP (same data, "
+        "binning, priors)",
+    }

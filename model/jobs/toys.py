@@ -55,13 +55,23 @@ MAP_TOYS_PER_TASK = 16  # a MAP pseudo-experiment takes ~30 ms: batched (run_tas
 
 
 def run_toys(
-    inputs: Inputs, prior_spec, out: Path, truth: dict | str, n: int, seed: int, nuts: bool = False,
-    settings: SamplerSettings | None = None, components="workshop",
-    cluster: ClusterOptions | None = None, say=None, progressbar=True, likelihood="poisson",
+    inputs: Inputs,
+    prior_spec,
+    out: Path,
+    truth: dict | str,
+    n: int,
+    seed: int,
+    nuts: bool = False,
+    settings: SamplerSettings | None = None,
+    components="workshop",
+    cluster: ClusterOptions | None = None,
+    say=None,
+    progressbar=True,
+    likelihood="poisson",
     resample: int = 0,
     astro_model="spl",
     analysis=None,
-) -> dict:  # fmt: skip
+) -> dict:
     """``n`` pseudo-experiments at ``truth``; writes the run folder ``out``; returns
     ``coverage.json``.  ``resample``: fit each with a fresh simulation of that many events
     drawn from the inputs' (:func:`diffuse_fit.jobs.toys.toy`), 0 for the whole simulation."""
@@ -70,40 +80,78 @@ def run_toys(
     cluster = cluster or ClusterOptions()
     settings = settings or SamplerSettings()
     with interruptible(out):
-        prepared = PreparedFit.load(inputs, prior_spec, components, say, likelihood, astro_model,
-                                 analysis=analysis)  # fmt: skip
-        given = set(parse_assignments(truth, prepared.names, "--truth") if isinstance(truth, str)
-                    else truth)  # fmt: skip
+        prepared = PreparedFit.load(
+            inputs, prior_spec, components, say, likelihood, astro_model, analysis=analysis
+        )
+        given = set(
+            parse_assignments(truth, prepared.names, "--truth") if isinstance(truth, str) else truth
+        )
         truth = resolve_truth(truth, prepared)
-        say("truth: " + ", ".join(f"{n}={v:g}" + ("" if n in given else " (the inputs' truth)")
-                                  for n, v in truth.items()))  # fmt: skip
+        say(
+            "truth: "
+            + ", ".join(
+                f"{n}={v:g}" + ("" if n in given else " (the inputs' truth)")
+                for n, v in truth.items()
+            )
+        )
         if resample and nuts:
-            raise UsageError("--resample-sim cannot be combined with --nuts (one compiled "
-                             "model per worker, not per pseudo-experiment)")  # fmt: skip
+            raise UsageError(
+                "--resample-sim cannot be combined with --nuts (one compiled "
+                "model per worker, not per pseudo-experiment)"
+            )
         n_sim = len(prepared.inputs.simulation)
         if resample and not 1 <= resample < n_sim:
-            raise UsageError(f"--resample-sim {resample}: must be below the simulation's "
-                             f"{n_sim} events")  # fmt: skip
+            raise UsageError(
+                f"--resample-sim {resample}: must be below the simulation's {n_sim} events"
+            )
         sampler = _sampler_dict(settings) if nuts else {}
         extra = {"resample_simulation": resample} if resample else {}
-        config = prepared.config(kind="toys", truth=truth, seed=seed, nuts=nuts, sampler=sampler,
-                                 **extra)  # fmt: skip
+        config = prepared.config(
+            kind="toys", truth=truth, seed=seed, nuts=nuts, sampler=sampler, **extra
+        )
         journal = Journal(journal_folder(out), config)
-        tasks = {f"toy-{i:06d}": {"index": i, "seed": seed, "truth": truth, "nuts": nuts,
-                                  "resample": resample} for i in range(n)}  # fmt: skip
+        tasks = {
+            f"toy-{i:06d}": {
+                "index": i,
+                "seed": seed,
+                "truth": truth,
+                "nuts": nuts,
+                "resample": resample,
+            }
+            for i in range(n)
+        }
         t0 = time.perf_counter()
         context = prepared.context(config, sampler=sampler, **_resample_context(prepared, resample))
-        results = run_tasks(toy, context, tasks, journal, cluster, "toys", say, progressbar,
-                            batch=1 if nuts else MAP_TOYS_PER_TASK, check=check_toy)  # fmt: skip
+        results = run_tasks(
+            toy,
+            context,
+            tasks,
+            journal,
+            cluster,
+            "toys",
+            say,
+            progressbar,
+            batch=1 if nuts else MAP_TOYS_PER_TASK,
+            check=check_toy,
+        )
         wall = time.perf_counter() - t0
         rows = [results[k] for k in tasks]
         dataset = to_dataset(rows, prepared.names, truth, nuts)
         coverage = coverage_of(dataset, truth, nuts)
-        coverage.update(truth=truth, seed=seed, likelihood=likelihood, resample_simulation=resample, wall_time_s=wall, prior_set=prepared.prior_spec,
-                        provenance=prepared.provenance(journal=journal.name,
-                                                       sampler=sampler or None))  # fmt: skip
-        dataset.attrs.update(truth=json.dumps(truth), seed=seed,
-                             provenance=json.dumps(coverage["provenance"], default=str))  # fmt: skip
+        coverage.update(
+            truth=truth,
+            seed=seed,
+            likelihood=likelihood,
+            resample_simulation=resample,
+            wall_time_s=wall,
+            prior_set=prepared.prior_spec,
+            provenance=prepared.provenance(journal=journal.name, sampler=sampler or None),
+        )
+        dataset.attrs.update(
+            truth=json.dumps(truth),
+            seed=seed,
+            provenance=json.dumps(coverage["provenance"], default=str),
+        )
         with write_run(out, "toys") as stage:
             stage.write_netcdf("toys.nc", dataset)
             stage.write_json("coverage.json", coverage)
@@ -123,17 +171,20 @@ def resolve_truth(truth: dict | str, prepared: PreparedFit) -> dict:
     full = {n: truth.get(n, known.get(n)) for n in prepared.names}
     missing = [n for n, v in full.items() if v is None]
     if missing:
-        raise UsageError(f"--truth: no value for {', '.join(missing)} "
-                         "(give NAME=VALUE for every parameter)")  # fmt: skip
+        raise UsageError(
+            f"--truth: no value for {', '.join(missing)} (give NAME=VALUE for every parameter)"
+        )
     full = {n: float(v) for n, v in full.items()}
     check_inside(full, prepared.priors, "--truth")
     with np.errstate(over="ignore", invalid="ignore"):
         most = float(np.max(prepared.profile.expected(full), initial=0.0))
     if not most <= MAX_EXPECTED:  # NumPy's Poisson draws stop near 9.2e18 (NaN: also refused)
         given = ", ".join(f"{n}={v:g}" for n, v in full.items())
-        raise UsageError(f"--truth {given}: the model expects {most:.3g} events in a bin, "
-                         f"more than can be drawn (at most {MAX_EXPECTED:g}); give smaller "
-                         "normalizations")  # fmt: skip
+        raise UsageError(
+            f"--truth {given}: the model expects {most:.3g} events in a bin, "
+            f"more than can be drawn (at most {MAX_EXPECTED:g}); give smaller "
+            "normalizations"
+        )
     return full
 
 
@@ -175,8 +226,11 @@ def to_dataset(rows: list[dict], names: list[str], truth: dict, nuts: bool):
         "converged": ("toy", np.array([r["converged"] for r in rows], dtype=bool)),
         "truth": ("parameter", np.array([truth[n] for n in names])),
     }
-    coords = {"toy": np.array([r["index"] for r in rows]), "parameter": names,
-              "bound": ["lower", "upper"]}  # fmt: skip
+    coords = {
+        "toy": np.array([r["index"] for r in rows]),
+        "parameter": names,
+        "bound": ["lower", "upper"],
+    }
     if nuts:
         data["posterior_quantiles"] = (
             ("toy", "parameter", "quantile"),
@@ -199,8 +253,13 @@ def coverage_of(ds, truth: dict, nuts: bool) -> dict:
     posterior's 16%-84% quantiles), with binomial standard errors.  An experiment without
     an interval (fit not converged, Hessian not invertible) counts as not covering."""
     n = ds.sizes["toy"]
-    out = {"n": int(n), "nominal": NOMINAL, "parameters": {}, "standard_errors": {},
-           "n_not_converged": int((~ds["converged"]).sum())}  # fmt: skip
+    out = {
+        "n": int(n),
+        "nominal": NOMINAL,
+        "parameters": {},
+        "standard_errors": {},
+        "n_not_converged": int((~ds["converged"]).sum()),
+    }
     for name in ds["parameter"].values.tolist():
         x = ds.sel(parameter=name)
         t = truth[name]
@@ -209,7 +268,7 @@ def coverage_of(ds, truth: dict, nuts: bool) -> dict:
             "profile_68": _fraction(
                 (x["profile_68"].sel(bound="lower") <= t)
                 & (t <= x["profile_68"].sel(bound="upper"))
-            ),  # fmt: skip
+            ),
         }
         if nuts:
             q = x["posterior_quantiles"]
@@ -227,8 +286,11 @@ def _fraction(mask) -> float:
 
 def format_coverage(coverage: dict) -> str:
     kinds = list(next(iter(coverage["parameters"].values())))
-    lines = [f"coverage of 68.27% intervals in {coverage['n']} pseudo-experiments "
-             f"(+- binomial standard error):", f"  {'parameter':12s} " + " ".join(f"{k:>16s}" for k in kinds)]  # fmt: skip
+    lines = [
+        f"coverage of 68.27% intervals in {coverage['n']} pseudo-experiments "
+        f"(+- binomial standard error):",
+        f"  {'parameter':12s} " + " ".join(f"{k:>16s}" for k in kinds),
+    ]
     for name, fractions in coverage["parameters"].items():
         errors = coverage["standard_errors"][name]
         lines.append(
@@ -245,8 +307,10 @@ def _figures(stage, ds, coverage: dict, truth: dict) -> None:
     from diffuse_fit.report.figures import save_figure
     from diffuse_fit.report.many_plots import coverage_figure, pull_figure
 
-    pulls = {n: ((ds["map"].sel(parameter=n) - truth[n]) / ds["hessian_error"].sel(parameter=n)).values
-             for n in ds["parameter"].values.tolist()}  # fmt: skip
+    pulls = {
+        n: ((ds["map"].sel(parameter=n) - truth[n]) / ds["hessian_error"].sel(parameter=n)).values
+        for n in ds["parameter"].values.tolist()
+    }
     save_figure(stage, pull_figure(pulls), "pulls", dpi=150)
     save_figure(stage, coverage_figure(coverage, coverage["n"]), "coverage", dpi=150)
 
@@ -265,8 +329,12 @@ def toy(context: FitContext, key: str, args: dict) -> dict:
     rng = np.random.default_rng(seed)
     profile, fitter_id = fitter(context)
     counts = poisson_counts(context, args["truth"], rng)
-    out = {"index": args["index"], "seed": seed, "n_observed": float(counts.sum()),
-           "worker_fitter": fitter_id}  # fmt: skip
+    out = {
+        "index": args["index"],
+        "seed": seed,
+        "n_observed": float(counts.sum()),
+        "worker_fitter": fitter_id,
+    }
     if args.get("resample"):
         profile = resampled_fitter(context, args["resample"], rng)
         empty = (counts > 0) & ~profile.templates.covered()
@@ -300,7 +368,12 @@ def resampled_fitter(context: FitContext, size: int, rng) -> ProfileFitter:
 def _impossible(names: list[str], n_bins: int) -> dict:
     """A pseudo-experiment that cannot be fitted (no expected events where some were seen)."""
     none = dict.fromkeys(names)
-    return {"map": {n: math.nan for n in names}, "hessian_error": none, "neg_log_likelihood": math.nan,
-            "log_posterior": math.nan, "converged": False,
-            "problems": [f"observed events in {n_bins} bins where the resampled simulation has none"],
-            "profile_68": {n: [None, None] for n in names}}  # fmt: skip
+    return {
+        "map": {n: math.nan for n in names},
+        "hessian_error": none,
+        "neg_log_likelihood": math.nan,
+        "log_posterior": math.nan,
+        "converged": False,
+        "problems": [f"observed events in {n_bins} bins where the resampled simulation has none"],
+        "profile_68": {n: [None, None] for n in names},
+    }

@@ -57,8 +57,10 @@ def parameter_coefficients(table, points: np.ndarray) -> np.ndarray:
     ``(n, n_coefficients of the parameter axis)``."""
     from scipy.interpolate import BSpline
 
-    design = [BSpline.design_matrix(points[:, d], table.knots[d], table.degrees[d])
-              for d in range(table.ndim - 1)]  # fmt: skip
+    design = [
+        BSpline.design_matrix(points[:, d], table.knots[d], table.degrees[d])
+        for d in range(table.ndim - 1)
+    ]
     c = table.coefficients
     first = design[0] @ c.reshape(c.shape[0], -1)  # (n, rest of the axes)
     if table.ndim == 2:
@@ -105,8 +107,9 @@ class EventLogCorrections:
         return out
 
 
-def event_log_corrections(systematic: DetectorSystematic, component: str, simulation,
-                          splines) -> EventLogCorrections:  # fmt: skip
+def event_log_corrections(
+    systematic: DetectorSystematic, component: str, simulation, splines
+) -> EventLogCorrections:
     """The per-event corrections of ``systematic`` for the events of ``component``
     (conventional, prompt or astrophysical) of a simulation in the workshop columns of a
     converted release (``energy``, ``zenith``, ``length``, ``topology`` = the release's
@@ -154,5 +157,8 @@ def check_support(systematic: DetectorSystematic, splines) -> None:
         if path.startswith(systematic.folder + "/"):
             t_low, t_high = table.extents[-1]
             if not (t_low <= low and high <= t_high):
-                raise DataFormatError(path, f"covers {systematic.parameter} on [{t_low:g}, "
-                                      f"{t_high:g}], not the fitted range [{low:g}, {high:g}]")  # fmt: skip
+                raise DataFormatError(
+                    path,
+                    f"covers {systematic.parameter} on [{t_low:g}, "
+                    f"{t_high:g}], not the fitted range [{low:g}, {high:g}]",
+                )

@@ -39,14 +39,14 @@ DETECTOR_SYSTEMATICS = (
     # the release's bounds [0.8, 1.25]; its tables end at 1.204
     DetectorSystematic(
         "epsilon_dom", "DOMEffSplines", "domefficiency", 0.99, 0.99, 0.1, (0.8, 1.2)
-    ),  # fmt: skip
+    ),
     # the release's bounds [-3.82, 2.18]; its tables end at 1.583
     DetectorSystematic(
         "epsilon_head_on", "HoleIceSplines", "holeice", 0.0, 0.0, 0.5, (-3.82, 1.58)
-    ),  # fmt: skip
+    ),
     DetectorSystematic(
         "anisotropy_scale", "AnisotropySplines", "tauanisotropy", 1.0, 1.0, 0.2, (0.0, 2.0)
-    ),  # fmt: skip
+    ),
 )
 """The release's three detector systematics (names, nominal values and priors of its
 ``HESE_fit.py``).  Where the release's bounds reach beyond its own tables (epsilon_dom above

@@ -33,8 +33,9 @@ def _draws(params: dict, names) -> dict[str, np.ndarray]:
 def astrophysical_components(components) -> list:
     """The astrophysical components of a component set: the one named ``astrophysical``,
     or the segments ``astrophysical_1``, ... of the segmented spectrum."""
-    found = [c for c in components
-             if c.name == "astrophysical" or c.name.startswith("astrophysical_")]  # fmt: skip
+    found = [
+        c for c in components if c.name == "astrophysical" or c.name.startswith("astrophysical_")
+    ]
     if not found:
         raise ValueError("no astrophysical component")
     return found
@@ -152,7 +153,9 @@ def sensitive_energy_range(
     energies = np.asarray(true_energies, dtype=np.float64).reshape(-1)
     mask = np.asarray(in_bins_mask, dtype=bool).reshape(-1)
     if not weights.size == energies.size == mask.size:
-        raise ValueError(f"lengths differ: {weights.size} weights, {energies.size} energies, {mask.size} mask")  # fmt: skip
+        raise ValueError(
+            f"lengths differ: {weights.size} weights, {energies.size} energies, {mask.size} mask"
+        )
     weights, energies = weights[mask], energies[mask]
     if np.any(weights < 0) or not np.all(np.isfinite(weights)):
         raise ValueError("astrophysical weights must be finite and non-negative")

@@ -229,9 +229,13 @@ def to_workshop(
         meta = {"hese_release": {**origin, **common}}
         sha = hashlib.sha256(f"{table.sha256} to_workshop {double_cascades}".encode())
         return EventTable(
-            columns, table.source, sha.hexdigest(), meta,
+            columns,
+            table.source,
+            sha.hexdigest(),
+            meta,
             loaded_from=f"{table.loaded_from}, converted to the workshop format",
-            columns_sha256=columns_digest(columns), clamped=dict(table.clamped),
-        )  # fmt: skip
+            columns_sha256=columns_digest(columns),
+            clamped=dict(table.clamped),
+        )
 
     return converted(release_sim, sim_columns), converted(release_data, data_columns)

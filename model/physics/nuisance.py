@@ -125,8 +125,12 @@ def _ratio_factor(sign: int) -> tuple:
 
 
 def _tilt(pivot: float) -> dict:
-    return {"index": "cr_delta_gamma", "pivot": pivot, "reference_index": 0.0,
-            "index_range": CR_DELTA_GAMMA_RANGE}  # fmt: skip
+    return {
+        "index": "cr_delta_gamma",
+        "pivot": pivot,
+        "reference_index": 0.0,
+        "index_range": CR_DELTA_GAMMA_RANGE,
+    }
 
 
 def conventional_with_nuisances(pivot: float = 2020.0) -> NuisanceComponent:

@@ -83,8 +83,14 @@ class Spectrum:
 _REGISTERED: dict[str, Spectrum] = {}
 
 
-def register_spectrum(name: str, parameters: dict, log_flux: Callable, *, smooth: bool = True,
-                      derivatives: Callable | None = None) -> Spectrum:  # fmt: skip
+def register_spectrum(
+    name: str,
+    parameters: dict,
+    log_flux: Callable,
+    *,
+    smooth: bool = True,
+    derivatives: Callable | None = None,
+) -> Spectrum:
     """Make the spectral model ``name`` known to every command and function of this process
     (``astro_model=name``, ``--astro-model name``, a specification's ``astro_model``)
     without changing the package.
@@ -251,8 +257,9 @@ class SpectralComponent:
             d2[a, a] = (at(big) - 2 * f + at(-big)) / (10 * steps[a]) ** 2
             for c in range(a):
                 ec = np.eye(d)[c] * 10 * steps[c]
-                d2[a, c] = d2[c, a] = (at(big + ec) - at(big - ec) - at(-big + ec)
-                                       + at(-big - ec)) / (4 * 100 * steps[a] * steps[c])  # fmt: skip
+                d2[a, c] = d2[c, a] = (
+                    at(big + ec) - at(big - ec) - at(-big + ec) + at(-big - ec)
+                ) / (4 * 100 * steps[a] * steps[c])
         return f, d1, d2
 
     def event_weights(self, events: EventTable, params: dict) -> np.ndarray:
@@ -278,9 +285,16 @@ def spectral_component(
     else:
         shape, ranges = _registered(model).shape, _registered(model).ranges
     return SpectralComponent(
-        power_law.name, power_law.weight_field, power_law.energy_field, power_law.norm,
-        model, shape, ranges, power_law.pivot, power_law.reference_index,
-    )  # fmt: skip
+        power_law.name,
+        power_law.weight_field,
+        power_law.energy_field,
+        power_law.norm,
+        model,
+        shape,
+        ranges,
+        power_law.pivot,
+        power_law.reference_index,
+    )
 
 
 def segment_components(power_law: PowerLawComponent, edges=SEGMENT_EDGES_GEV) -> tuple:
@@ -297,7 +311,7 @@ def segment_components(power_law: PowerLawComponent, edges=SEGMENT_EDGES_GEV) ->
             high,
             power_law.pivot,
             power_law.reference_index,
-        )  # fmt: skip
+        )
         for k, (low, high) in enumerate(zip(edges, edges[1:], strict=False), start=1)
     )
 

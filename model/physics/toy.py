@@ -72,14 +72,26 @@ DEFAULT_N_SIMULATED = 100_000
 DEFAULT_TRUTH = {"atmos_norm": 1.0, "astro_norm": 6.7, "astro_gamma": 3.0}
 # The demonstration of `diffuse-fit compare` (README "Spectral models"): a pronounced break at
 # 250 TeV, inside the binning's 60 TeV - 10 PeV, hard below and soft above.
-BROKEN_TRUTH = {"atmos_norm": 1.0, "astro_norm": 8.0, "astro_gamma1": 1.5, "astro_gamma2": 3.5,
-                "astro_log10_ebreak": 5.4}  # fmt: skip
+BROKEN_TRUTH = {
+    "atmos_norm": 1.0,
+    "astro_norm": 8.0,
+    "astro_gamma1": 1.5,
+    "astro_gamma2": 3.5,
+    "astro_log10_ebreak": 5.4,
+}
 # name -> (astrophysical spectrum of the pseudo-data, its truth); the simulation is shared
 TOY_DATASETS = {"default": ("spl", DEFAULT_TRUTH), "broken": ("broken", BROKEN_TRUTH)}
 SIMULATION_FIELDS = (
-    "astroWeight", "atmoWeight", "energy", "primaryEnergy", "primaryZenith", "topology", "zenith",
-    "conventionalWeight", "promptWeight",
-)  # fmt: skip
+    "astroWeight",
+    "atmoWeight",
+    "energy",
+    "primaryEnergy",
+    "primaryZenith",
+    "topology",
+    "zenith",
+    "conventionalWeight",
+    "promptWeight",
+)
 
 
 @dataclass(frozen=True)
@@ -110,8 +122,11 @@ def effective_area_cm2(interaction: np.ndarray, energy, cos_zenith) -> np.ndarra
 def deposited_energy(energy, flavour, cc, y) -> np.ndarray:
     """Deposited energy, GeV: fraction 1 (nue CC), y + 0.2 (1 - y) (numu CC), y + 0.7 (1 - y)
     (nutau CC), y (NC); ``flavour`` indexes FLAVOURS, ``cc`` is a bool array."""
-    kept = np.select([cc & (flavour == 0), cc & (flavour == 1), cc & (flavour == 2)],
-                     [1.0, 0.2, 0.7], default=0.0)  # fmt: skip
+    kept = np.select(
+        [cc & (flavour == 0), cc & (flavour == 1), cc & (flavour == 2)],
+        [1.0, 0.2, 0.7],
+        default=0.0,
+    )
     return energy * (y + kept * (1.0 - y))
 
 

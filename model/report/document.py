@@ -65,9 +65,11 @@ def events_figure(axis: str, sample: str | None = None) -> str:
 def _binning_line(binning, prov) -> str:
     """The report's line on the binning (each sample's in a joint fit)."""
     second = {"zenith": "cos(zenith)", "length": "length"}
-    text = "; ".join(f"{'' if n is None else f'sample {n}: '}{p.shape[2]} energy x "
-                     f"{p.shape[1]} {second[p.second]} x {p.shape[0]} topology bins"
-                     for n, p, _ in sample_parts(binning))  # fmt: skip
+    text = "; ".join(
+        f"{'' if n is None else f'sample {n}: '}{p.shape[2]} energy x "
+        f"{p.shape[1]} {second[p.second]} x {p.shape[0]} topology bins"
+        for n, p, _ in sample_parts(binning)
+    )
     return (
         f"- Binning: {text}; weight tables accurate to "
         f"{prov['template_max_relative_error']:.1e} (relative)."
@@ -92,8 +94,11 @@ def _flux_figure(summary, idata, record: pp.FitRecord):
         norms = [c.norm for c in segments]
         draws = pp.parameter_draws(idata.posterior, norms, record.templates.fixed)
         truth = summary["provenance"].get("truth") or {}
-        injected = ((truth["astro_norm"], truth["astro_gamma"])
-                    if {"astro_norm", "astro_gamma"} <= set(truth) else None)  # fmt: skip
+        injected = (
+            (truth["astro_norm"], truth["astro_gamma"])
+            if {"astro_norm", "astro_gamma"} <= set(truth)
+            else None
+        )
         rows = segment_summary(segments, draws)
         for row, recorded in zip(rows, summary.get("segments", []), strict=False):
             row.update({k: v for k, v in recorded.items() if k.startswith("profile_")})
@@ -116,20 +121,34 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
     prov = summary["provenance"]
     names = list(summary["parameters"])
     diag = summary["diagnostics"]
-    verdict = ("**PASSED**: 0 divergences, R-hat <= 1.01, bulk ESS >= 400 for every parameter"
-               if diag["passed"] else "**FAILED**: " + "; ".join(diag["problems"]))  # fmt: skip
+    verdict = (
+        "**PASSED**: 0 divergences, R-hat <= 1.01, bulk ESS >= 400 for every parameter"
+        if diag["passed"]
+        else "**FAILED**: " + "; ".join(diag["problems"])
+    )
     ref = map_result["reference_fit"] or {}
 
     def error(n):  # None: unconstrained or on a bound (named under the table)
         e = map_result["errors"].get(n)
         return "-" if e is None else f"{e:.4f}"
 
-    map_rows = [(n, f"{map_result[n]:.4f}", error(n), f"{ref[n]:.4f}" if n in ref else "-")
-                for n in names]  # fmt: skip
-    post_rows = [(n, *(f"{summary['parameters'][n][k]:.4g}" for k in
-                  ("mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "r_hat"))) for n in names]  # fmt: skip
-    priors = [(n, f"{p['dist']}(" + ", ".join(f"{k}={v:g}" for k, v in p.items() if k != "dist")
-               + ")") for n, p in prov["priors"].items()]  # fmt: skip
+    map_rows = [
+        (n, f"{map_result[n]:.4f}", error(n), f"{ref[n]:.4f}" if n in ref else "-") for n in names
+    ]
+    post_rows = [
+        (
+            n,
+            *(
+                f"{summary['parameters'][n][k]:.4g}"
+                for k in ("mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "r_hat")
+            ),
+        )
+        for n in names
+    ]
+    priors = [
+        (n, f"{p['dist']}(" + ", ".join(f"{k}={v:g}" for k, v in p.items() if k != "dist") + ")")
+        for n, p in prov["priors"].items()
+    ]
     priors += [(n, f"fixed at {v:g} (--fix)") for n, v in (prov.get("fixed") or {}).items()]
     sampler = prov["sampler"]
     statistic = {"say": "SAY discrepancy"}.get(prov.get("likelihood"), "Poisson deviance")
@@ -151,7 +170,7 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
             ["- Simulated truth: " + ", ".join(f"{k} = {v}" for k, v in truth.items()) + "."]
             if truth
             else []
-        ),  # fmt: skip
+        ),
         "",
         f"## Priors (`{prov['prior_set']}`)",
         "",
@@ -168,7 +187,7 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
             ]
             if prov.get("model_extension")
             else []
-        ),  # fmt: skip
+        ),
         "## MAP",
         "",
         "Errors: square roots of the inverse-Hessian diagonal at the MAP.",

@@ -90,7 +90,9 @@ def scan_figure(scan: dict, posterior: dict[str, np.ndarray] | None = None) -> p
         if missing:
             raise ValueError(f"posterior has no draws of {missing}")
     profiled = list(scan.get("profiled") or [])
-    title = "Profile likelihood" + (f" (profiled: {', '.join(map(_short, profiled))})" if profiled else "")  # fmt: skip
+    title = "Profile likelihood" + (
+        f" (profiled: {', '.join(map(_short, profiled))})" if profiled else ""
+    )
     if len(names) == 1:
         fig = _scan_1d(names[0], grids[0], ts, scan["best"], posterior)
     else:
@@ -108,19 +110,38 @@ def _scan_1d(name, grid, ts, best, posterior) -> plt.Figure:
         for p, text, alpha in zip(LEVELS[::-1], LEVEL_NAMES[::-1], (0.2, 0.4), strict=True):
             lo, hi = np.quantile(draws, [(1 - p) / 2, (1 + p) / 2])
             ax.axvspan(lo, hi, color=POSTERIOR_COLOUR, alpha=alpha, lw=0)
-            handles.append(Patch(color=POSTERIOR_COLOUR, alpha=alpha,
-                                 label=f"posterior credible {text} (central)"))  # fmt: skip
+            handles.append(
+                Patch(
+                    color=POSTERIOR_COLOUR,
+                    alpha=alpha,
+                    label=f"posterior credible {text} (central)",
+                )
+            )
     good = np.isfinite(ts)
     ax.plot(grid, ts, color="k", lw=1.5)  # NaN points break the line
     ax.plot(grid[good], ts[good], "o", color="k", ms=3)
-    handles.insert(0, Line2D([], [], color="k", marker="o", ms=3, label=r"$-2\,\Delta\ln L$ (profile)"))  # fmt: skip
+    handles.insert(
+        0, Line2D([], [], color="k", marker="o", ms=3, label=r"$-2\,\Delta\ln L$ (profile)")
+    )
     if (~good).any():
         ax.plot(grid[~good], np.zeros((~good).sum()), "x", color="tab:red", ms=6)
-        handles.append(Line2D([], [], color="tab:red", marker="x", ls="", label=f"failed points ({(~good).sum()})"))  # fmt: skip
+        handles.append(
+            Line2D(
+                [], [], color="tab:red", marker="x", ls="", label=f"failed points ({(~good).sum()})"
+            )
+        )
     for p, text, ls in zip(LEVELS, LEVEL_NAMES, ("-", "--"), strict=True):
         level = stats.chi2.ppf(p, 1)
         ax.axhline(level, color=WILKS_COLOUR, ls=ls, lw=1)
-        handles.append(Line2D([], [], color=WILKS_COLOUR, ls=ls, label=f"profile likelihood (Wilks) {text}: ts = {level:.2f}"))  # fmt: skip
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=WILKS_COLOUR,
+                ls=ls,
+                label=f"profile likelihood (Wilks) {text}: ts = {level:.2f}",
+            )
+        )
     ax.axvline(best[name], color=WILKS_COLOUR, ls=":", lw=1.2)
     handles.append(Line2D([], [], color=WILKS_COLOUR, ls=":", label="best fit"))
     top = stats.chi2.ppf(LEVELS[1], 1)
@@ -145,31 +166,68 @@ def _scan_2d(names, grids, ts, best, posterior) -> plt.Figure:
         keep = np.isfinite(x) & np.isfinite(y)
         x, y = x[keep], y[keep]
         # no_fill_contours: corner's white "base fill" would hide the Wilks contours
-        corner.hist2d(x, y, ax=ax, levels=LEVELS, smooth=1.0, color=POSTERIOR_COLOUR,
-                      plot_datapoints=False, plot_density=False, fill_contours=True,
-                      no_fill_contours=True, new_fig=True, quiet=True,
-                      contour_kwargs={"linewidths": 1.0})  # fmt: skip
+        corner.hist2d(
+            x,
+            y,
+            ax=ax,
+            levels=LEVELS,
+            smooth=1.0,
+            color=POSTERIOR_COLOUR,
+            plot_datapoints=False,
+            plot_density=False,
+            fill_contours=True,
+            no_fill_contours=True,
+            new_fig=True,
+            quiet=True,
+            contour_kwargs={"linewidths": 1.0},
+        )
         xlim = [min(xlim[0], x.min()), max(xlim[1], x.max())]
         ylim = [min(ylim[0], y.min()), max(ylim[1], y.max())]
-        handles.append(Patch(facecolor=POSTERIOR_COLOUR, alpha=0.5, edgecolor=POSTERIOR_COLOUR,
-                             label="posterior credible 68.3% / 95.4% (HDR)"))  # fmt: skip
+        handles.append(
+            Patch(
+                facecolor=POSTERIOR_COLOUR,
+                alpha=0.5,
+                edgecolor=POSTERIOR_COLOUR,
+                label="posterior credible 68.3% / 95.4% (HDR)",
+            )
+        )
     good = np.isfinite(ts)
     levels = [stats.chi2.ppf(p, 2) for p in LEVELS]
     drawn = [lv for lv in levels if good.any() and ts[good].min() < lv < ts[good].max()]
     drawn = drawn if min(ts.shape) >= 2 else []  # a contour needs 2 x 2 points
     if drawn:
         # contour wants z[row = y, column = x]; NaN points are masked out
-        ax.contour(gx, gy, np.ma.masked_invalid(ts).T, levels=drawn, colors=WILKS_COLOUR,
-                   linestyles=["-" if lv == levels[0] else "--" for lv in drawn],
-                   linewidths=1.8, zorder=3)  # fmt: skip
-    handles.insert(0, Line2D([], [], color=WILKS_COLOUR, lw=1.8, label="profile likelihood (Wilks) 68.3%"))  # fmt: skip
-    handles.insert(1, Line2D([], [], color=WILKS_COLOUR, lw=1.8, ls="--", label="profile likelihood (Wilks) 95.4%"))  # fmt: skip
+        ax.contour(
+            gx,
+            gy,
+            np.ma.masked_invalid(ts).T,
+            levels=drawn,
+            colors=WILKS_COLOUR,
+            linestyles=["-" if lv == levels[0] else "--" for lv in drawn],
+            linewidths=1.8,
+            zorder=3,
+        )
+    handles.insert(
+        0, Line2D([], [], color=WILKS_COLOUR, lw=1.8, label="profile likelihood (Wilks) 68.3%")
+    )
+    handles.insert(
+        1,
+        Line2D(
+            [], [], color=WILKS_COLOUR, lw=1.8, ls="--", label="profile likelihood (Wilks) 95.4%"
+        ),
+    )
     if (~good).any():
         ix, iy = np.nonzero(~good)
         ax.plot(gx[ix], gy[iy], "x", color="tab:red", ms=4, zorder=4)
-        handles.append(Line2D([], [], color="tab:red", marker="x", ls="", label=f"failed points ({(~good).sum()})"))  # fmt: skip
+        handles.append(
+            Line2D(
+                [], [], color="tab:red", marker="x", ls="", label=f"failed points ({(~good).sum()})"
+            )
+        )
     ax.plot(best[nx], best[ny], "+", color=WILKS_COLOUR, ms=14, mew=2, zorder=5)
-    handles.append(Line2D([], [], color=WILKS_COLOUR, marker="+", ms=10, mew=2, ls="", label="best fit"))  # fmt: skip
+    handles.append(
+        Line2D([], [], color=WILKS_COLOUR, marker="+", ms=10, mew=2, ls="", label="best fit")
+    )
     for set_lim, lim in ((ax.set_xlim, xlim), (ax.set_ylim, ylim)):
         if lim[1] > lim[0]:  # one point along an axis (NUM 1): matplotlib's own margins
             set_lim(lim)
@@ -187,8 +245,9 @@ def _scan_2d(names, grids, ts, best, posterior) -> plt.Figure:
 def _grid(n: int, width: float = 4.0, height: float = 3.4):
     ncols = min(n, 3)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
-                             layout="constrained", squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width * ncols, height * nrows), layout="constrained", squeeze=False
+    )
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes.flat[:n]
@@ -207,7 +266,9 @@ def pull_figure(pulls: dict[str, np.ndarray]) -> plt.Figure:
         values = np.asarray(values, dtype=np.float64).reshape(-1)
         finite = values[np.isfinite(values)]
         dropped = values.size - finite.size
-        ax.set_title(f"{_short(name)}: {finite.size} fits, {dropped} non-finite dropped", fontsize=10)  # fmt: skip
+        ax.set_title(
+            f"{_short(name)}: {finite.size} fits, {dropped} non-finite dropped", fontsize=10
+        )
         ax.set_xlabel("pull = (MAP - truth) / error")
         lim = max(4.0, float(np.ceil(np.abs(finite).max()))) if finite.size else 4.0
         x = np.linspace(-lim, lim, 400)
@@ -215,9 +276,14 @@ def pull_figure(pulls: dict[str, np.ndarray]) -> plt.Figure:
         if finite.size:
             n_bins = int(np.clip(2 * np.sqrt(finite.size), 6, 40) * lim / 4)
             mean, sd = finite.mean(), finite.std(ddof=1) if finite.size > 1 else np.nan
-            ax.hist(finite, bins=np.linspace(-lim, lim, n_bins + 1), density=True,
-                    color="tab:blue", alpha=0.6,
-                    label=f"pulls: mean {mean:.2f} $\\pm$ {sd / np.sqrt(finite.size):.2f}, sd {sd:.2f}")  # fmt: skip
+            ax.hist(
+                finite,
+                bins=np.linspace(-lim, lim, n_bins + 1),
+                density=True,
+                color="tab:blue",
+                alpha=0.6,
+                label=f"pulls: mean {mean:.2f} $\\pm$ {sd / np.sqrt(finite.size):.2f}, sd {sd:.2f}",
+            )
         else:
             ax.text(0.5, 0.6, "no finite pulls", ha="center", transform=ax.transAxes)
         ax.set_xlim(-lim, lim)
@@ -278,8 +344,16 @@ def coverage_figure(coverage: dict, n: int, nominal: float = LEVELS[0]) -> plt.F
             continue
         fs = np.array(fs)
         lower, upper = binomial_interval(np.round(fs * n), n)
-        ax.errorbar(xs, fs, yerr=[np.maximum(fs - lower, 0), np.maximum(upper - fs, 0)],
-                    fmt=marker, color=colour, ms=6, capsize=3, label=label)  # fmt: skip
+        ax.errorbar(
+            xs,
+            fs,
+            yerr=[np.maximum(fs - lower, 0), np.maximum(upper - fs, 0)],
+            fmt=marker,
+            color=colour,
+            ms=6,
+            capsize=3,
+            label=label,
+        )
     ax.set_xticks(range(len(names)), [_short(n_) for n_ in names], fontsize=11)
     ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set_ylabel("coverage (fraction of fits)", fontsize=11)
@@ -337,8 +411,13 @@ def uniformity_p(ranks: np.ndarray, draws_per_fit: int) -> float:
     return float(stats.chisquare(counts, ranks.size * prob).pvalue)
 
 
-def sbc_bands(n_ranks: int, draws_per_fit: int, prob: float = SBC_BAND,
-              n_simulations: int = SBC_SIMULATIONS, seed: int = SBC_SEED):  # fmt: skip
+def sbc_bands(
+    n_ranks: int,
+    draws_per_fit: int,
+    prob: float = SBC_BAND,
+    n_simulations: int = SBC_SIMULATIONS,
+    seed: int = SBC_SEED,
+):
     """Simultaneous ``prob`` band of the ECDF of ``n_ranks`` uniform ranks on ``0..L``.
 
     The band is evaluated at rank boundaries ``z = b / (L + 1)`` (``L = draws_per_fit``; at
@@ -385,8 +464,12 @@ def _simultaneous_band(n: int, z: np.ndarray, prob: float, n_simulations: int, r
     whose band holds the whole ECDF of ``n`` uniform draws with probability ``prob``, found as
     the ``1 - prob`` quantile over simulated ECDFs of their smallest pointwise tail
     probability -- and the binomial quantiles at ``gamma / 2`` and ``1 - gamma / 2``."""
-    counts = np.stack([np.searchsorted(np.sort(rng.uniform(size=n)), z, side="right")
-                       for _ in range(n_simulations)])  # fmt: skip
+    counts = np.stack(
+        [
+            np.searchsorted(np.sort(rng.uniform(size=n)), z, side="right")
+            for _ in range(n_simulations)
+        ]
+    )
     tails = 2 * np.minimum(stats.binom.cdf(counts, n, z), stats.binom.sf(counts - 1, n, z))
     gamma = float(np.quantile(tails.min(axis=1), 1 - prob))
     lower = stats.binom.ppf(gamma / 2, n, z) / n
@@ -412,12 +495,20 @@ def sbc_figure(ranks: dict[str, np.ndarray], draws_per_fit: int) -> plt.Figure:
     """
     if not ranks:
         raise ValueError("no parameters to plot")
-    fig, axes = plt.subplots(len(ranks), 2, figsize=(9, 2.6 * len(ranks)), layout="constrained",
-                             squeeze=False, gridspec_kw={"width_ratios": (3, 1)})  # fmt: skip
+    fig, axes = plt.subplots(
+        len(ranks),
+        2,
+        figsize=(9, 2.6 * len(ranks)),
+        layout="constrained",
+        squeeze=False,
+        gridspec_kw={"width_ratios": (3, 1)},
+    )
     for (ax, hax), (name, values) in zip(axes, ranks.items(), strict=True):
         r = _clean_ranks(values, draws_per_fit)
         if r.size < 2:
-            ax.text(0.5, 0.5, f"{_short(name)}: fewer than 2 ranks", ha="center", transform=ax.transAxes)  # fmt: skip
+            ax.text(
+                0.5, 0.5, f"{_short(name)}: fewer than 2 ranks", ha="center", transform=ax.transAxes
+            )
             continue
         z, lower, upper = sbc_bands(r.size, draws_per_fit)
         diff = rank_ecdf(r, draws_per_fit, z) - z
@@ -429,7 +520,10 @@ def sbc_figure(ranks: dict[str, np.ndarray], draws_per_fit: int) -> plt.Figure:
             ax.plot(z[out], diff[out], "o", color="tab:red", ms=3)
         ax.set_xlim(0, 1)
         ax.set_ylabel("ECDF difference")
-        ax.set_title(f"{_short(name)}: {r.size} fits, uniformity p = {uniformity_p(r, draws_per_fit):.3g}", fontsize=10)  # fmt: skip
+        ax.set_title(
+            f"{_short(name)}: {r.size} fits, uniformity p = {uniformity_p(r, draws_per_fit):.3g}",
+            fontsize=10,
+        )
         n_bins = rank_bins(r.size, draws_per_fit)
         counts, prob, edges = _binned(r, draws_per_fit, n_bins)
         lo, hi = stats.binom.ppf(0.025, r.size, prob), stats.binom.ppf(0.975, r.size, prob)
@@ -448,7 +542,9 @@ def sbc_figure(ranks: dict[str, np.ndarray], draws_per_fit: int) -> plt.Figure:
     fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncols=2, frameon=False)
     axes[-1, 0].set_xlabel(f"normalised rank (rank + 1) / {draws_per_fit + 1}")
     axes[-1, 1].set_xlabel("rank")
-    fig.suptitle(f"Simulation-based calibration ({draws_per_fit} posterior draws per fit)", fontsize=11)  # fmt: skip
+    fig.suptitle(
+        f"Simulation-based calibration ({draws_per_fit} posterior draws per fit)", fontsize=11
+    )
     return fig
 
 
@@ -463,14 +559,29 @@ def lrt_figure(tests: list[dict]) -> plt.Figure:
         ts = ts[np.isfinite(ts) & (ts >= 0)]
         top = max(float(np.max(ts, initial=1.0)), t["ts"]) * 1.1
         edges = np.linspace(0.0, top, 41)
-        ax.hist(ts, bins=edges, density=True, histtype="stepfilled", color="0.75",
-                label=f"{ts.size} pseudo-experiments (null: spl)")  # fmt: skip
+        ax.hist(
+            ts,
+            bins=edges,
+            density=True,
+            histtype="stepfilled",
+            color="0.75",
+            label=f"{ts.size} pseudo-experiments (null: spl)",
+        )
         x = np.linspace(edges[1] / 4, top, 300)
-        ax.plot(x, stats.chi2.pdf(x, t["extra_parameters"]), color=WILKS_COLOUR, lw=1.2,
-                label=f"$\\chi^2_{{{t['extra_parameters']}}}$ (for orientation)")  # fmt: skip
+        ax.plot(
+            x,
+            stats.chi2.pdf(x, t["extra_parameters"]),
+            color=WILKS_COLOUR,
+            lw=1.2,
+            label=f"$\\chi^2_{{{t['extra_parameters']}}}$ (for orientation)",
+        )
         bound = "<" if t.get("p_value_is_bound") else "="
-        ax.axvline(t["ts"], color="tab:red", lw=1.8,
-                   label=f"observed ts = {t['ts']:.2f}, p {bound} {t['p_value']:.2g}")  # fmt: skip
+        ax.axvline(
+            t["ts"],
+            color="tab:red",
+            lw=1.8,
+            label=f"observed ts = {t['ts']:.2f}, p {bound} {t['p_value']:.2g}",
+        )
         ax.set_yscale("log")
         ax.set_xlabel(r"$ts = 2\,(\ln L_\mathrm{alt} - \ln L_\mathrm{spl})$")
         ax.set_ylabel("density")

@@ -88,8 +88,9 @@ def corner_plot(posterior, names, points: dict) -> plt.Figure:
         corner.overplot_points(fig, xs[None, :], color=colour, marker=marker, ms=9)
         handles.append(Line2D([], [], color=colour, marker=marker, ls="--", label=label))
     handles.append(Line2D([], [], color="k", lw=1, label="68% / 95% credible regions"))
-    fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.97, 0.97), fontsize=10,
-               frameon=False)  # fmt: skip
+    fig.legend(
+        handles=handles, loc="upper right", bbox_to_anchor=(0.97, 0.97), fontsize=10, frameon=False
+    )
     return fig
 
 
@@ -116,27 +117,64 @@ def projection_plot(counts, bands: Bands, binning: Binning, axis: str) -> plt.Fi
     edges, reverse, xlabel, log = _axis_geometry(binning, axis)
     order = slice(None, None, -1) if reverse else slice(None)
     observed = project(np.asarray(counts, dtype=np.float64), binning, axis)[order]
-    fig, (ax, ratio_ax) = plt.subplots(2, 1, figsize=(8, 7), sharex=True, layout="constrained",
-                                       gridspec_kw={"height_ratios": [3, 1]})  # fmt: skip
+    fig, (ax, ratio_ax) = plt.subplots(
+        2,
+        1,
+        figsize=(8, 7),
+        sharex=True,
+        layout="constrained",
+        gridspec_kw={"height_ratios": [3, 1]},
+    )
     x = edges
-    ax.stairs(bands.band95[1][order], x, baseline=bands.band95[0][order], fill=True,
-              color="0.85", label="expectation, 95% credible")  # fmt: skip
-    ax.stairs(bands.band68[1][order], x, baseline=bands.band68[0][order], fill=True,
-              color="0.65", label="expectation, 68% credible")  # fmt: skip
+    ax.stairs(
+        bands.band95[1][order],
+        x,
+        baseline=bands.band95[0][order],
+        fill=True,
+        color="0.85",
+        label="expectation, 95% credible",
+    )
+    ax.stairs(
+        bands.band68[1][order],
+        x,
+        baseline=bands.band68[0][order],
+        fill=True,
+        color="0.65",
+        label="expectation, 68% credible",
+    )
     ax.stairs(bands.mean[order], x, color="k", ls="--", lw=1.2, label="expectation, posterior mean")
     for name, values in bands.components.items():
-        ax.stairs(values[order], x, color=COMPONENT_COLOURS.get(name), lw=1.8,
-                  label=f"{name} (posterior mean)")  # fmt: skip
+        ax.stairs(
+            values[order],
+            x,
+            color=COMPONENT_COLOURS.get(name),
+            lw=1.8,
+            label=f"{name} (posterior mean)",
+        )
     centres = np.sqrt(x[1:] * x[:-1]) if log else 0.5 * (x[1:] + x[:-1])
     lower, upper = poisson_interval(observed)
     shown = observed > 0
-    ax.errorbar(centres[shown], observed[shown],
-                yerr=[observed[shown] - lower[shown], upper[shown] - observed[shown]],
-                fmt="o", color="k", ms=5, capsize=3, label="data (68% Poisson interval)")  # fmt: skip
+    ax.errorbar(
+        centres[shown],
+        observed[shown],
+        yerr=[observed[shown] - lower[shown], upper[shown] - observed[shown]],
+        fmt="o",
+        color="k",
+        ms=5,
+        capsize=3,
+        label="data (68% Poisson interval)",
+    )
     empty = ~shown
     if np.any(empty):
-        ax.plot(centres[empty], upper[empty], "v", color="k", ms=6, mfc="none",
-                label="no events: 68% upper limit")  # fmt: skip
+        ax.plot(
+            centres[empty],
+            upper[empty],
+            "v",
+            color="k",
+            ms=6,
+            mfc="none",
+            label="no events: 68% upper limit",
+        )
     ax.set_ylabel("Events per bin", fontsize=12)
     if log:
         ax.set_xscale("log")
@@ -149,15 +187,32 @@ def projection_plot(counts, bands: Bands, binning: Binning, axis: str) -> plt.Fi
     mean = bands.mean[order]
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(mean > 0, 1.0 / mean, np.nan)
-    ratio_ax.stairs(bands.band95[1][order] * scale, x, baseline=bands.band95[0][order] * scale,
-                    fill=True, color="0.85")  # fmt: skip
-    ratio_ax.stairs(bands.band68[1][order] * scale, x, baseline=bands.band68[0][order] * scale,
-                    fill=True, color="0.65")  # fmt: skip
+    ratio_ax.stairs(
+        bands.band95[1][order] * scale,
+        x,
+        baseline=bands.band95[0][order] * scale,
+        fill=True,
+        color="0.85",
+    )
+    ratio_ax.stairs(
+        bands.band68[1][order] * scale,
+        x,
+        baseline=bands.band68[0][order] * scale,
+        fill=True,
+        color="0.65",
+    )
     ratio_ax.axhline(1.0, color="k", ls="--", lw=1.0)
     r, r_lo, r_hi = observed * scale, lower * scale, upper * scale
     ok = shown & np.isfinite(r)
-    ratio_ax.errorbar(centres[ok], r[ok], yerr=[r[ok] - r_lo[ok], r_hi[ok] - r[ok]], fmt="o",
-                      color="k", ms=4, capsize=2)  # fmt: skip
+    ratio_ax.errorbar(
+        centres[ok],
+        r[ok],
+        yerr=[r[ok] - r_lo[ok], r_hi[ok] - r[ok]],
+        fmt="o",
+        color="k",
+        ms=4,
+        capsize=2,
+    )
     limits = empty & np.isfinite(r_hi)
     ratio_ax.plot(centres[limits], r_hi[limits], "v", color="k", ms=5, mfc="none")
     top = np.nanmax(np.r_[r_hi[ok | limits], 2.0]) if np.any(ok | limits) else 2.0
@@ -171,8 +226,9 @@ def projection_plot(counts, bands: Bands, binning: Binning, axis: str) -> plt.Fi
 
 def trace_plot(idata, names) -> plt.Figure:
     """Per parameter, the draws of every chain in order."""
-    fig, axes = plt.subplots(len(names), 1, figsize=(9, 2.2 * len(names)), layout="constrained",
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(names), 1, figsize=(9, 2.2 * len(names)), layout="constrained", squeeze=False
+    )
     post = idata.posterior
     n_chains = post.sizes["chain"]
     for ax, name in zip(axes[:, 0], names, strict=True):
@@ -196,19 +252,30 @@ def rank_plot(idata, names) -> plt.Figure:
     1.3); the single-chain simultaneous band (slightly wider) is drawn instead."""
     two_chains = idata.posterior.sizes["chain"] == 2
     pc = arviz_plots.plot_rank(
-        idata, var_names=list(names), method="envelope", envelope_prob=RANK_BAND,
-        backend="matplotlib", col_wrap=1, visuals={"remove_axis": False},
+        idata,
+        var_names=list(names),
+        method="envelope",
+        envelope_prob=RANK_BAND,
+        backend="matplotlib",
+        col_wrap=1,
+        visuals={"remove_axis": False},
         stats={"ecdf_pit": {"n_chains": 1}} if two_chains else None,
         figure_kwargs={"figsize": (8, 2.4 * len(names)), "layout": "constrained"},
-    )  # fmt: skip
+    )
     fig = pc.viz["figure"].item()
     for ax, name in zip(fig.axes, names, strict=True):
         ax.set_title(SHORT.get(name, name), fontsize=11)
         ax.set_ylabel("ECDF - uniform")
     chains = idata.posterior["chain"].values
     lines = fig.axes[0].lines[: len(chains)]  # one ECDF line per chain, in chain order
-    fig.axes[0].legend(lines, [f"chain {c}" for c in chains], fontsize=8, ncols=len(chains),
-                       loc="upper right", frameon=False)  # fmt: skip
+    fig.axes[0].legend(
+        lines,
+        [f"chain {c}" for c in chains],
+        fontsize=8,
+        ncols=len(chains),
+        loc="upper right",
+        frameon=False,
+    )
     fig.suptitle(f"Rank ECDFs per chain, {RANK_BAND:.0%} simultaneous band (grey)")
     return fig
 

@@ -49,8 +49,12 @@ def parameter_draws(posterior, names, fixed: dict) -> dict[str, np.ndarray]:
     """Draws (chain, draw) of each parameter in ``names`` from ``posterior``; a parameter
     held fixed (``fixed``: name -> value, ``--fix``) is its value at every draw."""
     shape = (posterior["chain"].size, posterior["draw"].size)
-    return {n: np.full(shape, float(fixed[n])) if n in fixed
-            else np.asarray(posterior[n].values, dtype=np.float64) for n in names}  # fmt: skip
+    return {
+        n: np.full(shape, float(fixed[n]))
+        if n in fixed
+        else np.asarray(posterior[n].values, dtype=np.float64)
+        for n in names
+    }
 
 
 def component_expectations(templates: Templates, draws: dict) -> dict[str, np.ndarray]:
@@ -128,8 +132,9 @@ def say_deviance(k, mu, s2) -> np.ndarray:
 def sum_of_squares(templates: Templates, draws: dict) -> np.ndarray:
     """Per-bin sum of squared weights ``s2_b`` for each draw: (n_draws, n_bins)."""
     n = len(next(iter(draws.values())))
-    return np.stack([templates.sum_of_squares({k: float(v[s]) for k, v in draws.items()})
-                     for s in range(n)])  # fmt: skip
+    return np.stack(
+        [templates.sum_of_squares({k: float(v[s]) for k, v in draws.items()}) for s in range(n)]
+    )
 
 
 def deviance_check(counts, components: dict, rng, s2=None) -> dict:
@@ -153,9 +158,12 @@ def deviance_check(counts, components: dict, rng, s2=None) -> dict:
 
 RECORD_VERSION = 1
 _KINDS = {
-    "flat": FlatComponent, "segment": SegmentComponent, "power_law": PowerLawComponent,
-    "spectral_table": SpectralComponent, "spectral_events": SpectralComponent,
-}  # fmt: skip
+    "flat": FlatComponent,
+    "segment": SegmentComponent,
+    "power_law": PowerLawComponent,
+    "spectral_table": SpectralComponent,
+    "spectral_events": SpectralComponent,
+}
 
 
 @dataclass(frozen=True)
@@ -185,8 +193,10 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
     for i, (_, part, _) in enumerate(parts):  # edges (and topology codes) of each sample
         prefix = "binning__" if len(parts) == 1 and parts[0][0] is None else f"binning_{i}__"
         for name in _BINNING_ARRAYS:
-            variables[f"{prefix}{name}"] = ((f"{prefix}{name}__index",),
-                                            np.asarray(getattr(part, name)))  # fmt: skip
+            variables[f"{prefix}{name}"] = (
+                (f"{prefix}{name}__index",),
+                np.asarray(getattr(part, name)),
+            )
         rules.append(
             {"second": part.second, "rule": part.rule, "cuts": [list(c) for c in part.cuts]}
         )
@@ -202,8 +212,9 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
             described.append({"kind": "nuisance", **asdict(c), "products": products})
             variables |= arrays
         elif isinstance(t, SpectralTable):  # tensor table: one node axis per shape parameter
-            described.append({"kind": "spectral_table", **asdict(c),
-                              "max_relative_error": t.max_relative_error})  # fmt: skip
+            described.append(
+                {"kind": "spectral_table", **asdict(c), "max_relative_error": t.max_relative_error}
+            )
             dims = (f"{c.name}__active_bin",) + tuple(f"{c.name}__node_{a}" for a in c.shape)
             variables[f"{c.name}__active"] = (dims[:1], np.asarray(t.active, dtype=np.int64))
             variables[f"{c.name}__log_coeffs"] = (dims, t.log_coeffs)
@@ -214,11 +225,15 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
             for name in ("event_bin", "weight", "log_energy"):
                 variables[f"{c.name}__{name}"] = ((f"{c.name}__event",), getattr(t, name))
         else:
-            described.append({"kind": "power_law", **asdict(c),
-                              "max_relative_error": t.max_relative_error})  # fmt: skip
+            described.append(
+                {"kind": "power_law", **asdict(c), "max_relative_error": t.max_relative_error}
+            )
             variables |= t.table.record(c.name)
-    attrs = {"diffuse_fit_record_version": RECORD_VERSION, "components": json.dumps(described),
-             "likelihood": likelihood}  # fmt: skip
+    attrs = {
+        "diffuse_fit_record_version": RECORD_VERSION,
+        "components": json.dumps(described),
+        "likelihood": likelihood,
+    }
     if isinstance(templates.binning, JointBinning):
         attrs["samples"] = json.dumps(list(templates.binning.names))
     if templates.fixed:
@@ -239,8 +254,11 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
         for j, p in enumerate(templates.variance.pairs):
             entry = {"norms": list(p.norms), "factor": p.factor}
             if isinstance(p, SmoothPair):
-                entry |= {"index": p.index, "index_range": list(p.index_range),
-                          "max_relative_error": p.max_relative_error}  # fmt: skip
+                entry |= {
+                    "index": p.index,
+                    "index_range": list(p.index_range),
+                    "max_relative_error": p.max_relative_error,
+                }
                 variables |= p.table.record(f"s2_{j}")
             else:
                 variables[f"s2_{j}__per_bin"] = (("all_bin",), p.per_bin)
@@ -249,21 +267,28 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
     return variables, attrs
 
 
-def _variance_from_variables(arrays: dict, attrs: dict, n_bins: int,
-                             responses: tuple = ()) -> VarianceTables:  # fmt: skip
+def _variance_from_variables(
+    arrays: dict, attrs: dict, n_bins: int, responses: tuple = ()
+) -> VarianceTables:
     """The SAY tables of a record (inverse of the ``likelihood="say"`` part of
     :func:`record_variables`); ``KeyError``/``ValueError`` if damaged."""
     if "variance_products" in attrs:
         described = json.loads(attrs["variance_products"])
-        return nt.NuisanceVariance(nt.products_from_record("s2_", described, arrays, n_bins,
-                                                           responses))  # fmt: skip
+        return nt.NuisanceVariance(
+            nt.products_from_record("s2_", described, arrays, n_bins, responses)
+        )
     pairs = []
     for j, d in enumerate(json.loads(attrs["variance_pairs"])):
         norms, factor = tuple(d["norms"]), float(d["factor"])
         if "index" in d:
-            table = LogChebyshevTable.read(arrays, f"s2_{j}", n_bins, d["index_range"],
-                                           d["max_relative_error"],
-                                           f"table of squared weights {j}")  # fmt: skip
+            table = LogChebyshevTable.read(
+                arrays,
+                f"s2_{j}",
+                n_bins,
+                d["index_range"],
+                d["max_relative_error"],
+                f"table of squared weights {j}",
+            )
             pairs.append(SmoothPair(norms, factor, d["index"], table))
         else:
             per_bin = np.asarray(arrays[f"s2_{j}__per_bin"], dtype=np.float64)
@@ -305,8 +330,14 @@ def _binning_from_variables(arrays: dict, attrs: dict):
     for i, rule in enumerate(rules):
         prefix = "binning__" if names == [None] else f"binning_{i}__"
         arrays_of = {name: np.asarray(arrays[f"{prefix}{name}"]) for name in _BINNING_ARRAYS}
-        parts.append(Binning(**arrays_of, second=rule["second"], rule=rule["rule"],
-                             cuts=tuple(tuple(c) for c in rule["cuts"])))  # fmt: skip
+        parts.append(
+            Binning(
+                **arrays_of,
+                second=rule["second"],
+                rule=rule["rule"],
+                cuts=tuple(tuple(c) for c in rule["cuts"]),
+            )
+        )
     return parts[0] if names == [None] else JointBinning(tuple(names), tuple(parts))
 
 
@@ -314,19 +345,25 @@ def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
     """Inverse of :func:`record_variables` (``arrays``: name -> ndarray), checked: a
     :class:`DataFormatError` naming ``source`` if anything is missing or inconsistent."""
     if attrs.get("diffuse_fit_record_version") != RECORD_VERSION:
-        raise DataFormatError(source, "holds no fit record this version can read (made by an "
-                              "older diffuse-fit? run 'diffuse-fit sample' again)")  # fmt: skip
+        raise DataFormatError(
+            source,
+            "holds no fit record this version can read (made by an "
+            "older diffuse-fit? run 'diffuse-fit sample' again)",
+        )
     try:
         binning = _binning_from_variables(arrays, attrs)
-        responses = tuple(ResponseTable.read(d, arrays, binning.n_bins)
-                          for d in json.loads(attrs.get("responses", "[]")))  # fmt: skip
+        responses = tuple(
+            ResponseTable.read(d, arrays, binning.n_bins)
+            for d in json.loads(attrs.get("responses", "[]"))
+        )
         counts = np.asarray(arrays["counts"], dtype=np.float64)
         components, tables = [], []
         for d in json.loads(attrs["components"]):
             if d["kind"] == "nuisance":
                 c = nt.component_from_dict(d)
-                products = nt.products_from_record(f"{c.name}__", d["products"], arrays,
-                                                   binning.n_bins)  # fmt: skip
+                products = nt.products_from_record(
+                    f"{c.name}__", d["products"], arrays, binning.n_bins
+                )
                 components.append(c)
                 tables.append(nt.NuisanceTemplate(c, binning.n_bins, products))
                 continue

@@ -37,8 +37,9 @@ Y_LABEL = "E² dΦ/dE [GeV cm⁻² s⁻¹ sr⁻¹]"
 TINY = np.finfo(np.float64).tiny
 
 
-def flux_band(component, posterior_draws: dict[str, np.ndarray], energies,
-              quantiles=QUANTILES) -> dict:  # fmt: skip
+def flux_band(
+    component, posterior_draws: dict[str, np.ndarray], energies, quantiles=QUANTILES
+) -> dict:
     """Posterior quantiles of ``E^2 dN/dE`` at each energy.
 
     Parameters
@@ -74,8 +75,9 @@ def flux_band(component, posterior_draws: dict[str, np.ndarray], energies,
     }
 
 
-def segmented_band(segments, posterior_draws: dict[str, np.ndarray], energies,
-                   quantiles=QUANTILES) -> dict:  # fmt: skip
+def segmented_band(
+    segments, posterior_draws: dict[str, np.ndarray], energies, quantiles=QUANTILES
+) -> dict:
     """:func:`flux_band` of the segmented spectrum (piecewise constant ``E^2 dPhi/dE``,
     :func:`diffuse_fit.physics.flux.segmented_e2_flux`) at the ``energies`` inside its
     segments, with each inner edge twice (the steps drawn vertical)."""
@@ -88,8 +90,12 @@ def segmented_band(segments, posterior_draws: dict[str, np.ndarray], energies,
     at = np.sort(np.r_[grid, edges * (1 - 1e-12)])
     q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
     flux = segmented_e2_flux(segments, posterior_draws, at)
-    return {"energies": at, "quantiles": q, "e2_flux": np.quantile(flux, q, axis=0),
-            "n_draws": flux.shape[0]}  # fmt: skip
+    return {
+        "energies": at,
+        "quantiles": q,
+        "e2_flux": np.quantile(flux, q, axis=0),
+        "n_draws": flux.shape[0],
+    }
 
 
 def _label(name: str) -> str:
@@ -159,37 +165,52 @@ def spectrum_figure(bands: dict[str, dict], ranges: dict[str, tuple[float, float
             ax.plot(e, med, color=colour, lw=1.8, ls=ls, alpha=fade)
             if j == 1:
                 shown.append(np.r_[y95lo, y95hi])
-        entries.append((Patch(facecolor=colour, alpha=0.5, edgecolor=colour),
-                        _label(name)))  # fmt: skip
+        entries.append((Patch(facecolor=colour, alpha=0.5, edgecolor=colour), _label(name)))
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlim(min(b["energies"][0] for b in bands.values()), max(b["energies"][-1] for b in bands.values()))  # fmt: skip
+    ax.set_xlim(
+        min(b["energies"][0] for b in bands.values()),
+        max(b["energies"][-1] for b in bands.values()),
+    )
     values = np.concatenate(shown) if shown else np.empty(0)
     values = values[values > TINY]
     if values.size:
         ax.set_ylim(values.min() / 3, values.max() * 3)
     ax.set_xlabel(X_LABEL, fontsize=12)
     ax.set_ylabel(Y_LABEL, fontsize=12)
-    ax.set_title("Astrophysical flux, all flavours (ν + ν̄): posterior per spectral model", fontsize=11)  # fmt: skip
+    ax.set_title(
+        "Astrophysical flux, all flavours (ν + ν̄): posterior per spectral model", fontsize=11
+    )
     key = ax.legend(
         handles=[
             Line2D([], [], color="0.3", lw=1.8, label="median"),
             Patch(color="0.3", alpha=0.4, lw=0, label="68% credible"),
             Patch(facecolor="0.3", alpha=0.15, edgecolor="0.3", label="95% credible"),
-            Line2D([], [], color="0.3", lw=1.8, ls="--", alpha=OUTSIDE_ALPHA,
-                   label="outside the sensitive energy range"),
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                lw=1.8,
+                ls="--",
+                alpha=OUTSIDE_ALPHA,
+                label="outside the sensitive energy range",
+            ),
         ],
-        fontsize=8, loc="lower left", frameon=False,
-    )  # fmt: skip
+        fontsize=8,
+        loc="lower left",
+        frameon=False,
+    )
     ax.add_artist(key)
     ax.legend(*zip(*entries, strict=True), fontsize=9, loc="upper right", frameon=False)
     ax.grid(True, which="major", alpha=0.3)
     return fig
 
 
-UPPER_LIMIT_RULE = ("a segment whose 68% highest-density interval starts at zero flux (its "
-                    "posterior peaks at 0: the lowest 1% of the draws) is drawn as its 95% "
-                    "upper limit")  # fmt: skip
+UPPER_LIMIT_RULE = (
+    "a segment whose 68% highest-density interval starts at zero flux (its "
+    "posterior peaks at 0: the lowest 1% of the draws) is drawn as its 95% "
+    "upper limit"
+)
 
 
 def _hdi_starts_at_zero(values: np.ndarray, mass: float = 0.68) -> bool:
@@ -213,15 +234,25 @@ def segment_summary(segments, draws: dict) -> list[dict]:
     for c in segments:
         flux = segment_e2_flux(c, np.asarray(draws[c.norm]).reshape(-1))
         q16, median, q84, q95 = np.quantile(flux, [0.16, 0.5, 0.84, 0.95])
-        out.append({"name": c.name, "norm": c.norm, "low_GeV": c.low, "high_GeV": c.high,
-                    "median": float(median), "q16": float(q16), "q84": float(q84),
-                    "upper_limit_95": float(q95),
-                    "limit": _hdi_starts_at_zero(flux)})  # fmt: skip
+        out.append(
+            {
+                "name": c.name,
+                "norm": c.norm,
+                "low_GeV": c.low,
+                "high_GeV": c.high,
+                "median": float(median),
+                "q16": float(q16),
+                "q84": float(q84),
+                "upper_limit_95": float(q95),
+                "limit": _hdi_starts_at_zero(flux),
+            }
+        )
     return out
 
 
-def segmented_figure(summary: list[dict], band: dict | None = None,
-                     truth: tuple[float, float] | None = None) -> plt.Figure:  # fmt: skip
+def segmented_figure(
+    summary: list[dict], band: dict | None = None, truth: tuple[float, float] | None = None
+) -> plt.Figure:
     """The segmented (differential) flux: per segment its posterior median and 68% interval
     of ``E^2 dPhi/dE``, or its 95% upper limit (an arrow) by :data:`UPPER_LIMIT_RULE`;
     ``band``: a :func:`flux_band` (e.g. the single power law's) drawn behind for comparison;
@@ -230,15 +261,29 @@ def segmented_figure(summary: list[dict], band: dict | None = None,
     if truth is not None:
         e = np.geomspace(summary[0]["low_GeV"], summary[-1]["high_GeV"], 50)
         norm, gamma = truth
-        ax.plot(e, norm * 1e-18 * e**2 * (e / 1e5) ** -gamma, color="k", ls=":", lw=1.2,
-                label=f"injected: {norm:g} x (E/100 TeV)^-{gamma:g}")  # fmt: skip
+        ax.plot(
+            e,
+            norm * 1e-18 * e**2 * (e / 1e5) ** -gamma,
+            color="k",
+            ls=":",
+            lw=1.2,
+            label=f"injected: {norm:g} x (E/100 TeV)^-{gamma:g}",
+        )
     if band is not None:
-        band = {k: np.asarray(v) if k in ("energies", "quantiles", "e2_flux") else v
-                for k, v in band.items()}  # fmt: skip
+        band = {
+            k: np.asarray(v) if k in ("energies", "quantiles", "e2_flux") else v
+            for k, v in band.items()
+        }
         e = band["energies"]
         inside = (e >= summary[0]["low_GeV"]) & (e <= summary[-1]["high_GeV"])
-        ax.fill_between(e[inside], _at(band, 0.16)[inside], _at(band, 0.84)[inside],
-                        color="0.82", lw=0, label="single power law, 68% (Laplace at its MAP)")  # fmt: skip
+        ax.fill_between(
+            e[inside],
+            _at(band, 0.16)[inside],
+            _at(band, 0.84)[inside],
+            color="0.82",
+            lw=0,
+            label="single power law, 68% (Laplace at its MAP)",
+        )
         ax.plot(e[inside], _at(band, 0.5)[inside], color="0.5", lw=1)
     profiled = False
     for k, s in enumerate(summary):
@@ -250,21 +295,50 @@ def segmented_figure(summary: list[dict], band: dict | None = None,
             label = "profile likelihood: MAP, 68% (arrow: from 0)" if not profiled else None
             if p_lo > 0:
                 m = s["profile_map"]
-                ax.errorbar(x, m, yerr=[[m - p_lo], [p_hi - m]], fmt="o", mfc="white",
-                            color="C1", capsize=3, lw=1.2, ms=4, label=label)  # fmt: skip
+                ax.errorbar(
+                    x,
+                    m,
+                    yerr=[[m - p_lo], [p_hi - m]],
+                    fmt="o",
+                    mfc="white",
+                    color="C1",
+                    capsize=3,
+                    lw=1.2,
+                    ms=4,
+                    label=label,
+                )
             else:  # the interval starts at 0: its upper end, an arrow down
-                ax.errorbar(x, p_hi, yerr=[[p_hi * (1 - 1 / 3)], [0]], uplims=True, fmt="none",
-                            color="C1", capsize=3, lw=1.2, label=label)  # fmt: skip
+                ax.errorbar(
+                    x,
+                    p_hi,
+                    yerr=[[p_hi * (1 - 1 / 3)], [0]],
+                    uplims=True,
+                    fmt="none",
+                    color="C1",
+                    capsize=3,
+                    lw=1.2,
+                    label=label,
+                )
             profiled = True
         label = "segments: median, 68% credible" if k == 0 else None
         if s["limit"]:
             ax.hlines(s["upper_limit_95"], lo, hi, color="C3", lw=2)
-            ax.annotate("", xy=(centre, s["upper_limit_95"] / 3), xytext=(centre, s["upper_limit_95"]),
-                        arrowprops={"arrowstyle": "->", "color": "C3", "lw": 1.5})  # fmt: skip
+            ax.annotate(
+                "",
+                xy=(centre, s["upper_limit_95"] / 3),
+                xytext=(centre, s["upper_limit_95"]),
+                arrowprops={"arrowstyle": "->", "color": "C3", "lw": 1.5},
+            )
         else:
             ax.hlines(s["median"], lo, hi, color="C0", lw=2, label=label)
-            ax.errorbar(centre, s["median"], yerr=[[s["median"] - s["q16"]], [s["q84"] - s["median"]]],
-                        color="C0", capsize=3, lw=1.5)  # fmt: skip
+            ax.errorbar(
+                centre,
+                s["median"],
+                yerr=[[s["median"] - s["q16"]], [s["q84"] - s["median"]]],
+                color="C0",
+                capsize=3,
+                lw=1.5,
+            )
     ax.plot([], [], color="C3", lw=2, label="95% upper limit")
     ax.set_xscale("log")
     ax.set_yscale("log")
