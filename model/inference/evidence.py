@@ -37,6 +37,7 @@ from scipy.special import logsumexp
 
 from diffuse_fit.errors import FitFailed, UsageError
 from diffuse_fit.inference.exact_float import exact_float
+from diffuse_fit.inference.notices import ignore_object_mode_notice
 from diffuse_fit.inference.pymc_model import numpy_twin
 
 
@@ -180,16 +181,15 @@ def final_stage_values(stored, runs: int) -> np.ndarray:
 
 @contextlib.contextmanager
 def _quiet_smc():
-    """Silence SMC's notices ("Initializing SMC sampler...", "Sampling 4 chains
-    sequentially") and numerical warnings of particles probing the priors' far tails (the
-    results are checked for finiteness instead)."""
+    """Silence SMC's log notices ("Initializing SMC sampler...", "Sampling 4 chains
+    sequentially") and pytensor's object-mode notice; numerical warnings stay visible (the
+    results are also checked for finiteness)."""
     logger = logging.getLogger("pymc.smc")
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
+            ignore_object_mode_notice()
             yield
     finally:
         logger.setLevel(level)

@@ -26,6 +26,7 @@ from pymc.util import get_random_generator
 
 from diffuse_fit.inference import nutpie_cached
 from diffuse_fit.inference.exact_float import exact_float
+from diffuse_fit.inference.notices import ignore_object_mode_notice
 from diffuse_fit.inference.settings import SamplerSettings
 
 NUTPIE_SAMPLERS = ("nutpie", "nutpie-numba")
@@ -50,7 +51,7 @@ class NutsFitter:
         self.sampler = sampler
         self.n_compilations = 0
         with warnings.catch_warnings(), exact_float():
-            warnings.simplefilter("ignore", UserWarning)
+            ignore_object_mode_notice()
             if sampler == "nutpie":
                 self._compiled = nutpie_cached.compile_cached(model)
             else:
@@ -70,8 +71,7 @@ class NutsFitter:
         )
         t0 = time.time()
         with warnings.catch_warnings(), progress, exact_float():  # nutpie compiles lazily
-            warnings.simplefilter("ignore", UserWarning)  # fork()/terminal notices
-            warnings.simplefilter("ignore", RuntimeWarning)
+            ignore_object_mode_notice()
             idata = nutpie.sample(
                 compiled,
                 draws=settings.draws,

@@ -8,6 +8,7 @@ import pymc as pm
 from arviz_stats import summary
 
 from diffuse_fit.inference.exact_float import exact_float
+from diffuse_fit.inference.notices import ignore_object_mode_notice
 from diffuse_fit.inference.settings import MAX_DIVERGENCES, MAX_RHAT, MIN_ESS_BULK, SamplerSettings
 
 PYMC_SAMPLER_NAMES = {"nutpie-numba": "nutpie"}  # our sampler name -> pm.sample's
@@ -26,8 +27,7 @@ def sample(model: pm.Model, settings: SamplerSettings, progressbar: bool = True)
 
         return NutsFitter(model, sampler="nutpie").sample(settings, progressbar=progressbar)
     with warnings.catch_warnings(), exact_float():
-        warnings.simplefilter("ignore", UserWarning)  # fork()/terminal notices, not results
-        warnings.simplefilter("ignore", RuntimeWarning)
+        ignore_object_mode_notice()
         return pm.sample(
             draws=settings.draws,
             tune=settings.tune,
