@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: fit test lint bench results many finite-sim compare clean
+.PHONY: fit test lint bench results many finite-sim compare segmented clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null || { \
@@ -53,6 +53,13 @@ finite-sim: $(STAMP)
 compare: $(STAMP)
 	$(BIN)/diffuse-fit compare --seed 1 --out results/compare_default
 	$(BIN)/diffuse-fit compare --toy broken --seed 1 --out results/compare_broken
+
+# The segmented (differential) flux on both toys, E^-2 in 5 segments of 60 TeV - 10 PeV: does it
+# recover the injected single (E^-3) and broken power law? results/segmented_default, _broken
+segmented: $(STAMP)
+	$(BIN)/diffuse-fit sample --astro-model segmented --seed 1 --report --out results/segmented_default
+	$(BIN)/diffuse-fit sample --astro-model segmented --toy broken --seed 1 --report \
+	  --out results/segmented_broken
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile

@@ -12,8 +12,10 @@ from diffuse_fit.inference.notices import ignore_object_mode_notice
 
 def _warn_from(module: str, message: str, category) -> None:
     """``warnings.warn`` as if from ``module`` (its ``__name__`` in the caller's globals)."""
-    exec(compile("warnings.warn(message, category)", module.replace(".", "/") + ".py", "exec"),
-         {"__name__": module, "warnings": warnings, "message": message, "category": category})  # fmt: skip
+    exec(
+        compile("warnings.warn(message, category)", module.replace(".", "/") + ".py", "exec"),
+        {"__name__": module, "warnings": warnings, "message": message, "category": category},
+    )
 
 
 def test_only_the_object_mode_notice_is_ignored():

@@ -93,12 +93,7 @@ def _flux_figure(summary, idata, record: pp.FitRecord):
         segments = astrophysical_components(record.templates.components)
         norms = [c.norm for c in segments]
         draws = pp.parameter_draws(idata.posterior, norms, record.templates.fixed)
-        truth = summary["provenance"].get("truth") or {}
-        injected = (
-            (truth["astro_norm"], truth["astro_gamma"])
-            if {"astro_norm", "astro_gamma"} <= set(truth)
-            else None
-        )
+        injected = _injected_flux(summary["provenance"].get("truth") or {}, segments)
         rows = segment_summary(segments, draws)
         for row, recorded in zip(rows, summary.get("segments", []), strict=False):
             row.update({k: v for k, v in recorded.items() if k.startswith("profile_")})
@@ -108,6 +103,38 @@ def _flux_figure(summary, idata, record: pp.FitRecord):
     band = flux_band(component, draws, ENERGIES_GEV)
     limits = summary.get("sensitive_energy_range_GeV")
     return spectrum_figure({model: band}, {model: tuple(limits)} if limits else {})
+
+
+def _injected_flux(truth: dict, segments) -> dict | None:
+    """The injected spectrum of simulated data for the segmented figure: ``{"label",
+    "energies" (GeV), "e2_flux"}`` of the first spectral model (spl, broken, logparabola,
+    cutoff) whose parameters ``truth`` holds; None for real data."""
+    from diffuse_fit.physics.components import PowerLawComponent
+    from diffuse_fit.physics.flux import e2_flux
+    from diffuse_fit.physics.spectra import spectral_component
+
+    s = segments[0]
+    base = PowerLawComponent(
+        "astrophysical",
+        s.weight_field,
+        s.energy_field,
+        "astro_norm",
+        "astro_gamma",
+        s.pivot,
+        s.reference_index,
+    )
+    energies = np.geomspace(segments[0].low, segments[-1].high, 80)
+    for model in ("spl", "broken", "logparabola", "cutoff"):
+        component = spectral_component(base, model)
+        if set(component.parameters) <= set(truth):
+            values = {n: truth[n] for n in component.parameters}
+            shape = ", ".join(f"{n.removeprefix('astro_')} {v:g}" for n, v in values.items())
+            return {
+                "label": f"injected ({model}: {shape})",
+                "energies": energies,
+                "e2_flux": e2_flux(component, values, energies)[0],
+            }
+    return None
 
 
 def _table(rows, header) -> str:

@@ -251,23 +251,17 @@ def segment_summary(segments, draws: dict) -> list[dict]:
 
 
 def segmented_figure(
-    summary: list[dict], band: dict | None = None, truth: tuple[float, float] | None = None
+    summary: list[dict], band: dict | None = None, truth: dict | None = None
 ) -> plt.Figure:
     """The segmented (differential) flux: per segment its posterior median and 68% interval
     of ``E^2 dPhi/dE``, or its 95% upper limit (an arrow) by :data:`UPPER_LIMIT_RULE`;
     ``band``: a :func:`flux_band` (e.g. the single power law's) drawn behind for comparison;
-    ``truth``: ``(astro_norm, astro_gamma)`` of simulated data, drawn as a line."""
+    ``truth``: the injected spectrum of simulated data (``label``, ``energies`` in GeV,
+    ``e2_flux``), drawn as a dotted line."""
     fig, ax = plt.subplots(figsize=(7.5, 5.2), layout="constrained")
     if truth is not None:
-        e = np.geomspace(summary[0]["low_GeV"], summary[-1]["high_GeV"], 50)
-        norm, gamma = truth
         ax.plot(
-            e,
-            norm * 1e-18 * e**2 * (e / 1e5) ** -gamma,
-            color="k",
-            ls=":",
-            lw=1.2,
-            label=f"injected: {norm:g} x (E/100 TeV)^-{gamma:g}",
+            truth["energies"], truth["e2_flux"], color="k", ls=":", lw=1.2, label=truth["label"]
         )
     if band is not None:
         band = {
