@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: fit test lint bench results many finite-sim compare segmented clean
+.PHONY: fit test lint docs bench results many finite-sim compare segmented clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null || { \
@@ -68,6 +68,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check model scripts tests
 	$(BIN)/ruff format --check model scripts tests
 	$(BIN)/lint-imports
+
+# The documentation (docs/_build/html/index.html): warnings are errors; the tutorial
+# (docs/tutorial/workshop.md) is executed at every build
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,docs]'
+	@touch $@
+
+docs: $(DOCS_STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "wrote docs/_build/html/index.html"
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet 'emcee>=3.1'

@@ -86,8 +86,17 @@ def bin_inputs(
         ``conventionalWeight``, ``promptWeight``, ``muonWeight``).
     binning : diffuse_fit.binned.binning.Binning, optional
         Bin edges; the workshop's by default.
-    astro_model : {"spl", "logparabola", "broken", "cutoff"}
-        The astrophysical spectrum (:mod:`diffuse_fit.physics.spectra`; README "Spectral models").
+    astro_model : {"spl", "logparabola", "broken", "cutoff", "segmented"}
+        The astrophysical spectrum (:mod:`diffuse_fit.physics.spectra`; docs/model.md).
+
+    Examples
+    --------
+    >>> import diffuse_fit as df
+    >>> binned = df.bin_inputs(df.load_inputs())  # the embedded toy, the workshop's bins
+    >>> binned.binning.shape  # topology x zenith x energy
+    (2, 10, 20)
+    >>> int(binned.counts.sum())  # data events inside the bins
+    120
     """
     return bin_dataset(
         inputs.data,

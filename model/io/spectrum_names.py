@@ -19,7 +19,13 @@ def segmented_model(edges=None) -> str:
     """The name of the segmented spectrum between ``edges`` (GeV, increasing, >= 2 of them):
     ``"segmented"`` for the default :data:`SEGMENT_EDGES_GEV` (or ``None``), else
     ``"segmented:6e4,2e5,1e7"`` -- the form ``astro_model`` takes through every job, record
-    and worker (:func:`split_segmented` reads it back).  :class:`ValueError` for bad edges."""
+    and worker (:func:`split_segmented` reads it back).  :class:`ValueError` for bad edges.
+
+    >>> segmented_model([6e4, 2e5, 1e7])
+    'segmented:60000.0,200000.0,10000000.0'
+    >>> segmented_model(None)
+    'segmented'
+    """
     if edges is None:
         return SEGMENTED
     values = check_segment_edges(edges)
@@ -50,7 +56,13 @@ def check_segment_edges(edges) -> tuple[float, ...]:
 def split_segmented(model: str) -> tuple[str, tuple[float, ...] | None]:
     """``(name, edges)`` of a spectral model's name: ``("segmented", edges in GeV)`` for
     ``segmented`` (the default edges) and ``segmented:E1,E2,...``; ``(model, None)`` for
-    every other model.  :class:`ValueError` for unreadable edges."""
+    every other model.  :class:`ValueError` for unreadable edges.
+
+    >>> split_segmented("segmented:6e4,2e5,1e7")
+    ('segmented', (60000.0, 200000.0, 10000000.0))
+    >>> split_segmented("spl")
+    ('spl', None)
+    """
     if model == SEGMENTED:
         return SEGMENTED, tuple(SEGMENT_EDGES_GEV)
     if isinstance(model, str) and model.startswith(SEGMENTED + ":"):

@@ -102,6 +102,15 @@ def e2_flux(component, params: dict[str, np.ndarray], energies_gev: np.ndarray) 
     ndarray, shape (n_draws, n_energies)
         ``E^2 dN/dE`` in GeV cm^-2 s^-1 sr^-1 (all flavours, nu + nubar):
         ``E^2 phi 1e-18 (E / pivot)^-2.5 exp(f(ln(E / pivot); shape))``.
+
+    Examples
+    --------
+    >>> from diffuse_fit.physics.components import WORKSHOP_COMPONENTS
+    >>> astro = WORKSHOP_COMPONENTS[1]  # the workshop's astrophysical power law
+    >>> e2_flux(astro, {"astro_norm": 6.0, "astro_gamma": 2.0}, [1e5, 1e6])  # E^-2: flat
+    array([[6.e-08, 6.e-08]])
+    >>> e2_flux(astro, {"astro_norm": 6.0, "astro_gamma": 3.0}, [1e5, 1e6])  # 10x per decade
+    array([[6.e-08, 6.e-09]])
     """
     if not hasattr(component, "energy_field"):
         raise TypeError(f"{component.name!r} has no energy dependence (not astrophysical)")

@@ -180,7 +180,7 @@ class SpectralComponent:
 
     def log_tilt(self, x, values, xp=np):
         """``f(x; shape)`` (module docstring); ``values`` the shape parameters in
-        :attr:`shape` order (scalars or arrays broadcasting against ``x``); ``xp`` the
+        ``shape`` order (scalars or arrays broadcasting against ``x``); ``xp`` the
         array namespace (``numpy`` or ``pytensor.tensor``)."""
         r = self.reference_index
         if self.model == "logparabola":
