@@ -67,6 +67,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check model scripts tests
 	$(BIN)/ruff format --check model scripts tests
+	mkdir -p $(VENV)/typecheck && ln -sfn $(CURDIR)/model $(VENV)/typecheck/diffuse_fit
+	MYPYPATH=$(VENV)/typecheck $(BIN)/mypy -p diffuse_fit.io -p diffuse_fit.physics \
+	  -p diffuse_fit.binned -p diffuse_fit.fitting -p diffuse_fit.errors
 	$(BIN)/lint-imports
 
 # The documentation (docs/_build/html/index.html): warnings are errors; the tutorial

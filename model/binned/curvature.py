@@ -77,7 +77,8 @@ def expectation_derivatives(
     d theta_j)`` entries (both orders of each off-diagonal pair), at ``params``;
     ``position``: parameter name -> i."""
     n = len(position)
-    lam, jac, second = np.zeros(bins.size), np.zeros((bins.size, n)), []
+    second: list[tuple[int, int, np.ndarray]] = []
+    lam, jac = np.zeros(bins.size), np.zeros((bins.size, n))
     for table in templates.tables:
         value, d1, d2 = _table_derivatives(table, params, position, bins, curvature)
         responses = templates.responses_of(table.component.name)

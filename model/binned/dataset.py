@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 
@@ -174,7 +175,7 @@ def bin_samples(
     simulation = with_sample_columns(
         join_tables(names, sims, "simulation"), [len(s) for s in sims], columns
     )
-    return assemble(
+    joint_dataset = assemble(
         join_tables(names, datas, "data"),
         simulation,
         joint,
@@ -186,6 +187,7 @@ def bin_samples(
         cls=JointDataset,
         samples=records,
     )
+    return cast(JointDataset, joint_dataset)  # assemble makes a cls
 
 
 def describe(provenance: dict, counts: np.ndarray) -> list[str]:

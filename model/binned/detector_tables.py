@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 
@@ -219,7 +220,8 @@ def build_response_tables(
             pieces = list(zip(breaks[:-1], breaks[1:], strict=True))
             checks = [np.linspace(a, b, CHECK_PER_PIECE) for a, b in pieces]
             exact = np.split(responses(np.concatenate(checks)), len(pieces))
-            coeffs, errors = [None] * len(pieces), [np.inf] * len(pieces)
+            coeffs: list[np.ndarray | None] = [None] * len(pieces)
+            errors = [np.inf] * len(pieces)
             todo = list(range(len(pieces)))
             for k in NODES:  # every piece still short of the tolerance, in one batch
                 at = responses(np.concatenate([chebyshev.nodes(k, pieces[p]) for p in todo]))
@@ -233,7 +235,7 @@ def build_response_tables(
                 todo = [p for p in todo if errors[p] > tolerance]
                 if not todo:
                     break
-            pieces, worst = coeffs, max(errors)
+            worst = max(errors)
             out.append(
                 ResponseTable(
                     component.name,
@@ -241,7 +243,7 @@ def build_response_tables(
                     n_bins,
                     active,
                     breaks,
-                    np.stack(pieces),
+                    np.stack(cast("list[np.ndarray]", coeffs)),  # each set at the first k
                     worst,
                 )
             )
@@ -271,7 +273,8 @@ def apply_responses(value, jac, second, responses, params: dict, position: dict,
     if not responses:
         return value, jac, second
     g = np.zeros(bins.size)
-    grad, curv = {}, {}
+    grad: dict[int, np.ndarray] = {}
+    curv: dict[int, np.ndarray] = {}
     for r in responses:
         lv, d1, d2 = (a[bins] for a in r.log_derivatives(params[r.parameter]))
         g += lv

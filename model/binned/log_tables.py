@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def tabulate_log_sums(
     weights,
     log_energy,
     reference_index,
-    interval,
+    interval: tuple[float, float],
     n_bins,
     tolerance=DEFAULT_TOLERANCE,
     max_nodes=MAX_NODES,
@@ -215,7 +216,8 @@ class LogChebyshevTable:
         active, coeffs, error = tabulate_log_sums(
             bin_index, weights, log_energy, reference_index, interval, n_bins, tolerance, max_nodes
         )
-        return cls(n_bins, active, coeffs, tuple(map(float, interval)), float(error))
+        pair = cast("tuple[float, float]", tuple(map(float, interval)))
+        return cls(n_bins, active, coeffs, pair, float(error))
 
     def record(self, prefix: str) -> dict:
         """The table as a run's record variables ``<prefix>__active``, ``<prefix>__log_coeffs``
@@ -232,4 +234,5 @@ class LogChebyshevTable:
     ) -> LogChebyshevTable:
         """Inverse of :meth:`record` (:func:`read_log_table`'s checks)."""
         active, coeffs = read_log_table(arrays, prefix, n_bins, what)
-        return cls(n_bins, active, coeffs, tuple(map(float, interval)), float(error))
+        pair = cast("tuple[float, float]", tuple(map(float, interval)))
+        return cls(n_bins, active, coeffs, pair, float(error))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -71,6 +72,7 @@ class LogTable:
         """Bins where the table is positive (bool mask)."""
         if self.per_bin is not None:
             return self.per_bin > 0
+        assert self.table is not None  # no per_bin: a table (a LogTable has one)
         mask = np.zeros(self.n_bins, dtype=bool)
         mask[self.table.active] = True
         return mask
@@ -85,6 +87,7 @@ class LogTable:
         """``P_b`` at ``params``, (n_bins,)."""
         if self.per_bin is not None:
             return self._prefactor(params) * self.per_bin
+        assert self.table is not None  # no per_bin: a table
         s = self.table.values(self._argument(params), "+".join(self.variables))
         return self._prefactor(params) * s
 
@@ -101,6 +104,7 @@ class LogTable:
             a[position[name]] += coef
         if self.per_bin is not None:
             return self._prefactor(params), a, c, self.per_bin[bins], None, None
+        assert self.table is not None  # no per_bin: a table
         s0, s1, s2 = (
             v[bins]
             for v in self.table.derivatives(self._argument(params), "+".join(self.variables))
@@ -191,7 +195,8 @@ def products_derivatives(products, params: dict, position: dict, bins: np.ndarra
     for p in products:
         groups.setdefault(p.responses, []).append(p)
     if groups and (len(groups) > 1 or () not in groups):
-        value, jac, second = 0.0, 0.0, []
+        second: list[tuple[int, int, np.ndarray]] = []
+        value, jac = 0.0, 0.0
         for responses, members in groups.items():
             v, j, s = _plain_derivatives(members, params, position, bins)
             v, j, s = apply_responses(v, j, s, responses, params, position, bins)
@@ -296,7 +301,7 @@ def component_terms(component) -> tuple[Term, ...]:
                 component.energy_field,
                 component.pivot,
                 component.reference_index,
-                tuple(map(float, component.index_range)),
+                cast("tuple[float, float]", tuple(map(float, component.index_range))),
             ),
         )
     raise TypeError(f"unknown component type {type(component).__name__}")
@@ -340,7 +345,7 @@ def _table(bin_index, weights, terms, n_bins, tolerance, max_nodes) -> LogTable 
         return LogTable((), (), n_bins, per_bin=per_bin)
     first = tilted[0]
     y, reference, (low, high) = first.log_energy_of, first.reference_index, first.index_range
-    linear = ()
+    linear: tuple[tuple[str, float], ...] = ()
     if len(tilted) == 2:
         second = tilted[1]
         if second.energy_field != first.energy_field:

@@ -30,10 +30,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from diffuse_fit.binned import chebyshev
+
+if TYPE_CHECKING:
+    from diffuse_fit.physics.spectra import SpectralComponent
 
 START_NODES = 8
 MAX_NODES = 96
@@ -188,7 +192,7 @@ class SpectralTable:
         Largest ``|S_table / S_exact - 1|`` found on the check grid.
     """
 
-    component: object  # SpectralComponent
+    component: SpectralComponent
     n_bins: int
     active: np.ndarray
     log_coeffs: np.ndarray
@@ -251,7 +255,7 @@ class SpectralEventSum:
     is used (recorded in the provenance).
     """
 
-    component: object  # SpectralComponent
+    component: SpectralComponent
     n_bins: int
     active: np.ndarray
     event_bin: np.ndarray
@@ -342,7 +346,9 @@ def _next_nodes(coeffs: np.ndarray, k: tuple, tolerance: float) -> tuple:
     return tuple(out)
 
 
-def tabulate_spectral(component, events: _SortedEvents, n_bins: int, tolerance: float):
+def tabulate_spectral(
+    component: SpectralComponent, events: _SortedEvents, n_bins: int, tolerance: float
+):
     """``(table or None, error reached, nodes per axis)``: a :class:`SpectralTable`
     meeting ``tolerance`` on the check grid, nodes per axis raised from 8 (by 1.5 where the
     series along that axis has not converged, :func:`_next_nodes`) up to :data:`MAX_NODES`;

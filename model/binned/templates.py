@@ -21,6 +21,7 @@ from the events; the PyMC model evaluates the same tables as pytensor expression
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -37,6 +38,11 @@ from diffuse_fit.physics.components import (
     parameter_supports,
 )
 from diffuse_fit.physics.spectra import SpectralComponent
+
+if TYPE_CHECKING:
+    from diffuse_fit.binned.nuisance_tables import NuisanceTemplate, NuisanceVariance
+    from diffuse_fit.binned.spectral_tables import SpectralEventSum, SpectralTable
+    from diffuse_fit.binned.variance import VarianceTables
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ class Templates:
     binning: Binning
     components: tuple
     tables: tuple  # one FlatTemplate / PowerLawTemplate / SpectralTable / SpectralEventSum each
-    variance: object = None  # VarianceTables | None
+    variance: VarianceTables | NuisanceVariance | None = None
     fixed: dict = field(default_factory=dict)  # parameter -> value held fixed (--fix)
     responses: tuple = ()  # detector responses (diffuse_fit.binned.detector_tables.ResponseTable)
 
@@ -139,7 +145,9 @@ class Templates:
     def sum_of_squares(self, params: dict) -> np.ndarray:
         """The SAY likelihood's per-bin sums of squared weights at ``params`` (needs
         :attr:`variance`); fixed parameters need not be given."""
-        return self.variance.sum_of_squares(self.with_fixed(params))
+        # no tables (None): an AttributeError on the next line
+        variance = cast("VarianceTables | NuisanceVariance", self.variance)
+        return variance.sum_of_squares(self.with_fixed(params))
 
     def covered(self) -> np.ndarray:
         """Bins (bool mask) where some component has positive expectation for some parameters."""
@@ -179,7 +187,9 @@ def build_templates(
     :func:`diffuse_fit.binned.spectral_tables.build_spectral_template`)."""
     if bin_index is None:
         bin_index = binning.bin_events(simulation)
-    tables = []
+    tables: list[
+        FlatTemplate | PowerLawTemplate | NuisanceTemplate | SpectralTable | SpectralEventSum
+    ] = []
     for c in components:
         if isinstance(c, FlatComponent):
             tables.append(FlatTemplate(c, binning.histogram(bin_index, c.unit_weights(simulation))))
@@ -204,7 +214,7 @@ def build_templates(
 
 def expected_counts(templates: Templates, params: dict) -> np.ndarray:
     """Expected events per bin from the tables: ``sum_c norm_c * T_c,b``."""
-    return sum(templates.component_counts(params).values())
+    return cast(np.ndarray, sum(templates.component_counts(params).values()))  # >= 1 component
 
 
 def expected_counts_exact(

@@ -23,12 +23,16 @@ up to ``MAX_NODES`` = 128 nodes (the component tables stop at 64).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from diffuse_fit.binned.log_tables import DEFAULT_TOLERANCE, LogChebyshevTable
 from diffuse_fit.io.events import EventTable
 from diffuse_fit.physics.components import FlatComponent, PowerLawComponent, event_weights
+
+if TYPE_CHECKING:
+    from diffuse_fit.binned.nuisance_tables import NuisanceVariance
 
 MAX_NODES = 128
 
@@ -143,7 +147,7 @@ def build_variance_tables(
     components,
     tolerance: float = DEFAULT_TOLERANCE,
     responses: tuple = (),
-) -> VarianceTables:
+) -> VarianceTables | NuisanceVariance:
     """The table of every pair ``c <= d`` of ``components`` (order as given); for components
     with nuisance parameters or detector ``responses``
     :func:`diffuse_fit.binned.nuisance_tables.build_nuisance_variance`."""
@@ -161,7 +165,7 @@ def build_variance_tables(
             )
     units = [_unit_weights(c, simulation) for c in components]
     inside = bin_index >= 0
-    pairs = []
+    pairs: list[FlatPair | SmoothPair] = []
     for i, ci in enumerate(components):
         for j in range(i, len(components)):
             cj = components[j]

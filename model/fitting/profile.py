@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import scipy.optimize
@@ -375,12 +376,13 @@ class ProfileFitter:
         curvature = -best.hessian[i, i]
         scale = 1.0 / math.sqrt(curvature) if curvature > 0 else 0.1 * (abs(x_best) + 0.1)
         t = self.transforms[name]
-        return tuple(
+        ends = tuple(
             float(
                 self._interval_end(counts, best, name, i, direction, bound, scale, threshold, xtol)
             )
             for direction, bound in ((-1.0, t.lo), (1.0, t.hi))
         )
+        return cast("tuple[float, float]", ends)  # the lower and the upper end
 
     def _interval_end(self, counts, best, name, i, direction, bound, scale, threshold, xtol):
         x_best = best.values[name]

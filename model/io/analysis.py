@@ -40,16 +40,17 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from diffuse_fit.errors import DataFormatError
 
-FORMAT = "diffuse-fit-analysis"
-FORMAT_VERSION = 1
+FORMAT: Final = "diffuse-fit-analysis"
+FORMAT_VERSION: Final = 1
 TOY_SEED = 20190614  # keep in step with diffuse_fit.physics.constants.TOY_SEED (tested)
 
 
@@ -268,7 +269,9 @@ def from_options(
 
     segments = None
     if astro_model != SEGMENTED and split_segmented(astro_model)[0] == SEGMENTED:
-        astro_model, segments = SEGMENTED, list(split_segmented(astro_model)[1])
+        edges = split_segmented(astro_model)[1]
+        assert edges is not None  # a segmented model always has its edges
+        astro_model, segments = SEGMENTED, list(edges)
     sample = SampleSpec(
         inputs=InputsSpec(**given),
         components=components,
@@ -317,7 +320,7 @@ def json_schema() -> dict:
     return schema
 
 
-def _location(error: dict) -> str:
+def _location(error: Mapping[str, Any]) -> str:
     return ".".join(str(p) for p in error["loc"]) or "(top level)"
 
 

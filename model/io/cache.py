@@ -80,7 +80,8 @@ def store(path: Path, sha256: str, meta: dict, columns: dict[str, np.ndarray], d
                     info=np.array(info_text),
                     meta=np.array(meta_text),
                     mac=np.array(entry_mac(info_text, meta_text, digest)),
-                    **{f"col:{k}": v for k, v in columns.items()},
+                    # numpy's stubs: a ** argument might set savez's allow_pickle (a bool)
+                    **{f"col:{k}": v for k, v in columns.items()},  # type: ignore[arg-type]
                 )
     except OSError as exc:
         warn(f"cannot write the cache {path} ({exc.strerror or exc}); continuing without it")

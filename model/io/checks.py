@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from typing import cast
 
 import numpy as np
 
@@ -44,7 +45,8 @@ class Range:
         if is_open or not np.isfinite(bound):
             return None
         printed = Decimal(repr(float(value))).normalize()
-        half_unit = Fraction(1, 2) * Fraction(10) ** printed.as_tuple().exponent
+        exponent = cast(int, printed.as_tuple().exponent)  # an int: the value is finite
+        half_unit = Fraction(1, 2) * Fraction(10) ** exponent
         return float(bound) if abs(Fraction(printed) - Fraction(bound)) <= half_unit else None
 
 

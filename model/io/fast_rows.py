@@ -28,7 +28,7 @@ _EVENTS_END = re.compile(rb"\][ \t\n\r]*\]")
 # [0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?; leading zeros, one "." and one exponent apart).
 _OPEN, _COMMA, _CLOSE, _ZERO, _DIGIT, _DOT, _EXP, _PLUS, _MINUS, _OTHER = range(1, 11)
 _SPACE = b" \t\n\r"
-_CLASS = bytearray([_OTHER]) * 256
+_classes = bytearray([_OTHER]) * 256
 for _chars, _cls in (
     (b"[", _OPEN),
     (b",", _COMMA),
@@ -41,8 +41,8 @@ for _chars, _cls in (
     (b"-", _MINUS),
 ):
     for _c in _chars:
-        _CLASS[_c] = _cls
-_CLASS = bytes(_CLASS)
+        _classes[_c] = _cls
+_CLASS = bytes(_classes)
 _ALLOWED_PAIRS = bytes(  # (previous class << 4) | next class
     (prev << 4) | nxt
     for prev, nexts in {
@@ -79,6 +79,7 @@ def events_span(raw: bytes) -> tuple[int, int, dict] | None:
     close = _EVENTS_END.search(raw, match.end()) if match else None
     if close is None:
         return None
+    assert match is not None  # close is found after a match only
     start, stop = match.end() - 1, close.end()
     placeholder = secrets.token_hex(16)  # unguessable: found again only where it was put
     try:

@@ -189,7 +189,7 @@ def _verify_entry(raw: bytes, meta: dict, columns: dict[str, np.ndarray]) -> str
         return "has other fields than the file's 'mapping'"
     if json.dumps(meta) != json.dumps(_meta_of(rest)):
         return "has other top-level keys than the file"
-    order = sorted(mapping, key=mapping.get)  # columns in the file's column order
+    order = sorted(mapping, key=lambda name: mapping[name])  # columns in the file's column order
     return cache.spot_check_rows(
         raw,
         (start + 1, stop - 1),

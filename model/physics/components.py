@@ -15,7 +15,9 @@ of components; new parameters are new names.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -124,10 +126,10 @@ def parameter_supports(components) -> dict[str, tuple[float, float]]:
         if hasattr(c, "supports"):  # diffuse_fit.physics.nuisance.NuisanceComponent
             supports.update(c.supports())
         elif isinstance(c, PowerLawComponent):
-            supports[c.index] = tuple(map(float, c.index_range))
+            supports[c.index] = cast("tuple[float, float]", tuple(map(float, c.index_range)))
         elif not isinstance(c, FlatComponent):  # diffuse_fit.physics.spectra.SpectralComponent
             for name, interval in zip(c.shape, c.shape_ranges, strict=True):
-                supports[name] = tuple(map(float, interval))
+                supports[name] = cast("tuple[float, float]", tuple(map(float, interval)))
     return {name: supports[name] for name in parameter_names(components)}
 
 
@@ -148,6 +150,9 @@ def input_fields(component) -> tuple[str, ...]:
     )
 
 
-def event_weights(events: EventTable, components, params: dict) -> np.ndarray:
-    """Total expected events of each simulated event at ``params`` (sum over components)."""
+def event_weights(
+    events: EventTable | Mapping[str, np.ndarray], components, params: dict
+) -> np.ndarray:
+    """Total expected events of each simulated event at ``params`` (sum over components);
+    ``events``: an :class:`EventTable` or its columns."""
     return sum(c.event_weights(events, params) for c in components)

@@ -124,7 +124,8 @@ def event_log_corrections(
             mask &= np.abs(code) == flavour if flavour else np.abs(code) != 13
             if np.any(mask):
                 groups.append((morphology, flavour, np.flatnonzero(mask)))
-    rows, parts, start = [], [], 0
+    rows: list[np.ndarray] = []
+    parts, start = [], 0
     for morphology, flavour, where in groups:
         path = systematic.table_path(component, morphology, flavour)
         if path not in splines:
@@ -145,8 +146,8 @@ def event_log_corrections(
         parts.append((table, positions, coefficients, nominal_basis))
         rows.append(where)
         start += where.size
-    rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    return EventLogCorrections(rows, tuple(parts), len(topology))
+    corrected = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    return EventLogCorrections(corrected, tuple(parts), len(topology))
 
 
 def check_support(systematic: DetectorSystematic, splines) -> None:

@@ -5,6 +5,7 @@ The per-event corrections are :mod:`diffuse_fit.physics.detector`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 MORPHOLOGIES = {0: "shower", 1: "track", 2: "doublebang"}
 FLAVOURS = {12: "e", 14: "mu", 16: "tau"}  # |PDG code| of the neutrino
@@ -31,7 +32,8 @@ class DetectorSystematic:
         """The table's path under the release's ``resources/splines``."""
         flux = FLUX_TABLES[component]
         if component == "astrophysical":
-            flux = f"{flux}_{FLAVOURS[abs(int(flavour))]}"
+            # the astrophysical tables are per flavour: the caller gives one
+            flux = f"{flux}_{FLAVOURS[abs(int(cast(int, flavour)))]}"
         return f"{self.folder}/{self.prefix}_{flux}_{MORPHOLOGIES[int(morphology)]}.fits"
 
 

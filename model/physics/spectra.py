@@ -323,7 +323,7 @@ def with_astro_model(components, model: str, segments=None) -> tuple:
     model, edges = split_segmented(model)
     if model == "segmented":
         segments = edges if segments is None else check_segment_edges(segments)
-        out = []
+        out: list[object] = []
         for c in components:
             if isinstance(c, PowerLawComponent) and c.name == "astrophysical":
                 out.extend(segment_components(c, segments))

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -163,7 +164,7 @@ def _simulate(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     # same values, elementwise, with a third of the memory: this is a job's peak).
     selected = reco_energy > SELECTION_E_GEV
     energy, cos_zenith, flavour, interaction, cc, topology, reco_energy, reco_zenith = (
-        a[selected]
+        cast(np.ndarray, a[selected])  # one type for all (their dtypes differ)
         for a in (energy, cos_zenith, flavour, interaction, cc, topology, reco_energy, reco_zenith)
     )
     del y, deposited, track_probability, sigma_e
