@@ -42,6 +42,7 @@ autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "undoc-members": False}
 napoleon_numpy_docstring = True
 napoleon_google_docstring = False
+napoleon_use_rtype = False  # return types as text: "ndarray, shape (n,)" is no cross-reference
 
 html_theme = "furo"
 html_title = f"diffuse-fit {release}"

@@ -207,7 +207,10 @@ def test_pymc_logp_equals_numpy_twin(release):
     _, binned = release
     priors = resolve_priors("hese", parameter_supports(binned.components))
     model = build_model(binned, priors, likelihood="say")
-    logp = model.compile_logp(jacobian=False)
+    # pytensor's Python backend: the graph's meaning, without a minute of numba compilation
+    # (the numba route of this model is checked against the same backend in
+    # tests/test_nuts_fitter.py: test_cached_cfunc_takes_more_shared_inputs_than_a_python_call_can)
+    logp = model.compile_logp(jacobian=False, mode="FAST_COMPILE")
     bins = np.flatnonzero(binned.templates.covered())
     for point in POINTS[1:]:
         ip = {}
