@@ -342,3 +342,28 @@ def test_compare_segmented_with_the_power_law(tmp_path):
     best = _scipy_min(nll, len(names))
     fit = table["models"][name]["map"]
     np.testing.assert_allclose([fit[n] for n in names], best.x, rtol=1e-4, atol=1e-6)
+
+
+def test_segment_priors_flat_and_weakly_informative():
+    """``flat``: HalfFlat on each segment norm; ``default``: HalfNormal(20), proper (its
+    log-density against SciPy's half-normal, up to the constant), so that SBC and the
+    evidence apply."""
+    from scipy import stats
+
+    from diffuse_fit.inference.priors import resolve_priors
+
+    supports = {
+        "atmos_norm": (0.0, np.inf),
+        **{f"astro_norm_{k}": (0.0, np.inf) for k in (1, 2, 12)},
+    }
+    flat = resolve_priors("flat", supports)
+    default = resolve_priors("default", supports)
+    for k in (1, 2, 12):
+        assert flat[f"astro_norm_{k}"].dist == "HalfFlat"
+        prior = default[f"astro_norm_{k}"]
+        assert (prior.dist, prior.params) == ("HalfNormal", {"sigma": 20.0})
+        assert prior.proper
+        x = np.array([0.5, 7.0, 40.0])
+        diff = [prior.log_density(v) - stats.halfnorm.logpdf(v, scale=20.0) for v in x]
+        np.testing.assert_allclose(diff, diff[0], atol=1e-12)
+    assert default["atmos_norm"].dist == "LogNormal"  # the set's own prior is kept

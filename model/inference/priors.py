@@ -31,6 +31,12 @@ Two named sets:
       where the simulated events are); ``cutoff``: ``astro_gamma ~ Uniform(1, 4)``,
       ``astro_log10_ecut ~ Uniform(5, 8)`` (log10 of E_cut/GeV, 100 TeV to 100 PeV).
       ``flat`` gives every shape parameter a flat prior over its tabulated range.
+    * with ``--astro-model segmented``: each segment's norm ``astro_norm_k ~ HalfNormal(20)``
+      (:data:`SEGMENT_PRIOR`; units of ``astro_norm``, ``E^2 dPhi/dE = 1e-8 astro_norm_k``
+      GeV cm^-2 s^-1 sr^-1): mode at 0, so that a segment the data do not see can go to 0,
+      the density within 12% of its maximum up to 10 (the measured HESE flux at 100 TeV is
+      about 6-9) and proper, so that SBC and the evidence apply; ``flat`` gives them
+      ``HalfFlat``.
 
 ``hese``
     The priors of the HESE 7.5-year release (``HESE_fit.py``, the list ``priors``, lines
@@ -47,7 +53,8 @@ Two named sets:
     The release adds the untruncated Gaussian log-density inside the bounds; a
     TruncatedNormal differs from it by a constant only, so the fit is the same.  The
     release's detector parameters (``epsilon_dom``, ``epsilon_head_on``,
-    ``anisotropy_scale``) are not modelled here.
+    ``anisotropy_scale``) have its Gaussian priors within the range fitted here
+    (:data:`DETECTOR_PRIORS`, in ``hese`` and ``default``).
 
 Parameters a set does not name get a flat prior over their allowed range.
 
@@ -60,6 +67,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,6 +293,10 @@ DETECTOR_PRIORS = {
 sets."""
 PRIOR_SETS["hese"].update(DETECTOR_PRIORS)
 PRIOR_SETS["default"].update(DETECTOR_PRIORS)
+SEGMENT_PRIOR = Prior("HalfNormal", {"sigma": 20.0})
+"""The ``default`` prior of each segment norm ``astro_norm_1``, ... of the segmented spectrum
+(module doc)."""
+SEGMENT_NORM = re.compile(r"astro_norm_[0-9]+")
 
 
 def prior_from_dict(name: str, spec: dict, source: str) -> Prior:
@@ -351,6 +363,16 @@ def _finite(number: int | float) -> bool:
     return math.isfinite(number) if isinstance(number, float) else abs(number) <= sys.float_info.max
 
 
+def _from_set(base: dict, name: str, low: float, high: float) -> Prior:
+    """The prior ``base`` (a set of :data:`PRIOR_SETS`) gives ``name``: its own, the segment
+    prior for a segment norm in ``default``, else flat over ``[low, high]``."""
+    if name in base:
+        return base[name]
+    if base is PRIOR_SETS["default"] and SEGMENT_NORM.fullmatch(name):
+        return SEGMENT_PRIOR
+    return _flat(low, high)
+
+
 def _flat(low: float, high: float) -> Prior:
     """Flat prior over an allowed interval (used for parameters a prior set does not name)."""
     if math.isinf(high):
@@ -386,7 +408,7 @@ def resolve_priors(spec: str | Path | dict, supports: dict[str, tuple[float, flo
         prior = (
             prior_from_dict(name, overrides[name], source)
             if name in overrides
-            else base.get(name, _flat(low, high))
+            else _from_set(base, name, low, high)
         )
         lo, hi = prior.support()
         if lo < low or hi > high:

@@ -189,8 +189,8 @@ def load_hese_release(folder, double_cascades: str = "drop") -> Inputs:
     choice = counts[double_cascades]
     other = "cascade" if double_cascades == "drop" else "drop"
     description = (
-        f"HESE 7.5-year release {folder} (in the workshop binning: double cascades "
-        f"'{double_cascades}' "
+        f"HESE 7.5-year release {folder} (the release's own bins by default; in the "
+        f"workshop's, --binning workshop: double cascades '{double_cascades}' "
         f"({choice['in_bins']} of {choice['events']} data events in the bins, "
         f"{choice['dropped_by_choice']} double cascades dropped by this choice; "
         f"'{other}' would keep {counts[other]['in_bins']}))"
