@@ -117,7 +117,7 @@ class NuisanceComponent:
         out = {self.norm: (0.0, math.inf), **dict(self.linear_supports)}
         for t in self.terms:
             if t.index:
-                out[t.index] = cast(tuple[float, float], tuple(map(float, t.index_range)))
+                out[t.index] = cast("tuple[float, float]", tuple(map(float, t.index_range)))
         return out
 
     def event_weights(self, events: EventTable, params: Params) -> np.ndarray:
