@@ -16,7 +16,15 @@ class DataFormatError(ValueError):
         Where it is and what was found; any may be omitted.
     """
 
-    def __init__(self, source, message, *, field=None, row=None, value=None):
+    def __init__(
+        self,
+        source: object,
+        message: str,
+        *,
+        field: str | None = None,
+        row: int | None = None,
+        value: object = None,
+    ) -> None:
         self.source, self.field, self.row, self.value = str(source), field, row, value
         where = [f"file '{self.source}'"]
         if field is not None:

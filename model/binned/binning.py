@@ -20,9 +20,15 @@ never into a list of boolean masks.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from diffuse_fit.io.events import EventTable
 
 OUTSIDE = -1
 
@@ -57,7 +63,7 @@ EDGE_CONVENTIONS = {
 }
 
 
-def _digitize_bins(x, edges: np.ndarray) -> np.ndarray:
+def _digitize_bins(x: npt.ArrayLike, edges: np.ndarray) -> np.ndarray:
     """Bin of each ``x`` by :func:`numpy.digitize`'s rule (``edges[i] <= x < edges[i+1]``,
     the last edge itself outside), -1 outside or NaN."""
     x = np.asarray(x, dtype=np.float64)
@@ -65,7 +71,7 @@ def _digitize_bins(x, edges: np.ndarray) -> np.ndarray:
     return np.where((i >= 0) & (i < edges.size - 1) & ~np.isnan(x), i, OUTSIDE)
 
 
-def _histogram_bins(x, edges: np.ndarray) -> np.ndarray:
+def _histogram_bins(x: npt.ArrayLike, edges: np.ndarray) -> np.ndarray:
     """Bin of each ``x`` by :func:`numpy.histogram`'s rule (last bin closed), -1 outside or NaN."""
     x = np.asarray(x, dtype=np.float64)
     n = edges.size - 1
@@ -74,7 +80,7 @@ def _histogram_bins(x, edges: np.ndarray) -> np.ndarray:
     return np.where((i >= 0) & (i < n), i, OUTSIDE)
 
 
-def histogram(index: np.ndarray, n_bins: int, weights=None) -> np.ndarray:
+def histogram(index: np.ndarray, n_bins: int, weights: npt.ArrayLike | None = None) -> np.ndarray:
     """Per-bin sums of ``weights`` (counts if None) of events in bins ``index`` (-1 outside,
     dropped), shape (n_bins,), float64."""
     inside = index >= 0
@@ -101,9 +107,11 @@ class Binning:
     topology_codes: np.ndarray = field(default_factory=lambda: np.array(WORKSHOP_TOPOLOGY_CODES))
     second: str = "zenith"  # the second axis: "zenith" (rad) or "length" (reconstructed, m)
     rule: str = "histogram"  # edge convention: "histogram" (last bin closed) or "digitize"
-    cuts: tuple = ()  # ((field, low, high), ...): events kept only with low <= field <= high
+    cuts: tuple[
+        tuple[str, float, float], ...
+    ] = ()  # ((field, low, high), ...): events kept only with low <= field <= high
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.second not in SECOND_AXES:
             raise ValueError(
                 f"Binning.second must be one of {list(SECOND_AXES)}, not {self.second!r}"
@@ -149,7 +157,9 @@ class Binning:
         """
         return np.arange(self.topology_codes.size + 1, dtype=np.float64)
 
-    def bin_index(self, energy, zenith, topology) -> np.ndarray:
+    def bin_index(
+        self, energy: npt.ArrayLike, zenith: npt.ArrayLike, topology: npt.ArrayLike
+    ) -> np.ndarray:
         """Flat bin index of each event, ``OUTSIDE`` (-1) where any observable is outside.
 
         Parameters
@@ -169,7 +179,7 @@ class Binning:
         inside = (t >= 0) & (z >= 0) & (e >= 0)
         return np.where(inside, (t * n_z + z) * n_e + e, OUTSIDE)
 
-    def bin_events(self, events) -> np.ndarray:
+    def bin_events(self, events: EventTable | Mapping[str, np.ndarray]) -> np.ndarray:
         """:meth:`bin_index` of an event table's ``energy``, second observable (``zenith`` or
         ``length``) and ``topology``, after the :attr:`cuts`."""
         if self.second not in events:
@@ -181,11 +191,11 @@ class Binning:
             index = np.where(keep, index, OUTSIDE)
         return index
 
-    def histogram(self, index: np.ndarray, weights=None) -> np.ndarray:
+    def histogram(self, index: np.ndarray, weights: npt.ArrayLike | None = None) -> np.ndarray:
         """Per-bin sums of ``weights`` (counts if None) from per-event indices; outside dropped."""
         return histogram(index, self.n_bins, weights)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Edges, codes and the edge convention, as lists and text (provenance)."""
         second = (
             {"zenith_edges_rad": self.zenith_edges.tolist()}

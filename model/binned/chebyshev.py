@@ -7,7 +7,10 @@ costs O(K) per bin, independent of the number of simulated events.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
+import numpy.typing as npt
 
 
 def nodes(k: int, interval: tuple[float, float]) -> np.ndarray:
@@ -17,7 +20,7 @@ def nodes(k: int, interval: tuple[float, float]) -> np.ndarray:
     return 0.5 * (a + b) + 0.5 * (b - a) * t
 
 
-def to_unit(x, interval: tuple[float, float]):
+def to_unit(x: Any, interval: tuple[float, float]) -> Any:
     """Map ``x`` in ``interval`` to [-1, 1] (works on NumPy and pytensor values)."""
     a, b = np.asarray(interval, dtype=np.float64)  # float64 constants also in pytensor graphs
     return (2.0 * x - (a + b)) / (b - a)
@@ -31,7 +34,7 @@ def fit(values: np.ndarray, interval: tuple[float, float]) -> np.ndarray:
     return np.linalg.solve(basis, np.moveaxis(values, -1, 0)).T.reshape(values.shape)
 
 
-def basis(t, k: int) -> np.ndarray:
+def basis(t: Any, k: int) -> np.ndarray:
     """[T_0(t), ..., T_{k-1}(t)] by the three-term recurrence (NumPy)."""
     if np.ndim(t) == 0:  # the common case (a fit): plain floats, no array per term
         t = float(t)
@@ -47,6 +50,7 @@ def basis(t, k: int) -> np.ndarray:
     return np.stack(terms[:k], axis=-1)
 
 
-def evaluate(coeffs: np.ndarray, x, interval: tuple[float, float]) -> np.ndarray:
+def evaluate(coeffs: np.ndarray, x: npt.ArrayLike, interval: tuple[float, float]) -> np.ndarray:
     """Value of the interpolants ``coeffs`` (..., n, k) at scalar ``x``: shape (..., n)."""
-    return coeffs @ basis(to_unit(np.asarray(x, dtype=np.float64), interval), coeffs.shape[-1])
+    t = to_unit(np.asarray(x, dtype=np.float64), interval)
+    return cast(np.ndarray, coeffs @ basis(t, coeffs.shape[-1]))

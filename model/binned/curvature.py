@@ -21,6 +21,8 @@ finite differences.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 from scipy.special import gammaln, xlogy
 
@@ -28,11 +30,14 @@ from diffuse_fit.binned.detector_tables import apply_responses
 from diffuse_fit.binned.nuisance_tables import add_second
 from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates
 
+Second = list[tuple[int, int, np.ndarray]]
+"""Second derivatives as ``(i, j, d2 / d theta_i d theta_j per bin)`` entries."""
+
 
 def loglike_derivatives(
     templates: Templates,
     counts: np.ndarray,
-    params: dict,
+    params: dict[str, float],
     names: list[str],
     bins: np.ndarray,
     curvature: bool = True,
@@ -70,14 +75,18 @@ def loglike_derivatives(
 
 
 def expectation_derivatives(
-    templates: Templates, params: dict, position: dict, bins: np.ndarray, curvature: bool = True
-) -> tuple[np.ndarray, np.ndarray, list]:
+    templates: Templates,
+    params: dict[str, float],
+    position: dict[str, int],
+    bins: np.ndarray,
+    curvature: bool = True,
+) -> tuple[np.ndarray, np.ndarray, Second]:
     """Expected events per bin ``lam_b`` (len(bins),), its Jacobian ``d lam_b / d theta_i``
     (len(bins), n) and its non-zero second derivatives as ``(i, j, d2 lam_b / d theta_i
     d theta_j)`` entries (both orders of each off-diagonal pair), at ``params``;
     ``position``: parameter name -> i."""
     n = len(position)
-    second: list[tuple[int, int, np.ndarray]] = []
+    second: Second = []
     lam, jac = np.zeros(bins.size), np.zeros((bins.size, n))
     for table in templates.tables:
         value, d1, d2 = _table_derivatives(table, params, position, bins, curvature)
@@ -87,12 +96,19 @@ def expectation_derivatives(
     return lam, jac, second
 
 
-def _table_derivatives(table, params: dict, position: dict, bins: np.ndarray, curvature: bool):
+def _table_derivatives(
+    table: Any,
+    params: dict[str, float],
+    position: dict[str, int],
+    bins: np.ndarray,
+    curvature: bool,
+) -> tuple[np.ndarray, np.ndarray, Second]:
     """One component's expectation on ``bins``: value, Jacobian, second-derivative entries."""
     if hasattr(table, "expectation_derivatives"):  # diffuse_fit.binned.nuisance_tables
-        return table.expectation_derivatives(params, position, bins)
+        found = table.expectation_derivatives(params, position, bins)
+        return cast(tuple[np.ndarray, np.ndarray, Second], found)
     jac = np.zeros((bins.size, len(position)))
-    second = []
+    second: Second = []
     c = table.component
     norm = params[c.norm]
     if isinstance(table, FlatTemplate):

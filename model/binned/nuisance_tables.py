@@ -280,7 +280,7 @@ def component_terms(component) -> tuple[Term, ...]:
                 t.energy_field,
                 t.pivot,
                 t.reference_index,
-                tuple(t.index_range),
+                cast("tuple[float, float]", tuple(t.index_range)),
             )
             for t in component.terms
         )

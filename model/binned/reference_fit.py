@@ -16,38 +16,51 @@ simulation with 3e6 events in the bins (8.4 s to 3.0 s).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+import numpy.typing as npt
 import scipy.optimize
 from scipy.special import gammaln, xlogy
+
+if TYPE_CHECKING:
+    from diffuse_fit.io.events import EventTable
 
 PARAMETERS = ("atmos_norm", "astro_norm", "astro_gamma")
 X0 = (1.0, 6.0, 2.5)
 BOUNDS = ((0.0, None), (0.0, None), (1.0, 4.0))
 
 
-def weight_event(events, atmos_norm, astro_norm, astro_gamma):
+def weight_event(
+    events: EventTable | Mapping[str, np.ndarray],
+    atmos_norm: float,
+    astro_norm: float,
+    astro_gamma: float,
+) -> np.ndarray:
     """Expected events of each simulated event (the notebook's ``weight_event``).
 
     ``atmos_norm * atmoWeight + astro_norm * astroWeight * (E/100 TeV)^-gamma / (E/100 TeV)^-2.5``
     with E the true neutrino energy (``primaryEnergy``, GeV).
     """
     e = events["primaryEnergy"] / 1.0e5
-    return atmos_norm * events["atmoWeight"] + astro_norm * events["astroWeight"] * (
-        e ** (-astro_gamma) / e ** (-2.5)
+    return cast(
+        np.ndarray,
+        atmos_norm * events["atmoWeight"]
+        + astro_norm * events["astroWeight"] * (e ** (-astro_gamma) / e ** (-2.5)),
     )
 
 
-def get_expectation(bin_index, weights, n_bins):
+def get_expectation(bin_index: np.ndarray, weights: np.ndarray, n_bins: int) -> np.ndarray:
     """Expected events per bin: the sum of the weights of the events in each bin."""
     inside = bin_index >= 0
     return np.bincount(bin_index[inside], weights=weights[inside], minlength=n_bins)
 
 
-def llh(data, expectation):
+def llh(data: np.ndarray, expectation: np.ndarray) -> float:
     """``sum_i k_i log(lam_i) - lam_i - lgamma(k_i + 1)``; 0 where k = lam = 0."""
-    return np.sum(xlogy(data, expectation) - expectation - gammaln(data + 1.0))
+    return cast(float, np.sum(xlogy(data, expectation) - expectation - gammaln(data + 1.0)))
 
 
 @dataclass(frozen=True)
@@ -78,7 +91,13 @@ class ReferenceFit:
         return dict(zip(PARAMETERS, map(float, self.x), strict=True))
 
 
-def fit(data_counts, simulation, sim_bin_index, n_bins, x0=X0) -> ReferenceFit:
+def fit(
+    data_counts: npt.ArrayLike,
+    simulation: EventTable | Mapping[str, np.ndarray],
+    sim_bin_index: npt.ArrayLike,
+    n_bins: int,
+    x0: Sequence[float] = X0,
+) -> ReferenceFit:
     """Maximise the workshop likelihood over (atmos_norm, astro_norm, astro_gamma).
 
     L-BFGS-B within bounds (norms >= 0, 1 <= gamma <= 4) with the analytic gradient
@@ -97,12 +116,12 @@ def fit(data_counts, simulation, sim_bin_index, n_bins, x0=X0) -> ReferenceFit:
     }
     log_e = np.log(events["primaryEnergy"] / 1.0e5)
 
-    def per_bin(weights):  # get_expectation on events that are all inside
+    def per_bin(weights: np.ndarray) -> np.ndarray:  # get_expectation on events that are all inside
         return np.bincount(index, weights=weights, minlength=n_bins)
 
     atmo_per_bin = per_bin(events["atmoWeight"])
 
-    def neg_llh_and_grad(x):
+    def neg_llh_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
         atmos_norm, astro_norm, gamma = x
         lam = per_bin(weight_event(events, *x))
         # d llh / d theta = sum_b (k_b / lam_b - 1) d lam_b / d theta

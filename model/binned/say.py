@@ -26,7 +26,10 @@ partial derivatives in ``(alpha, beta)`` (digamma, trigamma) by the chain rule t
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
+import numpy.typing as npt
 from scipy.special import gammaln, polygamma, psi, xlogy
 
 from diffuse_fit.binned.curvature import expectation_derivatives
@@ -34,7 +37,7 @@ from diffuse_fit.binned.nuisance_tables import add_second
 from diffuse_fit.binned.templates import Templates
 
 
-def say_loglike(k, mu, s2) -> np.ndarray:
+def say_loglike(k: npt.ArrayLike, mu: npt.ArrayLike, s2: npt.ArrayLike) -> np.ndarray:
     """``ln L_b`` per bin (arrays broadcast): ``k`` observed events, ``mu`` expected events,
     ``s2`` sum of squared weights (expected events squared)."""
     k, mu, s2 = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (k, mu, s2)))
@@ -53,10 +56,12 @@ def say_loglike(k, mu, s2) -> np.ndarray:
             - gammaln(k + 1.0)
         )
         poisson = np.where(mu > 0, xlogy(k, mu), np.where(k > 0, -np.inf, 0.0))
-    return np.where(positive, say, poisson - mu - gammaln(k + 1.0))
+    return cast(np.ndarray, np.where(positive, say, poisson - mu - gammaln(k + 1.0)))
 
 
-def say_partials(k, mu, s2):
+def say_partials(
+    k: npt.ArrayLike, mu: npt.ArrayLike, s2: npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``ln L_b`` and its first and second partial derivatives in ``(mu, s2)`` per bin:
     ``(lnL, l_mu, l_s2, l_mu_mu, l_mu_s2, l_s2_s2)``.  Where ``s2 = 0``: the Poisson
     derivatives in ``mu`` and 0 for those in ``s2`` (there every weight of the bin is 0,
@@ -99,7 +104,7 @@ def say_partials(k, mu, s2):
 def say_loglike_derivatives(
     templates: Templates,
     counts: np.ndarray,
-    params: dict,
+    params: dict[str, float],
     names: list[str],
     bins: np.ndarray,
     curvature: bool = True,

@@ -7,11 +7,13 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder; rename it onto ``path`` on success.
 
     An exception (or an interrupted run) leaves ``path`` as it was: either absent or
@@ -32,13 +34,13 @@ def atomic_path(path: str | os.PathLike):
             os.unlink(tmp)
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
+def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
 
-def finite_json(obj):
+def finite_json(obj: Any) -> Any:
     """``obj`` with NaN and +-inf replaced by None and NumPy scalars/arrays made plain Python."""
     if isinstance(obj, dict):
         return {str(k): finite_json(v) for k, v in obj.items()}
@@ -51,11 +53,11 @@ def finite_json(obj):
     return obj
 
 
-def json_text(obj) -> str:
+def json_text(obj: object) -> str:
     """Indented, strictly valid JSON (non-finite numbers written as null)."""
     return json.dumps(finite_json(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
 
 
-def write_json(path: str | os.PathLike, obj) -> None:
+def write_json(path: str | os.PathLike[str], obj: object) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically (NaN/inf as null)."""
     write_text(path, json_text(obj))

@@ -22,6 +22,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import platformdirs
@@ -46,7 +47,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir("diffuse-fit"))
 
 
-def entry_path(cache_dir: str | os.PathLike, sha256: str) -> Path:
+def entry_path(cache_dir: str | os.PathLike[str], sha256: str) -> Path:
     """Where the entry of the file with this SHA-256 lives."""
     return Path(cache_dir) / f"{sha256}.v{FORMAT}.npz"
 
@@ -62,7 +63,9 @@ def entry_mac(info_text: str, meta_text: str, digest: str) -> str:
     return keyed_digest("diffuse-fit parse cache", str(FORMAT), info_text, meta_text, digest)
 
 
-def store(path: Path, sha256: str, meta: dict, columns: dict[str, np.ndarray], digest: str):
+def store(
+    path: Path, sha256: str, meta: dict[str, Any], columns: dict[str, np.ndarray], digest: str
+) -> None:
     """Write an entry atomically; a failure (read-only folder, full disk) is a warning."""
     info = {
         "format": FORMAT,
@@ -87,7 +90,7 @@ def store(path: Path, sha256: str, meta: dict, columns: dict[str, np.ndarray], d
         warn(f"cannot write the cache {path} ({exc.strerror or exc}); continuing without it")
 
 
-def _read(path: Path, sha256: str) -> tuple[dict, dict[str, np.ndarray], str]:
+def _read(path: Path, sha256: str) -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
     """The entry's (meta, columns, digest) if it is consistent; else :class:`CacheMismatch`."""
     with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
         info_text, meta_text = str(npz["info"][()]), str(npz["meta"][()])
@@ -118,8 +121,10 @@ def _read(path: Path, sha256: str) -> tuple[dict, dict[str, np.ndarray], str]:
 
 
 def load(
-    path: Path, sha256: str, verify: Callable[[dict, dict[str, np.ndarray]], str | None]
-) -> tuple[dict, dict[str, np.ndarray], str] | None:
+    path: Path,
+    sha256: str,
+    verify: Callable[[dict[str, Any], dict[str, np.ndarray]], str | None],
+) -> tuple[dict[str, Any], dict[str, np.ndarray], str] | None:
     """``(meta, columns, columns digest)`` of a verified entry, or ``None`` to rebuild it.
 
     ``verify(meta, columns)`` compares the entry with the source and returns what differs
@@ -142,7 +147,9 @@ def load(
     return meta, columns, digest
 
 
-def _row_starts(raw: bytes, start: int, stop: int, n_rows: int, rng) -> dict[int, int]:
+def _row_starts(
+    raw: bytes, start: int, stop: int, n_rows: int, rng: np.random.Generator | None
+) -> dict[int, int]:
     """Row index -> offset of its ``[``: every row of a small file, else the first, the
     last and the rows after :data:`SAMPLE_ROWS` random offsets (``rng`` unseeded by
     default, so which rows are compared cannot be foreseen)."""

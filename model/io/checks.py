@@ -9,6 +9,7 @@ anything beyond an open bound, is an error.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -66,7 +67,13 @@ def short_integer(number: int) -> str:
     return text if digits <= 20 else f"{text[:8]}...{text[-4:]} ({digits} digits)"
 
 
-def one_of(codes, meaning: str):
+type TestPair = tuple[Callable[[np.ndarray], np.ndarray], str]
+"""A check as (test returning a boolean array, what failing it means)."""
+type Check = Range | TestPair
+"""What :func:`check_column` takes: a :class:`Range` or a :data:`TestPair`."""
+
+
+def one_of(codes: Iterable[float], meaning: str) -> TestPair:
     """A check that values are among ``codes``; ``meaning`` says what the codes are."""
     return (lambda v: np.isin(v, list(codes)), f"is not {meaning}")
 
@@ -85,7 +92,13 @@ def _clamp(values: np.ndarray, bad: np.ndarray, check: Range, name: str, source:
     return int(bad.size)
 
 
-def check_column(values: np.ndarray, name: str, source: str, check=None, allow_nan=False) -> int:
+def check_column(
+    values: np.ndarray,
+    name: str,
+    source: str,
+    check: Check | None = None,
+    allow_nan: bool = False,
+) -> int:
     """Raise :class:`DataFormatError` at the first non-finite value (NaN allowed if
     ``allow_nan``) or the first value failing ``check``: a :class:`Range` (rounded closed
     bounds are set to the bound, in place) or a pair (test, what failing it means).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import Any
 
 import numpy as np
 
@@ -71,7 +72,7 @@ class NotFast(Exception):
     """The fast parser cannot vouch for this file; use the exact one."""
 
 
-def events_span(raw: bytes) -> tuple[int, int, dict] | None:
+def events_span(raw: bytes) -> tuple[int, int, dict[str, Any]] | None:
     """``(start, stop, rest)``: ``raw[start:stop]`` is the text of the top-level ``"events"``
     array if it is a list of flat rows, and ``rest`` the file's object with that array
     replaced by a placeholder; ``None`` if the file is not laid out so (or not JSON)."""

@@ -85,7 +85,7 @@ def _length(v):  # NaN means "no length"; anything else must be a finite length
 
 LENGTH = (_length, "is not a length in metres (>= 0, or NaN for none)")
 # field -> (test on a float64 array, what failing it means)
-_CHECKS = {
+_CHECKS: dict[str, checks.Check] = {
     "recoDepositedEnergy": checks.POSITIVE_ENERGY,
     "primaryEnergy": checks.POSITIVE_ENERGY,
     "recoZenith": checks.ZENITH,

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from diffuse_fit.errors import DataFormatError
 from diffuse_fit.io.atomic import finite_json, json_text, write_json
@@ -42,7 +44,7 @@ def journal_folder(out: Path) -> Path:
     return out.parent / f".{out.name}.journal"
 
 
-def config_digest(config: dict) -> str:
+def config_digest(config: dict[str, Any]) -> str:
     """SHA-256 (first 16 hex digits) of ``config`` as canonical JSON."""
     return hashlib.sha256(json_text(config).encode()).hexdigest()[:16]
 
@@ -58,7 +60,7 @@ class Journal:
         Everything the task results depend on (JSON-serialisable); stored beside them.
     """
 
-    def __init__(self, folder: Path, config: dict):
+    def __init__(self, folder: Path, config: dict[str, Any]) -> None:
         self.config = config
         self.digest = config_digest(config)
         self.folder = Path(folder) / self.digest
@@ -81,14 +83,14 @@ class Journal:
         """The file of task ``key``."""
         return self._path(key)
 
-    def _mac(self, key: str, result: dict) -> str:
+    def _mac(self, key: str, result: dict[str, Any]) -> str:
         return keyed_digest("diffuse-fit journal", self.digest, key, json_text(result))
 
-    def done(self, keys) -> set[str]:
+    def done(self, keys: Iterable[str]) -> set[str]:
         """The keys among ``keys`` whose stored entries are intact (:meth:`load`)."""
         return {k for k in keys if self.load(k)[0] is not None}
 
-    def write(self, key: str, result: dict) -> None:
+    def write(self, key: str, result: dict[str, Any]) -> None:
         """Store one task's result (atomically: a reader sees all of it or nothing)."""
         result = finite_json(result)
         if not isinstance(result, dict) or ENTRY_KEY in result:
@@ -96,7 +98,7 @@ class Journal:
         record = {"job": self.digest, "key": key, "mac": self._mac(key, result)}
         write_json(self._path(key), {**result, ENTRY_KEY: record})
 
-    def load(self, key: str) -> tuple[dict | None, str | None]:
+    def load(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
         """``(result, None)`` for an intact entry, ``(None, None)`` if there is none, and
         ``(None, why)`` for a bad one (unreadable, not an entry, of another task or job,
         or its keyed digest not matching its content)."""

@@ -8,6 +8,7 @@ last one, so two readers of the same file could disagree on what it holds.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from diffuse_fit.errors import DataFormatError
 
@@ -20,7 +21,7 @@ class DuplicateKeyError(ValueError):
         self.key = key
 
 
-def refuse_duplicates(pairs: list[tuple[str, object]]) -> dict:
+def refuse_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     """``object_pairs_hook`` for :func:`json.loads`: a dict, or :class:`DuplicateKeyError`."""
     obj = dict(pairs)
     if len(obj) != len(pairs):
@@ -32,7 +33,7 @@ def refuse_duplicates(pairs: list[tuple[str, object]]) -> dict:
     return obj
 
 
-def loads_strict(text: bytes | str):
+def loads_strict(text: bytes | str) -> Any:
     """``json.loads(text)`` refusing duplicate keys; raises :class:`DuplicateKeyError`,
     :class:`json.JSONDecodeError`, ``UnicodeDecodeError``, ``ValueError`` (an integer of more
     than 4300 digits) or ``RecursionError`` (nesting too deep)."""
@@ -53,7 +54,7 @@ def describe_json_error(exc: BaseException, text: bytes | str) -> tuple[str, str
     return f"is not usable JSON: {str(exc).splitlines()[0][:120]}", None
 
 
-def parse_json(raw: bytes, source: str):
+def parse_json(raw: bytes, source: str) -> Any:
     """``json.loads(raw)`` refusing duplicate keys; a :class:`DataFormatError` naming
     ``source`` and the line and column (or the duplicated key) if the bytes are not usable
     JSON (saying so when the file looks truncated)."""

@@ -8,6 +8,7 @@ segmented spectrum's edges inside them (NumPy-free: the specification reads them
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 SEGMENTED = "segmented"  # several components (segment_components), not a parametric spectrum
 SEGMENT_EDGES_GEV = (6.0e4, 1.5e5, 4.0e5, 1.0e6, 3.0e6, 1.0e7)
@@ -15,7 +16,7 @@ SEGMENT_EDGES_GEV = (6.0e4, 1.5e5, 4.0e5, 1.0e6, 3.0e6, 1.0e7)
 log-equal steps, the range of the HESE analyses' differential flux."""
 
 
-def segmented_model(edges=None) -> str:
+def segmented_model(edges: Iterable[float] | None = None) -> str:
     """The name of the segmented spectrum between ``edges`` (GeV, increasing, >= 2 of them):
     ``"segmented"`` for the default :data:`SEGMENT_EDGES_GEV` (or ``None``), else
     ``"segmented:6e4,2e5,1e7"`` -- the form ``astro_model`` takes through every job, record
@@ -34,7 +35,7 @@ def segmented_model(edges=None) -> str:
     return SEGMENTED + ":" + ",".join(repr(e) for e in values)
 
 
-def check_segment_edges(edges) -> tuple[float, ...]:
+def check_segment_edges(edges: Iterable[float]) -> tuple[float, ...]:
     """``edges`` as floats (GeV) if they are >= 2 finite, positive, strictly increasing
     energies; :class:`ValueError` naming them otherwise."""
     try:

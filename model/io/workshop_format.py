@@ -60,7 +60,7 @@ SIMULATION_FIELDS = (
 )
 
 # field -> check (see diffuse_fit.io.checks)
-_FIELD_CHECKS = {
+_FIELD_CHECKS: dict[str, checks.Check] = {
     "astroWeight": checks.non_negative("weights"),
     "atmoWeight": checks.non_negative("weights"),
     "energy": checks.POSITIVE_ENERGY,

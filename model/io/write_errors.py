@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -60,7 +61,7 @@ def as_write_error(exc: BaseException, target: Path, folder: Path) -> OSError:
 
 
 @contextlib.contextmanager
-def writing(target: Path, folder: Path):
+def writing(target: Path, folder: Path) -> Iterator[None]:
     """Re-raise an ``OSError`` or ``RuntimeError`` of the block as :func:`as_write_error`."""
     try:
         yield

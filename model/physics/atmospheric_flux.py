@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.resources import files
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+import numpy.typing as npt
 
 if TYPE_CHECKING:
     from scipy.interpolate import RegularGridInterpolator
@@ -47,7 +48,9 @@ def table_provenance() -> dict[str, str]:
         }
 
 
-def flux(component: str, flavour: str, energy, cos_zenith) -> np.ndarray:
+def flux(
+    component: str, flavour: str, energy: npt.ArrayLike, cos_zenith: npt.ArrayLike
+) -> np.ndarray:
     """Neutrino + antineutrino flux of one flavour, GeV^-1 cm^-2 s^-1 sr^-1.
 
     Parameters
@@ -63,4 +66,5 @@ def flux(component: str, flavour: str, energy, cos_zenith) -> np.ndarray:
         np.asarray(energy, float), np.asarray(cos_zenith, float)
     )
     points = np.column_stack([np.log10(energy).ravel(), cos_zenith.ravel()])
-    return (10.0 ** _interpolators()[f"{component}_{flavour}"](points)).reshape(energy.shape)
+    log10_flux = _interpolators()[f"{component}_{flavour}"](points)
+    return cast(np.ndarray, (10.0**log10_flux).reshape(energy.shape))

@@ -15,13 +15,15 @@ of components; new parameters are new names.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
 from diffuse_fit.io.events import EventTable
+
+Params = Mapping[str, Any]  # parameter name -> value (a float, or an array of draws)
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,9 @@ class FlatComponent:
         """Expected events of each simulated event at norm 1."""
         return events[self.weight_field]
 
-    def event_weights(self, events: EventTable, params: dict) -> np.ndarray:
+    def event_weights(self, events: EventTable, params: Params) -> np.ndarray:
         """Expected events of each simulated event at ``params``."""
-        return params[self.norm] * self.unit_weights(events)
+        return cast(np.ndarray, params[self.norm] * self.unit_weights(events))
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,10 @@ class PowerLawComponent:
         """ln(E_true / pivot) of each event."""
         return np.log(events[self.energy_field] / self.pivot)
 
-    def event_weights(self, events: EventTable, params: dict) -> np.ndarray:
+    def event_weights(self, events: EventTable, params: Params) -> np.ndarray:
         """Expected events of each simulated event at ``params``."""
         tilt = np.exp(-(params[self.index] - self.reference_index) * self.log_energy(events))
-        return params[self.norm] * events[self.weight_field] * tilt
+        return cast(np.ndarray, params[self.norm] * events[self.weight_field] * tilt)
 
 
 ATMOSPHERIC = FlatComponent("atmospheric", "atmoWeight", "atmos_norm")
@@ -109,7 +111,7 @@ ASTROPHYSICAL = PowerLawComponent(
 WORKSHOP_COMPONENTS = (ATMOSPHERIC, ASTROPHYSICAL)
 
 
-def parameter_names(components) -> tuple[str, ...]:
+def parameter_names(components: Iterable[Any]) -> tuple[str, ...]:
     """Parameter names of ``components``, each once, in order of appearance."""
     names: list[str] = []
     for component in components:
@@ -117,7 +119,7 @@ def parameter_names(components) -> tuple[str, ...]:
     return tuple(names)
 
 
-def parameter_supports(components) -> dict[str, tuple[float, float]]:
+def parameter_supports(components: Sequence[Any]) -> dict[str, tuple[float, float]]:
     """Allowed range of each parameter: norms [0, inf), spectral shape parameters the
     tabulated range."""
     supports = {}
@@ -133,17 +135,17 @@ def parameter_supports(components) -> dict[str, tuple[float, float]]:
     return {name: supports[name] for name in parameter_names(components)}
 
 
-def weight_fields(component) -> tuple[str, ...]:
+def weight_fields(component: Any) -> tuple[str, ...]:
     """The simulation fields holding ``component``'s nominal weights."""
     if hasattr(component, "weight_fields"):
-        return component.weight_fields
+        return cast("tuple[str, ...]", component.weight_fields)
     return (component.weight_field,)
 
 
-def input_fields(component) -> tuple[str, ...]:
+def input_fields(component: Any) -> tuple[str, ...]:
     """Every simulation field ``component`` reads (weights, true energy, particle type)."""
     if hasattr(component, "input_fields"):
-        return component.input_fields
+        return cast("tuple[str, ...]", component.input_fields)
     return (
         component.weight_field,
         *([component.energy_field] if hasattr(component, "energy_field") else []),
@@ -151,8 +153,8 @@ def input_fields(component) -> tuple[str, ...]:
 
 
 def event_weights(
-    events: EventTable | Mapping[str, np.ndarray], components, params: dict
+    events: EventTable | Mapping[str, np.ndarray], components: Iterable[Any], params: Params
 ) -> np.ndarray:
     """Total expected events of each simulated event at ``params`` (sum over components);
     ``events``: an :class:`EventTable` or its columns."""
-    return sum(c.event_weights(events, params) for c in components)
+    return cast(np.ndarray, sum(c.event_weights(events, params) for c in components))

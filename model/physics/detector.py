@@ -20,9 +20,12 @@ correction at many values costs one small matrix product per value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from diffuse_fit.errors import DataFormatError
 from diffuse_fit.physics.detector_parameters import (  # noqa: F401 (re-exported)
@@ -36,8 +39,35 @@ from diffuse_fit.physics.detector_parameters import (  # noqa: F401 (re-exported
     DetectorSystematic,
 )
 
+if TYPE_CHECKING:
+    from diffuse_fit.io.events import EventTable
+    from diffuse_fit.io.hese_splines import SplineTable
 
-def coordinates(systematic: DetectorSystematic, morphology: int, energy, zenith, length):
+__all__ = [
+    "DETECTOR_SYSTEMATICS",
+    "DOUBLE_CASCADE_ANISOTROPY_MAX_LOG10_L",
+    "EPSILON_DOM_SPLIT",
+    "FLAVOURS",
+    "FLUX_TABLES",
+    "MORPHOLOGIES",
+    "SYSTEMATIC_BY_PARAMETER",
+    "DetectorSystematic",
+    "EventLogCorrections",
+    "check_support",
+    "coordinates",
+    "event_log_corrections",
+    "parameter_basis",
+    "parameter_coefficients",
+]
+
+
+def coordinates(
+    systematic: DetectorSystematic,
+    morphology: int,
+    energy: npt.ArrayLike,
+    zenith: npt.ArrayLike,
+    length: npt.ArrayLike,
+) -> np.ndarray:
     """The table coordinates (without the parameter) of events of one morphology, ``(n, d)``:
     ``(log10 E, cos zenith)``, double cascades' hole ice ``(log10 E, log10 L)``, anisotropy
     ``(log10 E)`` or for double cascades ``(log10 L)``.  E: reconstructed deposited energy,
@@ -52,7 +82,7 @@ def coordinates(systematic: DetectorSystematic, morphology: int, energy, zenith,
     return np.column_stack([log_e, np.cos(np.asarray(zenith, dtype=np.float64))])
 
 
-def parameter_coefficients(table, points: np.ndarray) -> np.ndarray:
+def parameter_coefficients(table: SplineTable, points: np.ndarray) -> np.ndarray:
     """``a_j(x)`` of ``S(x, v) = sum_j B_j(v) a_j(x)`` at ``points`` ``(n, d)``, shape
     ``(n, n_coefficients of the parameter axis)``."""
     from scipy.interpolate import BSpline
@@ -68,15 +98,16 @@ def parameter_coefficients(table, points: np.ndarray) -> np.ndarray:
     if table.ndim != 3:
         raise ValueError(f"{table.source}: tables of {table.ndim} dimensions are not supported")
     first = np.asarray(first).reshape(len(points), c.shape[1], c.shape[2])
-    return np.einsum("nk,nkj->nj", design[1].toarray(), first)
+    return cast(np.ndarray, np.einsum("nk,nkj->nj", design[1].toarray(), first))
 
 
-def parameter_basis(table, values) -> np.ndarray:
+def parameter_basis(table: SplineTable, values: npt.ArrayLike) -> np.ndarray:
     """``B_j(v)`` of the parameter axis at ``values``, ``(len(values), n_coefficients)``."""
     from scipy.interpolate import BSpline
 
     values = np.atleast_1d(np.asarray(values, dtype=np.float64))
-    return BSpline.design_matrix(values, table.knots[-1], table.degrees[-1]).toarray()
+    design = BSpline.design_matrix(values, table.knots[-1], table.degrees[-1])
+    return cast(np.ndarray, design.toarray())
 
 
 @dataclass(frozen=True)
@@ -85,20 +116,21 @@ class EventLogCorrections:
     ``rows`` (those inside the tables' extents; the others are uncorrected)."""
 
     rows: np.ndarray
-    tables: tuple  # one (SplineTable, positions in rows, coefficients) per table used
+    # one (SplineTable, positions in rows, coefficients, nominal basis) per table used
+    tables: tuple[tuple[SplineTable, np.ndarray, np.ndarray, np.ndarray], ...]
     n_events: int
 
     def log10(self, value: float) -> np.ndarray:
         """``log10 D_i(value)`` of every event (0 where uncorrected)."""
         return self.log10_many([value])[:, 0]
 
-    def log10_many(self, values) -> np.ndarray:
+    def log10_many(self, values: npt.ArrayLike) -> np.ndarray:
         """``log10 D_i(v)`` at each of ``values``: (n_events, len(values))."""
         out = np.zeros((self.n_events, np.size(values)))
         out[self.rows] = self.log10_rows(values)
         return out
 
-    def log10_rows(self, values) -> np.ndarray:
+    def log10_rows(self, values: npt.ArrayLike) -> np.ndarray:
         """``log10 D_i(v)`` of the corrected events ``rows`` only: (len(rows), len(values))."""
         values = np.atleast_1d(np.asarray(values, dtype=np.float64))
         out = np.empty((self.rows.size, values.size))
@@ -108,7 +140,10 @@ class EventLogCorrections:
 
 
 def event_log_corrections(
-    systematic: DetectorSystematic, component: str, simulation, splines
+    systematic: DetectorSystematic,
+    component: str,
+    simulation: EventTable | Mapping[str, np.ndarray],
+    splines: Mapping[str, SplineTable],
 ) -> EventLogCorrections:
     """The per-event corrections of ``systematic`` for the events of ``component``
     (conventional, prompt or astrophysical) of a simulation in the workshop columns of a
@@ -150,7 +185,7 @@ def event_log_corrections(
     return EventLogCorrections(corrected, tuple(parts), len(topology))
 
 
-def check_support(systematic: DetectorSystematic, splines) -> None:
+def check_support(systematic: DetectorSystematic, splines: Mapping[str, SplineTable]) -> None:
     """:class:`DataFormatError` unless every table of ``systematic`` in ``splines`` covers
     its fitted range (:attr:`DetectorSystematic.support`) in the parameter."""
     low, high = systematic.support

@@ -13,12 +13,16 @@ component's ``event_weights``, so the formula is the one the fit uses, written o
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
 import numpy as np
+import numpy.typing as npt
 
 from diffuse_fit.physics.hese_weights import ASTRO_UNIT
 
 
-def _draws(params: dict, names) -> dict[str, np.ndarray]:
+def _draws(params: Mapping[str, Any], names: Sequence[str]) -> dict[str, np.ndarray]:
     """``params[name]`` for ``names`` as float arrays of one common shape (n_draws,)."""
     missing = [n for n in names if n not in params]
     if missing:
@@ -30,7 +34,7 @@ def _draws(params: dict, names) -> dict[str, np.ndarray]:
     return dict(zip(names, np.broadcast_arrays(*arrays), strict=True))
 
 
-def astrophysical_components(components) -> list:
+def astrophysical_components(components: Iterable[Any]) -> list[Any]:
     """The astrophysical components of a component set: the one named ``astrophysical``,
     or the segments ``astrophysical_1``, ... of the segmented spectrum."""
     found = [
@@ -41,20 +45,22 @@ def astrophysical_components(components) -> list:
     return found
 
 
-def is_segmented(components) -> bool:
+def is_segmented(components: Iterable[Any]) -> bool:
     """Whether the astrophysical flux is the segmented spectrum (several segments)."""
     return any(c.name.startswith("astrophysical_") for c in components)
 
 
-def segment_e2_flux(component, norms) -> np.ndarray:
+def segment_e2_flux(component: Any, norms: npt.ArrayLike) -> np.ndarray:
     """``E^2 dPhi/dE`` (GeV cm^-2 s^-1 sr^-1, all flavours) in a segment of index 2 at the
     values ``norms`` of its norm: ``norm 1e-18 pivot^2`` (constant in E)."""
     if component.index != 2.0:
         raise ValueError("E^2 dPhi/dE of a segment is constant only for index 2")
-    return np.asarray(norms, dtype=np.float64) * ASTRO_UNIT * component.pivot**2
+    return cast(np.ndarray, np.asarray(norms, dtype=np.float64) * ASTRO_UNIT * component.pivot**2)
 
 
-def segmented_e2_flux(segments, params: dict, energies_gev) -> np.ndarray:
+def segmented_e2_flux(
+    segments: Sequence[Any], params: Mapping[str, Any], energies_gev: npt.ArrayLike
+) -> np.ndarray:
     """``E^2 dPhi/dE`` (GeV cm^-2 s^-1 sr^-1, all flavours) of the segmented spectrum at each
     draw and energy: the value of the segment holding the energy (segments ``[low, high)``,
     the last one closed), NaN outside every segment.  ``params``: norm name -> draws (as
@@ -70,7 +76,7 @@ def segmented_e2_flux(segments, params: dict, energies_gev) -> np.ndarray:
     return out
 
 
-def astrophysical_component(components):
+def astrophysical_component(components: Iterable[Any]) -> Any:
     """The component named ``astrophysical`` of a component set (e.g.
     :func:`diffuse_fit.physics.spectra.with_astro_model`)."""
     found = [c for c in components if c.name == "astrophysical"]
@@ -79,7 +85,7 @@ def astrophysical_component(components):
     return found[0]
 
 
-def e2_flux(component, params: dict[str, np.ndarray], energies_gev: np.ndarray) -> np.ndarray:
+def e2_flux(component: Any, params: dict[str, np.ndarray], energies_gev: np.ndarray) -> np.ndarray:
     """``E^2 dN/dE`` of the astrophysical ``component`` at each draw and energy.
 
     Parameters
@@ -123,7 +129,7 @@ def e2_flux(component, params: dict[str, np.ndarray], energies_gev: np.ndarray) 
     unit_events = {component.energy_field: energies[None, :], component.weight_field: 1.0}
     ratio = component.event_weights(unit_events, draws)
     reference = ASTRO_UNIT * (energies / component.pivot) ** -component.reference_index
-    return ratio * (energies**2 * reference)[None, :]
+    return cast(np.ndarray, ratio * (energies**2 * reference)[None, :])
 
 
 def sensitive_energy_range(

@@ -7,6 +7,7 @@ simulation is not at hand; the physics is that of :mod:`diffuse_fit.physics.toy`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,9 +36,9 @@ TOY_TAU_LENGTH_M_PER_PEV = 50.0
 class ToyRelease:
     """A generated simulation and pseudo-data in the release's schema (columns, float64)."""
 
-    simulation: dict
-    data: dict
-    truth: dict
+    simulation: dict[str, np.ndarray]
+    data: dict[str, np.ndarray]
+    truth: dict[str, Any]
     seed: int
 
 
@@ -129,7 +130,7 @@ def _toy_muons(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
-def _reconstruct(rng: np.random.Generator, truth: dict) -> dict[str, np.ndarray]:
+def _reconstruct(rng: np.random.Generator, truth: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Smear energies and directions as :mod:`diffuse_fit.physics.toy` does; add ``reco*`` fields."""
     n = truth["primaryEnergy"].size
     track = truth["recoMorphology"] == 1
@@ -144,7 +145,9 @@ def _reconstruct(rng: np.random.Generator, truth: dict) -> dict[str, np.ndarray]
     return columns
 
 
-def make_toy_release(seed: int = toy.DEFAULT_SEED, n: int = 20_000, truth=None) -> ToyRelease:
+def make_toy_release(
+    seed: int = toy.DEFAULT_SEED, n: int = 20_000, truth: dict[str, float] | None = None
+) -> ToyRelease:
     """A deterministic look-alike of the release: simulation and pseudo-data columns.
 
     ``n`` interactions are generated (a tenth of them atmospheric muons, the rest

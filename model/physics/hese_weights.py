@@ -26,13 +26,18 @@ over).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 from diffuse_fit.io.events import EventTable, columns_digest
 from diffuse_fit.physics.components import ASTROPHYSICAL, FlatComponent
 from diffuse_fit.physics.constants import ASTRO_PIVOT_GEV, HESE_LIVETIME_S, REFERENCE_GAMMA
 from diffuse_fit.physics.nuisance import conventional_with_nuisances, prompt_with_nuisances
+
+Columns = EventTable | Mapping[str, np.ndarray]  # a simulation's fields -> arrays
 
 LIVETIME_S = HESE_LIVETIME_S  # s, the release's livetime (its HESE_fit.py)
 ASTRO_UNIT = 1.0e-18  # GeV^-1 cm^-2 s^-1 sr^-1, unit of the six-neutrino normalization
@@ -45,18 +50,21 @@ DOUBLE_CASCADE_CHOICES = ("drop", "cascade")
 # --------------------------------------------------------------------------- physics
 
 
-def astrophysical_flux(energy, norm: float = 1.0, gamma: float = REFERENCE_GAMMA) -> np.ndarray:
+def astrophysical_flux(
+    energy: npt.ArrayLike, norm: float = 1.0, gamma: float = REFERENCE_GAMMA
+) -> np.ndarray:
     """Astrophysical flux of ONE neutrino species, GeV^-1 cm^-2 s^-1 sr^-1.
 
     ``norm * 1e-18 / 6 * (energy / 100 TeV)^-gamma``: ``norm`` is the release's
     six-neutrino normalization (all flavours, nu + nubar, at 100 TeV) in units of
     1e-18 GeV^-1 cm^-2 s^-1 sr^-1; ``energy`` is the true neutrino energy in GeV.
     """
-    return norm * ASTRO_UNIT / N_SPECIES * (np.asarray(energy) / ASTRO_PIVOT_GEV) ** -gamma
+    tilt = (np.asarray(energy) / ASTRO_PIVOT_GEV) ** -gamma
+    return cast(np.ndarray, norm * ASTRO_UNIT / N_SPECIES * tilt)
 
 
 def astrophysical_expectation(
-    sim, norm: float = 1.0, gamma: float = REFERENCE_GAMMA, livetime: float = LIVETIME_S
+    sim: Columns, norm: float = 1.0, gamma: float = REFERENCE_GAMMA, livetime: float = LIVETIME_S
 ) -> np.ndarray:
     """Expected astrophysical events of each simulated event (dimensionless).
 
@@ -65,15 +73,16 @@ def astrophysical_expectation(
     event's own ``primaryType``), so the per-species flux ``norm / 6`` is the one to use.
     ``sim`` is any mapping of the release's fields to arrays.
     """
-    return (
+    return cast(
+        np.ndarray,
         sim["weightOverFluxOverLivetime"]
         * astrophysical_flux(sim["primaryEnergy"], norm, gamma)
-        * livetime
+        * livetime,
     )
 
 
 def conventional_expectation(
-    sim, norm: float = 1.0, dgamma: float = 0.0, livetime: float = LIVETIME_S
+    sim: Columns, norm: float = 1.0, dgamma: float = 0.0, livetime: float = LIVETIME_S
 ) -> np.ndarray:
     """Expected conventional-atmospheric events of each simulated event.
 
@@ -83,15 +92,16 @@ def conventional_expectation(
     cosmic-ray slope shift (0 nominal).
     """
     tilt = (sim["primaryEnergy"] / CONVENTIONAL_PIVOT_GEV) ** -dgamma
-    return (
+    return cast(
+        np.ndarray,
         sim["weightOverFluxOverLivetime"]
         * (sim["pionFlux"] + sim["kaonFlux"])
         * sim["conventionalSelfVetoCorrection"]
-        * (norm * tilt * livetime)
+        * (norm * tilt * livetime),
     )
 
 
-def conventional_parts(sim, livetime: float = LIVETIME_S) -> tuple[np.ndarray, np.ndarray]:
+def conventional_parts(sim: Columns, livetime: float = LIVETIME_S) -> tuple[np.ndarray, np.ndarray]:
     """Nominal conventional expected events of each simulated event from pion and from kaon
     decays: ``weightOverFluxOverLivetime * pionFlux (kaonFlux) * conventionalSelfVetoCorrection
     * livetime`` (their sum is :func:`conventional_expectation` at nominal)."""
@@ -100,7 +110,7 @@ def conventional_parts(sim, livetime: float = LIVETIME_S) -> tuple[np.ndarray, n
 
 
 def prompt_expectation(
-    sim, norm: float = 1.0, dgamma: float = 0.0, livetime: float = LIVETIME_S
+    sim: Columns, norm: float = 1.0, dgamma: float = 0.0, livetime: float = LIVETIME_S
 ) -> np.ndarray:
     """Expected prompt-atmospheric events of each simulated event.
 
@@ -108,18 +118,19 @@ def prompt_expectation(
     * promptSelfVetoCorrection * norm * (primaryEnergy / 7887 GeV)^-dgamma * livetime [s]``.
     """
     tilt = (sim["primaryEnergy"] / PROMPT_PIVOT_GEV) ** -dgamma
-    return (
+    return cast(
+        np.ndarray,
         sim["weightOverFluxOverLivetime"]
         * sim["promptFlux"]
         * sim["promptSelfVetoCorrection"]
-        * (norm * tilt * livetime)
+        * (norm * tilt * livetime),
     )
 
 
-def muon_expectation(sim, norm: float = 1.0, livetime: float = LIVETIME_S) -> np.ndarray:
+def muon_expectation(sim: Columns, norm: float = 1.0, livetime: float = LIVETIME_S) -> np.ndarray:
     """Expected atmospheric-muon events of each simulated event:
     ``norm * muonWeightOverLivetime [s^-1] * livetime [s]``."""
-    return norm * sim["muonWeightOverLivetime"] * livetime
+    return cast(np.ndarray, norm * sim["muonWeightOverLivetime"] * livetime)
 
 
 # --------------------------------------------------------------------------- workshop format
@@ -150,7 +161,7 @@ prompt (``prompt_norm``, ``cr_delta_gamma``, ``nunubar_ratio``; ``promptWeight``
 ``cr_delta_gamma = 0`` it equals :data:`HESE_COMPONENTS_SPLIT`."""
 
 
-def workshop_topology(morphology, double_cascades: str = "drop") -> np.ndarray:
+def workshop_topology(morphology: npt.ArrayLike, double_cascades: str = "drop") -> np.ndarray:
     """Workshop topology codes from release morphologies (0 -> 0, 1 -> 1, 2 -> 2 or 0).
 
     ``"drop"`` keeps double cascades as code 2, which the workshop binning's topology
@@ -223,7 +234,7 @@ def to_workshop(
         "astro_norm": "six-neutrino flux at 100 TeV, 1e-18 GeV^-1 cm^-2 s^-1 sr^-1",
     }
 
-    def converted(table: EventTable, columns: dict) -> EventTable:
+    def converted(table: EventTable, columns: dict[str, np.ndarray]) -> EventTable:
         origin = {"source": table.source, "sha256": table.sha256}
         origin.update(table.meta.get("hese_release", {}))
         meta = {"hese_release": {**origin, **common}}

@@ -19,7 +19,9 @@ the name ``atmos_norm`` (the release's ``conv_norm``).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
@@ -29,6 +31,9 @@ CR_DELTA_GAMMA_RANGE = (-0.55, 0.45)
 """Range of the cosmic-ray slope shift the tables cover: the release's prior mean -0.05
 +- 10 of its sigmas (0.05); the release itself leaves it unbounded."""
 SIGN_FIELD = "primaryType"  # PDG code: > 0 neutrino, < 0 antineutrino
+
+Factor = tuple[str, float, float]  # (parameter p_k, a_k, b_k) of a factor a_k + b_k * p_k
+Params = Mapping[str, Any]  # parameter name -> value (a float, or an array of draws)
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class Term:
     """
 
     weight_field: str
-    factors: tuple = ()
+    factors: tuple[Factor, ...] = ()
     sign: int = 0
     index: str | None = None
     energy_field: str = "primaryEnergy"
@@ -51,9 +56,9 @@ class Term:
     reference_index: float = 0.0
     index_range: tuple[float, float] = (0.0, 0.0)
 
-    def coefficient(self, params: dict) -> float:
+    def coefficient(self, params: Params) -> float:
         """The product of the affine factors at ``params``."""
-        return math.prod(a + b * params[p] for p, a, b in self.factors)
+        return cast(float, math.prod(a + b * params[p] for p, a, b in self.factors))
 
     def log_energy(self, events: EventTable) -> np.ndarray:
         """``ln(E_true / pivot)`` of each event."""
@@ -67,12 +72,13 @@ class Term:
         code = np.asarray(events[SIGN_FIELD])
         return np.where(np.sign(code) == self.sign, w, 0.0)
 
-    def event_weights(self, events: EventTable, params: dict) -> np.ndarray:
+    def event_weights(self, events: EventTable, params: Params) -> np.ndarray:
         """The term's expected events of each simulated event at ``params``."""
         w = self.coefficient(params) * self.unit_weights(events)
         if self.index is None:
             return w
-        return w * np.exp(-(params[self.index] - self.reference_index) * self.log_energy(events))
+        tilt = np.exp(-(params[self.index] - self.reference_index) * self.log_energy(events))
+        return cast(np.ndarray, w * tilt)
 
 
 @dataclass(frozen=True)
@@ -82,8 +88,8 @@ class NuisanceComponent:
 
     name: str
     norm: str
-    terms: tuple
-    linear_supports: tuple = ()  # ((name, (low, high)), ...)
+    terms: tuple[Term, ...]
+    linear_supports: tuple[tuple[str, tuple[float, float]], ...] = ()  # ((name, (low, high)), ...)
 
     @property
     def parameters(self) -> tuple[str, ...]:
@@ -111,20 +117,21 @@ class NuisanceComponent:
         out = {self.norm: (0.0, math.inf), **dict(self.linear_supports)}
         for t in self.terms:
             if t.index:
-                out[t.index] = tuple(map(float, t.index_range))
+                out[t.index] = cast("tuple[float, float]", tuple(map(float, t.index_range)))
         return out
 
-    def event_weights(self, events: EventTable, params: dict) -> np.ndarray:
+    def event_weights(self, events: EventTable, params: Params) -> np.ndarray:
         """Expected events of each simulated event at ``params`` (the per-event formula)."""
-        return params[self.norm] * sum(t.event_weights(events, params) for t in self.terms)
+        total = params[self.norm] * sum(t.event_weights(events, params) for t in self.terms)
+        return cast(np.ndarray, total)
 
 
-def _ratio_factor(sign: int) -> tuple:
+def _ratio_factor(sign: int) -> Factor:
     """The release's nu/nubar weight: ``r`` for neutrinos, ``2 - r`` for antineutrinos."""
     return ("nunubar_ratio", 0.0, 1.0) if sign > 0 else ("nunubar_ratio", 2.0, -1.0)
 
 
-def _tilt(pivot: float) -> dict:
+def _tilt(pivot: float) -> dict[str, Any]:
     return {
         "index": "cr_delta_gamma",
         "pivot": pivot,

@@ -8,6 +8,7 @@ with the unit), ``symbol`` the short one (trace and rank plots).  A parameter no
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 FLUX_UNIT = "1e-18 GeV^-1 cm^-2 s^-1 sr^-1"  # all-flavour nu + nubar flux at 100 TeV
@@ -70,6 +71,6 @@ def parameter_info(name: str) -> Parameter:
     return PARAMETERS.get(name) or Parameter(name, "", "")
 
 
-def units(names) -> dict[str, str]:
+def units(names: Iterable[str]) -> dict[str, str]:
     """Parameter -> unit (plain text) of ``names``."""
     return {n: parameter_info(n).unit for n in names}

@@ -25,10 +25,12 @@ formula is written once.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from diffuse_fit.io.events import EventTable
 from diffuse_fit.io.spectrum_names import (  # noqa: F401 (re-exported)
@@ -38,7 +40,10 @@ from diffuse_fit.io.spectrum_names import (  # noqa: F401 (re-exported)
     segmented_model,
     split_segmented,
 )
-from diffuse_fit.physics.components import PowerLawComponent, SegmentComponent
+from diffuse_fit.physics.components import Params, PowerLawComponent, SegmentComponent
+
+Derivatives = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""``f``, ``df/ds_a`` (n_shape, n) and ``d2f/ds_a ds_b`` (n_shape, n_shape, n) per event."""
 
 LN10 = math.log(10.0)
 ASTRO_MODELS = ("spl", "logparabola", "broken", "cutoff")
@@ -75,9 +80,9 @@ class Spectrum:
     name: str
     shape: tuple[str, ...]
     ranges: tuple[tuple[float, float], ...]
-    log_flux: Callable
+    log_flux: Callable[..., Any]
     smooth: bool = True
-    derivatives: Callable | None = None
+    derivatives: Callable[..., Derivatives] | None = None
 
 
 _REGISTERED: dict[str, Spectrum] = {}
@@ -85,11 +90,11 @@ _REGISTERED: dict[str, Spectrum] = {}
 
 def register_spectrum(
     name: str,
-    parameters: dict,
-    log_flux: Callable,
+    parameters: dict[str, tuple[float, float]],
+    log_flux: Callable[..., Any],
     *,
     smooth: bool = True,
-    derivatives: Callable | None = None,
+    derivatives: Callable[..., Derivatives] | None = None,
 ) -> Spectrum:
     """Make the spectral model ``name`` known to every command and function of this process
     (``astro_model=name``, ``--astro-model name``, a specification's ``astro_model``)
@@ -178,7 +183,7 @@ class SpectralComponent:
         """ln(E_true / pivot) of each event."""
         return np.log(events[self.energy_field] / self.pivot)
 
-    def log_tilt(self, x, values, xp=np):
+    def log_tilt(self, x: Any, values: Sequence[Any], xp: Any = np) -> Any:
         """``f(x; shape)`` (module docstring); ``values`` the shape parameters in
         ``shape`` order (scalars or arrays broadcasting against ``x``); ``xp`` the
         array namespace (``numpy`` or ``pytensor.tensor``)."""
@@ -195,19 +200,19 @@ class SpectralComponent:
             return -(g1 - r) * x - (g2 - g1) * (xp.maximum(x, xb) - xp.maximum(0.0, xb))
         return _registered(self.model).log_flux(x, values, xp) + r * x
 
-    def log_tilt_factor(self, x, axis: int, value):
+    def log_tilt_factor(self, x: np.ndarray, axis: int, value: float) -> np.ndarray:
         """``f_a(x; s_a)`` of the models whose ``f`` is a sum of one term per shape
         parameter (``logparabola``, ``cutoff``; NumPy): ``f = f_0 + f_1``."""
         r = self.reference_index
         if axis == 0:
             return -(value - r) * x
         if self.model == "logparabola":
-            return -value * x * x
+            return cast(np.ndarray, -value * x * x)
         if self.model == "cutoff":
             return -np.exp(x + math.log(self.pivot) - LN10 * value)
         raise ValueError(f"the {self.model} model does not separate in its shape parameters")
 
-    def log_tilt_derivatives(self, x: np.ndarray, values) -> tuple:
+    def log_tilt_derivatives(self, x: np.ndarray, values: Sequence[float]) -> Derivatives:
         """``f``, ``df/ds_a`` (n_shape, n) and ``d2f/ds_a ds_b`` (n_shape, n_shape, n) per
         event (NumPy).  ``broken``: the derivatives almost everywhere (``df/d log10 E_break``
         jumps where ``E_break`` crosses a simulated energy; its derivative there, a delta
@@ -234,7 +239,7 @@ class SpectralComponent:
             d2[1, 2] = d2[2, 1] = -LN10 * step
         return f, d1, d2
 
-    def _registered_derivatives(self, x: np.ndarray, values) -> tuple:
+    def _registered_derivatives(self, x: np.ndarray, values: npt.ArrayLike) -> Derivatives:
         """A registered spectrum's ``f``, ``df/ds``, ``d2f/ds2``: its own, or central
         differences (steps ``1e-4`` of each range for the first derivatives, ``1e-3`` for
         the second: errors ~1e-9 and ~1e-6 relative)."""
@@ -246,7 +251,7 @@ class SpectralComponent:
         f = self.log_tilt(x, list(values))
         d1, d2 = np.zeros((d, x.size)), np.zeros((d, d, x.size))
 
-        def at(shift):
+        def at(shift: np.ndarray) -> Any:
             return self.log_tilt(x, list(values + shift))
 
         steps = [1e-4 * (hi - lo) for lo, hi in self.shape_ranges]
@@ -262,11 +267,11 @@ class SpectralComponent:
                 ) / (4 * 100 * steps[a] * steps[c])
         return f, d1, d2
 
-    def event_weights(self, events: EventTable, params: dict) -> np.ndarray:
+    def event_weights(self, events: EventTable, params: Params) -> np.ndarray:
         """Expected events of each simulated event at ``params``."""
         values = [params[s] for s in self.shape]
         tilt = np.exp(self.log_tilt(self.log_energy(events), values))
-        return params[self.norm] * events[self.weight_field] * tilt
+        return cast(np.ndarray, params[self.norm] * events[self.weight_field] * tilt)
 
 
 def spectral_component(
@@ -297,7 +302,9 @@ def spectral_component(
     )
 
 
-def segment_components(power_law: PowerLawComponent, edges=SEGMENT_EDGES_GEV) -> tuple:
+def segment_components(
+    power_law: PowerLawComponent, edges: Iterable[float] = SEGMENT_EDGES_GEV
+) -> tuple[SegmentComponent, ...]:
     """The astrophysical power law as one :class:`SegmentComponent` per segment between
     ``edges`` (GeV, increasing): ``astrophysical_1``, ... with norms ``astro_norm_1``, ..."""
     edges = check_segment_edges(edges)
@@ -316,13 +323,17 @@ def segment_components(power_law: PowerLawComponent, edges=SEGMENT_EDGES_GEV) ->
     )
 
 
-def with_astro_model(components, model: str, segments=None) -> tuple:
+def with_astro_model(
+    components: Iterable[Any], model: str, segments: Iterable[float] | None = None
+) -> tuple[Any, ...]:
     """``components`` with every power law named ``astrophysical`` given the spectrum
     ``model`` (:func:`spectral_component`; ``segmented`` or ``segmented:E1,E2,...``:
     :func:`segment_components` between those edges, or ``segments`` (GeV) if given)."""
     model, edges = split_segmented(model)
     if model == "segmented":
-        segments = edges if segments is None else check_segment_edges(segments)
+        # split_segmented gives the edges of every "segmented" model
+        default = cast("tuple[float, ...]", edges)
+        segments = default if segments is None else check_segment_edges(segments)
         out: list[object] = []
         for c in components:
             if isinstance(c, PowerLawComponent) and c.name == "astrophysical":
@@ -346,7 +357,7 @@ NESTS_SPL = {
 }
 
 
-def spl_inside(model: str, spl_values: dict) -> dict:
+def spl_inside(model: str, spl_values: dict[str, float]) -> dict[str, float]:
     """The parameters of ``model`` (a key of :data:`NESTS_SPL`) that give the same
     expectation as the single power law ``spl_values`` (other shape parameters, e.g.
     ``astro_log10_ebreak``, are left out: any value does)."""

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -101,26 +101,32 @@ class ToyDataset:
 
     simulation: EventTable
     data: EventTable
-    truth: dict
+    truth: dict[str, Any]
     seed: int
 
 
-def self_veto_passing_fraction(component: str, flavour: str, energy, cos_zenith) -> np.ndarray:
+def self_veto_passing_fraction(
+    component: str, flavour: str, energy: np.ndarray, cos_zenith: np.ndarray
+) -> np.ndarray:
     """Fraction of atmospheric neutrinos not vetoed by accompanying muons (see module doc)."""
     e_veto = PROMPT_VETO_E_GEV if component == "prompt" else VETO_E_GEV[f"{component}_{flavour}"]
-    return 1.0 / (1.0 + np.clip(cos_zenith, 0.0, None) * energy / e_veto)
+    return cast(np.ndarray, 1.0 / (1.0 + np.clip(cos_zenith, 0.0, None) * energy / e_veto))
 
 
-def effective_area_cm2(interaction: np.ndarray, energy, cos_zenith) -> np.ndarray:
+def effective_area_cm2(
+    interaction: np.ndarray, energy: np.ndarray, cos_zenith: np.ndarray
+) -> np.ndarray:
     """Toy all-sky effective area, cm^2, per flavour (nu/nubar mean); see module doc."""
     area = np.where(interaction == 1, AREA_M2["CC"], AREA_M2["NC"]) * 1e4
     earth = np.exp(
         -((energy / ABSORPTION_E_GEV) ** ABSORPTION_SLOPE) * np.clip(-cos_zenith, 0, None)
     )
-    return area * (energy / 1e5) ** AREA_SLOPE * earth
+    return cast(np.ndarray, area * (energy / 1e5) ** AREA_SLOPE * earth)
 
 
-def deposited_energy(energy, flavour, cc, y) -> np.ndarray:
+def deposited_energy(
+    energy: np.ndarray, flavour: np.ndarray, cc: np.ndarray, y: np.ndarray
+) -> np.ndarray:
     """Deposited energy, GeV: fraction 1 (nue CC), y + 0.2 (1 - y) (numu CC), y + 0.7 (1 - y)
     (nutau CC), y (NC); ``flavour`` indexes FLAVOURS, ``cc`` is a bool array."""
     kept = np.select(
@@ -131,7 +137,9 @@ def deposited_energy(energy, flavour, cc, y) -> np.ndarray:
     return energy * (y + kept * (1.0 - y))
 
 
-def smeared_zenith(rng: np.random.Generator, cos_zenith, topology) -> np.ndarray:
+def smeared_zenith(
+    rng: np.random.Generator, cos_zenith: np.ndarray, topology: np.ndarray
+) -> np.ndarray:
     """Reconstructed zenith, radians: the true direction scattered by a 2-D Gaussian of
     ANGULAR_RESOLUTION_DEG (by topology) with a uniform azimuth around it."""
     n = np.size(cos_zenith)
@@ -142,7 +150,7 @@ def smeared_zenith(rng: np.random.Generator, cos_zenith, topology) -> np.ndarray
     azimuth = rng.uniform(0.0, 2.0 * np.pi, n)
     sin_zenith = np.sqrt(1.0 - cos_zenith**2)
     reco_cos = cos_zenith * np.cos(opening) + sin_zenith * np.sin(opening) * np.cos(azimuth)
-    return np.arccos(np.clip(reco_cos, -1.0, 1.0))
+    return cast(np.ndarray, np.arccos(np.clip(reco_cos, -1.0, 1.0)))
 
 
 def _simulate(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -209,7 +217,7 @@ def _digest(columns: dict[str, np.ndarray]) -> str:
 def generate(
     seed: int = DEFAULT_SEED,
     n_simulated: int = DEFAULT_N_SIMULATED,
-    truth: dict | None = None,
+    truth: dict[str, float] | None = None,
     astro_model: str = "spl",
 ) -> ToyDataset:
     """Make the toy simulation and pseudo-data; the same seed gives the same bytes.
