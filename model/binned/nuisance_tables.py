@@ -196,6 +196,8 @@ def products_derivatives(products, params: dict, position: dict, bins: np.ndarra
         groups.setdefault(p.responses, []).append(p)
     if groups and (len(groups) > 1 or () not in groups):
         second: list[tuple[int, int, np.ndarray]] = []
+        value: np.ndarray | float
+        jac: np.ndarray | float
         value, jac = 0.0, 0.0
         for responses, members in groups.items():
             v, j, s = _plain_derivatives(members, params, position, bins)
