@@ -42,6 +42,7 @@ from diffuse_fit.physics.spectra import SpectralComponent
 
 if TYPE_CHECKING:
     from diffuse_fit.binned.detector_tables import ResponseTable
+    from diffuse_fit.binned.joint import JointBinning
     from diffuse_fit.binned.nuisance_tables import NuisanceTemplate, NuisanceVariance
     from diffuse_fit.binned.spectral_tables import SpectralEventSum, SpectralTable
     from diffuse_fit.binned.variance import VarianceTables
@@ -114,7 +115,7 @@ class Templates:
     :meth:`diffuse_fit.binned.dataset.BinnedDataset.with_variance`).
     """
 
-    binning: Binning
+    binning: Binning | JointBinning
     components: tuple[Any, ...]
     tables: tuple[
         Any, ...
@@ -184,7 +185,7 @@ class Templates:
 
 def build_templates(
     simulation: EventTable,
-    binning: Binning,
+    binning: Binning | JointBinning,
     components: Sequence[Any],
     tolerance: float = DEFAULT_TOLERANCE,
     bin_index: np.ndarray | None = None,
