@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from diffuse_fit.binned.variance import build_variance_tables
 from diffuse_fit.errors import DataFormatError
 from diffuse_fit.io.events import EventTable
 from diffuse_fit.physics.components import WORKSHOP_COMPONENTS, input_fields, weight_fields
+
+if TYPE_CHECKING:
+    from diffuse_fit.io.hese_splines import SplineTable
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,11 @@ class BinnedDataset:
     n_sim_outside: int
 
     @property
-    def binning(self) -> Binning:
+    def binning(self) -> Binning | JointBinning:
         return self.templates.binning
 
     @property
-    def components(self) -> tuple:
+    def components(self) -> tuple[Any, ...]:
         return self.templates.components
 
     def with_variance(self) -> BinnedDataset:
@@ -71,7 +75,7 @@ class BinnedDataset:
         )
         return replace(self, templates=replace(self.templates, variance=variance))
 
-    def with_detector(self, splines: dict) -> BinnedDataset:
+    def with_detector(self, splines: Mapping[str, SplineTable]) -> BinnedDataset:
         """This dataset with the release's detector systematics as per-bin responses of the
         conventional, prompt and astrophysical components
         (:mod:`diffuse_fit.binned.detector_tables`; ``splines``: table path ->
@@ -84,9 +88,9 @@ class BinnedDataset:
         out = replace(self, templates=replace(self.templates, responses=responses, variance=None))
         return out.with_variance() if had_variance else out
 
-    def provenance(self) -> dict:
+    def provenance(self) -> dict[str, Any]:
         """Files, hashes, how they were read, what was fitted, event counts; for results files."""
-        out = {
+        out: dict[str, Any] = {
             "data": _table_record(self.data, self.n_data_outside),
             "simulation": _table_record(self.simulation, self.n_sim_outside),
             "binning": self.binning.to_dict(),
@@ -115,9 +119,9 @@ class JointDataset(BinnedDataset):
     tables and events of every sample one after the other, ``templates.binning`` a
     :class:`JointBinning`; ``samples`` holds each sample's own events and records."""
 
-    samples: tuple = ()  # one BinnedSample per sample, in bin order
+    samples: tuple[BinnedSample, ...] = ()  # one BinnedSample per sample, in bin order
 
-    def provenance(self) -> dict:
+    def provenance(self) -> dict[str, Any]:
         out = super().provenance()
         out["samples"] = [
             {
@@ -144,11 +148,11 @@ class BinnedSample:
 
 
 def bin_samples(
-    samples,
-    components=WORKSHOP_COMPONENTS,
+    samples: Iterable[tuple[str, EventTable, EventTable, Binning | None]],
+    components: Sequence[Any] = WORKSHOP_COMPONENTS,
     variance: bool = False,
     spectral_method: str = "auto",
-    renames=None,
+    renames: Sequence[Mapping[str, str]] | None = None,
 ) -> JointDataset:
     """The joint dataset of ``samples``: ``(name, data, simulation, binning)`` each
     (``binning`` None: the workshop's).  Each sample is checked on its own files as
@@ -190,7 +194,7 @@ def bin_samples(
     return cast(JointDataset, joint_dataset)  # assemble makes a cls
 
 
-def describe(provenance: dict, counts: np.ndarray) -> list[str]:
+def describe(provenance: Mapping[str, Any], counts: np.ndarray) -> list[str]:
     """The dataset in two lines, from its :meth:`BinnedDataset.provenance` and the observed
     counts per bin (so a saved run describes itself the same way): events inside and
     outside the bins, and values set to a range boundary because they were printed rounded
@@ -211,7 +215,7 @@ def describe(provenance: dict, counts: np.ndarray) -> list[str]:
     ]
 
 
-def _table_record(table: EventTable, n_outside: int) -> dict:
+def _table_record(table: EventTable, n_outside: int) -> dict[str, Any]:
     """Source, hash, how the table was read (``loaded_from``), a digest of the columns that
     were fitted, values clamped on reading, event counts."""
     return {
@@ -225,7 +229,7 @@ def _table_record(table: EventTable, n_outside: int) -> dict:
     }
 
 
-def _clamped(record: dict) -> str:
+def _clamped(record: Mapping[str, Any]) -> str:
     clamped = record.get("clamped")  # absent from runs written before it was recorded
     if not clamped:
         return ""
@@ -237,7 +241,7 @@ def bin_dataset(
     data: EventTable,
     simulation: EventTable,
     binning: Binning | None = None,
-    components=WORKSHOP_COMPONENTS,
+    components: Sequence[Any] = WORKSHOP_COMPONENTS,
     variance: bool = False,
     spectral_method: str = "auto",
 ) -> BinnedDataset:
@@ -262,16 +266,16 @@ def bin_dataset(
 
 
 def assemble(
-    data,
-    simulation,
-    binning,
-    data_index,
-    sim_index,
-    components,
-    variance=False,
-    spectral_method="auto",
-    cls=BinnedDataset,
-    **extra,
+    data: EventTable,
+    simulation: EventTable,
+    binning: Binning | JointBinning,
+    data_index: np.ndarray,
+    sim_index: np.ndarray,
+    components: Sequence[Any],
+    variance: bool = False,
+    spectral_method: str = "auto",
+    cls: type[BinnedDataset] = BinnedDataset,
+    **extra: Any,
 ) -> BinnedDataset:
     """The dataset of events already binned (``data_index``, ``sim_index``: one bin per event,
     -1 outside, checked by :func:`check_sample`): counts, tables, and the check that every
@@ -304,7 +308,7 @@ def assemble(
     return binned.with_variance() if variance else binned
 
 
-def _bin_position(binning, b: int) -> str:
+def _bin_position(binning: Binning | JointBinning, b: int) -> str:
     """Where joint or plain bin ``b`` lies: its sample (if joint) and its 3 axis indices."""
     for name, part, where in sample_parts(binning):
         if where.start <= b < where.stop:
@@ -314,7 +318,12 @@ def _bin_position(binning, b: int) -> str:
     raise ValueError(f"bin {b} outside the binning")
 
 
-def check_sample(data, simulation, binning, components):
+def check_sample(
+    data: EventTable,
+    simulation: EventTable,
+    binning: Binning | JointBinning,
+    components: Sequence[Any],
+) -> tuple[np.ndarray, np.ndarray]:
     """``(data_index, sim_index)`` of one sample's events in ``binning``, after the checks of
     :func:`bin_dataset` that need only this sample (errors name its files)."""
     for table in (data, simulation):
@@ -330,7 +339,7 @@ def check_sample(data, simulation, binning, components):
     return data_index, sim_index
 
 
-def _binned_fields(binning) -> set[str]:
+def _binned_fields(binning: Binning | JointBinning) -> set[str]:
     """The event fields ``binning`` reads (observables and cuts)."""
     return {
         name
@@ -339,7 +348,7 @@ def _binned_fields(binning) -> set[str]:
     }
 
 
-def _describe_bins(binning) -> str:
+def _describe_bins(binning: Binning | JointBinning) -> str:
     texts = []
     for name, part, _ in sample_parts(binning):
         e, z = part.energy_edges, part.zenith_edges
@@ -352,7 +361,14 @@ def _describe_bins(binning) -> str:
     return "; ".join(texts)
 
 
-def _check_not_empty(data, simulation, binning, data_index, sim_index, components) -> None:
+def _check_not_empty(
+    data: EventTable,
+    simulation: EventTable,
+    binning: Binning | JointBinning,
+    data_index: np.ndarray,
+    sim_index: np.ndarray,
+    components: Sequence[Any],
+) -> None:
     """Refuse inputs whose fit would leave parameters unconstrained (see :func:`bin_dataset`)."""
     if not np.any(data_index >= 0):
         raise DataFormatError(

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -38,6 +39,11 @@ from diffuse_fit.physics.detector import (
     check_support,
     event_log_corrections,
 )
+
+if TYPE_CHECKING:
+    from diffuse_fit.io.events import EventTable
+    from diffuse_fit.io.hese_splines import SplineTable
+    from diffuse_fit.physics.detector import DetectorSystematic, EventLogCorrections
 
 RESPONSE_TOLERANCE = 1e-11  # relative, of R against the per-bin sum at the check points
 NODES = (6, 8, 10, 12, 16)  # Chebyshev nodes per piece tried
@@ -82,7 +88,7 @@ class ResponseTable:
         return np.exp(self.log_values(v))
 
     @functools.cached_property
-    def derivative_stacks(self) -> list:
+    def derivative_stacks(self) -> list[np.ndarray]:
         """Per piece, the Chebyshev coefficients of ``L``, ``L'``, ``L''`` (3, len(active), K)."""
         return [
             log_derivative_stack(c, (self.breaks[p], self.breaks[p + 1]))
@@ -101,10 +107,10 @@ class ResponseTable:
         )
         return out[0], out[1], out[2]
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "derivative_stacks"}
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
         """The table as record variables ``name -> (dims, array)``."""
         prefix = f"response_{self.key}"
         dims = (f"{prefix}__piece", f"{prefix}__active_bin", f"{prefix}__node")
@@ -114,7 +120,7 @@ class ResponseTable:
             f"{prefix}__log_coeffs": (dims, self.log_coeffs),
         }
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "component": self.component,
             "parameter": self.parameter,
@@ -122,7 +128,9 @@ class ResponseTable:
         }
 
     @classmethod
-    def read(cls, described: dict, arrays: dict, n_bins: int) -> ResponseTable:
+    def read(
+        cls, described: Mapping[str, Any], arrays: Mapping[str, Any], n_bins: int
+    ) -> ResponseTable:
         """Inverse of :meth:`record` and :meth:`describe`; ``KeyError``/``ValueError`` if
         damaged."""
         component, parameter = str(described["component"]), str(described["parameter"])
@@ -149,7 +157,7 @@ class ResponseTable:
         )
 
 
-def reference_weights(component, simulation) -> np.ndarray:
+def reference_weights(component: Any, simulation: EventTable) -> np.ndarray:
     """The component's per-event weights at its reference parameters (norm 1, spectral
     indices at their reference, other nuisances 1)."""
     params = {p: 1.0 for p in component.parameters}
@@ -159,12 +167,14 @@ def reference_weights(component, simulation) -> np.ndarray:
     return np.asarray(component.event_weights(simulation, params), dtype=np.float64)
 
 
-def corrected_components(components) -> list:
+def corrected_components(components: Iterable[Any]) -> list[Any]:
     """The components the release corrects (by name: conventional, prompt, astrophysical)."""
     return [c for c in components if c.name in FLUX_TABLES]
 
 
-def response_breaks(systematic, splines) -> np.ndarray:
+def response_breaks(
+    systematic: DetectorSystematic, splines: Mapping[str, SplineTable]
+) -> np.ndarray:
     """The knots in the parameter of every table of ``systematic``, inside its fitted range,
     with the range's ends."""
     low, high = systematic.support
@@ -175,18 +185,18 @@ def response_breaks(systematic, splines) -> np.ndarray:
 
 
 def build_response_tables(
-    simulation,
+    simulation: EventTable,
     bin_index: np.ndarray,
     n_bins: int,
-    components,
-    splines,
+    components: Iterable[Any],
+    splines: Mapping[str, SplineTable],
     tolerance: float = RESPONSE_TOLERANCE,
 ) -> tuple[ResponseTable, ...]:
     """One :class:`ResponseTable` per corrected component and systematic (module doc);
     ``splines``: table path -> :class:`diffuse_fit.io.hese_splines.SplineTable`."""
     from scipy.sparse import csr_matrix
 
-    out = []
+    out: list[ResponseTable] = []
     for systematic in DETECTOR_SYSTEMATICS:
         check_support(systematic, splines)
     inside = bin_index >= 0
@@ -208,13 +218,17 @@ def build_response_tables(
             uncorrected = 1.0 - corrected[active]  # the share of events left as they are
 
             def responses(
-                values, corrections=corrections, used=used, summing=summing, uncorrected=uncorrected
-            ):
+                values: np.ndarray,
+                corrections: EventLogCorrections = corrections,
+                used: np.ndarray = used,
+                summing: csr_matrix = summing,
+                uncorrected: np.ndarray = uncorrected,
+            ) -> np.ndarray:
                 """``R_b`` at each value: (len(values), len(active))."""
                 factors = corrections.log10_rows(values)[used]
                 np.exp(np.multiply(factors, math.log(10.0), out=factors), out=factors)
                 corrected_part = summing @ factors
-                return (uncorrected[:, None] + corrected_part).T
+                return cast(np.ndarray, (uncorrected[:, None] + corrected_part).T)
 
             breaks = response_breaks(systematic, splines)
             pieces = list(zip(breaks[:-1], breaks[1:], strict=True))
@@ -250,19 +264,29 @@ def build_response_tables(
     return tuple(out)
 
 
-def response_supports(responses) -> dict[str, tuple[float, float]]:
+def response_supports(responses: Iterable[ResponseTable]) -> dict[str, tuple[float, float]]:
     """The systematics' parameters and their fitted ranges."""
     return {r.parameter: r.interval for r in responses}
 
 
-def response_values(responses, params: dict) -> np.ndarray | float:
+def response_values(
+    responses: Sequence[ResponseTable], params: dict[str, Any]
+) -> np.ndarray | float:
     """``prod_k R_k(params[parameter_k])`` per bin (1.0 if no responses)."""
     if not responses:
         return 1.0
     return np.exp(sum(r.log_values(params[r.parameter]) for r in responses))
 
 
-def apply_responses(value, jac, second, responses, params: dict, position: dict, bins: np.ndarray):
+def apply_responses(
+    value: np.ndarray,
+    jac: np.ndarray,
+    second: list[Any],  # (i, j, d2) entries or LowRankSecond (told apart by hasattr)
+    responses: Sequence[ResponseTable],
+    params: dict[str, Any],
+    position: dict[str, int],
+    bins: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """Value, Jacobian and second-derivative entries of ``rho * h`` from those of ``h``
     (``rho = prod_k R_k``, of parameters ``h`` does not depend on):
 

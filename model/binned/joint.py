@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from diffuse_fit.binned.binning import Binning, histogram
 from diffuse_fit.io.events import EventTable, columns_digest
@@ -34,7 +37,7 @@ class JointBinning:
     names: tuple[str, ...]
     parts: tuple[Binning, ...]
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if len(self.names) != len(self.parts) or len(self.names) < 1:
             raise ValueError("JointBinning needs one name per binning, at least one")
         if len(set(self.names)) != len(self.names):
@@ -56,7 +59,7 @@ class JointBinning:
         o = self.offsets
         return slice(int(o[i]), int(o[i + 1]))
 
-    def bin_events(self, events) -> np.ndarray:
+    def bin_events(self, events: EventTable | Mapping[str, np.ndarray]) -> np.ndarray:
         """Joint bin of each event of one table binned by every part (the parts must take
         disjoint topology codes, as the HESE release's cascades, tracks and double cascades
         do): -1 where no part takes it."""
@@ -69,11 +72,11 @@ class JointBinning:
             out = np.where(index >= 0, index + self.offsets[i], out)
         return out
 
-    def histogram(self, index: np.ndarray, weights=None) -> np.ndarray:
+    def histogram(self, index: np.ndarray, weights: npt.ArrayLike | None = None) -> np.ndarray:
         """Per-bin sums of ``weights`` (counts if None) from joint per-event indices."""
         return histogram(index, self.n_bins, weights)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Each sample's name and :meth:`Binning.to_dict`, in bin order (provenance)."""
         return {
             "samples": [
@@ -82,7 +85,11 @@ class JointBinning:
         }
 
 
-def sample_parts(binning) -> list[tuple[str | None, Binning, slice]]:
+SampleColumn = tuple[str, str, int]
+"""A per-sample weight field of :func:`sample_components`: ``(new field, field, sample number)``."""
+
+
+def sample_parts(binning: Binning | JointBinning) -> list[tuple[str | None, Binning, slice]]:
     """``(sample name, its Binning, its slice of the bin vector)`` for every sample of
     ``binning``: one entry with name ``None`` for a plain :class:`Binning`."""
     if isinstance(binning, JointBinning):
@@ -129,9 +136,9 @@ def join_tables(names: list[str], tables: list[EventTable], what: str) -> EventT
     )
 
 
-def _renamed(component, mapping: dict):
+def _renamed(component: Any, mapping: Mapping[str, str]) -> Any:
     """``component`` with its parameter names changed by ``mapping`` (norm, index, shape)."""
-    changes = {"norm": mapping.get(component.norm, component.norm)}
+    changes: dict[str, Any] = {"norm": mapping.get(component.norm, component.norm)}
     if hasattr(component, "index") and isinstance(component.index, str):
         changes["index"] = mapping.get(component.index, component.index)
     if hasattr(component, "shape") and isinstance(component.shape, tuple):
@@ -139,7 +146,9 @@ def _renamed(component, mapping: dict):
     return dataclasses.replace(component, **changes)
 
 
-def sample_components(components, names, renames) -> tuple[tuple, list]:
+def sample_components(
+    components: Iterable[Any], names: Sequence[str], renames: Sequence[Mapping[str, str]]
+) -> tuple[tuple[Any, ...], list[SampleColumn]]:
     """The components of a joint fit whose samples rename some parameters (``renames``: one
     ``{parameter: its name in this sample}`` per sample, in ``names`` order).
 
@@ -151,6 +160,8 @@ def sample_components(components, names, renames) -> tuple[tuple, list]:
     renamed = set().union(*(set(r) for r in renames)) if renames else set()
     if not renamed:
         return tuple(components), []
+    out: list[Any]
+    columns: list[SampleColumn]
     out, columns = [], []
     for c in components:
         if not renamed & set(c.parameters):
@@ -169,7 +180,9 @@ def sample_components(components, names, renames) -> tuple[tuple, list]:
     return tuple(out), columns
 
 
-def with_sample_columns(simulation: EventTable, sizes: list[int], columns: list) -> EventTable:
+def with_sample_columns(
+    simulation: EventTable, sizes: list[int], columns: list[SampleColumn]
+) -> EventTable:
     """``simulation`` (samples joined, ``sizes`` events each) with the per-sample weight
     fields of :func:`sample_components`."""
     if not columns:

@@ -15,8 +15,9 @@ evaluated with its exact derivatives by :func:`log_table_values` /
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -27,7 +28,9 @@ MAX_NODES = 64
 CHECK_POINTS = 65
 
 
-def read_log_table(arrays: dict, prefix: str, n_bins: int, what: str) -> tuple:
+def read_log_table(
+    arrays: Mapping[str, Any], prefix: str, n_bins: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
     """``(active, log_coeffs)`` of a log table stored as ``<prefix>__active`` and
     ``<prefix>__log_coeffs`` in ``arrays`` (a run's fit record); ``ValueError``
     ("inconsistent <what>") unless the coefficients are (len(active), K) and the bins lie in
@@ -44,7 +47,14 @@ def read_log_table(arrays: dict, prefix: str, n_bins: int, what: str) -> tuple:
     return active, coeffs
 
 
-def log_table_values(log_coeffs, active, n_bins, interval, x, name="index") -> np.ndarray:
+def log_table_values(
+    log_coeffs: np.ndarray,
+    active: np.ndarray,
+    n_bins: int,
+    interval: tuple[float, float],
+    x: float,
+    name: str = "index",
+) -> np.ndarray:
     """``exp`` of the Chebyshev series ``log_coeffs`` (len(active), K) at ``x`` on the
     ``active`` bins, 0 elsewhere: shape (n_bins,).  ``x`` must lie inside ``interval``
     (``name`` is the parameter's name, for the error)."""
@@ -54,13 +64,13 @@ def log_table_values(log_coeffs, active, n_bins, interval, x, name="index") -> n
     return out
 
 
-def _check_inside(interval, x, name) -> None:
+def _check_inside(interval: tuple[float, float], x: float, name: str) -> None:
     low, high = interval
     if not low <= x <= high:
         raise ValueError(f"{name}={x} is outside the tabulated range [{low}, {high}]")
 
 
-def log_derivative_stack(log_coeffs, interval) -> np.ndarray:
+def log_derivative_stack(log_coeffs: np.ndarray, interval: tuple[float, float]) -> np.ndarray:
     """Chebyshev coefficients of ``L``, ``dL/dx`` and ``d2L/dx2``, shape (3, len(active), K),
     for one basis evaluation and one product per point (:func:`log_table_derivatives`)."""
     scale = 2.0 / (interval[1] - interval[0])  # dt / dx
@@ -71,7 +81,15 @@ def log_derivative_stack(log_coeffs, interval) -> np.ndarray:
     return out
 
 
-def log_table_derivatives(log_coeffs, active, n_bins, interval, x, name="index", stack=None):
+def log_table_derivatives(
+    log_coeffs: np.ndarray,
+    active: np.ndarray,
+    n_bins: int,
+    interval: tuple[float, float],
+    x: float,
+    name: str = "index",
+    stack: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``S``, ``dS/dx`` and ``d2S/dx2`` (n_bins each) of ``S = exp(L)``, ``L`` the Chebyshev
     series of :func:`log_table_values`.
 
@@ -88,7 +106,14 @@ def log_table_derivatives(log_coeffs, active, n_bins, interval, x, name="index",
     return s, s * dlog, s * (d2log + dlog**2)
 
 
-def _exact_power_law_sums(idx, w, x, gammas, reference_index, n_bins):
+def _exact_power_law_sums(
+    idx: np.ndarray,
+    w: np.ndarray,
+    x: np.ndarray,
+    gammas: np.ndarray,
+    reference_index: float,
+    n_bins: int,
+) -> np.ndarray:
     """Exact ``S_b(gamma)`` for each gamma: array (len(gammas), n_bins), from the events
     inside the bins (``idx >= 0``): bins ``idx``, weights ``w``, log-energies ``x``."""
     out = np.empty((len(gammas), n_bins))
@@ -102,15 +127,15 @@ def _exact_power_law_sums(idx, w, x, gammas, reference_index, n_bins):
 
 
 def tabulate_log_sums(
-    bin_index,
-    weights,
-    log_energy,
-    reference_index,
+    bin_index: np.ndarray,
+    weights: np.ndarray,
+    log_energy: np.ndarray,
+    reference_index: float,
     interval: tuple[float, float],
-    n_bins,
-    tolerance=DEFAULT_TOLERANCE,
-    max_nodes=MAX_NODES,
-):
+    n_bins: int,
+    tolerance: float = DEFAULT_TOLERANCE,
+    max_nodes: int = MAX_NODES,
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Chebyshev table of ``log S_b(x)``, ``S_b(x) = sum_{i in b} w_i exp(-(x - x0) y_i)``.
 
     Parameters
@@ -177,7 +202,7 @@ class LogChebyshevTable:
 
     @property
     def n_nodes(self) -> int:
-        return self.log_coeffs.shape[1]
+        return cast(int, self.log_coeffs.shape[1])
 
     def values(self, x: float, name: str = "x") -> np.ndarray:
         """``S_b(x)``, (n_bins,); ``name``: the variable's, for the out-of-range error."""
@@ -195,21 +220,21 @@ class LogChebyshevTable:
         derivatives thousands of times)."""
         return log_derivative_stack(self.log_coeffs, self.interval)
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         """Pickle without the cached :attr:`derivative_stack` (rebuilt on use)."""
         return {k: v for k, v in self.__dict__.items() if k != "derivative_stack"}
 
     @classmethod
     def tabulate(
         cls,
-        bin_index,
-        weights,
-        log_energy,
-        reference_index,
-        interval,
-        n_bins,
-        tolerance=DEFAULT_TOLERANCE,
-        max_nodes=MAX_NODES,
+        bin_index: np.ndarray,
+        weights: np.ndarray,
+        log_energy: np.ndarray,
+        reference_index: float,
+        interval: tuple[float, float],
+        n_bins: int,
+        tolerance: float = DEFAULT_TOLERANCE,
+        max_nodes: int = MAX_NODES,
     ) -> LogChebyshevTable:
         """The table of ``S_b(x) = sum_{i in b} w_i exp(-(x - x0) y_i)``
         (:func:`tabulate_log_sums`)."""
@@ -219,7 +244,7 @@ class LogChebyshevTable:
         pair = cast("tuple[float, float]", tuple(map(float, interval)))
         return cls(n_bins, active, coeffs, pair, float(error))
 
-    def record(self, prefix: str) -> dict:
+    def record(self, prefix: str) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
         """The table as a run's record variables ``<prefix>__active``, ``<prefix>__log_coeffs``
         (``name -> (dims, array)``; the interval and error are the caller's to describe)."""
         dims = (f"{prefix}__active_bin", f"{prefix}__node")
@@ -230,7 +255,13 @@ class LogChebyshevTable:
 
     @classmethod
     def read(
-        cls, arrays: dict, prefix: str, n_bins: int, interval, error: float, what: str
+        cls,
+        arrays: Mapping[str, Any],
+        prefix: str,
+        n_bins: int,
+        interval: Iterable[float],
+        error: float,
+        what: str,
     ) -> LogChebyshevTable:
         """Inverse of :meth:`record` (:func:`read_log_table`'s checks)."""
         active, coeffs = read_log_table(arrays, prefix, n_bins, what)

@@ -30,8 +30,9 @@ O(bins x nodes) per evaluation, independent of the number of simulated events.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -41,6 +42,10 @@ from diffuse_fit.errors import DataFormatError
 from diffuse_fit.io.events import EventTable
 from diffuse_fit.physics.components import FlatComponent, PowerLawComponent, SegmentComponent
 from diffuse_fit.physics.nuisance import SIGN_FIELD, NuisanceComponent, Term
+
+if TYPE_CHECKING:
+    from diffuse_fit.binned.detector_tables import ResponseTable
+    from diffuse_fit.physics.nuisance import Factor
 
 MAX_NODES = 128  # as the squared-weight tables of diffuse_fit.binned.variance
 
@@ -53,8 +58,8 @@ class LogTable:
     :class:`LogChebyshevTable` (``table``) over the interval of the variables' sum.
     """
 
-    variables: tuple
-    linear: tuple  # ((name, a), ...)
+    variables: tuple[str, ...]
+    linear: tuple[tuple[str, float], ...]  # ((name, a), ...)
     n_bins: int
     per_bin: np.ndarray | None = None
     table: LogChebyshevTable | None = None
@@ -77,13 +82,13 @@ class LogTable:
         mask[self.table.active] = True
         return mask
 
-    def _argument(self, params: dict) -> float:
+    def _argument(self, params: dict[str, Any]) -> float:
         return float(sum(params[v] for v in self.variables))
 
-    def _prefactor(self, params: dict) -> float:
+    def _prefactor(self, params: dict[str, Any]) -> float:
         return math.exp(sum(a * params[name] for name, a in self.linear))
 
-    def values(self, params: dict) -> np.ndarray:
+    def values(self, params: dict[str, Any]) -> np.ndarray:
         """``P_b`` at ``params``, (n_bins,)."""
         if self.per_bin is not None:
             return self._prefactor(params) * self.per_bin
@@ -91,7 +96,9 @@ class LogTable:
         s = self.table.values(self._argument(params), "+".join(self.variables))
         return self._prefactor(params) * s
 
-    def pieces(self, params: dict, position: dict, bins: np.ndarray) -> tuple:
+    def pieces(
+        self, params: dict[str, Any], position: dict[str, int], bins: np.ndarray
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """``(e, a, c, S, S', S'')`` of ``P_b = e S_b(c . theta)``, ``e = exp(a . theta)``:
         the prefactor, the vectors (n,) of the linear terms and of the variables in the
         parameters of ``position`` (name -> i), and the table and its first two derivatives
@@ -118,12 +125,14 @@ class Product:
     detector response tables, :mod:`diffuse_fit.binned.detector_tables`)."""
 
     multiplier: float
-    factors: tuple
+    factors: tuple[Factor, ...]
     table: LogTable
-    responses: tuple = ()
+    responses: tuple[ResponseTable, ...] = ()
 
 
-def coefficient_derivatives(factors, params: dict, position: dict):
+def coefficient_derivatives(
+    factors: Sequence[Factor], params: dict[str, Any], position: dict[str, int]
+) -> tuple[float, np.ndarray, np.ndarray]:
     """``f = prod_k (a_k + b_k theta_{p_k})``, its gradient (n,) and Hessian (n, n)."""
     n = len(position)
     values = [a + b * params[p] for p, a, b in factors]
@@ -138,14 +147,17 @@ def coefficient_derivatives(factors, params: dict, position: dict):
     return math.prod(values), grad, hess
 
 
-def products_values(products, params: dict) -> np.ndarray:
+def products_values(products: Iterable[Product], params: dict[str, Any]) -> np.ndarray:
     """``sum_p multiplier_p f_p(theta) P_p(theta)`` per bin."""
-    return sum(
-        p.multiplier
-        * math.prod(a + b * params[n] for n, a, b in p.factors)
-        * p.table.values(params)
-        * response_values(p.responses, params)
-        for p in products
+    return cast(
+        np.ndarray,
+        sum(
+            p.multiplier
+            * math.prod(a + b * params[n] for n, a, b in p.factors)
+            * p.table.values(params)
+            * response_values(p.responses, params)
+            for p in products
+        ),
     )
 
 
@@ -165,7 +177,15 @@ class LowRankSecond:
         return np.tensordot(self.vectors @ weights, self.matrices, axes=1)
 
 
-def add_second(hessian: np.ndarray, second, weights: np.ndarray) -> None:
+Second = list[tuple[int, int, np.ndarray] | LowRankSecond]
+"""Second-derivative entries: ``(i, j, d2 y_b / d theta_i d theta_j)`` or :class:`LowRankSecond`."""
+
+
+def add_second(
+    hessian: np.ndarray,
+    second: Iterable[tuple[int, int, np.ndarray] | LowRankSecond],
+    weights: np.ndarray,
+) -> None:
     """``hessian += sum_b weights_b d2 y_b`` for ``second``: entries ``(i, j, d2 y_b)`` or
     :class:`LowRankSecond`."""
     for entry in second:
@@ -176,7 +196,12 @@ def add_second(hessian: np.ndarray, second, weights: np.ndarray) -> None:
             hessian[i, j] += weights @ d2
 
 
-def products_derivatives(products, params: dict, position: dict, bins: np.ndarray):
+def products_derivatives(
+    products: Sequence[Product],
+    params: dict[str, Any],
+    position: dict[str, int],
+    bins: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, Second]:
     """Value (len(bins),), Jacobian (len(bins), n) and second derivatives (one
     :class:`LowRankSecond`) of :func:`products_values`.
 
@@ -191,24 +216,34 @@ def products_derivatives(products, params: dict, position: dict, bins: np.ndarra
     three per-bin vectors and three small matrices per product, never a (bins, n, n)
     array.  Products with detector responses are summed per set of responses, which then
     multiply the sum (:func:`diffuse_fit.binned.detector_tables.apply_responses`)."""
-    groups: dict = {}
+    groups: dict[tuple[ResponseTable, ...], list[Product]] = {}
     for p in products:
         groups.setdefault(p.responses, []).append(p)
     if groups and (len(groups) > 1 or () not in groups):
-        second: list[tuple[int, int, np.ndarray]] = []
+        second: Second = []
+        value: np.ndarray | float
+        jac: np.ndarray | float
         value, jac = 0.0, 0.0
         for responses, members in groups.items():
             v, j, s = _plain_derivatives(members, params, position, bins)
             v, j, s = apply_responses(v, j, s, responses, params, position, bins)
             value, jac, second = value + v, jac + j, second + s
-        return value, jac, second
+        # arrays: there is at least one group
+        return cast(np.ndarray, value), cast(np.ndarray, jac), second
     return _plain_derivatives(products, params, position, bins)
 
 
-def _plain_derivatives(products, params: dict, position: dict, bins: np.ndarray):
+def _plain_derivatives(
+    products: Iterable[Product],
+    params: dict[str, Any],
+    position: dict[str, int],
+    bins: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, Second]:
     """:func:`products_derivatives` of products without responses."""
     n = len(position)
     value, jac = np.zeros(bins.size), np.zeros((bins.size, n))
+    vectors: list[np.ndarray]
+    matrices: list[np.ndarray]
     vectors, matrices = [], []
     for p in products:
         f, fg, fh = coefficient_derivatives(p.factors, params, position)
@@ -221,7 +256,7 @@ def _plain_derivatives(products, params: dict, position: dict, bins: np.ndarray)
         matrices.append(me * (fh + _sym(fg, a) + f * a[:, None] * a))
         if s1 is not None:
             jac += s1[:, None] * (me * f * c)
-            vectors += [s1, s2]
+            vectors += [s1, cast(np.ndarray, s2)]  # S'' with S' (None for neither)
             matrices += [me * (_sym(fg, c) + f * _sym(a, c)), me * f * c[:, None] * c]
     if not vectors:
         return value, jac, []
@@ -231,7 +266,7 @@ def _plain_derivatives(products, params: dict, position: dict, bins: np.ndarray)
 def _sym(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``x y^T + y x^T``."""
     xy = x[:, None] * y
-    return xy + xy.T
+    return cast(np.ndarray, xy + xy.T)
 
 
 # ----------------------------------------------------------------------------- components
@@ -243,7 +278,7 @@ class NuisanceTemplate:
 
     component: NuisanceComponent
     n_bins: int
-    products: tuple
+    products: tuple[Product, ...]
 
     @property
     def active(self) -> np.ndarray:
@@ -256,18 +291,20 @@ class NuisanceTemplate:
     def max_relative_error(self) -> float:
         return max((p.table.max_relative_error for p in self.products), default=0.0)
 
-    def unit_counts(self, params: dict) -> np.ndarray:
+    def unit_counts(self, params: dict[str, Any]) -> np.ndarray:
         """Expected events per bin at norm 1."""
         return products_values(self.products, params) if self.products else np.zeros(self.n_bins)
 
-    def expectation_derivatives(self, params: dict, position: dict, bins: np.ndarray):
+    def expectation_derivatives(
+        self, params: dict[str, Any], position: dict[str, int], bins: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, Second]:
         """``norm * unit_counts``: value, Jacobian, second-derivative entries on ``bins``."""
         norm = ((self.component.norm, 0.0, 1.0),)
         full = [Product(p.multiplier, norm + p.factors, p.table) for p in self.products]
         return products_derivatives(full, params, position, bins)
 
 
-def component_terms(component) -> tuple[Term, ...]:
+def component_terms(component: Any) -> tuple[Term, ...]:
     """The terms of any component, each with the component's norm as its first factor."""
     norm = ((component.norm, 0.0, 1.0),)
     if isinstance(component, NuisanceComponent):
@@ -307,7 +344,7 @@ def component_terms(component) -> tuple[Term, ...]:
     raise TypeError(f"unknown component type {type(component).__name__}")
 
 
-def check_fields(simulation: EventTable, components) -> None:
+def check_fields(simulation: EventTable, components: Iterable[Any]) -> None:
     """Every field the nuisance components read is present, and no event they weight has
     ``primaryType`` 0 (neither neutrino nor antineutrino); :class:`DataFormatError` if not."""
     for c in components:
@@ -333,7 +370,14 @@ def check_fields(simulation: EventTable, components) -> None:
                 )
 
 
-def _table(bin_index, weights, terms, n_bins, tolerance, max_nodes) -> LogTable | None:
+def _table(
+    bin_index: np.ndarray,
+    weights: np.ndarray,
+    terms: Sequence[_Prepared],
+    n_bins: int,
+    tolerance: float,
+    max_nodes: int,
+) -> LogTable | None:
     """The :class:`LogTable` of ``sum_{i in b} weights_i * tilts of terms`` (one or two terms
     of the same events), or None if it is 0 in every bin."""
     inside = bin_index >= 0
@@ -344,7 +388,11 @@ def _table(bin_index, weights, terms, n_bins, tolerance, max_nodes) -> LogTable 
         per_bin = np.bincount(bin_index[inside], weights=weights[inside], minlength=n_bins)
         return LogTable((), (), n_bins, per_bin=per_bin)
     first = tilted[0]
-    y, reference, (low, high) = first.log_energy_of, first.reference_index, first.index_range
+    y, reference, (low, high) = (
+        cast(np.ndarray, first.log_energy_of),  # a tilted term's: not None
+        first.reference_index,
+        first.index_range,
+    )
     linear: tuple[tuple[str, float], ...] = ()
     if len(tilted) == 2:
         second = tilted[1]
@@ -372,11 +420,11 @@ class _Prepared:
     weights: np.ndarray
     log_energy_of: np.ndarray | None
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.term, name)
 
 
-def _prepare(terms, simulation: EventTable) -> list[_Prepared]:
+def _prepare(terms: Iterable[Term], simulation: EventTable) -> list[_Prepared]:
     return [
         _Prepared(t, t.unit_weights(simulation), t.log_energy(simulation) if t.index else None)
         for t in terms
@@ -404,17 +452,19 @@ def build_nuisance_template(
 class NuisanceVariance:
     """``s2_b(theta)`` as a sum of :class:`Product` s over pairs of terms (module doc)."""
 
-    products: tuple
+    products: tuple[Product, ...]
 
     @property
     def max_relative_error(self) -> float:
         return max((p.table.max_relative_error for p in self.products), default=0.0)
 
-    def sum_of_squares(self, params: dict) -> np.ndarray:
+    def sum_of_squares(self, params: dict[str, Any]) -> np.ndarray:
         """``s2_b = sum_{i in b} w_i(params)^2`` (expected events squared), (n_bins,)."""
         return products_values(self.products, params)
 
-    def derivatives(self, params: dict, position: dict, bins: np.ndarray):
+    def derivatives(
+        self, params: dict[str, Any], position: dict[str, int], bins: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, Second]:
         """As :meth:`diffuse_fit.binned.variance.VarianceTables.derivatives`."""
         return products_derivatives(self.products, params, position, bins)
 
@@ -423,9 +473,9 @@ def build_nuisance_variance(
     simulation: EventTable,
     bin_index: np.ndarray,
     n_bins: int,
-    components,
+    components: Sequence[Any],
     tolerance: float = DEFAULT_TOLERANCE,
-    responses: tuple = (),
+    responses: tuple[ResponseTable, ...] = (),
 ) -> NuisanceVariance:
     """The tables of every pair of terms of ``components`` whose events overlap; a pair of
     terms of components ``c``, ``c'`` carries their detector responses ``R_c R_c'``
@@ -450,13 +500,17 @@ def build_nuisance_variance(
 # ----------------------------------------------------------------------------- records
 
 
-def products_to_record(prefix: str, products, n_bins: int) -> tuple[dict, list]:
+def products_to_record(
+    prefix: str, products: Iterable[Product], n_bins: int
+) -> tuple[dict[str, tuple[tuple[str, ...], np.ndarray]], list[dict[str, Any]]]:
     """Arrays ``name -> (dims, array)`` and a JSON-able description of ``products``
     (inverse: :func:`products_from_record`), for a run's fit record."""
+    variables: dict[str, tuple[tuple[str, ...], np.ndarray]]
+    described: list[dict[str, Any]]
     variables, described = {}, []
     for j, p in enumerate(products):
         t, name = p.table, f"{prefix}{j}"
-        entry = {
+        entry: dict[str, Any] = {
             "multiplier": p.multiplier,
             "factors": [list(f) for f in p.factors],
             "variables": list(t.variables),
@@ -467,14 +521,18 @@ def products_to_record(prefix: str, products, n_bins: int) -> tuple[dict, list]:
             variables[f"{name}__per_bin"] = (("all_bin",), t.per_bin)
         else:
             entry |= {"interval": list(t.interval), "max_relative_error": t.max_relative_error}
-            variables |= t.table.record(name)
+            variables |= cast(LogChebyshevTable, t.table).record(name)  # no per_bin: a table
         described.append(entry)
     return variables, described
 
 
 def products_from_record(
-    prefix: str, described: list, arrays: dict, n_bins: int, responses: tuple = ()
-) -> tuple:
+    prefix: str,
+    described: Sequence[Mapping[str, Any]],
+    arrays: Mapping[str, Any],
+    n_bins: int,
+    responses: tuple[ResponseTable, ...] = (),
+) -> tuple[Product, ...]:
     """Inverse of :func:`products_to_record` (``responses``: the record's detector response
     tables); ``KeyError``/``ValueError`` if damaged."""
     by_key = {r.key: r for r in responses}
@@ -498,7 +556,7 @@ def products_from_record(
     return tuple(products)
 
 
-def component_from_dict(d: dict) -> NuisanceComponent:
+def component_from_dict(d: Mapping[str, Any]) -> NuisanceComponent:
     """A :class:`NuisanceComponent` from its ``dataclasses.asdict``."""
     terms = tuple(
         Term(

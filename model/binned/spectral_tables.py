@@ -29,14 +29,17 @@ coefficients (measured on the toy simulation: 32 x 96 per bin for ``cutoff``, 72
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from diffuse_fit.binned import chebyshev
 
 if TYPE_CHECKING:
+    from diffuse_fit.io.events import EventTable
     from diffuse_fit.physics.spectra import SpectralComponent
 
 START_NODES = 8
@@ -58,7 +61,9 @@ class _SortedEvents:
     log_energy: np.ndarray  # x_i
 
 
-def _sorted_events(bin_index, weights, log_energy) -> _SortedEvents:
+def _sorted_events(
+    bin_index: np.ndarray, weights: np.ndarray, log_energy: np.ndarray
+) -> _SortedEvents:
     keep = (bin_index >= 0) & (weights > 0)
     order = np.argsort(bin_index[keep], kind="stable")
     b, w, x = bin_index[keep][order], weights[keep][order], log_energy[keep][order]
@@ -66,7 +71,9 @@ def _sorted_events(bin_index, weights, log_energy) -> _SortedEvents:
     return _SortedEvents(bins, starts, b, w, x)
 
 
-def exact_log_sums(component, events: _SortedEvents, points: np.ndarray) -> np.ndarray:
+def exact_log_sums(
+    component: SpectralComponent, events: _SortedEvents, points: np.ndarray
+) -> np.ndarray:
     """``log S_b`` on the active bins at each of ``points`` (n_points, d): shape
     (n_points, len(events.bins)); per-bin maximum taken out first, so no under- or
     overflow."""
@@ -89,7 +96,9 @@ def _event_rows(events: _SortedEvents) -> np.ndarray:
     return np.repeat(np.arange(events.bins.size), np.diff([*events.starts, events.weight.size]))
 
 
-def exact_log_sums_grid(component, events: _SortedEvents, axes) -> np.ndarray:
+def exact_log_sums_grid(
+    component: SpectralComponent, events: _SortedEvents, axes: list[np.ndarray]
+) -> np.ndarray:
     """``log S_b`` on the active bins over the tensor grid of the per-axis values ``axes``
     (d arrays): shape (len(events.bins), len(axes[0]), ..., len(axes[-1])).
 
@@ -117,7 +126,9 @@ def exact_log_sums_grid(component, events: _SortedEvents, axes) -> np.ndarray:
         return tops[0][:, :, None] + tops[1][:, None, :] + np.log(sums)
 
 
-def _interpolate_grid(coeffs: np.ndarray, axes, ranges) -> np.ndarray:
+def _interpolate_grid(
+    coeffs: np.ndarray, axes: list[np.ndarray], ranges: Sequence[tuple[float, float]]
+) -> np.ndarray:
     """The table ``coeffs`` over the tensor grid ``axes``: (n, len(axes[0]), ...)."""
     out = coeffs
     for a, (values, interval) in enumerate(zip(axes, ranges, strict=True)):
@@ -133,7 +144,7 @@ def _grid(axes: list[np.ndarray]) -> np.ndarray:
     return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(axes))
 
 
-def _fit_tensor(values: np.ndarray, ranges) -> np.ndarray:
+def _fit_tensor(values: np.ndarray, ranges: Sequence[tuple[float, float]]) -> np.ndarray:
     """Tensor-product Chebyshev coefficients of ``values`` (n, K_1, ..., K_d) at the nodes."""
     coeffs = values
     for a, interval in enumerate(ranges):
@@ -143,7 +154,7 @@ def _fit_tensor(values: np.ndarray, ranges) -> np.ndarray:
     return coeffs
 
 
-def _contract(coeffs: np.ndarray, vectors) -> np.ndarray:
+def _contract(coeffs: np.ndarray, vectors: Sequence[np.ndarray]) -> np.ndarray:
     """``sum_{k_1..k_d} C[n, k_1, ..., k_d] v_1[k_1] ... v_d[k_d]``: shape (n,)."""
     out = coeffs
     for v in reversed(vectors):
@@ -162,7 +173,9 @@ def _derivative_matrices(k: int) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def _basis_derivatives(x: float, interval, k: int):
+def _basis_derivatives(
+    x: float, interval: tuple[float, float], k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``T_j``, ``dT_j/dx``, ``d2T_j/dx2`` (j < k) at ``x`` (natural units)."""
     t = chebyshev.to_unit(np.float64(x), interval)
     scale = 2.0 / (interval[1] - interval[0])
@@ -174,7 +187,7 @@ def _basis_derivatives(x: float, interval, k: int):
     )
 
 
-def _check_inside(component, values) -> None:
+def _check_inside(component: SpectralComponent, values: Sequence[float]) -> None:
     for name, x, (low, high) in zip(component.shape, values, component.shape_ranges, strict=True):
         if not low <= x <= high:
             raise ValueError(f"{name}={x} is outside the tabulated range [{low}, {high}]")
@@ -198,12 +211,12 @@ class SpectralTable:
     log_coeffs: np.ndarray
     max_relative_error: float
 
-    def _values(self, params: dict) -> list[float]:
+    def _values(self, params: dict[str, Any]) -> list[float]:
         values = [float(params[s]) for s in self.component.shape]
         _check_inside(self.component, values)
         return values
 
-    def unit_counts(self, params: dict) -> np.ndarray:
+    def unit_counts(self, params: dict[str, Any]) -> np.ndarray:
         """``S_b`` (n_bins,) at the shape parameters in ``params``: events per bin at norm 1."""
         values = self._values(params)
         k = self.log_coeffs.shape[1:]
@@ -215,7 +228,9 @@ class SpectralTable:
         out[self.active] = np.exp(_contract(self.log_coeffs, vectors))
         return out
 
-    def unit_counts_derivatives(self, params: dict, curvature: bool = True):
+    def unit_counts_derivatives(
+        self, params: dict[str, Any], curvature: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``S_b`` (n_bins,), ``dS_b/ds_a`` (d, n_bins), ``d2S_b/ds_a ds_c`` (d, d, n_bins):
         exact derivatives of the interpolant (``S' = S L'``, ``S'' = S (L'' + L' L'^T)``);
         ``curvature`` is for :class:`SpectralEventSum`'s signature (always exact here)."""
@@ -228,7 +243,7 @@ class SpectralTable:
             )
         ]
 
-        def partial(orders: dict) -> np.ndarray:
+        def partial(orders: dict[int, int]) -> np.ndarray:
             return _contract(self.log_coeffs, [bases[a][orders.get(a, 0)] for a in range(d)])
 
         log_s = partial({})
@@ -264,14 +279,16 @@ class SpectralEventSum:
     reason: str
     max_relative_error: float = 0.0
 
-    def unit_counts(self, params: dict) -> np.ndarray:
+    def unit_counts(self, params: dict[str, Any]) -> np.ndarray:
         """``S_b`` (n_bins,): events per bin at norm 1 (exact)."""
         values = [float(params[s]) for s in self.component.shape]
         _check_inside(self.component, values)
         v = self.weight * np.exp(self.component.log_tilt(self.log_energy, values))
         return np.bincount(self.event_bin, weights=v, minlength=self.n_bins)
 
-    def unit_counts_derivatives(self, params: dict, curvature: bool = True):
+    def unit_counts_derivatives(
+        self, params: dict[str, Any], curvature: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``S_b``, ``dS_b/ds_a`` (d, n_bins), ``d2S_b/ds_a ds_c`` (d, d, n_bins) from the
         exact per-event derivatives (:meth:`SpectralComponent.log_tilt_derivatives`).
 
@@ -295,7 +312,7 @@ class SpectralEventSum:
             hess[-1, -1] = (g_up - g_down) / (up - down)
         return s, grad, hess
 
-    def _derivatives(self, values):
+    def _derivatives(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         f, d1, d2 = self.component.log_tilt_derivatives(self.log_energy, values)
         v = self.weight * np.exp(f)
         d = len(values)
@@ -334,11 +351,11 @@ class SpectralEventSum:
         return out
 
 
-def _next_nodes(coeffs: np.ndarray, k: tuple, tolerance: float) -> tuple:
+def _next_nodes(coeffs: np.ndarray, k: tuple[int, ...], tolerance: float) -> tuple[int, ...]:
     """Nodes per axis for the next try: every axis whose last two coefficients (the
     truncation error of ``log S_b`` along it) exceed ``tolerance / 10`` gets 1.5 times as
     many (a multiple of 4, at most :data:`MAX_NODES`)."""
-    out = []
+    out: list[int] = []
     for a, n in enumerate(k):
         tail = np.max(np.abs(np.take(coeffs, [n - 2, n - 1], axis=1 + a)), initial=0.0)
         grown = min(MAX_NODES, 4 * int(np.ceil(1.5 * n / 4)))
@@ -348,7 +365,7 @@ def _next_nodes(coeffs: np.ndarray, k: tuple, tolerance: float) -> tuple:
 
 def tabulate_spectral(
     component: SpectralComponent, events: _SortedEvents, n_bins: int, tolerance: float
-):
+) -> tuple[SpectralTable | None, float, tuple[int, ...]]:
     """``(table or None, error reached, nodes per axis)``: a :class:`SpectralTable`
     meeting ``tolerance`` on the check grid, nodes per axis raised from 8 (by 1.5 where the
     series along that axis has not converged, :func:`_next_nodes`) up to :data:`MAX_NODES`;
@@ -374,7 +391,14 @@ def tabulate_spectral(
         k = grown
 
 
-def build_spectral_template(component, events_table, bin_index, n_bins, tolerance, method="auto"):
+def build_spectral_template(
+    component: SpectralComponent,
+    events_table: EventTable,
+    bin_index: npt.ArrayLike,
+    n_bins: int,
+    tolerance: float,
+    method: str = "auto",
+) -> SpectralTable | SpectralEventSum:
     """How ``component``'s per-bin sums are evaluated (``method``):
 
     * ``"table"``: the :class:`SpectralTable` if one meets ``tolerance``, else the exact

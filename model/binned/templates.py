@@ -20,8 +20,9 @@ from the events; the PyMC model evaluates the same tables as pytensor expression
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -40,6 +41,8 @@ from diffuse_fit.physics.components import (
 from diffuse_fit.physics.spectra import SpectralComponent
 
 if TYPE_CHECKING:
+    from diffuse_fit.binned.detector_tables import ResponseTable
+    from diffuse_fit.binned.joint import JointBinning
     from diffuse_fit.binned.nuisance_tables import NuisanceTemplate, NuisanceVariance
     from diffuse_fit.binned.spectral_tables import SpectralEventSum, SpectralTable
     from diffuse_fit.binned.variance import VarianceTables
@@ -52,7 +55,7 @@ class FlatTemplate:
     component: FlatComponent
     per_bin: np.ndarray
 
-    def unit_counts(self, params: dict) -> np.ndarray:
+    def unit_counts(self, params: dict[str, Any]) -> np.ndarray:
         """Expected events per bin at norm 1 (no shape parameters)."""
         return self.per_bin
 
@@ -71,11 +74,13 @@ class PowerLawTemplate:
     max_relative_error = property(lambda self: self.table.max_relative_error)
     n_nodes = property(lambda self: self.table.n_nodes)
 
-    def unit_counts(self, params: dict) -> np.ndarray:
+    def unit_counts(self, params: dict[str, Any]) -> np.ndarray:
         """``S_b`` at ``params[index]``: expected events per bin at norm 1."""
         return self.table.values(params[self.component.index], self.component.index)
 
-    def unit_counts_derivatives(self, params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def unit_counts_derivatives(
+        self, params: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``S_b``, ``dS_b/d index`` and ``d2S_b/d index2`` at ``params[index]`` (n_bins each)."""
         return self.table.derivatives(params[self.component.index], self.component.index)
 
@@ -110,14 +115,18 @@ class Templates:
     :meth:`diffuse_fit.binned.dataset.BinnedDataset.with_variance`).
     """
 
-    binning: Binning
-    components: tuple
-    tables: tuple  # one FlatTemplate / PowerLawTemplate / SpectralTable / SpectralEventSum each
+    binning: Binning | JointBinning
+    components: tuple[Any, ...]
+    tables: tuple[
+        Any, ...
+    ]  # one FlatTemplate / PowerLawTemplate / SpectralTable / SpectralEventSum each
     variance: VarianceTables | NuisanceVariance | None = None
-    fixed: dict = field(default_factory=dict)  # parameter -> value held fixed (--fix)
-    responses: tuple = ()  # detector responses (diffuse_fit.binned.detector_tables.ResponseTable)
+    fixed: dict[str, float] = field(default_factory=dict)  # parameter -> value held fixed (--fix)
+    responses: tuple[
+        ResponseTable, ...
+    ] = ()  # detector responses (diffuse_fit.binned.detector_tables.ResponseTable)
 
-    def responses_of(self, component: str) -> tuple:
+    def responses_of(self, component: str) -> tuple[ResponseTable, ...]:
         """The detector responses multiplying ``component``'s expectation (empty: none)."""
         return tuple(r for r in self.responses if r.component == component)
 
@@ -126,12 +135,12 @@ class Templates:
         detector systematics' (:mod:`diffuse_fit.binned.detector_tables`)."""
         return {**parameter_supports(self.components), **response_supports(self.responses)}
 
-    def with_fixed(self, params: dict) -> dict:
+    def with_fixed(self, params: dict[str, Any]) -> dict[str, Any]:
         """``params`` with the fixed parameters' values added (a value given in ``params``
         for a fixed parameter is replaced by the fixed one)."""
         return {**params, **self.fixed} if self.fixed else params
 
-    def component_counts(self, params: dict) -> dict[str, np.ndarray]:
+    def component_counts(self, params: dict[str, Any]) -> dict[str, np.ndarray]:
         """Expected events per bin of each component at ``params`` (name -> (n_bins,));
         fixed parameters (:attr:`fixed`) need not be given."""
         params = self.with_fixed(params)
@@ -142,7 +151,7 @@ class Templates:
             for t in self.tables
         }
 
-    def sum_of_squares(self, params: dict) -> np.ndarray:
+    def sum_of_squares(self, params: dict[str, Any]) -> np.ndarray:
         """The SAY likelihood's per-bin sums of squared weights at ``params`` (needs
         :attr:`variance`); fixed parameters need not be given."""
         # no tables (None): an AttributeError on the next line
@@ -176,8 +185,8 @@ class Templates:
 
 def build_templates(
     simulation: EventTable,
-    binning: Binning,
-    components,
+    binning: Binning | JointBinning,
+    components: Sequence[Any],
     tolerance: float = DEFAULT_TOLERANCE,
     bin_index: np.ndarray | None = None,
     spectral_method: str = "auto",
@@ -212,13 +221,17 @@ def build_templates(
     return Templates(binning, tuple(components), tuple(tables))
 
 
-def expected_counts(templates: Templates, params: dict) -> np.ndarray:
+def expected_counts(templates: Templates, params: dict[str, Any]) -> np.ndarray:
     """Expected events per bin from the tables: ``sum_c norm_c * T_c,b``."""
     return cast(np.ndarray, sum(templates.component_counts(params).values()))  # >= 1 component
 
 
 def expected_counts_exact(
-    simulation: EventTable, bin_index: np.ndarray, n_bins: int, components, params: dict
+    simulation: EventTable,
+    bin_index: np.ndarray,
+    n_bins: int,
+    components: Iterable[Any],
+    params: dict[str, Any],
 ) -> np.ndarray:
     """Expected events per bin by the exact per-event sum (the reference for the tables)."""
     inside = bin_index >= 0

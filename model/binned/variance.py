@@ -22,8 +22,9 @@ up to ``MAX_NODES`` = 128 nodes (the component tables stop at 64).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -32,9 +33,17 @@ from diffuse_fit.io.events import EventTable
 from diffuse_fit.physics.components import FlatComponent, PowerLawComponent, event_weights
 
 if TYPE_CHECKING:
+    from diffuse_fit.binned.detector_tables import ResponseTable
     from diffuse_fit.binned.nuisance_tables import NuisanceVariance
 
 MAX_NODES = 128
+
+SecondEntry = tuple[int, int, np.ndarray]
+"""A second-derivative entry ``(i, j, d2 y_b / d theta_i d theta_j)`` (on the bins asked for)."""
+_Unit = (
+    tuple[np.ndarray, None, None, None, None]  # flat
+    | tuple[np.ndarray, np.ndarray, float, str, tuple[float, float]]  # power law
+)
 
 
 @dataclass(frozen=True)
@@ -45,10 +54,10 @@ class FlatPair:
     factor: float
     per_bin: np.ndarray
 
-    def values(self, params: dict) -> np.ndarray:
+    def values(self, params: dict[str, Any]) -> np.ndarray:
         return self.per_bin
 
-    def derivatives(self, params: dict):
+    def derivatives(self, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``P``, ``dP/d index``, ``d2P/d index2`` (no index: zeros)."""
         zero = np.zeros_like(self.per_bin)
         return self.per_bin, zero, zero
@@ -69,10 +78,10 @@ class SmoothPair:
     index_range = property(lambda self: self.table.interval)
     max_relative_error = property(lambda self: self.table.max_relative_error)
 
-    def values(self, params: dict) -> np.ndarray:
+    def values(self, params: dict[str, Any]) -> np.ndarray:
         return self.table.values(params[self.index], self.index)
 
-    def derivatives(self, params: dict):
+    def derivatives(self, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``P``, ``dP/d index``, ``d2P/d index2`` (n_bins each), exact for the table."""
         return self.table.derivatives(params[self.index], self.index)
 
@@ -81,27 +90,32 @@ class SmoothPair:
 class VarianceTables:
     """Every pair's table (:class:`FlatPair` / :class:`SmoothPair`); ``s2_b`` at parameters."""
 
-    pairs: tuple
+    pairs: tuple[FlatPair | SmoothPair, ...]
 
     @property
     def max_relative_error(self) -> float:
         """Worst interpolation error of the smooth tables (0 if all are exact)."""
         return max((getattr(p, "max_relative_error", 0.0) for p in self.pairs), default=0.0)
 
-    def sum_of_squares(self, params: dict) -> np.ndarray:
+    def sum_of_squares(self, params: dict[str, Any]) -> np.ndarray:
         """``s2_b = sum_{i in b} w_i(params)^2`` (expected events squared), (n_bins,)."""
-        return sum(
-            p.factor * params[p.norms[0]] * params[p.norms[1]] * p.values(params)
-            for p in self.pairs
+        return cast(
+            np.ndarray,
+            sum(
+                p.factor * params[p.norms[0]] * params[p.norms[1]] * p.values(params)
+                for p in self.pairs
+            ),
         )
 
-    def derivatives(self, params: dict, position: dict, bins: np.ndarray):
+    def derivatives(
+        self, params: dict[str, Any], position: dict[str, int], bins: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, list[SecondEntry]]:
         """``s2_b`` (len(bins),), its Jacobian (len(bins), n) and its non-zero second
         derivatives as ``(i, j, d2 s2_b / d theta_i d theta_j)`` entries (both orders of each
         off-diagonal pair); ``position``: parameter name -> i."""
         s2 = np.zeros(bins.size)
         jac = np.zeros((bins.size, len(position)))
-        second = []
+        second: list[SecondEntry] = []
         for p in self.pairs:
             value, d1, d2 = (a[bins] for a in p.derivatives(params))
             f, (c, d) = p.factor, p.norms
@@ -124,7 +138,7 @@ class VarianceTables:
         return s2, jac, second
 
 
-def _unit_weights(component, events: EventTable):
+def _unit_weights(component: Any, events: EventTable) -> _Unit:
     """``(w, y, reference, index, range)``: nominal weights and, for a power law, ln(E/pivot)."""
     if isinstance(component, FlatComponent):  # a segment's unit weights included
         return np.asarray(component.unit_weights(events), dtype=np.float64), None, None, None, None
@@ -135,7 +149,7 @@ def _unit_weights(component, events: EventTable):
             component.log_energy(events),
             component.reference_index,
             component.index,
-            tuple(map(float, component.index_range)),
+            cast("tuple[float, float]", tuple(map(float, component.index_range))),
         )
     raise TypeError(f"unknown component type {type(component).__name__}")
 
@@ -144,9 +158,9 @@ def build_variance_tables(
     simulation: EventTable,
     bin_index: np.ndarray,
     n_bins: int,
-    components,
+    components: Sequence[Any],
     tolerance: float = DEFAULT_TOLERANCE,
-    responses: tuple = (),
+    responses: tuple[ResponseTable, ...] = (),
 ) -> VarianceTables | NuisanceVariance:
     """The table of every pair ``c <= d`` of ``components`` (order as given); for components
     with nuisance parameters or detector ``responses``
@@ -163,7 +177,10 @@ def build_variance_tables(
                 f"the SAY likelihood supports only the single power law (--astro-model spl), "
                 f"not the '{getattr(c, 'model', type(c).__name__)}' spectrum of '{c.name}'"
             )
-    units = [_unit_weights(c, simulation) for c in components]
+    # Any: which entries are None goes with the component's kind, beyond what mypy follows
+    units: list[tuple[np.ndarray, Any, Any, Any, Any]] = [
+        _unit_weights(c, simulation) for c in components
+    ]
     inside = bin_index >= 0
     pairs: list[FlatPair | SmoothPair] = []
     for i, ci in enumerate(components):
@@ -197,7 +214,11 @@ def build_variance_tables(
 
 
 def sum_of_squares_exact(
-    simulation: EventTable, bin_index: np.ndarray, n_bins: int, components, params: dict
+    simulation: EventTable,
+    bin_index: np.ndarray,
+    n_bins: int,
+    components: Iterable[Any],
+    params: dict[str, Any],
 ) -> np.ndarray:
     """``s2_b`` by the exact per-event sum (the reference for the tables)."""
     inside = bin_index >= 0

@@ -16,7 +16,9 @@ so in :attr:`MapResult.problems` (and gives no errors for the parameters concern
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import scipy.optimize
@@ -32,7 +34,9 @@ BOUND_TOLERANCE = 1e-9  # relative distance to a support's bound that counts as 
 RUNAWAY = 1e100  # |value| beyond which a parameter has run away (no finite maximum)
 
 
-def boundary_problems(values: dict, supports: dict) -> list[str]:
+def boundary_problems(
+    values: Mapping[str, float], supports: Mapping[str, tuple[float, float]]
+) -> list[str]:
     """One sentence per parameter of ``values`` that is not finite, beyond :data:`RUNAWAY`,
     or within :data:`BOUND_TOLERANCE` (relative to the bound, or to 1 near 0) of a finite
     bound of its support (``supports``: name -> (low, high); names not in it get only the
@@ -100,7 +104,7 @@ class MapResult:
         Parameters on a bound of their prior's support or run away (named in ``problems``).
     """
 
-    values: dict
+    values: dict[str, float]
     neg_log_likelihood: float
     covariance: np.ndarray
     converged: bool
@@ -119,7 +123,7 @@ class MapResult:
         return list(self.values)
 
     @property
-    def units(self) -> dict:
+    def units(self) -> dict[str, str]:
         """Parameter -> unit (:mod:`diffuse_fit.physics.parameters`; "" where unknown)."""
         return parameter_units(self.values)
 
@@ -128,12 +132,14 @@ class MapResult:
         """Correlation matrix ``cov_ij / sqrt(cov_ii cov_jj)`` (NaN where undefined)."""
         d = np.sqrt(np.diag(self.covariance))
         with np.errstate(divide="ignore", invalid="ignore"):
-            return self.covariance / np.outer(d, d)
+            return cast(np.ndarray, self.covariance / np.outer(d, d))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able content: values, errors, units, covariance, correlation, -ln L,
         convergence, path, problems."""
-        finite = lambda m: [[float(x) if np.isfinite(x) else None for x in row] for row in m]  # noqa: E731
+        finite: Callable[[np.ndarray], list[list[float | None]]] = lambda m: [  # noqa: E731
+            [float(x) if np.isfinite(x) else None for x in row] for row in m
+        ]
         return {
             "values": dict(self.values),
             "errors": self.errors,
@@ -164,11 +170,11 @@ class MapResult:
         lines += [f"  problem: {p}" for p in self.problems]
         return "\n".join(lines)
 
-    def _repr_pretty_(self, printer, cycle) -> None:  # IPython / Jupyter
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython / Jupyter
         printer.text(str(self))
 
     @property
-    def errors(self) -> dict:
+    def errors(self) -> dict[str, float | None]:
         """One-sigma errors, sqrt of the covariance diagonal (units of each parameter).
 
         ``None`` (JSON null), never NaN, for a parameter in ``unconstrained`` or
@@ -185,7 +191,7 @@ class MapResult:
         }
 
 
-def start(profile: ProfileFitter, x0: dict) -> np.ndarray:
+def start(profile: ProfileFitter, x0: Mapping[str, float]) -> np.ndarray:
     """Unconstrained coordinates of the natural start values ``x0`` (parameters it does
     not name start at the middle of their prior's support, or 1 for a norm)."""
     values = {**profile.default_start(), **x0}
@@ -201,7 +207,9 @@ def natural(profile: ProfileFitter, u: np.ndarray) -> np.ndarray:
     )
 
 
-def _logp_grad_natural(profile: ProfileFitter, u: np.ndarray, counts: np.ndarray):
+def _logp_grad_natural(
+    profile: ProfileFitter, u: np.ndarray, counts: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
     """``log p``, its gradient in ``u`` and the natural values at ``u``."""
     x = natural(profile, u)
     if not np.all(np.isfinite(x)):  # a step to NaN: as a compiled graph gives it
@@ -214,7 +222,9 @@ def _logp_grad_natural(profile: ProfileFitter, u: np.ndarray, counts: np.ndarray
     return logp, grad * np.asarray(derivative), x
 
 
-def _newton(profile: ProfileFitter, counts: np.ndarray, x0: dict):
+def _newton(
+    profile: ProfileFitter, counts: np.ndarray, x0: dict[str, float]
+) -> scipy.optimize.OptimizeResult | None:
     """The optimum by Newton's method on the exact Hessian (milliseconds), as an
     ``OptimizeResult``; ``None`` where Newton does not converge (L-BFGS-B then, as
     ``pm.find_MAP``)."""
@@ -226,7 +236,9 @@ def _newton(profile: ProfileFitter, counts: np.ndarray, x0: dict):
     return scipy.optimize.OptimizeResult(x=u, success=True, message=best.message.split(" (")[0])
 
 
-def search_problems(values: dict, moved: bool, result, max_grad: float) -> tuple[list, bool]:
+def search_problems(
+    values: Mapping[str, float], moved: bool, result: scipy.optimize.OptimizeResult, max_grad: float
+) -> tuple[list[str], bool]:
     """What is wrong with an optimizer's end point (``result``: its ``success`` and
     ``message``; ``max_grad``: the largest ``|d log p / d u|`` there), and whether the gradient
     is small.  L-BFGS-B may stop "ABNORMAL" at the float precision floor of tight tolerances:
@@ -246,13 +258,15 @@ def search_problems(values: dict, moved: bool, result, max_grad: float) -> tuple
     return problems, small_gradient
 
 
-def fit_map(profile: ProfileFitter, counts: np.ndarray, x0: dict | None = None) -> MapResult:
+def fit_map(
+    profile: ProfileFitter, counts: np.ndarray, x0: dict[str, float] | None = None
+) -> MapResult:
     """MAP from ``x0`` (default the workshop's (1, 6, 2.5)) of ``counts`` (observed events per
     bin of the whole binning) under ``profile``'s tables, priors and likelihood."""
     t0 = time.perf_counter()
     counts = np.asarray(counts, dtype=np.float64)
 
-    def negative(u):
+    def negative(u: np.ndarray) -> tuple[float, np.ndarray]:
         with np.errstate(over="ignore", invalid="ignore"):  # absurd inputs: reported below
             logp, grad, _ = _logp_grad_natural(profile, u, counts)
         return -float(logp), -np.asarray(grad)

@@ -23,8 +23,9 @@ checks the fit against :class:`MapFitter` and an independent SciPy fit.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 import scipy.optimize
@@ -33,10 +34,29 @@ from diffuse_fit.binned.likelihoods import LIKELIHOODS
 from diffuse_fit.binned.templates import Templates, expected_counts
 from diffuse_fit.physics.detector import EPSILON_DOM_SPLIT
 
+if TYPE_CHECKING:
+
+    class _Prior(Protocol):
+        """What the fitter uses of a :class:`diffuse_fit.inference.priors.Prior` (a layer
+        above this one: not imported)."""
+
+        def support(self) -> tuple[float, float]: ...
+        def log_density(self, x: float) -> float: ...
+        def log_density_gradient(self, x: float) -> float: ...
+        def log_density_curvature(self, x: float) -> float: ...
+
+    # (log p, gradient, Hessian) in u and (values, gradient, Hessian, ln L) in the natural
+    # parameters: ProfileFitter._fit_once's evaluation
+    _Evaluation = tuple[
+        float, np.ndarray, np.ndarray, tuple[dict[str, float], np.ndarray, np.ndarray, float]
+    ]
+
 OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000}  # L-BFGS-B's, every fit's
 
 
-def lbfgsb(negative, u0: np.ndarray):
+def lbfgsb(
+    negative: Callable[[np.ndarray], tuple[float, np.ndarray]], u0: np.ndarray
+) -> scipy.optimize.OptimizeResult:
     """The one fallback of Newton's method, for profile fits, the NumPy MAP and PyMC's MAP
     alike: L-BFGS-B on ``negative(u) -> (-log p, -gradient)`` in the unconstrained
     coordinates from ``u0``, with :data:`OPTIONS`; its ``OptimizeResult``."""
@@ -70,7 +90,7 @@ class Fit:
         ``d2 log p / d theta2`` in the natural parameters (all, in fitter order).
     """
 
-    values: dict
+    values: dict[str, float]
     log_posterior: float
     neg_log_likelihood: float
     converged: bool
@@ -83,7 +103,7 @@ class Fit:
 class _Transform:
     """Natural <-> unconstrained coordinates of one parameter with support ``[lo, hi]``."""
 
-    def __init__(self, lo: float, hi: float):
+    def __init__(self, lo: float, hi: float) -> None:
         self.lo, self.hi = float(lo), float(hi)
 
     def to_natural(self, u: float) -> float:
@@ -146,10 +166,10 @@ class ProfileFitter:
     def __init__(
         self,
         templates: Templates,
-        priors: dict,
+        priors: Mapping[str, _Prior],
         bins: np.ndarray | None = None,
         likelihood: str = "poisson",
-    ):
+    ) -> None:
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {sorted(LIKELIHOODS)}, not {likelihood!r}")
         self.likelihood = likelihood
@@ -164,7 +184,7 @@ class ProfileFitter:
 
     # -- the objective -------------------------------------------------------------------
     def log_posterior(
-        self, counts: np.ndarray, values: dict, curvature: bool = True
+        self, counts: np.ndarray, values: dict[str, float], curvature: bool = True
     ) -> tuple[float, np.ndarray, np.ndarray, float]:
         """``(log p, gradient, Hessian, ln L)`` at ``values`` in the natural parameters
         (fitter order); ``counts`` per bin of the whole binning; ``curvature=False``: the
@@ -185,12 +205,17 @@ class ProfileFitter:
             hess[i, i] += prior.log_density_curvature(x)
         return logp, grad, hess, loglike
 
-    def expected(self, values: dict) -> np.ndarray:
+    def expected(self, values: dict[str, float]) -> np.ndarray:
         """Expected events per bin of the whole binning at ``values``."""
         return expected_counts(self.templates, values)
 
     # -- fits ------------------------------------------------------------------------------
-    def fit(self, counts: np.ndarray, fixed: dict | None = None, x0: dict | None = None) -> Fit:
+    def fit(
+        self,
+        counts: np.ndarray,
+        fixed: dict[str, float] | None = None,
+        x0: dict[str, float] | None = None,
+    ) -> Fit:
         """Best fit of the parameters not in ``fixed`` for ``counts``, from ``x0``
         (natural values; default: the middle of each support, or 1 for a norm).
 
@@ -212,7 +237,10 @@ class ProfileFitter:
         return self._fit_once(counts, fixed, x0)
 
     def _fit_once(
-        self, counts: np.ndarray, fixed: dict | None = None, x0: dict | None = None
+        self,
+        counts: np.ndarray,
+        fixed: dict[str, float] | None = None,
+        x0: dict[str, float] | None = None,
     ) -> Fit:
         """One fit from ``x0`` (:meth:`fit`).
 
@@ -230,13 +258,13 @@ class ProfileFitter:
         start = {**self.default_start(), **(x0 or {})}
         counts = np.asarray(counts, dtype=np.float64)
 
-        def point(u) -> dict:
+        def point(u: np.ndarray) -> dict[str, float]:
             values = dict(fixed)
             for name, t, ui in zip(free, transforms, u, strict=True):
                 values[name] = t.to_natural(float(ui))
             return values
 
-        def evaluate(u, curvature=True):
+        def evaluate(u: np.ndarray, curvature: bool = True) -> _Evaluation:
             """``(log p, gradient, Hessian)`` in ``u`` and the natural-parameter results."""
             values = point(u)
             if not all(math.isfinite(v) for v in values.values()):  # a step to NaN
@@ -259,12 +287,13 @@ class ProfileFitter:
 
         u = np.array([t.to_unconstrained(start[n]) for n, t in zip(free, transforms, strict=True)])
         state = evaluate(u)
+        converged: tuple[bool, np.ndarray] | bool | None  # Newton's outcome, then the verdict
         converged, message = self._newton(evaluate, u, state)
         if converged is not None and not converged[0]:  # stalled (a kink): polish from there
             u, converged = converged[1], None
         if converged is None:  # Newton failed: L-BFGS-B from the start (or the stall)
 
-            def negative(v):
+            def negative(v: np.ndarray) -> tuple[float, np.ndarray]:
                 logp, grad_u, _, _ = evaluate(v, curvature=False)
                 if not np.isfinite(logp):
                     return 1e300, np.zeros(len(free))
@@ -294,7 +323,13 @@ class ProfileFitter:
         )
 
     @staticmethod
-    def _newton(evaluate, u: np.ndarray, state, max_steps: int = 100, stall_steps: int = 5):
+    def _newton(
+        evaluate: Callable[[np.ndarray], _Evaluation],
+        u: np.ndarray,
+        state: _Evaluation,
+        max_steps: int = 100,
+        stall_steps: int = 5,
+    ) -> tuple[tuple[bool, np.ndarray] | None, str]:
         """Damped Newton ascent from ``u``; ``((True, u), message)`` at an optimum (max
         ``|gradient|`` below 1e-9 relative, or no further improvement at float precision
         with a small gradient); ``((False, u), message)`` where ``log p`` has not risen by
@@ -341,7 +376,7 @@ class ProfileFitter:
             logp, grad, hess, _ = new
         return (False, u), "Newton did not converge"
 
-    def default_start(self) -> dict:
+    def default_start(self) -> dict[str, float]:
         start = {}
         for name, t in self.transforms.items():
             if math.isfinite(t.lo) and math.isfinite(t.hi):
@@ -384,13 +419,24 @@ class ProfileFitter:
         )
         return cast("tuple[float, float]", ends)  # the lower and the upper end
 
-    def _interval_end(self, counts, best, name, i, direction, bound, scale, threshold, xtol):
+    def _interval_end(
+        self,
+        counts: np.ndarray,
+        best: Fit,
+        name: str,
+        i: int,
+        direction: float,
+        bound: float,
+        scale: float,
+        threshold: float,
+        xtol: float,
+    ) -> float:
         x_best = best.values[name]
         others = {k: v for k, v in best.values.items() if k != name}
         tol = xtol * max(1.0, abs(x_best))
         edge = bound - direction * 1e-12 * max(1.0, abs(bound)) if math.isfinite(bound) else None
 
-        def h(x):
+        def h(x: float) -> tuple[float, float]:
             fit = self.fit(counts, fixed={name: x}, x0=others)
             others.update({k: fit.values[k] for k in others})
             return (
@@ -398,6 +444,7 @@ class ProfileFitter:
                 -2.0 * fit.gradient[i],
             )
 
+        outside: float | None
         inside, outside = x_best, None  # h < 0 at inside, h > 0 at outside
         x = x_best + direction * scale
         for _ in range(200):
@@ -446,7 +493,7 @@ def covariance_from_hessian(
     problems: list[str] = []
     flagged = np.zeros(len(names), dtype=bool)
 
-    def flag(mask, text):
+    def flag(mask: np.ndarray, text: str) -> None:
         problems.append(text.format(", ".join(_names(names, mask))))
         flagged[mask] = True
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -71,7 +72,7 @@ class InputsSpec(_Section):
     cache: bool = True
 
     @model_validator(mode="after")
-    def _one_source(self):
+    def _one_source(self) -> InputsSpec:
         files = self.data is not None or self.simulation is not None
         if files and (self.data is None or self.simulation is None):
             raise ValueError("give both data and simulation, or neither")
@@ -114,7 +115,7 @@ class BinningSpec(_Section):
 
     @field_validator("energy_edges_GeV")
     @classmethod
-    def _energy(cls, v):
+    def _energy(cls, v: list[float] | None) -> list[float] | None:
         v = _strictly_increasing(v, "energy edges")
         if v is not None and v[0] <= 0:
             raise ValueError("energy edges must be positive (GeV)")
@@ -122,7 +123,7 @@ class BinningSpec(_Section):
 
     @field_validator("cos_zenith_edges")
     @classmethod
-    def _cos(cls, v):
+    def _cos(cls, v: list[float] | None) -> list[float] | None:
         v = _strictly_increasing(v, "cos(zenith) edges")
         if v is not None and not (-1 <= v[0] and v[-1] <= 1):
             raise ValueError("cos(zenith) edges must lie in [-1, 1]")
@@ -130,7 +131,7 @@ class BinningSpec(_Section):
 
     @field_validator("zenith_edges_rad")
     @classmethod
-    def _zenith(cls, v):
+    def _zenith(cls, v: list[float] | None) -> list[float] | None:
         v = _strictly_increasing(v, "zenith edges")
         if v is not None and not (0 <= v[0] and v[-1] <= math.pi):
             raise ValueError("zenith edges must lie in [0, pi] rad")
@@ -138,13 +139,13 @@ class BinningSpec(_Section):
 
     @field_validator("topology_codes")
     @classmethod
-    def _codes(cls, v):
+    def _codes(cls, v: list[int]) -> list[int]:
         if not v or len(set(v)) != len(v):
             raise ValueError("give at least one topology code, each once")
         return v
 
     @model_validator(mode="after")
-    def _one_zenith(self):
+    def _one_zenith(self) -> BinningSpec:
         if self.cos_zenith_edges is not None and self.zenith_edges_rad is not None:
             raise ValueError("give cos_zenith_edges or zenith_edges_rad, not both")
         if self.preset == "hese-release" and self.explicit():
@@ -190,7 +191,7 @@ class SampleSpec(_Section):
     parameters: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = {}
 
     @model_validator(mode="after")
-    def _segments_of_segmented(self):
+    def _segments_of_segmented(self) -> SampleSpec:
         from diffuse_fit.io.spectrum_names import check_segment_edges, split_segmented
 
         name, edges = split_segmented(self.astro_model)
@@ -224,13 +225,13 @@ class AnalysisSpec(_Section):
 
     format: Literal["diffuse-fit-analysis"] = FORMAT
     format_version: Literal[1] = FORMAT_VERSION
-    priors: str | dict = "default"
+    priors: str | dict = "default"  # type: ignore[type-arg]  # a pydantic field: kept as is
     fix: dict[str, float] = {}
     samples: Annotated[list[SampleSpec], Field(min_length=1)] = [SampleSpec()]
 
     @field_validator("fix")
     @classmethod
-    def _finite_fixed(cls, v):
+    def _finite_fixed(cls, v: dict[str, float]) -> dict[str, float]:
         bad = {k: x for k, x in v.items() if not math.isfinite(x)}
         if bad:
             raise ValueError(f"fixed values must be finite numbers, not {bad}")
@@ -238,24 +239,24 @@ class AnalysisSpec(_Section):
 
     @field_validator("samples")
     @classmethod
-    def _unique_names(cls, v):
+    def _unique_names(cls, v: list[SampleSpec]) -> list[SampleSpec]:
         names = [s.name for s in v]
         if len(set(names)) != len(names):
             raise ValueError(f"sample names must be distinct, not {names}")
         return v
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain JSON content (paths as text), the form a run records."""
         return self.model_dump(mode="json")
 
 
 def from_options(
     *,
-    priors="default",
+    priors: str | os.PathLike[str] | dict[str, Any] = "default",
     components: str = "workshop",
     astro_model: str = "spl",
     likelihood: str = "poisson",
-    inputs: dict | None = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> AnalysisSpec:
     """The one-sample specification of today's options; ``inputs``: how the inputs were
     loaded (:attr:`diffuse_fit.jobs.inputs.Inputs.spec`: ``toy_seed`` and ``toy``, or
@@ -267,7 +268,7 @@ def from_options(
         given["toy"] = "default"
     from diffuse_fit.io.spectrum_names import SEGMENTED, split_segmented
 
-    segments = None
+    segments: list[float] | None = None
     if astro_model != SEGMENTED and split_segmented(astro_model)[0] == SEGMENTED:
         edges = split_segmented(astro_model)[1]
         assert edges is not None  # a segmented model always has its edges
@@ -284,7 +285,7 @@ def from_options(
     )
 
 
-def from_provenance(provenance: dict, source: str = "<run>") -> AnalysisSpec:
+def from_provenance(provenance: Mapping[str, Any], source: str = "<run>") -> AnalysisSpec:
     """The specification a run recorded; for runs made before specifications existed, the
     one its recorded options, inputs and binning amount to."""
     if "analysis" in provenance and provenance["analysis"] is not None:
@@ -307,13 +308,13 @@ def from_provenance(provenance: dict, source: str = "<run>") -> AnalysisSpec:
     return spec
 
 
-def with_sample(spec: AnalysisSpec, **changes) -> AnalysisSpec:
+def with_sample(spec: AnalysisSpec, **changes: Any) -> AnalysisSpec:
     """``spec`` with its (one) sample's fields changed (``astro_model="logparabola"``)."""
     sample = spec.samples[0].model_copy(update=changes)
     return spec.model_copy(update={"samples": [sample, *spec.samples[1:]]})
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     """The published JSON Schema of a specification file."""
     schema = AnalysisSpec.model_json_schema()
     schema["$id"] = f"https://diffuse-fit/{FORMAT}/{FORMAT_VERSION}"
@@ -325,7 +326,7 @@ def _location(error: Mapping[str, Any]) -> str:
 
 
 def from_dict(
-    content: dict, source: str = "<analysis>", folder: Path | None = None
+    content: dict[str, Any], source: str = "<analysis>", folder: Path | None = None
 ) -> AnalysisSpec:
     """Validate ``content``; bad content is one :class:`DataFormatError` line naming the key
     path and value."""
@@ -343,7 +344,7 @@ def from_dict(
     return spec
 
 
-def read_analysis(path) -> AnalysisSpec:
+def read_analysis(path: str | os.PathLike[str]) -> AnalysisSpec:
     """A specification file, TOML (``.toml``) or JSON (anything else)."""
     path = Path(path)
     try:

@@ -33,7 +33,9 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -79,7 +81,8 @@ MORPHOLOGY_CODES = TOPOLOGY_CODES  # the release's recoMorphology codes are the 
 INTERACTION_CODES = {0: "atmospheric muon", 1: "CC", 2: "NC", 3: "Glashow resonance"}
 
 
-def _length(v):  # NaN means "no length"; anything else must be a finite length
+def _length(v: np.ndarray) -> np.ndarray:
+    # NaN means "no length"; anything else must be a finite length
     return np.isnan(v) | (np.isfinite(v) & (v >= 0))
 
 
@@ -119,7 +122,7 @@ _FOLDER_HINT = (
 # --------------------------------------------------------------------------- reading
 
 
-def release_folder(path: str | os.PathLike) -> Path:
+def release_folder(path: str | os.PathLike[str]) -> Path:
     """The folder holding the release's files: ``path`` itself, or its ``resources/data``
     (a clone of the release repository, or the folder above it)."""
     path = Path(path)
@@ -133,7 +136,7 @@ def release_folder(path: str | os.PathLike) -> Path:
     return path
 
 
-def _read_json_object(path: Path) -> tuple[dict, str]:
+def _read_json_object(path: Path) -> tuple[dict[str, Any], str]:
     """Parse one file with :mod:`json`; return its object and the SHA-256 of its bytes."""
     source = str(path)
     if not path.parent.is_dir():
@@ -154,7 +157,7 @@ def _read_json_object(path: Path) -> tuple[dict, str]:
     return content, hashlib.sha256(raw).hexdigest()
 
 
-def _column(values, name: str, source: str) -> np.ndarray:
+def _column(values: object, name: str, source: str) -> np.ndarray:
     """One field's list as float64, refusing anything but JSON numbers."""
     if not isinstance(values, list):
         raise DataFormatError(
@@ -209,13 +212,13 @@ def _read_columns(
     return columns, sha, _check_values(columns, source)
 
 
-def _missing(source: str, name: str, found, where: str) -> DataFormatError:
+def _missing(source: str, name: str, found: Iterable[str], where: str) -> DataFormatError:
     return DataFormatError(
         source, f"required field is missing; {where} hold {sorted(found)}", field=name
     )
 
 
-def read_release_data(path: str | os.PathLike) -> EventTable:
+def read_release_data(path: str | os.PathLike[str]) -> EventTable:
     """Read ``HESE_data.json`` (a file, or a release folder) into an :class:`EventTable`.
 
     Columns: ``DATA_FIELDS`` as float64 (``recoLength`` NaN where there is none);
@@ -238,7 +241,7 @@ def read_release_data(path: str | os.PathLike) -> EventTable:
     return EventTable(columns, str(path), sha, meta, LOADED_FROM, columns_digest(columns), clamped)
 
 
-def read_release_simulation(folder: str | os.PathLike) -> EventTable:
+def read_release_simulation(folder: str | os.PathLike[str]) -> EventTable:
     """Read and merge the three simulation files of a release folder.
 
     Each file is parsed once; its fields must have equal lengths, the three files the
@@ -294,7 +297,7 @@ def read_release_simulation(folder: str | os.PathLike) -> EventTable:
     )
 
 
-def read_release(folder: str | os.PathLike) -> tuple[EventTable, EventTable]:
+def read_release(folder: str | os.PathLike[str]) -> tuple[EventTable, EventTable]:
     """``(simulation, data)`` of a release folder (see :func:`release_folder`)."""
     folder = release_folder(folder)
     return read_release_simulation(folder), read_release_data(folder / DATA_FILE)
@@ -303,16 +306,20 @@ def read_release(folder: str | os.PathLike) -> tuple[EventTable, EventTable]:
 # --------------------------------------------------------------------------- writing
 
 
-def _json_column(name: str, values) -> list:
+def _json_column(name: str, values: Any) -> list[Any]:
     """A column as a JSON list: integer fields as ints, lists passed through as given."""
     if not isinstance(values, np.ndarray):
         return list(values)
     if name in INTEGER_FIELDS and np.all(values == np.round(values)):
-        return values.astype(np.int64).tolist()
-    return values.astype(np.float64).tolist()
+        return cast("list[Any]", values.astype(np.int64).tolist())
+    return cast("list[Any]", values.astype(np.float64).tolist())
 
 
-def write_release_folder(folder, sim_columns: dict | None, data_columns: dict | None) -> None:
+def write_release_folder(
+    folder: str | os.PathLike[str],
+    sim_columns: Mapping[str, Any] | None,
+    data_columns: Mapping[str, Any] | None,
+) -> None:
     """Write columns in the release's own format (atomically, file by file).
 
     ``data_columns`` go to ``HESE_data.json``; ``sim_columns`` are split over the three
@@ -321,7 +328,7 @@ def write_release_folder(folder, sim_columns: dict | None, data_columns: dict | 
     ``NaN``, as the release does); nothing is validated -- that is the reader's job.
     """
     folder = Path(folder)
-    files: dict[str, dict] = {}
+    files: dict[str, dict[str, Any]] = {}
     if data_columns is not None:
         files[DATA_FILE] = dict(data_columns)
     if sim_columns is not None:

@@ -17,6 +17,7 @@ Reading needs astropy (imported here only); evaluation is :class:`scipy.interpol
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +31,9 @@ class SplineTable:
     """A tensor-product B-spline: ``knots`` per dimension, ``coefficients`` (one axis per
     dimension), ``degrees`` per dimension; ``source`` the file."""
 
-    knots: tuple
+    knots: tuple[np.ndarray, ...]
     coefficients: np.ndarray
-    degrees: tuple
+    degrees: tuple[int, ...]
     source: str = "<spline>"
 
     @property
@@ -79,7 +80,7 @@ class SplineTable:
         return out
 
 
-def read_spline_table(path) -> SplineTable:
+def read_spline_table(path: str | os.PathLike[str]) -> SplineTable:
     """A photospline FITS table; :class:`DataFormatError` naming the file if it is not one."""
     from astropy.io import fits
 
@@ -115,7 +116,7 @@ def read_spline_table(path) -> SplineTable:
 SPLINE_FOLDERS = ("DOMEffSplines", "HoleIceSplines", "AnisotropySplines")
 
 
-def find_spline_folder(release) -> Path | None:
+def find_spline_folder(release: str | os.PathLike[str]) -> Path | None:
     """The folder holding the release's spline tables (``DOMEffSplines/`` etc.) for a release
     path as given to ``--hese-release``: ``<path>/resources/splines``, ``<path>/splines``,
     the ``splines`` beside a ``resources/data`` folder, or ``path`` itself; None if none."""
@@ -133,7 +134,7 @@ def find_spline_folder(release) -> Path | None:
     return None
 
 
-def read_release_splines(folder) -> dict[str, SplineTable]:
+def read_release_splines(folder: str | os.PathLike[str]) -> dict[str, SplineTable]:
     """Every ``*.fits`` table under the three systematics' folders of ``folder``, keyed by
     its path relative to ``folder`` (``DOMEffSplines/domefficiency_atmConv_shower.fits``)."""
     folder = Path(folder)

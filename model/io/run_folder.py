@@ -25,9 +25,10 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from diffuse_fit.errors import DataFormatError
 from diffuse_fit.io.atomic import json_text
@@ -55,7 +56,7 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-def stamp(obj: dict) -> dict:
+def stamp(obj: Mapping[str, Any]) -> dict[str, Any]:
     """``obj`` with the run format's name and version as its first keys."""
     return {"format": FORMAT, "format_version": FORMAT_VERSION, **obj}
 
@@ -68,7 +69,7 @@ def sha256_file(path: Path) -> str:
 # ----------------------------------------------------------------------------- checks
 
 
-def check_output_folder(out) -> Path:
+def check_output_folder(out: str | os.PathLike[str]) -> Path:
     """Fail early (one-line :class:`DataFormatError`) unless a run can be written to ``out``.
 
     ``out`` may be missing (its parents are created), an empty folder or a previous run
@@ -116,7 +117,7 @@ def _check_replaceable(out: Path) -> None:
 class Stage:
     """The files of a run being written (see :func:`write_run`)."""
 
-    def __init__(self, folder: Path, out: Path | None = None):
+    def __init__(self, folder: Path, out: Path | None = None) -> None:
         self.folder = folder
         self.out = out if out is not None else folder  # the run folder the files are for
         self.names: list[str] = []
@@ -127,7 +128,7 @@ class Stage:
         self.names.append(name)
         return self.folder / name
 
-    def _writing(self, name: str):
+    def _writing(self, name: str) -> contextlib.AbstractContextManager[None]:
         """Errors of writing ``name`` (a full disk: OSError, or RuntimeError from HDF5) as
         one ``OSError`` naming the run's file and the device (:mod:`diffuse_fit.io.write_errors`)."""
         return writing(self.out / name, self.folder)
@@ -137,7 +138,7 @@ class Stage:
         with self._writing(name):
             target.write_bytes(data)
 
-    def write_netcdf(self, name: str, obj, **options) -> None:
+    def write_netcdf(self, name: str, obj: Any, **options: Any) -> None:
         """An xarray Dataset or DataTree as NetCDF-4 (h5netcdf), serialised in memory first:
         HDF5 never writes to the disk, so a full disk is Python's one ``OSError``, not
         HDF5's errors and a crash when its half-written file is closed.  ``options``: of
@@ -149,7 +150,7 @@ class Stage:
     def write_text(self, name: str, text: str) -> None:
         self.write_bytes(name, text.encode())
 
-    def write_json(self, name: str, obj: dict) -> None:
+    def write_json(self, name: str, obj: Mapping[str, Any]) -> None:
         """JSON with the format name and version first; NaN/inf written as null."""
         self.write_text(name, json_text(stamp(obj)))
 
@@ -251,7 +252,13 @@ def _swap_in(staged: Path, out: Path, token: str) -> None:
 
 
 @contextlib.contextmanager
-def write_run(out, kind: str, *, replaces: str | None = None, extra: dict | None = None):
+def write_run(
+    out: str | os.PathLike[str],
+    kind: str,
+    *,
+    replaces: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Iterator[Stage]:
     """Stage the files of a run of ``kind`` ("map", "sample"), then swap them in for ``out``.
 
     Usage::
@@ -296,7 +303,7 @@ def write_run(out, kind: str, *, replaces: str | None = None, extra: dict | None
             shutil.rmtree(staged, ignore_errors=True)
 
 
-def _finish(staged: Path, stage: Stage, kind: str, extra: dict | None) -> None:
+def _finish(staged: Path, stage: Stage, kind: str, extra: Mapping[str, Any] | None) -> None:
     """Write the manifest last and flush every staged file to the disk."""
     manifest = stamp(
         {
@@ -338,22 +345,22 @@ class Run:
     """A verified run folder: its manifest and the bytes of every file it lists."""
 
     path: Path
-    manifest: dict
-    contents: dict  # file name -> bytes
+    manifest: dict[str, Any]
+    contents: dict[str, bytes]  # file name -> bytes
     manifest_sha256: str
 
     @property
     def kind(self) -> str:
-        return self.manifest["kind"]
+        return cast(str, self.manifest["kind"])  # checked on reading
 
     def has(self, name: str) -> bool:
         return name in self.contents
 
-    def json(self, name: str) -> dict:
+    def json(self, name: str) -> dict[str, Any]:
         """A JSON file of the run (a dict stamped with this format and version)."""
         obj = parse_json(self.contents[name], str(self.path / name))
         _check_stamp(obj, self.path / name)
-        return obj
+        return cast("dict[str, Any]", obj)  # a dict: _check_stamp says so
 
     def file(self, name: str) -> Path:
         """Path of a verified file, for readers that need a path (NetCDF)."""
@@ -362,7 +369,7 @@ class Run:
         return self.path / name
 
 
-def _check_stamp(obj, where: Path) -> None:
+def _check_stamp(obj: object, where: Path) -> None:
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise DataFormatError(str(where), f'is not a {FORMAT} file (no "format": "{FORMAT}")')
     version = obj.get("format_version")
@@ -378,7 +385,7 @@ def _bad_manifest(run: Path, what: str) -> DataFormatError:
     return DataFormatError(str(run / MANIFEST), f"is not a valid run manifest: {what}")
 
 
-def _read_manifest(run: Path) -> tuple[dict, str]:
+def _read_manifest(run: Path) -> tuple[dict[str, Any], str]:
     path = run / MANIFEST
     if not path.is_file():
         old = (run / "map.json").exists()
@@ -416,7 +423,7 @@ def _read_manifest(run: Path) -> tuple[dict, str]:
     return manifest, hashlib.sha256(raw).hexdigest()
 
 
-def read_run(run, kinds=tuple(KINDS)) -> Run:
+def read_run(run: str | os.PathLike[str], kinds: Collection[str] = tuple(KINDS)) -> Run:
     """Read and verify the run folder ``run`` (of one of ``kinds``); DataFormatError if it
     is not one complete, intact run."""
     run = Path(run)

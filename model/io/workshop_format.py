@@ -36,14 +36,17 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from diffuse_fit.errors import DataFormatError
 from diffuse_fit.io import cache, checks, fast_rows
 from diffuse_fit.io.atomic import write_text
-from diffuse_fit.io.cache import CACHE_ENV, default_cache_dir  # noqa: F401 (re-exported)
+from diffuse_fit.io.cache import CACHE_ENV as CACHE_ENV  # re-exported
+from diffuse_fit.io.cache import default_cache_dir as default_cache_dir  # re-exported
 from diffuse_fit.io.events import TOPOLOGY_CODES, EventTable, columns_digest
 from diffuse_fit.io.fast_rows import NotFast
 from diffuse_fit.io.json_text import parse_json
@@ -79,7 +82,7 @@ EXACT_PARSER = "json (exact parser)"
 # --------------------------------------------------------------------------- reading
 
 
-def _parse_fast(raw: bytes, source: str) -> tuple[dict, np.ndarray]:
+def _parse_fast(raw: bytes, source: str) -> tuple[dict[str, Any], np.ndarray]:
     """Parse a well-formed workshop file with :mod:`diffuse_fit.io.fast_rows`; raise
     ``NotFast`` on anything it cannot vouch for."""
     span = fast_rows.events_span(raw)
@@ -94,7 +97,7 @@ def _parse_fast(raw: bytes, source: str) -> tuple[dict, np.ndarray]:
     return rest, fast_rows.parse_rows(raw, start, stop, len(mapping))
 
 
-def _parse_exact(raw: bytes, source: str) -> tuple[dict, np.ndarray]:
+def _parse_exact(raw: bytes, source: str) -> tuple[dict[str, Any], np.ndarray]:
     """Parse with :mod:`json` and check every row; errors name row, field and value."""
     content = parse_json(raw, source)
     if not isinstance(content, dict):
@@ -135,7 +138,7 @@ def _parse_exact(raw: bytes, source: str) -> tuple[dict, np.ndarray]:
     return content, table.reshape(len(events), n_cols)
 
 
-def _check_mapping(content: dict, source: str) -> dict[str, int]:
+def _check_mapping(content: dict[str, Any], source: str) -> dict[str, int]:
     mapping = content.get("mapping")
     if mapping is None:
         raise DataFormatError(source, "has no 'mapping' object", field="mapping")
@@ -177,7 +180,7 @@ def validate_columns(
     return {name: n for name, n in counts.items() if n}
 
 
-def _verify_entry(raw: bytes, meta: dict, columns: dict[str, np.ndarray]) -> str | None:
+def _verify_entry(raw: bytes, meta: dict[str, Any], columns: dict[str, np.ndarray]) -> str | None:
     """What differs between a cache entry and the file's bytes (``None`` if nothing does):
     mapping and other keys, then sampled rows against an exact parse."""
     span = fast_rows.events_span(raw)
@@ -198,11 +201,13 @@ def _verify_entry(raw: bytes, meta: dict, columns: dict[str, np.ndarray]) -> str
     )
 
 
-def _meta_of(content: dict) -> dict:
+def _meta_of(content: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in content.items() if k not in ("mapping", "events")}
 
 
-def _parse(raw: bytes, sha: str, source: str, cache_file: Path | None):
+def _parse(
+    raw: bytes, sha: str, source: str, cache_file: Path | None
+) -> tuple[dict[str, Any], dict[str, np.ndarray], str, str]:
     """``(meta, columns, how, digest)`` of the file's bytes (SHA-256 ``sha``), from a
     verified cache entry or parsed (then cached, if ``cache_file`` is given and the entry
     can be verified)."""
@@ -225,10 +230,10 @@ def _parse(raw: bytes, sha: str, source: str, cache_file: Path | None):
 
 
 def read_workshop_file(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     required: tuple[str, ...],
     *,
-    cache_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     allow_empty: bool = False,
 ) -> EventTable:
     """Read and validate one workshop-format file.
@@ -279,12 +284,12 @@ def read_workshop_file(
     return EventTable(columns, source, sha, meta, how, digest, clamped)
 
 
-def read_data(path, **kwargs) -> EventTable:
+def read_data(path: str | os.PathLike[str], **kwargs: Any) -> EventTable:
     """Read an observed-events file (fields ``energy``, ``topology``, ``zenith``)."""
     return read_workshop_file(path, DATA_FIELDS, **kwargs)
 
 
-def read_simulation(path, **kwargs) -> EventTable:
+def read_simulation(path: str | os.PathLike[str], **kwargs: Any) -> EventTable:
     """Read a simulation file (``SIMULATION_FIELDS``: weights, true and reconstructed quantities)."""
     return read_workshop_file(path, SIMULATION_FIELDS, **kwargs)
 
@@ -292,16 +297,23 @@ def read_simulation(path, **kwargs) -> EventTable:
 # --------------------------------------------------------------------------- writing
 
 
-def to_workshop_json(table: EventTable, fields=None, meta: dict | None = None) -> str:
+def to_workshop_json(
+    table: EventTable, fields: Iterable[str] | None = None, meta: dict[str, Any] | None = None
+) -> str:
     """The workshop-format JSON text of ``table`` (fields in the given order)."""
     fields = list(fields or table.fields)
     rows = np.column_stack([table[f] for f in fields]).tolist()
-    head = {"mapping": {name: i for i, name in enumerate(fields)}}
+    head: dict[str, Any] = {"mapping": {name: i for i, name in enumerate(fields)}}
     head.update(meta if meta is not None else table.meta)
     lines = ",\n".join(json.dumps(row) for row in rows)
     return json.dumps(head)[:-1] + ', "events": [\n' + lines + "\n]}\n"
 
 
-def write_workshop_file(path, table: EventTable, fields=None, meta: dict | None = None) -> None:
+def write_workshop_file(
+    path: str | os.PathLike[str],
+    table: EventTable,
+    fields: Iterable[str] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> None:
     """Write ``table`` as a workshop-format JSON file, atomically."""
     write_text(path, to_workshop_json(table, fields, meta))

@@ -200,7 +200,7 @@ class SpectralComponent:
             return -(g1 - r) * x - (g2 - g1) * (xp.maximum(x, xb) - xp.maximum(0.0, xb))
         return _registered(self.model).log_flux(x, values, xp) + r * x
 
-    def log_tilt_factor(self, x: np.ndarray, axis: int, value: float) -> np.ndarray:
+    def log_tilt_factor(self, x: np.ndarray, axis: int, value: float | np.ndarray) -> np.ndarray:
         """``f_a(x; s_a)`` of the models whose ``f`` is a sum of one term per shape
         parameter (``logparabola``, ``cutoff``; NumPy): ``f = f_0 + f_1``."""
         r = self.reference_index
