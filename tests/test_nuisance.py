@@ -208,8 +208,8 @@ def test_pymc_logp_equals_numpy_twin(release):
     priors = resolve_priors("hese", parameter_supports(binned.components))
     model = build_model(binned, priors, likelihood="say")
     # pytensor's Python backend: the graph's meaning, without a minute of numba compilation
-    # (the numba route of this model is checked against the same backend in
-    # tests/test_nuts_fitter.py: test_cached_cfunc_takes_more_shared_inputs_than_a_python_call_can)
+    # (its numba route is sampled by test_cli_sample_and_report_with_nuisances below; the
+    # cached cfunc's density is checked against this backend in tests/test_nuts_fitter.py)
     logp = model.compile_logp(jacobian=False, mode="FAST_COMPILE")
     bins = np.flatnonzero(binned.templates.covered())
     for point in POINTS[1:]:

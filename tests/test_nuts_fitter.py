@@ -285,23 +285,25 @@ def test_cache_serves_other_tables_with_the_same_binning(binned):
         assert abs(logp - cfunc_logp(first, x)[0]) > 1.0  # not the first model's density
 
 
-@pytest.mark.slow
-def test_cached_cfunc_takes_more_shared_inputs_than_a_python_call_can(tmp_path):
-    """The HESE release's model with nuisance parameters and SAY has dozens of tables, each a
-    shared input: the cached cfunc passes them in chunks (a call of more than 30 arguments
-    compiles through a list, which numba refuses) and returns the model's density."""
+def test_cached_cfunc_takes_more_shared_inputs_than_a_python_call_can(toy_dataset, monkeypatch):
+    """A model with more shared inputs (tables) than one call may take: the cached cfunc
+    passes them in chunks of ``MAX_CALL_ITEMS`` (a call of more than 30 arguments compiles
+    through a list, which numba refuses; the HESE release's SAY model has 55) and returns
+    the model's density.  Here the chunk size is lowered to 2 on the toy's SAY model, so
+    that its shared inputs go in several chunks, through the same code as the release's
+    (which test_nuisance.py's test_cli_sample_and_report_with_nuisances samples) without
+    its three minutes of graph rewriting."""
     from diffuse_fit.inference import nutpie_cached
-    from diffuse_fit.io import hese_release as hr
-    from diffuse_fit.jobs.inputs import load_inputs
-    from diffuse_fit.jobs.prepared import PreparedFit
-    from diffuse_fit.physics import hese_toy
 
-    toy = hese_toy.make_toy_release(seed=22, n=8_000)
-    hr.write_release_folder(tmp_path, toy.simulation, toy.data)
-    inputs = load_inputs(None, None, hese_release=tmp_path)
-    model = PreparedFit.prepare(inputs, "hese", "hese", lambda *a, **k: None, "say", "spl").model
+    monkeypatch.setattr(nutpie_cached, "MAX_CALL_ITEMS", 2)
+    binned = spectral_binned(toy_dataset, "spl", "say")
+    priors = resolve_priors("default", parameter_supports(binned.components))
+    model = build_model(binned, priors, likelihood="say")
     compiled = nutpie_cached.compile_cached(model)
-    assert len(compiled.logp_func.get_shared()) > nutpie_cached.MAX_CALL_ITEMS + 5
+    n_shared = len(compiled.logp_func.get_shared())
+    assert n_shared > 2 * nutpie_cached.MAX_CALL_ITEMS  # at least three chunks
+    names = [f"a{i}" for i in range(n_shared)]
+    assert nutpie_cached._call_arguments(names).startswith("*((a0, a1,) + (a2, a3,) + ")
     for seed in (1, 2):
         x = compiled.initial_point_func(seed)
         logp, grad, status = cfunc_logp(compiled, x)
