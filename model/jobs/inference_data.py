@@ -266,10 +266,10 @@ def _prior_predictive(model, draws: int, seed: int):
 def _object_mode_notice_off():
     """The observation's random draws (a ``pm.CustomDist`` with a NumPy ``random``) run in
     Python inside the compiled function: pytensor's notice of it is not the user's concern."""
+    from diffuse_fit.inference.notices import ignore_object_mode_notice
+
     with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="Numba will use object mode", category=UserWarning
-        )
+        ignore_object_mode_notice()
         yield
 
 

@@ -63,10 +63,15 @@ def flux_band(
         ``n_draws``.
     """
     energies = np.asarray(energies, dtype=np.float64).reshape(-1)
-    q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
     flux = e2_flux(component, posterior_draws, energies)
     if not np.all(np.isfinite(flux)):
         raise ValueError("non-finite flux at some draws (non-finite posterior draws?)")
+    return _band(energies, flux, quantiles)
+
+
+def _band(energies: np.ndarray, flux: np.ndarray, quantiles) -> dict:
+    """The band of ``flux`` (draws x energies) at ``energies``: :func:`flux_band`'s form."""
+    q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
     return {
         "energies": energies,
         "quantiles": q,
@@ -88,14 +93,7 @@ def segmented_band(
     edges = np.array([c.low for c in segments[1:]])
     grid = np.sort(np.r_[energies[(energies > low) & (energies < high)], low, high, edges])
     at = np.sort(np.r_[grid, edges * (1 - 1e-12)])
-    q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
-    flux = segmented_e2_flux(segments, posterior_draws, at)
-    return {
-        "energies": at,
-        "quantiles": q,
-        "e2_flux": np.quantile(flux, q, axis=0),
-        "n_draws": flux.shape[0],
-    }
+    return _band(at, segmented_e2_flux(segments, posterior_draws, at), quantiles)
 
 
 def _label(name: str) -> str:
