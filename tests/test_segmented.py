@@ -367,3 +367,19 @@ def test_segment_priors_flat_and_weakly_informative():
         diff = [prior.log_density(v) - stats.halfnorm.logpdf(v, scale=20.0) for v in x]
         np.testing.assert_allclose(diff, diff[0], atol=1e-12)
     assert default["atmos_norm"].dist == "LogNormal"  # the set's own prior is kept
+
+
+def test_the_injected_spectrum_is_the_truths_own_model():
+    """The segmented figure's injected line is the model of the truth: a cutoff's truth
+    (which also holds spl's parameters) is drawn as the cutoff, against its formula
+    E^2 phi 1e-18 (E/100 TeV)^-gamma exp(-E/E_cut) (1e-12); real data have none."""
+    from diffuse_fit.report.document import _injected_flux
+
+    segments = segment_components(WORKSHOP_COMPONENTS[1])
+    truth = {"astro_norm": 6.0, "astro_gamma": 2.5, "astro_log10_ecut": 6.0}
+    line = _injected_flux(truth, segments)
+    assert line["label"].startswith("injected (cutoff:")
+    e = line["energies"]
+    want = e**2 * 6.0e-18 * (e / 1e5) ** -2.5 * np.exp(-e / 1e6)
+    np.testing.assert_allclose(line["e2_flux"], want, rtol=1e-12)
+    assert _injected_flux({"atmos_norm": 1.0}, segments) is None

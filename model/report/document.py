@@ -107,11 +107,11 @@ def _flux_figure(summary, idata, record: pp.FitRecord):
 
 def _injected_flux(truth: dict, segments) -> dict | None:
     """The injected spectrum of simulated data for the segmented figure: ``{"label",
-    "energies" (GeV), "e2_flux"}`` of the first spectral model (spl, broken, logparabola,
-    cutoff) whose parameters ``truth`` holds; None for real data."""
+    "energies" (GeV), "e2_flux"}`` of the built-in spectral model with the most parameters
+    that ``truth`` holds (spl, logparabola, broken, cutoff); None for real data."""
     from diffuse_fit.physics.components import PowerLawComponent
     from diffuse_fit.physics.flux import e2_flux
-    from diffuse_fit.physics.spectra import spectral_component
+    from diffuse_fit.physics.spectra import ASTRO_MODELS, spectral_component
 
     s = segments[0]
     base = PowerLawComponent(
@@ -123,18 +123,20 @@ def _injected_flux(truth: dict, segments) -> dict | None:
         s.pivot,
         s.reference_index,
     )
+    # the model of the most parameters the truth holds: a cutoff's truth holds spl's too
+    held = [(model, spectral_component(base, model)) for model in ASTRO_MODELS]
+    held = [(m, c) for m, c in held if set(c.parameters) <= set(truth)]
+    if not held:
+        return None
+    model, component = max(held, key=lambda mc: len(mc[1].parameters))
     energies = np.geomspace(segments[0].low, segments[-1].high, 80)
-    for model in ("spl", "broken", "logparabola", "cutoff"):
-        component = spectral_component(base, model)
-        if set(component.parameters) <= set(truth):
-            values = {n: truth[n] for n in component.parameters}
-            shape = ", ".join(f"{n.removeprefix('astro_')} {v:g}" for n, v in values.items())
-            return {
-                "label": f"injected ({model}: {shape})",
-                "energies": energies,
-                "e2_flux": e2_flux(component, values, energies)[0],
-            }
-    return None
+    values = {n: truth[n] for n in component.parameters}
+    shape = ", ".join(f"{n.removeprefix('astro_')} {v:g}" for n, v in values.items())
+    return {
+        "label": f"injected ({model}: {shape})",
+        "energies": energies,
+        "e2_flux": e2_flux(component, values, energies)[0],
+    }
 
 
 def _table(rows, header) -> str:
