@@ -14,7 +14,11 @@ from diffuse_fit.inference.settings import SamplerSettings
 from diffuse_fit.messages import LOGGER, speaker
 from diffuse_fit.physics.constants import TOY_SEED
 
-TOY_DATASETS = ("default", "broken")  # keep in step with diffuse_fit.physics.toy.TOY_DATASETS
+TOY_DATASETS = (
+    "default",
+    "broken",
+    "flavour",
+)  # keep in step with diffuse_fit.physics.toy.TOY_DATASETS
 
 DEFAULT_OUT = Path("results/run")
 MAX_SEED = 2**32 - 1  # every sampler (nutpie, PyMC, NumPy) takes seeds in [0, 2**32)
@@ -82,8 +86,10 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
         choices=list(TOY_DATASETS),
         default="default",
         help="which embedded toy dataset: default (single power law, the workshop's "
-        "best fit) or broken (a broken power law, the demonstration of "
-        "'compare'); both share one simulation",
+        "best fit), broken (a broken power law, the demonstration of "
+        "'compare') or flavour (the default's spectrum, all nu_mu at Earth: the "
+        "demonstration of --astro-model flavour; its simulation has primaryType); "
+        "all share one simulation",
     )
     g.add_argument(
         "--toy-seed",
@@ -143,12 +149,14 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
     )
     p.add_argument(
         "--astro-model",
-        choices=["spl", "logparabola", "broken", "cutoff", "segmented"],
+        choices=["spl", "logparabola", "broken", "cutoff", "segmented", "flavour"],
         default="spl",
         help="astrophysical spectrum: spl (power law, gamma), logparabola (alpha, "
         "beta), broken (gamma1, gamma2, log10 E_break/GeV), cutoff (gamma, "
         "log10 E_cut/GeV), segmented (E^-2 in 5 segments of true energy, 60 "
-        "TeV - 10 PeV: astro_norm_1..5); see the README's 'Spectral models'",
+        "TeV - 10 PeV: astro_norm_1..5), flavour (spl with free flavour fractions "
+        "f_e, f_mu at Earth, f_tau = 1 - f_e - f_mu; needs the simulation's "
+        "primaryType); see the README's 'Spectral models'",
     )
     p.add_argument(
         "--segments",

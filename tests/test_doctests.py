@@ -12,6 +12,7 @@ MODULES_WITH_EXAMPLES = [
     "diffuse_fit.api",
     "diffuse_fit.physics.flux",
     "diffuse_fit.io.spectrum_names",
+    "diffuse_fit.physics.flavour",
 ]
 
 

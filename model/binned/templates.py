@@ -28,6 +28,7 @@ import numpy as np
 
 from diffuse_fit.binned.binning import Binning
 from diffuse_fit.binned.detector_tables import response_supports, response_values
+from diffuse_fit.binned.flavour_tables import FlavourTemplate, build_flavour_template
 from diffuse_fit.binned.log_tables import DEFAULT_TOLERANCE, LogChebyshevTable
 from diffuse_fit.binned.nuisance_tables import build_nuisance_template
 from diffuse_fit.binned.spectral_tables import build_spectral_template
@@ -38,6 +39,7 @@ from diffuse_fit.physics.components import (
     event_weights,
     parameter_supports,
 )
+from diffuse_fit.physics.flavour import FlavourPowerLaw
 from diffuse_fit.physics.spectra import SpectralComponent
 
 if TYPE_CHECKING:
@@ -197,7 +199,12 @@ def build_templates(
     if bin_index is None:
         bin_index = binning.bin_events(simulation)
     tables: list[
-        FlatTemplate | PowerLawTemplate | NuisanceTemplate | SpectralTable | SpectralEventSum
+        FlatTemplate
+        | PowerLawTemplate
+        | FlavourTemplate
+        | NuisanceTemplate
+        | SpectralTable
+        | SpectralEventSum
     ] = []
     for c in components:
         if isinstance(c, FlatComponent):
@@ -205,6 +212,10 @@ def build_templates(
         elif isinstance(c, PowerLawComponent):
             tables.append(
                 build_power_law_template(c, simulation, bin_index, binning.n_bins, tolerance)
+            )
+        elif isinstance(c, FlavourPowerLaw):
+            tables.append(
+                build_flavour_template(c, simulation, bin_index, binning.n_bins, tolerance)
             )
         elif hasattr(c, "terms"):  # with nuisance parameters (diffuse_fit.physics.nuisance)
             tables.append(

@@ -195,16 +195,13 @@ def start(profile: ProfileFitter, x0: Mapping[str, float]) -> np.ndarray:
     """Unconstrained coordinates of the natural start values ``x0`` (parameters it does
     not name start at the middle of their prior's support, or 1 for a norm)."""
     values = {**profile.default_start(), **x0}
-    return np.array(
-        [profile.transforms[n].to_unconstrained(float(values[n])) for n in profile.names]
-    )
+    natural_values = np.array([float(values[n]) for n in profile.names])
+    return profile.coordinates().unconstrained(natural_values)
 
 
 def natural(profile: ProfileFitter, u: np.ndarray) -> np.ndarray:
     """Natural parameter values of the unconstrained coordinates ``u``."""
-    return np.array(
-        [profile.transforms[n].to_natural(float(x)) for n, x in zip(profile.names, u, strict=True)]
-    )
+    return profile.coordinates().natural(u)
 
 
 def _logp_grad_natural(
@@ -216,10 +213,8 @@ def _logp_grad_natural(
         return np.nan, np.full(x.size, np.nan), x
     values = dict(zip(profile.names, x, strict=True))
     logp, grad, _, _ = profile.log_posterior(counts, values, curvature=False)
-    derivative = [
-        profile.transforms[n].derivative(v) for n, v in zip(profile.names, x, strict=True)
-    ]
-    return logp, grad * np.asarray(derivative), x
+    grad_u, _ = profile.coordinates().chain(x, grad)
+    return logp, grad_u, x
 
 
 def _newton(
@@ -232,7 +227,7 @@ def _newton(
         best = profile.fit(counts, x0=x0)
     if best.method != "newton" or not best.converged:
         return None
-    u = np.array([profile.transforms[n].to_unconstrained(best.values[n]) for n in profile.names])
+    u = profile.coordinates().unconstrained(np.array([best.values[n] for n in profile.names]))
     return scipy.optimize.OptimizeResult(x=u, success=True, message=best.message.split(" (")[0])
 
 

@@ -32,7 +32,9 @@ import scipy.optimize
 
 from diffuse_fit.binned.likelihoods import LIKELIHOODS
 from diffuse_fit.binned.templates import Templates, expected_counts
+from diffuse_fit.io.spectrum_names import FRACTIONS
 from diffuse_fit.physics.detector import EPSILON_DOM_SPLIT
+from diffuse_fit.physics.flavour import simplex_log_density
 
 if TYPE_CHECKING:
 
@@ -147,6 +149,85 @@ class _Transform:
         return math.log(p) - math.log1p(-p)
 
 
+class Coordinates:
+    """The unconstrained coordinates ``u`` of the parameters ``free``: one :class:`_Transform`
+    each, except the flavour fractions (:data:`diffuse_fit.io.spectrum_names.FRACTIONS`),
+    whose sum may not exceed 1: those fitted are stick-broken from the mass ``m = 1 - (sum of
+    those held fixed)``, ``f_1 = m s(u_1)``, ``f_2 = (m - f_1) s(u_2)`` with ``s`` the logistic
+    function (the simplex's interior is all of ``u``-space: no corner to hit), as PyMC's
+    transforms of ``f_e ~ Beta``, ``f_mu ~ Uniform(0, 1 - f_e)`` are.
+
+    Parameters
+    ----------
+    free : list of str
+    transforms : dict
+        Parameter -> :class:`_Transform` of its support.
+    held : dict
+        Values of the parameters held fixed (for the fractions' mass).
+    """
+
+    def __init__(
+        self, free: list[str], transforms: Mapping[str, _Transform], held: Mapping[str, float]
+    ) -> None:
+        self.free = list(free)
+        self.transforms = [transforms[n] for n in free]
+        self.stick = [i for i, n in enumerate(free) if n in FRACTIONS]
+        rest = [float(held[n]) for n in FRACTIONS if n in held and n not in free]
+        self.mass = max(1.0 - sum(rest), 0.0)
+        self._unit = _Transform(0.0, 1.0)
+
+    def natural(self, u: np.ndarray) -> np.ndarray:
+        """The natural values of ``u`` (free order)."""
+        x = np.array([t.to_natural(float(ui)) for t, ui in zip(self.transforms, u, strict=True)])
+        rest = self.mass
+        for i in self.stick:
+            x[i] = rest * self._unit.to_natural(float(u[i]))
+            rest = max(rest - x[i], 0.0)
+        return x
+
+    def unconstrained(self, x: np.ndarray) -> np.ndarray:
+        """``u`` of the natural values ``x`` (points on a boundary go just inside)."""
+        u = np.array(
+            [t.to_unconstrained(float(v)) for t, v in zip(self.transforms, x, strict=True)]
+        )
+        rest = self.mass
+        for i in self.stick:
+            u[i] = self._unit.to_unconstrained(float(x[i]) / rest if rest > 0 else 0.5)
+            rest = max(rest - float(x[i]), 0.0)
+        return u
+
+    def chain(
+        self, x: np.ndarray, gradient: np.ndarray, hessian: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The gradient and (if given) Hessian in ``u`` of a function whose gradient and
+        Hessian in the natural parameters at ``x`` are given: ``J^T g`` and ``J^T H J +
+        sum_k g_k d2 x_k / du du`` with ``J = dx/du``."""
+        n = x.size
+        jac = np.zeros((n, n))
+        second = np.zeros((n, n))  # sum_k g_k d2 x_k / du du
+        for i, (t, xi) in enumerate(zip(self.transforms, x, strict=True)):
+            if i not in self.stick:
+                jac[i, i] = t.derivative(float(xi))
+                second[i, i] = gradient[i] * t.second_derivative(float(xi))
+        rest, previous = self.mass, None  # previous: (index, dx/du, d2x/du2) of the first
+        for i in self.stick:
+            s = float(x[i]) / rest if rest > 0 else 0.5
+            ds, dds = s * (1.0 - s), s * (1.0 - s) * (1.0 - 2.0 * s)
+            jac[i, i], second[i, i] = rest * ds, gradient[i] * rest * dds
+            if previous is not None:  # x_i = (m - x_a) s(u_i)
+                a, da, dda = previous
+                jac[i, a] = -da * s
+                second[a, a] += gradient[i] * -dda * s
+                second[a, i] += gradient[i] * -da * ds
+                second[i, a] += gradient[i] * -da * ds
+            previous = (i, rest * ds, rest * dds)
+            rest = max(rest - float(x[i]), 0.0)
+        grad_u = jac.T @ gradient
+        if hessian is None:
+            return grad_u, None
+        return grad_u, jac.T @ hessian @ jac + second
+
+
 class ProfileFitter:
     """Maximise ``log p(theta | k)`` over the free parameters, any of them held fixed.
 
@@ -181,6 +262,18 @@ class ProfileFitter:
         self._all = self.names + [n for n in self.fixed if n not in self.priors]
         self.bins = np.flatnonzero(templates.covered()) if bins is None else np.asarray(bins)
         self.transforms = {n: _Transform(*p.support()) for n, p in self.priors.items()}
+        fitted = [n for n in FRACTIONS if n in self.priors]  # the flavour prior's density
+        held = {n: self.fixed[n] for n in FRACTIONS if n in self.fixed}
+        self._simplex_log_density = simplex_log_density(len(fitted), held) if fitted else 0.0
+
+    def coordinates(
+        self, free: list[str] | None = None, held: Mapping[str, float] | None = None
+    ) -> Coordinates:
+        """The unconstrained coordinates of ``free`` (default: every fitted parameter) with
+        ``held`` fixed (:class:`Coordinates`)."""
+        return Coordinates(
+            self.names if free is None else free, self.transforms, {**self.fixed, **(held or {})}
+        )
 
     # -- the objective -------------------------------------------------------------------
     def log_posterior(
@@ -197,7 +290,7 @@ class ProfileFitter:
         if self.fixed:  # the derivatives in the fitted parameters only
             n = len(self.names)
             grad, hess = grad[:n], hess[:n, :n]
-        logp = loglike
+        logp = loglike + self._simplex_log_density
         for i, name in enumerate(self.names):
             prior, x = self.priors[name], values[name]
             logp += prior.log_density(x)
@@ -254,14 +347,13 @@ class ProfileFitter:
             raise ValueError(f"unknown parameters {sorted(unknown)} (known: {self.names})")
         free = [n for n in self.names if n not in fixed]
         index = [self.names.index(n) for n in free]
-        transforms = [self.transforms[n] for n in free]
+        coords = self.coordinates(free, fixed)
         start = {**self.default_start(), **(x0 or {})}
         counts = np.asarray(counts, dtype=np.float64)
 
         def point(u: np.ndarray) -> dict[str, float]:
             values = dict(fixed)
-            for name, t, ui in zip(free, transforms, u, strict=True):
-                values[name] = t.to_natural(float(ui))
+            values.update(zip(free, map(float, coords.natural(u)), strict=True))
             return values
 
         def evaluate(u: np.ndarray, curvature: bool = True) -> _Evaluation:
@@ -278,14 +370,10 @@ class ProfileFitter:
             with np.errstate(over="ignore", invalid="ignore"):  # absurd inputs: not converged
                 logp, grad, hess, loglike = self.log_posterior(counts, values, curvature)
             x = np.array([values[n] for n in free])
-            d1 = np.array([t.derivative(xi) for t, xi in zip(transforms, x, strict=True)])
-            d2 = np.array([t.second_derivative(xi) for t, xi in zip(transforms, x, strict=True)])
-            g = grad[index]
-            grad_u = g * d1
-            hess_u = hess[np.ix_(index, index)] * np.outer(d1, d1) + np.diag(g * d2)
-            return logp, grad_u, hess_u, (values, grad, hess, loglike)
+            grad_u, hess_u = coords.chain(x, grad[index], hess[np.ix_(index, index)])
+            return logp, grad_u, cast(np.ndarray, hess_u), (values, grad, hess, loglike)
 
-        u = np.array([t.to_unconstrained(start[n]) for n, t in zip(free, transforms, strict=True)])
+        u = coords.unconstrained(np.array([start[n] for n in free], dtype=np.float64))
         state = evaluate(u)
         converged: tuple[bool, np.ndarray] | bool | None  # Newton's outcome, then the verdict
         converged, message = self._newton(evaluate, u, state)
@@ -385,6 +473,9 @@ class ProfileFitter:
                 start[name] = t.lo + 1.0
             else:
                 start[name] = 0.0 if math.isinf(t.hi) else t.hi - 1.0
+        for name in FRACTIONS:  # the simplex's centre, not its corner (1/2, 1/2)
+            if name in start:
+                start[name] = 1.0 / 3.0
         return start
 
     def covariance(self, best: Fit) -> tuple[np.ndarray, list[str], list[str]]:

@@ -38,6 +38,13 @@ Two named sets:
       about 6-9) and proper, so that SBC and the evidence apply; ``flat`` gives them
       ``HalfFlat``.
 
+With ``--astro-model flavour`` (:mod:`diffuse_fit.physics.flavour`) every set gives the flavour
+fractions ``f_e``, ``f_mu`` (``f_tau = 1 - f_e - f_mu``) the flat Dirichlet(1, 1, 1) prior on
+the simplex, ``FlatSimplex``: density 2 wherever ``f_e, f_mu >= 0`` and ``f_e + f_mu <= 1``,
+built as ``f_e ~ Beta(1, 2)`` and ``f_mu ~ Uniform(0, 1 - f_e)``, which NUTS samples through
+their logit transforms: a stick-breaking of the simplex, whose boundary is at infinity in
+the sampler's coordinates (no hard corner).  It is the only prior they take.
+
 ``hese``
     The priors of the HESE 7.5-year release (``HESE_fit.py``, the list ``priors``, lines
     177-189: Gaussian ``(mean, sigma)`` within hard bounds, or flat):
@@ -73,6 +80,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffuse_fit.io.json_text import describe_json_error, loads_strict
+from diffuse_fit.io.spectrum_names import FRACTIONS
 from diffuse_fit.physics.detector_parameters import DETECTOR_SYSTEMATICS
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -86,6 +94,7 @@ DISTRIBUTIONS = {
     "Exponential": (("lam",), ()),
     "Uniform": (("lower", "upper"), ()),
     "TruncatedNormal": (("mu", "sigma"), ("lower", "upper")),
+    "FlatSimplex": ((), ()),  # the flavour fractions' flat Dirichlet (module doc)
 }
 POSITIVE = {"HalfFlat", "LogNormal", "HalfNormal", "Gamma", "Exponential"}
 
@@ -105,6 +114,8 @@ class Prior:
         """The interval the prior puts its mass on."""
         if self.dist in POSITIVE:
             return (0.0, math.inf)
+        if self.dist == "FlatSimplex":
+            return (0.0, 1.0)
         return (self.params.get("lower", -math.inf), self.params.get("upper", math.inf))
 
     def to_dict(self) -> dict:
@@ -122,7 +133,7 @@ class Prior:
         LogNormal: ``(1 - (1 - (ln x - mu)) / sigma^2) / x^2``; Gamma: ``-(alpha - 1) / x^2``.
         """
         p = self.params
-        if self.dist in ("HalfFlat", "Uniform", "Exponential"):
+        if self.dist in ("HalfFlat", "Uniform", "Exponential", "FlatSimplex"):
             return 0.0
         if self.dist in ("HalfNormal", "TruncatedNormal"):
             return -1.0 / p["sigma"] ** 2
@@ -134,13 +145,17 @@ class Prior:
 
     def log_density(self, x: float) -> float:
         """``log p(x)`` of the prior, normalised as PyMC's log-density (NumPy twin, tested
-        against PyMC); ``-inf`` outside the support; 0 for ``HalfFlat`` on ``[0, inf)``."""
+        against PyMC); ``-inf`` outside the support; 0 for ``HalfFlat`` on ``[0, inf)``; 0 for
+        ``FlatSimplex``, whose density belongs to the pair of fractions
+        (:func:`diffuse_fit.physics.flavour.simplex_log_density`, added by the fitter)."""
         p, x = self.params, float(x)
         lo, hi = self.support()
         if not lo <= x <= hi:
             return -math.inf
         match self.dist:
             case "HalfFlat":
+                return 0.0
+            case "FlatSimplex":  # the pair's density: diffuse_fit.physics.flavour
                 return 0.0
             case "Uniform":
                 return -math.log(hi - lo)
@@ -178,7 +193,7 @@ class Prior:
         Gamma: ``(alpha - 1)/x - beta``.
         """
         p = self.params
-        if self.dist in ("HalfFlat", "Uniform"):
+        if self.dist in ("HalfFlat", "Uniform", "FlatSimplex"):
             return 0.0
         if self.dist == "Exponential":
             return -p["lam"]
@@ -202,6 +217,10 @@ class Prior:
         drawn from (:class:`PriorError`)."""
         if not self.proper:
             raise PriorError(f"cannot draw from the improper prior {self} (give a proper prior)")
+        if self.dist == "FlatSimplex":
+            raise PriorError(
+                "the flavour fractions are drawn as a pair (draw_priors), not one by one"
+            )
         p = self.params
         if self.dist == "TruncatedNormal":
             from scipy import stats
@@ -230,14 +249,37 @@ class Prior:
                 return stats.uniform(loc=p["lower"], scale=p["upper"] - p["lower"])
         raise ValueError(f"no scipy distribution for prior {self.dist}")
 
-    def build(self, name: str, dims=None):
-        """Create the PyMC random variable (inside a model context)."""
+    def build(self, name: str, dims=None, built=None, fixed=None):
+        """Create the PyMC random variable (inside a model context); ``built``: the
+        parameters made so far (name -> variable) and ``fixed`` those held fixed (name ->
+        value), which a flavour fraction's ``FlatSimplex`` needs (module doc)."""
         import numpy as np
         import pymc as pm
 
+        if self.dist == "FlatSimplex":
+            first, second = FRACTIONS
+            other = second if name == first else first
+            if other in (fixed or {}):  # the conditional of the flat Dirichlet: flat
+                return pm.Uniform(name, np.float64(0.0), np.float64(1.0 - fixed[other]), dims=dims)
+            if name == first:
+                return pm.Beta(name, np.float64(1.0), np.float64(2.0), dims=dims)
+            return pm.Uniform(name, np.float64(0.0), 1.0 - built[first], dims=dims)
         # float64 arrays: PyMC turns plain Python floats into float32 constants
         params = {k: np.asarray(v, dtype=np.float64) for k, v in self.params.items()}
         return getattr(pm, self.dist)(name, **params, dims=dims)
+
+
+def draw_priors(priors: dict, rng) -> dict[str, float]:
+    """One draw of every parameter from its prior (``rng``: a NumPy generator); the flavour
+    fractions as a pair, from the flat Dirichlet."""
+    import numpy as np
+
+    out = {n: float(p.draw(rng)) for n, p in priors.items() if p.dist != "FlatSimplex"}
+    pair = [n for n in FRACTIONS if n in priors]
+    if pair:
+        fractions = rng.dirichlet(np.ones(3))
+        out.update({n: float(fractions[i]) for i, n in enumerate(FRACTIONS) if n in pair})
+    return {n: out[n] for n in priors}
 
 
 PRIOR_SETS = {
@@ -293,6 +335,8 @@ DETECTOR_PRIORS = {
 sets."""
 PRIOR_SETS["hese"].update(DETECTOR_PRIORS)
 PRIOR_SETS["default"].update(DETECTOR_PRIORS)
+for _set in PRIOR_SETS.values():  # the flavour fractions: flat on the simplex, in every set
+    _set.update({name: Prior("FlatSimplex") for name in FRACTIONS})
 SEGMENT_PRIOR = Prior("HalfNormal", {"sigma": 20.0})
 """The ``default`` prior of each segment norm ``astro_norm_1``, ... of the segmented spectrum
 (module doc)."""
@@ -410,6 +454,12 @@ def resolve_priors(spec: str | Path | dict, supports: dict[str, tuple[float, flo
             if name in overrides
             else _from_set(base, name, low, high)
         )
+        if (name in FRACTIONS) != (prior.dist == "FlatSimplex"):
+            raise PriorError(
+                f"{source}: prior for '{name}' {prior}: the flavour fractions "
+                f"{', '.join(FRACTIONS)} take FlatSimplex, the flat Dirichlet on the simplex, "
+                "and only they do"
+            )
         lo, hi = prior.support()
         if lo < low or hi > high:
             raise PriorError(

@@ -41,6 +41,7 @@ import pytensor.tensor as pt
 
 from diffuse_fit.binned import chebyshev
 from diffuse_fit.binned.dataset import BinnedDataset
+from diffuse_fit.binned.flavour_tables import FlavourTemplate
 from diffuse_fit.binned.likelihoods import LIKELIHOODS  # name -> NumPy twin
 from diffuse_fit.binned.spectral_tables import SpectralEventSum, SpectralTable
 from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates
@@ -70,11 +71,23 @@ def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
         return log_table_pt(table.table, params[c.index], model_bins)
     if hasattr(table, "products"):  # with nuisance parameters
         return products_pt(table.products, params, model_bins)
+    if isinstance(table, FlavourTemplate):
+        return flavour_pt(table, params, model_bins)
     if isinstance(table, SpectralTable):
         return spectral_table_pt(table, params, model_bins)
     if isinstance(table, SpectralEventSum):
         return spectral_event_sum_pt(table, params, model_bins)
     raise TypeError(f"unknown table type {type(table).__name__}")
+
+
+def flavour_pt(table: FlavourTemplate, params: dict, model_bins: np.ndarray):
+    """Pytensor expression of ``3 (f_e T_e + f_mu T_mu + f_tau T_tau)`` on the model bins,
+    ``f_tau = 1 - f_e - f_mu`` (:mod:`diffuse_fit.binned.flavour_tables`); NumPy twin
+    ``table.unit_counts(params)[model_bins]``."""
+    c = table.component
+    f_e, f_mu = (params[f] for f in c.fractions)
+    e, mu, tau = (log_table_pt(t, params[c.index], model_bins) for t in table.tables)
+    return 3.0 * (f_e * e + f_mu * mu + (1.0 - f_e - f_mu) * tau)
 
 
 def spectral_table_pt(table: SpectralTable, params: dict, model_bins: np.ndarray):
@@ -186,12 +199,13 @@ def build_model(binned: BinnedDataset, priors: dict, likelihood: str = "poisson"
     names = [t.component.name for t in templates.tables]
     with pm.Model(coords={"bin": model_bins, "component": names}) as model:
         counts = pm.Data("counts", binned.counts[model_bins], dims="bin")
-        params = {
-            name: pt.constant(np.float64(templates.fixed[name]), name=name)
-            if name in templates.fixed
-            else priors[name].build(name)
-            for name in templates.parameter_supports()
-        }
+        params: dict = {}
+        for name in templates.parameter_supports():
+            params[name] = (
+                pt.constant(np.float64(templates.fixed[name]), name=name)
+                if name in templates.fixed
+                else priors[name].build(name, built=params, fixed=templates.fixed)
+            )
         per_component = expected_counts_pt(templates, params, model_bins)
         pm.Deterministic(
             "n_expected", pt.stack([lam.sum() for lam in per_component.values()]), dims="component"

@@ -63,7 +63,7 @@ class InputsSpec(_Section):
     """Where a sample's events come from: the embedded toy (default), workshop files, or a
     downloaded HESE release folder."""
 
-    toy: Literal["default", "broken"] | None = None
+    toy: Literal["default", "broken", "flavour"] | None = None
     toy_seed: int = Field(TOY_SEED, ge=0, le=2**32 - 1)
     data: Path | None = None
     simulation: Path | None = None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+FLAVOUR = "flavour"  # the single power law with free flavour fractions (physics.flavour)
+FRACTIONS = ("f_e", "f_mu")  # its flavour fractions at Earth (f_tau = 1 - f_e - f_mu)
 SEGMENTED = "segmented"  # several components (segment_components), not a parametric spectrum
 SEGMENT_EDGES_GEV = (6.0e4, 1.5e5, 4.0e5, 1.0e6, 3.0e6, 1.0e7)
 """Default segments of ``segmented`` (true neutrino energy, GeV): 60 TeV - 10 PeV in 5 about

@@ -16,8 +16,11 @@ Optional simulation fields read by component sets other than the workshop's:
 ``conventionalWeight``, ``promptWeight``, ``muonWeight`` (expected events at nominal,
 ``--components split`` and ``hese``); ``pionWeight``, ``kaonWeight`` (conventional expected
 events from pion and kaon decays, summing to ``conventionalWeight``) and ``primaryType``
-(PDG code: > 0 neutrino, < 0 antineutrino) for ``--components hese``
-(:mod:`diffuse_fit.physics.nuisance`).
+(PDG code: > 0 neutrino, < 0 antineutrino; +-12 nu_e, +-14 nu_mu, +-16 nu_tau, +-13 an
+atmospheric muon; checked when present) for ``--components hese``
+(:mod:`diffuse_fit.physics.nuisance`) and ``--astro-model flavour``
+(:mod:`diffuse_fit.physics.flavour`, which needs the flavour of every event with an
+astrophysical weight).
 
 Parsing: the events of a large file (the workshop's simulation is ~200 MB) are
 parsed by NumPy straight from the file's bytes, about 2-3x the file's size in
@@ -72,6 +75,10 @@ _FIELD_CHECKS: dict[str, checks.Check] = {
     "primaryZenith": checks.ZENITH,
     "topology": checks.one_of(
         TOPOLOGY_CODES, "a topology code (0 cascade, 1 track, 2 double cascade)"
+    ),
+    "primaryType": checks.one_of(
+        (-16, -14, -13, -12, 12, 13, 14, 16),
+        "a PDG code (+-12 nu_e, +-14 nu_mu, +-16 nu_tau; +-13 an atmospheric muon)",
     ),
 }
 

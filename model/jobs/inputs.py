@@ -51,9 +51,9 @@ def component_set(
         raise UsageError(
             f"--likelihood say supports only --astro-model spl or segmented, not {astro_model!r}"
         )
-    if name == "segmented" and components == "hese":
+    if name in ("segmented", "flavour") and components == "hese":
         raise UsageError(
-            "--astro-model segmented with --components hese is not implemented "
+            f"--astro-model {name} with --components hese is not implemented "
             "(use --components workshop or split)"
         )
     return with_astro_model(COMPONENT_SETS[components], astro_model)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from diffuse_fit.errors import UsageError
+from diffuse_fit.inference.priors import draw_priors
 from diffuse_fit.inference.settings import SamplerSettings
 from diffuse_fit.io.journal import Journal, journal_folder
 from diffuse_fit.io.run_folder import check_output_folder, write_run
@@ -149,7 +150,7 @@ def sbc_fit(context: FitContext, key: str, args: dict) -> dict:
     thinned posterior draws (all chains pooled, every ``total // draws_per_fit``-th draw)."""
     seed = task_seed(args["seed"], args["index"])
     rng = np.random.default_rng(seed)
-    truth = {n: float(p.draw(rng)) for n, p in context.priors.items()}
+    truth = draw_priors(context.priors, rng)
     counts = poisson_counts(context, truth, rng)
     summary, idata = posterior_summary(context, counts, seed)
     ranks = {}

@@ -120,6 +120,8 @@ def e2_flux(component: Any, params: dict[str, np.ndarray], energies_gev: np.ndar
     """
     if not hasattr(component, "energy_field"):
         raise TypeError(f"{component.name!r} has no energy dependence (not astrophysical)")
+    # with flavour fractions (diffuse_fit.physics.flavour): their sum, the single power law
+    component = getattr(component, "all_flavours", component)
     energies = np.asarray(energies_gev, dtype=np.float64).reshape(-1)
     if not np.all(energies > 0) or not np.all(np.isfinite(energies)):
         raise ValueError("energies must be positive and finite (GeV)")

@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from diffuse_fit.io.events import EventTable
 from diffuse_fit.io.spectrum_names import (  # noqa: F401 (re-exported)
+    FLAVOUR,
     SEGMENT_EDGES_GEV,
     SEGMENTED,
     check_segment_edges,
@@ -41,6 +42,7 @@ from diffuse_fit.io.spectrum_names import (  # noqa: F401 (re-exported)
     split_segmented,
 )
 from diffuse_fit.physics.components import Params, PowerLawComponent, SegmentComponent
+from diffuse_fit.physics.flavour import FlavourPowerLaw
 
 Derivatives = tuple[np.ndarray, np.ndarray, np.ndarray]
 """``f``, ``df/ds_a`` (n_shape, n) and ``d2f/ds_a ds_b`` (n_shape, n_shape, n) per event."""
@@ -111,7 +113,7 @@ def register_spectrum(
             "my_cutoff", {"astro_gamma": (1.0, 4.0), "astro_lg_ecut": (5.0, 8.0)},
             lambda x, v, xp: -v[0] * x - xp.exp(x + math.log(1e5) - math.log(10) * v[1]))
     """
-    if name in (*ASTRO_MODELS, SEGMENTED):
+    if name in (*ASTRO_MODELS, SEGMENTED, FLAVOUR):
         raise ValueError(f"{name!r} is a built-in spectral model; choose another name")
     if not parameters:
         raise ValueError("a spectrum needs at least one shape parameter")
@@ -128,7 +130,7 @@ def register_spectrum(
 
 def astro_models() -> tuple[str, ...]:
     """Every spectral model known: the built-in ones, then those registered."""
-    return (*ASTRO_MODELS, SEGMENTED, *_REGISTERED)
+    return (*ASTRO_MODELS, SEGMENTED, FLAVOUR, *_REGISTERED)
 
 
 def _registered(model: str) -> Spectrum:
@@ -341,6 +343,13 @@ def with_astro_model(
             else:
                 out.append(c)
         return tuple(out)
+    if model == FLAVOUR:  # the single power law with free flavour fractions
+        return tuple(
+            FlavourPowerLaw.of(c)
+            if isinstance(c, PowerLawComponent) and c.name == "astrophysical"
+            else c
+            for c in components
+        )
     return tuple(
         spectral_component(c, model)
         if isinstance(c, PowerLawComponent) and c.name == "astrophysical"

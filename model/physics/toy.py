@@ -55,7 +55,7 @@ from diffuse_fit.io.events import EventTable, columns_digest
 from diffuse_fit.physics.atmospheric_flux import FLAVOURS, flux, table_provenance
 from diffuse_fit.physics.components import WORKSHOP_COMPONENTS, event_weights
 from diffuse_fit.physics.constants import HESE_LIVETIME_S, TOY_SEED
-from diffuse_fit.physics.spectra import with_astro_model
+from diffuse_fit.physics.spectra import FLAVOUR, with_astro_model
 
 LIVETIME_S = HESE_LIVETIME_S  # s, the HESE 7.5-year livetime
 E_RANGE_GEV = (1.0e4, 1.0e8)
@@ -81,7 +81,14 @@ BROKEN_TRUTH = {
     "astro_log10_ebreak": 5.4,
 }
 # name -> (astrophysical spectrum of the pseudo-data, its truth); the simulation is shared
-TOY_DATASETS = {"default": ("spl", DEFAULT_TRUTH), "broken": ("broken", BROKEN_TRUTH)}
+# The demonstration of `--astro-model flavour` (README "Flavour composition"): the default toy's
+# spectrum, all of it nu_mu at Earth (0:1:0)
+FLAVOUR_TRUTH = {**DEFAULT_TRUTH, "f_e": 0.0, "f_mu": 1.0}
+TOY_DATASETS = {
+    "default": ("spl", DEFAULT_TRUTH),
+    "broken": ("broken", BROKEN_TRUTH),
+    "flavour": ("flavour", FLAVOUR_TRUTH),
+}
 SIMULATION_FIELDS = (
     "astroWeight",
     "atmoWeight",
@@ -203,6 +210,7 @@ def _simulate(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         "zenith": reco_zenith,
         "conventionalWeight": exposure * conventional,
         "promptWeight": exposure * prompt,
+        "primaryType": (12.0 + 2.0 * flavour).astype(np.float64),  # PDG: 12 nu_e, 14, 16
     }
 
 
@@ -246,6 +254,8 @@ def generate(
     )
     sim = _simulate(sim_stream, n_simulated)
     pool = _simulate(data_stream, n_simulated)
+    if astro_model != FLAVOUR:  # the flavour column only where it is fitted (same bytes as before)
+        del sim["primaryType"]
     components = with_astro_model(WORKSHOP_COMPONENTS, astro_model)
     weights = event_weights(pool, components, truth)  # the workshop's reweighting
     n_data = draw_stream.poisson(weights.sum())

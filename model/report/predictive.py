@@ -15,7 +15,7 @@ squared weights at the draw; replicated counts stay Poisson, as the model's own 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy.special import gammaln, xlogy
@@ -24,6 +24,7 @@ from scipy.stats import chi2
 from diffuse_fit.binned import nuisance_tables as nt
 from diffuse_fit.binned.binning import Binning
 from diffuse_fit.binned.detector_tables import ResponseTable
+from diffuse_fit.binned.flavour_tables import FlavourTemplate
 from diffuse_fit.binned.joint import JointBinning, sample_parts
 from diffuse_fit.binned.log_tables import LogChebyshevTable
 from diffuse_fit.binned.say import say_loglike
@@ -32,6 +33,7 @@ from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templat
 from diffuse_fit.binned.variance import FlatPair, SmoothPair, VarianceTables
 from diffuse_fit.errors import DataFormatError
 from diffuse_fit.physics.components import FlatComponent, PowerLawComponent, SegmentComponent
+from diffuse_fit.physics.flavour import FLAVOURS, FlavourPowerLaw
 from diffuse_fit.physics.spectra import SpectralComponent
 
 AXES = ("topology", "zenith", "energy")  # the order of Binning.shape
@@ -163,6 +165,7 @@ _KINDS = {
     "power_law": PowerLawComponent,
     "spectral_table": SpectralComponent,
     "spectral_events": SpectralComponent,
+    "flavour": FlavourPowerLaw,
 }
 
 
@@ -218,6 +221,12 @@ def record_variables(counts, templates: Templates, likelihood="poisson") -> tupl
             dims = (f"{c.name}__active_bin",) + tuple(f"{c.name}__node_{a}" for a in c.shape)
             variables[f"{c.name}__active"] = (dims[:1], np.asarray(t.active, dtype=np.int64))
             variables[f"{c.name}__log_coeffs"] = (dims, t.log_coeffs)
+        elif isinstance(t, FlavourTemplate):  # one power-law table per flavour
+            described.append(
+                {"kind": "flavour", **asdict(c), "max_relative_error": t.max_relative_error}
+            )
+            for flavour, table in zip(FLAVOURS, t.tables, strict=True):
+                variables |= table.record(f"{c.name}_{flavour}")
         elif isinstance(t, SpectralEventSum):  # the exact sum: the simulated events it needs
             described.append({"kind": "spectral_events", **asdict(c), "reason": t.reason})
             dims = (f"{c.name}__active_bin",)
@@ -377,7 +386,21 @@ def record_from_variables(arrays: dict, attrs: dict, source: str) -> FitRecord:
                 d["shape"] = tuple(d["shape"])
                 d["shape_ranges"] = tuple(tuple(r) for r in d["shape_ranges"])
             c = cls(**d)
-            if cls is SpectralComponent:
+            if cls is FlavourPowerLaw:
+                c = replace(c, fractions=tuple(c.fractions))
+                flavour_tables = tuple(
+                    LogChebyshevTable.read(
+                        arrays,
+                        f"{c.name}_{flavour}",
+                        binning.n_bins,
+                        c.index_range,
+                        error,
+                        f"table of {c.name} ({flavour})",
+                    )
+                    for flavour in FLAVOURS
+                )
+                table = FlavourTemplate(c, flavour_tables)
+            elif cls is SpectralComponent:
                 table = _spectral_from_variables(arrays, kind, c, binning.n_bins, error, reason)
             elif cls in (FlatComponent, SegmentComponent):
                 table = FlatTemplate(c, np.asarray(arrays[f"{c.name}__per_bin"], dtype=np.float64))

@@ -1,0 +1,221 @@
+"""The astrophysical flavour composition at Earth: the fractions ``f_e``, ``f_mu``, ``f_tau``.
+
+``--astro-model flavour`` is the single power law with free flavour fractions:
+
+    dPhi/dE = astro_norm * 1e-18 (E / 100 TeV)^-gamma * 3 f_a   per flavour a (nu + nubar),
+
+``f_tau = 1 - f_e - f_mu`` (GeV^-1 cm^-2 s^-1 sr^-1; at ``f_a = 1/3`` it is today's all-flavour
+single power law ``astro_norm``, split equally).  A simulated event's nominal astrophysical
+weight ``w_i`` is its flavour's share of the equal-fractions flux, so its weight is ``3 f_a(i)``
+times the single power law's; the flavour is read from the simulation's ``primaryType`` (PDG
+code, +-12 nu_e, +-14 nu_mu, +-16 nu_tau: the HESE release's field, optional in workshop files).
+The expectation is linear in the fractions:
+
+    lam_b = astro_norm * 3 (f_e T_e,b(gamma) + f_mu T_mu,b(gamma) + f_tau T_tau,b(gamma)),
+
+``T_a,b`` the power law's per-bin table of flavour ``a``'s events
+(:mod:`diffuse_fit.binned.flavour_tables`).
+
+Source expectations at Earth: a source flavour ratio ``s`` arrives as ``P s`` after
+oscillations averaged over astrophysical baselines, ``P_ab = sum_i |U_ai|^2 |U_bi|^2``, with the
+PMNS matrix of :data:`MIXING` (NuFIT 5.2, 2022, normal ordering with Super-Kamiokande's
+atmospheric data: www.nu-fit.org).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+
+from diffuse_fit.io.events import EventTable
+from diffuse_fit.io.spectrum_names import FRACTIONS
+from diffuse_fit.physics.components import PowerLawComponent
+
+FLAVOUR_FIELD = "primaryType"  # PDG code of the simulated neutrino
+FLAVOURS = ("e", "mu", "tau")
+PDG_CODES = {12: 0, 14: 1, 16: 2}  # |PDG code| -> index into FLAVOURS
+
+MIXING = {
+    "theta12_deg": 33.41,
+    "theta23_deg": 42.2,
+    "theta13_deg": 8.58,
+    "delta_cp_deg": 232.0,
+}
+"""The mixing angles and CP phase of the source expectations (NuFIT 5.2, normal ordering,
+with SK atmospheric data; degrees)."""
+
+SOURCES = {
+    "pion decay (1:2:0)": (1.0, 2.0, 0.0),
+    "muon-damped (0:1:0)": (0.0, 1.0, 0.0),
+    "neutron decay (1:0:0)": (1.0, 0.0, 0.0),
+}
+"""Flavour ratios at the source (nu_e : nu_mu : nu_tau) of the textbook production mechanisms."""
+
+
+def simplex_log_density(fitted: int, fixed: Mapping[str, float] | None = None) -> float:
+    """The flat Dirichlet(1, 1, 1) prior's log-density in the fitted fractions, as the PyMC
+    model builds it (:func:`diffuse_fit.inference.pymc_model.build_model`): ``log 2`` on the
+    simplex with both fractions fitted (``f_e ~ Beta(1, 2)``, ``f_mu ~ Uniform(0, 1 - f_e)``);
+    with one held fixed at ``v`` the other is ``Uniform(0, 1 - v)``: ``-log(1 - v)``; 0 with
+    none fitted.  Constant inside the simplex, so it moves no fit; it makes the log-posterior
+    the PyMC model's."""
+    if fitted == 2:
+        return math.log(2.0)
+    if fitted == 1:
+        held = sum((fixed or {}).values())
+        return -math.log(1.0 - held) if held < 1.0 else -math.inf
+    return 0.0
+
+
+def pmns(mixing: Mapping[str, float] = MIXING) -> np.ndarray:
+    """The PMNS matrix ``U`` (3 x 3, complex; rows e, mu, tau; columns mass states 1-3) in the
+    standard parametrisation."""
+    t12, t23, t13, d = (
+        math.radians(mixing[k])
+        for k in ("theta12_deg", "theta23_deg", "theta13_deg", "delta_cp_deg")
+    )
+    s12, c12, s23, c23, s13, c13 = (
+        math.sin(t12),
+        math.cos(t12),
+        math.sin(t23),
+        math.cos(t23),
+        math.sin(t13),
+        math.cos(t13),
+    )
+    phase = complex(math.cos(d), math.sin(d))
+    return np.array(
+        [
+            [c12 * c13, s12 * c13, s13 / phase],
+            [-s12 * c23 - c12 * s23 * s13 * phase, c12 * c23 - s12 * s23 * s13 * phase, s23 * c13],
+            [s12 * s23 - c12 * c23 * s13 * phase, -c12 * s23 - s12 * c23 * s13 * phase, c23 * c13],
+        ]
+    )
+
+
+def averaged_transition(mixing: Mapping[str, float] = MIXING) -> np.ndarray:
+    """``P_ab = sum_i |U_ai|^2 |U_bi|^2``: the probability that a nu_b arrives as a nu_a
+    over astrophysical baselines (oscillations averaged out); rows sum to 1."""
+    u2 = np.abs(pmns(mixing)) ** 2
+    return cast(np.ndarray, u2 @ u2.T)
+
+
+def at_earth(
+    source: tuple[float, float, float], mixing: Mapping[str, float] = MIXING
+) -> np.ndarray:
+    """The flavour fractions at Earth (f_e, f_mu, f_tau; sum 1) of a source ratio ``source``.
+
+    >>> np.round(at_earth((1.0, 2.0, 0.0)), 2)
+    array([0.33, 0.34, 0.33])
+    """
+    s = np.asarray(source, dtype=np.float64)
+    return cast(np.ndarray, averaged_transition(mixing) @ (s / s.sum()))
+
+
+def flavour_index(
+    codes: np.ndarray, source: str = "<simulation>", weights: np.ndarray | None = None
+) -> np.ndarray:
+    """The flavour (0 e, 1 mu, 2 tau) of each PDG code, -1 for other particles;
+    :class:`ValueError` naming the first event with a non-zero ``weights`` (default: every
+    event) whose code is not a neutrino's."""
+    magnitude = np.abs(np.asarray(codes, dtype=np.float64))
+    index = np.full(magnitude.shape, -1, dtype=np.int64)
+    for code, i in PDG_CODES.items():
+        index[magnitude == code] = i
+    weighted = np.ones(index.shape, dtype=bool) if weights is None else np.asarray(weights) != 0
+    bad = np.flatnonzero((index < 0) & weighted)
+    if bad.size:
+        raise ValueError(
+            f"{source}: {FLAVOUR_FIELD} of event {int(bad[0])} is {codes[bad[0]]!r}, not a "
+            "neutrino's PDG code (+-12, +-14, +-16), for an event with an astrophysical weight"
+        )
+    return index
+
+
+@dataclass(frozen=True)
+class FlavourPowerLaw:
+    """The astrophysical single power law with free flavour fractions (module doc):
+    expected events ``norm * w * (E / pivot)^-(index - reference_index) * 3 f_a`` of an
+    event of flavour ``a``; ``fractions`` names ``f_e`` and ``f_mu`` (``f_tau = 1 - f_e -
+    f_mu``)."""
+
+    name: str
+    weight_field: str
+    energy_field: str
+    norm: str
+    index: str
+    flavour_field: str = FLAVOUR_FIELD
+    fractions: tuple[str, str] = FRACTIONS
+    pivot: float = 1.0e5  # GeV
+    reference_index: float = 2.5
+    index_range: tuple[float, float] = (1.0, 4.0)
+
+    @classmethod
+    def of(cls, power_law: Any) -> FlavourPowerLaw:
+        """The flavoured twin of a :class:`diffuse_fit.physics.components.PowerLawComponent`."""
+        return cls(
+            power_law.name,
+            power_law.weight_field,
+            power_law.energy_field,
+            power_law.norm,
+            power_law.index,
+            pivot=power_law.pivot,
+            reference_index=power_law.reference_index,
+            index_range=power_law.index_range,
+        )
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        return (self.norm, self.index, *self.fractions)
+
+    @property
+    def all_flavours(self) -> PowerLawComponent:
+        """The single power law of the flux summed over flavours (the fractions drop out)."""
+        return PowerLawComponent(
+            self.name,
+            self.weight_field,
+            self.energy_field,
+            self.norm,
+            self.index,
+            self.pivot,
+            self.reference_index,
+            self.index_range,
+        )
+
+    @property
+    def input_fields(self) -> tuple[str, ...]:
+        return (self.weight_field, self.energy_field, self.flavour_field)
+
+    def supports(self) -> dict[str, tuple[float, float]]:
+        """The index's tabulated range; each fraction [0, 1] (their sum at most 1)."""
+        return {
+            self.index: (float(self.index_range[0]), float(self.index_range[1])),
+            **{f: (0.0, 1.0) for f in self.fractions},
+        }
+
+    def log_energy(self, events: EventTable | Mapping[str, np.ndarray]) -> np.ndarray:
+        """ln(E_true / pivot) of each event."""
+        return cast(np.ndarray, np.log(np.asarray(events[self.energy_field]) / self.pivot))
+
+    def flavours(self, events: EventTable | Mapping[str, np.ndarray]) -> np.ndarray:
+        """The flavour index (0 e, 1 mu, 2 tau; -1 another particle) of each event;
+        :class:`ValueError` for an event with an astrophysical weight and no neutrino flavour."""
+        return flavour_index(
+            np.asarray(events[self.flavour_field]),
+            getattr(events, "source", ""),
+            np.asarray(events[self.weight_field]),
+        )
+
+    def event_weights(
+        self, events: EventTable | Mapping[str, Any], params: Mapping[str, Any]
+    ) -> np.ndarray:
+        """Expected events of each simulated event at ``params``."""
+        f_e, f_mu = (params[f] for f in self.fractions)
+        flavour = self.flavours(events)
+        share = np.select([flavour == 0, flavour == 1], [f_e, f_mu], 1.0 - f_e - f_mu)
+        tilt = np.exp(-(params[self.index] - self.reference_index) * self.log_energy(events))
+        weights = params[self.norm] * np.asarray(events[self.weight_field]) * tilt
+        return cast(np.ndarray, 3.0 * weights * share)
