@@ -68,6 +68,10 @@ def lbfgsb(
 GRADIENT_TOLERANCE = 1e-5  # max |d log p / d u| at an accepted optimum (u unconstrained)
 CURVATURE_TOLERANCE = 1e-10  # smallest accepted eigenvalue of the scaled -Hessian (diagonal 1)
 _U_LIMIT = 700.0  # |u| beyond which exp(u) overflows
+# Newton steps of a profile interval's end before bisection only: h' = -2 d log p / dx is the
+# profile's slope only where the other parameters' optimum is inside their supports (at the
+# simplex's edge, f_mu = 1 - f_e moves with f_e and Newton crawls)
+NEWTON_STEPS = 20
 
 
 @dataclass(frozen=True)
@@ -327,7 +331,25 @@ class ProfileFitter:
             starts = (0.5 * (low + split), 0.5 * (split + high))
             fits = [self._fit_once(counts, fixed, {**(x0 or {}), "epsilon_dom": s}) for s in starts]
             return max(fits, key=lambda f: (f.converged, f.log_posterior))
+        free_fractions = [n for n in FRACTIONS if n in self.names and n not in (fixed or {})]
+        if free_fractions and x0 is not None:
+            # a start on the simplex's edge can end on it, where the stick-breaking
+            # coordinate saturates and the gradient into the simplex vanishes in u: fit
+            # also from the start's fractions moved halfway to the centre; keep the better
+            inward = {**x0, **self._towards_centre(x0, fixed or {}, free_fractions)}
+            fits = [self._fit_once(counts, fixed, x0), self._fit_once(counts, fixed, inward)]
+            return max(fits, key=lambda f: (f.converged, f.log_posterior))
         return self._fit_once(counts, fixed, x0)
+
+    def _towards_centre(
+        self, x0: Mapping[str, float], fixed: Mapping[str, float], free: list[str]
+    ) -> dict[str, float]:
+        """The free fractions of ``x0`` moved halfway to the centre of the simplex left by
+        the fixed ones (``1/3`` each with none fixed)."""
+        held = {**self.fixed, **fixed}
+        mass = max(1.0 - sum(float(held[n]) for n in FRACTIONS if n in held), 0.0)
+        centre = mass / (len(free) + 1)  # f_tau takes a share too
+        return {n: 0.5 * (float(x0.get(n, centre)) + centre) for n in free}
 
     def _fit_once(
         self,
@@ -538,7 +560,7 @@ class ProfileFitter:
         outside: float | None
         inside, outside = x_best, None  # h < 0 at inside, h > 0 at outside
         x = x_best + direction * scale
-        for _ in range(200):
+        for step in range(200):
             if edge is not None and (x - edge) * direction > 0:
                 x = edge
             value, slope = h(x)
@@ -559,9 +581,13 @@ class ProfileFitter:
                 x = x if (x - inside) * direction > 0 else far
                 if not math.isfinite(x) or abs(x - x_best) > 1e12 * max(1.0, scale):
                     return direction * math.inf
-            elif newton is not None and min(inside, outside) < newton < max(inside, outside):
+            elif (
+                step < NEWTON_STEPS
+                and newton is not None
+                and min(inside, outside) < newton < max(inside, outside)
+            ):
                 x = newton
-            else:
+            else:  # bisection: also after NEWTON_STEPS, where h' is not the profile's slope
                 x = 0.5 * (inside + outside)
         raise RuntimeError(f"profile interval of {name}: no convergence in 200 steps")
 

@@ -23,6 +23,7 @@ from scipy import stats
 from diffuse_fit.errors import DataFormatError, UsageError
 from diffuse_fit.io.journal import Journal, journal_folder
 from diffuse_fit.io.run_folder import check_output_folder, read_run, write_run
+from diffuse_fit.io.spectrum_names import FRACTIONS
 from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
 from diffuse_fit.jobs.entries import check_scan
 from diffuse_fit.jobs.inputs import Inputs
@@ -30,6 +31,7 @@ from diffuse_fit.jobs.interrupt import interruptible
 from diffuse_fit.jobs.many import FitContext, check_inside, fitter
 from diffuse_fit.jobs.prepared import PreparedFit
 from diffuse_fit.messages import speaker
+from diffuse_fit.physics.flavour import outside_simplex
 
 LEVELS = (0.6827, 0.9545)  # 1 and 2 sigma
 
@@ -138,11 +140,18 @@ def assemble(prepared: PreparedFit, names: list[str], grid: dict, results: dict)
     rows = [results[k] for k in sorted(results)]
     shape = tuple(len(grid[n]) for n in names)
     best = prepared.best
-    log_p = np.array([x for r in rows for x in r["log_posterior"]]).reshape(shape)
+    log_p = np.array(
+        [np.nan if x is None else x for r in rows for x in r["log_posterior"]], dtype=np.float64
+    ).reshape(shape)  # None: a point outside the flavour simplex
     ts = -2.0 * (log_p - best.log_posterior)
     fitted = [v for r in rows for v in r["values"]]
     others = [n for n in prepared.names if n not in names]
-    profiled = {n: np.array([v[n] for v in fitted]).reshape(shape).tolist() for n in others}
+    profiled = {
+        n: np.array([np.nan if v[n] is None else v[n] for v in fitted], dtype=np.float64)
+        .reshape(shape)
+        .tolist()
+        for n in others
+    }
     converged = np.array([c for r in rows for c in r["converged"]]).reshape(shape).tolist()
     dof = len(names)
     ts_list = np.where(np.isfinite(ts), ts, np.nan).tolist()
@@ -190,6 +199,11 @@ def _figure(stage, scan: dict, posterior) -> None:
     from diffuse_fit.report.many_plots import scan_figure
 
     save_figure(stage, scan_figure(scan, posterior), "scan", dpi=150)
+    if sorted(scan["parameters"]) == sorted(FRACTIONS):  # the simplex as it is drawn
+        from diffuse_fit.report.flavour import ternary_figure
+
+        figure = ternary_figure(posterior, best=scan["best"], scan=scan)
+        save_figure(stage, figure, "flavour", dpi=150)
 
 
 def _say_summary(scan: dict, say) -> None:
@@ -212,6 +226,12 @@ def scan_points(context: FitContext, key: str, args: dict) -> dict:
     start = dict(context.start)
     log_posterior, neg_log_likelihood, fitted, converged = [], [], [], []
     for fixed in args["points"]:
+        if outside_simplex(fixed):  # f_e + f_mu > 1: no composition (ts null in scan.json)
+            log_posterior.append(None)
+            neg_log_likelihood.append(None)
+            fitted.append({**{n: None for n in profile.names}, **fixed})
+            converged.append(True)
+            continue
         fit = profile.fit(counts, fixed=fixed, x0=start)
         if not fit.converged:  # warm start led astray: from the global best instead
             retry = profile.fit(counts, fixed=fixed, x0=context.start)

@@ -30,6 +30,7 @@ from diffuse_fit.inference.settings import SamplerSettings
 from diffuse_fit.io.events import EventTable
 from diffuse_fit.io.journal import Journal, journal_folder
 from diffuse_fit.io.run_folder import check_output_folder, write_run
+from diffuse_fit.io.spectrum_names import FRACTIONS
 from diffuse_fit.jobs.distributed import ClusterOptions, run_tasks
 from diffuse_fit.jobs.entries import check_toy
 from diffuse_fit.jobs.inputs import Inputs
@@ -48,6 +49,7 @@ from diffuse_fit.jobs.many import (
 from diffuse_fit.jobs.prepared import PreparedFit
 from diffuse_fit.messages import speaker
 from diffuse_fit.physics.components import input_fields, weight_fields
+from diffuse_fit.physics.flavour import WILKS_2DOF
 
 NOMINAL = 0.6827
 MAX_EXPECTED = 1e18  # most expected events in a bin that Poisson counts are drawn for
@@ -226,6 +228,8 @@ def to_dataset(rows: list[dict], names: list[str], truth: dict, nuts: bool):
         "converged": ("toy", np.array([r["converged"] for r in rows], dtype=bool)),
         "truth": ("parameter", np.array([truth[n] for n in names])),
     }
+    if any("flavour_ts" in r for r in rows):  # -2 Delta log p at the true (f_e, f_mu)
+        data["flavour_ts"] = ("toy", np.array([_nan(r.get("flavour_ts")) for r in rows]))
     coords = {
         "toy": np.array([r["index"] for r in rows]),
         "parameter": names,
@@ -277,6 +281,18 @@ def coverage_of(ds, truth: dict, nuts: bool) -> dict:
             )
         out["parameters"][name] = fractions
         out["standard_errors"][name] = {k: math.sqrt(f * (1 - f) / n) for k, f in fractions.items()}
+    if "flavour_ts" in ds:  # the 2-D profile-likelihood regions of (f_e, f_mu), Wilks
+        ts = ds["flavour_ts"].values
+        out["flavour_regions"] = {
+            f"{level:.4f}": {
+                "threshold": threshold,
+                "coverage": _fraction(ts <= threshold),
+                "standard_error": math.sqrt(
+                    _fraction(ts <= threshold) * (1 - _fraction(ts <= threshold)) / n
+                ),
+            }
+            for level, threshold in WILKS_2DOF.items()
+        }
     return out
 
 
@@ -296,6 +312,11 @@ def format_coverage(coverage: dict) -> str:
         lines.append(
             f"  {name:12s} " + " ".join(f"{fractions[k]:9.3f} +- {errors[k]:.3f}" for k in kinds)
         )
+    for level, region in coverage.get("flavour_regions", {}).items():
+        lines.append(
+            f"  (f_e, f_mu) {float(level):.2%} profile region: {region['coverage']:.3f} +- "
+            f"{region['standard_error']:.3f}"
+        )
     if coverage["n_not_converged"]:
         lines.append(
             f"  ({coverage['n_not_converged']} fits did not converge; counted as not covering)"
@@ -313,6 +334,11 @@ def _figures(stage, ds, coverage: dict, truth: dict) -> None:
     }
     save_figure(stage, pull_figure(pulls), "pulls", dpi=150)
     save_figure(stage, coverage_figure(coverage, coverage["n"]), "coverage", dpi=150)
+    if "flavour_ts" in ds:
+        from diffuse_fit.report.flavour import region_coverage_figure
+
+        figure = region_coverage_figure(ds["flavour_ts"].values, truth)
+        save_figure(stage, figure, "flavour_coverage", dpi=150)
 
 
 def toy(context: FitContext, key: str, args: dict) -> dict:
@@ -341,6 +367,10 @@ def toy(context: FitContext, key: str, args: dict) -> dict:
         if np.any(empty):  # no expectation where events were seen: no fit is possible
             return {**out, **_impossible(profile.names, int(empty.sum()))}
     out.update(map_summary(profile, counts, context.start, intervals=True))
+    if set(FRACTIONS) <= set(profile.names) and out["converged"]:  # the flavour region's ts
+        held = {n: float(args["truth"][n]) for n in FRACTIONS}
+        at_truth = profile.fit(counts, fixed=held, x0={**out["map"], **held})
+        out["flavour_ts"] = -2.0 * (at_truth.log_posterior - out["log_posterior"])
     if args.get("nuts"):
         out.update(posterior_summary(context, counts, seed)[0])
     return out

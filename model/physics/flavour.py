@@ -48,6 +48,10 @@ MIXING = {
 """The mixing angles and CP phase of the source expectations (NuFIT 5.2, normal ordering,
 with SK atmospheric data; degrees)."""
 
+WILKS_2DOF = {level: -2.0 * math.log(1.0 - level) for level in (0.6827, 0.9545)}
+"""The profile-likelihood regions of the pair (f_e, f_mu): ``ts <= -2 ln(1 - level)``, the
+chi-square quantile of 2 degrees of freedom (Wilks): 2.30 (68.27%) and 6.18 (95.45%)."""
+
 SOURCES = {
     "pion decay (1:2:0)": (1.0, 2.0, 0.0),
     "muon-damped (0:1:0)": (0.0, 1.0, 0.0),
@@ -69,6 +73,11 @@ def simplex_log_density(fitted: int, fixed: Mapping[str, float] | None = None) -
         held = sum((fixed or {}).values())
         return -math.log(1.0 - held) if held < 1.0 else -math.inf
     return 0.0
+
+
+def outside_simplex(values: Mapping[str, float]) -> bool:
+    """Whether the fractions among ``values`` add up to more than 1 (no composition)."""
+    return sum(float(values[n]) for n in FRACTIONS if n in values) > 1.0 + 1e-12
 
 
 def pmns(mixing: Mapping[str, float] = MIXING) -> np.ndarray:

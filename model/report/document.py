@@ -47,6 +47,11 @@ def build_figures(map_result, summary, idata, record: pp.FitRecord, seed: int = 
                 figure.suptitle(f"sample {name}")
             figures[events_figure(axis, name)] = figure
     figures["flux"] = _flux_figure(summary, idata, record)
+    if {"f_e", "f_mu"} <= set(names):  # the flavour composition (--astro-model flavour)
+        from diffuse_fit.report.flavour import ternary_figure
+
+        fractions = pp.parameter_draws(idata.posterior, ["f_e", "f_mu"], record.templates.fixed)
+        figures["flavour"] = ternary_figure(fractions, best=points["map"], truth=truth)
     figures["trace"] = plots.trace_plot(idata, names)
     figures["rank"] = plots.rank_plot(idata, names)
     # the likelihood of the fit (recorded in its provenance): SAY needs its own discrepancy
@@ -55,6 +60,34 @@ def build_figures(map_result, summary, idata, record: pp.FitRecord, seed: int = 
     check = pp.deviance_check(record.counts, components, rng, s2=s2)
     figures["ppc_deviance"] = plots.deviance_plot(check)
     return {"figures": figures, "bands": bands, "ppc": check, "points": points}
+
+
+def _flavour_lines(idata, names) -> list[str]:
+    """The report's paragraph on the flavour composition (``--astro-model flavour``)."""
+    if not {"f_e", "f_mu"} <= set(names):
+        return []
+    from diffuse_fit.physics.flavour import SOURCES, at_earth
+    from diffuse_fit.report.flavour import source_levels
+
+    f_e, f_mu = (np.asarray(idata.posterior[n].values).reshape(-1) for n in ("f_e", "f_mu"))
+    f_tau = 1.0 - f_e - f_mu
+    levels = source_levels(f_e, f_mu)
+    return [
+        "The flavour composition at Earth (f_e : f_mu : f_tau of the astrophysical flux; flat "
+        "Dirichlet prior): 68% / 95% highest-density credible regions of the posterior, with "
+        "the source expectations after oscillation. Posterior mean f_tau = "
+        f"{f_tau.mean():.3f} (sd {f_tau.std():.3f}).",
+        "",
+        "![flavour](flavour.png)",
+        "",
+        *[
+            f"- {name}, at Earth {' : '.join(f'{x:.2f}' for x in at_earth(SOURCES[name]))}: "
+            f"{'outside' if level > 0.95 else 'inside'} the 95% credible region (the smallest "
+            f"highest-density region containing it holds {min(level, 0.999):.1%} of the draws)"
+            for name, level in levels.items()
+        ],
+        "",
+    ]
 
 
 def events_figure(axis: str, sample: str | None = None) -> str:
@@ -145,7 +178,9 @@ def _table(rows, header) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str:
+def render_markdown(
+    map_result, summary, record: pp.FitRecord, ppc: dict, flavour: list[str] | None = None
+) -> str:
     """The report text (figures linked as PNG, PDFs beside them)."""
     prov = summary["provenance"]
     names = list(summary["parameters"])
@@ -269,6 +304,7 @@ def render_markdown(map_result, summary, record: pp.FitRecord, ppc: dict) -> str
         "",
         "![flux](flux.png)",
         "",
+        *(flavour or []),
         "Observed events (68% Poisson intervals) against the posterior-predictive expectation "
         "(dashed: posterior mean; bands: its 68% / 95% credible intervals; lines: component "
         "posterior means):",
@@ -303,5 +339,8 @@ def write_report(stage: Stage, map_result, summary, idata, record: pp.FitRecord)
     for name, fig in built["figures"].items():
         save_figure(stage, fig, name)
     stage.write_json("ppc.json", {"deviance_p_value": built["ppc"]["p_value"], "draws": PPC_DRAWS})
-    stage.write_text("report.md", render_markdown(map_result, summary, record, built["ppc"]))
+    flavour = _flavour_lines(idata, list(summary["parameters"]))
+    stage.write_text(
+        "report.md", render_markdown(map_result, summary, record, built["ppc"], flavour)
+    )
     return stage.names[first:]
