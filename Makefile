@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: fit test lint typecheck docs bench results many finite-sim compare segmented clean
+.PHONY: fit test lint typecheck docs bench results many finite-sim compare segmented flavour clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null || { \
@@ -60,6 +60,16 @@ segmented: $(STAMP)
 	$(BIN)/diffuse-fit sample --astro-model segmented --seed 1 --report --out results/segmented_default
 	$(BIN)/diffuse-fit sample --astro-model segmented --toy broken --seed 1 --report \
 	  --out results/segmented_broken
+
+# The flavour composition on the flavour toy (the default toy's spectrum, all nu_mu at Earth):
+# NUTS with its ternary figure (results/flavour), the profile likelihood over the simplex
+# (results/flavour_scan) and the coverage of the (f_e, f_mu) regions in 300 pseudo-experiments
+# (results/flavour_toys)
+flavour: $(STAMP)
+	$(BIN)/diffuse-fit sample --toy flavour --astro-model flavour --seed 1 --report --out results/flavour
+	$(BIN)/diffuse-fit scan --toy flavour --astro-model flavour --param f_e=0:1:41 --param f_mu=0:1:41 \
+	  --run results/flavour --out results/flavour_scan
+	$(BIN)/diffuse-fit toys --toy flavour --astro-model flavour --n 300 --seed 1 --out results/flavour_toys
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile

@@ -336,3 +336,65 @@ def test_source_expectations_after_oscillation():
     np.testing.assert_allclose(
         flavour.at_earth((0, 1, 0), tbm), [2 / 9, 7 / 18, 7 / 18], atol=1e-12
     )
+
+
+@pytest.mark.slow
+def test_flavour_sample_has_no_divergences(tmp_path):
+    """NUTS on the flavour toy (truth in the corner 0:1:0): 0 divergences; the report has the
+    ternary figure and its paragraph; the posterior stays on the simplex."""
+    import arviz as az
+
+    out = tmp_path / "run"
+    argv = ["sample", "--toy", "flavour", "--astro-model", "flavour", "--seed", "1"]
+    assert main([*argv, "--report", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["diagnostics"]["divergences"] == 0
+    assert summary["diagnostics"]["max_r_hat"] < 1.01
+    assert (out / "flavour.png").is_file()
+    assert "![flavour](flavour.png)" in (out / "report.md").read_text()
+    posterior = az.from_netcdf(out / "posterior.nc").posterior
+    f_e, f_mu = posterior["f_e"].values, posterior["f_mu"].values
+    assert np.all(f_e >= 0) and np.all(f_mu >= 0) and np.all(f_e + f_mu <= 1)
+
+
+def test_scan_over_the_simplex(tmp_path):
+    """scan f_e x f_mu: points outside the simplex are empty (null), the others equal a
+    profile fit of the NumPy fitter; the ternary figure is written."""
+    out = tmp_path / "scan"
+    argv = ["scan", "--toy", "flavour", "--astro-model", "flavour", "--workers", "1"]
+    argv += ["--param", "f_e=0:1:6", "--param", "f_mu=0:1:6", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    scan = json.loads((out / "scan.json").read_text())
+    ts = np.array(scan["ts"], dtype=float)
+    e, mu = np.meshgrid(scan["grid"]["f_e"], scan["grid"]["f_mu"], indexing="ij")
+    assert np.all(np.isnan(ts[e + mu > 1 + 1e-9]))
+    assert np.all(np.isfinite(ts[e + mu <= 1 + 1e-9]))
+    assert np.all(ts[np.isfinite(ts)] >= -1e-6)
+    assert (out / "flavour.png").is_file()
+    t = toy.generate(astro_model="flavour")
+    binned = bin_dataset(t.data, t.simulation, components=FLAVOURED)
+    fitter = ProfileFitter(
+        binned.templates, resolve_priors("flat", binned.templates.parameter_supports())
+    )
+    best = fitter.fit(binned.counts)
+    at = fitter.fit(binned.counts, fixed={"f_e": 0.2, "f_mu": 0.4})
+    assert ts[1, 2] == pytest.approx(-2 * (at.log_posterior - best.log_posterior), abs=1e-6)
+
+
+def test_toys_record_the_flavour_region(tmp_path):
+    """toys at the corner 0:1:0: ts at the truth per experiment equals a direct profile fit;
+    coverage.json has both regions' coverage; the coverage figure is written."""
+    import xarray as xr
+
+    out = tmp_path / "toys"
+    argv = ["toys", "--toy", "flavour", "--astro-model", "flavour", "--n", "4", "--seed", "2"]
+    assert main([*argv, "--workers", "1", "--out", str(out), "--quiet"]) == 0
+    coverage = json.loads((out / "coverage.json").read_text())
+    regions = coverage["flavour_regions"]
+    assert set(regions) == {"0.6827", "0.9545"}
+    assert regions["0.6827"]["threshold"] == pytest.approx(2.2957, abs=1e-4)
+    ds = xr.open_dataset(out / "toys.nc")
+    ts = ds["flavour_ts"].values
+    assert regions["0.9545"]["coverage"] == pytest.approx(np.mean(ts <= 6.18), abs=1e-3)
+    assert (out / "flavour_coverage.png").is_file()
+    assert np.all(ts >= -1e-6)

@@ -47,7 +47,7 @@ class FlavourTemplate:
     @property
     def active(self) -> np.ndarray:
         """Bins where some flavour has simulated events."""
-        return cast(np.ndarray, np.unique(np.concatenate([t.active for t in self.tables])))
+        return np.unique(np.concatenate([t.active for t in self.tables]))
 
     @property
     def max_relative_error(self) -> float:

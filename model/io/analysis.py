@@ -16,7 +16,7 @@ A file::
     [[samples]]
     name = "main"
     components = "workshop"            # workshop | split | hese
-    astro_model = "spl"                # spl | logparabola | broken | cutoff | segmented
+    astro_model = "spl"                # spl | logparabola | broken | cutoff | segmented | flavour
     # segments_GeV = [6e4, 2e5, 1e6, 1e7]  # segmented only: edges in true energy (GeV)
     likelihood = "poisson"             # poisson | say
     [samples.inputs]

@@ -121,7 +121,7 @@ def at_earth(
     array([0.33, 0.34, 0.33])
     """
     s = np.asarray(source, dtype=np.float64)
-    return cast(np.ndarray, averaged_transition(mixing) @ (s / s.sum()))
+    return averaged_transition(mixing) @ (s / s.sum())
 
 
 def flavour_index(
@@ -207,7 +207,7 @@ class FlavourPowerLaw:
 
     def log_energy(self, events: EventTable | Mapping[str, np.ndarray]) -> np.ndarray:
         """ln(E_true / pivot) of each event."""
-        return cast(np.ndarray, np.log(np.asarray(events[self.energy_field]) / self.pivot))
+        return np.log(np.asarray(events[self.energy_field]) / self.pivot)
 
     def flavours(self, events: EventTable | Mapping[str, np.ndarray]) -> np.ndarray:
         """The flavour index (0 e, 1 mu, 2 tau; -1 another particle) of each event;

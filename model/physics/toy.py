@@ -52,10 +52,11 @@ from typing import Any, cast
 import numpy as np
 
 from diffuse_fit.io.events import EventTable, columns_digest
+from diffuse_fit.io.spectrum_names import FLAVOUR
 from diffuse_fit.physics.atmospheric_flux import FLAVOURS, flux, table_provenance
 from diffuse_fit.physics.components import WORKSHOP_COMPONENTS, event_weights
 from diffuse_fit.physics.constants import HESE_LIVETIME_S, TOY_SEED
-from diffuse_fit.physics.spectra import FLAVOUR, with_astro_model
+from diffuse_fit.physics.spectra import with_astro_model
 
 LIVETIME_S = HESE_LIVETIME_S  # s, the HESE 7.5-year livetime
 E_RANGE_GEV = (1.0e4, 1.0e8)
