@@ -392,7 +392,10 @@ def test_toys_record_the_flavour_region(tmp_path):
     coverage = json.loads((out / "coverage.json").read_text())
     regions = coverage["flavour_regions"]
     assert set(regions) == {"0.6827", "0.9545"}
-    assert regions["0.6827"]["threshold"] == pytest.approx(2.2957, abs=1e-4)
+    from scipy import stats
+
+    for level, region in regions.items():
+        assert region["threshold"] == pytest.approx(stats.chi2.ppf(float(level), 2), rel=1e-12)
     ds = xr.open_dataset(out / "toys.nc")
     ts = ds["flavour_ts"].values
     assert regions["0.9545"]["coverage"] == pytest.approx(np.mean(ts <= 6.18), abs=1e-3)
