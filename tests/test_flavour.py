@@ -226,17 +226,25 @@ def test_profile_with_a_fraction_fixed_stays_on_the_simplex(interior_toy):
         )
 
 
+@pytest.mark.parametrize("alpha", [None, (2.0, 3.0, 1.5), (0.7, 1.0, 2.5)])
 @pytest.mark.parametrize("fix", [{}, {"f_mu": 0.4}, {"f_e": 0.25}])
-def test_pymc_log_density_equals_the_fitter(fix, flavour_toy):
-    """The PyMC model's log-density (no Jacobian) equals the NumPy fitter's log p, the flat
-    Dirichlet's constant included, with both fractions free and with one fixed (1e-9)."""
+def test_pymc_log_density_equals_the_fitter(fix, alpha, flavour_toy):
+    """The PyMC model's log-density (no Jacobian) equals the NumPy fitter's log p, the
+    Dirichlet's density included (flat, and two others), with both fractions free and with one
+    fixed (1e-9); with both free the prior's part equals SciPy's Dirichlet log-density."""
     import pymc as pm
+    from scipy import stats
 
     from diffuse_fit.inference.pymc_model import build_model
 
     binned = bin_dataset(flavour_toy.data, flavour_toy.simulation, components=FLAVOURED)
     supports = binned.templates.parameter_supports()
-    priors = resolve_priors("default", supports)
+    if alpha is None:
+        priors = resolve_priors("default", supports)
+    else:
+        dirichlet = dict(zip(("alpha_e", "alpha_mu", "alpha_tau"), alpha, strict=True))
+        priors = resolve_priors({"f_e": {"dist": "Dirichlet", **dirichlet}}, supports)
+        assert priors["f_mu"].alpha() == alpha
     templates = binned.templates
     from dataclasses import replace
 
@@ -259,6 +267,15 @@ def test_pymc_log_density_equals_the_fitter(fix, flavour_toy):
         assert set(point) == set(values)
         mine = fitter.log_posterior(binned.counts, values)[0]
         assert float(logp(point)) == pytest.approx(mine, rel=1e-9, abs=1e-9)
+        if not fix:  # the prior's part: SciPy's Dirichlet
+            flat = {**values, "f_e": 1 / 3, "f_mu": 1 / 3}
+            part = mine - fitter.log_posterior(binned.counts, flat)[0]
+            part -= fitter.log_posterior(binned.counts, values)[3]
+            part += fitter.log_posterior(binned.counts, flat)[3]
+            a = np.ones(3) if alpha is None else np.array(alpha)
+            f3 = [values["f_e"], values["f_mu"], 1 - values["f_e"] - values["f_mu"]]
+            expected = stats.dirichlet(a).logpdf(f3) - stats.dirichlet(a).logpdf([1 / 3] * 3)
+            assert part == pytest.approx(expected, rel=1e-9, abs=1e-9)
     assert isinstance(model, pm.Model)
 
 
@@ -266,14 +283,24 @@ def test_flavour_fractions_take_only_the_simplex_prior(tmp_path):
     from diffuse_fit.inference.priors import PriorError
 
     supports = {"astro_norm": (0.0, math.inf), "f_e": (0.0, 1.0), "f_mu": (0.0, 1.0)}
-    with pytest.raises(PriorError, match="FlatSimplex"):
+    with pytest.raises(PriorError, match="Dirichlet"):
         resolve_priors({"f_e": {"dist": "Uniform", "lower": 0, "upper": 1}}, supports)
+    with pytest.raises(PriorError, match="Dirichlet"):
+        resolve_priors({"astro_norm": {"dist": "Dirichlet"}}, supports)
+    with pytest.raises(PriorError, match="share one Dirichlet"):
+        resolve_priors(
+            {"f_e": {"dist": "Dirichlet", "alpha_e": 2}, "f_mu": {"dist": "Dirichlet"}}, supports
+        )
+    with pytest.raises(PriorError, match="alpha_mu"):
+        resolve_priors({"f_mu": {"dist": "Dirichlet", "alpha_mu": -1}}, supports)
     priors = resolve_priors("flat", supports)
-    assert priors["f_e"].dist == priors["f_mu"].dist == "FlatSimplex"
+    assert priors["f_e"].dist == priors["f_mu"].dist == "Dirichlet"
+    assert priors["f_e"].alpha() == (1.0, 1.0, 1.0)
 
 
 def test_draws_from_the_prior_are_flat_on_the_simplex():
-    """SBC's draws of the fractions: the flat Dirichlet (f_e's marginal is Beta(1, 2))."""
+    """SBC's draws of the fractions: the flat Dirichlet (f_e's marginal is Beta(1, 2)), and a
+    Dirichlet of the user's (f_e's marginal Beta(2, 4))."""
     from scipy import stats
 
     from diffuse_fit.inference.priors import draw_priors
@@ -287,6 +314,10 @@ def test_draws_from_the_prior_are_flat_on_the_simplex():
     assert np.all(f_e + f_mu <= 1.0)
     assert stats.kstest(f_e, stats.beta(1, 2).cdf).pvalue > 1e-3
     assert stats.kstest(f_mu, stats.beta(1, 2).cdf).pvalue > 1e-3
+    spec = {"f_e": {"dist": "Dirichlet", "alpha_e": 2, "alpha_mu": 3, "alpha_tau": 1}}
+    priors = resolve_priors(spec, supports)
+    f_e = np.array([draw_priors(priors, rng)["f_e"] for _ in range(4000)])
+    assert stats.kstest(f_e, stats.beta(2, 4).cdf).pvalue > 1e-3
 
 
 def test_inputs_without_flavour_are_refused_in_one_line(capsys):
@@ -401,3 +432,39 @@ def test_toys_record_the_flavour_region(tmp_path):
     assert regions["0.9545"]["coverage"] == pytest.approx(np.mean(ts <= 6.18), abs=1e-3)
     assert (out / "flavour_coverage.png").is_file()
     assert np.all(ts >= -1e-6)
+
+
+def test_map_with_a_dirichlet_prior_equals_scipy(interior_toy):
+    """The NumPy fitter's MAP under the default priors and a Dirichlet(2, 3, 1.5) on the
+    fractions equals SciPy's constrained maximum of the per-event ln L plus SciPy's
+    log-densities of the same priors (LogNormal norms, uniform gamma, Dirichlet) (1e-4)."""
+    from scipy import stats
+
+    binned = bin_dataset(interior_toy.data, interior_toy.simulation, components=FLAVOURED)
+    spec = {"f_e": {"dist": "Dirichlet", "alpha_e": 2.0, "alpha_mu": 3.0, "alpha_tau": 1.5}}
+    priors = resolve_priors(spec, binned.templates.parameter_supports())
+    best = ProfileFitter(binned.templates, priors).fit(binned.counts)
+    assert best.converged
+    sim = interior_toy.simulation
+    dirichlet = stats.dirichlet([2.0, 3.0, 1.5])
+
+    def negative(y):
+        p = dict(zip(NAMES, y, strict=True))
+        f = [p["f_e"], p["f_mu"], 1 - p["f_e"] - p["f_mu"]]
+        if min(f) <= 0:
+            return 1e10
+        log_prior = stats.lognorm(0.5, scale=1.0).logpdf(p["atmos_norm"])
+        log_prior += stats.lognorm(1.0, scale=5.0).logpdf(p["astro_norm"])
+        log_prior += stats.uniform(1, 3).logpdf(p["astro_gamma"]) + dirichlet.logpdf(f)
+        return -(_poisson_lnl(binned.counts, _per_event(sim, p)) + log_prior)
+
+    result = scipy.optimize.minimize(
+        negative,
+        [1.0, 8.0, 2.8, 0.3, 0.3],
+        method="SLSQP",
+        bounds=[(1e-9, None), (1e-9, None), (1, 4), (1e-9, 1), (1e-9, 1)],
+        constraints=[{"type": "ineq", "fun": lambda y: 1 - y[3] - y[4] - 1e-9}],
+        options={"ftol": 1e-14, "maxiter": 1000},
+    )
+    np.testing.assert_allclose([best.values[n] for n in NAMES], result.x, rtol=1e-4)
+    assert -best.log_posterior == pytest.approx(result.fun, abs=1e-6)

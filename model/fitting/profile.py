@@ -34,7 +34,7 @@ from diffuse_fit.binned.likelihoods import LIKELIHOODS
 from diffuse_fit.binned.templates import Templates, expected_counts
 from diffuse_fit.io.spectrum_names import FRACTIONS
 from diffuse_fit.physics.detector import EPSILON_DOM_SPLIT
-from diffuse_fit.physics.flavour import simplex_log_density
+from diffuse_fit.physics.flavour import dirichlet_terms
 
 if TYPE_CHECKING:
 
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         def log_density(self, x: float) -> float: ...
         def log_density_gradient(self, x: float) -> float: ...
         def log_density_curvature(self, x: float) -> float: ...
+        def alpha(self) -> tuple[float, ...]: ...
 
     # (log p, gradient, Hessian) in u and (values, gradient, Hessian, ln L) in the natural
     # parameters: ProfileFitter._fit_once's evaluation
@@ -266,9 +267,17 @@ class ProfileFitter:
         self._all = self.names + [n for n in self.fixed if n not in self.priors]
         self.bins = np.flatnonzero(templates.covered()) if bins is None else np.asarray(bins)
         self.transforms = {n: _Transform(*p.support()) for n, p in self.priors.items()}
-        fitted = [n for n in FRACTIONS if n in self.priors]  # the flavour prior's density
-        held = {n: self.fixed[n] for n in FRACTIONS if n in self.fixed}
-        self._simplex_log_density = simplex_log_density(len(fitted), held) if fitted else 0.0
+        # the flavour fractions' Dirichlet: the pair's density, not one per parameter
+        fitted = [n for n in FRACTIONS if n in self.priors]
+        held = [n for n in FRACTIONS if n in self.fixed]
+        self._dirichlet = (
+            (
+                cast("tuple[float, float, float]", self.priors[fitted[0]].alpha()),
+                held[0] if held else None,
+            )
+            if fitted
+            else None
+        )
 
     def coordinates(
         self, free: list[str] | None = None, held: Mapping[str, float] | None = None
@@ -294,12 +303,23 @@ class ProfileFitter:
         if self.fixed:  # the derivatives in the fitted parameters only
             n = len(self.names)
             grad, hess = grad[:n], hess[:n, :n]
-        logp = loglike + self._simplex_log_density
+        logp = loglike
         for i, name in enumerate(self.names):
             prior, x = self.priors[name], values[name]
             logp += prior.log_density(x)
             grad[i] += prior.log_density_gradient(x)
             hess[i, i] += prior.log_density_curvature(x)
+        if self._dirichlet is not None:
+            alpha, held = self._dirichlet
+            pair_logp, pair_grad, pair_hess = dirichlet_terms(
+                alpha, values[FRACTIONS[0]], values[FRACTIONS[1]], held
+            )
+            logp += pair_logp
+            at = [(k, self.names.index(n)) for k, n in enumerate(FRACTIONS) if n in self.names]
+            for k, i in at:
+                grad[i] += pair_grad[k]
+                for m, j in at:
+                    hess[i, j] += pair_hess[k, m]
         return logp, grad, hess, loglike
 
     def expected(self, values: dict[str, float]) -> np.ndarray:

@@ -40,10 +40,14 @@ Two named sets:
 
 With ``--astro-model flavour`` (:mod:`diffuse_fit.physics.flavour`) every set gives the flavour
 fractions ``f_e``, ``f_mu`` (``f_tau = 1 - f_e - f_mu``) the flat Dirichlet(1, 1, 1) prior on
-the simplex, ``FlatSimplex``: density 2 wherever ``f_e, f_mu >= 0`` and ``f_e + f_mu <= 1``,
-built as ``f_e ~ Beta(1, 2)`` and ``f_mu ~ Uniform(0, 1 - f_e)``, which NUTS samples through
-their logit transforms: a stick-breaking of the simplex, whose boundary is at infinity in
-the sampler's coordinates (no hard corner).  It is the only prior they take.
+the simplex (density 2 wherever ``f_e, f_mu >= 0`` and ``f_e + f_mu <= 1``); a prior file may
+set other concentrations, ``{"f_e": {"dist": "Dirichlet", "alpha_e": 1, "alpha_mu": 2,
+"alpha_tau": 1}}`` (the pair's one prior: given for either fraction, it is both's).  It is
+built as ``f_e ~ Beta(alpha_e, alpha_mu + alpha_tau)`` and ``f_mu ~ Uniform(0, 1 - f_e)``
+times the Beta(alpha_mu, alpha_tau) density of ``f_mu / (1 - f_e)`` (a potential, where not
+flat), which is the Dirichlet's density in ``(f_e, f_mu)``; NUTS samples their logit
+transforms: a stick-breaking of the simplex, whose boundary is at infinity in the sampler's
+coordinates (no hard corner).  It is the only prior the fractions take.
 
 ``hese``
     The priors of the HESE 7.5-year release (``HESE_fit.py``, the list ``priors``, lines
@@ -94,7 +98,7 @@ DISTRIBUTIONS = {
     "Exponential": (("lam",), ()),
     "Uniform": (("lower", "upper"), ()),
     "TruncatedNormal": (("mu", "sigma"), ("lower", "upper")),
-    "FlatSimplex": ((), ()),  # the flavour fractions' flat Dirichlet (module doc)
+    "Dirichlet": ((), ("alpha_e", "alpha_mu", "alpha_tau")),  # the flavour fractions' (module doc)
 }
 POSITIVE = {"HalfFlat", "LogNormal", "HalfNormal", "Gamma", "Exponential"}
 
@@ -114,7 +118,7 @@ class Prior:
         """The interval the prior puts its mass on."""
         if self.dist in POSITIVE:
             return (0.0, math.inf)
-        if self.dist == "FlatSimplex":
+        if self.dist == "Dirichlet":
             return (0.0, 1.0)
         return (self.params.get("lower", -math.inf), self.params.get("upper", math.inf))
 
@@ -133,7 +137,7 @@ class Prior:
         LogNormal: ``(1 - (1 - (ln x - mu)) / sigma^2) / x^2``; Gamma: ``-(alpha - 1) / x^2``.
         """
         p = self.params
-        if self.dist in ("HalfFlat", "Uniform", "Exponential", "FlatSimplex"):
+        if self.dist in ("HalfFlat", "Uniform", "Exponential", "Dirichlet"):
             return 0.0
         if self.dist in ("HalfNormal", "TruncatedNormal"):
             return -1.0 / p["sigma"] ** 2
@@ -146,8 +150,8 @@ class Prior:
     def log_density(self, x: float) -> float:
         """``log p(x)`` of the prior, normalised as PyMC's log-density (NumPy twin, tested
         against PyMC); ``-inf`` outside the support; 0 for ``HalfFlat`` on ``[0, inf)``; 0 for
-        ``FlatSimplex``, whose density belongs to the pair of fractions
-        (:func:`diffuse_fit.physics.flavour.simplex_log_density`, added by the fitter)."""
+        ``Dirichlet``, whose density belongs to the pair of fractions
+        (:func:`diffuse_fit.physics.flavour.dirichlet_terms`, added by the fitter)."""
         p, x = self.params, float(x)
         lo, hi = self.support()
         if not lo <= x <= hi:
@@ -155,7 +159,7 @@ class Prior:
         match self.dist:
             case "HalfFlat":
                 return 0.0
-            case "FlatSimplex":  # the pair's density: diffuse_fit.physics.flavour
+            case "Dirichlet":  # the pair's density: diffuse_fit.physics.flavour
                 return 0.0
             case "Uniform":
                 return -math.log(hi - lo)
@@ -193,7 +197,7 @@ class Prior:
         Gamma: ``(alpha - 1)/x - beta``.
         """
         p = self.params
-        if self.dist in ("HalfFlat", "Uniform", "FlatSimplex"):
+        if self.dist in ("HalfFlat", "Uniform", "Dirichlet"):
             return 0.0
         if self.dist == "Exponential":
             return -p["lam"]
@@ -206,6 +210,10 @@ class Prior:
         if self.dist == "Gamma":
             return (p["alpha"] - 1.0) / x - p["beta"]
         raise ValueError(f"no gradient for prior {self.dist}")
+
+    def alpha(self) -> tuple[float, float, float]:
+        """A ``Dirichlet``'s concentrations ``(alpha_e, alpha_mu, alpha_tau)`` (1 where not given)."""
+        return tuple(float(self.params.get(k, 1.0)) for k in ("alpha_e", "alpha_mu", "alpha_tau"))
 
     @property
     def proper(self) -> bool:
@@ -252,32 +260,55 @@ class Prior:
     def build(self, name: str, dims=None, built=None, fixed=None):
         """Create the PyMC random variable (inside a model context); ``built``: the
         parameters made so far (name -> variable) and ``fixed`` those held fixed (name ->
-        value), which a flavour fraction's ``FlatSimplex`` needs (module doc)."""
+        value), which a flavour fraction's ``Dirichlet`` needs (module doc)."""
         import numpy as np
         import pymc as pm
 
-        if self.dist == "FlatSimplex":
-            first, second = FRACTIONS
-            other = second if name == first else first
-            if other in (fixed or {}):  # the conditional of the flat Dirichlet: flat
-                return pm.Uniform(name, np.float64(0.0), np.float64(1.0 - fixed[other]), dims=dims)
-            if name == first:
-                return pm.Beta(name, np.float64(1.0), np.float64(2.0), dims=dims)
-            return pm.Uniform(name, np.float64(0.0), 1.0 - built[first], dims=dims)
+        if self.dist == "Dirichlet":
+            return self._build_fraction(name, dims, built or {}, fixed or {})
         # float64 arrays: PyMC turns plain Python floats into float32 constants
         params = {k: np.asarray(v, dtype=np.float64) for k, v in self.params.items()}
         return getattr(pm, self.dist)(name, **params, dims=dims)
 
+    def _build_fraction(self, name: str, dims, built: dict, fixed: dict):
+        """One flavour fraction of the Dirichlet pair (module doc): the first fitted one as
+        the Dirichlet's marginal Beta (or, with the other held fixed, uniform on what is left),
+        the second uniform on what the first leaves, each times a potential for the Beta
+        density of its share where that is not flat."""
+        import numpy as np
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        a = dict(zip(("f_e", "f_mu", "f_tau"), self.alpha(), strict=True))
+        first, second = FRACTIONS
+        other = second if name == first else first
+        if name == first and other not in fixed:
+            return pm.Beta(
+                name, np.float64(a[first]), np.float64(a[second] + a["f_tau"]), dims=dims
+            )
+        rest = 1.0 - (np.float64(fixed[other]) if other in fixed else built[first])
+        x = pm.Uniform(name, np.float64(0.0), rest, dims=dims)
+        shape = (a[name], a["f_tau"])  # the Beta of x's share of what is left
+        if shape != (1.0, 1.0):
+            share = x / rest
+            logp = (
+                (shape[0] - 1.0) * pt.log(share)
+                + (shape[1] - 1.0) * pt.log1p(-share)
+                - (math.lgamma(shape[0]) + math.lgamma(shape[1]) - math.lgamma(sum(shape)))
+            )
+            pm.Potential(f"{name}_dirichlet", logp)
+        return x
+
 
 def draw_priors(priors: dict, rng) -> dict[str, float]:
     """One draw of every parameter from its prior (``rng``: a NumPy generator); the flavour
-    fractions as a pair, from the flat Dirichlet."""
+    fractions as a pair, from their Dirichlet."""
     import numpy as np
 
-    out = {n: float(p.draw(rng)) for n, p in priors.items() if p.dist != "FlatSimplex"}
+    out = {n: float(p.draw(rng)) for n, p in priors.items() if p.dist != "Dirichlet"}
     pair = [n for n in FRACTIONS if n in priors]
     if pair:
-        fractions = rng.dirichlet(np.ones(3))
+        fractions = rng.dirichlet(np.asarray(priors[pair[0]].alpha()))
         out.update({n: float(fractions[i]) for i, n in enumerate(FRACTIONS) if n in pair})
     return {n: out[n] for n in priors}
 
@@ -336,7 +367,7 @@ sets."""
 PRIOR_SETS["hese"].update(DETECTOR_PRIORS)
 PRIOR_SETS["default"].update(DETECTOR_PRIORS)
 for _set in PRIOR_SETS.values():  # the flavour fractions: flat on the simplex, in every set
-    _set.update({name: Prior("FlatSimplex") for name in FRACTIONS})
+    _set.update({name: Prior("Dirichlet") for name in FRACTIONS})
 SEGMENT_PRIOR = Prior("HalfNormal", {"sigma": 20.0})
 """The ``default`` prior of each segment norm ``astro_norm_1``, ... of the segmented spectrum
 (module doc)."""
@@ -366,7 +397,7 @@ def prior_from_dict(name: str, spec: dict, source: str) -> Prior:
         if isinstance(v, bool) or not isinstance(v, int | float) or not _finite(v):
             shown = repr(v) if len(repr(v)) <= 40 else f"{repr(v)[:20]}... ({len(repr(v))} chars)"
             raise PriorError(f"{source}: prior for '{name}': {k}={shown} is not a finite number")
-    for k in ("sigma", "alpha", "beta", "lam"):
+    for k in ("sigma", "alpha", "beta", "lam", "alpha_e", "alpha_mu", "alpha_tau"):
         if k in params and params[k] <= 0:
             raise PriorError(f"{source}: prior for '{name}': {k}={params[k]!r} must be > 0")
     if "lower" in params and "upper" in params and params["lower"] >= params["upper"]:
@@ -447,6 +478,13 @@ def resolve_priors(spec: str | Path | dict, supports: dict[str, tuple[float, flo
     unknown = sorted(set(overrides) - set(supports))
     if unknown:
         raise PriorError(f"{source}: unknown parameters {unknown} (known: {sorted(supports)})")
+    given = [n for n in FRACTIONS if n in overrides]  # the pair's one Dirichlet
+    if len(given) == 2 and overrides[given[0]] != overrides[given[1]]:
+        raise PriorError(
+            f"{source}: the flavour fractions {', '.join(FRACTIONS)} share one Dirichlet "
+            "prior; give it once (for either) or the same for both"
+        )
+    overrides = {**overrides, **{n: overrides[given[0]] for n in FRACTIONS}} if given else overrides
     priors = {}
     for name, (low, high) in supports.items():
         prior = (
@@ -454,10 +492,10 @@ def resolve_priors(spec: str | Path | dict, supports: dict[str, tuple[float, flo
             if name in overrides
             else _from_set(base, name, low, high)
         )
-        if (name in FRACTIONS) != (prior.dist == "FlatSimplex"):
+        if (name in FRACTIONS) != (prior.dist == "Dirichlet"):
             raise PriorError(
                 f"{source}: prior for '{name}' {prior}: the flavour fractions "
-                f"{', '.join(FRACTIONS)} take FlatSimplex, the flat Dirichlet on the simplex, "
+                f"{', '.join(FRACTIONS)} take a Dirichlet (flat on the simplex by default), "
                 "and only they do"
             )
         lo, hi = prior.support()

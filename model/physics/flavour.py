@@ -60,19 +60,47 @@ SOURCES = {
 """Flavour ratios at the source (nu_e : nu_mu : nu_tau) of the textbook production mechanisms."""
 
 
-def simplex_log_density(fitted: int, fixed: Mapping[str, float] | None = None) -> float:
-    """The flat Dirichlet(1, 1, 1) prior's log-density in the fitted fractions, as the PyMC
-    model builds it (:func:`diffuse_fit.inference.pymc_model.build_model`): ``log 2`` on the
-    simplex with both fractions fitted (``f_e ~ Beta(1, 2)``, ``f_mu ~ Uniform(0, 1 - f_e)``);
-    with one held fixed at ``v`` the other is ``Uniform(0, 1 - v)``: ``-log(1 - v)``; 0 with
-    none fitted.  Constant inside the simplex, so it moves no fit; it makes the log-posterior
-    the PyMC model's."""
-    if fitted == 2:
-        return math.log(2.0)
-    if fitted == 1:
-        held = sum((fixed or {}).values())
-        return -math.log(1.0 - held) if held < 1.0 else -math.inf
-    return 0.0
+def dirichlet_terms(
+    alpha: tuple[float, float, float], f_e: float, f_mu: float, held: str | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """The Dirichlet(``alpha``) prior of the fractions as the PyMC model builds it
+    (:meth:`diffuse_fit.inference.priors.Prior.build`): its log-density in ``(f_e, f_mu)``, its
+    gradient (2,) and Hessian (2, 2) there.  With ``held`` (``"f_e"`` or ``"f_mu"``, a fraction
+    held fixed by ``--fix``) the other is the conditional, the Beta of its share of ``1 -
+    held``; its entries for the held fraction are 0.  Outside the simplex ``-inf``.
+
+    Both fitted: ``log Gamma(sum alpha) - sum log Gamma(alpha_a) + sum (alpha_a - 1) log f_a``;
+    ``f_mu`` held: ``(alpha_e - 1) log f_e + (alpha_tau - 1) log f_tau - (alpha_e + alpha_tau - 1)
+    log(1 - f_mu) - log B(alpha_e, alpha_tau)`` (and the same for ``f_e`` held)."""
+    a = np.asarray(alpha, dtype=np.float64)
+    f = np.array([f_e, f_mu, 1.0 - f_e - f_mu])
+    grad, hess = np.zeros(2), np.zeros((2, 2))
+    if np.any(f < 0.0):
+        return -math.inf, grad, hess
+    fitted = [k for k, name in enumerate(FRACTIONS) if name != held]
+    terms = [*fitted, 2]  # the fitted fractions and f_tau
+    with np.errstate(divide="ignore"):
+        logs = np.where(a == 1.0, 0.0, (a - 1.0) * np.log(f))
+    log_p = float(sum(logs[k] for k in terms))
+    if held is None:
+        log_p += math.lgamma(float(a.sum())) - sum(math.lgamma(float(x)) for x in a)
+    else:
+        rest = 1.0 - f[1 - fitted[0]]
+        top = float(a[fitted[0]] + a[2])
+        log_p -= (top - 1.0) * math.log(rest) + (
+            math.lgamma(float(a[fitted[0]])) + math.lgamma(float(a[2])) - math.lgamma(top)
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau_1 = (a[2] - 1.0) / f[2] if a[2] != 1.0 else 0.0
+        tau_2 = (a[2] - 1.0) / f[2] ** 2 if a[2] != 1.0 else 0.0
+        for k in fitted:
+            own_1 = (a[k] - 1.0) / f[k] if a[k] != 1.0 else 0.0
+            own_2 = (a[k] - 1.0) / f[k] ** 2 if a[k] != 1.0 else 0.0
+            grad[k] = own_1 - tau_1
+            hess[k, k] = -own_2 - tau_2
+        if held is None:
+            hess[0, 1] = hess[1, 0] = -tau_2
+    return log_p, grad, hess
 
 
 def outside_simplex(values: Mapping[str, float]) -> bool:
