@@ -74,6 +74,7 @@ def dirichlet_terms(
     log(1 - f_mu) - log B(alpha_e, alpha_tau)`` (and the same for ``f_e`` held)."""
     a = np.asarray(alpha, dtype=np.float64)
     f = np.array([f_e, f_mu, 1.0 - f_e - f_mu])
+    f[(f < 0.0) & (f > -1e-12)] = 0.0  # an edge's point, rounded (0.3 + 0.7 > 1)
     grad, hess = np.zeros(2), np.zeros((2, 2))
     if np.any(f < 0.0):
         return -math.inf, grad, hess
