@@ -126,6 +126,8 @@ class Prior:
         return {"dist": self.dist, **self.params}
 
     def __str__(self) -> str:
+        if self.dist == "Dirichlet":  # the pair's: name the concentrations and the fractions
+            return "Dirichlet({:g}, {:g}, {:g}) on (f_e, f_mu, f_tau)".format(*self.alpha())
         args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
         return f"{self.dist}({args})"
 
