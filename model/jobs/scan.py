@@ -111,7 +111,8 @@ def run_scan(
             stage.write_json("scan.json", scan)
             _figure(stage, scan, posterior)
     _say_summary(scan, say)
-    say(f"wrote the run folder {out} (scan.json, scan.png, scan.pdf)")
+    figures = "scan.png, flavour.png" if sorted(names) == sorted(FRACTIONS) else "scan.png"
+    say(f"wrote the run folder {out} (scan.json, {figures} and PDFs)")
     return scan
 
 
@@ -202,7 +203,8 @@ def _figure(stage, scan: dict, posterior) -> None:
     if sorted(scan["parameters"]) == sorted(FRACTIONS):  # the simplex as it is drawn
         from diffuse_fit.report.flavour import ternary_figure
 
-        figure = ternary_figure(posterior, best=scan["best"], scan=scan)
+        truth = scan.get("provenance", {}).get("truth")  # simulated inputs: the injected
+        figure = ternary_figure(posterior, best=scan["best"], truth=truth, scan=scan)
         save_figure(stage, figure, "flavour", dpi=150)
 
 

@@ -178,6 +178,18 @@ def _table(rows, header) -> str:
     return "\n".join(lines)
 
 
+def _prior_text(recorded: dict) -> str:
+    """A recorded prior (``{"dist": ..., <params>}``) as the report writes it."""
+    if recorded["dist"] == "Dirichlet":  # the pair's: its concentrations, 1 where not given
+        alpha = [recorded.get(k, 1.0) for k in ("alpha_e", "alpha_mu", "alpha_tau")]
+        return "Dirichlet({:g}, {:g}, {:g}) on (f_e, f_mu, f_tau)".format(*alpha)
+    return (
+        f"{recorded['dist']}("
+        + ", ".join(f"{k}={v:g}" for k, v in recorded.items() if k != "dist")
+        + ")"
+    )
+
+
 def render_markdown(
     map_result, summary, record: pp.FitRecord, ppc: dict, flavour: list[str] | None = None
 ) -> str:
@@ -209,10 +221,7 @@ def render_markdown(
         )
         for n in names
     ]
-    priors = [
-        (n, f"{p['dist']}(" + ", ".join(f"{k}={v:g}" for k, v in p.items() if k != "dist") + ")")
-        for n, p in prov["priors"].items()
-    ]
+    priors = [(n, _prior_text(p)) for n, p in prov["priors"].items()]
     priors += [(n, f"fixed at {v:g} (--fix)") for n, v in (prov.get("fixed") or {}).items()]
     sampler = prov["sampler"]
     statistic = {"say": "SAY discrepancy"}.get(prov.get("likelihood"), "Poisson deviance")
