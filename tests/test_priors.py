@@ -9,7 +9,9 @@ SUPPORTS = {"atmos_norm": (0.0, math.inf), "astro_norm": (0.0, math.inf), "astro
 
 
 def test_named_sets():
-    assert resolve_priors("flat", SUPPORTS) == PRIOR_SETS["flat"]
+    assert resolve_priors("flat", SUPPORTS) == {k: PRIOR_SETS["flat"][k] for k in SUPPORTS}
+    # the flavour fractions (--astro-model flavour): the flat Dirichlet in every set
+    assert all(s["f_e"] == s["f_mu"] == Prior("Dirichlet") for s in PRIOR_SETS.values())
     assert resolve_priors("default", SUPPORTS) == {k: PRIOR_SETS["default"][k] for k in SUPPORTS}
     assert PRIOR_SETS["flat"]["astro_gamma"] == Prior("Uniform", {"lower": 1.0, "upper": 4.0})
 
