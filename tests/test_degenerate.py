@@ -236,14 +236,23 @@ def test_boundary_problems():
 @pytest.mark.slow
 def test_sample_goes_on_when_the_map_sits_on_a_bound(tmp_path, capsys):
     """``map`` refuses a MAP on a bound (exit 2); ``sample`` records it (converged false,
-    the problem named, said on stderr) and samples the posterior all the same."""
+    the problem named, said on stderr) and samples the posterior all the same.
+
+    The bound is a prior's support that ends well below the toy's gamma (3.2): log p rises
+    steeply into it, so the fit ends on it at float precision on any machine.  (A maximum
+    that only drifts towards a bound, as the broken power law's astro_gamma2 on this toy,
+    ends where the optimizer's tolerances leave it: within 1e-9 of the bound with one CPU's
+    rounding of the toy, 3e-7 from it with another's.)
+    """
     import json
 
     from diffuse_fit.cli import main
 
-    args = ["--astro-model", "broken", "--prior", "flat", "--quiet"]
+    prior = tmp_path / "prior.json"
+    prior.write_text('{"astro_gamma": {"dist": "Uniform", "lower": 1, "upper": 2.3}}')
+    args = ["--prior", str(prior), "--quiet"]
     assert main(["map", *args, "--out", str(tmp_path / "map")]) == 2
-    assert "astro_gamma2 = 4 is on the bound" in capsys.readouterr().err
+    assert "astro_gamma = 2.3 is on the bound" in capsys.readouterr().err
     assert (
         main(
             [
@@ -262,10 +271,10 @@ def test_sample_goes_on_when_the_map_sits_on_a_bound(tmp_path, capsys):
         )
         == 0
     )
-    assert "WARNING: MAP: astro_gamma2 = 4 is on the bound" in capsys.readouterr().err
+    assert "WARNING: MAP: astro_gamma = 2.3 is on the bound" in capsys.readouterr().err
     recorded = json.loads((tmp_path / "sample" / "map.json").read_text())
-    assert recorded["converged"] is False and recorded["at_bound"] == ["astro_gamma2"]
+    assert recorded["converged"] is False and recorded["at_bound"] == ["astro_gamma"]
     assert (
-        "MAP problem: astro_gamma2 = 4 is on the bound"
+        "MAP problem: astro_gamma = 2.3 is on the bound"
         in (tmp_path / "sample" / "report.md").read_text()
     )
