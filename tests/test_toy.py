@@ -100,5 +100,3 @@ def test_default_dataset_is_the_one_the_committed_results_were_made_from(toy_dat
     assert counts.sum() == provenance["data"]["n_events"] - provenance["data"]["n_outside_bins"]
     nll = -reference_fit.llh(counts, expectation)
     assert nll == pytest.approx(reference["neg_log_likelihood"], rel=1e-10)
-
-
