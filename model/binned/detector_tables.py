@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 RESPONSE_TOLERANCE = 1e-11  # relative, of R against the per-bin sum at the check points
 NODES = (6, 8, 10, 12, 16)  # Chebyshev nodes per piece tried
 CHECK_PER_PIECE = 4
+BLOCK_ELEMENTS = 1 << 19  # events x values per block of build_response_tables' evaluation
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,19 +217,25 @@ def build_response_tables(
                 shape=(active.size, events.size),
             )
             uncorrected = 1.0 - corrected[active]  # the share of events left as they are
+            in_bins = corrections.restricted(used)
 
             def responses(
                 values: np.ndarray,
-                corrections: EventLogCorrections = corrections,
-                used: np.ndarray = used,
+                corrections: EventLogCorrections = in_bins,
                 summing: csr_matrix = summing,
                 uncorrected: np.ndarray = uncorrected,
             ) -> np.ndarray:
-                """``R_b`` at each value: (len(values), len(active))."""
-                factors = corrections.log10_rows(values)[used]
-                np.exp(np.multiply(factors, math.log(10.0), out=factors), out=factors)
-                corrected_part = summing @ factors
-                return cast(np.ndarray, (uncorrected[:, None] + corrected_part).T)
+                """``R_b`` at each value: (len(values), len(active)); the events' factors
+                computed a block of values at a time (events x block of BLOCK_ELEMENTS at
+                most: memory traffic, not arithmetic, is the cost of the whole array)."""
+                out = np.empty((values.size, uncorrected.size))
+                step = max(1, BLOCK_ELEMENTS // max(corrections.rows.size, 1))
+                for start in range(0, values.size, step):
+                    factors = corrections.log10_rows(values[start : start + step])
+                    np.exp(np.multiply(factors, math.log(10.0), out=factors), out=factors)
+                    block = uncorrected[:, None] + summing @ factors
+                    out[start : start + step] = block.T
+                return out
 
             breaks = response_breaks(systematic, splines)
             pieces = list(zip(breaks[:-1], breaks[1:], strict=True))

@@ -58,6 +58,7 @@ __all__ = [
     "event_log_corrections",
     "parameter_basis",
     "parameter_coefficients",
+    "spline_values",
 ]
 
 
@@ -116,7 +117,8 @@ class EventLogCorrections:
     ``rows`` (those inside the tables' extents; the others are uncorrected)."""
 
     rows: np.ndarray
-    # one (SplineTable, positions in rows, coefficients, nominal basis) per table used
+    # one (SplineTable, positions in rows, coefficients a_j(x_i) as (j, i), S(x_i, nominal))
+    # per table used
     tables: tuple[tuple[SplineTable, np.ndarray, np.ndarray, np.ndarray], ...]
     n_events: int
 
@@ -130,13 +132,38 @@ class EventLogCorrections:
         out[self.rows] = self.log10_rows(values)
         return out
 
+    def restricted(self, keep: np.ndarray) -> EventLogCorrections:
+        """The corrections of the rows ``rows[keep]`` only (``keep``: a mask over ``rows``)."""
+        keep = np.asarray(keep, dtype=bool)
+        new_position = np.cumsum(keep) - 1
+        parts = []
+        for table, where, coefficients, at_nominal in self.tables:
+            kept = keep[where]
+            if np.any(kept):
+                coefficients = np.ascontiguousarray(coefficients[:, kept])
+                parts.append((table, new_position[where[kept]], coefficients, at_nominal[kept]))
+        return EventLogCorrections(self.rows[keep], tuple(parts), self.n_events)
+
     def log10_rows(self, values: npt.ArrayLike) -> np.ndarray:
         """``log10 D_i(v)`` of the corrected events ``rows`` only: (len(rows), len(values))."""
         values = np.atleast_1d(np.asarray(values, dtype=np.float64))
         out = np.empty((self.rows.size, values.size))
-        for table, where, coefficients, nominal_basis in self.tables:
-            out[where] = coefficients @ (parameter_basis(table, values) - nominal_basis).T
+        for table, where, coefficients, at_nominal in self.tables:
+            out[where] = spline_values(table, coefficients, values) - at_nominal[:, None]
         return out
+
+
+def spline_values(table: SplineTable, coefficients: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``S(x_i, v) = sum_j B_j(v) a_j(x_i)`` at each of ``values``: (events, len(values)),
+    with ``coefficients`` the ``a_j(x_i)`` of :func:`parameter_coefficients` transposed, (j, i)
+    and C-contiguous (as the sparse product reads them: no copy per call).
+    ``B(v)`` has ``degree + 1`` nonzero entries: a sparse product, whose sum for one value
+    does not depend on the other values (so ``S(x, nominal)`` computed alone or among other
+    values is the same float, and a correction at the nominal value is exactly 1)."""
+    from scipy.interpolate import BSpline
+
+    basis = BSpline.design_matrix(values, table.knots[-1], table.degrees[-1])
+    return np.asarray(basis @ coefficients).T
 
 
 def event_log_corrections(
@@ -175,10 +202,10 @@ def event_log_corrections(
         where, points = where[inside], points[inside]
         if where.size == 0:
             continue
-        coefficients = parameter_coefficients(table, points)
-        nominal_basis = parameter_basis(table, systematic.nominal)[0]
+        coefficients = np.ascontiguousarray(parameter_coefficients(table, points).T)
+        at_nominal = spline_values(table, coefficients, np.array([systematic.nominal]))[:, 0]
         positions = np.arange(start, start + where.size)
-        parts.append((table, positions, coefficients, nominal_basis))
+        parts.append((table, positions, coefficients, at_nominal))
         rows.append(where)
         start += where.size
     corrected = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
