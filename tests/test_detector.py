@@ -261,6 +261,77 @@ def test_two_sided_map_returns_the_better_side(release):
         assert best.log_posterior >= one.log_posterior - 1e-9
 
 
+@pytest.mark.slow
+def test_fits_held_on_a_kink_or_a_bound_are_maxima(release):
+    """The anisotropy tables are linear in the parameter between knots, so log p has kinks
+    (one at the nominal 1, where the prior peaks), and norms can run to their bound 0:
+    Newton's method stalls there, and the fitter holds such a parameter on the kink or bound
+    when log p peaks there (rises into it from both sides; into the bound).  Such a fit is a
+    maximum: SciPy's bounded L-BFGS-B over the natural parameters, started from it and from
+    points around it, finds no higher log p (1e-7), and the one-sided slopes of log p bracket
+    0 at the kink (central finite differences on each side)."""
+    import scipy.optimize
+
+    from diffuse_fit.fitting.profile import ProfileFitter
+    from diffuse_fit.inference.priors import resolve_priors
+
+    *_, corrected = release
+    priors = resolve_priors("hese", corrected.templates.parameter_supports())
+    fitter = ProfileFitter(corrected.templates, priors, likelihood="say")
+    truth = {**fitter.fit(corrected.counts).values, "anisotropy_scale": 1.0}
+    names = fitter.names
+    held = []
+
+    class Recording(ProfileFitter):  # keeps the profile fits that were held somewhere
+        def fit(self, counts, fixed=None, x0=None):
+            found = super().fit(counts, fixed, x0)
+            if (
+                found.method == "newton-held"
+                and found.converged
+                and fixed == {"astro_norm": found.values["astro_norm"]}
+            ):
+                held.append((counts, found))
+            return found
+
+    recording = Recording(corrected.templates, priors, likelihood="say")
+    rng = np.random.default_rng(4)
+    for _ in range(8):  # pseudo-experiments at the nominal anisotropy: astro_norm's profile
+        counts = rng.poisson(fitter.expected(truth)).astype(np.float64)
+        best = recording.fit(counts, x0=truth)
+        recording.interval(counts, best, "astro_norm")
+        if len(held) >= 3:
+            break
+    assert len(held) >= 3  # the walks stop on the kink at nominal or on a bound
+    for counts, fit in held[:3]:
+        free = [n for n in names if n != "astro_norm"]
+        bounds = [fitter.transforms[n] for n in free]
+        box = [(t.lo, t.hi if np.isfinite(t.hi) else None) for t in bounds]
+
+        def negative(x, fit=fit, free=free, counts=counts):
+            values = {**fit.values, **dict(zip(free, x, strict=True))}
+            return -fitter.log_posterior(counts, values, curvature=False)[0]
+
+        x_fit = np.array([fit.values[n] for n in free])
+        found = -negative(x_fit)
+        assert found == pytest.approx(fit.log_posterior, abs=1e-9)
+        for trial in range(2):
+            x0 = x_fit if trial == 0 else x_fit * (1 + 0.01 * rng.standard_normal(x_fit.size))
+            x0 = np.clip(
+                x0, [b[0] for b in box], [b[1] if b[1] is not None else np.inf for b in box]
+            )
+            other = scipy.optimize.minimize(negative, x0, method="L-BFGS-B", bounds=box)
+            assert -other.fun <= found + 1e-7
+        if fit.values["anisotropy_scale"] == 1.0:
+            h = 1e-6
+            at = {**fit.values}
+            lp = [
+                fitter.log_posterior(counts, {**at, "anisotropy_scale": 1.0 + d}, False)[0]
+                for d in (-2 * h, -h, h, 2 * h)
+            ]
+            left, right = (lp[1] - lp[0]) / h, (lp[3] - lp[2]) / h
+            assert left >= -1e-4 and right <= 1e-4
+
+
 def test_pymc_logp_equals_numpy_twin(release):
     """The PyMC model with the detector responses (pytensor) against the NumPy SAY
     log-likelihood plus the priors, away from nominal."""

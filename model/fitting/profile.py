@@ -15,13 +15,20 @@ a non-flat prior adds its log-density (a penalised profile).
 
 Parameters are optimised, as PyMC does, in unconstrained coordinates: ``x = lo + e^u``
 on ``[lo, inf)``, ``x = lo + (hi - lo) / (1 + e^-u)`` on ``[lo, hi]`` (the prior's
-support), by Newton's method on the exact Hessian (L-BFGS-B where it fails).  Nothing is compiled: a :class:`ProfileFitter` is cheap to build
+support), by Newton's method on the exact Hessian (L-BFGS-B where it fails).  A maximum on
+a bound (a norm at 0) or on a kink (the release's anisotropy tables are linear in their
+parameter between knots, one of them at the nominal value) stalls Newton's method, which
+crawls towards it; the parameter is then held there, and the fit of the rest kept, if log p
+rises into that point (from both sides at a kink: ``tests/test_detector.py`` checks such fits
+against SciPy's bounded L-BFGS-B).  Nothing is compiled: a :class:`ProfileFitter` is cheap to build
 and to ship to Dask workers (its tables are a few kB per bin).  ``tests/test_profile.py``
 checks the fit against :class:`MapFitter` and an independent SciPy fit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -73,6 +80,13 @@ _U_LIMIT = 700.0  # |u| beyond which exp(u) overflows
 # profile's slope only where the other parameters' optimum is inside their supports (at the
 # simplex's edge, f_mu = 1 - f_e moves with f_e and Newton crawls)
 NEWTON_STEPS = 20
+# relative distance to a bound or a kink from which a stalled fit holds a parameter there
+STALL_PROXIMITY = 1e-5
+# Newton's predicted rise of log p below which it is rounding (relative to max(1, |log p|))
+FLOAT_RESOLUTION = 1e-13
+# halvings of a Newton step without a rise, with the gradient already small, that count as a
+# stall (a kink, where the quadratic model fails; the caller then tries holding it there)
+KINK_HALVINGS = 8
 
 
 @dataclass(frozen=True)
@@ -392,14 +406,31 @@ class ProfileFitter:
         coords = self.coordinates(free, fixed)
         start = {**self.default_start(), **(x0 or {})}
         counts = np.asarray(counts, dtype=np.float64)
+        held = self._held_in_start(start, free)
+        if held:  # a start held on a bound or kink (a previous fit's): try it there first
+            kept = self._held_fit(counts, fixed, held, start)
+            if kept is not None:
+                return kept
 
         def point(u: np.ndarray) -> dict[str, float]:
             values = dict(fixed)
             values.update(zip(free, map(float, coords.natural(u)), strict=True))
             return values
 
+        memo: dict[bytes, _Evaluation] = {}  # the last full evaluation (Newton's end point)
+
         def evaluate(u: np.ndarray, curvature: bool = True) -> _Evaluation:
             """``(log p, gradient, Hessian)`` in ``u`` and the natural-parameter results."""
+            key = u.tobytes()
+            if curvature and key in memo:
+                return memo[key]
+            result = _evaluate(u, curvature)
+            if curvature:
+                memo.clear()
+                memo[key] = result
+            return result
+
+        def _evaluate(u: np.ndarray, curvature: bool) -> _Evaluation:
             values = point(u)
             if not all(math.isfinite(v) for v in values.values()):  # a step to NaN
                 nan = np.full(len(self.names), np.nan)
@@ -418,9 +449,19 @@ class ProfileFitter:
         u = coords.unconstrained(np.array([start[n] for n in free], dtype=np.float64))
         state = evaluate(u)
         converged: tuple[bool, np.ndarray] | bool | None  # Newton's outcome, then the verdict
-        converged, message = self._newton(evaluate, u, state)
-        if converged is not None and not converged[0]:  # stalled (a kink): polish from there
-            u, converged = converged[1], None
+
+        def near_kink(at: _Evaluation) -> bool:  # a bound or kink where Newton may crawl
+            return bool(self._stall_points(at[3][0], at[3][1], free))
+
+        converged, message = self._newton(evaluate, u, state, near_kink=near_kink)
+        if converged is not None and not converged[0]:  # stalled: a bound, or a kink
+            stall = converged[1]
+            values, natural = point(stall), evaluate(stall)[3][1]
+            held = self._stall_points(values, natural, free)
+            kept = self._held_fit(counts, fixed, held, values) if held else None
+            if kept is not None:
+                return kept
+            u, converged = stall, None  # polish from there
         if converged is None:  # Newton failed: L-BFGS-B from the start (or the stall)
 
             def negative(v: np.ndarray) -> tuple[float, np.ndarray]:
@@ -452,6 +493,93 @@ class ProfileFitter:
             method,
         )
 
+    @functools.cached_property
+    def _kinks(self) -> dict[str, np.ndarray]:
+        """Parameter -> the values where log p may have a kink: the breaks of the detector
+        response tables inside the support (the release's anisotropy tables are linear in
+        the parameter between knots, so the responses' slopes jump there; one knot is the
+        nominal value, where the prior peaks and the fit often ends)."""
+        out: dict[str, list[float]] = {}
+        for r in getattr(self.templates, "responses", ()):
+            out.setdefault(r.parameter, []).extend(np.asarray(r.breaks)[1:-1].tolist())
+        return {n: np.unique(v) for n, v in out.items() if n in self.names}
+
+    def _stall_points(
+        self, values: Mapping[str, float], gradient: np.ndarray, free: list[str]
+    ) -> dict[str, float]:
+        """Where a stalled Newton fit (``values``, natural ``gradient`` in fitter order) may
+        have stopped short of a maximum it cannot reach by steps: name -> point, for the
+        parameters of ``free`` within :data:`STALL_PROXIMITY` (relative to the point, or to 1
+        near 0) of a finite bound of their support with log p rising into it (the maximum's
+        unconstrained coordinate is at infinity: Newton crawls a unit of ``u`` a step), or
+        of a kink (:attr:`_kinks`: Newton's quadratic model fails there).  The flavour
+        fractions (stick-broken, not boxed) are left alone."""
+        out = {}
+        for n in free:
+            if n in FRACTIONS:
+                continue
+            t, x = self.transforms[n], float(values[n])
+            g = float(gradient[self.names.index(n)])
+            for point, outwards in ((t.lo, -1.0), (t.hi, 1.0)):
+                near = abs(x - point) <= STALL_PROXIMITY * max(1.0, abs(point))
+                if math.isfinite(point) and near and g * outwards > 0:
+                    out[n] = point
+            kinks = self._kinks.get(n)
+            if n not in out and kinks is not None and kinks.size:
+                k = float(kinks[np.argmin(np.abs(kinks - x))])
+                if abs(x - k) <= STALL_PROXIMITY * max(1.0, abs(k)):
+                    out[n] = k
+        return out
+
+    def _held_in_start(self, start: Mapping[str, float], free: list[str]) -> dict[str, float]:
+        """The parameters of ``free`` that ``start`` puts exactly on a bound of their support
+        or on a kink (where a fit that held them left them)."""
+        out = {}
+        for n in free:
+            t, x = self.transforms[n], float(start[n])
+            kinks = self._kinks.get(n)
+            on_kink = kinks is not None and bool(np.any(kinks == x))
+            if n not in FRACTIONS and (x in (t.lo, t.hi) or on_kink):
+                out[n] = x
+        return out
+
+    def _held_fit(
+        self,
+        counts: np.ndarray,
+        fixed: dict[str, float],
+        held: dict[str, float],
+        start: Mapping[str, float],
+    ) -> Fit | None:
+        """The fit of the rest with ``held`` parameters held at their points, if it is a
+        maximum in those too (:meth:`_is_maximum_at`); else None."""
+        at_points = self._fit_once(counts, {**fixed, **held}, dict(start))
+        if not (
+            at_points.converged
+            and all(self._is_maximum_at(counts, at_points, n, x) for n, x in held.items())
+        ):
+            return None
+        return dataclasses.replace(
+            at_points,
+            message=f"{at_points.message}; held where log p peaks: "
+            + ", ".join(f"{n}={v:g}" for n, v in held.items()),
+            method="newton-held",
+        )
+
+    def _is_maximum_at(self, counts: np.ndarray, fit: Fit, name: str, x: float) -> bool:
+        """Whether ``fit`` (the others fitted with ``name`` held at ``x``) is a maximum in
+        ``name`` too: at a bound, log p rises into it; at a kink, it rises into it from
+        both sides (the slopes just below and just above ``x`` have opposite signs)."""
+        t, i = self.transforms[name], self.names.index(name)
+        if x in (t.lo, t.hi):
+            return bool(fit.gradient[i] * (1.0 if x == t.hi else -1.0) > 0)
+        delta = 1e-9 * max(1.0, abs(x))
+        slopes = []
+        for side in (-1.0, 1.0):
+            with np.errstate(over="ignore", invalid="ignore"):
+                g = self.log_posterior(counts, {**fit.values, name: x + side * delta}, False)[1]
+            slopes.append(float(g[i]))
+        return slopes[0] >= -GRADIENT_TOLERANCE and slopes[1] <= GRADIENT_TOLERANCE
+
     @staticmethod
     def _newton(
         evaluate: Callable[[np.ndarray], _Evaluation],
@@ -459,6 +587,7 @@ class ProfileFitter:
         state: _Evaluation,
         max_steps: int = 100,
         stall_steps: int = 5,
+        near_kink: Callable[[_Evaluation], bool] = lambda state: False,
     ) -> tuple[tuple[bool, np.ndarray] | None, str]:
         """Damped Newton ascent from ``u``; ``((True, u), message)`` at an optimum (max
         ``|gradient|`` below 1e-9 relative, or no further improvement at float precision
@@ -489,8 +618,13 @@ class ProfileFitter:
             else:
                 return None, "Hessian cannot be regularised"
             step = np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
+            small = np.max(np.abs(grad)) < GRADIENT_TOLERANCE
+            if small and grad @ step <= FLOAT_RESOLUTION * scale:  # below log p's rounding
+                return (True, u), "Newton: optimum at float precision"
             length = 1.0
-            for _ in range(20):  # backtracking until log p increases (Armijo)
+            for halvings in range(20):  # backtracking until log p increases (Armijo)
+                if halvings == KINK_HALVINGS and (small or near_kink(state)):
+                    return (False, u), "Newton stalled (a kink?)"  # the caller looks there
                 trial = u + length * step
                 if np.max(np.abs(trial)) < 40:  # e^40: far beyond any physical norm
                     new = evaluate(trial)
@@ -503,7 +637,7 @@ class ProfileFitter:
                 return (False, u), "Newton line search failed"
             stalled = stalled + 1 if new[0] - logp <= 1e-10 * scale else 0
             u = trial
-            logp, grad, hess, _ = new
+            logp, grad, hess, _ = state = new
         return (False, u), "Newton did not converge"
 
     def default_start(self) -> dict[str, float]:
@@ -542,6 +676,8 @@ class ProfileFitter:
         i = self.names.index(name)
         x_best = best.values[name]
         curvature = -best.hessian[i, i]
+        # the first step: the width with the others held (within the profile's: small steps
+        # keep the walk on the branch of the best fit where the likelihood is multimodal)
         scale = 1.0 / math.sqrt(curvature) if curvature > 0 else 0.1 * (abs(x_best) + 0.1)
         t = self.transforms[name]
         ends = tuple(
@@ -564,10 +700,47 @@ class ProfileFitter:
         threshold: float,
         xtol: float,
     ) -> float:
-        x_best = best.values[name]
+        """One end of :meth:`interval` (:meth:`_walk` from the best fit)."""
         others = {k: v for k, v in best.values.items() if k != name}
+        return self._walk(
+            counts,
+            best,
+            name,
+            i,
+            direction,
+            bound,
+            scale,
+            threshold,
+            xtol,
+            others,
+            best.values[name],
+        )
+
+    def _walk(
+        self,
+        counts: np.ndarray,
+        best: Fit,
+        name: str,
+        i: int,
+        direction: float,
+        bound: float,
+        scale: float,
+        threshold: float,
+        xtol: float,
+        others: dict[str, float],
+        inside: float,
+    ) -> float:
+        """The end's root search from ``inside`` (``ts`` below the threshold there) outwards,
+        each fit from the last one's optimum ``others`` (updated), as a continuation: the
+        profile follows the branch of the other parameters' optimum that starts at the best
+        fit.  (A start moved as the last fit's Hessian predicts saves a Newton step or two,
+        but was seen to jump to another, worse branch where the release's epsilon_dom makes
+        the likelihood bimodal: not taken.)"""
+        x_best = best.values[name]
         tol = xtol * max(1.0, abs(x_best))
         edge = bound - direction * 1e-12 * max(1.0, abs(bound)) if math.isfinite(bound) else None
+        if edge is not None and (inside - edge) * direction >= 0:
+            return bound
 
         def h(x: float) -> tuple[float, float]:
             fit = self.fit(counts, fixed={name: x}, x0=others)
@@ -577,9 +750,8 @@ class ProfileFitter:
                 -2.0 * fit.gradient[i],
             )
 
-        outside: float | None
-        inside, outside = x_best, None  # h < 0 at inside, h > 0 at outside
-        x = x_best + direction * scale
+        outside: float | None = None  # h < 0 at inside, h > 0 at outside
+        x = inside + direction * scale
         for step in range(200):
             if edge is not None and (x - edge) * direction > 0:
                 x = edge
