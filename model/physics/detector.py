@@ -93,6 +93,22 @@ def parameter_coefficients(table: SplineTable, points: np.ndarray) -> np.ndarray
         for d in range(table.ndim - 1)
     ]
     c = table.coefficients
+    n = len(points)
+    widths = [table.degrees[d] + 1 for d in range(table.ndim - 1)]
+    if n and all(m.nnz == n * w for m, w in zip(design, widths, strict=True)):
+        # each row of a design matrix holds its degree + 1 basis functions: gather those
+        # coefficients per event instead of the product with whole axes (n x axis x rest)
+        rows = [
+            (m.indices.reshape(n, w), m.data.reshape(n, w))
+            for m, w in zip(design, widths, strict=True)
+        ]
+        if table.ndim == 2:
+            ((i0, w0),) = rows
+            return cast(np.ndarray, np.einsum("na,naj->nj", w0, c[i0]))
+        if table.ndim == 3:
+            (i0, w0), (i1, w1) = rows
+            block = c[i0[:, :, None], i1[:, None, :]]  # (n, degree0 + 1, degree1 + 1, j)
+            return cast(np.ndarray, np.einsum("na,nb,nabj->nj", w0, w1, block))
     first = design[0] @ c.reshape(c.shape[0], -1)  # (n, rest of the axes)
     if table.ndim == 2:
         return np.asarray(first)
