@@ -11,8 +11,9 @@ not a test)::
         [--profile]
 
 ``--save FILE`` writes the evaluations (value, gradient, Hessian at each point) to an
-``.npz`` file and ``--compare FILE`` compares with such a file (largest relative
-difference), to check that two versions of the code compute the same thing.
+``.npz`` file (with the points) and ``--compare FILE`` evaluates at such a file's points and
+prints the largest differences, to check that two versions of the code compute the same
+thing.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from diffuse_fit.jobs.inputs import load_inputs
 from diffuse_fit.fitting.map_core import X0
+from diffuse_fit.jobs.inputs import load_inputs
 from diffuse_fit.jobs.prepared import PreparedFit
 
 
@@ -49,9 +50,9 @@ def points(fitter, best: dict[str, float], n: int, seed: int = 1) -> list[dict[s
 
 
 def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """``max |a - b| / max(|b|, tiny)`` over the entries (scaled by the array's largest)."""
-    scale = np.maximum(np.abs(b), 1e-300)
-    return float(np.max(np.abs(a - b) / scale))
+    """Per point (first axis) ``max |a - b| / max |b|``; the largest over the points."""
+    a, b = (np.asarray(v).reshape(len(v), -1) for v in (a, b))
+    return float(np.max(np.max(np.abs(a - b), axis=1) / np.max(np.abs(b), axis=1)))
 
 
 def main() -> None:
@@ -70,29 +71,38 @@ def main() -> None:
     )
     fitter = prepared.profile
     counts = np.asarray(prepared.binned.counts, dtype=np.float64)
-    print(f"fitter built in {time.perf_counter() - t0:.1f} s: {len(fitter.names)} parameters, "
-          f"{fitter.bins.size} bins")
+    print(
+        f"fitter built in {time.perf_counter() - t0:.1f} s: {len(fitter.names)} parameters, "
+        f"{fitter.bins.size} bins"
+    )
     t1 = time.perf_counter()
     best = fitter.fit(counts, x0=X0)
-    print(f"MAP in {time.perf_counter() - t1:.2f} s (converged {best.converged}), "
-          f"log p = {best.log_posterior:.10f}")
+    print(
+        f"MAP in {time.perf_counter() - t1:.2f} s (converged {best.converged}), "
+        f"log p = {best.log_posterior:.10f}"
+    )
     at = points(fitter, best.values, 4)
-
+    ref = np.load(args.compare) if args.compare is not None else None
+    if ref is not None:  # the points of the saved evaluations (the MAP may differ by ~1e-9)
+        at = [dict(zip(fitter.names, map(float, row), strict=True)) for row in ref["points"]]
     results = [fitter.log_posterior(counts, p) for p in at]
     if args.save is not None:
         np.savez(
             args.save,
+            points=np.array([[p[n] for n in fitter.names] for p in at]),
             logp=np.array([r[0] for r in results]),
             grad=np.array([r[1] for r in results]),
             hess=np.array([r[2] for r in results]),
             loglike=np.array([r[3] for r in results]),
         )
         print(f"saved the evaluations to {args.save}")
-    if args.compare is not None:
-        ref = np.load(args.compare)
+    if ref is not None:
         for key, k in (("logp", 0), ("grad", 1), ("hess", 2), ("loglike", 3)):
             mine = np.array([r[k] for r in results])
-            print(f"{key}: largest relative difference {relative_difference(mine, ref[key]):.2e}")
+            print(
+                f"{key}: largest difference relative to the largest entry "
+                f"{relative_difference(mine, ref[key]):.2e}"
+            )
 
     profiler = cProfile.Profile() if args.profile else None
     for label, p in zip(["MAP", *[f"point {i}" for i in range(1, len(at))]], at, strict=True):
