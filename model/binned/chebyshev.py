@@ -54,3 +54,27 @@ def evaluate(coeffs: np.ndarray, x: npt.ArrayLike, interval: tuple[float, float]
     """Value of the interpolants ``coeffs`` (..., n, k) at scalar ``x``: shape (..., n)."""
     t = to_unit(np.asarray(x, dtype=np.float64), interval)
     return cast(np.ndarray, coeffs @ basis(t, coeffs.shape[-1]))
+
+
+def derivative_basis(t: float, k: int) -> np.ndarray:
+    """``[T_n(t), T_n'(t), T_n''(t)]`` for ``n = 0 .. k-1`` at scalar ``t``: shape (k, 3).
+
+    By the recurrences ``T_{n+1} = 2 t T_n - T_{n-1}``, ``T_{n+1}' = 2 T_n + 2 t T_n' -
+    T_{n-1}'`` and ``T_{n+1}'' = 4 T_n' + 2 t T_n'' - T_{n-1}''`` (derivatives in ``t``): a
+    series' value and first two derivatives are then one product ``coeffs @ basis`` (no
+    differentiated coefficient arrays)."""
+    t = float(t)
+    rows: list[tuple[float, float, float]] = []
+    p0, p1, p2 = 1.0, 0.0, 0.0  # T_0 and its derivatives
+    c0, c1, c2 = t, 1.0, 0.0  # T_1
+    for _ in range(k):
+        rows.append((p0, p1, p2))
+        p0, p1, p2, c0, c1, c2 = (
+            c0,
+            c1,
+            c2,
+            2.0 * t * c0 - p0,
+            2.0 * c0 + 2.0 * t * c1 - p1,
+            4.0 * c1 + 2.0 * t * c2 - p2,
+        )
+    return np.array(rows, dtype=np.float64).reshape(k, 3)
