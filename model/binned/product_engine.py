@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -47,35 +47,51 @@ MAX_CACHED = 8  # engines kept per owner (one per parameter order and set of bin
 @dataclass(frozen=True)
 class ProductSecond:
     """Second derivatives of :meth:`ProductEngine.derivatives`' ``y_b`` (module doc), times
-    ``scale_b`` if given: what :meth:`contract` needs, per product ``p``, bin ``b`` and local
-    variable ``u``."""
+    ``scale_b`` if given: what :meth:`contract` needs.  ``P`` products, the first ``T`` with a
+    table; ``R`` response tables in ``V`` systematics; ``Q`` sets of responses (the products
+    with the same responses share ``rho``)."""
 
     g: np.ndarray  # (P, B): G_pb
-    dg: np.ndarray  # (P, U, B): d g_pb / d u
-    d2g: np.ndarray  # (P, U, B): d2 g_pb / d u2 (the diagonal)
+    dlog: np.ndarray  # (T, B): d log S / dx
+    curve: np.ndarray  # (T, B): d2 log S / dx2 + (d log S / dx)^2, i.e. S'' / S
+    arguments: np.ndarray  # (T, n): c_p, dx / dtheta
     f: np.ndarray  # (P,): F_p
     f_grad: np.ndarray  # (P, n)
     f_hess: np.ndarray  # (P, n, n)
-    local: np.ndarray  # (P, U, n): C_p, du/dtheta
+    log_slopes: np.ndarray  # (R, B): d log R_r / dv
+    counts: np.ndarray  # (P, V, R): times each product has each response (of each systematic)
+    systematics: np.ndarray  # (V, n): dv / dtheta
+    sums: np.ndarray  # (Q, B): sum_p F_p G_pb over the products with each set of responses
+    slopes: np.ndarray  # (Q, V, B): d log rho / dv of each set
+    curvatures: np.ndarray  # (Q, V, B): d2 log rho / dv2 of each set
     scale: np.ndarray | None = None  # (B,)
 
     def contract(self, weights: np.ndarray) -> np.ndarray:
-        """``sum_b weights_b d2 y_b / d theta_i d theta_j``, (n, n)."""
+        """``sum_b weights_b d2 y_b / d theta_i d theta_j``, (n, n): the module doc's sum over
+        products, with every (products x bins) array reduced over the bins before it meets
+        the (n, n) matrices, and the systematics' block summed over the sets of responses."""
         w = weights if self.scale is None else weights * self.scale
+        t = len(self.arguments)
         gw = self.g * w  # (P, B)
-        s0 = gw.sum(axis=1)  # sum_b w G
-        weighted = self.dg * gw[:, None, :]  # (P, U, B)
-        s1 = weighted.sum(axis=2)  # sum_b w G dg, (P, U)
-        s2 = np.matmul(weighted, self.dg.transpose(0, 2, 1))  # sum_b w G dg dg^T, (P, U, U)
-        u = s2.shape[1]
-        s2[:, np.arange(u), np.arange(u)] += np.einsum("pub,pb->pu", self.d2g, gw)
-        hessian = np.tensordot(s0, self.f_hess, axes=1)
-        cross = self.f_grad.T @ np.einsum("pu,pun->pn", s1, self.local)
+        hessian = np.tensordot(gw.sum(axis=1), self.f_hess, axes=1)
+        along_x = gw[:t] * self.dlog  # (T, B)
+        first = np.zeros_like(self.f_grad)  # C_p^T sum_b w G dg, (P, n)
+        first[:t] = along_x.sum(axis=1)[:, None] * self.arguments
+        curve = (gw[:t] * self.curve).sum(axis=1)  # (T,)
+        hessian += self.arguments.T @ ((self.f[:t] * curve)[:, None] * self.arguments)
+        if len(self.log_slopes):
+            per_product = np.einsum("pvr,pr->pv", self.counts, gw @ self.log_slopes.T)
+            first += per_product @ self.systematics
+            mixed = np.einsum("pvr,pr->pv", self.counts[:t], along_x @ self.log_slopes.T)
+            block = (self.f[:t, None] * self.arguments).T @ (mixed @ self.systematics)
+            hessian += block + block.T
+            sums = self.sums * w  # (Q, B)
+            square = np.einsum("qb,qvb,qub->vu", sums, self.slopes, self.slopes)
+            square[np.diag_indices_from(square)] += np.einsum("qb,qvb->v", sums, self.curvatures)
+            hessian += self.systematics.T @ square @ self.systematics
+        cross = self.f_grad.T @ first
         hessian += cross + cross.T
-        p, _, n = self.local.shape
-        inner = np.matmul(self.f[:, None, None] * s2, self.local)  # (P, U, n)
-        hessian += self.local.reshape(p * u, n).T @ inner.reshape(p * u, n)
-        return hessian
+        return cast(np.ndarray, hessian)
 
     def scaled(self, factor: np.ndarray) -> ProductSecond:
         """The second derivatives of ``factor_b y_b`` (``factor`` constant in theta)."""
@@ -132,6 +148,9 @@ class ProductEngine:
         ordered = [p for members in groups.values() for p in members] + exact
         self.n_products, self.n_tables = len(ordered), len(ordered) - len(exact)
         self.groups = [self._group(m, position, bins) for m in groups.values()]
+        self.arguments = np.array(
+            [g.argument for g in self.groups for _ in range(g.size)], dtype=np.float64
+        ).reshape(self.n_tables, n)
         self.masks = np.zeros((self.n_tables, size))
         for k, p in enumerate(ordered[: self.n_tables]):
             table = p.table.table
@@ -140,35 +159,7 @@ class ProductEngine:
         self.exact = np.array([np.asarray(p.table.per_bin)[bins] for p in exact]).reshape(
             len(exact), size
         )
-        # detector responses: each distinct table once; log rho_p = counts @ log R
-        distinct: dict[int, ResponseTable] = {}
-        for p in ordered:
-            for r in p.responses:
-                distinct.setdefault(id(r), r)
-        tables = list(distinct.values())
-        self.systematics = list(dict.fromkeys(r.parameter for r in tables))
-        self.responses = [_place(r, bins) for r in tables]
-        number = {key: k for k, key in enumerate(distinct)}
-        counts = np.zeros((self.n_products, len(tables)))
-        for k, p in enumerate(ordered):
-            for r in p.responses:
-                counts[k, number[id(r)]] += 1.0
-        of_systematic = np.array(
-            [[r.parameter == s for r in tables] for s in self.systematics], dtype=np.float64
-        ).reshape(len(self.systematics), len(tables))
-        self.response_counts = counts  # (P, R)
-        self.systematic_counts = (counts[:, None, :] * of_systematic[None]).reshape(
-            self.n_products * len(self.systematics), len(tables)
-        )  # (P * V, R)
-        # local variables u = (x, v_1, ..., v_V): C_p
-        self.n_local = 1 + len(self.systematics)
-        self.local = np.zeros((self.n_products, self.n_local, n))
-        start = 0
-        for g, members in zip(self.groups, groups.values(), strict=True):
-            self.local[start : start + len(members), 0] = g.argument
-            start += len(members)
-        for s, name in enumerate(self.systematics):
-            self.local[:, 1 + s, position[name]] = 1.0
+        self._responses(ordered, position, bins)
         # the factors' polynomials and the linear exponents
         width = max([len(p.factors) for p in ordered] + [1])
         self.multiplier = np.array([p.multiplier for p in ordered], dtype=np.float64)
@@ -188,6 +179,38 @@ class ProductEngine:
         self.leave_one = same[:, None] == same[None, :]  # (k, q): q == k
         self.leave_two = self.leave_one[:, None, :] | self.leave_one[None, :, :]  # q in {k, m}
         self.distinct_pair = (~self.leave_one).astype(np.float64)
+
+    def _responses(
+        self, ordered: list[Product], position: Mapping[str, int], bins: np.ndarray
+    ) -> None:
+        """The detector responses' layout: each distinct table once, the products' counts of
+        each, and the distinct sets of responses (``log rho = counts @ log R`` per set)."""
+        distinct: dict[int, ResponseTable] = {}
+        for p in ordered:
+            for r in p.responses:
+                distinct.setdefault(id(r), r)
+        tables = list(distinct.values())
+        number = {key: k for k, key in enumerate(distinct)}
+        systematics = list(dict.fromkeys(r.parameter for r in tables))
+        self.responses = [_place(r, bins) for r in tables]
+        self.systematics = np.zeros((len(systematics), self.n))
+        for s, name in enumerate(systematics):
+            self.systematics[s, position[name]] = 1.0
+        counts = np.zeros((self.n_products, len(tables)))
+        for k, p in enumerate(ordered):
+            for r in p.responses:
+                counts[k, number[id(r)]] += 1.0
+        of_systematic = np.array(
+            [[r.parameter == s for r in tables] for s in systematics], dtype=np.float64
+        ).reshape(len(systematics), len(tables))
+        self.counts = counts[:, None, :] * of_systematic[None]  # (P, V, R)
+        sets, self.set_of = np.unique(counts, axis=0, return_inverse=True)
+        self.set_of = self.set_of.reshape(-1)
+        self.set_counts = sets  # (Q, R)
+        self.set_systematic = (sets[:, None, :] * of_systematic[None]).reshape(
+            len(sets) * len(systematics), len(tables)
+        )  # (Q * V, R)
+        self.in_set = (self.set_of[None, :] == np.arange(len(sets))[:, None]).astype(np.float64)
 
     @staticmethod
     def _group(
@@ -229,23 +252,9 @@ class ProductEngine:
         )
         return scale * f, f_grad, f_hess
 
-    def _tables(self) -> np.ndarray:
-        """Empty (3, T, B) array for the tables' ``log S``, its first and second derivatives."""
-        return np.zeros((3, self.n_tables, self.n_bins))
-
-    def derivatives(
-        self, params: Mapping[str, Any]
-    ) -> tuple[np.ndarray, np.ndarray, ProductSecond | None]:
-        """Value (B,), Jacobian (B, n) and second derivatives (None without products) of
-        ``y_b`` at ``params``."""
-        size, n = self.n_bins, self.n
-        if not self.n_products:
-            return np.zeros(size), np.zeros((size, n)), None
-        theta = np.zeros(n)
-        for name, i in self.used:
-            theta[i] = params[name]
-        f, f_grad, f_hess = self._factors(theta)
-        logs = self._tables()
+    def _logs(self, theta: np.ndarray) -> np.ndarray:
+        """The tables' ``log S``, its first and second derivatives in ``x``: (3, T, B)."""
+        logs = np.empty((3, self.n_tables, self.n_bins))
         start = 0
         for g in self.groups:
             x = float(g.argument @ theta)
@@ -256,30 +265,57 @@ class ProductEngine:
             basis = chebyshev.derivative_basis(chebyshev.to_unit(x, g.interval), len(g.coeffs))
             basis[:, 1] *= scale
             basis[:, 2] *= scale * scale
-            logs[:, start : start + g.size] = (basis.T @ g.coeffs).reshape(3, g.size, size)
+            logs[:, start : start + g.size] = (basis.T @ g.coeffs).reshape(3, g.size, self.n_bins)
             start += g.size
-        g_values = np.empty((self.n_products, size))
-        g_values[: self.n_tables] = np.exp(logs[0]) * self.masks
-        g_values[self.n_tables :] = self.exact
-        dg = np.zeros((self.n_products, self.n_local, size))
-        d2g = np.zeros((self.n_products, self.n_local, size))
-        dg[: self.n_tables, 0] = logs[1]
-        d2g[: self.n_tables, 0] = logs[2]
+        return logs
+
+    def derivatives(
+        self, params: Mapping[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray, ProductSecond | None]:
+        """Value (B,), Jacobian (B, n) and second derivatives (None without products) of
+        ``y_b`` at ``params``."""
+        size, n, t = self.n_bins, self.n, self.n_tables
+        if not self.n_products:
+            return np.zeros(size), np.zeros((size, n)), None
+        theta = np.zeros(n)
+        for name, i in self.used:
+            theta[i] = params[name]
+        f, f_grad, f_hess = self._factors(theta)
+        logs = self._logs(theta)
+        g = np.empty((self.n_products, size))
+        np.multiply(np.exp(logs[0]), self.masks, out=g[:t])
+        g[t:] = self.exact
+        v = len(self.systematics)
+        log_r = np.zeros((3, len(self.responses), size))
+        for k, r in enumerate(self.responses):
+            found = r.table.active_log_derivatives(float(params[r.table.parameter]))
+            log_r[:, k, r.at] = found[r.rows].T
+        q = len(self.set_counts)
         if self.responses:
-            log_r = np.zeros((3, len(self.responses), size))
-            for k, r in enumerate(self.responses):
-                found = r.table.active_log_derivatives(float(params[r.table.parameter]))
-                log_r[:, k, r.at] = found[r.rows].T
-            g_values *= np.exp(self.response_counts @ log_r[0])
-            shape = (self.n_products, len(self.systematics), size)
-            dg[:, 1:] = (self.systematic_counts @ log_r[1]).reshape(shape)
-            d2g[:, 1:] = (self.systematic_counts @ log_r[2]).reshape(shape)
-        weighted = g_values[:, None, :] * dg  # G dg, (P, U, B)
-        value = f @ g_values
-        local = f[:, None, None] * self.local  # F C, (P, U, n)
-        p, u = self.n_products, self.n_local
-        jac = g_values.T @ f_grad + weighted.reshape(p * u, size).T @ local.reshape(p * u, n)
-        second = ProductSecond(g_values, dg, d2g, f, f_grad, f_hess, self.local)
+            g *= np.exp(self.set_counts @ log_r[0])[self.set_of]
+        slopes = (self.set_systematic @ log_r[1]).reshape(q, v, size)
+        curvatures = (self.set_systematic @ log_r[2]).reshape(q, v, size)
+        fg = f[:, None] * g  # F_p G_pb
+        sums = self.in_set @ fg  # (Q, B)
+        value = fg.sum(axis=0)
+        jac = g.T @ f_grad + (fg[:t] * logs[1]).T @ self.arguments
+        if self.responses:
+            jac += np.einsum("qb,qvb->bv", sums, slopes) @ self.systematics
+        second = ProductSecond(
+            g,
+            logs[1],
+            logs[2] + logs[1] * logs[1],
+            self.arguments,
+            f,
+            f_grad,
+            f_hess,
+            log_r[1],
+            self.counts,
+            self.systematics,
+            sums,
+            slopes,
+            curvatures,
+        )
         return value, jac, second
 
 
