@@ -92,7 +92,7 @@ class ResponseTable:
         return np.exp(self.log_values(v))
 
     def active_log_derivatives(self, v: float) -> np.ndarray:
-        """``L_b``, ``dL_b/dv``, ``d2L_b/dv2`` at ``v`` on the active bins: (len(active), 3),
+        """``L_b``, ``dL_b/dv``, ``d2L_b/dv2`` at ``v`` on the active bins: (3, len(active)),
         exact for the series (:func:`diffuse_fit.binned.chebyshev.derivative_basis`).  The
         last result is kept (a fit's evaluation asks for it several times at one ``v``): do
         not modify it."""
@@ -109,14 +109,14 @@ class ResponseTable:
         scale = 2.0 / (piece[1] - piece[0])
         basis[:, 1] *= scale
         basis[:, 2] *= scale * scale
-        found = coeffs @ basis
+        found = basis.T @ coeffs.T
         object.__setattr__(self, "_last", (v, found))
         return cast(np.ndarray, found)
 
     def log_derivatives(self, v: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``L_b``, ``dL_b/dv``, ``d2L_b/dv2`` at ``v`` (n_bins each; 0 off the active bins)."""
         out = np.zeros((3, self.n_bins))
-        out[:, self.active] = self.active_log_derivatives(v).T
+        out[:, self.active] = self.active_log_derivatives(v)
         return out[0], out[1], out[2]
 
     def __getstate__(self) -> dict[str, Any]:

@@ -193,6 +193,15 @@ class ProductEngine:
         number = {key: k for k, key in enumerate(distinct)}
         systematics = list(dict.fromkeys(r.parameter for r in tables))
         self.responses = [_place(r, bins) for r in tables]
+        # flat positions in log_r (3, R, B) of the tables' stacked active bins among the bins
+        # (rows: those bins' columns in the stack; None: all of them)
+        offsets = np.cumsum([0] + [r.active.size for r in tables])
+        at = np.concatenate([k * self.n_bins + r.at for k, r in enumerate(self.responses)] + [[]])
+        rows = np.concatenate([offsets[k] + r.rows for k, r in enumerate(self.responses)] + [[]])
+        rows = rows.astype(np.int64)
+        self.response_rows = None if np.array_equal(rows, np.arange(offsets[-1])) else rows
+        planes = len(tables) * self.n_bins * np.arange(3)[:, None]
+        self.response_at = (planes + at.astype(np.int64)[None, :]).reshape(-1)
         self.systematics = np.zeros((len(systematics), self.n))
         for s, name in enumerate(systematics):
             self.systematics[s, position[name]] = 1.0
@@ -287,9 +296,17 @@ class ProductEngine:
         g[t:] = self.exact
         v = len(self.systematics)
         log_r = np.zeros((3, len(self.responses), size))
-        for k, r in enumerate(self.responses):
-            found = r.table.active_log_derivatives(float(params[r.table.parameter]))
-            log_r[:, k, r.at] = found[r.rows].T
+        if self.responses:  # every table's active bins into its row of log_r at once
+            found = np.concatenate(
+                [
+                    r.table.active_log_derivatives(float(params[r.table.parameter]))
+                    for r in self.responses
+                ],
+                axis=1,
+            )
+            if self.response_rows is not None:
+                found = found[:, self.response_rows]
+            log_r.reshape(-1)[self.response_at] = found.reshape(-1)
         q = len(self.set_counts)
         if self.responses:
             g *= np.exp(self.set_counts @ log_r[0])[self.set_of]

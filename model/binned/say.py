@@ -74,7 +74,9 @@ def say_partials(
     # partials in (alpha, beta)
     la = np.log(b) + psi(k + a) - np.log1p(b) - psi(a)
     lb = a / b - (k + a) / (1.0 + b)
-    laa = polygamma(1, k + a) - polygamma(1, a)
+    laa = np.zeros_like(a)  # trigamma(k + a) - trigamma(a): 0 where k = 0 (most bins)
+    some = k != 0
+    laa[some] = polygamma(1, k[some] + a[some]) - polygamma(1, a[some])
     lab = 1.0 / b - 1.0 / (1.0 + b)
     lbb = -a / b**2 + (k + a) / (1.0 + b) ** 2
     # alpha = m^2 / s + 1, beta = m / s
@@ -142,12 +144,10 @@ def say_loglike_derivatives(
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lnl, l_m, l_s, l_mm, l_ms, l_ss = say_partials(k, mu, s2)
         gradient = j_mu.T @ l_m + j_s.T @ l_s
-        hessian = (
-            (j_mu.T * l_mm) @ j_mu
-            + (j_mu.T * l_ms) @ j_s
-            + (j_s.T * l_ms) @ j_mu
-            + (j_s.T * l_ss) @ j_s
-        )
+        # J^T W J with J = [j_mu, j_s] and W the 2 x 2 blocks (l_mm, l_ms; l_ms, l_ss)
+        towards_mu = j_mu * l_mm[:, None] + j_s * l_ms[:, None]
+        towards_s = j_mu * l_ms[:, None] + j_s * l_ss[:, None]
+        hessian = j_mu.T @ towards_mu + j_s.T @ towards_s
         add_second(hessian, second_mu, l_m)
         add_second(hessian, second_s, l_s)
     return float(np.sum(lnl)), gradient, hessian
