@@ -38,7 +38,6 @@ from diffuse_fit.binned import chebyshev
 
 if TYPE_CHECKING:
     from diffuse_fit.binned.detector_tables import ResponseTable
-    from diffuse_fit.binned.nuisance_tables import Product
 
 CACHE = "_product_engines"  # an owner's attribute holding its engines (not pickled)
 MAX_CACHED = 8  # engines kept per owner (one per parameter order and set of bins)
@@ -124,7 +123,7 @@ class ProductEngine:
     then :meth:`derivatives` at any parameters."""
 
     def __init__(
-        self, products: Sequence[Product], position: Mapping[str, int], bins: np.ndarray
+        self, products: Sequence[Any], position: Mapping[str, int], bins: np.ndarray
     ) -> None:
         bins = np.asarray(bins, dtype=np.int64)
         n, size = len(position), bins.size
@@ -135,8 +134,8 @@ class ProductEngine:
         used |= {r.parameter for p in products for r in p.responses}
         self.used = [(name, position[name]) for name in sorted(used)]
         # products with a table, grouped by (argument, interval); then the exact ones
-        groups: dict[tuple[Any, ...], list[Product]] = {}
-        exact: list[Product] = []
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        exact: list[Any] = []
         for p in products:
             if p.table.per_bin is not None:
                 exact.append(p)
@@ -180,9 +179,7 @@ class ProductEngine:
         self.leave_two = self.leave_one[:, None, :] | self.leave_one[None, :, :]  # q in {k, m}
         self.distinct_pair = (~self.leave_one).astype(np.float64)
 
-    def _responses(
-        self, ordered: list[Product], position: Mapping[str, int], bins: np.ndarray
-    ) -> None:
+    def _responses(self, ordered: list[Any], position: Mapping[str, int], bins: np.ndarray) -> None:
         """The detector responses' layout: each distinct table once, the products' counts of
         each, and the distinct sets of responses (``log rho = counts @ log R`` per set)."""
         distinct: dict[int, ResponseTable] = {}
@@ -222,9 +219,7 @@ class ProductEngine:
         self.in_set = (self.set_of[None, :] == np.arange(len(sets))[:, None]).astype(np.float64)
 
     @staticmethod
-    def _group(
-        members: list[Product], position: Mapping[str, int], bins: np.ndarray
-    ) -> _TableGroup:
+    def _group(members: list[Any], position: Mapping[str, int], bins: np.ndarray) -> _TableGroup:
         tables = [p.table.table for p in members]
         assert all(t is not None for t in tables)  # grouped: tables
         k = max(t.log_coeffs.shape[1] for t in tables if t is not None)
@@ -368,7 +363,7 @@ def cached_engine[T](
         if len(cache) >= MAX_CACHED:
             cache.clear()
         found = cache[key] = build()
-    return found  # type: ignore[no-any-return]
+    return cast(T, found)
 
 
 def without_cache(state: dict[str, Any]) -> dict[str, Any]:
