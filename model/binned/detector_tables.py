@@ -105,7 +105,8 @@ class ResponseTable:
         p = self.piece(v)
         piece = (self.break_list[p], self.break_list[p + 1])
         coeffs = self.log_coeffs[p]
-        basis = chebyshev.derivative_basis(chebyshev.to_unit(v, piece), coeffs.shape[-1])
+        t = (2.0 * v - (piece[0] + piece[1])) / (piece[1] - piece[0])  # chebyshev.to_unit
+        basis = chebyshev.derivative_basis(t, coeffs.shape[-1])
         scale = 2.0 / (piece[1] - piece[0])
         basis[:, 1] *= scale
         basis[:, 2] *= scale * scale

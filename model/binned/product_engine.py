@@ -266,7 +266,8 @@ class ProductEngine:
             if not low <= x <= high:
                 raise ValueError(f"{g.name}={x} is outside the tabulated range [{low}, {high}]")
             scale = 2.0 / (high - low)
-            basis = chebyshev.derivative_basis(chebyshev.to_unit(x, g.interval), len(g.coeffs))
+            t = (2.0 * x - (low + high)) / (high - low)  # chebyshev.to_unit, in floats
+            basis = chebyshev.derivative_basis(t, len(g.coeffs))
             basis[:, 1] *= scale
             basis[:, 2] *= scale * scale
             logs[:, start : start + g.size] = (basis.T @ g.coeffs).reshape(3, g.size, self.n_bins)
