@@ -64,17 +64,14 @@ def derivative_basis(t: float, k: int) -> np.ndarray:
     series' value and first two derivatives are then one product ``coeffs @ basis`` (no
     differentiated coefficient arrays)."""
     t = float(t)
-    rows: list[tuple[float, float, float]] = []
-    p0, p1, p2 = 1.0, 0.0, 0.0  # T_0 and its derivatives
-    c0, c1, c2 = t, 1.0, 0.0  # T_1
-    for _ in range(k):
-        rows.append((p0, p1, p2))
-        p0, p1, p2, c0, c1, c2 = (
-            c0,
-            c1,
-            c2,
-            2.0 * t * c0 - p0,
-            2.0 * c0 + 2.0 * t * c1 - p1,
-            4.0 * c1 + 2.0 * t * c2 - p2,
-        )
-    return np.array(rows, dtype=np.float64).reshape(k, 3)
+    tt = 2.0 * t
+    value, slope, curve = [0.0] * k, [0.0] * k, [0.0] * k
+    if k > 0:
+        value[0] = 1.0
+    if k > 1:
+        value[1], slope[1] = t, 1.0
+    for n in range(2, k):
+        value[n] = tt * value[n - 1] - value[n - 2]
+        slope[n] = 2.0 * value[n - 1] + tt * slope[n - 1] - slope[n - 2]
+        curve[n] = 4.0 * slope[n - 1] + tt * curve[n - 1] - curve[n - 2]
+    return np.array([value, slope, curve], dtype=np.float64).reshape(3, k).T
