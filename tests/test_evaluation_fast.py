@@ -406,9 +406,10 @@ def test_engines_are_not_pickled_and_rebuild_the_same(release):
     assert CACHE not in back.__dict__ and CACHE not in back.variance.__dict__
     assert all("_last" not in r.__dict__ for r in back.responses)
     after = say_loglike_derivatives(back, counts, CENTRE, names, bins)
-    assert after[0] == before[0]
-    np.testing.assert_array_equal(after[1], before[1])
-    np.testing.assert_array_equal(after[2], before[2])
+    # the same up to rounding (BLAS kernels may round the last bit by memory alignment)
+    assert after[0] == pytest.approx(before[0], rel=TOLERANCE)
+    close(after[1], before[1], "gradient after pickling")
+    close(after[2], before[2], "Hessian after pickling")
 
 
 def test_out_of_range_parameters_are_refused(release):
