@@ -54,3 +54,24 @@ def evaluate(coeffs: np.ndarray, x: npt.ArrayLike, interval: tuple[float, float]
     """Value of the interpolants ``coeffs`` (..., n, k) at scalar ``x``: shape (..., n)."""
     t = to_unit(np.asarray(x, dtype=np.float64), interval)
     return cast(np.ndarray, coeffs @ basis(t, coeffs.shape[-1]))
+
+
+def derivative_basis(t: float, k: int) -> np.ndarray:
+    """``[T_n(t), T_n'(t), T_n''(t)]`` for ``n = 0 .. k-1`` at scalar ``t``: shape (k, 3).
+
+    By the recurrences ``T_{n+1} = 2 t T_n - T_{n-1}``, ``T_{n+1}' = 2 T_n + 2 t T_n' -
+    T_{n-1}'`` and ``T_{n+1}'' = 4 T_n' + 2 t T_n'' - T_{n-1}''`` (derivatives in ``t``): a
+    series' value and first two derivatives are then one product ``coeffs @ basis`` (no
+    differentiated coefficient arrays)."""
+    t = float(t)
+    tt = 2.0 * t
+    value, slope, curve = [0.0] * k, [0.0] * k, [0.0] * k
+    if k > 0:
+        value[0] = 1.0
+    if k > 1:
+        value[1], slope[1] = t, 1.0
+    for n in range(2, k):
+        value[n] = tt * value[n - 1] - value[n - 2]
+        slope[n] = 2.0 * value[n - 1] + tt * slope[n - 1] - slope[n - 2]
+        curve[n] = 4.0 * slope[n - 1] + tt * curve[n - 1] - curve[n - 2]
+    return np.array([value, slope, curve], dtype=np.float64).reshape(3, k).T

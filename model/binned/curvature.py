@@ -27,11 +27,15 @@ import numpy as np
 from scipy.special import gammaln, xlogy
 
 from diffuse_fit.binned.detector_tables import apply_responses
-from diffuse_fit.binned.nuisance_tables import add_second
+from diffuse_fit.binned.nuisance_tables import (
+    LogTable,
+    NuisanceTemplate,
+    Product,
+    Second,
+    add_second,
+)
+from diffuse_fit.binned.product_engine import ProductEngine, cached_engine
 from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates
-
-Second = list[tuple[int, int, np.ndarray]]
-"""Second derivatives as ``(i, j, d2 / d theta_i d theta_j per bin)`` entries."""
 
 
 def loglike_derivatives(
@@ -83,17 +87,51 @@ def expectation_derivatives(
 ) -> tuple[np.ndarray, np.ndarray, Second]:
     """Expected events per bin ``lam_b`` (len(bins),), its Jacobian ``d lam_b / d theta_i``
     (len(bins), n) and its non-zero second derivatives as ``(i, j, d2 lam_b / d theta_i
-    d theta_j)`` entries (both orders of each off-diagonal pair), at ``params``;
-    ``position``: parameter name -> i."""
-    n = len(position)
-    second: Second = []
-    lam, jac = np.zeros(bins.size), np.zeros((bins.size, n))
-    for table in templates.tables:
+    d theta_j)`` entries (both orders of each off-diagonal pair) or contractible ones
+    (:func:`diffuse_fit.binned.nuisance_tables.add_second`), at ``params``; ``position``:
+    parameter name -> i.
+
+    The flat, power-law and nuisance components (with their detector responses) are one
+    :class:`diffuse_fit.binned.product_engine.ProductEngine`, built once per ``templates``,
+    ``position`` and ``bins``; the others (spectral, flavour) are evaluated table by table."""
+    engine, others = cached_engine(
+        templates, position, bins, lambda: _split(templates, position, bins)
+    )
+    lam, jac, found = engine.derivatives(params)
+    second: Second = [] if found is None else [found]
+    for table in others:
         value, d1, d2 = _table_derivatives(table, params, position, bins, curvature)
         responses = templates.responses_of(table.component.name)
         value, d1, d2 = apply_responses(value, d1, d2, responses, params, position, bins)
         lam, jac, second = lam + value, jac + d1, second + d2
     return lam, jac, second
+
+
+def _split(
+    templates: Templates, position: dict[str, int], bins: np.ndarray
+) -> tuple[ProductEngine, list[Any]]:
+    """The engine of the tables that are products (flat, power law, nuisance: each with its
+    component's norm and responses) and the other tables."""
+    products: list[Product] = []
+    others = []
+    for table in templates.tables:
+        c = table.component
+        norm = ((c.norm, 0.0, 1.0),)
+        responses = templates.responses_of(c.name)
+        n_bins = templates.binning.n_bins
+        if isinstance(table, FlatTemplate):
+            plain = LogTable((), (), n_bins, per_bin=np.asarray(table.per_bin, dtype=np.float64))
+            products.append(Product(1.0, norm, plain, responses))
+        elif isinstance(table, PowerLawTemplate):
+            tilted = LogTable((c.index,), (), n_bins, table=table.table)
+            products.append(Product(1.0, norm, tilted, responses))
+        elif isinstance(table, NuisanceTemplate):
+            products += [
+                Product(p.multiplier, norm + p.factors, p.table, responses) for p in table.products
+            ]
+        else:
+            others.append(table)
+    return ProductEngine(products, position, bins), others
 
 
 def _table_derivatives(

@@ -23,16 +23,16 @@ does not touch events.  The SAY likelihood's squared weights get ``R_c R_c'``.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from diffuse_fit.binned import chebyshev
-from diffuse_fit.binned.log_tables import log_derivative_stack
 from diffuse_fit.physics.detector import (
     DETECTOR_SYSTEMATICS,
     FLUX_TABLES,
@@ -74,11 +74,15 @@ class ResponseTable:
     def interval(self) -> tuple[float, float]:
         return float(self.breaks[0]), float(self.breaks[-1])
 
+    @functools.cached_property
+    def break_list(self) -> list[float]:
+        """:attr:`breaks` as floats (for :func:`bisect.bisect_right`)."""
+        return [float(b) for b in self.breaks]
+
     def piece(self, v: float) -> int:
         """The interval holding ``v`` (the upper one at a break)."""
-        return int(
-            np.clip(np.searchsorted(self.breaks, v, side="right") - 1, 0, len(self.breaks) - 2)
-        )
+        found = bisect.bisect_right(self.break_list, v) - 1
+        return min(max(found, 0), len(self.breaks) - 2)
 
     def log_values(self, v: float) -> np.ndarray:
         """``log R_b(v)``, (n_bins,)."""
@@ -88,28 +92,37 @@ class ResponseTable:
         """``R_b(v)``, (n_bins,)."""
         return np.exp(self.log_values(v))
 
-    @functools.cached_property
-    def derivative_stacks(self) -> list[np.ndarray]:
-        """Per piece, the Chebyshev coefficients of ``L``, ``L'``, ``L''`` (3, len(active), K)."""
-        return [
-            log_derivative_stack(c, (self.breaks[p], self.breaks[p + 1]))
-            for p, c in enumerate(self.log_coeffs)
-        ]
-
-    def log_derivatives(self, v: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``L_b``, ``dL_b/dv``, ``d2L_b/dv2`` at ``v`` (n_bins each; 0 off the active bins)."""
+    def active_log_derivatives(self, v: float) -> np.ndarray:
+        """``L_b``, ``dL_b/dv``, ``d2L_b/dv2`` at ``v`` on the active bins: (3, len(active)),
+        exact for the series (:func:`diffuse_fit.binned.chebyshev.derivative_basis`).  The
+        last result is kept (a fit's evaluation asks for it several times at one ``v``): do
+        not modify it."""
+        last = self.__dict__.get("_last")
+        if last is not None and last[0] == v:
+            return cast(np.ndarray, last[1])
         low, high = self.interval
         if not low <= v <= high:
             raise ValueError(f"{self.parameter}={v} is outside the tabulated range [{low}, {high}]")
         p = self.piece(v)
+        piece = (self.break_list[p], self.break_list[p + 1])
+        coeffs = self.log_coeffs[p]
+        t = (2.0 * v - (piece[0] + piece[1])) / (piece[1] - piece[0])  # chebyshev.to_unit
+        basis = chebyshev.derivative_basis(t, coeffs.shape[-1])
+        scale = 2.0 / (piece[1] - piece[0])
+        basis[:, 1] *= scale
+        basis[:, 2] *= scale * scale
+        found = basis.T @ coeffs.T
+        object.__setattr__(self, "_last", (v, found))
+        return cast(np.ndarray, found)
+
+    def log_derivatives(self, v: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``L_b``, ``dL_b/dv``, ``d2L_b/dv2`` at ``v`` (n_bins each; 0 off the active bins)."""
         out = np.zeros((3, self.n_bins))
-        out[:, self.active] = chebyshev.evaluate(
-            self.derivative_stacks[p], v, (self.breaks[p], self.breaks[p + 1])
-        )
+        out[:, self.active] = self.active_log_derivatives(v)
         return out[0], out[1], out[2]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "derivative_stacks"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("break_list", "_last")}
 
     def record(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
         """The table as record variables ``name -> (dims, array)``."""
@@ -288,7 +301,7 @@ def response_values(
 def apply_responses(
     value: np.ndarray,
     jac: np.ndarray,
-    second: list[Any],  # (i, j, d2) entries or LowRankSecond (told apart by hasattr)
+    second: list[Any],  # (i, j, d2) entries, LowRankSecond or ProductSecond (hasattr)
     responses: Sequence[ResponseTable],
     params: dict[str, Any],
     position: dict[str, int],
@@ -315,8 +328,8 @@ def apply_responses(
     rho = np.exp(g)
     scaled = []
     for entry in second:
-        if hasattr(entry, "vectors"):  # diffuse_fit.binned.nuisance_tables.LowRankSecond
-            scaled.append(replace(entry, vectors=entry.vectors * rho))
+        if hasattr(entry, "scaled"):  # LowRankSecond, ProductSecond
+            scaled.append(entry.scaled(rho))
         else:
             i, j, d2 = entry
             scaled.append((i, j, rho * d2))

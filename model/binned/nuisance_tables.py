@@ -31,13 +31,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from diffuse_fit.binned.detector_tables import apply_responses, response_values
+from diffuse_fit.binned.detector_tables import response_values
 from diffuse_fit.binned.log_tables import DEFAULT_TOLERANCE, LogChebyshevTable
+from diffuse_fit.binned.product_engine import (
+    ProductEngine,
+    ProductSecond,
+    cached_engine,
+    without_cache,
+)
 from diffuse_fit.errors import DataFormatError
 from diffuse_fit.io.events import EventTable
 from diffuse_fit.physics.components import FlatComponent, PowerLawComponent, SegmentComponent
@@ -96,28 +102,6 @@ class LogTable:
         s = self.table.values(self._argument(params), "+".join(self.variables))
         return self._prefactor(params) * s
 
-    def pieces(
-        self, params: dict[str, Any], position: dict[str, int], bins: np.ndarray
-    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """``(e, a, c, S, S', S'')`` of ``P_b = e S_b(c . theta)``, ``e = exp(a . theta)``:
-        the prefactor, the vectors (n,) of the linear terms and of the variables in the
-        parameters of ``position`` (name -> i), and the table and its first two derivatives
-        on ``bins`` (``S'``, ``S''`` None for an exact table); exact for the table."""
-        n = len(position)
-        a, c = np.zeros(n), np.zeros(n)
-        for v in self.variables:
-            c[position[v]] += 1.0
-        for name, coef in self.linear:
-            a[position[name]] += coef
-        if self.per_bin is not None:
-            return self._prefactor(params), a, c, self.per_bin[bins], None, None
-        assert self.table is not None  # no per_bin: a table
-        s0, s1, s2 = (
-            v[bins]
-            for v in self.table.derivatives(self._argument(params), "+".join(self.variables))
-        )
-        return self._prefactor(params), a, c, s0, s1, s2
-
 
 @dataclass(frozen=True)
 class Product:
@@ -128,23 +112,6 @@ class Product:
     factors: tuple[Factor, ...]
     table: LogTable
     responses: tuple[ResponseTable, ...] = ()
-
-
-def coefficient_derivatives(
-    factors: Sequence[Factor], params: dict[str, Any], position: dict[str, int]
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """``f = prod_k (a_k + b_k theta_{p_k})``, its gradient (n,) and Hessian (n, n)."""
-    n = len(position)
-    values = [a + b * params[p] for p, a, b in factors]
-    grad, hess = np.zeros(n), np.zeros((n, n))
-    for k, (pk, _, bk) in enumerate(factors):
-        rest = math.prod(v for m, v in enumerate(values) if m != k)
-        grad[position[pk]] += bk * rest
-        for m, (pm, _, bm) in enumerate(factors):
-            if m != k:
-                others = math.prod(v for q, v in enumerate(values) if q not in (k, m))
-                hess[position[pk], position[pm]] += bk * bm * others
-    return math.prod(values), grad, hess
 
 
 def products_values(products: Iterable[Product], params: dict[str, Any]) -> np.ndarray:
@@ -176,24 +143,29 @@ class LowRankSecond:
         """``sum_b weights_b d2 y_b``, (n, n)."""
         return np.tensordot(self.vectors @ weights, self.matrices, axes=1)
 
+    def scaled(self, factor: np.ndarray) -> LowRankSecond:
+        """The second derivatives of ``factor_b y_b`` (``factor`` constant in theta)."""
+        return replace(self, vectors=self.vectors * factor)
 
-Second = list[tuple[int, int, np.ndarray] | LowRankSecond]
-"""Second-derivative entries: ``(i, j, d2 y_b / d theta_i d theta_j)`` or :class:`LowRankSecond`."""
+
+Second = list[tuple[int, int, np.ndarray] | LowRankSecond | ProductSecond]
+"""Second-derivative entries: ``(i, j, d2 y_b / d theta_i d theta_j)``, :class:`LowRankSecond`
+or :class:`diffuse_fit.binned.product_engine.ProductSecond` (those two: with ``contract``)."""
 
 
 def add_second(
     hessian: np.ndarray,
-    second: Iterable[tuple[int, int, np.ndarray] | LowRankSecond],
+    second: Iterable[tuple[int, int, np.ndarray] | LowRankSecond | ProductSecond],
     weights: np.ndarray,
 ) -> None:
     """``hessian += sum_b weights_b d2 y_b`` for ``second``: entries ``(i, j, d2 y_b)`` or
-    :class:`LowRankSecond`."""
+    contractible ones (:class:`LowRankSecond`, :class:`ProductSecond`)."""
     for entry in second:
-        if isinstance(entry, LowRankSecond):
-            hessian += entry.contract(weights)
-        else:
+        if isinstance(entry, tuple):
             i, j, d2 = entry
             hessian[i, j] += weights @ d2
+        else:
+            hessian += entry.contract(weights)
 
 
 def products_derivatives(
@@ -201,72 +173,23 @@ def products_derivatives(
     params: dict[str, Any],
     position: dict[str, int],
     bins: np.ndarray,
+    engine: ProductEngine | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Second]:
-    """Value (len(bins),), Jacobian (len(bins), n) and second derivatives (one
-    :class:`LowRankSecond`) of :func:`products_values`.
+    """Value (len(bins),), Jacobian (len(bins), n) and second derivatives (one contractible
+    entry, none without products) of :func:`products_values`, with the products' detector
+    responses.
 
-    A product ``m f(theta) e(theta) S(x)``, with ``f = prod_k (a_k + b_k theta_{p_k})``,
-    ``e = exp(a . theta)`` (the table's linear terms) and ``S`` its table in
-    ``x = c . theta`` (the sum of its variables), has
-
-    * gradient ``S alpha + S' beta``, ``alpha = m e (grad f + f a)``, ``beta = m e f c``;
-    * Hessian ``S A + S' B + S'' C``, ``A = m e (hess f + grad f a^T + a grad f^T + f a a^T)``,
-      ``B = m e (grad f c^T + c grad f^T + f (a c^T + c a^T))``, ``C = m e f c c^T``;
-
-    three per-bin vectors and three small matrices per product, never a (bins, n, n)
-    array.  Products with detector responses are summed per set of responses, which then
-    multiply the sum (:func:`diffuse_fit.binned.detector_tables.apply_responses`)."""
-    groups: dict[tuple[ResponseTable, ...], list[Product]] = {}
-    for p in products:
-        groups.setdefault(p.responses, []).append(p)
-    if groups and (len(groups) > 1 or () not in groups):
-        second: Second = []
-        value: np.ndarray | float
-        jac: np.ndarray | float
-        value, jac = 0.0, 0.0
-        for responses, members in groups.items():
-            v, j, s = _plain_derivatives(members, params, position, bins)
-            v, j, s = apply_responses(v, j, s, responses, params, position, bins)
-            value, jac, second = value + v, jac + j, second + s
-        # arrays: there is at least one group
-        return cast(np.ndarray, value), cast(np.ndarray, jac), second
-    return _plain_derivatives(products, params, position, bins)
-
-
-def _plain_derivatives(
-    products: Iterable[Product],
-    params: dict[str, Any],
-    position: dict[str, int],
-    bins: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, Second]:
-    """:func:`products_derivatives` of products without responses."""
-    n = len(position)
-    value, jac = np.zeros(bins.size), np.zeros((bins.size, n))
-    vectors: list[np.ndarray]
-    matrices: list[np.ndarray]
-    vectors, matrices = [], []
-    for p in products:
-        f, fg, fh = coefficient_derivatives(p.factors, params, position)
-        e, a, c, s0, s1, s2 = p.table.pieces(params, position, bins)
-        me = p.multiplier * e
-        value += me * f * s0
-        alpha = me * (fg + f * a)
-        jac += s0[:, None] * alpha
-        vectors.append(s0)
-        matrices.append(me * (fh + _sym(fg, a) + f * a[:, None] * a))
-        if s1 is not None:
-            jac += s1[:, None] * (me * f * c)
-            vectors += [s1, cast(np.ndarray, s2)]  # S'' with S' (None for neither)
-            matrices += [me * (_sym(fg, c) + f * _sym(a, c)), me * f * c[:, None] * c]
-    if not vectors:
-        return value, jac, []
-    return value, jac, [LowRankSecond(np.array(vectors), np.array(matrices))]
-
-
-def _sym(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``x y^T + y x^T``."""
-    xy = x[:, None] * y
-    return cast(np.ndarray, xy + xy.T)
+    A product ``m f(theta) e(theta) S(x) rho(v)``, with ``f = prod_k (a_k + b_k
+    theta_{p_k})``, ``e = exp(a . theta)`` (the table's linear terms), ``S`` its table in
+    ``x = c . theta`` (the sum of its variables) and ``rho`` its responses' product, has the
+    derivatives of :mod:`diffuse_fit.binned.product_engine` (exact for the tables), never a
+    (bins, n, n) array.  ``engine``: the :class:`ProductEngine` of ``products``, ``position``
+    and ``bins`` if built already (the owners of products keep theirs,
+    :func:`diffuse_fit.binned.product_engine.cached_engine`)."""
+    if engine is None:
+        engine = ProductEngine(products, position, bins)
+    value, jac, second = engine.derivatives(params)
+    return value, jac, [] if second is None else [second]
 
 
 # ----------------------------------------------------------------------------- components
@@ -301,7 +224,12 @@ class NuisanceTemplate:
         """``norm * unit_counts``: value, Jacobian, second-derivative entries on ``bins``."""
         norm = ((self.component.norm, 0.0, 1.0),)
         full = [Product(p.multiplier, norm + p.factors, p.table) for p in self.products]
-        return products_derivatives(full, params, position, bins)
+        engine = cached_engine(self, position, bins, lambda: ProductEngine(full, position, bins))
+        return products_derivatives(full, params, position, bins, engine)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the cached engines (rebuilt on use)."""
+        return without_cache(self.__dict__)
 
 
 def component_terms(component: Any) -> tuple[Term, ...]:
@@ -466,7 +394,14 @@ class NuisanceVariance:
         self, params: dict[str, Any], position: dict[str, int], bins: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, Second]:
         """As :meth:`diffuse_fit.binned.variance.VarianceTables.derivatives`."""
-        return products_derivatives(self.products, params, position, bins)
+        engine = cached_engine(
+            self, position, bins, lambda: ProductEngine(self.products, position, bins)
+        )
+        return products_derivatives(self.products, params, position, bins, engine)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the cached engines (rebuilt on use)."""
+        return without_cache(self.__dict__)
 
 
 def build_nuisance_variance(

@@ -65,28 +65,40 @@ def say_partials(
     """``ln L_b`` and its first and second partial derivatives in ``(mu, s2)`` per bin:
     ``(lnL, l_mu, l_s2, l_mu_mu, l_mu_s2, l_s2_s2)``.  Where ``s2 = 0``: the Poisson
     derivatives in ``mu`` and 0 for those in ``s2`` (there every weight of the bin is 0,
-    so ``s2``'s first derivatives vanish too)."""
+    so ``s2``'s first derivatives vanish too).  (Each common subexpression is computed once;
+    where every ``s2 > 0`` the Poisson branch is skipped: the same values.)"""
     k, mu, s2 = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (k, mu, s2)))
     positive = s2 > 0
-    s = np.where(positive, s2, 1.0)
-    m = np.where(positive, mu, 1.0)
-    a, b = m**2 / s + 1.0, m / s
+    everywhere = bool(positive.all())
+    s = s2 if everywhere else np.where(positive, s2, 1.0)
+    m = mu if everywhere else np.where(positive, mu, 1.0)
+    m_sq, s_sq, s_cube, two_m = m**2, s**2, s**3, 2.0 * m
+    a, b = m_sq / s + 1.0, m / s
+    k_a, one_b, log1p_b = k + a, 1.0 + b, np.log1p(b)
     # partials in (alpha, beta)
-    la = np.log(b) + psi(k + a) - np.log1p(b) - psi(a)
-    lb = a / b - (k + a) / (1.0 + b)
-    laa = polygamma(1, k + a) - polygamma(1, a)
-    lab = 1.0 / b - 1.0 / (1.0 + b)
-    lbb = -a / b**2 + (k + a) / (1.0 + b) ** 2
+    la = np.log(b) + psi(k_a) - log1p_b - psi(a)
+    lb = a / b - k_a / one_b
+    laa = np.zeros_like(a)  # trigamma(k + a) - trigamma(a): 0 where k = 0 (most bins)
+    some = k != 0
+    laa[some] = polygamma(1, k_a[some]) - polygamma(1, a[some])
+    lab = 1.0 / b - 1.0 / one_b
+    lbb = -a / b**2 + k_a / one_b**2
     # alpha = m^2 / s + 1, beta = m / s
-    a_m, a_s = 2.0 * m / s, -(m**2) / s**2
-    a_mm, a_ms, a_ss = 2.0 / s, -2.0 * m / s**2, 2.0 * m**2 / s**3
-    b_m, b_s = 1.0 / s, -m / s**2
-    b_ms, b_ss = -1.0 / s**2, 2.0 * m / s**3
+    a_m, a_s = two_m / s, -m_sq / s_sq
+    a_mm, a_ms, a_ss = 2.0 / s, -2.0 * m / s_sq, 2.0 * m_sq / s_cube
+    b_m, b_s = 1.0 / s, -m / s_sq
+    b_ms, b_ss = -1.0 / s_sq, two_m / s_cube
     l_m = la * a_m + lb * b_m
     l_s = la * a_s + lb * b_s
     l_mm = laa * a_m**2 + 2.0 * lab * a_m * b_m + lbb * b_m**2 + la * a_mm
     l_ms = laa * a_m * a_s + lab * (a_m * b_s + a_s * b_m) + lbb * b_m * b_s + la * a_ms + lb * b_ms
     l_ss = laa * a_s**2 + 2.0 * lab * a_s * b_s + lbb * b_s**2 + la * a_ss + lb * b_ss
+    if everywhere:  # say_loglike's SAY branch, from the same alpha, beta
+        with np.errstate(divide="ignore"):
+            lnl = (
+                -a * np.log1p(1.0 / b) - k * log1p_b + gammaln(k_a) - gammaln(a) - gammaln(k + 1.0)
+            )
+        return lnl, l_m, l_s, l_mm, l_ms, l_ss
     with np.errstate(divide="ignore", invalid="ignore"):
         p_m = np.where(mu > 0, k / mu - 1.0, np.where(k > 0, np.inf, -1.0))
         p_mm = np.where(mu > 0, -k / mu**2, np.where(k > 0, -np.inf, 0.0))
@@ -142,12 +154,10 @@ def say_loglike_derivatives(
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lnl, l_m, l_s, l_mm, l_ms, l_ss = say_partials(k, mu, s2)
         gradient = j_mu.T @ l_m + j_s.T @ l_s
-        hessian = (
-            (j_mu.T * l_mm) @ j_mu
-            + (j_mu.T * l_ms) @ j_s
-            + (j_s.T * l_ms) @ j_mu
-            + (j_s.T * l_ss) @ j_s
-        )
+        # J^T W J with J = [j_mu, j_s] and W the 2 x 2 blocks (l_mm, l_ms; l_ms, l_ss)
+        towards_mu = j_mu * l_mm[:, None] + j_s * l_ms[:, None]
+        towards_s = j_mu * l_ms[:, None] + j_s * l_ss[:, None]
+        hessian = j_mu.T @ towards_mu + j_s.T @ towards_s
         add_second(hessian, second_mu, l_m)
         add_second(hessian, second_s, l_s)
     return float(np.sum(lnl)), gradient, hessian

@@ -31,6 +31,7 @@ from diffuse_fit.binned.detector_tables import response_supports, response_value
 from diffuse_fit.binned.flavour_tables import FlavourTemplate, build_flavour_template
 from diffuse_fit.binned.log_tables import DEFAULT_TOLERANCE, LogChebyshevTable
 from diffuse_fit.binned.nuisance_tables import build_nuisance_template
+from diffuse_fit.binned.product_engine import without_cache
 from diffuse_fit.binned.spectral_tables import build_spectral_template
 from diffuse_fit.io.events import EventTable
 from diffuse_fit.physics.components import (
@@ -183,6 +184,11 @@ class Templates:
     def max_relative_error(self) -> float:
         """Worst interpolation error of the tables (0 for exact flat tables)."""
         return max((getattr(t, "max_relative_error", 0.0) for t in self.tables), default=0.0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the likelihood's cached engines
+        (:func:`diffuse_fit.binned.product_engine.cached_engine`; rebuilt on use)."""
+        return without_cache(self.__dict__)
 
 
 def build_templates(
