@@ -6,7 +6,8 @@ do not change between fits.  :func:`binned_inputs` looks the tables up under a k
 SHA-256 over everything they depend on (:func:`table_key`): the simulation's columns, the
 binning, the components' definitions, whether the SAY tables are built, the bytes of the
 detector-systematics spline files (when their responses are built), the table modules'
-constants, the source of the packages that compute tables (``binned`` and ``physics``),
+constants, the source of the packages that compute tables (``binned`` and ``physics``) and
+of the code that stores them (this module, :mod:`diffuse_fit.report.predictive`),
 the versions of diffuse-fit, NumPy and SciPy, the machine type and :data:`TABLE_FORMAT`.
 The observed counts are no part of an entry: they are binned again at every load (cheap),
 with the checks of :func:`~diffuse_fit.binned.dataset.bin_dataset`.
@@ -44,6 +45,7 @@ from diffuse_fit import physics as physics_package
 from diffuse_fit.binned import detector_tables, log_tables, nuisance_tables, spectral_tables
 from diffuse_fit.binned import variance as variance_tables
 from diffuse_fit.binned.dataset import BinnedDataset, bin_dataset
+from diffuse_fit.binned.flavour_tables import FlavourTemplate
 from diffuse_fit.binned.templates import Templates
 from diffuse_fit.errors import DataFormatError
 from diffuse_fit.io.atomic import atomic_path, finite_json
@@ -52,6 +54,7 @@ from diffuse_fit.io.events import EventTable, columns_digest
 from diffuse_fit.io.hese_splines import SPLINE_FOLDERS, read_release_splines
 from diffuse_fit.io.user_key import keyed_digest, same_digest
 from diffuse_fit.physics import detector_parameters
+from diffuse_fit.report import predictive
 from diffuse_fit.report.predictive import record_from_variables, record_variables
 
 TABLE_FORMAT = 1  # bump when the entry layout or the tables' record change
@@ -65,7 +68,8 @@ CONSTANT_MODULES: tuple[ModuleType, ...] = (
 )
 """Modules whose upper-case constants (tolerances, node counts, ...) enter the key."""
 SOURCE_PACKAGES: tuple[ModuleType, ...] = (binned_package, physics_package)
-"""Packages whose source files' bytes enter the key (any change of the table code: a miss)."""
+"""Packages whose source files' bytes enter the key (any change of the table code: a miss;
+this module's and the record's too)."""
 
 
 def _constants(module: ModuleType) -> dict[str, Any]:
@@ -94,15 +98,21 @@ def _constants(module: ModuleType) -> dict[str, Any]:
 
 
 def _source_digest() -> str:
-    """SHA-256 of the source files of :data:`SOURCE_PACKAGES` (names and bytes)."""
+    """SHA-256 of the source files of :data:`SOURCE_PACKAGES`, of this module and of the
+    record it stores (:mod:`diffuse_fit.report.predictive`): names and bytes."""
+    root = Path(str(binned_package.__file__)).parents[1]
+    files = [p for package in SOURCE_PACKAGES for p in sorted(_folder(package).rglob("*.py"))]
+    files += [Path(__file__), Path(str(predictive.__file__))]
     digest = hashlib.sha256()
-    for package in SOURCE_PACKAGES:
-        folder = Path(str(package.__file__)).parent
-        for path in sorted(folder.rglob("*.py")):
-            data = path.read_bytes()
-            digest.update(f"{path.relative_to(folder.parent)} {len(data)}\n".encode())
-            digest.update(data)
+    for path in files:
+        data = path.read_bytes()
+        digest.update(f"{path.relative_to(root)} {len(data)}\n".encode())
+        digest.update(data)
     return digest.hexdigest()
+
+
+def _folder(package: ModuleType) -> Path:
+    return Path(str(package.__file__)).parent
 
 
 def spline_files(folder: str | Path) -> list[Path]:
@@ -196,7 +206,38 @@ def tables_record(templates: Templates) -> tuple[dict[str, np.ndarray], dict[str
     n_bins = templates.binning.n_bins
     variables, attrs = record_variables(np.zeros(n_bins), templates, likelihood)
     arrays = {name: np.asarray(array) for name, (_, array) in variables.items() if name != "counts"}
+    flavour_errors = {  # the record keeps the largest of a flavour template's three
+        t.component.name: [table.max_relative_error for table in t.tables]
+        for t in templates.tables
+        if isinstance(t, FlavourTemplate)
+    }
+    if flavour_errors:
+        attrs["table_cache_flavour_errors"] = json.dumps(flavour_errors)
     return arrays, attrs
+
+
+def tables_from_record(
+    arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any], n_bins: int, source: str
+) -> Templates:
+    """Inverse of :func:`tables_record`; :class:`DataFormatError` if inconsistent."""
+    record = record_from_variables({**arrays, "counts": np.zeros(n_bins)}, dict(attrs), source)
+    templates = record.templates
+    errors = json.loads(attrs.get("table_cache_flavour_errors", "{}"))
+    if errors:
+        tables = []
+        for t in templates.tables:
+            if isinstance(t, FlavourTemplate):
+                values = errors[t.component.name]
+                if len(values) != len(t.tables):
+                    raise DataFormatError(source, f"inconsistent errors of {t.component.name}")
+                flavours = tuple(
+                    replace(table, max_relative_error=float(e))
+                    for table, e in zip(t.tables, values, strict=True)
+                )
+                t = replace(t, tables=flavours)
+            tables.append(t)
+        templates = replace(templates, tables=tuple(tables))
+    return templates
 
 
 def store(path: Path, key: str, templates: Templates) -> bool:
@@ -272,9 +313,8 @@ def load(
         return None
     try:
         info, attrs, arrays = _read(path, key)
-        arrays = {**arrays, "counts": np.zeros(binning.n_bins)}
         try:
-            templates = record_from_variables(arrays, attrs, str(path)).templates
+            templates = tables_from_record(arrays, attrs, binning.n_bins, str(path))
         except DataFormatError as exc:
             reason = str(exc).split(": ", 1)[-1]
             raise CacheMismatch(f"holds inconsistent tables ({reason})") from None
