@@ -108,8 +108,8 @@ def _inputs_arguments(p: argparse.ArgumentParser, prior_default: str = "default"
     g.add_argument(
         "--no-cache",
         action="store_true",
-        help="do not cache parsed simulation files (cache: $DIFFUSE_FIT_CACHE "
-        "or ~/.cache/diffuse-fit)",
+        help="neither read nor write the caches of parsed simulation files and of "
+        "per-bin tables (cache: $DIFFUSE_FIT_CACHE or ~/.cache/diffuse-fit)",
     )
     p.add_argument(
         "--prior",

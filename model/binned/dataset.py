@@ -244,6 +244,7 @@ def bin_dataset(
     components: Sequence[Any] = WORKSHOP_COMPONENTS,
     variance: bool = False,
     spectral_method: str = "auto",
+    templates: Templates | None = None,
 ) -> BinnedDataset:
     """Bin data and simulation once and precompute the per-bin tables (``spectral_method``:
     how a spectral component's sums are evaluated, :func:`diffuse_fit.binned.templates.build_templates`; with ``variance``,
@@ -257,11 +258,22 @@ def bin_dataset(
       every simulated event inside the bins (its parameters would be unconstrained);
     * an observed event in a bin where no simulated event has weight (the likelihood
       would be -inf for every parameter value).
+
+    ``templates``: the tables of this simulation, binning and components, built before (a
+    cache's, :mod:`diffuse_fit.jobs.table_cache`): used as they are, not built again.
     """
     binning = binning or Binning()
     data_index, sim_index = check_sample(data, simulation, binning, components)
     return assemble(
-        data, simulation, binning, data_index, sim_index, components, variance, spectral_method
+        data,
+        simulation,
+        binning,
+        data_index,
+        sim_index,
+        components,
+        variance,
+        spectral_method,
+        templates=templates,
     )
 
 
@@ -275,16 +287,19 @@ def assemble(
     variance: bool = False,
     spectral_method: str = "auto",
     cls: type[BinnedDataset] = BinnedDataset,
+    templates: Templates | None = None,
     **extra: Any,
 ) -> BinnedDataset:
     """The dataset of events already binned (``data_index``, ``sim_index``: one bin per event,
     -1 outside, checked by :func:`check_sample`): counts, tables, and the check that every
     observed event has simulation in its bin.  ``cls`` and ``extra``: a subclass and its
-    fields (:class:`diffuse_fit.binned.joint.JointDataset`)."""
+    fields (:class:`diffuse_fit.binned.joint.JointDataset`); ``templates``: tables built
+    before (:func:`bin_dataset`), else built here."""
     counts = binning.histogram(data_index)
-    templates = build_templates(
-        simulation, binning, components, bin_index=sim_index, spectral_method=spectral_method
-    )
+    if templates is None:
+        templates = build_templates(
+            simulation, binning, components, bin_index=sim_index, spectral_method=spectral_method
+        )
     empty = np.flatnonzero((counts > 0) & ~templates.covered())
     if empty.size:
         b = int(empty[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from diffuse_fit.binned import hese_selection as hs
 from diffuse_fit.binned.binning import Binning
@@ -102,6 +102,7 @@ class Inputs:
     spec: dict  # how to load them again: {"toy_seed": N} or {"data": path, "sim": path}
     samples: tuple = ()  # a joint analysis: (name, Inputs) of each sample; data/simulation joined
     splines: str | None = None  # the release's detector-systematics tables (resources/splines)
+    use_cache: bool = True  # parse and table caches (--no-cache: False; jobs.table_cache)
 
 
 def load_inputs(
@@ -116,7 +117,31 @@ def load_inputs(
 ) -> Inputs:
     """Read ``data_path`` and ``sim_path`` (workshop format), or a downloaded HESE release
     folder (converted to the workshop format), or make the toy dataset ``toy_name``
-    (:data:`diffuse_fit.physics.toy.TOY_DATASETS`) if none is given."""
+    (:data:`diffuse_fit.physics.toy.TOY_DATASETS`) if none is given.  ``use_cache`` false
+    (``--no-cache``): neither the parse cache nor the table cache
+    (:mod:`diffuse_fit.jobs.table_cache`) is read or written."""
+    inputs = _load_inputs(
+        data_path,
+        sim_path,
+        hese_release=hese_release,
+        double_cascades=double_cascades,
+        toy_seed=toy_seed,
+        use_cache=use_cache,
+        toy_name=toy_name,
+    )
+    return inputs if use_cache else replace(inputs, use_cache=False)
+
+
+def _load_inputs(
+    data_path,
+    sim_path,
+    *,
+    hese_release,
+    double_cascades: str,
+    toy_seed: int,
+    use_cache: bool,
+    toy_name: str,
+) -> Inputs:
     if hese_release is not None:
         if data_path is not None or sim_path is not None:
             raise DataFormatError(str(hese_release), "give either --hese-release or --data/--sim")
@@ -208,10 +233,12 @@ def sample_inputs(sample) -> Inputs:
     """The inputs of a specification's sample (:class:`diffuse_fit.io.analysis.SampleSpec`)."""
     i = sample.inputs
     if i.hese_release is not None:
-        return load_inputs(hese_release=i.hese_release, double_cascades=i.double_cascades)
+        return load_inputs(
+            hese_release=i.hese_release, double_cascades=i.double_cascades, use_cache=i.cache
+        )
     if i.data is not None:
         return load_inputs(i.data, i.simulation, use_cache=i.cache)
-    return load_inputs(toy_seed=i.toy_seed, toy_name=i.toy or "default")
+    return load_inputs(toy_seed=i.toy_seed, toy_name=i.toy or "default", use_cache=i.cache)
 
 
 def analysis_inputs(spec) -> Inputs:

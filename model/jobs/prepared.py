@@ -13,12 +13,11 @@ from functools import cached_property
 import numpy as np
 
 from diffuse_fit.binned import reference_fit
-from diffuse_fit.binned.dataset import BinnedDataset, bin_dataset, bin_samples
+from diffuse_fit.binned.dataset import BinnedDataset, bin_samples
 from diffuse_fit.errors import FitFailed, UsageError
 from diffuse_fit.fitting.map_core import X0, fit_map
 from diffuse_fit.fitting.profile import Fit, ProfileFitter
 from diffuse_fit.inference.priors import resolve_priors
-from diffuse_fit.io.hese_splines import read_release_splines
 from diffuse_fit.io.journal import config_digest
 from diffuse_fit.jobs.inputs import (
     Inputs,
@@ -29,8 +28,8 @@ from diffuse_fit.jobs.inputs import (
 )
 from diffuse_fit.jobs.many import FitContext
 from diffuse_fit.jobs.provenance import record
+from diffuse_fit.jobs.table_cache import binned_inputs
 from diffuse_fit.messages import speaker
-from diffuse_fit.physics.detector import DETECTOR_SYSTEMATICS
 
 
 @dataclass
@@ -108,24 +107,17 @@ class PreparedFit:
                 variance=likelihood == "say",
                 renames=renames,
             )
-        else:
+        else:  # the tables from the cache if it has them (diffuse_fit.jobs.table_cache)
             binning = sample_binning(analysis.samples[0] if analysis is not None else None, inputs)
-            binned = bin_dataset(
-                inputs.data,
-                inputs.simulation,
-                components=chosen,
-                binning=binning,
-                variance=likelihood == "say",
+            binned = binned_inputs(
+                inputs,
+                chosen,
+                binning,
+                likelihood,
+                detector=inputs.splines is not None and components == "hese" and not inputs.samples,
+                say=say,
             )
-        if inputs.splines is not None and components == "hese" and not inputs.samples:
-            t1 = time.perf_counter()
-            binned = binned.with_detector(read_release_splines(inputs.splines))
-            say(
-                f"detector systematics ({', '.join(s.parameter for s in DETECTOR_SYSTEMATICS)}) "
-                f"from {inputs.splines}: per-bin response tables built in "
-                f"{time.perf_counter() - t1:.1f} s"
-            )
-        elif inputs.splines is not None:
+        if inputs.splines is not None and (components != "hese" or inputs.samples):
             say(
                 "detector-systematics tables found; they enter the fit with --components hese "
                 "(one sample)"

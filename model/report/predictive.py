@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy.special import gammaln, xlogy
-from scipy.stats import chi2
 
 from diffuse_fit.binned import nuisance_tables as nt
 from diffuse_fit.binned.binning import Binning
@@ -80,6 +79,9 @@ def project(per_bin: np.ndarray, binning: Binning, axis: str) -> np.ndarray:
 
 def poisson_interval(k, cl: float = 0.6827) -> tuple[np.ndarray, np.ndarray]:
     """Central (Garwood) confidence interval of a Poisson mean given ``k`` observed events."""
+    from scipy.stats import chi2  # here: scipy.stats takes 0.4 s to import (the table cache
+    # reads records with this module, in every job)
+
     k = np.asarray(k, dtype=np.float64)
     alpha = 1.0 - cl
     lower = np.where(k > 0, chi2.ppf(alpha / 2, 2 * k) / 2, 0.0)
