@@ -1,7 +1,7 @@
 """The HESE release's model: whole `diffuse-fit` jobs beside the release's own fitter.
 
     .venv/bin/python scripts/benchmark_hese.py --release /tmp/rel100 [--repeat 3] [--n 20]
-        [--sample] [--cold] [--json FILE]
+        [--jobs map,toys] [--sample] [--cold] [--json FILE]
         [--release-code DIR --release-python PY [--release-modes fixed,free]]
 
 Times, in fresh processes of the installed ``diffuse-fit`` executable (as a user runs it), on
@@ -16,12 +16,14 @@ the release's model (``--components hese --likelihood say --prior hese``):
   the marginal cost ``(wall(--n N) - wall(--n 1)) / (N - 1)`` of two whole jobs run back to back
   (one pair per repeat), which leaves out the job's start-up, reading and compiling; the job's
   own ``wall_time_s`` of ``coverage.json`` divided by N (which includes its set-up) is logged
-  and written to the JSON beside it;
+  and written to the JSON beside it.  Every toys run has a run folder of its own: a folder's
+  journal would hand a rerun its pseudo-experiments without fitting them;
 * ``sample`` (``--sample``: NUTS 4 x (1000 tune + 1000 draws); slow);
 
-each ``--repeat`` times after one untimed run that fills the caches (compile cache, parsed-file
-cache, the OS's file cache): minimum (the job's cost on this shared machine) and median (what a
-user sees).  ``--cold`` also runs each job once with an empty compile cache
+(``--jobs map,toys,sample`` chooses; ``toys`` alone still runs one untimed ``map`` for its
+truth), each ``--repeat`` times after one untimed run that fills the caches (compile cache,
+parsed-file cache, the OS's file cache): minimum (the job's cost on this shared machine) and
+median (what a user sees).  ``--cold`` also runs each job once with an empty compile cache
 (``PYTENSOR_FLAGS=base_compiledir=<tmp>``) and an empty ``DIFFUSE_FIT_CACHE``.
 
 With ``--release-code DIR --release-python PY`` it also times the release's ``HESE_fit.py``
@@ -202,6 +204,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--n", type=int, default=20, help="pseudo-experiments of the long toys job (default 20)"
     )
+    parser.add_argument(
+        "--jobs",
+        default="map,toys",
+        help="our jobs to time, comma-separated: map, toys, sample (default map,toys)",
+    )
     parser.add_argument("--sample", action="store_true", help="also time `sample` (slow)")
     parser.add_argument(
         "--cold", action="store_true", help="also one run per job with empty caches"
@@ -239,6 +246,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown or not modes:
         parser.error(f"--release-modes: {', '.join(unknown) or 'none'} (known: fixed, free)")
     args.release_modes = modes
+    jobs = [j for j in args.jobs.split(",") if j]
+    unknown = sorted(set(jobs) - {"map", "toys", "sample"})
+    if unknown or not jobs:
+        parser.error(f"--jobs: {', '.join(unknown) or 'none'} (known: map, toys, sample)")
+    if args.sample and "sample" not in jobs:
+        jobs.append("sample")
+    args.jobs = jobs
     if args.skip_ours and args.release_code is None:
         parser.error("--skip-ours needs --release-code")
     return args
@@ -424,28 +438,19 @@ def repeated(argv: list[str], repeat: int, label: str) -> list[float]:
     return walls
 
 
-def time_ours(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], dict]:
-    """Rows of our jobs, and facts for the JSON (the truth, the toys' own wall times)."""
-    cli = str(Path(sys.executable).with_name("diffuse-fit"))
-    jobs = Jobs(cli, args.release.resolve(), tmp)
-    rows, facts = [], {}
-
-    walls = repeated(jobs.map(), args.repeat, "map")
-    rows.append(row("`map`", walls, TARGETS["map"]))
-    map_record = json.loads((tmp / "map" / "map.json").read_text())
-    truth = truth_argument(map_record)
-    facts["truth"] = truth
-    facts["map_neg_log_likelihood"] = map_record.get("neg_log_likelihood")
-    walls = repeated(jobs.map("map-fixed", fixed=True), args.repeat, "map, detector fixed")
-    rows.append(row("`map`, detector systematics fixed", walls))
-
+def time_toys(args: argparse.Namespace, jobs: Jobs, truth: str, facts: dict) -> list[dict]:
+    """Rows of the toys jobs at ``truth`` (the job's own wall times go to ``facts``)."""
+    rows: list[dict] = []
+    n = args.n
+    # Every toys run gets a run folder of its own: a folder's journal
+    # (``.<name>.journal``) would hand a rerun its pseudo-experiments without fitting them.
     log.info("toys: warming the caches")
-    timed(jobs.toys(1, truth, "toys-1"))
+    timed(jobs.toys(1, truth, "toys-warm"))
     marginal, whole, own = [], [], []
     for i in range(args.repeat):
-        wall_one, _ = timed(jobs.toys(1, truth, "toys-1"))
-        wall_n, _ = timed(jobs.toys(args.n, truth, "toys-n"))
-        coverage = json.loads((tmp / "toys-n" / "coverage.json").read_text())
+        wall_one, _ = timed(jobs.toys(1, truth, f"toys-1-{i}"))
+        wall_n, _ = timed(jobs.toys(args.n, truth, f"toys-n-{i}"))
+        coverage = json.loads((jobs.tmp / f"toys-n-{i}" / "coverage.json").read_text())
         marginal.append(per_experiment(wall_one, wall_n, args.n))
         whole.append(wall_n)
         own.append(coverage["wall_time_s"] / args.n)
@@ -460,7 +465,6 @@ def time_ours(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], dict]:
             marginal[-1],
             own[-1],
         )
-    n = args.n
     rows.append(
         row(
             f"`toys`, per pseudo-experiment ((wall(--n {n}) - wall(--n 1)) / {n - 1})",
@@ -470,14 +474,42 @@ def time_ours(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], dict]:
     )
     rows.append(row(f"`toys --n {n}`, whole job", whole))
     facts["toys_own_wall_time_per_experiment_s"] = summary(own)
+    return rows
 
-    if args.sample:
+
+def time_ours(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], dict]:
+    """Rows of our jobs, and facts for the JSON (the truth, the toys' own wall times)."""
+    cli = str(Path(sys.executable).with_name("diffuse-fit"))
+    jobs = Jobs(cli, args.release.resolve(), tmp)
+    rows: list[dict] = []
+    facts: dict = {}
+    if "map" in args.jobs:
+        walls = repeated(jobs.map(), args.repeat, "map")
+        rows.append(row("`map`", walls, TARGETS["map"]))
+        walls = repeated(jobs.map("map-fixed", fixed=True), args.repeat, "map, detector fixed")
+        rows.append(row("`map`, detector systematics fixed", walls))
+    else:
+        log.info("map: one untimed run for the toys' truth")
+        timed(jobs.map())
+    map_record = json.loads((tmp / "map" / "map.json").read_text())
+    truth = truth_argument(map_record)
+    facts["truth"] = truth
+    facts["map_neg_log_likelihood"] = map_record.get("neg_log_likelihood")
+    n = args.n
+    if "toys" in args.jobs:
+        rows += time_toys(args, jobs, truth, facts)
+
+    if "sample" in args.jobs:
         walls = repeated(jobs.sample(), args.repeat, "sample")
         rows.append(row("`sample` (4 x (1000 + 1000))", walls, TARGETS["sample"]))
 
     if args.cold:
-        cold_jobs = {"map": jobs.map("map-cold"), f"toys --n {n}": jobs.toys(n, truth)}
-        if args.sample:
+        cold_jobs = {}
+        if "map" in args.jobs:
+            cold_jobs["map"] = jobs.map("map-cold")
+        if "toys" in args.jobs:
+            cold_jobs[f"toys --n {n}"] = jobs.toys(n, truth, "toys-cold")
+        if "sample" in args.jobs:
             cold_jobs["sample"] = jobs.sample("sample-cold")
         for i, (name, argv) in enumerate(cold_jobs.items()):
             wall, _ = timed(argv, cold_env(tmp, str(i)))

@@ -59,6 +59,11 @@ def test_parse_args_defaults_and_checks(bench):
         + ["--release-modes", "free", "--release-repeat", "1", "--skip-ours"]
     )
     assert args.release_modes == ["free"] and args.release_repeat == 1 and args.skip_ours
+    assert bench.parse_args(["--release", "/x"]).jobs == ["map", "toys"]
+    assert bench.parse_args(["--release", "/x", "--jobs", "toys", "--sample"]).jobs == [
+        "toys",
+        "sample",
+    ]
     for bad in (
         ["--release-code", "/c"],  # without --release-python
         ["--release-python", "py"],
@@ -66,6 +71,7 @@ def test_parse_args_defaults_and_checks(bench):
         ["--repeat", "0"],
         ["--release-code", "/c", "--release-python", "py", "--release-modes", "fixed,both"],
         ["--skip-ours"],
+        ["--jobs", "map,scan"],
     ):
         with pytest.raises(SystemExit):
             bench.parse_args(["--release", "/x", *bad])
