@@ -57,6 +57,10 @@ def assert_identical(a, b, where="tables"):
         assert isinstance(b, np.ndarray), where
         assert (a.dtype, a.shape) == (b.dtype, b.shape), where
         assert a.tobytes() == b.tobytes(), where
+        # the memory layout too: matrix products take other paths (other last bits) on a
+        # transposed layout (a response table fitted as F-ordered pieces did)
+        if a.size > 1:
+            assert a.strides == b.strides, f"{where}: strides {a.strides} != {b.strides}"
     elif dataclasses.is_dataclass(a) and not isinstance(a, type):
         assert type(a) is type(b), where
         for f in dataclasses.fields(a):

@@ -277,7 +277,9 @@ def build_response_tables(
                     n_bins,
                     active,
                     breaks,
-                    np.stack(cast("list[np.ndarray]", coeffs)),  # each set at the first k
+                    # C order (a fit of a transposed array is F-ordered per piece): the same
+                    # memory layout, hence the same BLAS path and last bits, as read back
+                    np.ascontiguousarray(np.stack(cast("list[np.ndarray]", coeffs))),
                     worst,
                 )
             )
