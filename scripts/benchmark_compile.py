@@ -31,8 +31,12 @@ def binned_dataset(release: Path, cache: Path | None):
     from diffuse_fit.jobs.prepared import PreparedFit
 
     job = PreparedFit.prepare(
-        load_inputs(hese_release=release), "hese", "hese", say=lambda *_: None,
-        likelihood="say", build=False,
+        load_inputs(hese_release=release),
+        "hese",
+        "hese",
+        say=lambda *_: None,
+        likelihood="say",
+        build=False,
     )
     if cache is not None:
         with cache.open("wb") as f:
