@@ -24,7 +24,10 @@ Chebyshev series in gamma (for the spectral models of :mod:`diffuse_fit.physics.
 tensor-product series in their shape parameters, or the exact per-event segment sum where
 no table reaches the accuracy: :mod:`diffuse_fit.binned.spectral_tables`), so a log-density + gradient evaluation costs O(bins x nodes),
 independent of the number of simulated events.  :func:`diffuse_fit.binned.templates.expected_counts`
-is the NumPy twin of :func:`expected_counts_pt`.  Only bins some component can populate
+is the NumPy twin of :func:`expected_counts_pt`.  The flat, power-law and nuisance tables,
+the SAY squared weights and the detector responses enter as one stacked graph
+(:mod:`diffuse_fit.inference.stacked_pt`: tables of one argument evaluated together), which
+keeps the graph small and numba's compilation of it short.  Only bins some component can populate
 enter the likelihood (the others have k = lam = 0 and contribute exactly 0).  Observed
 counts are ``pm.Data``: :func:`set_counts` swaps in a new dataset or pseudo-experiment
 without rebuilding the model.

@@ -192,10 +192,10 @@ class StackedTerms:
     def values(self, params: dict) -> np.ndarray:
         """``y_b`` of every target at ``params``, (targets, bins) (NumPy twin of
         :meth:`values_pt`)."""
-        tables = np.concatenate([s.values(params) for s in self.stacks] + [self.constants])
         theta = np.array([params[p] for p in self.parameters], dtype=np.float64)
         factors = self.factor_a + self.factor_b * theta[self.factor_index]
         c = self.multipliers * np.prod(factors, axis=1) * np.exp(self.linear @ theta)
+        tables = np.concatenate([s.values(params) for s in self.stacks] + [self.constants])
         per_group = (self.groups * c) @ tables  # (G, bins)
         if self.responses is not None:
             per_group = per_group * np.exp(self.group_responses @ self.responses.log_values(params))
@@ -204,20 +204,21 @@ class StackedTerms:
     # ------------------------------------------------------------------ pytensor
     def values_pt(self, params: dict):
         """``y_b`` of every target at ``params``: a pytensor (targets, bins) matrix."""
-        tables = pt.concatenate(
-            [s.values_pt(params) for s in self.stacks] + [table_input(self.constants)]
-        )
         theta = pt.stack([params[p] for p in self.parameters])
         factors = (
             table_input(self.factor_a)
             + table_input(self.factor_b) * theta[table_input(self.factor_index)]
         )
+        # no factor is 0 inside the supports: the product's gradient is prod / factor
         c = (
             table_input(self.multipliers)
-            * pt.prod(factors, axis=1)
+            * pt.prod(factors, axis=1, no_zeros_in_input=True)
             * pt.exp(table_input(self.linear) @ theta)
         )
-        per_group = (table_input(self.groups) * c) @ tables
+        tables = pt.concatenate(
+            [s.values_pt(params) for s in self.stacks] + [table_input(self.constants)]
+        )
+        per_group = (table_input(self.groups) * c) @ tables  # (G, bins)
         if self.responses is not None:
             log_r = table_input(self.group_responses) @ self.responses.log_values_pt(params)
             per_group = per_group * pt.exp(log_r)
