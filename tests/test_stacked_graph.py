@@ -2,7 +2,7 @@
 release with the detector systematics: its NumPy twin against the tables' own NumPy twins
 (``Templates.component_counts``, ``sum_of_squares``), and the PyMC model's log-density and
 gradient in the natural parameters against :meth:`ProfileFitter.log_posterior` (the NumPy
-SAY log-likelihood with exact derivatives plus the priors), at random points."""
+SAY or Poisson log-likelihood with exact derivatives plus the priors), at random points."""
 
 from pathlib import Path
 
@@ -86,13 +86,14 @@ def natural_logp_and_gradient(model):
     return pytensor.function([theta], [logp, pytensor.grad(logp, theta)], mode="FAST_COMPILE")
 
 
-def test_pymc_logp_and_gradient_equal_the_profile_fitter(corrected, rng):
+@pytest.mark.parametrize("likelihood", ["say", "poisson"])
+def test_pymc_logp_and_gradient_equal_the_profile_fitter(corrected, rng, likelihood):
     templates = corrected.templates
     priors = resolve_priors("hese", templates.parameter_supports())
-    model = build_model(corrected, priors, likelihood="say")
+    model = build_model(corrected, priors, likelihood=likelihood)
     names = [rv.name for rv in model.free_RVs]
     assert len(names) == 11
-    fitter = ProfileFitter(templates, priors, likelihood="say")
+    fitter = ProfileFitter(templates, priors, likelihood=likelihood)
     order = [fitter.names.index(n) for n in names]
     f = natural_logp_and_gradient(model)
     for point in random_points(templates.parameter_supports(), rng, 6):
