@@ -18,8 +18,8 @@ or SAY pair (:mod:`diffuse_fit.binned.variance`):
 Built one subgraph per table, the graph had ~600 nodes after rewriting (HESE release model,
 11 parameters) and numba needed minutes to compile it.  Here the tables evaluated at the same
 argument are stacked into one (tables, bins, nodes) array and evaluated with one
-matrix-vector product; the detector responses of all components and systematics are one
-gather of each systematic's piece and one product; the coefficients are one vectorised
+matrix-vector product; the detector responses of all components are one product per
+systematic with the coefficients of its current piece; the coefficients are one vectorised
 expression; the sums over terms are matrix products with constant 0/1 matrices.
 
 :class:`StackedTerms` holds the stacked arrays, with :meth:`StackedTerms.values` (NumPy)
@@ -113,8 +113,9 @@ class ResponseStack:
         low, high = table_input(self.low)[piece], table_input(self.high)[piece]
         t = (2.0 * v - low - high) / (high - low)
         basis = _basis(t * INSIDE, self.log_coeffs.shape[1], pt)  # (S, K)
-        coeffs = table_input(self.log_coeffs)[piece]  # (S, K, components * bins): one gather
-        flat = basis.reshape((-1,)) @ coeffs.reshape((-1, self.log_coeffs.shape[2]))
+        coeffs = table_input(self.log_coeffs)
+        # each systematic's piece a view (K, components * bins), not a gathered copy
+        flat = pt.add(*(basis[s] @ coeffs[piece[s]] for s in range(len(self.parameters))))
         return flat.reshape((len(self.components), -1))
 
     @classmethod
