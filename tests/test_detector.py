@@ -208,25 +208,41 @@ def test_derivatives_against_finite_differences(release, what):
 
 
 def test_pytensor_responses_equal_numpy_also_at_the_breaks(release):
+    """The stacked responses (one gather of each systematic's piece, one product:
+    :class:`diffuse_fit.inference.stacked_pt.ResponseStack`) against every table's NumPy
+    ``log_values``, also at the pieces' breaks, with a finite gradient there."""
     import pytensor
     import pytensor.tensor as pt
 
-    from diffuse_fit.inference.detector_pt import response_log_pt
+    from diffuse_fit.inference.stacked_pt import ResponseStack
 
     *_, corrected = release
     bins = np.flatnonzero(corrected.templates.covered())
-    for table in corrected.templates.responses[:3]:
-        v = pt.dscalar("v")
-        log_r = response_log_pt(table, v, bins)
-        f = pytensor.function([v], [log_r, pytensor.grad(log_r.sum(), v)])
+    responses = corrected.templates.responses
+    stack = ResponseStack.of(responses, bins)
+    symbols = {p: pt.dscalar(p) for p in stack.parameters}
+    log_r = stack.log_values_pt(symbols)
+    gradient = pytensor.grad(log_r.sum(), list(symbols.values()))
+    f = pytensor.function(list(symbols.values()), [log_r, *gradient])
+    middle = {p: sum(r.interval) / 2 for p, r in ((r.parameter, r) for r in responses)}
+    for s, parameter in enumerate(stack.parameters):
+        table = next(r for r in responses if r.parameter == parameter)
         inner = table.breaks[1:-1][:3]
         for value in [*np.linspace(*table.interval, 7), *inner]:
-            got, grad = f(value)
-            # t is scaled by 1 - 1e-12 inside the pieces (detector_pt.INSIDE): 1e-11 at most
-            np.testing.assert_allclose(got, table.log_values(value)[bins], rtol=1e-10, atol=1e-11)
-            expected_grad = table.log_derivatives(value)[1][bins].sum()
-            assert np.isfinite(grad)
-            assert grad == pytest.approx(expected_grad, rel=1e-9, abs=1e-12)
+            point = {**middle, parameter: value}
+            got, *grad = f(*(point[p] for p in stack.parameters))
+            for c, component in enumerate(stack.components):
+                mine = [r for r in responses if r.component == component]
+                expected = sum(r.log_values(point[r.parameter]) for r in mine)[bins]
+                # t is scaled by 1 - 1e-12 inside the pieces (stacked_pt.INSIDE): 1e-11 at most
+                np.testing.assert_allclose(got[c], expected, rtol=1e-10, atol=1e-11)
+            expected_grad = sum(
+                r.log_derivatives(value)[1][bins].sum()
+                for r in responses
+                if r.parameter == parameter
+            )
+            assert np.isfinite(grad[s])
+            assert grad[s] == pytest.approx(expected_grad, rel=1e-9, abs=1e-12)
 
 
 def test_fit_record_keeps_the_responses(release):

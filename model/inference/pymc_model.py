@@ -24,7 +24,10 @@ Chebyshev series in gamma (for the spectral models of :mod:`diffuse_fit.physics.
 tensor-product series in their shape parameters, or the exact per-event segment sum where
 no table reaches the accuracy: :mod:`diffuse_fit.binned.spectral_tables`), so a log-density + gradient evaluation costs O(bins x nodes),
 independent of the number of simulated events.  :func:`diffuse_fit.binned.templates.expected_counts`
-is the NumPy twin of :func:`expected_counts_pt`.  Only bins some component can populate
+is the NumPy twin of :func:`expected_counts_pt`.  The flat, power-law and nuisance tables,
+the SAY squared weights and the detector responses enter as one stacked graph
+(:mod:`diffuse_fit.inference.stacked_pt`: tables of one argument evaluated together), which
+keeps the graph small and numba's compilation of it short.  Only bins some component can populate
 enter the likelihood (the others have k = lam = 0 and contribute exactly 0).  Observed
 counts are ``pm.Data``: :func:`set_counts` swaps in a new dataset or pseudo-experiment
 without rebuilding the model.
@@ -44,11 +47,9 @@ from diffuse_fit.binned.dataset import BinnedDataset
 from diffuse_fit.binned.flavour_tables import FlavourTemplate
 from diffuse_fit.binned.likelihoods import LIKELIHOODS  # name -> NumPy twin
 from diffuse_fit.binned.spectral_tables import SpectralEventSum, SpectralTable
-from diffuse_fit.binned.templates import FlatTemplate, PowerLawTemplate, Templates
-from diffuse_fit.binned.variance import SmoothPair, VarianceTables
+from diffuse_fit.binned.templates import Templates
 from diffuse_fit.errors import DataFormatError
-from diffuse_fit.inference.detector_pt import responses_pt
-from diffuse_fit.inference.nuisance_pt import products_pt
+from diffuse_fit.inference.stacked_pt import SQUARES, ResponseStack, StackedTerms, stackable
 from diffuse_fit.inference.table_pt import (
     chebyshev_basis,
     log_table_pt,
@@ -60,17 +61,11 @@ from diffuse_fit.physics.components import (
 
 
 def unit_counts_pt(table, params: dict, model_bins: np.ndarray):
-    """Pytensor expression of one component's expected events per model bin at norm 1.
+    """Pytensor expression of the expected events per model bin at norm 1 of a component
+    :class:`StackedTerms` does not take (flavour and spectral tables).
 
     NumPy twin: ``table.unit_counts(params)[model_bins]``.
     """
-    if isinstance(table, FlatTemplate):
-        return table_input(table.per_bin[model_bins])
-    if isinstance(table, PowerLawTemplate):
-        c = table.component
-        return log_table_pt(table.table, params[c.index], model_bins)
-    if hasattr(table, "products"):  # with nuisance parameters
-        return products_pt(table.products, params, model_bins)
     if isinstance(table, FlavourTemplate):
         return flavour_pt(table, params, model_bins)
     if isinstance(table, SpectralTable):
@@ -120,29 +115,41 @@ def spectral_event_sum_pt(table: SpectralEventSum, params: dict, model_bins: np.
     return pt.zeros(model_bins.size)[table_input(positions)].inc(weights)
 
 
-def expected_counts_pt(templates: Templates, params: dict, model_bins: np.ndarray) -> dict:
-    """Expected events per model bin of each component (name -> pytensor vector)."""
+def expectations_pt(templates: Templates, params: dict, model_bins: np.ndarray, squares: bool):
+    """Expected events per model bin of each component (name -> pytensor vector) and, with
+    ``squares``, the SAY likelihood's ``s2_b`` (else ``None``).
+
+    The flat, power-law and nuisance tables, the squared-weight tables and the detector
+    responses are one :class:`diffuse_fit.inference.stacked_pt.StackedTerms` graph; the
+    flavour and spectral tables keep their own expressions (:func:`unit_counts_pt`).
+    NumPy twins: ``templates.component_counts(params)``, ``templates.sum_of_squares(params)``
+    (``[model_bins]``)."""
+    stacked = StackedTerms.of(templates, model_bins, squares)
+    values = stacked.values_pt(params) if stacked is not None else None
+    responses = (
+        stacked.responses
+        if stacked is not None
+        else ResponseStack.of(templates.responses, model_bins)
+    )
+    log_r = None
     out = {}
     for t in templates.tables:
+        name = t.component.name
+        if stackable(t):
+            out[name] = values[stacked.targets.index(name)]
+            continue
         lam = params[t.component.norm] * unit_counts_pt(t, params, model_bins)
-        response = responses_pt(templates.responses_of(t.component.name), params, model_bins)
-        out[t.component.name] = lam if response is None else lam * response
-    return out
+        if templates.responses_of(name):
+            log_r = responses.log_values_pt(params) if log_r is None else log_r
+            lam = lam * pt.exp(log_r[responses.components.index(name)])
+        out[name] = lam
+    return out, values[stacked.targets.index(SQUARES)] if squares else None
 
 
-def sum_of_squares_pt(variance: VarianceTables, params: dict, model_bins: np.ndarray):
-    """Pytensor expression of ``s2_b`` on the model bins (expected events squared); NumPy twin
-    ``variance.sum_of_squares(params)[model_bins]``."""
-    if hasattr(variance, "products"):  # with nuisance parameters
-        return products_pt(variance.products, params, model_bins)
-    terms = []
-    for p in variance.pairs:
-        if isinstance(p, SmoothPair):
-            table = log_table_pt(p.table, params[p.index], model_bins)
-        else:
-            table = table_input(p.per_bin[model_bins])
-        terms.append(p.factor * params[p.norms[0]] * params[p.norms[1]] * table)
-    return pt.add(*terms)
+def expected_counts_pt(templates: Templates, params: dict, model_bins: np.ndarray) -> dict:
+    """Expected events per model bin of each component (name -> pytensor vector);
+    :func:`expectations_pt` without the squared weights."""
+    return expectations_pt(templates, params, model_bins, squares=False)[0]
 
 
 def say_logp(value, mu, s2):
@@ -206,13 +213,14 @@ def build_model(binned: BinnedDataset, priors: dict, likelihood: str = "poisson"
                 if name in templates.fixed
                 else priors[name].build(name, built=params, fixed=templates.fixed)
             )
-        per_component = expected_counts_pt(templates, params, model_bins)
+        per_component, s2 = expectations_pt(
+            templates, params, model_bins, squares=likelihood == "say"
+        )
         pm.Deterministic(
             "n_expected", pt.stack([lam.sum() for lam in per_component.values()]), dims="component"
         )
         expected = pt.add(*per_component.values())
         if likelihood == "say":
-            s2 = sum_of_squares_pt(templates.variance, params, model_bins)
             dist_params, logp, random = (expected, s2), say_logp, _say_random
         else:
             dist_params, logp, random = (expected,), poisson_logp, _poisson_random
