@@ -522,7 +522,12 @@ class ProfileFitter:
             g = float(gradient[self.names.index(n)])
             for point, outwards in ((t.lo, -1.0), (t.hi, 1.0)):
                 near = abs(x - point) <= STALL_PROXIMITY * max(1.0, abs(point))
-                if math.isfinite(point) and near and g * outwards > 0:
+                if (
+                    math.isfinite(point)
+                    and near
+                    and g * outwards > 0
+                    and self._defined_at(n, point)
+                ):
                     out[n] = point
             kinks = self._kinks.get(n)
             if n not in out and kinks is not None and kinks.size:
@@ -539,9 +544,24 @@ class ProfileFitter:
             t, x = self.transforms[n], float(start[n])
             kinks = self._kinks.get(n)
             on_kink = kinks is not None and bool(np.any(kinks == x))
-            if n not in FRACTIONS and (x in (t.lo, t.hi) or on_kink):
+            on_bound = x in (t.lo, t.hi) and self._defined_at(n, x)
+            if n not in FRACTIONS and (on_bound or on_kink):
                 out[n] = x
         return out
+
+    def _defined_at(self, name: str, x: float) -> bool:
+        """Whether ``name``'s prior has a finite log-density and derivatives at ``x`` (a
+        LogNormal's at 0 has none: a parameter is not held on such a bound)."""
+        prior = self.priors[name]
+        try:
+            terms = (
+                prior.log_density(x),
+                prior.log_density_gradient(x),
+                prior.log_density_curvature(x),
+            )
+        except (ValueError, ZeroDivisionError, OverflowError):
+            return False
+        return all(math.isfinite(v) for v in terms)
 
     def _held_fit(
         self,

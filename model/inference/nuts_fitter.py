@@ -72,6 +72,13 @@ class NutsFitter:
         t0 = time.time()
         with warnings.catch_warnings(), progress, exact_float():  # nutpie compiles lazily
             ignore_object_mode_notice()
+            # Ctrl-C in the first draws: nutpie hands ArviZ the partial draws (fewer than the
+            # chains), which the interrupted run discards; ArviZ's guess about the dims is moot
+            warnings.filterwarnings(
+                "ignore",
+                message="Found chain dimension to be longer than draw dimension",
+                category=UserWarning,
+            )
             idata = nutpie.sample(
                 compiled,
                 draws=settings.draws,
