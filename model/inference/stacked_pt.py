@@ -51,9 +51,12 @@ SQUARES = "sum of squares"
 """The target of the SAY pairs' terms (the components' targets are their names)."""
 
 
-def _basis(t, k: int, xp):
-    """``[T_0(t), ..., T_{k-1}(t)] = cos(n arccos t)`` along a last axis (``xp``: np or pt)."""
-    return xp.cos(np.arange(k, dtype=np.float64) * xp.arccos(t)[..., None])
+def _basis(t, k, xp):
+    """``[T_0(t), ..., T_{k-1}(t)] = cos(n arccos t)`` along a last axis (``xp``: np or pt).
+    With pt, ``k`` is the symbolic length of a shared table's axis: the compiled density then
+    does not depend on the number of Chebyshev nodes, and numba's cached functions serve
+    another simulation's tables of the same binning (``tests/test_nuts_fitter.py``)."""
+    return xp.cos(xp.arange(k, dtype="float64") * xp.arccos(t)[..., None])
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class ChebyshevStack:
         n, bins, k = self.log_coeffs.shape
         t = chebyshev.to_unit(pt.add(*(params[v] for v in self.variables)), self.interval)
         coeffs = table_input(self.log_coeffs.reshape(n * bins, k))
-        log_s = (coeffs @ _basis(t, k, pt)).reshape((n, bins))
+        log_s = (coeffs @ _basis(t, coeffs.shape[1], pt)).reshape((n, bins))
         return table_input(self.mask) * pt.exp(log_s)
 
 
@@ -112,8 +115,8 @@ class ResponseStack:
         piece = table_input(self.first) + pt.sum(pt.ge(v[:, None], table_input(self.inner)), axis=1)
         low, high = table_input(self.low)[piece], table_input(self.high)[piece]
         t = (2.0 * v - low - high) / (high - low)
-        basis = _basis(t * INSIDE, self.log_coeffs.shape[1], pt)  # (S, K)
         coeffs = table_input(self.log_coeffs)
+        basis = _basis(t * INSIDE, coeffs.shape[1], pt)  # (S, K)
         # each systematic's piece a view (K, components * bins), not a gathered copy
         flat = pt.add(*(basis[s] @ coeffs[piece[s]] for s in range(len(self.parameters))))
         return flat.reshape((len(self.components), -1))
