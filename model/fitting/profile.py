@@ -720,43 +720,14 @@ class ProfileFitter:
         threshold: float,
         xtol: float,
     ) -> float:
-        """One end of :meth:`interval` (:meth:`_walk` from the best fit)."""
+        """One end of :meth:`interval`: the root search from the best fit outwards, each fit
+        from the last one's optimum (a continuation: the profile follows the branch of the
+        other parameters' optimum that starts at the best fit).  (A start moved as the last
+        fit's Hessian predicts saves a Newton step or two, but was seen to jump to another,
+        worse branch where the release's epsilon_dom makes the likelihood bimodal: not
+        taken.)"""
         others = {k: v for k, v in best.values.items() if k != name}
-        return self._walk(
-            counts,
-            best,
-            name,
-            i,
-            direction,
-            bound,
-            scale,
-            threshold,
-            xtol,
-            others,
-            best.values[name],
-        )
-
-    def _walk(
-        self,
-        counts: np.ndarray,
-        best: Fit,
-        name: str,
-        i: int,
-        direction: float,
-        bound: float,
-        scale: float,
-        threshold: float,
-        xtol: float,
-        others: dict[str, float],
-        inside: float,
-    ) -> float:
-        """The end's root search from ``inside`` (``ts`` below the threshold there) outwards,
-        each fit from the last one's optimum ``others`` (updated), as a continuation: the
-        profile follows the branch of the other parameters' optimum that starts at the best
-        fit.  (A start moved as the last fit's Hessian predicts saves a Newton step or two,
-        but was seen to jump to another, worse branch where the release's epsilon_dom makes
-        the likelihood bimodal: not taken.)"""
-        x_best = best.values[name]
+        x_best = inside = best.values[name]
         tol = xtol * max(1.0, abs(x_best))
         edge = bound - direction * 1e-12 * max(1.0, abs(bound)) if math.isfinite(bound) else None
         if edge is not None and (inside - edge) * direction >= 0:
