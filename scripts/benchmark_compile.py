@@ -4,8 +4,8 @@ after nutpie's rewrites, the cold numba compilation of nutpie's model (run in a 
 ``PYTENSOR_FLAGS=base_compiledir=...`` to measure it cold) and the cost of one log-density +
 gradient evaluation.  Prints figures; asserts nothing.
 
-    PYTENSOR_FLAGS=base_compiledir=/tmp/cache-x .venv/bin/python scripts/benchmark_compile.py \
-        --hese-release /tmp/rel100 [--binned /tmp/binned.pkl]
+    PYTENSOR_FLAGS=base_compiledir=<empty dir> .venv/bin/python scripts/benchmark_compile.py \
+        --hese-release DIR [--binned FILE.pkl]
 
 ``--binned``: a pickle of the binned dataset (written when missing, read when present), so
 that repeated measurements skip the table building.
@@ -46,7 +46,7 @@ def binned_dataset(release: Path, cache: Path | None):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hese-release", type=Path, default=Path("/tmp/rel100"))
+    parser.add_argument("--hese-release", type=Path, required=True)
     parser.add_argument("--binned", type=Path, default=None)
     parser.add_argument("--repeat", type=int, default=2000)
     args = parser.parse_args()

@@ -7,7 +7,7 @@ tables takes ~15 s), finds the MAP, then times ``log_posterior`` at the MAP and 
 other points inside the priors' supports.  Prints the figures (a script run on demand,
 not a test); the CPU time (``time.process_time``) is the steadier figure on a shared machine::
 
-    .venv/bin/python scripts/benchmark_evaluation.py [--release /tmp/rel100] [--n 300]
+    .venv/bin/python scripts/benchmark_evaluation.py --release DIR [--n 300]
         [--profile]
 
 ``--save FILE`` writes the evaluations (value, gradient, Hessian at each point) to an
@@ -57,7 +57,7 @@ def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--release", type=Path, default=Path("/tmp/rel100"))
+    parser.add_argument("--release", type=Path, required=True)
     parser.add_argument("--n", type=int, default=300, help="evaluations per point")
     parser.add_argument("--profile", action="store_true", help="cProfile the evaluations")
     parser.add_argument("--save", type=Path, help="write the evaluations to this .npz")

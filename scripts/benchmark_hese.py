@@ -1,6 +1,6 @@
 """The HESE release's model: whole `diffuse-fit` jobs beside the release's own fitter.
 
-    .venv/bin/python scripts/benchmark_hese.py --release /tmp/rel100 [--repeat 3] [--n 20]
+    .venv/bin/python scripts/benchmark_hese.py --release DIR [--repeat 3] [--n 20]
         [--jobs map,toys] [--sample] [--cold] [--json FILE]
         [--release-code DIR --release-python PY [--release-modes fixed,free]]
 
